@@ -1,0 +1,3 @@
+from galspec_site.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,128 @@
+"""GalSpec settings: one file, everything that differs between deployments read from the environment.
+
+Defaults run on a laptop with nothing installed: SQLite, a filesystem Celery broker, data under ./var.
+Production sets DATABASE_URL (PostgreSQL) and REDIS_URL (Celery broker and result backend).
+Every variable is listed with its default in .env.example.
+"""
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("GALSPEC_DEBUG", default=False)
+SECRET_KEY = env("GALSPEC_SECRET_KEY", default="galspec-insecure-development-key-change-me")
+ALLOWED_HOSTS = env.list("GALSPEC_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# Arrays (preprocessed flux, embeddings), checkpoints, indexes and the embedded broker live here.
+DATA_DIR = Path(env("GALSPEC_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+# Where real SDSS files for tests and comparisons are found (never copied into the repository).
+SHARED_DATA_DIR = Path(env("GALSPEC_SHARED_DATA", default=str(BASE_DIR.parent / "shared" / "data")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "kb",
+    "training",
+    "inference",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "galspec_site.urls"
+WSGI_APPLICATION = "galspec_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'galspec.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, worker, commands) share the file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env("GALSPEC_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+
+# Celery: Redis in production; with no REDIS_URL, an embedded filesystem broker needing no server.
+REDIS_URL = env("REDIS_URL", default="")
+BROKER_DIR = DATA_DIR / "broker"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_RESULT_BACKEND = env(
+    "CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{(DATA_DIR / 'broker' / 'results').as_posix()}"
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {}
+    if REDIS_URL or not CELERY_BROKER_URL.startswith("filesystem")
+    else {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+)
+CELERY_TASK_ALWAYS_EAGER = env.bool("GALSPEC_CELERY_EAGER", default=False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ROUTES = {
+    "training.tasks.*": {"queue": "training"},
+    "inference.tasks.embed_*": {"queue": "embedding"},
+}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+
+# Pipeline defaults.
+GALSPEC_DEVICE = env("GALSPEC_DEVICE", default="auto")  # auto | cpu | cuda
+GALSPEC_TORCH_THREADS = env.int("GALSPEC_TORCH_THREADS", default=0)  # 0: torch's own default
+
+REST_FRAMEWORK = {
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("GALSPEC_LOG_LEVEL", default="WARNING")},
+}

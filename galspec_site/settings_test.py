@@ -1,0 +1,12 @@
+"""Test settings: the same settings, with data in a throw-away folder and fast password hashing.
+
+DATABASE_URL and REDIS_URL still choose the backends, so CI runs the suite on PostgreSQL and Redis.
+"""
+import os
+import tempfile
+
+os.environ.setdefault("GALSPEC_DATA_DIR", tempfile.mkdtemp(prefix="galspec-test-"))
+
+from galspec_site.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,194 @@
+"""Writes to the spectra tables: ingesting a folder of SDSS-format files and catalogs."""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from kb import catalogs
+from kb.models import CatalogLabel, IngestRun, Spectrum
+from kb.preprocess import PAPER, PreprocessError, preprocess
+from kb.spectra import SdssSpectrum, SpectrumFileError, read_spectrum
+from kb.store import SpectrumStore
+
+SPECTRUM_FILE = re.compile(r"^spec-(\d{4,5})-(\d{5})-(\d{4})\.fits(\.gz)?$")
+BATCH = 128
+
+
+def spectrum_store() -> SpectrumStore:
+    """The store of preprocessed flux, shared by every process of this deployment."""
+    return SpectrumStore(settings.DATA_DIR / "spectra", n_pixels=PAPER.n_pixels)
+
+
+@dataclass
+class IngestSummary:
+    found: int = 0
+    added: int = 0
+    already: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)  # file name -> reason
+    labels_added: Counter = field(default_factory=Counter)  # catalog -> new labels
+    labels_unmatched: Counter = field(default_factory=Counter)  # catalog -> rows with no ingested spectrum
+    catalog_errors: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "found": self.found,
+            "added": self.added,
+            "already_ingested": self.already,
+            "rejected": self.rejected,
+            "labels_added": dict(self.labels_added),
+            "labels_unmatched": dict(self.labels_unmatched),
+            "catalog_errors": self.catalog_errors,
+        }
+
+
+def spectrum_files(folder: Path) -> list[Path]:
+    """Every spec-*.fits(.gz) file under ``folder``, in a stable order."""
+    return sorted(p for p in folder.rglob("spec-*.fits*") if p.is_file() and ".part" not in p.suffixes)
+
+
+@contextmanager
+def _ingest_lock():
+    """One ingest at a time per deployment: they append to the same array store."""
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    with open(settings.DATA_DIR / "ingest.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError("another ingest is running on this deployment; try again when it ends") from None
+        yield
+
+
+def ingest_folder(*, folder: str | Path, on_progress: Callable[[int, int], None] | None = None) -> IngestSummary:
+    """Ingest every spectrum and catalog under ``folder``: idempotent and resumable.
+
+    Spectra go in batches: the preprocessed flux is appended to the array store, then the batch's
+    rows are committed to the database in one transaction. Store rows that no committed record
+    points to (left by a crash) are dropped before starting. A bad file is reported by name with its
+    reason and nothing of it is written; the others are ingested. Catalogs are read after the spectra
+    and their rows attached to the ingested spectra they match.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    summary = IngestSummary()
+    run = IngestRun.objects.create(source=str(folder.resolve()))
+    with _ingest_lock():
+        store = spectrum_store()
+        store.truncate(_committed_rows())
+        files = spectrum_files(folder)
+        summary.found = len(files)
+        known = set(Spectrum.objects.values_list("plate", "mjd", "fiberid"))
+        todo = []
+        for path in files:
+            match = SPECTRUM_FILE.match(path.name)
+            ids = tuple(int(g) for g in match.groups()[:3]) if match else None
+            if ids in known:
+                summary.already += 1
+            else:
+                todo.append(path)
+        done = summary.already
+        if on_progress:
+            on_progress(done, len(files))
+        for start in range(0, len(todo), BATCH):
+            batch = todo[start : start + BATCH]
+            _ingest_batch(batch, store, summary)
+            done += len(batch)
+            if on_progress:
+                on_progress(done, len(files))
+        _ingest_catalogs(folder, summary)
+    run.finished_at = timezone.now()
+    run.summary = summary.as_dict()
+    run.save(update_fields=["finished_at", "summary"])
+    return summary
+
+
+def _committed_rows() -> int:
+    last = Spectrum.objects.aggregate(last=Max("store_row"))["last"]
+    return 0 if last is None else last + 1
+
+
+def _ingest_batch(paths: list[Path], store: SpectrumStore, summary: IngestSummary) -> None:
+    records, fluxes, valids = [], [], []
+    seen = set()  # specobjids in this batch: the same spectrum under two file names is ingested once
+    for path in paths:
+        try:
+            data = path.read_bytes()
+            spectrum = read_spectrum(path)
+            grid = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.valid, spectrum.z)
+        except SpectrumFileError as error:
+            summary.rejected[path.name] = error.reason
+            continue
+        except PreprocessError as error:
+            summary.rejected[path.name] = f"cannot preprocess: {error}"
+            continue
+        except OSError as error:
+            summary.rejected[path.name] = f"cannot read: {error}"
+            continue
+        key = str(spectrum.specobjid)
+        if key in seen:
+            summary.already += 1
+            continue
+        seen.add(key)
+        records.append(_spectrum_record(spectrum, grid.norm, grid.valid, hashlib.sha256(data).hexdigest()))
+        fluxes.append(grid.flux)
+        valids.append(grid.valid)
+    if not records:
+        return
+    ids = [record.specobjid for record in records]
+    existing = set(Spectrum.objects.filter(specobjid__in=ids).values_list("specobjid", flat=True))
+    keep = [i for i, r in enumerate(records) if r.specobjid not in existing]
+    summary.already += len(records) - len(keep)
+    if not keep:
+        return
+    first = store.append(np.stack([fluxes[i] for i in keep]), np.stack([valids[i] for i in keep]))
+    for offset, i in enumerate(keep):
+        records[i].store_row = first + offset
+    with transaction.atomic():
+        Spectrum.objects.bulk_create([records[i] for i in keep])
+    summary.added += len(keep)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _spectrum_record(spectrum: SdssSpectrum, norm: float, valid: np.ndarray, sha256: str) -> Spectrum:
+    lines = {
+        name: {"wave_rest": line.wave_rest, "flux": _finite(line.flux), "flux_err": _finite(line.flux_err),
+               "ew": _finite(line.ew), "sigma": _finite(line.sigma)}
+        for name, line in spectrum.lines.items()
+    }
+    return Spectrum(
+        specobjid=str(spectrum.specobjid),
+        plate=spectrum.plate,
+        mjd=spectrum.mjd,
+        fiberid=spectrum.fiberid,
+        ra=_finite(spectrum.ra),
+        dec=_finite(spectrum.dec),
+        z=spectrum.z,
+        z_err=_finite(spectrum.z_err),
+        zwarning=spectrum.zwarning,
+        sdss_class=spectrum.sdss_class,
+        subclass=spectrum.subclass,
+        sn_median=_finite(spectrum.sn_median),
+        vdisp=_finite(spectrum.vdisp),
+        run2d=spectrum.run2d,
+        norm=norm,
+        valid_fraction=float(valid.mean()),
+        lines=lines,
+        source_file=spectrum.path,
+        source_sha256=sha256,
+    )

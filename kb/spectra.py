@@ -1,0 +1,194 @@
+"""Reading SDSS spectra: spec-lite and full spec FITS files (DR8-DR17 layout), with astropy.
+
+A file has HDU 1 ``COADD`` (one row per pixel: flux, loglam, ivar, and_mask, ...), HDU 2 ``SPECOBJ``
+(one row: PLATE, MJD, FIBERID, SPECOBJID, Z, CLASS, ...) and HDU 3 ``SPZLINE`` (one row per fitted
+emission line). Units are converted here, at the edge, and nowhere else:
+
+- ``wave_obs``: 10**loglam, Angstrom, vacuum, observed frame.
+- ``flux``: 1e-17 erg s^-1 cm^-2 Angstrom^-1 (SDSS's unit); ``ivar`` in the inverse square of it.
+- ``valid``: True where the pixel was really measured: ivar > 0, finite flux, and no bit of
+  ``BAD_AND_MASK`` set in and_mask (the pixel was bad in every exposure). Invalid pixels stay invalid
+  all the way to the model (see kb/preprocess.py).
+
+Everything that can go wrong with a file raises ``SpectrumFileError`` naming the file and the reason.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+# SDSS spectroscopic pixel mask bits (SPPIXMASK) that make an and_mask pixel unusable. Left out as
+# harmless: NEARBADPIXEL (16), PARTIALREJECT (19) and REDMONSTER (28), which flag pixels that are fine.
+SPPIXMASK_BAD_BITS = {
+    "NOPLUG": 0, "BADTRACE": 1, "BADFLAT": 2, "BADARC": 3, "MANYBADCOLUMNS": 4, "MANYREJECTED": 5,
+    "LARGESHIFT": 6, "BADSKYFIBER": 7, "NEARWHOPPER": 8, "WHOPPER": 9, "SMEARIMAGE": 10,
+    "SMEARHIGHSN": 11, "SMEARMEDSN": 12, "LOWFLAT": 17, "FULLREJECT": 18, "SCATTEREDLIGHT": 20,
+    "CROSSTALK": 21, "NOSKY": 22, "BRIGHTSKY": 23, "NODATA": 24, "COMBINEREJ": 25,
+    "BADFLUXFACTOR": 26, "BADSKYCHI": 27,
+}
+BAD_AND_MASK = sum(1 << bit for bit in SPPIXMASK_BAD_BITS.values())
+
+COADD_COLUMNS = ("flux", "loglam", "ivar", "and_mask")
+SPECOBJ_COLUMNS = ("PLATE", "MJD", "FIBERID", "SPECOBJID", "Z")
+
+
+class SpectrumFileError(ValueError):
+    """A spectrum file that cannot be read; the message names the file and says why."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{Path(path).name}: {reason}")
+
+
+@dataclass(frozen=True)
+class EmissionLine:
+    """One SPZLINE row. Flux in 1e-17 erg s^-1 cm^-2; equivalent width in Angstrom; sigma in km/s."""
+
+    name: str
+    wave_rest: float  # Angstrom, vacuum
+    flux: float
+    flux_err: float  # <= 0 where the fit failed or the line was not measured
+    ew: float
+    sigma: float
+
+    @property
+    def snr(self) -> float:
+        return self.flux / self.flux_err if self.flux_err > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class SdssSpectrum:
+    """One SDSS spectrum as read from its file. Arrays all have shape (L,), L the native pixel count."""
+
+    path: str
+    specobjid: int  # Python int: SDSS ids exceed int64 for plates >= 8192
+    plate: int
+    mjd: int
+    fiberid: int
+    ra: float  # degrees, J2000 (PLUG_RA)
+    dec: float  # degrees, J2000 (PLUG_DEC)
+    z: float
+    z_err: float
+    zwarning: int
+    sdss_class: str  # GALAXY, QSO, STAR
+    subclass: str
+    sn_median: float  # median S/N per pixel over the whole spectrum
+    vdisp: float  # km/s
+    run2d: str
+    wave_obs: np.ndarray  # (L,) Angstrom, vacuum, observed
+    flux: np.ndarray  # (L,) 1e-17 erg s^-1 cm^-2 Angstrom^-1
+    ivar: np.ndarray  # (L,) (1e-17 erg s^-1 cm^-2 Angstrom^-1)^-2
+    and_mask: np.ndarray  # (L,) int32 SPPIXMASK bits
+    valid: np.ndarray  # (L,) bool
+    lines: dict[str, EmissionLine]
+
+    @property
+    def plate_mjd_fiber(self) -> str:
+        return f"{self.plate:04d}-{self.mjd:05d}-{self.fiberid:04d}"
+
+
+def read_spectrum(path: str | Path) -> SdssSpectrum:
+    """Read an SDSS spec-lite or spec file; raise SpectrumFileError for anything unusable."""
+    path = Path(path)
+    try:
+        with fits.open(path, memmap=False) as hdus:
+            hdus.verify("silentfix")
+            coadd = _table(path, hdus, "COADD")
+            specobj = _table(path, hdus, "SPECOBJ")
+            lines = _emission_lines(hdus)
+            return _spectrum(path, coadd, specobj, lines)
+    except SpectrumFileError:
+        raise
+    except FileNotFoundError:
+        raise SpectrumFileError(path, "file not found") from None
+    except OSError as error:  # astropy raises OSError for non-FITS files and truncated data
+        raise SpectrumFileError(path, f"not a readable FITS file ({error})") from None
+    except (TypeError, ValueError, IndexError, KeyError) as error:
+        raise SpectrumFileError(path, f"malformed FITS content ({error})") from None
+
+
+def _table(path: Path, hdus: fits.HDUList, name: str):
+    if name not in hdus:
+        raise SpectrumFileError(path, f"no HDU '{name}'")
+    data = hdus[name].data
+    if data is None or len(data) == 0:
+        raise SpectrumFileError(path, f"HDU '{name}' is empty")
+    return data
+
+
+def _column(path: Path, table, hdu: str, name: str) -> np.ndarray:
+    names = {n.lower(): n for n in table.columns.names}
+    if name.lower() not in names:
+        raise SpectrumFileError(path, f"HDU '{hdu}' has no column '{name}'")
+    return np.asarray(table[names[name.lower()]])
+
+
+def _spectrum(path: Path, coadd, specobj, lines: dict[str, EmissionLine]) -> SdssSpectrum:
+    flux, loglam, ivar, and_mask = (_column(path, coadd, "COADD", c) for c in COADD_COLUMNS)
+    wave_obs = (10.0 ** loglam.astype(np.float64)).astype(np.float32)
+    flux = flux.astype(np.float32)
+    ivar = ivar.astype(np.float32)
+    and_mask = and_mask.astype(np.int64).astype(np.int32)
+    if not np.all(np.diff(wave_obs) > 0):
+        raise SpectrumFileError(path, "COADD loglam is not strictly increasing")
+    valid = (ivar > 0) & np.isfinite(flux) & np.isfinite(ivar) & ((and_mask & BAD_AND_MASK) == 0)
+    if not valid.any():
+        raise SpectrumFileError(path, "no valid pixel (every ivar is 0 or every pixel is masked)")
+    flux = np.where(valid, flux, 0.0).astype(np.float32)
+
+    row = {name: _column(path, specobj, "SPECOBJ", name)[0] for name in SPECOBJ_COLUMNS}
+    optional = {n.upper(): specobj[n][0] for n in specobj.columns.names}
+    try:
+        specobjid = int(str(row["SPECOBJID"]).strip())
+    except ValueError:
+        raise SpectrumFileError(path, f"SPECOBJ SPECOBJID {row['SPECOBJID']!r} is not an integer") from None
+    z = float(row["Z"])
+    if not math.isfinite(z) or z < -0.01:
+        raise SpectrumFileError(path, f"SPECOBJ Z = {z} is not a usable redshift")
+    return SdssSpectrum(
+        path=str(path),
+        specobjid=specobjid,
+        plate=int(row["PLATE"]),
+        mjd=int(row["MJD"]),
+        fiberid=int(row["FIBERID"]),
+        ra=float(optional.get("PLUG_RA", math.nan)),
+        dec=float(optional.get("PLUG_DEC", math.nan)),
+        z=z,
+        z_err=float(optional.get("Z_ERR", math.nan)),
+        zwarning=int(optional.get("ZWARNING", 0)),
+        sdss_class=str(optional.get("CLASS", "")).strip(),
+        subclass=str(optional.get("SUBCLASS", "")).strip(),
+        sn_median=float(optional.get("SN_MEDIAN_ALL", math.nan)),
+        vdisp=float(optional.get("VDISP", math.nan)),
+        run2d=str(optional.get("RUN2D", "")).strip(),
+        wave_obs=wave_obs,
+        flux=flux,
+        ivar=np.where(valid, ivar, 0.0).astype(np.float32),
+        and_mask=and_mask,
+        valid=valid,
+        lines=lines,
+    )
+
+
+def _emission_lines(hdus: fits.HDUList) -> dict[str, EmissionLine]:
+    """SPZLINE rows keyed by LINENAME (e.g. 'H_alpha', '[N_II] 6583'); empty if the HDU is absent."""
+    if "SPZLINE" not in hdus or hdus["SPZLINE"].data is None:
+        return {}
+    table = hdus["SPZLINE"].data
+    lines = {}
+    for row in table:
+        line = EmissionLine(
+            name=str(row["LINENAME"]).strip(),
+            wave_rest=float(row["LINEWAVE"]),
+            flux=float(row["LINEAREA"]),
+            flux_err=float(row["LINEAREA_ERR"]),
+            ew=float(row["LINEEW"]) if "LINEEW" in table.columns.names else math.nan,
+            sigma=float(row["LINESIGMA"]) if "LINESIGMA" in table.columns.names else math.nan,
+        )
+        lines[line.name] = line
+    return lines

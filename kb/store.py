@@ -1,0 +1,135 @@
+"""Array stores: fixed-width rows appended to a flat binary file and read back memory-mapped.
+
+Preprocessed spectra (and, in inference/, embeddings) are too many for one database blob each: a
+survey of 3 million spectra is 44 GB of float32 flux. They live in flat files that any process can
+``np.memmap``; the database keeps, for each spectrum, its row number.
+
+A store is a folder with ``<name>.bin`` (rows of ``width`` values, C order) and ``<name>.json`` (width,
+dtype and the number of committed rows). Appending writes and fsyncs the data first, then replaces the
+JSON atomically, so a crash leaves at worst some uncommitted bytes past the end that the next writer
+overwrites: readers never see a half-written row.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class RowStore:
+    """Rows of ``width`` values of ``dtype`` in ``folder/name.bin``; ``rows`` of them committed."""
+
+    def __init__(self, folder: str | Path, name: str, *, width: int, dtype: str = "float32"):
+        self.folder = Path(folder)
+        self.name = name
+        self.width = int(width)
+        self.dtype = np.dtype(dtype)
+        self.data_path = self.folder / f"{name}.bin"
+        self.meta_path = self.folder / f"{name}.json"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.meta_path.exists():
+            meta = json.loads(self.meta_path.read_text())
+            if meta["width"] != self.width or np.dtype(meta["dtype"]) != self.dtype:
+                raise ValueError(
+                    f"{self.meta_path}: holds rows of {meta['width']} {meta['dtype']}, "
+                    f"not {self.width} {self.dtype.name}"
+                )
+        else:
+            self._commit(0)
+
+    @property
+    def rows(self) -> int:
+        return int(json.loads(self.meta_path.read_text())["rows"])
+
+    @property
+    def row_bytes(self) -> int:
+        return self.width * self.dtype.itemsize
+
+    def append(self, block: np.ndarray) -> int:
+        """Append (n, width) rows; returns the index of the first one. Durable when it returns."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.ndim != 2 or block.shape[1] != self.width:
+            raise ValueError(f"{self.name}: expected rows of width {self.width}, got shape {block.shape}")
+        first = self.rows
+        with open(self.data_path, "r+b" if self.data_path.exists() else "wb") as handle:
+            handle.seek(first * self.row_bytes)
+            handle.write(block.tobytes())
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._commit(first + len(block))
+        return first
+
+    def write_rows(self, first: int, block: np.ndarray) -> None:
+        """Overwrite or extend from row ``first`` (<= rows); commits up to first + len(block)."""
+        if first > self.rows:
+            raise ValueError(f"{self.name}: cannot write at row {first}, only {self.rows} rows exist")
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        with open(self.data_path, "r+b" if self.data_path.exists() else "wb") as handle:
+            handle.seek(first * self.row_bytes)
+            handle.write(block.tobytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._commit(max(self.rows, first + len(block)))
+
+    def truncate(self, rows: int) -> None:
+        """Forget every row from ``rows`` on (rows that no database record points to)."""
+        if rows < self.rows:
+            self._commit(rows)
+            with open(self.data_path, "r+b") as handle:
+                handle.truncate(rows * self.row_bytes)
+
+    def read(self) -> np.ndarray:
+        """The committed rows as a read-only (rows, width) memory map (an empty array if none)."""
+        rows = self.rows
+        if rows == 0:
+            return np.empty((0, self.width), dtype=self.dtype)
+        return np.memmap(self.data_path, dtype=self.dtype, mode="r", shape=(rows, self.width))
+
+    def _commit(self, rows: int) -> None:
+        meta = {"width": self.width, "dtype": self.dtype.name, "rows": int(rows)}
+        tmp = self.meta_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, self.meta_path)
+
+
+class SpectrumStore:
+    """Preprocessed spectra: ``flux`` (rows, n_pixels) float32 and ``valid`` (rows, n_pixels) bool.
+
+    Row i of both belongs to the spectrum whose database record has ``store_row == i``.
+    """
+
+    def __init__(self, folder: str | Path, *, n_pixels: int):
+        self.folder = Path(folder)
+        self.flux_rows = RowStore(folder, "flux", width=n_pixels, dtype="float32")
+        self.valid_rows = RowStore(folder, "valid", width=n_pixels, dtype="bool")
+        self.repair()
+
+    def repair(self) -> None:
+        """After a crash between the two appends, keep only rows present in both files."""
+        rows = min(self.flux_rows.rows, self.valid_rows.rows)
+        self.flux_rows.truncate(rows)
+        self.valid_rows.truncate(rows)
+
+    @property
+    def rows(self) -> int:
+        return min(self.flux_rows.rows, self.valid_rows.rows)
+
+    def append(self, flux: np.ndarray, valid: np.ndarray) -> int:
+        """Append (n, n_pixels) flux and valid rows; returns the first row index."""
+        if flux.shape != valid.shape:
+            raise ValueError(f"flux {flux.shape} and valid {valid.shape} differ in shape")
+        first = self.flux_rows.append(flux)
+        self.valid_rows.append(valid)
+        return first
+
+    def truncate(self, rows: int) -> None:
+        self.flux_rows.truncate(rows)
+        self.valid_rows.truncate(rows)
+
+    def read(self) -> tuple[np.ndarray, np.ndarray]:
+        """(flux, valid), both memory-mapped (rows, n_pixels)."""
+        rows = self.rows
+        return self.flux_rows.read()[:rows], self.valid_rows.read()[:rows]
