@@ -4,6 +4,7 @@ Defaults run on a laptop with nothing installed: SQLite, a filesystem Celery bro
 Production sets DATABASE_URL (PostgreSQL) and REDIS_URL (Celery broker and result backend).
 Every variable is listed with its default in .env.example.
 """
+from importlib.util import find_spec
 from pathlib import Path
 
 import environ
@@ -82,7 +83,11 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # plotly.js as shipped inside the pinned plotly package: served by us, no CDN, works offline.
+    ("vendor/plotly", Path(find_spec("plotly").origin).parent / "package_data"),
+]
 STATIC_ROOT = Path(env("GALSPEC_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 
 # Celery: Redis in production; with no REDIS_URL, an embedded filesystem broker needing no server.

@@ -1,0 +1,45 @@
+"""python manage.py ingest DIR: load SDSS-format spectra and catalogs (real or mock) into GalSpec."""
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from kb.services import ingest_folder
+
+
+class Command(BaseCommand):
+    help = (
+        "Ingest every spec-*.fits file under DIR (preprocessed flux into the array store, metadata and "
+        "emission lines into the database) and the catalogs found there (galSpecInfo/galSpecExtra, "
+        "emissionLinesPort, lenscat-format lens candidates, Baron & Poznanski outliers). Idempotent."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("folder", help="folder holding spec-*.fits files (searched recursively) and catalogs")
+        parser.add_argument("--quiet-rejects", action="store_true", help="count rejected files, do not list them")
+
+    def handle(self, *args, folder, quiet_rejects, verbosity, **options):
+        bar = tqdm(total=0, unit="spectra", desc="ingest", disable=verbosity == 0)
+
+        def on_progress(done, total):
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            summary = ingest_folder(folder=folder, on_progress=on_progress)
+        except (FileNotFoundError, RuntimeError) as error:
+            raise CommandError(str(error)) from None
+        finally:
+            bar.close()
+        out = self.stdout
+        out.write(
+            f"{summary.found} spectrum files: {summary.added} added, {summary.already} already ingested, "
+            f"{len(summary.rejected)} rejected"
+        )
+        if summary.rejected and not quiet_rejects:
+            for name, reason in sorted(summary.rejected.items()):
+                out.write(self.style.WARNING(f"  rejected {name}: {reason}"))
+        for catalog, count in sorted(summary.labels_added.items()):
+            unmatched = summary.labels_unmatched.get(catalog, 0)
+            out.write(f"catalog {catalog}: {count} labels added, {unmatched} rows match no ingested spectrum")
+        for name, reason in sorted(summary.catalog_errors.items()):
+            out.write(self.style.ERROR(f"  catalog {name} not read: {reason}"))

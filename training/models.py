@@ -1,0 +1,38 @@
+"""Pre-training runs of the encoder and the checkpoints they leave."""
+from django.db import models
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    preset = models.CharField(max_length=32, help_text="Model preset: small or paper")
+    model_config = models.JSONField(default=dict, help_text="EncoderConfig as saved in the checkpoint")
+    train_config = models.JSONField(default=dict, help_text="PretrainConfig as saved in the checkpoint")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    step = models.PositiveIntegerField(default=0)
+    max_steps = models.PositiveIntegerField(default=0)
+    n_spectra = models.PositiveIntegerField(default=0, help_text="Spectra the run trained and validated on")
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="val_masked_mse, val_interp_mse (dimensionless normalised flux^2), ..."
+    )
+    checkpoint_dir = models.CharField(max_length=500, blank=True)
+    in_service = models.BooleanField(default=False, help_text="The checkpoint that embeds queries and KBs")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["in_service"], condition=models.Q(in_service=True), name="one_training_run_in_service"
+            ),
+        ]
+
+    def __str__(self):
+        return f"training run {self.pk} ({self.preset}, {self.status})"

@@ -1,0 +1,92 @@
+"""Writes for training: creating and executing pre-training runs."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from kb.preprocess import PAPER
+from kb.services import spectrum_store
+from training.models import TrainingRun
+from training.model import PRESETS
+from training.pretrain import PretrainConfig, pretrain
+
+ProgressCallback = Callable[[int, int, dict], None]
+
+
+def training_run_create(*, preset: str, out_dir: str | Path | None = None, **train_options) -> TrainingRun:
+    """Record a run of `preset` ('small' or 'paper'); options override PretrainConfig's defaults."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+    fields = {f.name for f in dataclasses.fields(PretrainConfig)}
+    unknown = set(train_options) - fields
+    if unknown:
+        raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
+    config = PretrainConfig(**{k: v for k, v in train_options.items() if v is not None})
+    run = TrainingRun.objects.create(
+        preset=preset,
+        model_config=dataclasses.asdict(PRESETS[preset]),
+        train_config=dataclasses.asdict(config),
+        max_steps=config.max_steps,
+    )
+    run.checkpoint_dir = str(Path(out_dir) if out_dir else settings.DATA_DIR / "checkpoints" / f"run-{run.pk}")
+    run.save(update_fields=["checkpoint_dir"])
+    return run
+
+
+def training_run_execute(
+    *, run: TrainingRun, promote: bool = True, on_progress: ProgressCallback | None = None
+) -> TrainingRun:
+    """Pre-train on every ingested spectrum; resumes from the run's last checkpoint if there is one.
+
+    On success the run records its metrics and, with ``promote``, its checkpoint goes into service.
+    """
+    flux, valid = spectrum_store().read()
+    if len(flux) < 10:
+        raise ValueError(f"only {len(flux)} spectra are ingested; pre-training needs at least 10")
+    run.status, run.started_at, run.n_spectra, run.error = TrainingRun.Status.RUNNING, timezone.now(), len(flux), ""
+    run.save(update_fields=["status", "started_at", "n_spectra", "error"])
+
+    def progress(step: int, max_steps: int, metrics: dict) -> None:
+        if step == max_steps or step % 25 == 0:
+            TrainingRun.objects.filter(pk=run.pk).update(step=step, max_steps=max_steps)
+        if on_progress:
+            on_progress(step, max_steps, metrics)
+
+    model_config = PRESETS[run.preset].__class__(**run.model_config)
+    config = PretrainConfig(**run.train_config)
+    try:
+        metrics = pretrain(
+            flux,
+            valid,
+            model_config=model_config,
+            config=config,
+            out_dir=Path(run.checkpoint_dir),
+            preprocess_config=PAPER.to_dict(),
+            on_progress=progress,
+        )
+    except BaseException as error:
+        run.status, run.error, run.finished_at = TrainingRun.Status.FAILED, repr(error), timezone.now()
+        run.save(update_fields=["status", "error", "finished_at"])
+        raise
+    run.status, run.metrics, run.finished_at = TrainingRun.Status.SUCCEEDED, metrics, timezone.now()
+    run.step = run.max_steps = config.max_steps
+    run.save(update_fields=["status", "metrics", "finished_at", "step", "max_steps"])
+    if promote:
+        training_run_promote(run=run)
+    return run
+
+
+@transaction.atomic
+def training_run_promote(*, run: TrainingRun) -> TrainingRun:
+    """Put a succeeded run's checkpoint into service, taking the previous one out (one switch)."""
+    if run.status != TrainingRun.Status.SUCCEEDED:
+        raise ValueError(f"{run} has not succeeded; only a finished run can go into service")
+    TrainingRun.objects.select_for_update().filter(in_service=True).exclude(pk=run.pk).update(in_service=False)
+    run.in_service = True
+    run.save(update_fields=["in_service"])
+    return run
