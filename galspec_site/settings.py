@@ -20,6 +20,7 @@ ALLOWED_HOSTS = env.list("GALSPEC_ALLOWED_HOSTS", default=["localhost", "127.0.0
 
 # Arrays (preprocessed flux, embeddings), checkpoints, indexes and the embedded broker live here.
 DATA_DIR = Path(env("GALSPEC_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 # Where real SDSS files for tests and comparisons are found (never copied into the repository).
 SHARED_DATA_DIR = Path(env("GALSPEC_SHARED_DATA", default=str(BASE_DIR.parent / "shared" / "data")))
 

@@ -15,11 +15,13 @@ Everything that can go wrong with a file raises ``SpectrumFileError`` naming the
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 
 # SDSS spectroscopic pixel mask bits (SPPIXMASK) that make an and_mask pixel unusable. Left out as
 # harmless: NEARBADPIXEL (16), PARTIALREJECT (19) and REDMONSTER (28), which flag pixels that are fine.
@@ -32,6 +34,7 @@ SPPIXMASK_BAD_BITS = {
 }
 BAD_AND_MASK = sum(1 << bit for bit in SPPIXMASK_BAD_BITS.values())
 
+FITS_BLOCK = 2880  # bytes: every FITS file is a whole number of these blocks
 COADD_COLUMNS = ("flux", "loglam", "ivar", "and_mask")
 SPECOBJ_COLUMNS = ("PLATE", "MJD", "FIBERID", "SPECOBJID", "Z")
 
@@ -96,8 +99,19 @@ def read_spectrum(path: str | Path) -> SdssSpectrum:
     """Read an SDSS spec-lite or spec file; raise SpectrumFileError for anything unusable."""
     path = Path(path)
     try:
-        with fits.open(path, memmap=False) as hdus:
-            hdus.verify("silentfix")
+        with open(path, "rb") as handle:
+            start = handle.read(30)
+        if not path.name.endswith(".gz") and not start.startswith(b"SIMPLE  ="):
+            raise SpectrumFileError(path, f"not a FITS file (it starts with {start[:16]!r}, not 'SIMPLE  =')")
+        size = path.stat().st_size
+        if size % FITS_BLOCK and not path.name.endswith(".gz"):
+            raise SpectrumFileError(path, f"truncated: {size} bytes is not a whole number of {FITS_BLOCK}-byte FITS blocks")
+        with warnings.catch_warnings(record=True) as caught, fits.open(path, memmap=False) as hdus:
+            warnings.simplefilter("always", AstropyUserWarning)
+            hdus.readall()
+            truncated = [w for w in caught if "truncated" in str(w.message)]
+            if truncated:
+                raise SpectrumFileError(path, f"truncated ({path.stat().st_size} bytes): {truncated[0].message}")
             coadd = _table(path, hdus, "COADD")
             specobj = _table(path, hdus, "SPECOBJ")
             lines = _emission_lines(hdus)

@@ -4,6 +4,6 @@ from kb import views
 
 app_name = "kb"
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("spectra/", views.spectra, name="spectra"),
     path("spectra/<int:pk>/", views.spectrum_detail, name="spectrum-detail"),
 ]

@@ -1,13 +1,11 @@
-"""HTML pages: the pipeline's state and the ingested spectra."""
+"""HTML pages of the ingested spectra."""
 import numpy as np
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
-from inference.selectors import embeddings_in_service
 from kb.models import Spectrum
 from kb.selectors import label_counts, last_ingest, spectrum_flux, spectrum_get, spectrum_list
-from training.selectors import training_run_list
 
 LINES_SHOWN = {  # lines marked on plots: rest wavelength, Angstrom, vacuum
     "[O II] 3727": 3728.48, "H-delta": 4102.89, "H-gamma": 4341.68, "H-beta": 4862.68, "[O III] 4959": 4960.30,
@@ -17,19 +15,16 @@ LINES_SHOWN = {  # lines marked on plots: rest wavelength, Angstrom, vacuum
 }
 
 
-def home(request):
+def spectra(request):
     page = Paginator(spectrum_list(label=request.GET.get("label")), 25).get_page(request.GET.get("page"))
-    embedding_set, _ = embeddings_in_service()
     context = {
         "spectra": page,
         "n_spectra": Spectrum.objects.count(),
         "labels": label_counts(),
         "label": request.GET.get("label", ""),
-        "runs": training_run_list(),
-        "embedding_set": embedding_set,
         "ingest": last_ingest(),
     }
-    return render(request, "kb/home.html", context)
+    return render(request, "kb/spectra.html", context)
 
 
 def spectrum_detail(request, pk: int):

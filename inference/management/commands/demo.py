@@ -1,0 +1,51 @@
+"""python manage.py demo: the whole pipeline on the embedded defaults, then the site.
+
+mock survey -> ingest (plus the real SDSS files in GALSPEC_SHARED_DATA, if present) -> pre-train the
+small preset -> embed -> serve. Steps already done (a survey on disk, a checkpoint in service) are kept,
+so running it again goes straight to the site.
+"""
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from training.selectors import training_run_in_service
+
+
+class Command(BaseCommand):
+    help = "Run the demo: mock survey, ingest, pre-train (small preset), embed, then serve the site."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--size", type=int, default=3000, help="spectra in the mock survey")
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--max-steps", type=int, help="pre-training steps (default: the preset's)")
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--no-serve", action="store_true", help="stop after the pipeline")
+
+    def handle(self, *args, size, seed, max_steps, addrport, no_serve, **options):
+        timings = {}
+
+        def stage(name, *command, **kwargs):
+            self.stdout.write(self.style.MIGRATE_HEADING(f"== {name}"))
+            start = time.perf_counter()
+            call_command(*command, **kwargs)
+            timings[name] = time.perf_counter() - start
+
+        stage("migrate", "migrate", verbosity=0)
+        survey = settings.DATA_DIR / "demo-survey"
+        if not (survey / "catalogs").exists():
+            stage("mock survey", "mock_survey", out=str(survey), size=size, seed=seed)
+        stage("ingest mock survey", "ingest", str(survey), quiet_rejects=True)
+        real = Path(settings.SHARED_DATA_DIR) / "sdss-spectra"
+        if real.is_dir():
+            stage("ingest real SDSS spectra", "ingest", str(real))
+        if training_run_in_service() is None:
+            stage("pre-train (small preset)", "pretrain", preset="small", max_steps=max_steps, seed=seed)
+        stage("embed", "embed")
+        self.stdout.write(self.style.SUCCESS("pipeline done in " + ", ".join(f"{k}: {v:.0f} s" for k, v in timings.items())))
+        self.stdout.write(f"total {sum(timings.values()):.0f} s")
+        if not no_serve:
+            self.stdout.write(self.style.SUCCESS(f"GalSpec at http://{addrport}/  (Ctrl-C stops it)"))
+            call_command("runserver", addrport, use_reloader=False, insecure_serving=True)

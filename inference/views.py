@@ -1,0 +1,19 @@
+"""The pipeline page: what is ingested, trained and embedded."""
+from django.shortcuts import render
+
+from inference.selectors import embeddings_in_service
+from kb.models import Spectrum
+from kb.selectors import label_counts, last_ingest
+from training.selectors import training_run_list
+
+
+def pipeline(request):
+    embedding_set, _ = embeddings_in_service()
+    context = {
+        "n_spectra": Spectrum.objects.count(),
+        "labels": label_counts(),
+        "runs": training_run_list(),
+        "embedding_set": embedding_set,
+        "ingest": last_ingest(),
+    }
+    return render(request, "inference/pipeline.html", context)

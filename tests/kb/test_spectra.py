@@ -1,0 +1,91 @@
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from kb.spectra import BAD_AND_MASK, SpectrumFileError, read_spectrum
+
+# SDSS's own values for the ten real files (SkyServer SpecObj): specobjid and redshift.
+EXPECTED = {
+    "0266-51630-0168": (299535582055393280, 0.06741),
+    "0266-51630-0215": (299548501317019648, 0.02168),
+    "0266-51630-0367": (299590282758875136, 0.06180),
+    "0266-51630-0481": (299621618840266752, 0.12077),
+    "0266-51630-0486": (299622993229801472, 0.14130),
+    "0266-51630-0598": (299653779555379200, 0.08019),
+    "0267-51608-0413": (300728826680338432, 0.09401),
+    "0268-51633-0074": (301761543396157440, 0.09186),
+    "0268-51633-0223": (301802500204292096, 0.08718),
+    "0268-51633-0251": (301810196785686528, 0.03181),
+}
+
+
+def test_real_files_give_their_identifiers_and_redshifts(real_spectra):
+    for path in real_spectra:
+        spectrum = read_spectrum(path)
+        specobjid, z = EXPECTED[spectrum.plate_mjd_fiber]
+        assert path.name == f"spec-{spectrum.plate_mjd_fiber}.fits"
+        assert spectrum.specobjid == specobjid
+        # The SDSS bit layout of specobjid encodes plate, fiber and MJD.
+        assert specobjid >> 50 == spectrum.plate
+        assert (specobjid >> 38) & 0xFFF == spectrum.fiberid
+        assert ((specobjid >> 24) & 0x3FFF) + 50000 == spectrum.mjd
+        assert spectrum.z == pytest.approx(z, abs=1e-4)
+        assert spectrum.sdss_class == "GALAXY"
+
+
+def test_wavelengths_are_angstrom_and_units_are_sdss(real_spectra):
+    spectrum = read_spectrum(real_spectra[0])
+    assert 3790 < spectrum.wave_obs[0] < 3830 and 9150 < spectrum.wave_obs[-1] < 9250
+    # log-lambda pixels of 1e-4 dex: 69 km/s each
+    assert np.allclose(np.diff(np.log10(spectrum.wave_obs.astype(np.float64))), 1e-4, atol=2e-6)
+    assert spectrum.flux.dtype == np.float32 and spectrum.flux.shape == spectrum.ivar.shape
+    halpha = spectrum.lines["H_alpha"]
+    assert halpha.wave_rest == pytest.approx(6564.61, abs=0.01) and halpha.flux > 0
+
+
+def test_invalid_pixels_are_those_without_ivar_or_with_bad_mask(real_spectra):
+    for path in real_spectra:
+        spectrum = read_spectrum(path)
+        with fits.open(path) as hdus:
+            ivar = hdus["COADD"].data["ivar"]
+            and_mask = hdus["COADD"].data["and_mask"]
+        expected = (ivar > 0) & ((and_mask & BAD_AND_MASK) == 0)
+        assert np.array_equal(spectrum.valid, expected)
+        assert np.all(spectrum.flux[~spectrum.valid] == 0)
+
+
+def test_a_truncated_file_is_an_error_naming_it(real_spectra, tmp_path):
+    truncated = tmp_path / "spec-0266-51630-0168.fits"
+    truncated.write_bytes(real_spectra[0].read_bytes()[:40000])
+    with pytest.raises(SpectrumFileError) as error:
+        read_spectrum(truncated)
+    assert str(error.value).startswith("spec-0266-51630-0168.fits: ")
+
+
+def test_a_file_that_is_not_fits_is_an_error(tmp_path):
+    path = tmp_path / "spec-0001-50000-0001.fits"
+    path.write_text("<html>404 Not Found</html>")
+    with pytest.raises(SpectrumFileError, match="not a FITS file"):
+        read_spectrum(path)
+
+
+def test_a_missing_column_is_named(real_spectra, tmp_path):
+    path = tmp_path / real_spectra[0].name
+    shutil.copy(real_spectra[0], path)
+    with fits.open(path) as hdus:
+        coadd = hdus["COADD"]
+        columns = fits.ColDefs([c for c in coadd.columns if c.name != "loglam"])
+        hdus["COADD"] = fits.BinTableHDU.from_columns(columns, header=coadd.header, name="COADD")
+        hdus.writeto(path, overwrite=True)
+    with pytest.raises(SpectrumFileError, match="HDU 'COADD' has no column 'loglam'"):
+        read_spectrum(path)
+
+
+def test_a_missing_hdu_is_named(real_spectra, tmp_path):
+    path = tmp_path / real_spectra[0].name
+    with fits.open(real_spectra[0]) as hdus:
+        fits.HDUList([hdus[0], hdus["COADD"]]).writeto(path)
+    with pytest.raises(SpectrumFileError, match="no HDU 'SPECOBJ'"):
+        read_spectrum(path)
