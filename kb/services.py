@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from kb import catalogs
+
 from kb.models import CatalogLabel, IngestRun, Spectrum
 from kb.preprocess import PAPER, PreprocessError, preprocess
 from kb.spectra import SdssSpectrum, SpectrumFileError, read_spectrum
@@ -192,3 +192,7 @@ def _spectrum_record(spectrum: SdssSpectrum, norm: float, valid: np.ndarray, sha
         source_file=spectrum.path,
         source_sha256=sha256,
     )
+
+
+def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
+    """Attach the labels of every catalog found under ``folder`` to the spectra they match."""

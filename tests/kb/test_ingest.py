@@ -1,0 +1,86 @@
+import io
+import shutil
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from kb.models import IngestRun, Spectrum
+from kb.preprocess import preprocess
+from kb.services import ingest_folder, spectrum_store
+from kb.spectra import read_spectrum
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def survey(tmp_path, real_spectra):
+    """A folder laid out like the archive's lite/PLATE/ folders, linking to the real files."""
+    folder = tmp_path / "survey"
+    for path in real_spectra:
+        plate_dir = folder / path.name.split("-")[1]
+        plate_dir.mkdir(parents=True, exist_ok=True)
+        (plate_dir / path.name).symlink_to(path)
+    return folder
+
+
+def test_real_spectra_ingest_with_their_identifiers_and_flux(data_dir, survey, real_spectra):
+    summary = ingest_folder(folder=survey)
+    assert (summary.found, summary.added, summary.rejected) == (10, 10, {})
+    flux, valid = spectrum_store().read()
+    assert flux.shape == (10, 3688)
+    for path in real_spectra:
+        spectrum = read_spectrum(path)
+        record = Spectrum.objects.get(specobjid=str(spectrum.specobjid))
+        assert (record.plate, record.mjd, record.fiberid) == (spectrum.plate, spectrum.mjd, spectrum.fiberid)
+        assert record.z == pytest.approx(spectrum.z)
+        expected = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.valid, spectrum.z)
+        assert np.array_equal(flux[record.store_row], expected.flux)
+        assert np.array_equal(valid[record.store_row], expected.valid)
+        assert record.norm == pytest.approx(expected.norm)
+        assert record.lines["H_alpha"]["flux"] == pytest.approx(spectrum.lines["H_alpha"].flux)
+
+
+def test_ingesting_twice_adds_nothing(data_dir, survey):
+    ingest_folder(folder=survey)
+    again = ingest_folder(folder=survey)
+    assert (again.added, again.already) == (0, 10)
+    assert Spectrum.objects.count() == 10 and spectrum_store().rows == 10
+    assert IngestRun.objects.count() == 2 and IngestRun.objects.first().summary["already_ingested"] == 10
+
+
+def test_bad_files_are_reported_by_name_and_the_good_ones_ingested(data_dir, tmp_path, real_spectra):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for path in real_spectra[:2]:
+        shutil.copy(path, folder)
+    (folder / "spec-0999-51000-0001.fits").write_bytes(real_spectra[2].read_bytes()[:50000])
+    (folder / "spec-0999-51000-0002.fits").write_text("SDSS archive: internal server error")
+    summary = ingest_folder(folder=folder)
+    assert summary.added == 2
+    assert set(summary.rejected) == {"spec-0999-51000-0001.fits", "spec-0999-51000-0002.fits"}
+    assert "truncated" in summary.rejected["spec-0999-51000-0001.fits"]
+    assert "not a FITS file" in summary.rejected["spec-0999-51000-0002.fits"]
+    assert Spectrum.objects.count() == 2 and spectrum_store().rows == 2
+    assert not Spectrum.objects.filter(plate=999).exists()
+
+
+def test_rows_left_by_an_interrupted_ingest_are_replaced(data_dir, tmp_path, real_spectra):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    shutil.copy(real_spectra[0], first)
+    shutil.copy(real_spectra[1], second)
+    ingest_folder(folder=first)
+    store = spectrum_store()
+    store.append(np.full((3, 3688), 9.0), np.ones((3, 3688), bool))  # appended, never committed
+    ingest_folder(folder=second)
+    flux, _ = spectrum_store().read()
+    assert flux.shape[0] == 2
+    record = Spectrum.objects.get(source_file__endswith=real_spectra[1].name)
+    assert record.store_row == 1 and not np.any(flux[1] == 9.0)
+
+
+def test_ingest_command_prints_a_summary(data_dir, survey):
+    out = io.StringIO()
+    call_command("ingest", str(survey), stdout=out, verbosity=0)
+    assert "10 spectrum files: 10 added, 0 already ingested, 0 rejected" in out.getvalue()
