@@ -1,0 +1,66 @@
+"""Ingest throughput: spectra/s and peak memory of `ingest` on a folder of SDSS-format files.
+
+    .venv/bin/python bench/ingest_throughput.py --size 2000            # a fresh mock survey
+    .venv/bin/python bench/ingest_throughput.py --survey DIR           # any folder of spec-*.fits
+
+Runs in a throw-away data folder and SQLite database (or DATABASE_URL); prints one JSON object.
+Reading the FITS files dominates; the figure is for one process on this machine.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--survey", type=Path, help="folder to ingest (default: generate a mock survey)")
+    parser.add_argument("--size", type=int, default=2000, help="mock survey size when --survey is not given")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="galspec-bench-"))
+    os.environ["GALSPEC_DATA_DIR"] = str(work / "var")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from kb.services import ingest_folder
+
+    call_command("migrate", verbosity=0)
+    survey = args.survey
+    generate_s = None
+    if survey is None:
+        from kb.mock import generate_survey
+
+        survey = work / "survey"
+        start = time.perf_counter()
+        generate_survey(out=survey, size=args.size, seed=args.seed)
+        generate_s = time.perf_counter() - start
+    start = time.perf_counter()
+    summary = ingest_folder(folder=survey)
+    ingest_s = time.perf_counter() - start
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({
+        "benchmark": "ingest",
+        "spectra": summary.added,
+        "rejected": len(summary.rejected),
+        "ingest_seconds": round(ingest_s, 2),
+        "ingest_spectra_per_s": round(summary.added / ingest_s, 1),
+        "mock_generation_spectra_per_s": round(args.size / generate_s, 1) if generate_s else None,
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "database": django.db.connection.vendor,
+        "cpu_count": os.cpu_count(),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
