@@ -9,12 +9,3 @@ app = Celery("galspec")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-
-def ensure_broker_folders() -> None:
-    """The filesystem broker needs its folders before a worker or a producer touches them."""
-    from django.conf import settings
-
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
-        folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get(key)
-        if folder:
-            os.makedirs(folder, exist_ok=True)

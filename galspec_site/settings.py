@@ -93,21 +93,21 @@ STATIC_ROOT = Path(env("GALSPEC_STATIC_ROOT", default=str(BASE_DIR / "staticfile
 
 # Celery: Redis in production; with no REDIS_URL, an embedded filesystem broker needing no server.
 REDIS_URL = env("REDIS_URL", default="")
-BROKER_DIR = DATA_DIR / "broker"
+BROKER_DIR = Path(env("GALSPEC_BROKER_DIR", default=str(DATA_DIR / "broker")))
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_RESULT_BACKEND = env(
-    "CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{(DATA_DIR / 'broker' / 'results').as_posix()}"
+    "CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{(BROKER_DIR / 'results').as_posix()}"
 )
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {}
-    if REDIS_URL or not CELERY_BROKER_URL.startswith("filesystem")
-    else {
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith("filesystem"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
     }
-)
+    for folder in ("queue", "processed", "results"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env.bool("GALSPEC_CELERY_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
