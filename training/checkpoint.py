@@ -1,0 +1,96 @@
+"""Checkpoints: a folder that alone says how to use it.
+
+- ``model.safetensors``: the weights of the masked-modelling model (encoder and reconstruction head).
+- ``config.json``: ``model`` (EncoderConfig), ``preprocess`` (grid and normalisation window),
+  ``training`` (PretrainConfig) and ``metrics``.
+- ``training_state.pt`` (``last`` checkpoints only): optimizer, step, RNG and history, for resuming.
+
+Folders are written under a temporary name and renamed into place, so a reader never sees half of one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from training.model import EncoderConfig, GalSpecEncoder, MaskedSpectrumModel
+
+
+def _write_folder(folder: Path, write) -> None:
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_checkpoint(folder: str | Path, model: MaskedSpectrumModel, info: dict) -> None:
+    """Weights as safetensors and ``info`` (model, preprocess, training, metrics) as config.json."""
+    weights = {name: tensor.detach().float().cpu().contiguous() for name, tensor in model.state_dict().items()}
+
+    def write(tmp: Path) -> None:
+        save_file(weights, tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps(info, indent=2))
+
+    _write_folder(Path(folder), write)
+
+
+def read_info(folder: str | Path) -> dict:
+    return json.loads((Path(folder) / "config.json").read_text())
+
+
+def resolve(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_masked_model(folder: str | Path, device=None) -> MaskedSpectrumModel:
+    folder = Path(folder)
+    if not (folder / "model.safetensors").exists():
+        raise FileNotFoundError(f"{folder}: no model.safetensors (not a GalSpec checkpoint)")
+    config = EncoderConfig(**read_info(folder)["model"])
+    model = MaskedSpectrumModel(config)
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    return model.to(resolve(device)).eval()
+
+
+def load_checkpoint(folder: str | Path, device=None) -> GalSpecEncoder:
+    """The encoder of a checkpoint, in eval mode, ready to embed."""
+    return load_masked_model(folder, device).encoder
+
+
+def save_training_state(folder, *, model, optimizer, generator: torch.Generator, state: dict, shared: dict) -> None:
+    """A ``last`` checkpoint: weights and config as any checkpoint, plus what resuming needs."""
+    weights = {name: tensor.detach().float().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    extra = {"optimizer": optimizer.state_dict(), "generator": generator.get_state(), "state": state,
+             "torch_rng": torch.get_rng_state()}
+
+    def write(tmp: Path) -> None:
+        save_file(weights, tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps({**shared, "metrics": {"step": state["step"]}}, indent=2))
+        torch.save(extra, tmp / "training_state.pt")
+
+    _write_folder(Path(folder), write)
+
+
+def load_training_state(folder, *, model, optimizer, generator: torch.Generator) -> dict:
+    """Restore model, optimizer and RNG from a ``last`` checkpoint; returns the loop's state."""
+    folder = Path(folder)
+    device = next(model.parameters()).device
+    model.load_state_dict({k: v.to(device) for k, v in load_file(folder / "model.safetensors").items()})
+    extra = torch.load(folder / "training_state.pt", weights_only=False)
+    optimizer.load_state_dict(extra["optimizer"])
+    generator.set_state(extra["generator"])
+    torch.set_rng_state(extra["torch_rng"])
+    return extra["state"]

@@ -1,0 +1,229 @@
+"""GalSpecEncoder: a Transformer encoder over overlapping spectrum patches, and its masked-modelling wrapper.
+
+Reads top to bottom in data-flow order: configuration, patching, patch embedding, Transformer block,
+encoder (whose ``forward_features`` is the embedding used for retrieval), then masked modelling.
+
+Shapes: N spectra, L pixels (3688 on the paper's grid), Lp padded pixels, P patches, S pixels per patch,
+D embedding width. Inputs are the preprocessed flux (dimensionless, see kb/preprocess.py) and ``valid``,
+True where a pixel was really observed.
+
+Two decisions the paper leaves open:
+- Patching. With S = 15 and a stride of 5 (overlap 10), (3688 - 15) / 5 + 1 = 735.6 is not an integer,
+  so the spectrum is padded at the red end with 2 invalid pixels: 736 patches cover 3690 pixels.
+- Masking. Patches overlap, so hiding whole patches would leave their pixels visible in the neighbours
+  and the task could be solved by copying. We hide *pixels*: contiguous spans covering ``mask_ratio`` of
+  the spectrum, blanked (flux 0, valid False) in every patch that contains them. The model sees each
+  patch's flux and validity, so a hidden pixel looks exactly like a gap in the data, and the loss is
+  computed on pixels that are hidden and truly valid.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    n_pixels: int = 3688
+    patch_size: int = 15  # S
+    patch_overlap: int = 10
+    d_model: int = 768  # D
+    n_layers: int = 6
+    n_heads: int = 6
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+
+    @property
+    def stride(self) -> int:
+        return self.patch_size - self.patch_overlap
+
+    @property
+    def n_patches(self) -> int:  # P
+        return math.ceil((self.n_pixels - self.patch_size) / self.stride) + 1
+
+    @property
+    def padded_pixels(self) -> int:  # Lp
+        return (self.n_patches - 1) * self.stride + self.patch_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "paper": EncoderConfig(),  # Tang et al. 2025: D = 768, 6 layers, 6 heads
+    "small": EncoderConfig(d_model=128, n_layers=4, n_heads=4),  # pre-trains on two CPU cores in minutes
+}
+
+
+def pad(flux: torch.Tensor, valid: torch.Tensor, config: EncoderConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, L) -> (N, Lp): padding pixels at the red end are 0 and invalid."""
+    N, L = flux.shape
+    if L != config.n_pixels:
+        raise ValueError(f"Input length ({L}) doesn't match model ({config.n_pixels})")
+    extra = config.padded_pixels - L
+    return F.pad(flux, (0, extra)), F.pad(valid, (0, extra), value=False)
+
+
+def patchify(x: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
+    """(N, Lp) -> (N, P, S) overlapping patches."""
+    return x.unfold(-1, config.patch_size, config.stride)
+
+
+def unpatchify(patches: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
+    """(N, P, S) -> (N, Lp), each pixel the mean of the patches that contain it."""
+    N, P, S = patches.shape
+    index = (torch.arange(P, device=patches.device)[:, None] * config.stride + torch.arange(S, device=patches.device))
+    index = index.reshape(1, P * S).expand(N, -1)  # (N, P*S) pixel of each patch entry
+    total = patches.new_zeros(N, config.padded_pixels).scatter_add_(1, index, patches.reshape(N, P * S))
+    count = patches.new_zeros(1, config.padded_pixels).scatter_add_(1, index[:1], patches.new_ones(1, P * S))
+    return total / count
+
+
+class PatchEmbed(nn.Module):
+    """A linear projection of each patch's flux and validity: (N, P, S) x 2 -> (N, P, D)."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.proj = nn.Linear(2 * config.patch_size, config.d_model)
+
+    def forward(self, flux_patches: torch.Tensor, valid_patches: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.cat([flux_patches, valid_patches.to(flux_patches.dtype)], dim=-1))
+
+
+class Attention(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        if config.d_model % config.n_heads:
+            raise ValueError(f"d_model ({config.d_model}) must be a multiple of n_heads ({config.n_heads})")
+        self.n_heads = config.n_heads
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        N, P, D = x.shape
+        q, k, v = self.qkv(x).reshape(N, P, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # (N, h, P, Dh)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)  # fused
+        return self.proj(y.transpose(1, 2).reshape(N, P, D))
+
+
+class Block(nn.Module):
+    """Pre-LN Transformer encoder layer: x + MSA(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        hidden = config.mlp_ratio * config.d_model
+        self.norm1 = nn.LayerNorm(config.d_model)
+        self.attn = Attention(config)
+        self.norm2 = nn.LayerNorm(config.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.d_model, hidden), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(hidden, config.d_model)
+        )
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x)))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class GalSpecEncoder(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embed = PatchEmbed(config)
+        self.pos_embed = nn.Parameter(torch.zeros(1, config.n_patches, config.d_model))  # learnable 1D
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(config.d_model)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.apply(_init_weights)
+
+    def forward_tokens(self, flux: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, L) flux and valid -> tokens (N, P, D) and the patches holding any valid pixel (N, P)."""
+        flux, valid = pad(flux, valid, self.config)  # (N, Lp)
+        flux = flux * valid  # a pixel the model may not see carries nothing
+        flux_patches, valid_patches = patchify(flux, self.config), patchify(valid, self.config)  # (N, P, S)
+        x = self.patch_embed(flux_patches, valid_patches) + self.pos_embed  # (N, P, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x), valid_patches.any(dim=-1)
+
+    def forward_features(self, flux: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The embedding used for retrieval: (N, L) -> (N, D), the mean of the tokens of observed patches.
+
+        Patches with no valid pixel (outside the observed range) are left out of the mean, so the
+        same galaxy observed over a shorter range lands near its full-range self.
+        """
+        tokens, observed = self.forward_tokens(flux, valid)
+        weights = observed.to(tokens.dtype).unsqueeze(-1)  # (N, P, 1)
+        return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class MaskedSpectrumModel(nn.Module):
+    """Masked modelling: hide pixel spans, encode what is left, reconstruct the hidden pixels."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = GalSpecEncoder(config)
+        self.head = nn.Linear(config.d_model, config.patch_size)  # token -> its patch's S pixels
+        _init_weights(self.head)
+
+    def forward_decoder(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, P, D) tokens -> (N, L) reconstructed flux, overlapping patch predictions averaged."""
+        return unpatchify(self.head(tokens), self.config)[:, : self.config.n_pixels]
+
+    def forward_loss(self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MSE over pixels that are hidden and valid. Returns (loss, prediction (N, L))."""
+        visible = valid & ~hidden
+        tokens, _ = self.encoder.forward_tokens(flux, visible)
+        prediction = self.forward_decoder(tokens)
+        scored = (hidden & valid).to(prediction.dtype)
+        loss = ((prediction.float() - flux) ** 2 * scored).sum() / scored.sum().clamp(min=1.0)
+        return loss, prediction
+
+    def forward(self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        return self.forward_loss(flux, valid, hidden)[0]
+
+
+def span_mask(
+    shape: tuple[int, int], *, mask_ratio: float, span: int, generator: torch.Generator, device=None
+) -> torch.Tensor:
+    """Hidden pixels (N, L) bool: the pixel axis is cut into spans of ``span`` pixels and a random
+    ``mask_ratio`` of them (exactly, rounded) is hidden in each spectrum. Neighbouring hidden spans
+    merge, so hidden stretches vary in length."""
+    N, L = shape
+    n_spans = math.ceil(L / span)
+    n_hidden = round(mask_ratio * n_spans)
+    scores = torch.rand(N, n_spans, generator=generator)
+    chosen = torch.zeros(N, n_spans, dtype=torch.bool)
+    chosen.scatter_(1, scores.argsort(dim=1)[:, :n_hidden], True)
+    return chosen.repeat_interleave(span, dim=1)[:, :L].to(device)
+
+
+def interpolation_baseline(flux: np.ndarray, valid: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """Linear interpolation across hidden pixels from the nearest visible valid pixels on either side.
+
+    flux, valid, hidden: (N, L). Returns (N, L) with hidden pixels replaced by the interpolation.
+    """
+    out = np.array(flux, dtype=np.float32, copy=True)
+    x = np.arange(flux.shape[1])
+    for i in range(len(out)):
+        visible = valid[i] & ~hidden[i]
+        if visible.any():
+            out[i, hidden[i]] = np.interp(x[hidden[i]], x[visible], flux[i][visible])
+    return out
