@@ -1,0 +1,42 @@
+"""python manage.py mock_survey --out DIR --size N --seed S: an SDSS-format mock survey."""
+import json
+import os
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from kb.mock import generate_survey
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a mock survey in SDSS's formats: DIR/spectra/PLATE/spec-PLATE-MJD-FIBER.fits (spec-lite), "
+        "DIR/catalogs/ (galSpecInfo/galSpecExtra DR8, Portsmouth DR12, lenscat-format lenses, Baron & "
+        "Poznanski outliers) and DIR/mock_truth.csv. Same seed, same files."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--out", required=True)
+        parser.add_argument("--size", type=int, default=2000)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--lens-fraction", type=float, default=0.025)
+        parser.add_argument("--outlier-fraction", type=float, default=0.025)
+        parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (output is the same)")
+
+    def handle(self, *args, out, size, seed, lens_fraction, outlier_fraction, workers, verbosity, **options):
+        if size < 1:
+            raise CommandError("--size must be at least 1")
+        if not 0 <= lens_fraction + outlier_fraction <= 1:
+            raise CommandError("--lens-fraction plus --outlier-fraction must lie between 0 and 1")
+        bar = tqdm(total=size, unit="spectra", desc="mock survey", disable=verbosity == 0)
+
+        def progress(done, total):
+            bar.n = done
+            bar.refresh()
+
+        try:
+            summary = generate_survey(out=out, size=size, seed=seed, lens_fraction=lens_fraction,
+                                      outlier_fraction=outlier_fraction, workers=workers, on_progress=progress)
+        finally:
+            bar.close()
+        self.stdout.write(json.dumps(summary, indent=2))

@@ -1,0 +1,184 @@
+"""The physics of the mock survey: stellar continua, dust, absorption and emission lines, BPT ratios.
+
+Wavelengths in Angstrom (vacuum); flux densities in 1e-17 erg s^-1 cm^-2 Angstrom^-1; line fluxes in
+1e-17 erg s^-1 cm^-2; velocities in km/s. Everything is evaluated on the observed log-lambda pixels of
+an SDSS legacy spectrum (``LOGLAM``), so nothing needs resampling.
+
+Emission-line ratios are calibrated on the 4,000 SDSS galaxies of the astroML line-strength sample
+(../shared/data/sdss-line-strengths, read once when this module was written; the file is not needed at
+run time). Per class, with S/N > 3 in H-alpha, H-beta, [O III] 5007 and [N II] 6583 (median +- std of
+log10 ratios):
+
+    class (astroML lineindex_cln)       [N II]/Ha     [O III]/Hb    [S II]/Ha     [O I]/Ha      n
+    emission, star-forming (4)          -0.43+-0.22   -0.11+-0.31   -0.47+-0.15   -1.40+-0.41   1084
+    narrow-line AGN (5)                 -0.11+-0.16   +0.66+-0.32   -0.34+-0.20   -1.07+-0.38    105
+    weak-line, absorption-dominated (2) +0.18+-0.33   -0.27+-0.43   -0.10+-0.33   -0.27+-0.41    231
+
+The star-forming sequence is drawn along the Kauffmann et al. (2003) locus, composites between it and
+Kewley et al. (2001), Seyferts and LINERs on either side of the Kewley et al. (2006) division.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+C_KMS = 299_792.458
+LOGLAM = np.round(np.arange(3.5800, 3.9640 + 5e-5, 1e-4), 4)  # SDSS legacy pixels: 3802-9204 Angstrom
+WAVE = 10.0**LOGLAM  # (3841,) Angstrom, observed, vacuum
+INSTRUMENT_SIGMA_KMS = 70.0  # SDSS resolution R ~ 1800-2200
+
+# Emission lines: name (as in SDSS SPZLINE), rest wavelength (Angstrom, vacuum).
+LINE_WAVES = {
+    "[O_II] 3725": 3727.09, "[O_II] 3727": 3729.88, "[Ne_III] 3868": 3869.86, "H_delta": 4102.89,
+    "H_gamma": 4341.68, "He_II 4685": 4686.99, "H_beta": 4862.68, "[O_III] 4959": 4960.29,
+    "[O_III] 5007": 5008.24, "[O_I] 6300": 6302.05, "[O_I] 6363": 6365.54, "[N_II] 6548": 6549.86,
+    "H_alpha": 6564.61, "[N_II] 6583": 6585.27, "[S_II] 6716": 6718.29, "[S_II] 6730": 6732.68,
+}
+# Stellar absorption features: rest wavelength (Angstrom), depth for an old population, intrinsic width.
+ABSORPTION_OLD = [
+    (3934.78, 0.55, 6.0), (3969.59, 0.45, 6.0), (4102.89, 0.10, 4.0), (4305.0, 0.18, 8.0),
+    (4341.68, 0.10, 4.0), (4383.5, 0.12, 4.0), (4862.68, 0.08, 4.0), (5176.7, 0.20, 7.0),
+    (5270.0, 0.10, 4.0), (5335.0, 0.08, 4.0), (5895.6, 0.15, 4.0), (6564.61, 0.06, 4.0),
+    (8544.4, 0.10, 4.0), (8664.5, 0.10, 4.0),
+]
+BALMER = [3798.98, 3836.47, 3890.15, 3971.20, 4102.89, 4341.68, 4862.68, 6564.61]
+SKY_LINES = [5578.9, 5891.6, 5897.6, 6302.0, 6365.5, 6865.0, 7246.0, 7316.3, 7341.0, 7751.0, 7794.1,
+             7821.5, 7914.8, 7993.3, 8344.6, 8399.2, 8430.2, 8465.4, 8493.4, 8791.2, 8827.1, 8885.9, 8919.6,
+             8958.1, 9001.5, 9038.1]
+
+
+def gaussian(wave: np.ndarray, centre: float, sigma: float) -> np.ndarray:
+    """Unit-area Gaussian profile (Angstrom^-1) evaluated at ``wave``."""
+    return np.exp(-0.5 * ((wave - centre) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+
+
+def planck_shape(wave_rest: np.ndarray, temperature: float) -> np.ndarray:
+    """A blackbody's shape in f_lambda, normalised to 1 at 5575 Angstrom (rest)."""
+    def b(w):
+        x = 1.4388e8 / (w * temperature)  # h c / (lambda k T), lambda in Angstrom
+        return w**-5 / np.expm1(x)
+    return b(wave_rest) / b(5575.0)
+
+
+def calzetti(wave_rest: np.ndarray, ebv: float) -> np.ndarray:
+    """Transmission exp(-tau) for Calzetti et al. (2000) attenuation with R_V = 4.05."""
+    x = 1e4 / wave_rest  # inverse micron
+    blue = 2.659 * (-2.156 + 1.509 * x - 0.198 * x**2 + 0.011 * x**3) + 4.05
+    red = 2.659 * (-1.857 + 1.040 * x) + 4.05
+    k = np.where(wave_rest < 6300, blue, red)
+    return 10 ** (-0.4 * ebv * np.clip(k, 0, None))
+
+
+def stellar_continuum(wave_rest: np.ndarray, *, young: float, vdisp: float, rng: np.random.Generator,
+                      balmer_boost: float = 1.0, na_d_boost: float = 1.0) -> np.ndarray:
+    """Continuum shape (dimensionless, ~1 at 5575 Angstrom rest) of old + ``young`` fraction populations.
+
+    Old: a 4500 K-like spectrum with a strong 4000 Angstrom break and metal lines; young: a
+    10,000 K-like spectrum, a weak break and deep Balmer absorption (A stars). ``vdisp`` (km/s)
+    broadens the absorption lines.
+    """
+    old = planck_shape(wave_rest, rng.normal(4600, 200))
+    old *= 1 - 0.45 / (1 + np.exp((wave_rest - 4000) / 15))  # the 4000 Angstrom break: Dn4000 ~ 1.8
+    hot = planck_shape(wave_rest, rng.normal(10500, 800))
+    hot *= 1 - 0.12 / (1 + np.exp((wave_rest - 3700) / 20))
+    broad = np.hypot(vdisp, INSTRUMENT_SIGMA_KMS) / C_KMS
+    metal = np.zeros_like(wave_rest)
+    for centre, depth, width in ABSORPTION_OLD:
+        sigma = np.hypot(width, centre * broad)
+        boost = na_d_boost if abs(centre - 5895.6) < 1 else 1.0
+        metal += depth * boost * width * np.sqrt(2 * np.pi) * gaussian(wave_rest, centre, sigma)
+    balmer = np.zeros_like(wave_rest)
+    for centre in BALMER:
+        sigma = np.hypot(12.0, centre * broad)
+        balmer += 0.45 * balmer_boost * 12.0 * np.sqrt(2 * np.pi) * gaussian(wave_rest, centre, sigma)
+    old_spec = old * np.clip(1 - metal, 0.05, None)
+    young_spec = hot * np.clip(1 - balmer - 0.3 * metal, 0.05, None)
+    return (1 - young) * old_spec + young * young_spec
+
+
+# ---- emission-line ratios by BPT class -------------------------------------------------------------
+
+def kauffmann03(n2: np.ndarray) -> np.ndarray:
+    return 0.61 / (n2 - 0.05) + 1.3
+
+
+def kewley01(n2: np.ndarray) -> np.ndarray:
+    return 0.61 / (n2 - 0.47) + 1.19
+
+
+def kewley06_s2(s2: np.ndarray) -> np.ndarray:
+    """Kewley et al. (2006) Seyfert/LINER line in the [S II] diagram."""
+    return 1.89 * s2 + 0.76
+
+
+def bpt_region(n2: float, o3: float) -> str:
+    """star-forming / composite / agn from log [N II]/Ha and log [O III]/Hb."""
+    if n2 < 0.05 and o3 < kauffmann03(n2):
+        return "star-forming"
+    if n2 < 0.47 and o3 < kewley01(n2):
+        return "composite"
+    return "agn"
+
+
+def draw_ratios(kind: str, rng: np.random.Generator) -> dict[str, float]:
+    """log10 line ratios for a galaxy of BPT class ``kind``, drawn until they fall in its region."""
+    for _ in range(200):
+        if kind == "star-forming":
+            n2 = rng.normal(-0.55, 0.25)
+            o3 = kauffmann03(n2) - abs(rng.normal(0.25, 0.2)) if n2 < 0.0 else -1.0
+            s2, o1 = rng.normal(-0.47, 0.15), rng.normal(-1.40, 0.35)
+        elif kind == "composite":
+            n2 = rng.normal(-0.2, 0.12)
+            o3 = rng.uniform(kauffmann03(n2) if n2 < 0.05 else -1.0, kewley01(n2))
+            s2, o1 = rng.normal(-0.40, 0.15), rng.normal(-1.2, 0.3)
+        elif kind == "seyfert":
+            n2, o3 = rng.normal(-0.05, 0.18), rng.normal(0.75, 0.22)
+            s2 = rng.normal(-0.30, 0.15)
+            o1 = rng.normal(-1.0, 0.3)
+        elif kind == "liner":
+            n2, o3 = rng.normal(0.12, 0.18), rng.normal(0.0, 0.2)
+            s2, o1 = rng.normal(-0.15, 0.18), rng.normal(-0.6, 0.25)
+        else:
+            raise ValueError(kind)
+        region = bpt_region(n2, o3)
+        agn_kind = "seyfert" if o3 > 1.05 * n2 + 0.45 else "liner"  # Schawinski et al. 2007 in [N II]
+        if region == kind or (region == "agn" and kind == agn_kind):
+            return {"n2": n2, "o3": o3, "s2": s2, "o1": o1}
+    raise RuntimeError(f"could not draw line ratios for {kind}")
+
+
+def line_fluxes(ratios: dict[str, float], halpha: float, *, balmer_decrement: float = 2.86,
+                o2_over_hb: float = 0.3) -> dict[str, float]:
+    """Fluxes (1e-17 erg s^-1 cm^-2) of every line from H-alpha's flux and log10 ratios."""
+    hb = halpha / balmer_decrement
+    o3 = hb * 10 ** ratios["o3"]
+    n2 = halpha * 10 ** ratios["n2"]
+    s2 = halpha * 10 ** ratios["s2"]
+    o1 = halpha * 10 ** ratios["o1"]
+    o2 = hb * 10**o2_over_hb
+    return {
+        "H_alpha": halpha, "H_beta": hb, "H_gamma": 0.47 * hb, "H_delta": 0.26 * hb,
+        "[O_III] 5007": o3, "[O_III] 4959": o3 / 2.98, "[N_II] 6583": n2, "[N_II] 6548": n2 / 2.94,
+        "[S_II] 6716": 0.55 * s2, "[S_II] 6730": 0.45 * s2, "[O_I] 6300": o1, "[O_I] 6363": o1 / 3.0,
+        "[O_II] 3725": 0.45 * o2, "[O_II] 3727": 0.55 * o2, "[Ne_III] 3868": 0.08 * o3,
+    }
+
+
+def emission_spectrum(wave_obs: np.ndarray, fluxes: dict[str, float], z: float, sigma_kms: float,
+                      offsets_kms: tuple[float, ...] = (0.0,)) -> np.ndarray:
+    """Gaussian lines (flux densities) at redshift z; several ``offsets_kms`` split each line evenly."""
+    out = np.zeros_like(wave_obs)
+    width = np.hypot(sigma_kms, INSTRUMENT_SIGMA_KMS) / C_KMS
+    for name, flux in fluxes.items():
+        for offset in offsets_kms:
+            centre = LINE_WAVES[name] * (1 + z) * (1 + offset / C_KMS)
+            out += flux / len(offsets_kms) * gaussian(wave_obs, centre, centre * width)
+    return out
+
+
+def sky_spectrum(wave_obs: np.ndarray) -> np.ndarray:
+    """Night-sky flux density down one fibre: a smooth continuum plus the bright lines."""
+    sky = 3.0 + 2.0 * (wave_obs / 9000.0) ** 3
+    for i, line in enumerate(SKY_LINES):
+        strength = 60.0 if i == 0 else (25.0 if line < 6500 else 12.0 + 3 * (i % 4))
+        sky += strength * gaussian(wave_obs, line, 1.6) * 4.0
+    return sky

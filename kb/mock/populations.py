@@ -1,0 +1,205 @@
+"""Mock galaxies: who they are (population, redshift, lines) and the spectrum SDSS would record.
+
+Populations and their shares follow SDSS's main galaxy sample roughly: star-forming 34%, passive or
+weak-line ("normal") 37%, composite 10%, LINER 10%, Seyfert 4%, and two rare groups, strong lenses and
+outliers of eleven kinds after Baron & Poznanski (2017), 2.5% each by default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kb.mock import physics
+from kb.mock.physics import C_KMS, WAVE
+
+POPULATIONS = {"star-forming": 0.34, "normal": 0.37, "composite": 0.10, "liner": 0.10, "seyfert": 0.04}
+OUTLIER_KINDS = [
+    "post-starburst", "extreme Na D", "heavily reddened", "double-peaked lines", "broad-line AGN",
+    "extreme [O III] emitter", "Wolf-Rayet features", "superposed star", "high velocity dispersion",
+    "BPT outlier", "weak H-alpha, strong [N II]",
+]
+# Rest-frame H-alpha equivalent width (Angstrom): log-normal median and scatter (dex) per class.
+HALPHA_EW = {"star-forming": (25.0, 0.3), "composite": (9.0, 0.25), "seyfert": (14.0, 0.3), "liner": (2.2, 0.2)}
+YOUNG_FRACTION = {"star-forming": (0.3, 0.7), "composite": (0.12, 0.35), "seyfert": (0.08, 0.3),
+                  "liner": (0.0, 0.1), "normal": (0.0, 0.06)}
+VDISP = {"star-forming": (60, 120), "composite": (100, 180), "seyfert": (110, 230), "liner": (140, 260),
+         "normal": (140, 290)}
+
+
+@dataclass
+class MockGalaxy:
+    """Truth for one mock galaxy; ``lines`` are true fluxes (1e-17 erg s^-1 cm^-2) at redshift z."""
+
+    population: str  # star-forming, composite, seyfert, liner, normal, lens, outlier
+    kind: str  # the outlier kind, 'lens', or the population again
+    z: float
+    vdisp: float  # km/s
+    ebv: float  # stellar E(B-V), magnitudes
+    young: float
+    amplitude: float  # continuum flux density at 5575 Angstrom rest, 1e-17 erg s^-1 cm^-2 Angstrom^-1
+    snr: float  # target median S/N per pixel
+    lines: dict[str, float] = field(default_factory=dict)
+    z_source: float | None = None  # lenses: redshift of the background emission-line galaxy
+    source_lines: dict[str, float] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+def draw_redshift(rng: np.random.Generator) -> float:
+    """SDSS main-sample-like: p(z) ~ z^2 exp(-(z/0.055)^1.5), peaking near 0.085, tail to ~0.3."""
+    while True:
+        z = rng.gamma(3.0, 0.028)
+        if 0.01 <= z <= 0.33:
+            return float(z)
+
+
+def draw_population(rng: np.random.Generator, lens_fraction: float, outlier_fraction: float) -> tuple[str, str]:
+    u = rng.random()
+    if u < lens_fraction:
+        return "lens", "lens"
+    if u < lens_fraction + outlier_fraction:
+        return "outlier", OUTLIER_KINDS[rng.integers(len(OUTLIER_KINDS))]
+    names = list(POPULATIONS)
+    population = names[rng.choice(len(names), p=np.array(list(POPULATIONS.values())) / sum(POPULATIONS.values()))]
+    return population, population
+
+
+def draw_galaxy(rng: np.random.Generator, *, lens_fraction: float, outlier_fraction: float) -> MockGalaxy:
+    population, kind = draw_population(rng, lens_fraction, outlier_fraction)
+    base = {"lens": "normal", "outlier": "normal"}.get(population, population)
+    z = draw_redshift(rng)
+    if population == "lens":
+        z = float(rng.uniform(0.12, 0.40))
+    galaxy = MockGalaxy(
+        population=population, kind=kind, z=z,
+        vdisp=float(rng.uniform(*VDISP[base])),
+        ebv=float(rng.uniform(0.05, 0.35) if base == "star-forming" else rng.uniform(0.0, 0.12)),
+        young=float(rng.uniform(*YOUNG_FRACTION[base])),
+        amplitude=float(np.clip(14.0 * (0.09 / z) ** 0.7 * rng.lognormal(0, 0.35), 2.0, 300.0)),
+        snr=float(np.clip(rng.lognormal(np.log(14.0), 0.4), 3.0, 60.0)),
+    )
+    if base in HALPHA_EW:
+        galaxy.ratios = physics.draw_ratios(base, rng)
+        galaxy.lines = _lines_from_ew(galaxy, rng, *HALPHA_EW[base])
+    elif population == "normal":  # passive, or emission too weak for any catalog to classify
+        galaxy.ratios = physics.draw_ratios("liner", rng)
+        galaxy.lines = _lines_from_ew(galaxy, rng, 0.3, 0.3)
+    if population == "lens":
+        galaxy.vdisp = float(rng.uniform(200, 320))
+        galaxy.z_source = float(rng.uniform(z + 0.15, min(z + 0.5, 0.80)))
+        o3 = float(rng.uniform(6, 25))
+        galaxy.source_lines = {"[O_II] 3725": 0.45 * o3 * 1.4, "[O_II] 3727": 0.55 * o3 * 1.4,
+                               "H_beta": o3 / rng.uniform(1.5, 4.0), "[O_III] 5007": o3, "[O_III] 4959": o3 / 2.98}
+    if population == "outlier":
+        _make_outlier(galaxy, rng)
+    return galaxy
+
+
+def _lines_from_ew(galaxy: MockGalaxy, rng: np.random.Generator, median_ew: float, scatter_dex: float,
+                   ) -> dict[str, float]:
+    ew = median_ew * 10 ** rng.normal(0, scatter_dex)
+    halpha = ew * galaxy.amplitude * _continuum_at(galaxy, 6564.61)  # rest EW x rest-frame continuum
+    decrement = 2.86 * 10 ** (0.4 * 1.27 * 2.0 * galaxy.ebv)  # gas sees about twice the stellar reddening
+    return physics.line_fluxes(galaxy.ratios, halpha, balmer_decrement=decrement)
+
+
+def _continuum_at(galaxy: MockGalaxy, wave_rest: float) -> float:
+    """Relative continuum level near ``wave_rest`` (the shape is ~1 at 5575 Angstrom)."""
+    return float(physics.planck_shape(np.array([wave_rest]), 5500.0)[0] * physics.calzetti(np.array([wave_rest]), galaxy.ebv)[0]
+                 / physics.calzetti(np.array([5575.0]), galaxy.ebv)[0])
+
+
+def _make_outlier(galaxy: MockGalaxy, rng: np.random.Generator) -> None:
+    kind = galaxy.kind
+    if kind in ("heavily reddened", "double-peaked lines", "Wolf-Rayet features", "BPT outlier",
+                "extreme [O III] emitter", "broad-line AGN", "weak H-alpha, strong [N II]"):
+        galaxy.young = float(rng.uniform(0.3, 0.7))
+        galaxy.vdisp = float(rng.uniform(60, 150))
+    if kind == "post-starburst":
+        galaxy.young = float(rng.uniform(0.55, 0.8))
+    elif kind == "high velocity dispersion":
+        galaxy.vdisp = float(rng.uniform(420, 560))
+    elif kind == "heavily reddened":
+        galaxy.ebv = float(rng.uniform(0.9, 1.4))
+        galaxy.ratios = physics.draw_ratios("star-forming", rng)
+        galaxy.lines = _lines_from_ew(galaxy, rng, 25.0, 0.2)
+    elif kind == "double-peaked lines":
+        galaxy.ratios = physics.draw_ratios(str(rng.choice(["star-forming", "seyfert"])), rng)
+        galaxy.lines = _lines_from_ew(galaxy, rng, 30.0, 0.2)
+    elif kind == "broad-line AGN":
+        galaxy.ratios = physics.draw_ratios("seyfert", rng)
+        galaxy.lines = _lines_from_ew(galaxy, rng, 20.0, 0.2)
+    elif kind == "extreme [O III] emitter":
+        galaxy.ratios = {"n2": rng.normal(-1.4, 0.1), "o3": rng.normal(0.85, 0.08), "s2": -1.0, "o1": -2.0}
+        galaxy.lines = _lines_from_ew(galaxy, rng, 350.0, 0.15)
+    elif kind == "Wolf-Rayet features":
+        galaxy.young = 0.85
+        galaxy.ratios = physics.draw_ratios("star-forming", rng)
+        galaxy.lines = _lines_from_ew(galaxy, rng, 60.0, 0.15)
+    elif kind == "BPT outlier":
+        galaxy.ratios = {"n2": rng.normal(-1.25, 0.1), "o3": rng.normal(-0.95, 0.1), "s2": -0.6, "o1": -1.5}
+        galaxy.lines = _lines_from_ew(galaxy, rng, 25.0, 0.2)
+    elif kind == "weak H-alpha, strong [N II]":
+        galaxy.ratios = {"n2": rng.uniform(0.6, 0.9), "o3": rng.normal(-0.1, 0.15), "s2": 0.1, "o1": -0.5}
+        galaxy.lines = _lines_from_ew(galaxy, rng, 3.0, 0.1)
+
+
+def render(galaxy: MockGalaxy, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The noiseless model and what SDSS records: flux, ivar, and_mask, sky (all (3841,), SDSS units)."""
+    wave_rest = WAVE / (1 + galaxy.z)
+    kind = galaxy.kind
+    continuum = physics.stellar_continuum(
+        wave_rest, young=galaxy.young, vdisp=galaxy.vdisp, rng=rng,
+        balmer_boost=1.8 if kind == "post-starburst" else 1.0, na_d_boost=5.0 if kind == "extreme Na D" else 1.0,
+    )
+    continuum *= physics.calzetti(wave_rest, galaxy.ebv) / physics.calzetti(np.array([5575.0]), galaxy.ebv)
+    model = galaxy.amplitude * continuum
+    offsets = (0.0,)
+    sigma_gas = float(rng.uniform(50, 110))
+    if kind == "double-peaked lines":
+        split = rng.uniform(250, 450)
+        offsets = (-split / 2, split / 2)
+    model += physics.emission_spectrum(WAVE, galaxy.lines, galaxy.z, sigma_gas, offsets)
+    if galaxy.source_lines:
+        model += physics.emission_spectrum(WAVE, galaxy.source_lines, galaxy.z_source, float(rng.uniform(40, 90)))
+    if kind == "broad-line AGN":
+        width = rng.uniform(1800, 3500)
+        broad = {"H_alpha": galaxy.lines["H_alpha"] * rng.uniform(3, 8)}
+        broad["H_beta"] = broad["H_alpha"] / 3.1
+        model += physics.emission_spectrum(WAVE, broad, galaxy.z, width)
+        model += 0.4 * galaxy.amplitude * (wave_rest / 5575.0) ** -1.5  # the AGN's blue power law
+    if kind == "Wolf-Rayet features":
+        hb = galaxy.lines["H_beta"]
+        for centre, strength in ((4686.0, 0.4), (4650.0, 0.3), (5808.0, 0.25)):
+            width = centre * 1500 / C_KMS
+            model += strength * hb * physics.gaussian(WAVE, centre * (1 + galaxy.z), width)
+    if kind == "superposed star":
+        star = physics.planck_shape(WAVE, 3600.0)
+        for lo, hi, depth in ((6150, 6300, 0.3), (7050, 7250, 0.45), (8430, 8900, 0.2)):
+            star *= 1 - depth / (1 + np.exp(-(WAVE - lo) / 8)) / (1 + np.exp((WAVE - hi) / 30))
+        star *= 1 - 0.5 * physics.gaussian(WAVE, 5895.6, 2.5) * 2.5 * np.sqrt(2 * np.pi)
+        model += rng.uniform(0.5, 1.5) * galaxy.amplitude * star
+    return observe(model, galaxy.snr, rng)
+
+
+def observe(model: np.ndarray, snr: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """SDSS-like noise (sky + source photon noise, a blue end losing throughput), sky-line residuals,
+    and a few masked bad columns."""
+    sky = physics.sky_spectrum(WAVE)
+    throughput = 1 + 2.0 * np.exp(-(WAVE - 3800) / 250) + 0.6 * np.exp((WAVE - 9200) / 300)
+    shape = np.sqrt(np.clip(model, 0, None) + sky) * throughput
+    scale = np.median(np.clip(model, 1e-3, None) / shape) / snr
+    sigma = shape * scale  # 1e-17 erg s^-1 cm^-2 Angstrom^-1
+    residual = 0.04 * (sky - physics.sky_spectrum(np.array([5000.0]))[0]) * rng.normal(0, 1)
+    flux = model + rng.normal(0, 1, model.shape) * sigma + residual
+    ivar = 1.0 / sigma**2
+    and_mask = np.zeros(model.shape, dtype=np.int32)
+    bright_sky = sky > 40
+    and_mask[bright_sky & (rng.random(model.shape) < 0.3)] |= 1 << 23  # BRIGHTSKY
+    for _ in range(rng.poisson(0.7)):  # bad CCD columns: no data
+        start = int(rng.integers(0, len(model) - 12))
+        stop = start + int(rng.integers(2, 12))
+        and_mask[start:stop] |= 1 << 24  # NODATA
+    ivar[and_mask != 0] = 0.0
+    return {"flux": flux.astype(np.float32), "ivar": ivar.astype(np.float32), "and_mask": and_mask,
+            "sky": sky.astype(np.float32), "model": model.astype(np.float32), "sigma": sigma}
