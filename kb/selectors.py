@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from django.db.models import Count, QuerySet
 
+from kb.catalogs import bpt_consensus
 from kb.models import CatalogLabel, IngestRun, Spectrum
 from kb.preprocess import PAPER, wave_grid
 from kb.services import spectrum_store
@@ -33,3 +34,18 @@ def label_counts() -> list[dict]:
 
 def last_ingest() -> IngestRun | None:
     return IngestRun.objects.first()
+
+
+def bpt_labels() -> dict[int, str]:
+    """Spectrum id -> five-class BPT label, only where galSpecExtra and emissionLinesPort agree."""
+    by_spectrum: dict[int, dict[str, str]] = {}
+    for spectrum_id, catalog, value in CatalogLabel.objects.filter(
+        catalog__in=["galspecextra", "emissionlinesport"]
+    ).values_list("spectrum_id", "catalog", "value"):
+        by_spectrum.setdefault(spectrum_id, {})[catalog] = value
+    labels = {}
+    for spectrum_id, values in by_spectrum.items():
+        label = bpt_consensus(values.get("galspecextra"), values.get("emissionlinesport"))
+        if label:
+            labels[spectrum_id] = label
+    return labels

@@ -18,6 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 
+from kb import catalogs
 from kb.models import CatalogLabel, IngestRun, Spectrum
 from kb.preprocess import PAPER, PreprocessError, preprocess
 from kb.spectra import SdssSpectrum, SpectrumFileError, read_spectrum
@@ -195,4 +196,47 @@ def _spectrum_record(spectrum: SdssSpectrum, norm: float, valid: np.ndarray, sha
 
 
 def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
-    """Attach the labels of every catalog found under ``folder`` to the spectra they match."""
+    """Attach the rows of every catalog found under ``folder`` to the ingested spectra they match.
+
+    Rows are matched by specobjid, by plate-MJD-fiber, or (lens candidates) by sky position within
+    2 arcsec. A label already stored for the same spectrum and catalog is updated, never duplicated.
+    """
+    found = catalogs.find_catalogs(folder)
+    if not found:
+        return
+    spectra = list(Spectrum.objects.values_list("id", "specobjid", "plate", "mjd", "fiberid", "ra", "dec"))
+    by_specobjid = {int(s[1]): s[0] for s in spectra}
+    by_plate_mjd_fiber = {(s[2], s[3], s[4]): s[0] for s in spectra}
+    positioned = [s for s in spectra if s[5] is not None and s[6] is not None]
+    for key, paths in found.items():
+        reader = catalogs.READERS[key][1]
+        for path in paths:
+            try:
+                rows = reader(path)
+            except catalogs.CatalogError as error:
+                summary.catalog_errors[path.name] = error.reason
+                continue
+            if key == "talbot2021":
+                index = catalogs.match_by_position(
+                    [r.ra for r in rows], [r.dec for r in rows], [s[5] for s in positioned], [s[6] for s in positioned]
+                )
+                matched = [(r, positioned[i][0] if i >= 0 else None) for r, i in zip(rows, index)]
+            else:
+                matched = [
+                    (r, by_specobjid.get(r.specobjid) if r.specobjid is not None else by_plate_mjd_fiber.get(r.plate_mjd_fiber))
+                    for r in rows
+                ]
+            labels = [
+                CatalogLabel(spectrum_id=spectrum_id, catalog=key, value=row.value, label=row.label,
+                             details=row.details, source_file=str(path))
+                for row, spectrum_id in matched
+                if spectrum_id is not None
+            ]
+            summary.labels_unmatched[key] += len(rows) - len(labels)
+            before = CatalogLabel.objects.filter(catalog=key).count()
+            with transaction.atomic():
+                CatalogLabel.objects.bulk_create(
+                    labels, batch_size=500, update_conflicts=True, unique_fields=["spectrum", "catalog"],
+                    update_fields=["value", "label", "details", "source_file"],
+                )
+            summary.labels_added[key] += CatalogLabel.objects.filter(catalog=key).count() - before
