@@ -13,7 +13,7 @@ from kb.preprocess import PAPER
 from kb.services import spectrum_store
 from training.models import TrainingRun
 from training.model import PRESETS
-from training.pretrain import PretrainConfig, pretrain
+from training.pretrain import PRESET_DEFAULTS, PretrainConfig, pretrain
 
 ProgressCallback = Callable[[int, int, dict], None]
 
@@ -26,7 +26,8 @@ def training_run_create(*, preset: str, out_dir: str | Path | None = None, **tra
     unknown = set(train_options) - fields
     if unknown:
         raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
-    config = PretrainConfig(**{k: v for k, v in train_options.items() if v is not None})
+    options = {**PRESET_DEFAULTS[preset], **{k: v for k, v in train_options.items() if v is not None}}
+    config = PretrainConfig(**options)
     run = TrainingRun.objects.create(
         preset=preset,
         model_config=dataclasses.asdict(PRESETS[preset]),

@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+
+from training.model import (
+    EncoderConfig,
+    GalSpecEncoder,
+    MaskedSpectrumModel,
+    interpolation_baseline,
+    pad,
+    patchify,
+    span_mask,
+    unpatchify,
+)
+
+TINY = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2)
+
+
+def spectra(n=4, length=200, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    flux = 1 + 0.1 * torch.randn(n, length, generator=generator)
+    return flux, torch.ones(n, length, dtype=torch.bool)
+
+
+def test_paper_patching_pads_two_invalid_pixels_for_736_patches():
+    paper = EncoderConfig()
+    assert (paper.stride, paper.n_patches, paper.padded_pixels) == (5, 736, 3690)
+    flux, valid = pad(torch.ones(1, 3688), torch.ones(1, 3688, dtype=torch.bool), paper)
+    assert flux.shape == (1, 3690) and not valid[0, -2:].any() and valid[0, :-2].all()
+
+
+def test_patchify_then_unpatchify_returns_the_input():
+    x = torch.randn(3, TINY.padded_pixels)
+    patches = patchify(x, TINY)
+    assert patches.shape == (3, TINY.n_patches, 15)
+    assert torch.equal(patches[:, 1, :10], patches[:, 0, 5:])  # neighbours overlap by 10 pixels
+    torch.testing.assert_close(unpatchify(patches, TINY), x)
+
+
+def test_mask_ratio_holds_and_spans_are_contiguous():
+    hidden = span_mask((8, 3688), mask_ratio=0.25, span=20, generator=torch.Generator().manual_seed(1))
+    ratio = hidden.float().mean(dim=1)
+    assert torch.all((ratio - 0.25).abs() < 0.01)
+    starts = (hidden[:, 1:] & ~hidden[:, :-1]).sum(dim=1)  # hidden stretches per spectrum
+    assert torch.all(starts <= 0.25 * 3688 / 20 + 1)
+    again = span_mask((8, 3688), mask_ratio=0.25, span=20, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(hidden, again)
+
+
+def test_hidden_pixels_never_reach_the_model():
+    torch.manual_seed(0)
+    model = MaskedSpectrumModel(TINY).eval()
+    flux, valid = spectra()
+    hidden = span_mask(flux.shape, mask_ratio=0.25, span=10, generator=torch.Generator().manual_seed(2))
+    changed = flux.clone()
+    changed[hidden] = 1e3  # anything at all under the mask
+    _, prediction = model.forward_loss(flux, valid, hidden)
+    _, prediction_changed = model.forward_loss(changed, valid, hidden)
+    torch.testing.assert_close(prediction, prediction_changed)
+    # but the visible pixels do matter
+    visible_changed = flux.clone()
+    visible_changed[~hidden] += 1.0
+    _, prediction_visible = model.forward_loss(visible_changed, valid, hidden)
+    assert not torch.allclose(prediction, prediction_visible)
+
+
+def test_loss_counts_only_hidden_valid_pixels():
+    torch.manual_seed(0)
+    model = MaskedSpectrumModel(TINY).eval()
+    flux, valid = spectra()
+    hidden = torch.zeros_like(valid)
+    hidden[:, 50:80] = True
+    valid[:, 60:70] = False  # a gap inside the hidden span: never scored
+    loss, prediction = model.forward_loss(flux, valid, hidden)
+    scored = hidden & valid
+    torch.testing.assert_close(loss, ((prediction - flux) ** 2)[scored].mean())
+
+
+def test_embedding_ignores_patches_outside_the_observed_range():
+    torch.manual_seed(0)
+    encoder = GalSpecEncoder(TINY).eval()
+    flux, valid = spectra(n=1)
+    tokens, observed = encoder.forward_tokens(flux, valid)
+    assert tokens.shape == (1, TINY.n_patches, 16) and observed.all()
+    valid[:, 150:] = False
+    _, observed = encoder.forward_tokens(flux, valid)
+    assert not observed[0, -5:].any() and observed[0, :25].all()
+
+
+def test_wrong_input_length_is_a_readable_error():
+    encoder = GalSpecEncoder(TINY)
+    with pytest.raises(ValueError, match=r"Input length \(3700\) doesn't match model \(200\)"):
+        encoder.forward_features(torch.ones(1, 3700), torch.ones(1, 3700, dtype=torch.bool))
+
+
+def test_interpolation_baseline_is_exact_on_straight_lines():
+    x = np.arange(100, dtype=np.float32)
+    flux = np.stack([2 + 0.01 * x, 5 - 0.03 * x])
+    valid = np.ones_like(flux, dtype=bool)
+    hidden = np.zeros_like(valid)
+    hidden[:, 30:60] = True
+    valid[0, 10:20] = False
+    guess = interpolation_baseline(flux, valid, hidden)
+    np.testing.assert_allclose(guess[hidden], flux[hidden], rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_autocast_on_cuda_matches_fp32():
+    torch.manual_seed(0)
+    encoder = GalSpecEncoder(EncoderConfig()).cuda().eval()
+    flux, valid = torch.ones(2, 3688, device="cuda"), torch.ones(2, 3688, dtype=torch.bool, device="cuda")
+    with torch.no_grad():
+        full = encoder.forward_features(flux, valid)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            half = encoder.forward_features(flux, valid).float()
+    assert torch.nn.functional.cosine_similarity(full, half).min() > 0.99

@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from inference.embed import embed
+from training.checkpoint import load_checkpoint, read_info
+from training.model import EncoderConfig
+from training.pretrain import PretrainConfig, learning_rate, pretrain, split
+
+TINY = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2)
+
+
+def toy_survey(n=48, seed=0):
+    """Continua with a break and an emission line at a random place: learnable structure plus noise."""
+    rng = np.random.default_rng(seed)
+    x = np.arange(200)
+    flux = 1 + 0.3 * (x[None] > rng.integers(40, 160, (n, 1))) + 0.02 * rng.normal(size=(n, 200))
+    centre = rng.integers(30, 170, (n, 1))
+    flux += 2.0 * np.exp(-0.5 * ((x[None] - centre) / 2.0) ** 2)
+    valid = np.ones((n, 200), bool)
+    valid[:, :5] = False
+    return flux.astype(np.float32), valid
+
+
+def config(**overrides):
+    base = dict(lr=3e-3, warmup_steps=5, max_steps=30, batch_size=8, eval_every=10, mask_span=10, seed=1)
+    return PretrainConfig(**{**base, **overrides})
+
+
+def test_schedule_warms_up_linearly_then_decays_by_cosine():
+    c = PretrainConfig(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.0)
+    assert learning_rate(0, c) == pytest.approx(0.1) and learning_rate(9, c) == pytest.approx(1.0)
+    assert learning_rate(60, c) == pytest.approx(0.5) and learning_rate(110, c) == pytest.approx(0.0)
+
+
+def test_split_is_seeded_and_disjoint():
+    train, val = split(100, PretrainConfig(seed=3, val_fraction=0.2))
+    again, _ = split(100, PretrainConfig(seed=3, val_fraction=0.2))
+    assert len(val) == 20 and not set(train) & set(val) and np.array_equal(train, again)
+
+
+def test_training_lowers_the_loss_and_writes_metrics(tmp_path):
+    flux, valid = toy_survey()
+    metrics = pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path, resume=False)
+    history = metrics["history"]
+    assert history[-1]["val_masked_mse"] < history[0]["val_masked_mse"]
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["val_masked_mse"] == metrics["val_masked_mse"] == min(h["val_masked_mse"] for h in history)
+    assert written["val_interp_mse"] > 0 and written["steps"] == 30
+    info = read_info(tmp_path / "best")
+    assert info["model"]["d_model"] == 16 and info["training"]["lr"] == 3e-3
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resuming_gives_the_same_model_as_an_uninterrupted_run(tmp_path):
+    flux, valid = toy_survey()
+    pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path / "straight")
+
+    def stop_at_20(step, max_steps, report):
+        if step == 20:
+            raise Interrupted  # a worker killed right after the step-20 checkpoint
+
+    with pytest.raises(Interrupted):
+        pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path / "resumed", on_progress=stop_at_20)
+    assert json.loads((tmp_path / "resumed" / "last" / "config.json").read_text())["metrics"]["step"] == 20
+    metrics = pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path / "resumed")
+    assert metrics["steps"] == 30
+    straight = load_checkpoint(tmp_path / "straight" / "last").state_dict()
+    resumed = load_checkpoint(tmp_path / "resumed" / "last").state_dict()
+    for name in straight:
+        torch.testing.assert_close(straight[name], resumed[name], rtol=0, atol=1e-6)
+
+
+def test_a_checkpoint_reloads_to_identical_embeddings(tmp_path):
+    flux, valid = toy_survey()
+    pretrain(flux, valid, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
+    first = embed(load_checkpoint(tmp_path / "best"), flux, valid)
+    second = embed(load_checkpoint(tmp_path / "best"), flux, valid)
+    assert first.shape == (48, 16) and np.array_equal(first, second)
+
+
+def test_embedding_does_not_depend_on_the_batch_size(tmp_path):
+    flux, valid = toy_survey()
+    pretrain(flux, valid, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
+    model = load_checkpoint(tmp_path / "best")
+    np.testing.assert_allclose(embed(model, flux, valid, batch_size=5), embed(model, flux, valid, batch_size=48), atol=1e-5)
+
+
+def test_a_folder_without_weights_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a GalSpec checkpoint"):
+        load_checkpoint(tmp_path)
