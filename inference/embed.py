@@ -25,8 +25,8 @@ def embed(
     out = np.empty((len(flux), model.config.d_model), dtype=np.float32)
     for start in range(0, len(flux), batch_size):
         stop = min(start + batch_size, len(flux))
-        f = torch.from_numpy(np.ascontiguousarray(flux[start:stop], dtype=np.float32)).to(device)
-        v = torch.from_numpy(np.ascontiguousarray(valid[start:stop], dtype=bool)).to(device)
+        f = torch.from_numpy(np.array(flux[start:stop], dtype=np.float32)).to(device)  # a copy: memmaps are read-only
+        v = torch.from_numpy(np.array(valid[start:stop], dtype=bool)).to(device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out[start:stop] = model.forward_features(f, v).float().cpu().numpy()
         if on_progress:

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from inference.embed import embed
+from inference.models import EmbeddingSet
+from inference.services import embedding_store, embedding_update
+from kb.mock import generate_survey
+from kb.services import ingest_folder, spectrum_store
+from training.checkpoint import load_checkpoint
+from training.models import TrainingRun
+from training.services import training_run_create, training_run_execute, training_run_promote
+
+pytestmark = pytest.mark.django_db
+QUICK = dict(max_steps=4, eval_every=2, batch_size=8, warmup_steps=1)
+
+
+@pytest.fixture
+def ingested(data_dir, tmp_path):
+    generate_survey(out=tmp_path / "survey", size=40, seed=2)
+    ingest_folder(folder=tmp_path / "survey")
+
+
+def test_a_run_trains_records_its_metrics_and_goes_into_service(ingested):
+    run = training_run_execute(run=training_run_create(preset="small", **QUICK))
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.in_service and run.n_spectra == 40
+    assert run.step == 4 and run.train_config["lr"] == 2e-3  # the small preset's default learning rate
+    assert run.metrics["val_interp_mse"] > 0 and run.metrics["val_masked_mse"] > 0
+    assert run.model_config["d_model"] == 64
+
+
+def test_only_one_checkpoint_is_in_service(ingested):
+    first = training_run_execute(run=training_run_create(preset="small", **QUICK))
+    second = training_run_execute(run=training_run_create(preset="small", **QUICK), promote=False)
+    assert TrainingRun.objects.get(in_service=True) == first
+    training_run_promote(run=second)
+    assert list(TrainingRun.objects.filter(in_service=True)) == [second]
+
+
+def test_bad_options_are_refused_before_anything_runs(ingested):
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        training_run_create(preset="huge")
+    with pytest.raises(ValueError, match="unknown training options: learning_rate"):
+        training_run_create(preset="small", learning_rate=1.0)
+    assert not TrainingRun.objects.exists()
+
+
+def test_embedding_covers_every_spectrum_and_resumes(ingested):
+    run = training_run_execute(run=training_run_create(preset="small", **QUICK))
+    embedding_set = embedding_update()
+    assert embedding_set.rows == 40 and embedding_set.width == 64
+    flux, valid = spectrum_store().read()
+    expected = embed(load_checkpoint(f"{run.checkpoint_dir}/best"), flux, valid)
+    vectors = embedding_store(embedding_set).read()
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    # an interrupted embedding: only 10 rows committed; the update finishes the rest
+    EmbeddingSet.objects.filter(pk=embedding_set.pk).update(rows=10)
+    assert embedding_update().rows == 40
+    np.testing.assert_allclose(embedding_store(embedding_set).read(), expected, atol=1e-5)
+
+
+def test_embedding_without_a_checkpoint_says_what_to_do(ingested):
+    with pytest.raises(ValueError, match="pre-train the encoder first"):
+        embedding_update()
+
+
+def test_pretrain_command_writes_metrics_where_asked(ingested, tmp_path, capsys):
+    call_command("pretrain", preset="small", out=str(tmp_path / "run"), max_steps=2, verbosity=0)
+    assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "best" / "model.safetensors").exists()
+    assert "linear interpolation" in capsys.readouterr().out
