@@ -27,3 +27,52 @@ def data_dir(settings, tmp_path):
     settings.DATA_DIR = tmp_path / "var"
     settings.DATA_DIR.mkdir()
     return settings.DATA_DIR
+
+
+def _database_url(settings_dict) -> str:
+    """A DATABASE_URL for another process to reach the test database this process uses."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def celery_worker_process(data_dir, settings):
+    """A real Celery worker in its own process, on this deployment's broker (Redis with REDIS_URL,
+    else the filesystem broker), sharing the test database and data folder. Tests using it need
+    ``django_db(transaction=True)`` so that what they write is committed and visible to it."""
+    import subprocess
+    import sys
+    import time
+
+    from django.db import connection
+
+    from galspec_site.celery import app
+
+    app.control.purge() if settings.REDIS_URL else None
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "galspec_site.settings",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "GALSPEC_DATA_DIR": str(data_dir),
+        "GALSPEC_BROKER_DIR": str(settings.BROKER_DIR),
+        "GALSPEC_TORCH_THREADS": "1",
+    }
+    log = open(data_dir / "worker.log", "w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "galspec_site", "worker", "--pool=solo", "-Q", "default,embedding,training",
+         "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "info"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while "ready" not in (data_dir / "worker.log").read_text() and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.poll() is None, (data_dir / "worker.log").read_text()
+    yield worker
+    worker.terminate()
+    worker.wait(timeout=30)
+    log.close()

@@ -1,0 +1,26 @@
+"""Embedding and pre-training as Celery tasks, run by a real worker process."""
+import pytest
+
+from inference.models import EmbeddingSet
+from inference.tasks import embedding_update_task
+from kb.mock import generate_survey
+from kb.services import ingest_folder
+from training.models import TrainingRun
+from training.services import training_run_create
+from training.tasks import training_run_execute_task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_worker_pretrains_then_embeds(data_dir, tmp_path, celery_worker_process):
+    generate_survey(out=tmp_path / "survey", size=24, seed=4)
+    ingest_folder(folder=tmp_path / "survey")
+    run = training_run_create(preset="small", max_steps=2, eval_every=1, batch_size=4, warmup_steps=1)
+
+    metrics = training_run_execute_task.delay(run.pk).get(timeout=300)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED and run.in_service
+    assert metrics["val_masked_mse"] == run.metrics["val_masked_mse"]
+
+    rows = embedding_update_task.delay(run.pk).get(timeout=300)
+    assert rows == 24 == EmbeddingSet.objects.get(training_run=run).rows
