@@ -12,9 +12,11 @@ Two decisions the paper leaves open:
   so the spectrum is padded at the red end with 2 invalid pixels: 736 patches cover 3690 pixels.
 - Masking. Patches overlap, so hiding whole patches would leave their pixels visible in the neighbours
   and the task could be solved by copying. We hide *pixels*: contiguous spans covering ``mask_ratio`` of
-  the spectrum, blanked (flux 0, valid False) in every patch that contains them. The model sees each
-  patch's flux and validity, so a hidden pixel looks exactly like a gap in the data, and the loss is
-  computed on pixels that are hidden and truly valid.
+  the spectrum, in every patch that contains them. The loss is computed on pixels that are hidden and
+  truly valid.
+- Gaps. A pixel the model may not see (hidden, or invalid in the data) is filled by linear
+  interpolation from its visible neighbours and flagged by the validity channel, so a hidden pixel
+  looks exactly like a gap in the data and neither shows up as an artificial drop to zero.
 """
 from __future__ import annotations
 
@@ -85,6 +87,24 @@ def unpatchify(patches: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
     return total / count
 
 
+def fill_gaps(flux: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """(N, L) flux with every pixel that is not ``visible`` replaced by linear interpolation between the
+    nearest visible pixels on either side (the nearest one alone at the ends; 0 if none is visible)."""
+    N, L = flux.shape
+    position = torch.arange(L, device=flux.device).expand(N, L)
+    left = torch.where(visible, position, -1).cummax(dim=1).values  # (N, L) nearest visible at or left
+    right = torch.where(visible, position, L).flip(1).cummin(dim=1).values.flip(1)  # at or right
+    has_left, has_right = left >= 0, right < L
+    left_value = flux.gather(1, left.clamp(min=0))
+    right_value = flux.gather(1, right.clamp(max=L - 1))
+    span = (right - left).clamp(min=1)
+    weight = ((position - left) / span).to(flux.dtype)
+    inside = left_value + (right_value - left_value) * weight
+    filled = torch.where(has_left & has_right, inside, torch.where(has_left, left_value, right_value))
+    filled = torch.where(has_left | has_right, filled, torch.zeros_like(flux))
+    return torch.where(visible, flux, filled)
+
+
 class PatchEmbed(nn.Module):
     """A linear projection of each patch's flux and validity: (N, P, S) x 2 -> (N, P, D)."""
 
@@ -145,8 +165,8 @@ class GalSpecEncoder(nn.Module):
 
     def forward_tokens(self, flux: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, L) flux and valid -> tokens (N, P, D) and the patches holding any valid pixel (N, P)."""
+        flux = fill_gaps(flux, valid)  # a pixel the model may not see carries only its neighbours' guess
         flux, valid = pad(flux, valid, self.config)  # (N, Lp)
-        flux = flux * valid  # a pixel the model may not see carries nothing
         flux_patches, valid_patches = patchify(flux, self.config), patchify(valid, self.config)  # (N, P, S)
         x = self.patch_embed(flux_patches, valid_patches) + self.pos_embed  # (N, P, D)
         for block in self.blocks:
@@ -175,24 +195,30 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class MaskedSpectrumModel(nn.Module):
-    """Masked modelling: hide pixel spans, encode what is left, reconstruct the hidden pixels."""
+    """Masked modelling: hide pixel spans, encode what is left, reconstruct the hidden pixels.
+
+    The reconstruction is a correction to the linear interpolation across each gap (the head starts at
+    zero), so the model begins as good as interpolation and everything it gains is spectral knowledge.
+    """
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
         self.encoder = GalSpecEncoder(config)
-        self.head = nn.Linear(config.d_model, config.patch_size)  # token -> its patch's S pixels
-        _init_weights(self.head)
+        self.head = nn.Linear(config.d_model, config.patch_size)  # token -> correction to its S pixels
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
-    def forward_decoder(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(N, P, D) tokens -> (N, L) reconstructed flux, overlapping patch predictions averaged."""
-        return unpatchify(self.head(tokens), self.config)[:, : self.config.n_pixels]
+    def forward_decoder(self, tokens: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
+        """(N, P, D) tokens and (N, L) gap-filled flux -> (N, L) reconstruction; overlapping patch
+        corrections are averaged."""
+        return filled + unpatchify(self.head(tokens), self.config)[:, : self.config.n_pixels]
 
     def forward_loss(self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """MSE over pixels that are hidden and valid. Returns (loss, prediction (N, L))."""
         visible = valid & ~hidden
         tokens, _ = self.encoder.forward_tokens(flux, visible)
-        prediction = self.forward_decoder(tokens)
+        prediction = self.forward_decoder(tokens, fill_gaps(flux, visible))
         scored = (hidden & valid).to(prediction.dtype)
         loss = ((prediction.float() - flux) ** 2 * scored).sum() / scored.sum().clamp(min=1.0)
         return loss, prediction
@@ -219,12 +245,8 @@ def span_mask(
 def interpolation_baseline(flux: np.ndarray, valid: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     """Linear interpolation across hidden pixels from the nearest visible valid pixels on either side.
 
-    flux, valid, hidden: (N, L). Returns (N, L) with hidden pixels replaced by the interpolation.
+    flux, valid, hidden: (N, L) arrays. Returns (N, L) float32 with every pixel that is not visible
+    (hidden or invalid) replaced by the interpolation.
     """
-    out = np.array(flux, dtype=np.float32, copy=True)
-    x = np.arange(flux.shape[1])
-    for i in range(len(out)):
-        visible = valid[i] & ~hidden[i]
-        if visible.any():
-            out[i, hidden[i]] = np.interp(x[hidden[i]], x[visible], flux[i][visible])
-    return out
+    visible = torch.from_numpy(np.asarray(valid, dtype=bool) & ~np.asarray(hidden, dtype=bool))
+    return fill_gaps(torch.from_numpy(np.array(flux, dtype=np.float32)), visible).numpy()

@@ -4,6 +4,7 @@ import torch
 
 from training.model import (
     EncoderConfig,
+    fill_gaps,
     GalSpecEncoder,
     MaskedSpectrumModel,
     interpolation_baseline,
@@ -91,6 +92,27 @@ def test_wrong_input_length_is_a_readable_error():
     encoder = GalSpecEncoder(TINY)
     with pytest.raises(ValueError, match=r"Input length \(3700\) doesn't match model \(200\)"):
         encoder.forward_features(torch.ones(1, 3700), torch.ones(1, 3700, dtype=torch.bool))
+
+
+def test_gaps_are_filled_like_numpy_interp():
+    rng = np.random.default_rng(0)
+    flux = rng.normal(size=(3, 60)).astype(np.float32)
+    visible = rng.random((3, 60)) > 0.4
+    visible[1, :10] = False  # a gap at the blue end: the nearest visible pixel carries over
+    filled = fill_gaps(torch.from_numpy(flux), torch.from_numpy(visible)).numpy()
+    x = np.arange(60)
+    for i in range(3):
+        np.testing.assert_allclose(filled[i], np.interp(x, x[visible[i]], flux[i][visible[i]]), rtol=1e-5, atol=1e-6)
+    assert np.all(fill_gaps(torch.ones(1, 5), torch.zeros(1, 5, dtype=torch.bool)).numpy() == 0)
+
+
+def test_an_untrained_model_reconstructs_exactly_the_interpolation():
+    model = MaskedSpectrumModel(TINY).eval()
+    flux, valid = spectra()
+    hidden = span_mask(flux.shape, mask_ratio=0.25, span=10, generator=torch.Generator().manual_seed(3))
+    _, prediction = model.forward_loss(flux, valid, hidden)
+    expected = interpolation_baseline(flux.numpy(), valid.numpy(), hidden.numpy())
+    np.testing.assert_allclose(prediction.detach().numpy(), expected, atol=1e-6)
 
 
 def test_interpolation_baseline_is_exact_on_straight_lines():
