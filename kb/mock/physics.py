@@ -6,16 +6,9 @@ an SDSS legacy spectrum (``LOGLAM``), so nothing needs resampling.
 
 Emission-line ratios are calibrated on the 4,000 SDSS galaxies of the astroML line-strength sample
 (../shared/data/sdss-line-strengths, read once when this module was written; the file is not needed at
-run time). Per class, with S/N > 3 in H-alpha, H-beta, [O III] 5007 and [N II] 6583 (median +- std of
-log10 ratios):
-
-    class (astroML lineindex_cln)       [N II]/Ha     [O III]/Hb    [S II]/Ha     [O I]/Ha      n
-    emission, star-forming (4)          -0.43+-0.22   -0.11+-0.31   -0.47+-0.15   -1.40+-0.41   1084
-    narrow-line AGN (5)                 -0.11+-0.16   +0.66+-0.32   -0.34+-0.20   -1.07+-0.38    105
-    weak-line, absorption-dominated (2) +0.18+-0.33   -0.27+-0.43   -0.10+-0.33   -0.27+-0.41    231
-
-The star-forming sequence is drawn along the Kauffmann et al. (2003) locus, composites between it and
-Kewley et al. (2001), Seyferts and LINERs on either side of the Kewley et al. (2006) division.
+run time): the means and covariances in RATIO_MEAN and RATIO_COV below. Star-forming galaxies lie below
+the Kauffmann et al. (2003) line, composites between it and Kewley et al. (2001), Seyferts and LINERs
+above it on either side of Schawinski et al. (2007)'s division.
 """
 from __future__ import annotations
 
@@ -119,30 +112,37 @@ def bpt_region(n2: float, o3: float) -> str:
     return "agn"
 
 
+# Robust (3-sigma clipped) mean and covariance of (log [N II]/Ha, log [O III]/Hb, log [S II]/Ha,
+# log [O I]/Ha) per class, from the galaxies of the line-strength sample with S/N >= 3 in the four BPT
+# lines (658 star-forming, 383 composite, 163 Seyfert). The sample holds only 3 LINERs with such S/N, so
+# the LINER mean follows Kewley et al. (2006)'s LINER branch, with the Seyfert covariance.
+RATIO_MEAN = {
+    "star-forming": (-0.547, 0.023, -0.463, -1.414),
+    "composite": (-0.342, 0.062, -0.464, -1.417),
+    "seyfert": (-0.124, 0.804, -0.334, -1.117),
+    "liner": (0.05, 0.15, -0.10, -0.75),
+}
+_SEYFERT_COV = ((0.024, 0.028, 0.014, 0.019), (0.028, 0.116, 0.034, 0.064), (0.014, 0.034, 0.030, 0.043),
+                (0.019, 0.064, 0.043, 0.099))
+RATIO_COV = {
+    "star-forming": ((0.021, -0.037, -0.005, -0.015), (-0.037, 0.082, 0.014, 0.035), (-0.005, 0.014, 0.009, 0.013),
+                     (-0.015, 0.035, 0.013, 0.052)),
+    "composite": ((0.007, -0.006, -0.002, -0.003), (-0.006, 0.035, 0.007, 0.013), (-0.002, 0.007, 0.009, 0.011),
+                  (-0.003, 0.013, 0.011, 0.072)),
+    "seyfert": _SEYFERT_COV,
+    "liner": _SEYFERT_COV,
+}
+
+
 def draw_ratios(kind: str, rng: np.random.Generator) -> dict[str, float]:
-    """log10 line ratios for a galaxy of BPT class ``kind``, drawn until they fall in its region."""
-    for _ in range(200):
-        if kind == "star-forming":
-            n2 = rng.normal(-0.55, 0.25)
-            o3 = kauffmann03(n2) - abs(rng.normal(0.25, 0.2)) if n2 < 0.0 else -1.0
-            s2, o1 = rng.normal(-0.47, 0.15), rng.normal(-1.40, 0.35)
-        elif kind == "composite":
-            n2 = rng.normal(-0.2, 0.12)
-            o3 = rng.uniform(kauffmann03(n2) if n2 < 0.05 else -1.0, kewley01(n2))
-            s2, o1 = rng.normal(-0.40, 0.15), rng.normal(-1.2, 0.3)
-        elif kind == "seyfert":
-            n2, o3 = rng.normal(-0.05, 0.18), rng.normal(0.75, 0.22)
-            s2 = rng.normal(-0.30, 0.15)
-            o1 = rng.normal(-1.0, 0.3)
-        elif kind == "liner":
-            n2, o3 = rng.normal(0.12, 0.18), rng.normal(0.0, 0.2)
-            s2, o1 = rng.normal(-0.15, 0.18), rng.normal(-0.6, 0.25)
-        else:
-            raise ValueError(kind)
+    """log10 line ratios for a galaxy of BPT class ``kind``: drawn from the class's calibrated
+    distribution until they fall in its region of the [N II] diagram."""
+    for _ in range(500):
+        n2, o3, s2, o1 = rng.multivariate_normal(RATIO_MEAN[kind], RATIO_COV[kind])
         region = bpt_region(n2, o3)
         agn_kind = "seyfert" if o3 > 1.05 * n2 + 0.45 else "liner"  # Schawinski et al. 2007 in [N II]
         if region == kind or (region == "agn" and kind == agn_kind):
-            return {"n2": n2, "o3": o3, "s2": s2, "o1": o1}
+            return {"n2": float(n2), "o3": float(o3), "s2": float(s2), "o1": float(o1)}
     raise RuntimeError(f"could not draw line ratios for {kind}")
 
 

@@ -39,6 +39,7 @@ class MockGalaxy:
     young: float
     amplitude: float  # continuum flux density at 5575 Angstrom rest, 1e-17 erg s^-1 cm^-2 Angstrom^-1
     snr: float  # target median S/N per pixel
+    sigma_gas: float = 80.0  # emission-line velocity dispersion, km/s
     lines: dict[str, float] = field(default_factory=dict)
     z_source: float | None = None  # lenses: redshift of the background emission-line galaxy
     source_lines: dict[str, float] = field(default_factory=dict)
@@ -77,6 +78,7 @@ def draw_galaxy(rng: np.random.Generator, *, lens_fraction: float, outlier_fract
         young=float(rng.uniform(*YOUNG_FRACTION[base])),
         amplitude=float(np.clip(14.0 * (0.09 / z) ** 0.7 * rng.lognormal(0, 0.35), 2.0, 300.0)),
         snr=float(np.clip(rng.lognormal(np.log(14.0), 0.4), 3.0, 60.0)),
+        sigma_gas=float(rng.uniform(50, 110)),
     )
     if base in HALPHA_EW:
         galaxy.ratios = physics.draw_ratios(base, rng)
@@ -155,7 +157,7 @@ def render(galaxy: MockGalaxy, rng: np.random.Generator) -> dict[str, np.ndarray
     continuum *= physics.calzetti(wave_rest, galaxy.ebv) / physics.calzetti(np.array([5575.0]), galaxy.ebv)
     model = galaxy.amplitude * continuum
     offsets = (0.0,)
-    sigma_gas = float(rng.uniform(50, 110))
+    sigma_gas = galaxy.sigma_gas
     if kind == "double-peaked lines":
         split = rng.uniform(250, 450)
         offsets = (-split / 2, split / 2)
@@ -189,9 +191,11 @@ def observe(model: np.ndarray, snr: float, rng: np.random.Generator) -> dict[str
     throughput = 1 + 2.0 * np.exp(-(WAVE - 3800) / 250) + 0.6 * np.exp((WAVE - 9200) / 300)
     shape = np.sqrt(np.clip(model, 0, None) + sky) * throughput
     scale = np.median(np.clip(model, 1e-3, None) / shape) / snr
-    sigma = shape * scale  # 1e-17 erg s^-1 cm^-2 Angstrom^-1
-    residual = 0.04 * (sky - physics.sky_spectrum(np.array([5000.0]))[0]) * rng.normal(0, 1)
-    flux = model + rng.normal(0, 1, model.shape) * sigma + residual
+    photon = shape * scale  # 1e-17 erg s^-1 cm^-2 Angstrom^-1
+    sky_lines = sky - physics.sky_spectrum(np.array([5000.0]))[0]  # the lines alone
+    residual = 0.015 * sky_lines * rng.normal(0, 1, model.shape)  # imperfect sky subtraction
+    sigma = np.hypot(photon, 0.015 * sky_lines)  # the pipeline's error includes it, as SDSS's does
+    flux = model + rng.normal(0, 1, model.shape) * photon + residual
     ivar = 1.0 / sigma**2
     and_mask = np.zeros(model.shape, dtype=np.int32)
     bright_sky = sky > 40
@@ -200,6 +204,6 @@ def observe(model: np.ndarray, snr: float, rng: np.random.Generator) -> dict[str
         start = int(rng.integers(0, len(model) - 12))
         stop = start + int(rng.integers(2, 12))
         and_mask[start:stop] |= 1 << 24  # NODATA
-    ivar[and_mask != 0] = 0.0
+    ivar[(and_mask & (1 << 24)) != 0] = 0.0  # BRIGHTSKY pixels keep their ivar, as in SDSS files
     return {"flux": flux.astype(np.float32), "ivar": ivar.astype(np.float32), "and_mask": and_mask,
             "sky": sky.astype(np.float32), "model": model.astype(np.float32), "sigma": sigma}

@@ -68,7 +68,7 @@ def make_one(task: tuple[int, int, np.random.SeedSequence, Path, float, float]) 
     rng = np.random.default_rng(seed_seq)
     galaxy = draw_galaxy(rng, lens_fraction=lens_fraction, outlier_fraction=outlier_fraction)
     observed = render(galaxy, rng)
-    sigma_gas = 80.0
+    sigma_gas = galaxy.sigma_gas
     true_lines = dict(galaxy.lines)
     spzline = measure_lines(true_lines, galaxy.z, observed["sigma"], sigma_gas, rng)
     mpa = measure_lines(true_lines, galaxy.z, observed["sigma"], sigma_gas, rng)  # another fit, another noise

@@ -93,7 +93,7 @@ def write_spectrum(path: Path, *, row: dict, observed: dict[str, np.ndarray], li
     error = np.array([lines[name][1] for name in names], np.float32)
     continuum = np.array([_continuum_level(observed["model"], w * (1 + row["Z"])) for _, w in SPZLINE_LINES], np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ew = np.where((error > 0) & (continuum > 0), flux / np.where(continuum > 0, continuum, 1) / (1 + row["Z"]), 0)
+        ew = np.where((error > 0) & (continuum > 0), flux / np.where(continuum > 0, continuum, 1), 0)  # observed frame
     spzline = fits.BinTableHDU.from_columns([
         fits.Column("PLATE", "J", array=np.full(len(names), row["PLATE"])),
         fits.Column("MJD", "J", array=np.full(len(names), row["MJD"])),
