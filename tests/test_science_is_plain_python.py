@@ -17,6 +17,8 @@ PURE_MODULES = [
     "training.pretrain",
     "training.checkpoint",
     "inference.embed",
+    "inference.index",
+    "inference.vote",
 ]
 
 

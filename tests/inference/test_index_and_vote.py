@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from inference.index import IndexSpec, build, load, recall_at_k, save, search
+from inference.vote import vote, weights
+
+
+def vectors(n=500, width=16, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, width)).astype(np.float32)
+
+
+def test_a_self_search_finds_itself_by_database_key():
+    data = vectors()
+    ids = np.arange(1000, 1500, dtype=np.int64)  # database keys, not positions
+    found = search(build(data, ids), data[[3, 77]], k=3)
+    assert list(found.ids[:, 0]) == [1003, 1077]
+    assert np.allclose(found.distances[:, 0], 0, atol=1e-3)
+    assert np.all(np.diff(found.distances, axis=1) >= 0)
+
+
+def test_distances_are_euclidean_not_squared():
+    index = build(np.array([[0, 0], [3, 4]], np.float32), np.array([1, 2]))
+    assert search(index, np.zeros((1, 2)), k=2).distances[0, 1] == pytest.approx(5.0)
+
+
+def test_fewer_vectors_than_k_are_padded_with_missing_neighbours():
+    index = build(vectors(2), np.array([5, 6]))
+    found = search(index, vectors(1, seed=1), k=3)
+    assert found.ids[0, 2] == -1 and np.isinf(found.distances[0, 2])
+
+
+def test_ties_in_distance_are_broken_by_id():
+    same = np.ones((3, 4), np.float32)
+    found = search(build(same, np.array([30, 10, 20])), np.ones((1, 4)), k=3)
+    assert list(found.ids[0]) == [10, 20, 30]
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_indexes_report_their_recall_against_exact(kind):
+    data, queries = vectors(2000), vectors(50, seed=2)
+    ids = np.arange(2000)
+    exact = search(build(data, ids), queries, k=3)
+    approximate = search(build(data, ids, IndexSpec(kind=kind)), queries, k=3)
+    assert 0.5 < recall_at_k(exact, approximate) <= 1.0
+    assert recall_at_k(exact, exact) == 1.0
+
+
+def test_saved_index_answers_the_same_and_keeps_its_sidecar(tmp_path):
+    data = vectors()
+    index = build(data, np.arange(500))
+    save(index, tmp_path / "kb-1", {"checkpoint": "run-1", "kb_version": 1})
+    loaded, sidecar = load(tmp_path / "kb-1")
+    assert sidecar["metric"] == "L2" and sidecar["kb_version"] == 1 and sidecar["count"] == 500
+    np.testing.assert_array_equal(search(loaded, data[:5], 3).ids, search(index, data[:5], 3).ids)
+    save(build(data[:10], np.arange(10)), tmp_path / "kb-1", {"kb_version": 2})  # replaced whole
+    assert load(tmp_path / "kb-1")[1]["count"] == 10 and not (tmp_path / "kb-1.tmp").exists()
+
+
+def test_ids_must_be_unique_and_widths_must_match():
+    with pytest.raises(ValueError, match="unique"):
+        build(vectors(2), np.array([1, 1]))
+    with pytest.raises(ValueError, match=r"query width \(3\) doesn't match the index \(16\)"):
+        search(build(vectors(2), np.array([1, 2])), np.zeros((1, 3)), k=1)
+
+
+def test_exp_weights_are_the_softmax_of_minus_distance():
+    d = np.array([0.5, 1.0, 2.0])
+    expected = np.exp(np.exp(-d)) / np.exp(np.exp(-d)).sum()
+    np.testing.assert_allclose(weights(d, "exp"), expected)
+    for function in ("exp", "inverse", "inverse_square", "linear"):
+        w = weights(d, function)
+        assert w.sum() == pytest.approx(1.0) and np.all(np.diff(w) <= 0)  # nearer weighs more
+
+
+def test_the_vote_sums_weights_per_label():
+    result = vote(["liner", "seyfert", "liner"], np.array([1.0, 1.1, 1.2]))
+    assert result.label == "liner" and result.share == pytest.approx(result.weights[0] + result.weights[2])
+    assert sum(result.shares.values()) == pytest.approx(1.0)
+
+
+def test_a_tie_goes_to_the_nearest_neighbours_label_whatever_the_order_of_labels():
+    assert vote(["b", "a"], np.array([1.0, 1.0])).label == "b"
+    assert vote(["a", "b"], np.array([1.0, 1.0])).label == "a"
+
+
+def test_missing_neighbours_take_no_part_and_an_empty_kb_is_an_error():
+    result = vote(["lens", "?"], np.array([0.3, np.inf]))
+    assert result.label == "lens" and result.share == 1.0
+    with pytest.raises(ValueError, match="knowledge base is empty"):
+        vote(["?"], np.array([np.inf]))
+    with pytest.raises(ValueError, match="unknown weight function"):
+        weights(np.array([1.0]), "cubic")
