@@ -114,7 +114,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {
     "training.tasks.*": {"queue": "training"},
-    "inference.tasks.embed_*": {"queue": "embedding"},
+    "inference.tasks.embedding_*": {"queue": "embedding"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 

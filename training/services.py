@@ -12,7 +12,7 @@ from django.utils import timezone
 from kb.preprocess import PAPER
 from kb.services import spectrum_store
 from training.models import TrainingRun
-from training.model import PRESETS
+from training.model import PRESETS, EncoderConfig
 from training.pretrain import PRESET_DEFAULTS, PretrainConfig, pretrain
 
 ProgressCallback = Callable[[int, int, dict], None]
@@ -58,7 +58,7 @@ def training_run_execute(
         if on_progress:
             on_progress(step, max_steps, metrics)
 
-    model_config = PRESETS[run.preset].__class__(**run.model_config)
+    model_config = EncoderConfig(**run.model_config)
     config = PretrainConfig(**run.train_config)
     try:
         metrics = pretrain(

@@ -12,6 +12,14 @@ from training.tasks import training_run_execute_task
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def test_tasks_are_routed_to_their_queues():
+    from galspec_site.celery import app
+
+    router = app.amqp.router
+    assert router.route({}, training_run_execute_task.name)["queue"].name == "training"
+    assert router.route({}, embedding_update_task.name)["queue"].name == "embedding"
+
+
 def test_a_worker_pretrains_then_embeds(data_dir, tmp_path, celery_worker_process):
     generate_survey(out=tmp_path / "survey", size=24, seed=4)
     ingest_folder(folder=tmp_path / "survey")
