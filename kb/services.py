@@ -85,8 +85,8 @@ def ingest_folder(*, folder: str | Path, on_progress: Callable[[int, int], None]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
     summary = IngestSummary()
-    run = IngestRun.objects.create(source=str(folder.resolve()))
     with _ingest_lock():
+        run = IngestRun.objects.create(source=str(folder.resolve()))
         store = spectrum_store()
         store.truncate(_committed_rows())
         files = spectrum_files(folder)
