@@ -1,7 +1,7 @@
 """python manage.py embed: embed every ingested spectrum with the checkpoint in service."""
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from galspec_site.progress import progress_bar
 from inference.services import embedding_update
 from training.models import TrainingRun
 
@@ -15,24 +15,16 @@ class Command(BaseCommand):
         parser.add_argument("--device", help="cpu, cuda or auto")
 
     def handle(self, *args, run, batch_size, device, verbosity, **options):
-        bar = tqdm(total=0, unit="spectra", desc="embed", disable=verbosity == 0)
-
-        def progress(done, total):
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
         try:
             training_run = TrainingRun.objects.get(pk=run) if run else None
-            embedding_set = embedding_update(
-                training_run=training_run, batch_size=batch_size, device=device, on_progress=progress
-            )
+            with progress_bar("embed", "spectra", verbosity=verbosity) as progress:
+                embedding_set = embedding_update(
+                    training_run=training_run, batch_size=batch_size, device=device, on_progress=progress
+                )
         except TrainingRun.DoesNotExist:
             raise CommandError(f"no training run {run}") from None
         except ValueError as error:
             raise CommandError(str(error)) from None
-        finally:
-            bar.close()
         self.stdout.write(
             f"{embedding_set.rows} spectra embedded (width {embedding_set.width}) with the checkpoint of "
             f"training run {embedding_set.training_run_id}, stored in {embedding_set.path}"

@@ -1,7 +1,7 @@
 """python manage.py fetch_sdss: download spec-lite files from the SDSS archive (DR16 layout)."""
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from galspec_site.progress import progress_bar
 from kb.sdss_archive import DR16, Archive, fetch_spectra, parse_identifier, read_list
 
 
@@ -26,16 +26,8 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         if not wanted:
             raise CommandError("give PLATE-MJD-FIBER identifiers or --list FILE")
-        bar = tqdm(total=len(wanted), unit="spectra", desc="fetch", disable=verbosity == 0)
-
-        def progress(done, total):
-            bar.n = done
-            bar.refresh()
-
-        try:
+        with progress_bar("fetch", "spectra", verbosity=verbosity) as progress:
             summary = fetch_spectra(wanted, out, Archive(base_url, retries=retries, timeout=timeout), on_progress=progress)
-        finally:
-            bar.close()
         self.stdout.write(
             f"{len(summary.downloaded)} downloaded, {len(summary.skipped)} already here, {len(summary.failed)} failed"
         )

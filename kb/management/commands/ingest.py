@@ -1,7 +1,7 @@
 """python manage.py ingest DIR: load SDSS-format spectra and catalogs (real or mock) into GalSpec."""
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from galspec_site.progress import progress_bar
 from kb.services import ingest_folder
 
 
@@ -17,19 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--quiet-rejects", action="store_true", help="count rejected files, do not list them")
 
     def handle(self, *args, folder, quiet_rejects, verbosity, **options):
-        bar = tqdm(total=0, unit="spectra", desc="ingest", disable=verbosity == 0)
-
-        def on_progress(done, total):
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
         try:
-            summary = ingest_folder(folder=folder, on_progress=on_progress)
+            with progress_bar("ingest", "spectra", verbosity=verbosity) as on_progress:
+                summary = ingest_folder(folder=folder, on_progress=on_progress)
         except (FileNotFoundError, RuntimeError) as error:
             raise CommandError(str(error)) from None
-        finally:
-            bar.close()
         out = self.stdout
         out.write(
             f"{summary.found} spectrum files: {summary.added} added, {summary.already} already ingested, "

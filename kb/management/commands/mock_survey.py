@@ -3,8 +3,8 @@ import json
 import os
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from galspec_site.progress import progress_bar
 from kb.mock import generate_survey
 
 
@@ -28,15 +28,7 @@ class Command(BaseCommand):
             raise CommandError("--size must be at least 1")
         if not 0 <= lens_fraction + outlier_fraction <= 1:
             raise CommandError("--lens-fraction plus --outlier-fraction must lie between 0 and 1")
-        bar = tqdm(total=size, unit="spectra", desc="mock survey", disable=verbosity == 0)
-
-        def progress(done, total):
-            bar.n = done
-            bar.refresh()
-
-        try:
+        with progress_bar("mock survey", "spectra", verbosity=verbosity) as progress:
             summary = generate_survey(out=out, size=size, seed=seed, lens_fraction=lens_fraction,
                                       outlier_fraction=outlier_fraction, workers=workers, on_progress=progress)
-        finally:
-            bar.close()
         self.stdout.write(json.dumps(summary, indent=2))
