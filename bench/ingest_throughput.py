@@ -18,11 +18,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def main() -> None:
+def main() -> None:  # run as a script: worker processes are spawned and re-import it
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--survey", type=Path, help="folder to ingest (default: generate a mock survey)")
     parser.add_argument("--size", type=int, default=2000, help="mock survey size when --survey is not given")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=1, help="processes reading files (ingest --workers)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="galspec-bench-"))
@@ -46,7 +47,7 @@ def main() -> None:
         generate_survey(out=survey, size=args.size, seed=args.seed)
         generate_s = time.perf_counter() - start
     start = time.perf_counter()
-    summary = ingest_folder(folder=survey)
+    summary = ingest_folder(folder=survey, workers=args.workers)
     ingest_s = time.perf_counter() - start
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
@@ -55,6 +56,7 @@ def main() -> None:
         "rejected": len(summary.rejected),
         "ingest_seconds": round(ingest_s, 2),
         "ingest_spectra_per_s": round(summary.added / ingest_s, 1),
+        "workers": args.workers,
         "mock_generation_spectra_per_s": round(args.size / generate_s, 1) if generate_s else None,
         "peak_rss_mb": round(peak_rss_mb, 1),
         "database": django.db.connection.vendor,

@@ -13,9 +13,13 @@ How missing data is represented (decided here, used everywhere after):
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+
+from kb.spectra import SdssSpectrum, SpectrumFileError, read_spectrum
 
 
 @dataclass(frozen=True)
@@ -97,3 +101,29 @@ def preprocess(
     grid_flux, grid_valid = resample(wave_obs, flux, valid, config)
     norm = normalisation(grid_flux, grid_valid, z, config)
     return Preprocessed(flux=(grid_flux / norm).astype(np.float32), valid=grid_valid, norm=norm)
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """One file read and preprocessed, or the reason it could not be."""
+
+    path: Path
+    spectrum: SdssSpectrum | None = None
+    grid: Preprocessed | None = None
+    sha256: str = ""
+    error: str = ""
+
+
+def prepare_file(path: Path, config: PreprocessConfig = PAPER) -> PreparedFile:
+    """Read and preprocess one spectrum file; never raises for a bad file (runs in worker processes)."""
+    try:
+        data = path.read_bytes()
+        spectrum = read_spectrum(path)
+        grid = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.valid, spectrum.z, config)
+    except SpectrumFileError as error:
+        return PreparedFile(path, error=error.reason)
+    except PreprocessError as error:
+        return PreparedFile(path, error=f"cannot preprocess: {error}")
+    except OSError as error:
+        return PreparedFile(path, error=f"cannot read: {error}")
+    return PreparedFile(path, spectrum, grid, hashlib.sha256(data).hexdigest())

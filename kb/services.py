@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,8 @@ from django.utils import timezone
 
 from kb import catalogs
 from kb.models import CatalogLabel, IngestRun, Spectrum
-from kb.preprocess import PAPER, PreprocessError, preprocess
-from kb.spectra import SdssSpectrum, SpectrumFileError, read_spectrum
+from kb.preprocess import PAPER, prepare_file
+from kb.spectra import SdssSpectrum
 from kb.store import SpectrumStore
 
 SPECTRUM_FILE = re.compile(r"^spec-(\d{4,5})-(\d{5})-(\d{4})\.fits(\.gz)?$")
@@ -72,14 +74,17 @@ def _ingest_lock():
         yield
 
 
-def ingest_folder(*, folder: str | Path, on_progress: Callable[[int, int], None] | None = None) -> IngestSummary:
+def ingest_folder(
+    *, folder: str | Path, workers: int = 1, on_progress: Callable[[int, int], None] | None = None
+) -> IngestSummary:
     """Ingest every spectrum and catalog under ``folder``: idempotent and resumable.
 
     Spectra go in batches: the preprocessed flux is appended to the array store, then the batch's
     rows are committed to the database in one transaction. Store rows that no committed record
     points to (left by a crash) are dropped before starting. A bad file is reported by name with its
     reason and nothing of it is written; the others are ingested. Catalogs are read after the spectra
-    and their rows attached to the ingested spectra they match.
+    and their rows attached to the ingested spectra they match. ``workers`` processes read and
+    preprocess the files; this process alone writes.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -103,12 +108,17 @@ def ingest_folder(*, folder: str | Path, on_progress: Callable[[int, int], None]
         done = summary.already
         if on_progress:
             on_progress(done, len(files))
-        for start in range(0, len(todo), BATCH):
-            batch = todo[start : start + BATCH]
-            _ingest_batch(batch, store, summary)
-            done += len(batch)
-            if on_progress:
-                on_progress(done, len(files))
+        with ExitStack() as stack:
+            read = map
+            if workers > 1 and len(todo) > 1:
+                pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("spawn")))
+                read = partial(pool.map, chunksize=8)
+            for start in range(0, len(todo), BATCH):
+                batch = todo[start : start + BATCH]
+                _ingest_batch(batch, store, summary, read)
+                done += len(batch)
+                if on_progress:
+                    on_progress(done, len(files))
         _ingest_catalogs(folder, summary)
     run.finished_at = timezone.now()
     run.summary = summary.as_dict()
@@ -121,29 +131,21 @@ def _committed_rows() -> int:
     return 0 if last is None else last + 1
 
 
-def _ingest_batch(paths: list[Path], store: SpectrumStore, summary: IngestSummary) -> None:
+def _ingest_batch(paths: list[Path], store: SpectrumStore, summary: IngestSummary, read=map) -> None:
+    """Read and preprocess ``paths`` (with ``read``, map or a process pool's map), then store them."""
     records, fluxes, valids = [], [], []
     seen = set()  # specobjids in this batch: the same spectrum under two file names is ingested once
-    for path in paths:
-        try:
-            data = path.read_bytes()
-            spectrum = read_spectrum(path)
-            grid = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.valid, spectrum.z)
-        except SpectrumFileError as error:
-            summary.rejected[path.name] = error.reason
+    for prepared in read(prepare_file, paths):
+        if prepared.error:
+            summary.rejected[prepared.path.name] = prepared.error
             continue
-        except PreprocessError as error:
-            summary.rejected[path.name] = f"cannot preprocess: {error}"
-            continue
-        except OSError as error:
-            summary.rejected[path.name] = f"cannot read: {error}"
-            continue
+        spectrum, grid = prepared.spectrum, prepared.grid
         key = str(spectrum.specobjid)
         if key in seen:
             summary.already += 1
             continue
         seen.add(key)
-        records.append(_spectrum_record(spectrum, grid.norm, grid.valid, hashlib.sha256(data).hexdigest()))
+        records.append(_spectrum_record(spectrum, grid.norm, grid.valid, prepared.sha256))
         fluxes.append(grid.flux)
         valids.append(grid.valid)
     if not records:

@@ -84,3 +84,23 @@ def test_ingest_command_prints_a_summary(data_dir, survey):
     out = io.StringIO()
     call_command("ingest", str(survey), stdout=out, verbosity=0)
     assert "10 spectrum files: 10 added, 0 already ingested, 0 rejected" in out.getvalue()
+
+
+def test_parallel_ingest_stores_the_same_as_one_process(settings, tmp_path, real_spectra):
+    results = {}
+    for workers in (1, 2):
+        settings.DATA_DIR = tmp_path / f"var-{workers}"
+        settings.DATA_DIR.mkdir()
+        Spectrum.objects.all().delete()
+        folder = tmp_path / f"in-{workers}"
+        folder.mkdir()
+        for path in real_spectra:
+            (folder / path.name).symlink_to(path)
+        (folder / "spec-0999-51000-0003.fits").write_text("not a spectrum")
+        summary = ingest_folder(folder=folder, workers=workers)
+        flux, valid = spectrum_store().read()
+        rows = {s.specobjid: s.store_row for s in Spectrum.objects.all()}
+        results[workers] = (summary.added, sorted(summary.rejected), np.array(flux), np.array(valid), rows)
+    assert results[1][0] == results[2][0] == 10 and results[1][1] == results[2][1]
+    assert results[1][4] == results[2][4]
+    assert np.array_equal(results[1][2], results[2][2]) and np.array_equal(results[1][3], results[2][3])

@@ -1,4 +1,6 @@
 """python manage.py ingest DIR: load SDSS-format spectra and catalogs (real or mock) into GalSpec."""
+import os
+
 from django.core.management.base import BaseCommand, CommandError
 
 from galspec_site.progress import progress_bar
@@ -14,12 +16,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("folder", help="folder holding spec-*.fits files (searched recursively) and catalogs")
+        parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes reading files")
         parser.add_argument("--quiet-rejects", action="store_true", help="count rejected files, do not list them")
 
-    def handle(self, *args, folder, quiet_rejects, verbosity, **options):
+    def handle(self, *args, folder, workers, quiet_rejects, verbosity, **options):
         try:
             with progress_bar("ingest", "spectra", verbosity=verbosity) as on_progress:
-                summary = ingest_folder(folder=folder, on_progress=on_progress)
+                summary = ingest_folder(folder=folder, workers=workers, on_progress=on_progress)
         except (FileNotFoundError, RuntimeError) as error:
             raise CommandError(str(error)) from None
         out = self.stdout
