@@ -4,45 +4,67 @@ A spectrum ``PLATE-MJD-FIBER`` lives at
 ``{base}/sdss/spectro/redux/{run2d}/spectra/lite/{plate:04d}/spec-{plate:04d}-{mjd:05d}-{fiber:04d}.fits``
 for the SDSS legacy reductions (run2d 26, 103, 104) and at
 ``{base}/eboss/spectro/redux/v5_13_0/spectra/lite/...`` for BOSS and eBOSS. The run2d of a spectrum is
-not in its identifier, so the candidate locations are tried in turn (legacy first below plate 3510).
+not in its identifier, so the candidate locations are tried in turn: legacy first below plate 3510,
+BOSS/eBOSS first from 3510 on, and before either the location that last answered for the same plate
+(or, for a plate not seen yet, for the same survey).
 
-Downloads are resumable (``*.part`` files continued with HTTP Range requests), retried with exponential
-backoff on connection errors, time-outs and 5xx answers, checked to be FITS files with a COADD HDU, and
-renamed into place atomically: a file at its final name is always complete.
+Files are written to ``OUT/{plate:04d}/spec-....fits``, the layout of the archive's ``lite`` folder.
+Downloads are resumable (``*.part`` files continued with HTTP Range requests where the server honours
+them, restarted where it does not), retried with exponential backoff on connection errors, dropped
+connections, time-outs and 5xx answers, checked to be FITS files with a COADD HDU, and renamed into
+place atomically: a file at its final name is always complete.
+
+Pure Python (requests, astropy); never imports Django.
 """
 from __future__ import annotations
 
+import csv
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-
-from kb.spectra import SpectrumFileError, read_spectrum
+from astropy.io import fits
 
 DR16 = "https://data.sdss.org/sas/dr16"
 LEGACY_RUN2D = ("26", "103", "104")
 EBOSS_RUN2D = "v5_13_0"
-LAST_LEGACY_PLATE = 3509
-IDENTIFIER = re.compile(r"^\s*(\d{3,5})\s*[-,\s]\s*(\d{5})\s*[-,\s]\s*(\d{1,4})\s*$")
+FIRST_BOSS_PLATE = 3510  # plates below are SDSS-I/II (legacy reductions); from here on BOSS and eBOSS
+FITS_BLOCK = 2880  # bytes: every FITS file is a whole number of these blocks
+CHUNK = 1 << 16  # bytes read from the socket at a time
+MAX_BACKOFF = 60.0  # seconds: the longest wait between two attempts
+IDENTIFIER = re.compile(r"^\s*(?:spec-)?(\d{1,5})\s*[-,\s]\s*(\d{5})\s*[-,\s]\s*(\d{1,4})(?:\.fits)?\s*$")
 
 
 class NotInArchive(Exception):
     """Every candidate location answered 404."""
 
 
+class FetchError(Exception):
+    """A spectrum could not be fetched; the message says from where and why."""
+
+
+class _Transient(Exception):
+    """One attempt failed in a way that another attempt may not (5xx, a body cut short)."""
+
+
+# Failures worth another attempt: the network, the server's mood, a body cut short.
+TRANSIENT = (_Transient, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
 @dataclass
 class FetchSummary:
-    downloaded: list[str] = field(default_factory=list)
+    downloaded: list[str] = field(default_factory=list)  # file names
     skipped: list[str] = field(default_factory=list)  # already complete on disk
-    failed: dict[str, str] = field(default_factory=dict)  # identifier -> reason
+    failed: dict[str, str] = field(default_factory=dict)  # file name -> reason
 
 
 def parse_identifier(text: str) -> tuple[int, int, int]:
-    """'266-51630-168', '0266-51630-0168' or '266,51630,168' -> (plate, mjd, fiber)."""
+    """'266-51630-168', '0266-51630-0168', '266,51630,168' or 'spec-0266-51630-0168.fits' -> (plate, mjd, fiber)."""
     match = IDENTIFIER.match(text)
     if not match:
         raise ValueError(f"{text.strip()!r} is not PLATE-MJD-FIBER (e.g. 0266-51630-0168)")
@@ -50,84 +72,188 @@ def parse_identifier(text: str) -> tuple[int, int, int]:
 
 
 def read_list(path: str | Path) -> list[tuple[int, int, int]]:
-    """Identifiers from a file: one PLATE-MJD-FIBER per line, or a CSV with plate, mjd, fiberid columns."""
-    lines = [line.strip() for line in Path(path).read_text().splitlines()]
+    """(plate, mjd, fiber) from a file: one PLATE-MJD-FIBER per line, or a CSV whose header names plate,
+    mjd and fiberid (or fiber) columns, in any order and among others. Blank lines and '#' comments
+    are ignored. Raises ValueError naming the file and line of anything else."""
+    path = Path(path)
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the list {path}: {error}") from None
     lines = [line for line in lines if line and not line.startswith("#")]
-    if lines and lines[0].replace(" ", "").lower().startswith("plate,mjd,fiber"):
-        lines = lines[1:]
-    return [parse_identifier(",".join(line.split(",")[:3])) for line in lines]
+    if not lines:
+        return []
+    header = [name.strip().lower() for name in next(csv.reader([lines[0]]))]
+    fiber = "fiberid" if "fiberid" in header else "fiber"
+    if {"plate", "mjd", fiber} <= set(header):
+        columns = [header.index(name) for name in ("plate", "mjd", fiber)]
+        identifiers = []
+        for number, row in enumerate(csv.reader(lines[1:]), 2):
+            try:
+                identifiers.append(tuple(int(row[c]) for c in columns))
+            except (IndexError, ValueError):
+                raise ValueError(
+                    f"{path.name}, row {number}: {','.join(row)!r} has no integer plate, mjd, {fiber}"
+                ) from None
+        return identifiers
+    identifiers = []
+    for number, line in enumerate(lines, 1):
+        try:
+            identifiers.append(parse_identifier(line))
+        except ValueError as error:
+            raise ValueError(f"{path.name}, line {number}: {error}") from None
+    return identifiers
 
 
 def file_name(plate: int, mjd: int, fiber: int) -> str:
     return f"spec-{plate:04d}-{mjd:05d}-{fiber:04d}.fits"
 
 
-def candidate_urls(base: str, plate: int, mjd: int, fiber: int) -> list[str]:
-    name = file_name(plate, mjd, fiber)
-    legacy = [f"{base}/sdss/spectro/redux/{run2d}/spectra/lite/{plate:04d}/{name}" for run2d in LEGACY_RUN2D]
-    eboss = [f"{base}/eboss/spectro/redux/{EBOSS_RUN2D}/spectra/lite/{plate:04d}/{name}"]
-    return legacy + eboss if plate <= LAST_LEGACY_PLATE else eboss + legacy
+def target_path(out: str | Path, plate: int, mjd: int, fiber: int) -> Path:
+    """Where a spectrum is written: OUT/{plate:04d}/spec-{plate:04d}-{mjd:05d}-{fiber:04d}.fits."""
+    return Path(out) / f"{plate:04d}" / file_name(plate, mjd, fiber)
+
+
+def layouts(plate: int) -> list[str]:
+    """Redux folders (relative to the archive root) that may hold the plate, most likely first."""
+    legacy = [f"sdss/spectro/redux/{run2d}" for run2d in LEGACY_RUN2D]
+    eboss = [f"eboss/spectro/redux/{EBOSS_RUN2D}"]
+    return legacy + eboss if plate < FIRST_BOSS_PLATE else eboss + legacy
+
+
+def check_spec_lite(path: str | Path) -> None:
+    """Raise FetchError unless ``path`` is a complete FITS file with a non-empty COADD HDU.
+
+    Deliberately no stricter than that: whether the columns suit ingest is kb.spectra's business, and
+    a whole file that ingest dislikes must not be deleted and downloaded again on every run.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        start = handle.read(30)
+    if not start.startswith(b"SIMPLE  ="):
+        raise FetchError(f"not a FITS file (it starts with {start[:16]!r}, not 'SIMPLE  =')")
+    size = path.stat().st_size
+    if size % FITS_BLOCK:
+        raise FetchError(f"truncated: {size} bytes is not a whole number of {FITS_BLOCK}-byte FITS blocks")
+    try:
+        with warnings.catch_warnings(record=True) as caught, fits.open(path, memmap=False) as hdus:
+            warnings.simplefilter("always")
+            hdus.readall()
+            if any("truncated" in str(w.message) for w in caught):
+                raise FetchError(f"truncated ({size} bytes)")
+            if "COADD" not in hdus or hdus["COADD"].data is None or len(hdus["COADD"].data) == 0:
+                raise FetchError("no COADD HDU with data, so not a spec-lite file")
+    except (OSError, ValueError, TypeError) as error:  # what astropy raises for a damaged file
+        raise FetchError(f"not a readable FITS file ({error})") from None
+
+
+def is_complete(path: str | Path) -> bool:
+    try:
+        check_spec_lite(path)
+        return True
+    except (FetchError, OSError):
+        return False
 
 
 class Archive:
-    """A client of one archive root; remembers which candidate layout answered last."""
+    """A client of one archive root, over one requests Session.
+
+    ``retries``: further attempts per location after the first, waiting ``backoff * 2**attempt``
+    seconds (at most MAX_BACKOFF) before each. ``timeout``: seconds, for connecting and for each read.
+    """
 
     def __init__(self, base_url: str = DR16, *, retries: int = 4, timeout: float = 60.0, backoff: float = 1.0):
+        if retries < 0 or timeout <= 0 or backoff < 0:
+            raise ValueError(f"need retries >= 0, timeout > 0, backoff >= 0 (got {retries}, {timeout}, {backoff})")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"the archive root must be an http(s) URL, like {DR16} (got {base_url!r})")
         self.base = base_url.rstrip("/")
         self.retries, self.timeout, self.backoff = retries, timeout, backoff
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "GalSpec fetch_sdss"
+        # Byte ranges must count the file's own bytes, never those of a compressed transfer of it.
+        self.session.headers["Accept-Encoding"] = "identity"
+        self.answered: dict[int, str] = {}  # plate -> redux folder that held its last spectrum
+        self.last_answered: dict[bool, str] = {}  # legacy plate? -> redux folder that answered last
 
-    def fetch(self, plate: int, mjd: int, fiber: int, out: Path) -> Path:
-        """Download one spectrum into out/PLATE/; returns its path. Raises NotInArchive or OSError."""
-        target = Path(out) / f"{plate:04d}" / file_name(plate, mjd, fiber)
+    def candidate_urls(self, plate: int, mjd: int, fiber: int) -> list[str]:
+        """The URLs to try, in order: what held this plate, what last answered for its survey, the rest."""
+        order = layouts(plate)
+        for known in (self.last_answered.get(plate < FIRST_BOSS_PLATE), self.answered.get(plate)):
+            if known in order:
+                order.remove(known)
+                order.insert(0, known)
+        name = file_name(plate, mjd, fiber)
+        return [f"{self.base}/{layout}/spectra/lite/{plate:04d}/{name}" for layout in order]
+
+    def fetch(self, plate: int, mjd: int, fiber: int, out: str | Path) -> Path:
+        """Download one spectrum to target_path(out, ...) and return that path.
+
+        Raises NotInArchive (404 everywhere) or FetchError (anything else, with the URL and the reason).
+        """
+        target = target_path(out, plate, mjd, fiber)
         target.parent.mkdir(parents=True, exist_ok=True)
-        for url in candidate_urls(self.base, plate, mjd, fiber):
+        urls = self.candidate_urls(plate, mjd, fiber)
+        for url in urls:
             if self._download(url, target):
+                layout = url[len(self.base) + 1:].split("/spectra/lite/")[0]
+                self.answered[plate] = self.last_answered[plate < FIRST_BOSS_PLATE] = layout
                 return target
-        raise NotInArchive(f"{file_name(plate, mjd, fiber)} is not in the archive at {self.base}")
+        raise NotInArchive(f"not in the archive (404 at all {len(urls)} locations under {self.base})")
 
     def _download(self, url: str, target: Path) -> bool:
         """True once ``target`` is complete; False if the server has no such file (404)."""
         part = target.with_name(target.name + ".part")
         for attempt in range(self.retries + 1):
             try:
-                done = part.stat().st_size if part.exists() else 0
-                headers = {"Range": f"bytes={done}-"} if done else {}
-                with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
-                    if response.status_code == 404:
-                        return False
-                    if response.status_code == 416:  # the part file is already whole
-                        response.close()
-                    elif response.status_code >= 500:
-                        raise requests.HTTPError(f"{response.status_code} from {url}")
-                    else:
-                        response.raise_for_status()
-                        resumed = response.status_code == 206
-                        with open(part, "ab" if resumed else "wb") as handle:
-                            for chunk in response.iter_content(1 << 16):
-                                handle.write(chunk)
-                        expected = response.headers.get("Content-Length")
-                        if expected is not None and part.stat().st_size < (done if resumed else 0) + int(expected):
-                            raise requests.ConnectionError(f"connection closed early while reading {url}")
-                self._check(part, url)
-                os.replace(part, target)
-                return True
-            except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as error:
-                if isinstance(error, requests.HTTPError) and error.response is not None and error.response.status_code < 500:
-                    raise OSError(f"{url}: {error}") from None
+                if not self._get(url, part):
+                    return False
+                break
+            except TRANSIENT as error:
                 if attempt == self.retries:
-                    raise OSError(f"{url}: gave up after {self.retries + 1} attempts ({error})") from None
-                time.sleep(self.backoff * 2**attempt)
-        return False
-
-    @staticmethod
-    def _check(part: Path, url: str) -> None:
+                    raise FetchError(f"{url}: gave up after {attempt + 1} attempts ({error})") from None
+                time.sleep(min(self.backoff * 2**attempt, MAX_BACKOFF))
         try:
-            read_spectrum(part)
-        except SpectrumFileError as error:
+            check_spec_lite(part)
+        except FetchError as error:
             part.unlink(missing_ok=True)
-            raise OSError(f"{url} did not send a usable spectrum: {error.reason}") from None
+            raise FetchError(f"{url} did not send a spectrum: {error}; nothing was kept") from None
+        os.replace(part, target)  # atomic: the final name only ever holds a whole file
+        return True
+
+    def _get(self, url: str, part: Path) -> bool:
+        """One GET into ``part``, continuing it where it already holds bytes. False on 404.
+
+        Raises _Transient or a requests error for what another attempt may cure, FetchError otherwise.
+        """
+        done = part.stat().st_size if part.exists() else 0
+        headers = {"Range": f"bytes={done}-"} if done else {}
+        with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+            status = response.status_code
+            if status == 404:
+                return False
+            if status >= 500:
+                raise _Transient(f"HTTP {status} {response.reason}")
+            if status == 416:  # nothing after byte `done`: the part is whole, or not this file at all
+                if is_complete(part):
+                    return True
+                part.unlink()
+                raise _Transient(f"HTTP 416 for a {done}-byte partial file that is not the archive's; starting again")
+            if status not in (200, 206):
+                raise FetchError(f"{url}: HTTP {status} {response.reason}")
+            resumed = status == 206
+            if resumed and not response.headers.get("Content-Range", "").startswith(f"bytes {done}-"):
+                part.unlink()
+                got = response.headers.get("Content-Range")
+                raise _Transient(f"asked for bytes {done}- but got {got!r}; starting again")
+            with open(part, "ab" if resumed else "wb") as handle:  # 200 to a Range request: start again
+                for chunk in response.iter_content(CHUNK):
+                    handle.write(chunk)
+            expected = response.headers.get("Content-Length")
+            received = part.stat().st_size - (done if resumed else 0)
+            if expected is not None and received < int(expected):
+                raise _Transient(f"connection closed after {received} of {expected} bytes")
+        return True
 
 
 def fetch_spectra(
@@ -136,24 +262,26 @@ def fetch_spectra(
     archive: Archive,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> FetchSummary:
-    """Download every identifier not already complete under ``out``; failures are reported, not fatal."""
-    identifiers = list(identifiers)
+    """Download every (plate, mjd, fiber) not already complete under ``out``.
+
+    A failure is recorded in the summary with its reason and the others go on. A file at its final
+    name that is not a complete spec-lite file (copied there by hand, say) is fetched again.
+    ``on_progress(done, total)`` is called after each identifier, skipped ones included.
+    """
+    identifiers = list(dict.fromkeys(identifiers))  # each once, in the order given
     summary = FetchSummary()
     for done, (plate, mjd, fiber) in enumerate(identifiers, 1):
         name = file_name(plate, mjd, fiber)
-        target = Path(out) / f"{plate:04d}" / name
-        if target.exists():
+        target = target_path(out, plate, mjd, fiber)
+        if target.exists() and is_complete(target):
+            summary.skipped.append(name)
+        else:
+            target.unlink(missing_ok=True)  # the final name holds a whole file or nothing
             try:
-                read_spectrum(target)
-                summary.skipped.append(name)
-                continue
-            except SpectrumFileError:
-                target.unlink()
-        try:
-            archive.fetch(plate, mjd, fiber, Path(out))
-            summary.downloaded.append(name)
-        except (NotInArchive, OSError) as error:
-            summary.failed[name] = str(error)
+                archive.fetch(plate, mjd, fiber, out)
+                summary.downloaded.append(name)
+            except (NotInArchive, FetchError, OSError) as error:  # OSError: the local disk (full, read-only)
+                summary.failed[name] = str(error)
         if on_progress:
             on_progress(done, len(identifiers))
     return summary

@@ -1,17 +1,23 @@
-"""fetch_sdss against a real local HTTP server laid out like the SDSS Science Archive Server."""
+"""fetch_sdss against a real local HTTP server laid out like the SDSS Science Archive Server.
+
+The server (http.server in a thread on 127.0.0.1) serves symlinks to the ten real spec-lite files,
+made in a temporary folder, and can misbehave on demand: answer 500, cut a body short, hang up without an
+answer, ignore Range headers, or send an HTML page instead of the file.
+"""
 import http.server
 import io
 import threading
-from functools import partial
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from kb.sdss_archive import Archive, fetch_spectra, parse_identifier, read_list
 
+LIST_HEADER = "plate,mjd,fiberid"
 
-class Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves files with Range support; can fail the first requests or send HTML instead of FITS."""
+
+class ArchiveHandler(http.server.BaseHTTPRequestHandler):
+    """GET of a file under server.root, with byte ranges unless server.ranges is False."""
 
     def log_message(self, *args):
         pass
@@ -19,77 +25,137 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         server = self.server
         server.requests.append((self.path, self.headers.get("Range")))
+        if server.hang_ups > 0:  # close the connection without a word
+            server.hang_ups -= 1
+            self.close_connection = True
+            return
         if server.failures > 0:
             server.failures -= 1
-            self.send_error(503, "busy")
+            self.send_error(500, "Internal Server Error")
             return
         if server.html:
-            body = b"<html>maintenance</html>"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send(200, b"<html><body>The archive is down for maintenance</body></html>", "text/html")
             return
-        path = self.translate_path(self.path)
-        try:
-            data = open(path, "rb").read()
-        except OSError:
+        path = server.root / self.path.lstrip("/")
+        if not path.is_file():
             self.send_error(404)
             return
+        data = path.read_bytes()
         start = 0
-        if self.headers.get("Range"):
-            start = int(self.headers["Range"].split("=")[1].split("-")[0])
-            self.send_response(206)
+        if self.headers.get("Range") and server.ranges:
+            start = int(self.headers["Range"].removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                self.send_error(416)
+                return
+        self.send_response(206 if start else 200)
+        if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
+        self.send_header("Content-Type", "application/fits")
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
-        self.wfile.write(data[start:])
+        body = data[start:]
+        if server.cut_shorts > 0:  # promise the whole body, send half of it, hang up
+            server.cut_shorts -= 1
+            body = body[: len(body) // 2]
+        self.wfile.write(body)
+
+    def _send(self, status, body, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 @pytest.fixture
-def archive_server(tmp_path, real_spectra):
-    root = tmp_path / "sas"
+def archive_server(tmp_path_factory, real_spectra):
+    """The ten real files in the DR16 SAS layout. Plates 266 and 267 sit under run2d 26, as in the real
+    archive; plate 268 is put under 104 so that finding it takes the search through the candidates."""
+    root = tmp_path_factory.mktemp("sas")  # apart from tmp_path, which the tests download into
     for path in real_spectra:
         plate = path.name.split("-")[1]
-        folder = root / "dr16" / "sdss" / "spectro" / "redux" / "26" / "spectra" / "lite" / plate
+        run2d = "104" if plate == "0268" else "26"
+        folder = root / "dr16" / "sdss" / "spectro" / "redux" / run2d / "spectra" / "lite" / plate
         folder.mkdir(parents=True, exist_ok=True)
         (folder / path.name).symlink_to(path)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-    server.requests, server.failures, server.html = [], 0, False
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ArchiveHandler)
+    server.root, server.requests = root, []
+    server.failures = server.cut_shorts = server.hang_ups = 0
+    server.ranges, server.html = True, False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.base_url = f"http://127.0.0.1:{server.server_address[1]}/dr16"
     yield server
     server.shutdown()
+    server.server_close()
+
+
+def archive(server, **options):
+    return Archive(server.base_url, backoff=0.01, timeout=10, **options)
+
+
+def identifier(path):
+    return path.name.removeprefix("spec-").removesuffix(".fits")
 
 
 def test_identifiers_and_list_files(tmp_path):
     assert parse_identifier("266-51630-168") == parse_identifier("0266-51630-0168") == (266, 51630, 168)
+    assert parse_identifier("spec-0266-51630-0168.fits") == parse_identifier("266,51630,168") == (266, 51630, 168)
     with pytest.raises(ValueError, match="not PLATE-MJD-FIBER"):
         parse_identifier("spec-0266")
-    listing = tmp_path / "ids.csv"
-    listing.write_text("plate,mjd,fiberid\n266,51630,168\n# a comment\n\n267,51608,413\n")
-    assert read_list(listing) == [(266, 51630, 168), (267, 51608, 413)]
+    plain = tmp_path / "ids.txt"
+    plain.write_text("# from the paper's table 2\n0266-51630-0168\n\n267-51608-413\n")
+    assert read_list(plain) == [(266, 51630, 168), (267, 51608, 413)]
+    cas = tmp_path / "ids.csv"  # a CAS export: other columns, any order, upper-case names
+    cas.write_text("specObjID,MJD,FIBERID,PLATE\n299535582055393280,51630,168,266\n# a comment\n\n1,51608,413,267\n")
+    assert read_list(cas) == [(266, 51630, 168), (267, 51608, 413)]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("266-51630-168\n266/51630/168\n")
+    with pytest.raises(ValueError, match="bad.txt, line 2"):
+        read_list(bad)
 
 
 def test_download_by_identifier_gives_the_archive_bytes(archive_server, tmp_path, real_spectra):
-    summary = fetch_spectra([(266, 51630, 168)], tmp_path / "out", Archive(archive_server.base_url))
-    assert summary.downloaded == ["spec-0266-51630-0168.fits"]
+    summary = fetch_spectra([(266, 51630, 168)], tmp_path / "out", archive(archive_server))
+    assert summary.downloaded == ["spec-0266-51630-0168.fits"] and not summary.failed
     got = tmp_path / "out" / "0266" / "spec-0266-51630-0168.fits"
     assert got.read_bytes() == real_spectra[0].read_bytes()
+    assert [path for path, _ in archive_server.requests] == [
+        "/dr16/sdss/spectro/redux/26/spectra/lite/0266/spec-0266-51630-0168.fits"]  # legacy plate: legacy first
 
 
-def test_command_with_a_list_then_again_skips_everything(archive_server, tmp_path, real_spectra):
+def test_command_with_a_list_file_then_again_skips_everything(archive_server, tmp_path, real_spectra):
     listing = tmp_path / "ids.txt"
-    listing.write_text("\n".join(p.name[5:-5] for p in real_spectra))
-    out = io.StringIO()
-    call_command("fetch_sdss", list=str(listing), out=str(tmp_path / "out"), base_url=archive_server.base_url, stdout=out, verbosity=0)
-    assert "10 downloaded, 0 already here, 0 failed" in out.getvalue()
+    listing.write_text("\n".join(identifier(p) for p in real_spectra))
+    out, first = tmp_path / "out", io.StringIO()
+    call_command("fetch_sdss", list=str(listing), out=str(out), base_url=archive_server.base_url, stdout=first, verbosity=0)
+    assert "10 downloaded, 0 already here, 0 failed" in first.getvalue()
+    for path in real_spectra:
+        assert (out / path.name.split("-")[1] / path.name).read_bytes() == path.read_bytes()
+    assert not list(out.rglob("*.part"))
     archive_server.requests.clear()
-    call_command("fetch_sdss", list=str(listing), out=str(tmp_path / "out"), base_url=archive_server.base_url, stdout=out, verbosity=0)
-    assert "0 downloaded, 10 already here" in out.getvalue() and archive_server.requests == []
+    again = io.StringIO()
+    call_command("fetch_sdss", list=str(listing), out=str(out), base_url=archive_server.base_url, stdout=again, verbosity=0)
+    assert "0 downloaded, 10 already here, 0 failed" in again.getvalue()
+    assert archive_server.requests == []
+
+
+def test_identifiers_on_the_command_line(archive_server, tmp_path):
+    out = io.StringIO()
+    call_command("fetch_sdss", "0266-51630-0215", "267-51608-413", out=str(tmp_path), base_url=archive_server.base_url,
+                 stdout=out, verbosity=0)
+    assert "2 downloaded" in out.getvalue()
+    assert sorted(p.name for p in tmp_path.rglob("*.fits")) == ["spec-0266-51630-0215.fits", "spec-0267-51608-0413.fits"]
+
+
+def test_the_location_that_answered_is_tried_first_for_the_same_plate(archive_server, tmp_path):
+    client = archive(archive_server)
+    fetch_spectra([(268, 51633, 74)], tmp_path, client)
+    assert [path.split("/")[5] for path, _ in archive_server.requests] == ["26", "103", "104"]
+    archive_server.requests.clear()
+    summary = fetch_spectra([(268, 51633, 223)], tmp_path, client)
+    assert summary.downloaded == ["spec-0268-51633-0223.fits"]
+    assert [path.split("/")[5] for path, _ in archive_server.requests] == ["104"]
 
 
 def test_a_partial_download_is_continued_with_a_range_request(archive_server, tmp_path, real_spectra):
@@ -97,28 +163,89 @@ def test_a_partial_download_is_continued_with_a_range_request(archive_server, tm
     part = tmp_path / "out" / "0266" / "spec-0266-51630-0168.fits.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(data[:100_000])
-    fetch_spectra([(266, 51630, 168)], tmp_path / "out", Archive(archive_server.base_url))
-    assert archive_server.requests[-1][1] == "bytes=100000-"
+    summary = fetch_spectra([(266, 51630, 168)], tmp_path / "out", archive(archive_server))
+    assert summary.downloaded == ["spec-0266-51630-0168.fits"]
+    assert archive_server.requests == [(archive_server.requests[0][0], "bytes=100000-")]
     assert (tmp_path / "out" / "0266" / "spec-0266-51630-0168.fits").read_bytes() == data
     assert not part.exists()
 
 
-def test_server_errors_are_retried(archive_server, tmp_path):
+def test_a_server_without_range_support_restarts_the_download(archive_server, tmp_path, real_spectra):
+    archive_server.ranges = False
+    data = real_spectra[0].read_bytes()
+    part = tmp_path / "0266" / "spec-0266-51630-0168.fits.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:100_000])
+    fetch_spectra([(266, 51630, 168)], tmp_path, archive(archive_server))
+    assert archive_server.requests[0][1] == "bytes=100000-"  # asked, answered with the whole file
+    assert (tmp_path / "0266" / "spec-0266-51630-0168.fits").read_bytes() == data
+
+
+def test_server_errors_are_retried(archive_server, tmp_path, real_spectra):
     archive_server.failures = 2
-    summary = fetch_spectra([(266, 51630, 215)], tmp_path, Archive(archive_server.base_url, backoff=0.01))
+    summary = fetch_spectra([(266, 51630, 215)], tmp_path, archive(archive_server))
     assert summary.downloaded == ["spec-0266-51630-0215.fits"] and len(archive_server.requests) == 3
+    assert (tmp_path / "0266" / "spec-0266-51630-0215.fits").read_bytes() == real_spectra[1].read_bytes()
+
+
+def test_a_dropped_connection_is_retried_from_where_it_stopped(archive_server, tmp_path, real_spectra):
+    data = real_spectra[1].read_bytes()
+    archive_server.cut_shorts = 1  # the first answer stops half-way
+    summary = fetch_spectra([(266, 51630, 215)], tmp_path, archive(archive_server))
+    assert summary.downloaded == ["spec-0266-51630-0215.fits"]
+    (_, first), (_, second) = archive_server.requests
+    kept = int(second.removeprefix("bytes=").rstrip("-"))  # what reached the disk before the cut
+    assert first is None and 0 < kept <= len(data) // 2
+    assert (tmp_path / "0266" / "spec-0266-51630-0215.fits").read_bytes() == data
+
+
+def test_a_connection_closed_without_an_answer_is_retried(archive_server, tmp_path, real_spectra):
+    archive_server.hang_ups = 2
+    summary = fetch_spectra([(266, 51630, 367)], tmp_path, archive(archive_server))
+    assert summary.downloaded == ["spec-0266-51630-0367.fits"] and len(archive_server.requests) == 3
+    assert (tmp_path / "0266" / "spec-0266-51630-0367.fits").read_bytes() == real_spectra[2].read_bytes()
+
+
+def test_retries_give_up_with_the_reason(archive_server, tmp_path):
+    archive_server.failures = 100
+    summary = fetch_spectra([(266, 51630, 367)], tmp_path, archive(archive_server, retries=2))
+    assert "gave up after 3 attempts (HTTP 500" in summary.failed["spec-0266-51630-0367.fits"]
+    assert len(archive_server.requests) == 3 and not list(tmp_path.rglob("spec-*.fits"))
 
 
 def test_a_missing_spectrum_is_reported_and_the_others_fetched(archive_server, tmp_path):
-    summary = fetch_spectra([(266, 51630, 999), (268, 51633, 74)], tmp_path, Archive(archive_server.base_url))
-    assert "not in the archive" in summary.failed["spec-0266-51630-0999.fits"]
+    summary = fetch_spectra([(266, 51630, 999), (268, 51633, 74)], tmp_path, archive(archive_server))
+    assert "not in the archive (404 at all 4 locations" in summary.failed["spec-0266-51630-0999.fits"]
     assert summary.downloaded == ["spec-0268-51633-0074.fits"]
+    out = io.StringIO()
     with pytest.raises(CommandError, match="1 spectra could not be fetched"):
-        call_command("fetch_sdss", "266-51630-999", out=str(tmp_path), base_url=archive_server.base_url, verbosity=0, stdout=io.StringIO())
+        call_command("fetch_sdss", "266-51630-999", "266-51630-481", out=str(tmp_path), base_url=archive_server.base_url,
+                     verbosity=0, stdout=out)
+    assert "1 downloaded, 0 already here, 1 failed" in out.getvalue()
+    assert "spec-0266-51630-0999.fits: not in the archive" in out.getvalue()
 
 
 def test_html_instead_of_fits_is_an_error_and_leaves_no_file(archive_server, tmp_path):
     archive_server.html = True
-    summary = fetch_spectra([(266, 51630, 168)], tmp_path / "out", Archive(archive_server.base_url))
-    assert "did not send a usable spectrum" in summary.failed["spec-0266-51630-0168.fits"]
+    summary = fetch_spectra([(266, 51630, 168)], tmp_path / "out", archive(archive_server))
+    reason = summary.failed["spec-0266-51630-0168.fits"]
+    assert "did not send a spectrum: not a FITS file (it starts with b'<html>" in reason
     assert not any((tmp_path / "out").rglob("spec-*"))
+
+
+def test_a_damaged_file_at_the_final_name_is_fetched_again(archive_server, tmp_path, real_spectra):
+    target = tmp_path / "0266" / "spec-0266-51630-0168.fits"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(real_spectra[0].read_bytes()[:5 * 2880])  # whole FITS blocks, data cut short
+    summary = fetch_spectra([(266, 51630, 168)], tmp_path, archive(archive_server))
+    assert summary.downloaded == ["spec-0266-51630-0168.fits"]
+    assert target.read_bytes() == real_spectra[0].read_bytes()
+
+
+def test_bad_arguments_are_command_errors(tmp_path):
+    with pytest.raises(CommandError, match="give PLATE-MJD-FIBER"):
+        call_command("fetch_sdss", out=str(tmp_path), verbosity=0)
+    with pytest.raises(CommandError, match="not PLATE-MJD-FIBER"):
+        call_command("fetch_sdss", "spec-0266", out=str(tmp_path), verbosity=0)
+    with pytest.raises(CommandError, match="must be an http"):
+        call_command("fetch_sdss", "266-51630-168", out=str(tmp_path), base_url="data.sdss.org", verbosity=0)
