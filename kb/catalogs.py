@@ -1,18 +1,25 @@
 """Reading the catalogs the paper labels its knowledge base with, in their published formats.
 
-- MPA-JHU DR8 (Brinchmann et al. 2004): ``galSpecInfo-dr8.fits`` (SPECOBJID, PLATEID, MJD, FIBERID, ...)
-  and the row-aligned ``galSpecExtra-dr8.fits`` (BPTCLASS), or a CAS export with specObjID, bptclass.
-- Portsmouth DR12 (Thomas et al. 2013): ``portsmouth_emlinekin_full-DR12.fits`` (SPECOBJID, BPT), or a
-  CAS ``emissionLinesPort`` export with specObjID, bpt.
-- eBOSS strong-lens candidates (Talbot et al. 2021) in the ``lenscat`` CSV format (name, RA [deg],
-  DEC [deg], zlens, type, grading, ref); matched to spectra by sky position.
+- MPA-JHU DR8 (Brinchmann et al. 2004): ``galSpecInfo-dr8.fits`` (HDU 1: SPECOBJID as a string,
+  PLATEID, MJD, FIBERID, RA, DEC, Z) and the row-aligned ``galSpecExtra-dr8.fits`` (HDU 1: BPTCLASS, no
+  id column); or a CAS export (CSV or FITS) of galSpecExtra with specObjID and bptclass.
+- Portsmouth DR12 (Thomas et al. 2013): ``portsmouth_emlinekin_full-DR12.fits`` (HDU 1: SPECOBJID,
+  PLATE, MJD, FIBERID, RA, DEC, Z, BPT as a string); or a CAS export of emissionLinesPort with
+  specObjID and bpt.
+- eBOSS strong-lens candidates (Talbot et al. 2021, arXiv:2007.09006) in the ``lenscat`` CSV format
+  (name, RA [deg], DEC [deg], zlens, type, grading, ref); matched to spectra by sky position.
 - Baron & Poznanski (2017) outliers: CSV with ``class`` and ``specobjid`` or ``plate, mjd, fiberid``.
 
-Each reader returns a list of ``CatalogRow``; problems raise ``CatalogError`` naming the file.
+Column names are matched without regard to case. Each reader returns a list of ``CatalogRow``;
+anything wrong with a file raises ``CatalogError`` naming the file (and the row) and the problem.
+RA and Dec are in degrees (ICRS/J2000) throughout. Pure Python (numpy, astropy); never imports Django.
 """
 from __future__ import annotations
 
 import csv
+import fnmatch
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -20,14 +27,22 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+# MPA-JHU BPTCLASS -> label. 1 star-forming, 2 low-S/N star-forming, 3 composite, 4 AGN, 5 low-S/N
+# LINER, -1 unclassifiable (no or weak emission lines: "normal" here).
 BPTCLASS = {-1: "normal", 1: "star-forming", 2: "star-forming", 3: "composite", 4: "agn", 5: "liner"}
+# Portsmouth BPT strings, normalised by _norm (case, spaces, hyphens, underscores) -> label.
 PORT_BPT = {"star forming": "star-forming", "starforming": "star-forming", "composite": "composite",
             "seyfert": "seyfert", "liner": "liner", "blank": "normal"}
 FIVE_CLASSES = ("star-forming", "composite", "seyfert", "liner", "normal")
+THREE_CLASSES = ("star-forming", "agn", "normal")
 TALBOT_REF = "arXiv:2007.09006"
+LENSCAT_COLUMNS = ("name", "RA [deg]", "DEC [deg]", "zlens", "type", "grading", "ref")
+MERGED = " | "  # lenscat joins the values of rows merged from several references with this
 
 
 class CatalogError(ValueError):
+    """A catalog file that cannot be used; the message names the file and the problem."""
+
     def __init__(self, path: str | Path, reason: str):
         self.path, self.reason = str(path), reason
         super().__init__(f"{Path(path).name}: {reason}")
@@ -37,200 +52,406 @@ class CatalogError(ValueError):
 class CatalogRow:
     """One catalog row: who it is about (specobjid, plate-mjd-fiber or position) and what it says."""
 
-    value: str  # the catalog's own value, as published
-    label: str  # normalised: a five-class BPT label, 'agn', 'lens' or the outlier class
+    value: str  # the catalog's own value, as published ("4", "Star Forming", "probable", "E+A")
+    label: str  # normalised: a BPTCLASS label (FIVE_CLASSES or 'agn'), 'lens' or the outlier class
     specobjid: int | None = None
     plate_mjd_fiber: tuple[int, int, int] | None = None
     ra: float | None = None  # degrees
-    dec: float | None = None
-    details: dict = field(default_factory=dict)
+    dec: float | None = None  # degrees
+    details: dict = field(default_factory=dict)  # other published fields, JSON-serialisable
 
 
-def specobjid_encode(plate: int, mjd: int, fiber: int, run2d: int = 26) -> int:
+# --- SDSS identifiers --------------------------------------------------------------------------------
+
+def _run2d_number(run2d: int | str) -> int:
+    """26, '26', '103' or 'v5_13_0' -> the number SDSS packs into specobjid ((N-5)*10000 + M*100 + P)."""
+    if isinstance(run2d, int):
+        return run2d
+    match = re.fullmatch(r"v(\d+)_(\d+)_(\d+)", run2d.strip())
+    if match:
+        major, minor, patch = (int(g) for g in match.groups())
+        return (major - 5) * 10000 + minor * 100 + patch
+    return int(run2d)
+
+
+def specobjid_encode(plate: int, mjd: int, fiber: int, run2d: int | str = 26) -> int:
+    """SDSS specobjid: plate << 50 | fiber << 38 | (mjd - 50000) << 24 | run2d << 10.
+
+    A Python int: from plate 8192 on it no longer fits a signed 64-bit integer.
+    """
+    run2d = _run2d_number(run2d)
+    limits = {"plate": (plate, 1 << 14), "fiber": (fiber, 1 << 12), "mjd - 50000": (mjd - 50000, 1 << 14),
+              "run2d": (run2d, 1 << 14)}
+    for name, (value, limit) in limits.items():
+        if not 0 <= value < limit:
+            raise ValueError(f"{name} = {value} does not fit SDSS's specobjid ({name} must be in [0, {limit}))")
     return (plate << 50) | (fiber << 38) | ((mjd - 50000) << 24) | (run2d << 10)
 
 
 def specobjid_decode(specobjid: int) -> tuple[int, int, int, int]:
-    """(plate, mjd, fiber, run2d) from SDSS's bit layout."""
+    """(plate, mjd, fiber, run2d) from SDSS's bit layout; run2d as packed (26, 103, 1300 for v5_13_0)."""
+    specobjid = int(specobjid)
+    if specobjid < 0:  # stored in a signed 64-bit column, as FITS and many databases do
+        specobjid += 1 << 64
     return specobjid >> 50, ((specobjid >> 24) & 0x3FFF) + 50000, (specobjid >> 38) & 0xFFF, (specobjid >> 10) & 0x3FFF
 
 
-def bpt_consensus(galspec_bptclass: int | None, port_bpt: str | None) -> str | None:
+# --- BPT labels ----------------------------------------------------------------------------------------
+
+def _norm(text) -> str:
+    return " ".join(str(text).strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+def bpt_consensus(galspec_bptclass: int | str | None, port_bpt: str | None) -> str | None:
     """The five-class BPT label both emission-line catalogs agree on, or None (the paper's rule).
 
-    galSpecExtra's class 4 ("AGN", LINERs with good S/N included) agrees with Portsmouth's Seyfert or
-    LINER and takes Portsmouth's finer label; every other class must match exactly.
+    ``galspec_bptclass`` is MPA-JHU's BPTCLASS (an int, or its text as stored: "4"); ``port_bpt`` is
+    Portsmouth's BPT string ('Star Forming', 'Star-Forming', 'LINER', 'BLANK', ...). 1 and 2 agree with
+    Star Forming, 3 with Composite, 5 (low-S/N LINER) with LINER and -1 (unclassifiable) with BLANK,
+    all as 'normal' for the last pair. Class 4 is MPA-JHU's AGN class, which does not separate Seyferts
+    from LINERs the way Portsmouth does: it agrees with either and takes Portsmouth's finer label.
+    Returns None where one is missing or they disagree; raises ValueError for a value neither catalog
+    publishes.
     """
     if galspec_bptclass is None or port_bpt is None:
         return None
-    mpa = BPTCLASS.get(int(galspec_bptclass))
+    try:
+        mpa = BPTCLASS[int(galspec_bptclass)]
+    except (KeyError, ValueError):
+        raise ValueError(f"BPTCLASS {galspec_bptclass!r} is not one of {sorted(BPTCLASS)}") from None
     port = PORT_BPT.get(_norm(port_bpt))
-    if mpa is None or port is None:
-        return None
+    if port is None:
+        raise ValueError(f"Portsmouth BPT {port_bpt!r} is not one of Star Forming, Composite, Seyfert, LINER, BLANK")
     if mpa == "agn":
         return port if port in ("seyfert", "liner") else None
     return mpa if mpa == port else None
 
 
 def bpt_three_class(label: str) -> str:
-    """The paper's three classes: star-forming, agn (composite, Seyfert, LINER) or normal."""
+    """The paper's three classes from a five-class label: 'star-forming', 'agn' or 'normal'.
+
+    Seyferts and LINERs are 'agn'. Composites are counted as 'agn' too: they lie above Kauffmann et
+    al.'s (2003) pure star-formation line, so an active nucleus contributes to their lines, and both
+    catalogs have already agreed on the label. Counting them (rather than leaving them out) keeps the
+    three-class knowledge base the same set of spectra as the five-class one. Raises ValueError for a
+    label not in FIVE_CLASSES.
+    """
+    if label not in FIVE_CLASSES:
+        raise ValueError(f"{label!r} is not a five-class BPT label {FIVE_CLASSES}")
     return label if label in ("star-forming", "normal") else "agn"
 
 
-def _norm(text) -> str:
-    return " ".join(str(text).strip().lower().replace("-", " ").replace("_", " ").split())
+# --- tables --------------------------------------------------------------------------------------------
+
+class _Table:
+    """HDU 1 of a FITS file, or a CSV file ('#' lines skipped), with columns found regardless of case.
+
+    FITS columns are read one at a time, when asked for: the published files hold hundreds of columns
+    and over a million rows, of which a reader needs a handful.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.is_fits = path.name.lower().endswith((".fits", ".fit", ".fits.gz", ".fit.gz"))
+        self._values: dict[str, list] = {}
+        try:
+            if self.is_fits:
+                with fits.open(path, memmap=True) as hdus:
+                    if len(hdus) < 2 or not isinstance(hdus[1], fits.BinTableHDU | fits.TableHDU):
+                        raise CatalogError(path, "HDU 1 is not a table")
+                    header = list(hdus[1].columns.names)
+                    self.length = int(hdus[1].header["NAXIS2"])
+            else:
+                with open(path, newline="") as handle:
+                    reader = csv.reader(line for line in handle if line.strip() and not line.startswith("#"))
+                    header = [name.strip() for name in next(reader, [])]
+                    rows = list(reader)
+                self._values = {
+                    n: [row[i].strip() if i < len(row) else "" for row in rows] for i, n in enumerate(header)
+                }
+                self.length = len(rows)
+        except CatalogError:
+            raise
+        except (OSError, ValueError, KeyError, csv.Error, UnicodeDecodeError) as error:
+            kind = "FITS" if self.is_fits else "CSV"
+            raise CatalogError(path, f"cannot read it as a {kind} table ({error})") from None
+        self.names = {n.lower(): n for n in header}
+
+    def has(self, name: str) -> bool:
+        return name.lower() in self.names
+
+    def column(self, name: str) -> list:
+        """The column's values as Python objects (str, int, float)."""
+        name = self.names[name.lower()]
+        if name not in self._values:  # a FITS column not read yet
+            try:
+                with fits.open(self.path, memmap=True) as hdus:
+                    self._values[name] = hdus[1].data[name].tolist()
+            except (OSError, ValueError) as error:
+                raise CatalogError(self.path, f"cannot read column {name!r} ({error})") from None
+        return self._values[name]
+
+    def need(self, *names: str) -> list[list]:
+        missing = [n for n in names if not self.has(n)]
+        if missing:
+            raise CatalogError(self.path, f"no column {', '.join(repr(m) for m in missing)} "
+                                          f"(it has {', '.join(self.names.values()) or 'none'})")
+        return [self.column(n) for n in names]
 
 
-def _columns(path: Path, data) -> dict[str, str]:
-    names = data.columns.names if hasattr(data, "columns") else list(data[0].keys()) if data else []
-    return {n.lower(): n for n in names}
-
-
-def _need(path: Path, columns: dict[str, str], *names: str) -> list[str]:
-    missing = [n for n in names if n.lower() not in columns]
-    if missing:
-        raise CatalogError(path, f"no column {', '.join(repr(m) for m in missing)}")
-    return [columns[n.lower()] for n in names]
-
-
-def _table(path: Path):
-    """A FITS binary table (HDU 1) or a CSV file as (column lookup, rows as dict or FITS records)."""
+def _specobjid(path: Path, value, row: int) -> int:
     try:
-        if path.suffix.lower() in (".fits", ".fit", ".gz"):
-            with fits.open(path, memmap=False) as hdus:
-                data = hdus[1].data
-                return _columns(path, data), data
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
-        return _columns(path, rows), rows
-    except (OSError, IndexError, csv.Error, UnicodeDecodeError) as error:
-        raise CatalogError(path, f"cannot read ({error})") from None
+        number = int(str(value).strip())
+    except ValueError:
+        raise CatalogError(path, f"row {row}: specobjid {value!r} is not an integer") from None
+    return number + (1 << 64) if number < 0 else number  # a signed 64-bit column past plate 8191
 
 
-def _id(path: Path, value) -> int:
+def _integer(path: Path, value, row: int, what: str) -> int:
     try:
         return int(str(value).strip())
     except ValueError:
-        raise CatalogError(path, f"specobjid {value!r} is not an integer") from None
+        raise CatalogError(path, f"row {row}: {what} {value!r} is not an integer") from None
 
+
+def _float(value) -> float | None:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _maybe_int(*values) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(str(v).strip()) for v in values)
+    except ValueError:  # a blank cell in a CSV export
+        return None
+
+
+def _identity(table: _Table, plate_column: str) -> tuple[list, list]:
+    """(plate, mjd, fiber) and (ra, dec) per row where the table has them, else Nones."""
+    n = table.length
+    if all(table.has(c) for c in (plate_column, "MJD", "FIBERID")):
+        columns = [table.column(c) for c in (plate_column, "MJD", "FIBERID")]
+        pmf = [_maybe_int(p, m, f) for p, m, f in zip(*columns)]
+    else:
+        pmf = [None] * n
+    if table.has("RA") and table.has("DEC"):
+        position = [(_float(r), _float(d)) for r, d in zip(table.column("RA"), table.column("DEC"))]
+    else:
+        position = [(None, None)] * n
+    return pmf, position
+
+
+# --- readers -------------------------------------------------------------------------------------------
 
 def read_galspecextra(path: str | Path, info_path: str | Path | None = None) -> list[CatalogRow]:
-    """BPTCLASS per spectrum: a CAS export (specObjID, bptclass), or the DR8 FITS with galSpecInfo."""
+    """MPA-JHU BPTCLASS per spectrum.
+
+    ``path`` is either a CAS export (CSV or FITS) with specObjID and bptclass, or the DR8
+    ``galSpecExtra-dr8.fits``, whose rows are aligned with ``galSpecInfo-dr8.fits`` (``info_path``, by
+    default beside it), which supplies SPECOBJID, plate-MJD-fiber and position.
+    """
     path = Path(path)
-    columns, data = _table(path)
-    if "specobjid" in columns:
-        ids = [_id(path, v) for v in (data[columns["specobjid"]] if hasattr(data, "columns") else [r[columns["specobjid"]] for r in data])]
+    table = _Table(path)
+    (classes,) = table.need("BPTCLASS")
+    if table.has("SPECOBJID"):
+        ids = [_specobjid(path, v, i) for i, v in enumerate(table.column("SPECOBJID"), 1)]
+        pmf, position = _identity(table, "PLATEID" if table.has("PLATEID") else "PLATE")
     else:
-        info = Path(info_path) if info_path else path.with_name("galSpecInfo-dr8.fits")
-        if not info.exists():
-            raise CatalogError(path, f"has no SPECOBJID column and {info.name} (row-aligned) is not beside it")
-        info_columns, info_data = _table(info)
-        (sid,) = _need(info, info_columns, "SPECOBJID")
-        ids = [_id(info, v) for v in info_data[sid]]
-        if len(ids) != len(data):
-            raise CatalogError(path, f"{len(data)} rows but {info.name} has {len(ids)}; they must be row-aligned")
-    (bpt,) = _need(path, columns, "BPTCLASS")
-    values = data[bpt] if hasattr(data, "columns") else [r[bpt] for r in data]
+        info = Path(info_path) if info_path else _beside(path, "galSpecInfo-dr8.fits")
+        if info is None:
+            raise CatalogError(path, "has no SPECOBJID column and galSpecInfo-dr8.fits, whose rows it follows, "
+                                     "is not beside it (pass info_path, or use a CAS export with specObjID)")
+        info_table = _Table(info)
+        (sid,) = info_table.need("SPECOBJID")
+        if info_table.length != table.length:
+            raise CatalogError(path, f"{table.length} rows but {info.name} has {info_table.length}; "
+                                     "the two files must be row-aligned (same DR8 release)")
+        ids = [_specobjid(info, v, i) for i, v in enumerate(sid, 1)]
+        pmf, position = _identity(info_table, "PLATEID")
     rows = []
-    for specobjid, value in zip(ids, values):
-        value = int(value)
+    for number, (specobjid, value, ident, (ra, dec)) in enumerate(zip(ids, classes, pmf, position), 1):
+        value = _integer(path, value, number, "BPTCLASS")
         if value not in BPTCLASS:
-            raise CatalogError(path, f"BPTCLASS {value} is not one of {sorted(BPTCLASS)}")
-        rows.append(CatalogRow(value=str(value), label=BPTCLASS[value], specobjid=specobjid))
+            raise CatalogError(path, f"row {number}: BPTCLASS {value} is not one of {sorted(BPTCLASS)}")
+        rows.append(CatalogRow(value=str(value), label=BPTCLASS[value], specobjid=specobjid,
+                               plate_mjd_fiber=ident, ra=ra, dec=dec))
     return rows
 
 
+def _beside(path: Path, name: str) -> Path | None:
+    for candidate in (path.with_name(name), path.with_name(name + ".gz")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def read_emissionlinesport(path: str | Path) -> list[CatalogRow]:
-    """Portsmouth BPT per spectrum: the DR12 FITS (SPECOBJID, BPT) or a CAS export (specObjID, bpt)."""
+    """Portsmouth BPT per spectrum: the DR12 FITS (SPECOBJID, BPT, ...) or a CAS export (specObjID, bpt).
+
+    BPT strings are matched without regard to case, spaces, hyphens or underscores ('Star-Forming' is
+    'Star Forming'); the published value is kept in ``value``.
+    """
     path = Path(path)
-    columns, data = _table(path)
-    sid, bpt = _need(path, columns, "SPECOBJID", "BPT")
-    get = (lambda c: data[c]) if hasattr(data, "columns") else (lambda c: [r[c] for r in data])
+    table = _Table(path)
+    sid, bpt = table.need("SPECOBJID", "BPT")
+    pmf, position = _identity(table, "PLATE")
     rows = []
-    for specobjid, value in zip(get(sid), get(bpt)):
+    for number, (specobjid, value, ident, (ra, dec)) in enumerate(zip(sid, bpt, pmf, position), 1):
         text = str(value).strip()
-        if _norm(text) not in PORT_BPT:
-            raise CatalogError(path, f"BPT value {text!r} is not one of Star Forming, Composite, Seyfert, LINER, BLANK")
-        rows.append(CatalogRow(value=text, label=PORT_BPT[_norm(text)], specobjid=_id(path, specobjid)))
+        label = PORT_BPT.get(_norm(text))
+        if label is None:
+            raise CatalogError(path, f"row {number}: BPT value {text!r} is not one of "
+                                     "Star Forming, Composite, Seyfert, LINER, BLANK")
+        rows.append(CatalogRow(value=text, label=label, specobjid=_specobjid(path, specobjid, number),
+                               plate_mjd_fiber=ident, ra=ra, dec=dec))
     return rows
 
 
 def lenscat_path() -> Path:
-    """The catalog.csv shipped by the lenscat package (found without importing its heavy modules)."""
+    """The catalog.csv shipped by the lenscat package, found without importing lenscat (whose
+    ``__init__`` loads pandas and reads the whole catalog)."""
     spec = find_spec("lenscat")
     if spec is None or spec.origin is None:
-        raise CatalogError("lenscat", "the lenscat package is not installed (pip install lenscat)")
-    return Path(spec.origin).parent / "data" / "catalog.csv"
+        raise CatalogError("lenscat", "the lenscat package is not installed (pip install -e '.[catalogs]')")
+    path = Path(spec.origin).parent / "data" / "catalog.csv"
+    if not path.is_file():
+        raise CatalogError(path, f"not found in the installed lenscat package at {path.parent}")
+    return path
 
 
 def read_lenses(path: str | Path, reference: str = TALBOT_REF) -> list[CatalogRow]:
-    """Lens candidates in the lenscat format, keeping rows that cite ``reference`` (Talbot et al. 2021)."""
+    """Lens candidates in the lenscat format, keeping rows whose ref cites ``reference``.
+
+    lenscat merges candidates published more than once into one row, joining each field's values with
+    ' | ' in the order of the references. Where a field has one value per reference, the value of the
+    first ``reference`` entry is taken; where it has one value, that one. ``details['zlens']`` is the
+    lens redshift as a float, or None where lenscat gives '-' or 'measured'.
+    """
     path = Path(path)
-    columns, data = _table(path)
-    name, ra, dec, zlens, grading, ref = _need(path, columns, "name", "RA [deg]", "DEC [deg]", "zlens", "grading", "ref")
+    table = _Table(path)
+    columns = dict(zip(LENSCAT_COLUMNS, table.need(*LENSCAT_COLUMNS)))
     rows = []
-    for row in data:
-        if reference not in row[ref]:
+    for number in range(table.length):
+        refs = columns["ref"][number].split(MERGED)
+        citing = [i for i, ref in enumerate(refs) if reference in ref]
+        if not citing:
             continue
-        try:
-            position = float(row[ra].split("|")[0]), float(row[dec].split("|")[0])
-        except ValueError:
-            raise CatalogError(path, f"row {row[name]!r}: RA/Dec {row[ra]!r}, {row[dec]!r} are not numbers") from None
-        rows.append(CatalogRow(value=row[grading].strip(), label="lens", ra=position[0], dec=position[1],
-                               details={"name": row[name].strip(), "zlens": row[zlens].strip(),
-                                        "grading": row[grading].strip()}))
+
+        def pick(name: str) -> str:
+            parts = [part.strip() for part in columns[name][number].split(MERGED)]
+            return parts[citing[0]] if len(parts) == len(refs) else parts[0]
+
+        ra, dec = _float(pick("RA [deg]")), _float(pick("DEC [deg]"))
+        if ra is None or dec is None or not (0 <= ra < 360 and -90 <= dec <= 90):
+            raise CatalogError(path, f"row {number + 1} ({columns['name'][number]}): RA, Dec "
+                                     f"{pick('RA [deg]')!r}, {pick('DEC [deg]')!r} are not a position in degrees")
+        grading = pick("grading")
+        rows.append(CatalogRow(value=grading, label="lens", ra=ra, dec=dec, details={
+            "name": columns["name"][number].strip(),  # every alias, as lenscat lists them
+            "catalog_name": pick("name"),  # the name in the cited catalog
+            "zlens": _float(pick("zlens")),
+            "zlens_published": pick("zlens"),
+            "type": pick("type"),
+            "grading": grading,
+            "ref": refs[citing[0]].strip(),
+        }))
     return rows
 
 
 def read_outliers(path: str | Path) -> list[CatalogRow]:
-    """Baron & Poznanski (2017) outliers: class with specobjid or plate, mjd, fiberid."""
+    """Baron & Poznanski (2017) outliers: ``class`` with ``specobjid`` or ``plate, mjd, fiberid`` (per row,
+    whichever is filled in)."""
     path = Path(path)
-    columns, data = _table(path)
-    (kind,) = _need(path, columns, "class")
+    table = _Table(path)
+    (kinds,) = table.need("class")
+    n = table.length
+    specobjids = table.column("specobjid") if table.has("specobjid") else [""] * n
+    by_pmf = all(table.has(c) for c in ("plate", "mjd", "fiberid"))
+    if not table.has("specobjid") and not by_pmf:
+        raise CatalogError(path, "needs a specobjid column or plate, mjd and fiberid columns")
+    pmf = list(zip(*(table.column(c) for c in ("plate", "mjd", "fiberid")))) if by_pmf else [None] * n
     rows = []
-    for row in data:
-        specobjid = row.get(columns.get("specobjid", ""), "").strip() if "specobjid" in columns else ""
-        if specobjid:
-            ident = {"specobjid": _id(path, specobjid)}
-        elif all(c in columns for c in ("plate", "mjd", "fiberid")):
-            ident = {"plate_mjd_fiber": tuple(int(row[columns[c]]) for c in ("plate", "mjd", "fiberid"))}
+    for number, (kind, specobjid, ident) in enumerate(zip(kinds, specobjids, pmf), 1):
+        kind = str(kind).strip()
+        if not kind:
+            raise CatalogError(path, f"row {number}: no class")
+        if str(specobjid).strip():
+            rows.append(CatalogRow(value=kind, label=kind, specobjid=_specobjid(path, specobjid, number)))
+        elif ident and all(str(v).strip() for v in ident):
+            ident = tuple(_integer(path, v, number, c) for v, c in zip(ident, ("plate", "mjd", "fiberid")))
+            rows.append(CatalogRow(value=kind, label=kind, plate_mjd_fiber=ident))
         else:
-            raise CatalogError(path, "a row has neither specobjid nor plate, mjd, fiberid")
-        rows.append(CatalogRow(value=row[columns["class"]].strip(), label=row[columns["class"]].strip(), **ident))
+            raise CatalogError(path, f"row {number}: neither specobjid nor plate, mjd, fiberid is filled in")
     return rows
 
 
+# --- matching and finding ------------------------------------------------------------------------------
+
 def match_by_position(cat_ra, cat_dec, spec_ra, spec_dec, radius_arcsec: float = 2.0) -> np.ndarray:
-    """For each catalog position, the index of the nearest spectrum within the radius, else -1."""
+    """For each catalog position, the index of the nearest spectrum within ``radius_arcsec``, else -1.
+
+    cat_ra, cat_dec: (M,) degrees; spec_ra, spec_dec: (N,) degrees. Returns (M,) int64 indices into
+    the spectra. A NaN position matches nothing and is matched by nothing. Several catalog rows may
+    match one spectrum.
+    """
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
-    if len(cat_ra) == 0 or len(spec_ra) == 0:
-        return np.full(len(cat_ra), -1)
-    catalog = SkyCoord(np.asarray(cat_ra) * u.deg, np.asarray(cat_dec) * u.deg)
-    spectra = SkyCoord(np.asarray(spec_ra) * u.deg, np.asarray(spec_dec) * u.deg)
+    cat_ra, cat_dec = np.asarray(cat_ra, dtype=float), np.asarray(cat_dec, dtype=float)
+    spec_ra, spec_dec = np.asarray(spec_ra, dtype=float), np.asarray(spec_dec, dtype=float)
+    if cat_ra.shape != cat_dec.shape or spec_ra.shape != spec_dec.shape:
+        raise ValueError(f"RA and Dec differ in shape: catalog {cat_ra.shape} vs {cat_dec.shape}, "
+                         f"spectra {spec_ra.shape} vs {spec_dec.shape}")
+    if radius_arcsec <= 0:
+        raise ValueError(f"radius_arcsec must be positive (got {radius_arcsec})")
+    matched = np.full(len(cat_ra), -1, dtype=np.int64)
+    placed = np.isfinite(cat_ra) & np.isfinite(cat_dec)  # astropy refuses NaN positions
+    (spectra_placed,) = np.nonzero(np.isfinite(spec_ra) & np.isfinite(spec_dec))
+    if not placed.any() or len(spectra_placed) == 0:
+        return matched
+    catalog = SkyCoord(cat_ra[placed] * u.deg, cat_dec[placed] * u.deg)
+    spectra = SkyCoord(spec_ra[spectra_placed] * u.deg, spec_dec[spectra_placed] * u.deg)
     index, separation, _ = catalog.match_to_catalog_sky(spectra)
-    return np.where(separation.arcsec <= radius_arcsec, index, -1)
+    matched[placed] = np.where(separation.arcsec <= radius_arcsec, spectra_placed[index], -1)
+    return matched
 
 
-READERS = {
-    "galspecextra": ("galSpecExtra*", read_galspecextra),
-    "emissionlinesport": ("*emissionLinesPort*", read_emissionlinesport),
-    "talbot2021": ("lenscat*.csv", read_lenses),
-    "baron2017": ("baron_poznanski*.csv", read_outliers),
+def _is_lenscat(path: Path) -> bool:
+    try:
+        with open(path, newline="") as handle:
+            header = next(csv.reader([handle.readline()]), [])
+    except (OSError, UnicodeDecodeError):
+        return False
+    return [n.strip().lower() for n in header] == [n.lower() for n in LENSCAT_COLUMNS]
+
+
+# catalog key -> (published file names, case-insensitive glob patterns; reader). The keys are the
+# CatalogLabel.catalog values. galSpecInfo-dr8.fits is not listed: read_galspecextra finds it beside
+# galSpecExtra-dr8.fits, whose rows it follows.
+READERS: dict[str, tuple[tuple[str, ...], Callable[[Path], list[CatalogRow]]]] = {
+    "galspecextra": (("galSpecExtra*.fits", "galSpecExtra*.fits.gz", "galSpecExtra*.csv"), read_galspecextra),
+    "emissionlinesport": (("portsmouth_emlinekin*.fits", "portsmouth_emlinekin*.fits.gz", "emissionLinesPort*.csv",
+                           "emissionLinesPort*.fits"), read_emissionlinesport),
+    "talbot2021": (("lenscat*.csv", "catalog.csv"), read_lenses),
+    "baron2017": (("baron_poznanski*.csv",), read_outliers),
 }
-EXTRA_PATTERNS = {"emissionlinesport": ["portsmouth_emlinekin*"]}
 
 
 def find_catalogs(folder: str | Path) -> dict[str, list[Path]]:
-    """Catalog files under ``folder`` by their published names, per catalog key of READERS."""
+    """Catalog files anywhere under ``folder``, by their published names, per READERS key.
+
+    A file named just ``catalog.csv`` counts only if its header is lenscat's.
+    """
     folder = Path(folder)
-    found = {}
-    for key, (pattern, _) in READERS.items():
-        paths = set(folder.rglob(pattern))
-        for extra in EXTRA_PATTERNS.get(key, []):
-            paths |= set(folder.rglob(extra))
-        paths = sorted(p for p in paths if p.is_file() and p.suffix.lower() in (".fits", ".csv", ".gz"))
-        if paths:
-            found[key] = paths
+    found: dict[str, list[Path]] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.name.lower()
+        for key, (patterns, _) in READERS.items():
+            if any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in patterns):
+                if name == "catalog.csv" and not _is_lenscat(path):
+                    continue
+                found.setdefault(key, []).append(path)
     return found

@@ -1,3 +1,7 @@
+"""Catalog readers against small files written in each published format, and the real lenscat file."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -16,13 +20,20 @@ from kb.catalogs import (
     specobjid_decode,
     specobjid_encode,
 )
+from tests.conftest import REPO
+
+SPEC_266_168 = 299535582055393280  # plate 266, MJD 51630, fiber 168, run2d 26
 
 
 def test_specobjid_bit_layout_round_trips():
-    assert specobjid_encode(266, 51630, 168) == 299535582055393280
-    assert specobjid_decode(299535582055393280) == (266, 51630, 168, 26)
-    big = specobjid_encode(11000, 58000, 999)  # eBOSS plates exceed a signed 64-bit integer
-    assert big > 2**63 and specobjid_decode(big)[:3] == (11000, 58000, 999)
+    assert specobjid_encode(266, 51630, 168) == SPEC_266_168
+    assert specobjid_decode(SPEC_266_168) == (266, 51630, 168, 26)
+    assert specobjid_decode(specobjid_encode(2000, 53000, 640, run2d="104")) == (2000, 53000, 640, 104)
+    big = specobjid_encode(11000, 58000, 999, run2d="v5_13_0")  # eBOSS plates exceed a signed 64-bit integer
+    assert big > 2**63 and specobjid_decode(big) == (11000, 58000, 999, 1300)
+    assert specobjid_decode(big - 2**64) == specobjid_decode(big)  # as a signed int64 column holds it
+    with pytest.raises(ValueError, match="fiber = 5000"):
+        specobjid_encode(266, 51630, 5000)
 
 
 @pytest.mark.parametrize(
@@ -30,92 +41,219 @@ def test_specobjid_bit_layout_round_trips():
     [
         (1, "Star Forming", "star-forming"),
         (2, "Star-Forming", "star-forming"),
+        ("1", "star forming", "star-forming"),  # as CatalogLabel.value stores them
         (3, "Composite", "composite"),
         (4, "Seyfert", "seyfert"),
         (4, "LINER", "liner"),
         (5, "LINER", "liner"),
         (-1, "BLANK", "normal"),
+        ("-1", "Blank", "normal"),
         (1, "Composite", None),
         (5, "Seyfert", None),
         (-1, "Star Forming", None),
         (4, "Composite", None),
+        (4, "BLANK", None),
+        (3, "LINER", None),
         (None, "LINER", None),
+        (4, None, None),
     ],
 )
 def test_a_bpt_label_is_trusted_only_where_both_catalogs_agree(mpa, port, label):
     assert bpt_consensus(mpa, port) == label
 
 
-def test_three_classes_fold_composites_and_agn_together():
+def test_values_neither_catalog_publishes_are_errors_not_disagreements():
+    with pytest.raises(ValueError, match="BPTCLASS 0"):
+        bpt_consensus(0, "LINER")
+    with pytest.raises(ValueError, match="'Quasar'"):
+        bpt_consensus(4, "Quasar")
+
+
+def test_three_classes_count_composites_as_agn():
     assert [bpt_three_class(c) for c in ("star-forming", "composite", "seyfert", "liner", "normal")] == [
         "star-forming", "agn", "agn", "agn", "normal"]
+    with pytest.raises(ValueError, match="'lens' is not a five-class BPT label"):
+        bpt_three_class("lens")
 
 
 def _write_mpa(folder, ids, classes):
-    fits.BinTableHDU.from_columns([fits.Column("SPECOBJID", "19A", array=[str(i) for i in ids])]).writeto(
-        folder / "galSpecInfo-dr8.fits")
-    fits.BinTableHDU.from_columns([fits.Column("BPTCLASS", "I", array=classes)]).writeto(folder / "galSpecExtra-dr8.fits")
+    """galSpecInfo-dr8.fits and galSpecExtra-dr8.fits as published: ids as 19-character strings."""
+    n = len(ids)
+    fits.BinTableHDU.from_columns([
+        fits.Column("SPECOBJID", "19A", array=[f"{i:>19d}" for i in ids]),
+        fits.Column("PLATEID", "J", array=[specobjid_decode(i)[0] for i in ids]),
+        fits.Column("MJD", "J", array=[specobjid_decode(i)[1] for i in ids]),
+        fits.Column("FIBERID", "J", array=[specobjid_decode(i)[2] for i in ids]),
+        fits.Column("RA", "E", array=np.linspace(10, 20, n)),
+        fits.Column("DEC", "E", array=np.linspace(-1, 1, n)),
+        fits.Column("Z", "E", array=np.full(n, 0.1)),
+    ]).writeto(folder / "galSpecInfo-dr8.fits")
+    fits.BinTableHDU.from_columns([
+        fits.Column("BPTCLASS", "I", array=classes),
+        fits.Column("LGM_TOT_P50", "E", array=np.full(n, 10.5)),
+    ]).writeto(folder / "galSpecExtra-dr8.fits")
 
 
 def test_galspecextra_dr8_pair_is_read_row_aligned(tmp_path):
-    _write_mpa(tmp_path, [11, 22, 33], [1, 4, -1])
+    ids = [SPEC_266_168, specobjid_encode(266, 51630, 215), specobjid_encode(267, 51608, 413)]
+    _write_mpa(tmp_path, ids, [1, 4, -1])
     rows = read_galspecextra(tmp_path / "galSpecExtra-dr8.fits")
-    assert [(r.specobjid, r.value, r.label) for r in rows] == [(11, "1", "star-forming"), (22, "4", "agn"), (33, "-1", "normal")]
+    assert [(r.specobjid, r.value, r.label) for r in rows] == [
+        (ids[0], "1", "star-forming"), (ids[1], "4", "agn"), (ids[2], "-1", "normal")]
+    assert rows[0].plate_mjd_fiber == (266, 51630, 168) and rows[2].plate_mjd_fiber == (267, 51608, 413)
+    assert rows[2].ra == pytest.approx(20) and rows[2].dec == pytest.approx(1)
 
 
-def test_galspecextra_cas_export_and_misaligned_pair(tmp_path):
+def test_galspecextra_cas_exports_as_csv_and_fits(tmp_path):
     csv_path = tmp_path / "galSpecExtra_cas.csv"
-    csv_path.write_text("#CAS query\nspecObjID,bptclass\n299535582055393280,5\n")
-    assert read_galspecextra(csv_path)[0].label == "liner"
+    csv_path.write_text(f"#Table1\nspecObjID,bptclass\n{SPEC_266_168},5\n\n{specobjid_encode(266, 51630, 215)},2\n")
+    assert [(r.specobjid, r.label) for r in read_galspecextra(csv_path)] == [
+        (SPEC_266_168, "liner"), (specobjid_encode(266, 51630, 215), "star-forming")]
+    big = specobjid_encode(9000, 57000, 12)
+    fits_path = tmp_path / "galSpecExtra_cas.fits"  # specObjID in a signed 64-bit column, as CAS writes it
+    fits.BinTableHDU.from_columns([
+        fits.Column("specObjID", "K", array=np.array([SPEC_266_168, big - 2**64], dtype=np.int64)),
+        fits.Column("bptclass", "I", array=[3, 4]),
+    ]).writeto(fits_path)
+    assert [(r.specobjid, r.label) for r in read_galspecextra(fits_path)] == [(SPEC_266_168, "composite"), (big, "agn")]
+
+
+def test_galspecextra_problems_name_the_file_and_the_row(tmp_path):
     _write_mpa(tmp_path, [1, 2], [1, 1])
     fits.BinTableHDU.from_columns([fits.Column("BPTCLASS", "I", array=[1, 1, 3])]).writeto(
         tmp_path / "galSpecExtra-dr8.fits", overwrite=True)
-    with pytest.raises(CatalogError, match="3 rows but galSpecInfo-dr8.fits has 2"):
+    with pytest.raises(CatalogError, match="galSpecExtra-dr8.fits: 3 rows but galSpecInfo-dr8.fits has 2"):
         read_galspecextra(tmp_path / "galSpecExtra-dr8.fits")
+    (tmp_path / "galSpecInfo-dr8.fits").unlink()
+    with pytest.raises(CatalogError, match="galSpecInfo-dr8.fits, whose rows it follows, is not beside it"):
+        read_galspecextra(tmp_path / "galSpecExtra-dr8.fits")
+    bad = tmp_path / "galSpecExtra.csv"
+    bad.write_text("specObjID,bptclass\n1,1\n2,0\n")
+    with pytest.raises(CatalogError, match="galSpecExtra.csv: row 2: BPTCLASS 0 is not one of"):
+        read_galspecextra(bad)
+    no_class = tmp_path / "galSpecExtra2.csv"
+    no_class.write_text("specObjID,bpt\n1,1\n")
+    with pytest.raises(CatalogError, match="galSpecExtra2.csv: no column 'BPTCLASS' \\(it has specObjID, bpt\\)"):
+        read_galspecextra(no_class)
 
 
 def test_portsmouth_bpt_strings_are_normalised_and_checked(tmp_path):
     path = tmp_path / "portsmouth_emlinekin_full-DR12.fits"
+    values = ["Star Forming", "Star-Forming", "Composite", "Seyfert", "LINER", "BLANK"]
     fits.BinTableHDU.from_columns([
-        fits.Column("SPECOBJID", "19A", array=["5", "6", "7"]),
-        fits.Column("BPT", "12A", array=["Star Forming", "LINER", "BLANK"]),
+        fits.Column("SPECOBJID", "20A", array=[str(specobjid_encode(4000, 55400, f)) for f in range(1, 7)]),
+        fits.Column("PLATE", "J", array=[4000] * 6),
+        fits.Column("MJD", "J", array=[55400] * 6),
+        fits.Column("FIBERID", "J", array=list(range(1, 7))),
+        fits.Column("RA", "D", array=np.arange(6.0)),
+        fits.Column("DEC", "D", array=np.zeros(6)),
+        fits.Column("Z", "E", array=np.full(6, 0.3)),
+        fits.Column("BPT", "12A", array=values),
     ]).writeto(path)
-    assert [r.label for r in read_emissionlinesport(path)] == ["star-forming", "liner", "normal"]
-    bad = tmp_path / "emissionLinesPort.csv"
-    bad.write_text("specObjID,bpt\n5,Quasar\n")
-    with pytest.raises(CatalogError, match="BPT value 'Quasar'"):
-        read_emissionlinesport(bad)
-    missing = tmp_path / "emissionLinesPort2.csv"
-    missing.write_text("specObjID,class\n5,LINER\n")
+    rows = read_emissionlinesport(path)
+    assert [r.label for r in rows] == ["star-forming", "star-forming", "composite", "seyfert", "liner", "normal"]
+    assert [r.value for r in rows] == values
+    assert rows[3].plate_mjd_fiber == (4000, 55400, 4) and specobjid_decode(rows[3].specobjid)[:3] == (4000, 55400, 4)
+    cas = tmp_path / "emissionLinesPort.csv"
+    cas.write_text(f"specObjID,bpt\n{SPEC_266_168},star forming\n{SPEC_266_168 + 1},Liner\n")
+    assert [r.label for r in read_emissionlinesport(cas)] == ["star-forming", "liner"]
+    cas.write_text("specObjID,bpt\n5,LINER\n6,Quasar\n")
+    with pytest.raises(CatalogError, match="emissionLinesPort.csv: row 2: BPT value 'Quasar'"):
+        read_emissionlinesport(cas)
+    cas.write_text("specObjID,class\n5,LINER\n")
     with pytest.raises(CatalogError, match="no column 'BPT'"):
-        read_emissionlinesport(missing)
+        read_emissionlinesport(cas)
+
+
+LENSCAT_SAMPLE = """\
+name,RA [deg],DEC [deg],zlens,type,grading,ref
+J0011-0845,2.83435,-8.7643,-,galaxy,confident,https://research.ast.cam.ac.uk/lensedquasars/index.html
+J0002+2531 | 1211,0.51579,25.52364,0.5091 | 0.509117,galaxy,probable,Moustakas et al. (2012) - adsabs:X | Talbot et al. (2020) - arXiv:2007.09006
+1270 | J0002+3124,0.53579,31.4033,0.494977 | 0.495,galaxy,confident,Talbot et al. (2020) - arXiv:2007.09006 | Moustakas et al. (2012) - adsabs:X
+77,359.9999,-0.5,measured,galaxy,probable,Talbot et al. (2020) - arXiv:2007.09006
+"""
+
+
+def test_lenscat_rows_citing_talbot_take_talbots_values(tmp_path):
+    path = tmp_path / "lenscat-catalog.csv"
+    path.write_text(LENSCAT_SAMPLE)
+    rows = read_lenses(path)
+    assert [r.details["catalog_name"] for r in rows] == ["1211", "1270", "77"]
+    assert [r.details["zlens"] for r in rows] == [0.509117, 0.494977, None]
+    assert [r.value for r in rows] == ["probable", "confident", "probable"]
+    assert rows[0].details["name"] == "J0002+2531 | 1211" and rows[0].ra == 0.51579 and rows[0].dec == 25.52364
+    assert all(r.label == "lens" and "arXiv:2007.09006" in r.details["ref"] for r in rows)
+    path.write_text(LENSCAT_SAMPLE.replace("359.9999", "400.0"))
+    with pytest.raises(CatalogError, match="row 4 \\(77\\): RA, Dec '400.0', '-0.5' are not a position"):
+        read_lenses(path)
+    path.write_text("name,RA,DEC\nx,1,2\n")
+    with pytest.raises(CatalogError, match="no column 'RA \\[deg\\]'"):
+        read_lenses(path)
 
 
 def test_the_packaged_lenscat_file_holds_the_talbot_candidates():
-    rows = read_lenses(lenscat_path())
-    assert 1400 < len(rows) < 1700
-    assert all(r.label == "lens" and -90 <= r.dec <= 90 and 0 <= r.ra < 360 for r in rows)
-    assert {r.details["grading"] for r in rows} >= {"confident", "probable"}
+    path = lenscat_path()
+    rows = read_lenses(path)
+    citing_lines = sum("arXiv:2007.09006" in line for line in path.read_text().splitlines())
+    assert len(rows) == citing_lines and 1400 < len(rows) < 1700  # 1497 in lenscat 1.1.3
+    assert all(-90 <= r.dec <= 90 and 0 <= r.ra < 360 for r in rows)
+    assert {r.details["grading"] for r in rows} == {"confident", "probable"}
+    assert all(r.details["zlens"] is None or 0 < r.details["zlens"] < 2 for r in rows)
+
+
+def test_the_lenscat_file_is_found_without_importing_lenscat():
+    code = "import sys; from kb.catalogs import lenscat_path; print(lenscat_path()); assert 'lenscat' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("lenscat/data/catalog.csv")
 
 
 def test_outliers_by_specobjid_or_plate_mjd_fiber(tmp_path):
     path = tmp_path / "baron_poznanski_2017.csv"
     path.write_text("specobjid,plate,mjd,fiberid,class\n123,,,,E+A\n,266,51630,168,Wolf-Rayet\n")
     rows = read_outliers(path)
-    assert rows[0].specobjid == 123 and rows[0].label == "E+A"
-    assert rows[1].plate_mjd_fiber == (266, 51630, 168) and rows[1].label == "Wolf-Rayet"
+    assert rows[0].specobjid == 123 and rows[0].label == "E+A" and rows[0].plate_mjd_fiber is None
+    assert rows[1].plate_mjd_fiber == (266, 51630, 168) and rows[1].label == "Wolf-Rayet" and rows[1].specobjid is None
+    only_pmf = tmp_path / "baron_poznanski_2017_b.csv"
+    only_pmf.write_text("plate,mjd,fiberid,class\n266,51630,168,broad lines\n")
+    assert read_outliers(only_pmf)[0].plate_mjd_fiber == (266, 51630, 168)
+    path.write_text("specobjid,plate,mjd,fiberid,class\n,,,,E+A\n")
+    with pytest.raises(CatalogError, match="row 1: neither specobjid nor plate, mjd, fiberid"):
+        read_outliers(path)
+    path.write_text("ra,dec,class\n1,2,E+A\n")
+    with pytest.raises(CatalogError, match="needs a specobjid column or plate, mjd and fiberid"):
+        read_outliers(path)
 
 
 def test_position_matching_takes_the_nearest_spectrum_within_the_radius():
-    spec_ra, spec_dec = np.array([10.0, 10.001, 200.0]), np.array([0.0, 0.0, -5.0])
-    index = match_by_position([10.0002, 200.01, 50.0], [0.0, -5.0, 1.0], spec_ra, spec_dec, radius_arcsec=2.0)
-    assert list(index) == [0, -1, -1]  # 0.72" from the first; 36" from the third; nowhere near
+    spec_ra, spec_dec = np.array([10.0, 10.0008, np.nan, 200.0, 0.0001]), np.array([0.0, 0.0, 0.0, -5.0, 0.0])
+    index = match_by_position([10.0005, 200.01, 50.0, 359.9999, np.nan], [0.0, -5.0, 1.0, 0.0, 0.0],
+                              spec_ra, spec_dec, radius_arcsec=2.0)
+    # 1.8" and 1.08" from the first two: the nearer wins; 36" from the fourth; nowhere near; across RA 0
+    # to the fifth (an index into the spectra given, the unplaced third counted); NaN matches nothing
+    assert index.tolist() == [1, -1, -1, 4, -1] and index.dtype == np.int64
+    assert match_by_position([10.0005], [0.0], spec_ra, spec_dec, radius_arcsec=1.0).tolist() == [-1]
+    assert match_by_position([], [], spec_ra, spec_dec).tolist() == []
+    with pytest.raises(ValueError, match="RA and Dec differ in shape"):
+        match_by_position([1.0, 2.0], [1.0], spec_ra, spec_dec)
 
 
 def test_catalog_files_are_found_by_their_published_names(tmp_path):
     _write_mpa(tmp_path, [1], [1])
-    (tmp_path / "lenscat-catalog.csv").write_text("name\n")
+    nested = tmp_path / "cas"
+    nested.mkdir()
+    (nested / "galspecextra_query.csv").write_text("specObjID,bptclass\n1,1\n")
+    (nested / "emissionLinesPort-2024.csv").write_text("specObjID,bpt\n1,LINER\n")
+    (tmp_path / "portsmouth_emlinekin_full-DR12.fits").write_bytes(b"")
+    (tmp_path / "catalog.csv").write_text(LENSCAT_SAMPLE)
+    (nested / "catalog.csv").write_text("something,else\n")  # not lenscat's header: not a lens catalog
+    (tmp_path / "baron_poznanski_2017.csv").write_text("specobjid,class\n")
     (tmp_path / "notes.csv").write_text("x\n")
-    found = find_catalogs(tmp_path)
-    assert {k: [p.name for p in v] for k, v in found.items()} == {
-        "galspecextra": ["galSpecExtra-dr8.fits"], "talbot2021": ["lenscat-catalog.csv"]}
+    (tmp_path / "galSpecExtra-dr8.fits.part").write_bytes(b"")
+    found = {key: sorted(p.relative_to(tmp_path).as_posix() for p in paths) for key, paths in find_catalogs(tmp_path).items()}
+    assert found == {
+        "galspecextra": ["cas/galspecextra_query.csv", "galSpecExtra-dr8.fits"],
+        "emissionlinesport": ["cas/emissionLinesPort-2024.csv", "portsmouth_emlinekin_full-DR12.fits"],
+        "talbot2021": ["catalog.csv"],
+        "baron2017": ["baron_poznanski_2017.csv"],
+    }
