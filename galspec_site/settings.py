@@ -115,6 +115,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {
     "training.tasks.*": {"queue": "training"},
     "inference.tasks.embedding_*": {"queue": "embedding"},
+    "inference.tasks.knowledge_base_*": {"queue": "embedding"},  # an index build embeds what is missing
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 

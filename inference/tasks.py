@@ -1,7 +1,8 @@
 """Celery tasks for inference: ids in, services called."""
 from celery import shared_task
 
-from inference.services import embedding_update
+from inference.services import embedding_update, knowledge_base_index
+from kb.models import KnowledgeBase
 from training.models import TrainingRun
 
 
@@ -13,3 +14,14 @@ def embedding_update_task(self, run_id: int | None = None) -> int:
         self.update_state(state="PROGRESS", meta={"current": done, "total": total})
 
     return embedding_update(training_run=run, on_progress=progress).rows
+
+
+@shared_task(bind=True, acks_late=True)
+def knowledge_base_index_task(self, knowledge_base_id: int, promote: bool = True) -> int:
+    """Embed and index a knowledge base whose entries are chosen; returns its id."""
+    kb = KnowledgeBase.objects.select_related("task", "training_run").get(pk=knowledge_base_id)
+
+    def progress(done, total):
+        self.update_state(state="PROGRESS", meta={"current": done, "total": total})
+
+    return knowledge_base_index(knowledge_base=kb, promote=promote, on_progress=progress).pk

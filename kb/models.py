@@ -39,6 +39,10 @@ class Spectrum(models.Model):
         "ew in Angstrom, sigma in km/s",
     )
     store_row = models.PositiveIntegerField(unique=True, help_text="Row in the preprocessed-flux array store")
+    held_out = models.BooleanField(
+        default=False, db_index=True,
+        help_text="Reserved for testing (kb.knowledge.held_out): never in a knowledge base nor in pre-training",
+    )
     source_file = models.CharField(max_length=500)
     source_sha256 = models.CharField(max_length=64)
     ingested_at = models.DateTimeField(auto_now_add=True)
@@ -104,3 +108,90 @@ class IngestRun(models.Model):
 
     def __str__(self):
         return f"ingest of {self.source} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class SearchTask(models.Model):
+    """A search or classification task: a knowledge-base configuration (kb.knowledge.TASKS)."""
+
+    name = models.SlugField(max_length=32, unique=True)
+    title = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    labelling = models.CharField(max_length=16, help_text="How spectra are labelled: bpt5, bpt3, lens or outlier")
+    target_labels = models.JSONField(default=list, blank=True, help_text="Labels that count as found; none "
+                                     "for a classification task")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.title
+
+
+class KnowledgeBase(models.Model):
+    """One version of a task's knowledge base. Never changed once built: a change is a new version."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building"
+        READY = "ready"
+        FAILED = "failed"
+
+    task = models.ForeignKey(SearchTask, on_delete=models.PROTECT, related_name="knowledge_bases")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING)
+    size = models.PositiveIntegerField(help_text="Entries")
+    target_fraction = models.FloatField(null=True, blank=True, help_text="Share of entries with a target label, "
+                                        "as asked; empty for natural proportions")
+    seed = models.IntegerField(default=0)
+    composition = models.JSONField(default=dict, help_text="Entries per label")
+    training_run = models.ForeignKey(
+        "training.TrainingRun", on_delete=models.PROTECT, related_name="knowledge_bases",
+        help_text="The encoder checkpoint whose embeddings the index holds",
+    )
+    index_kind = models.CharField(max_length=8, default="flat", help_text="flat (exact), hnsw or ivf")
+    index_params = models.JSONField(default=dict, blank=True)
+    index_metric = models.CharField(max_length=8, default="L2")
+    index_recall = models.FloatField(null=True, blank=True, help_text="recall@3 against the exact index on "
+                                     "held-out embeddings (approximate indexes only)")
+    index_path = models.CharField(max_length=500, blank=True)
+    in_service = models.BooleanField(default=False, help_text="The version that answers this task's searches")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "version"], name="knowledge_base_unique_version"),
+            models.UniqueConstraint(fields=["task"], condition=models.Q(in_service=True),
+                                    name="knowledge_base_one_in_service_per_task"),
+            models.CheckConstraint(
+                condition=models.Q(target_fraction__isnull=True)
+                | models.Q(target_fraction__gt=0, target_fraction__lt=1),
+                name="knowledge_base_target_fraction_open_unit",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.task.name} KB v{self.version} ({self.size} entries, {self.status})"
+
+
+class KBEntry(models.Model):
+    """One labelled spectrum in a knowledge base, with the catalogs its label came from."""
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="entries")
+    spectrum = models.ForeignKey(Spectrum, on_delete=models.PROTECT, related_name="kb_entries")
+    label = models.CharField(max_length=64)
+    catalogs = models.JSONField(default=list, help_text="Catalogs the label came from")
+    details = models.JSONField(default=dict, blank=True, help_text="e.g. the outlier kind, the lens grading")
+
+    class Meta:
+        ordering = ["knowledge_base", "spectrum"]
+        verbose_name = "KB entry"
+        verbose_name_plural = "KB entries"
+        constraints = [
+            models.UniqueConstraint(fields=["knowledge_base", "spectrum"], name="kb_entry_one_per_spectrum"),
+        ]
+        indexes = [models.Index(fields=["knowledge_base", "label"])]
+
+    def __str__(self):
+        return f"{self.label}: {self.spectrum.plate_mjd_fiber} in {self.knowledge_base}"

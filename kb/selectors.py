@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Count, QuerySet
 
-from kb.catalogs import bpt_consensus
-from kb.models import CatalogLabel, IngestRun, Spectrum
+from kb.knowledge import Labelled, label_spectrum
+from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import PAPER, wave_grid
-from kb.services import spectrum_store
+from kb.store import SpectrumStore
+
+
+def spectrum_store() -> SpectrumStore:
+    """The store of preprocessed flux, shared by every process of this deployment."""
+    return SpectrumStore(settings.DATA_DIR / "spectra", n_pixels=PAPER.n_pixels)
 
 
 def spectrum_list(*, label: str | None = None) -> QuerySet[Spectrum]:
@@ -15,6 +21,12 @@ def spectrum_list(*, label: str | None = None) -> QuerySet[Spectrum]:
     if label:
         spectra = spectra.filter(catalog_labels__label=label).distinct()
     return spectra
+
+
+def spectrum_training_rows() -> np.ndarray:
+    """(n,) int64 store rows of the spectra not reserved for testing: what pre-training may see."""
+    rows = Spectrum.objects.filter(held_out=False).values_list("store_row", flat=True)
+    return np.fromiter(rows, dtype=np.int64)
 
 
 def spectrum_get(*, pk: int) -> Spectrum:
@@ -38,14 +50,45 @@ def last_ingest() -> IngestRun | None:
 
 def bpt_labels() -> dict[int, str]:
     """Spectrum id -> five-class BPT label, only where galSpecExtra and emissionLinesPort agree."""
-    by_spectrum: dict[int, dict[str, str]] = {}
-    for spectrum_id, catalog, value in CatalogLabel.objects.filter(
-        catalog__in=["galspecextra", "emissionlinesport"]
-    ).values_list("spectrum_id", "catalog", "value"):
-        by_spectrum.setdefault(spectrum_id, {})[catalog] = value
+    return {pk: labelled.label for pk, labelled in task_labels(labelling="bpt5").items()}
+
+
+def catalog_labels_by_spectrum(*, held_out: bool | None = None) -> dict[int, dict[str, tuple[str, str]]]:
+    """Spectrum id -> {catalog: (value, label)}, for spectra reserved for testing or not (None: all)."""
+    rows = CatalogLabel.objects.all()
+    if held_out is not None:
+        rows = rows.filter(spectrum__held_out=held_out)
+    by_spectrum: dict[int, dict[str, tuple[str, str]]] = {}
+    for spectrum_id, catalog, value, label in rows.values_list("spectrum_id", "catalog", "value", "label"):
+        by_spectrum.setdefault(spectrum_id, {})[catalog] = (value, label)
+    return by_spectrum
+
+
+def task_labels(*, labelling: str, held_out: bool | None = None) -> dict[int, Labelled]:
+    """Spectrum id -> what ``labelling`` makes of it, for every spectrum it labels."""
     labels = {}
-    for spectrum_id, values in by_spectrum.items():
-        label = bpt_consensus(values.get("galspecextra"), values.get("emissionlinesport"))
-        if label:
-            labels[spectrum_id] = label
+    for spectrum_id, catalog_labels in catalog_labels_by_spectrum(held_out=held_out).items():
+        labelled = label_spectrum(labelling, catalog_labels)
+        if labelled is not None:
+            labels[spectrum_id] = labelled
     return labels
+
+
+def search_task_get(*, name: str) -> SearchTask:
+    try:
+        return SearchTask.objects.get(name=name)
+    except SearchTask.DoesNotExist:
+        known = ", ".join(SearchTask.objects.values_list("name", flat=True)) or "none (run migrate)"
+        raise ValueError(f"no search task {name!r}; the tasks are: {known}") from None
+
+
+def knowledge_base_in_service(*, task: SearchTask) -> KnowledgeBase:
+    kb = KnowledgeBase.objects.select_related("task", "training_run").filter(task=task, in_service=True).first()
+    if kb is None:
+        raise ValueError(f"task {task.name!r} has no knowledge base in service: build one with "
+                         f"`manage.py build_kb --task {task.name}`")
+    return kb
+
+
+def knowledge_base_entries(*, knowledge_base: KnowledgeBase) -> QuerySet[KBEntry]:
+    return knowledge_base.entries.select_related("spectrum")

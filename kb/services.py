@@ -1,4 +1,4 @@
-"""Writes to the spectra tables: ingesting a folder of SDSS-format files and catalogs."""
+"""Writes to the kb tables: ingesting a folder of SDSS-format files and catalogs; knowledge bases."""
 from __future__ import annotations
 
 import fcntl
@@ -21,18 +21,15 @@ from django.utils import timezone
 
 
 from kb import catalogs
-from kb.models import CatalogLabel, IngestRun, Spectrum
-from kb.preprocess import PAPER, prepare_file
+from kb.knowledge import compose, held_out
+from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.preprocess import prepare_file
+from kb.selectors import spectrum_store, task_labels
 from kb.spectra import SdssSpectrum
 from kb.store import SpectrumStore
 
 SPECTRUM_FILE = re.compile(r"^spec-(\d{4,5})-(\d{5})-(\d{4})\.fits(\.gz)?$")
 BATCH = 128
-
-
-def spectrum_store() -> SpectrumStore:
-    """The store of preprocessed flux, shared by every process of this deployment."""
-    return SpectrumStore(settings.DATA_DIR / "spectra", n_pixels=PAPER.n_pixels)
 
 
 @dataclass
@@ -190,6 +187,7 @@ def _spectrum_record(spectrum: SdssSpectrum, norm: float, valid: np.ndarray, sha
         vdisp=_finite(spectrum.vdisp),
         run2d=spectrum.run2d,
         norm=norm,
+        held_out=held_out(spectrum.specobjid),
         valid_fraction=float(valid.mean()),
         lines=lines,
         source_file=spectrum.path,
@@ -242,3 +240,73 @@ def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
                     update_fields=["value", "label", "details", "source_file"],
                 )
             summary.labels_added[key] += CatalogLabel.objects.filter(catalog=key).count() - before
+
+
+# --- knowledge bases -------------------------------------------------------------------------------
+
+def knowledge_base_create(
+    *,
+    task: SearchTask,
+    training_run,
+    size: int | None = None,
+    target_fraction: float | None = None,
+    seed: int = 0,
+    index_kind: str = "flat",
+    index_params: dict | None = None,
+) -> KnowledgeBase:
+    """A new version of ``task``'s knowledge base, status 'building', with its entries chosen.
+
+    Entries are sampled (``kb.knowledge.compose``) from the labelled spectra not reserved for testing;
+    ``training_run`` is the encoder checkpoint whose embeddings its index will hold. Nothing is written
+    if the composition cannot be made.
+    """
+    labelled = task_labels(labelling=task.labelling, held_out=False)
+    chosen = compose(
+        {pk: item.label for pk, item in labelled.items()},
+        targets=tuple(task.target_labels), size=size, target_fraction=target_fraction, seed=seed,
+    )
+    composition = dict(Counter(labelled[pk].label for pk in chosen).most_common())
+    with transaction.atomic():
+        last = KnowledgeBase.objects.select_for_update().filter(task=task).aggregate(v=Max("version"))["v"] or 0
+        kb = KnowledgeBase.objects.create(
+            task=task, version=last + 1, size=len(chosen), target_fraction=target_fraction, seed=seed,
+            composition=composition, training_run=training_run, index_kind=index_kind,
+            index_params=index_params or {},
+        )
+        KBEntry.objects.bulk_create(
+            [KBEntry(knowledge_base=kb, spectrum_id=pk, label=labelled[pk].label,
+                     catalogs=list(labelled[pk].catalogs), details=labelled[pk].details) for pk in chosen],
+            batch_size=1000,
+        )
+    return kb
+
+
+def knowledge_base_finish(*, knowledge_base: KnowledgeBase, index_path: str, recall: float | None,
+                          promote: bool = True) -> KnowledgeBase:
+    """Record a built index; with ``promote``, put this version into service for its task."""
+    KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(
+        status=KnowledgeBase.Status.READY, index_path=index_path, index_recall=recall, finished_at=timezone.now()
+    )
+    knowledge_base.refresh_from_db()
+    if promote:
+        knowledge_base_promote(knowledge_base=knowledge_base)
+    return knowledge_base
+
+
+def knowledge_base_fail(*, knowledge_base: KnowledgeBase, error: str) -> None:
+    KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(
+        status=KnowledgeBase.Status.FAILED, error=error, finished_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def knowledge_base_promote(*, knowledge_base: KnowledgeBase) -> KnowledgeBase:
+    """Put a ready version into service for its task, taking the previous one out (one switch)."""
+    if knowledge_base.status != KnowledgeBase.Status.READY:
+        raise ValueError(f"{knowledge_base} is not ready; only a built knowledge base can go into service")
+    KnowledgeBase.objects.select_for_update().filter(task=knowledge_base.task, in_service=True).exclude(
+        pk=knowledge_base.pk
+    ).update(in_service=False)
+    KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(in_service=True)
+    knowledge_base.in_service = True
+    return knowledge_base

@@ -124,18 +124,24 @@ def pretrain(
     preprocess_config: dict | None = None,
     on_progress: Callable[[int, int, dict], None] | None = None,
     resume: bool = True,
+    rows: np.ndarray | None = None,
 ) -> dict:
     """Pre-train on flux (n, L) float32 and valid (n, L) bool; returns the metrics also written to
-    out_dir/metrics.json. Checkpoints: out_dir/best (lowest validation loss), out_dir/last (resume)."""
+    out_dir/metrics.json. Checkpoints: out_dir/best (lowest validation loss), out_dir/last (resume).
+
+    ``rows`` (m,) limits training and validation to those rows (default: all), e.g. to leave out the
+    spectra reserved for testing."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
-    train_idx, val_idx = split(len(flux), config)
+    usable = np.arange(len(flux)) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
+    train_pos, val_pos = split(len(usable), config)
+    train_idx, val_idx = usable[train_pos], usable[val_pos]
     if len(train_idx) == 0:
-        raise ValueError(f"{len(flux)} spectra leave none to train on after the validation split")
+        raise ValueError(f"{len(usable)} spectra leave none to train on after the validation split")
     val_hidden = span_mask(
         (len(val_idx), model_config.n_pixels), mask_ratio=config.mask_ratio, span=config.mask_span,
         generator=torch.Generator().manual_seed(config.seed + 1),

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kb.preprocess import PAPER
+from kb.selectors import spectrum_training_rows
 from kb.services import spectrum_store
 from training.models import TrainingRun
 from training.model import PRESETS, EncoderConfig
@@ -42,14 +43,17 @@ def training_run_create(*, preset: str, out_dir: str | Path | None = None, **tra
 def training_run_execute(
     *, run: TrainingRun, promote: bool = True, on_progress: ProgressCallback | None = None
 ) -> TrainingRun:
-    """Pre-train on every ingested spectrum; resumes from the run's last checkpoint if there is one.
+    """Pre-train on every ingested spectrum not reserved for testing; resumes from the run's last
+    checkpoint if there is one.
 
     On success the run records its metrics and, with ``promote``, its checkpoint goes into service.
     """
     flux, valid = spectrum_store().read()
-    if len(flux) < 10:
-        raise ValueError(f"only {len(flux)} spectra are ingested; pre-training needs at least 10")
-    run.status, run.started_at, run.n_spectra, run.error = TrainingRun.Status.RUNNING, timezone.now(), len(flux), ""
+    rows = spectrum_training_rows()
+    if len(rows) < 10:
+        raise ValueError(f"only {len(rows)} spectra are ingested and not reserved for testing; pre-training "
+                         "needs at least 10")
+    run.status, run.started_at, run.n_spectra, run.error = TrainingRun.Status.RUNNING, timezone.now(), len(rows), ""
     run.save(update_fields=["status", "started_at", "n_spectra", "error"])
 
     def progress(step: int, max_steps: int, metrics: dict) -> None:
@@ -69,6 +73,7 @@ def training_run_execute(
             out_dir=Path(run.checkpoint_dir),
             preprocess_config=PAPER.to_dict(),
             on_progress=progress,
+            rows=rows,
         )
     except BaseException as error:
         run.status, run.error, run.finished_at = TrainingRun.Status.FAILED, repr(error), timezone.now()

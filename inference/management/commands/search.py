@@ -1,0 +1,52 @@
+"""python manage.py search FILE_OR_SPECOBJID --task TASK: the vote and its evidence."""
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from inference.search import search
+from kb.models import Spectrum
+
+
+class Command(BaseCommand):
+    help = "Search one spectrum (a spec-*.fits file, a specobjid or PLATE-MJD-FIBER) against a task's knowledge base."
+
+    def add_arguments(self, parser):
+        parser.add_argument("query", help="a spectrum file, a specobjid, or PLATE-MJD-FIBER of an ingested spectrum")
+        parser.add_argument("--task", required=True)
+        parser.add_argument("-k", type=int, default=3, help="neighbours that vote (default 3)")
+        parser.add_argument("--weights", default="exp", help="exp (default), inverse, inverse_square or linear")
+        parser.add_argument("--json", action="store_true", dest="as_json", help="print the answer as JSON")
+
+    def handle(self, *args, query, task, k, weights, as_json, **options):
+        try:
+            if Path(query).is_file():
+                answer = search(task=task, path=query, k=k, weight_function=weights)
+            else:
+                answer = search(task=task, spectrum=find_spectrum(query), k=k, weight_function=weights)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        if as_json:
+            self.stdout.write(json.dumps(answer.as_dict(), indent=2))
+            return
+        verdict = "" if answer.is_target is None else ("  -> a target" if answer.is_target else "  -> not a target")
+        self.stdout.write(f"{answer.query}, task {answer.task}: {answer.label} ({answer.share:.1%} of the weight){verdict}")
+        self.stdout.write(f"knowledge base v{answer.kb_version} (id {answer.knowledge_base}), checkpoint {answer.checkpoint}")
+        self.stdout.write(f"{'specobjid':>20}  {'plate-mjd-fiber':>16}  {'label':<14} {'distance':>9} {'weight':>7}  from")
+        for n in answer.neighbours:
+            self.stdout.write(f"{n.specobjid:>20}  {n.plate_mjd_fiber:>16}  {n.label:<14} {n.distance:9.4f} "
+                              f"{n.weight:7.1%}  {', '.join(n.catalogs)}{' ' + str(n.details) if n.details else ''}")
+
+
+def find_spectrum(query: str) -> Spectrum:
+    """An ingested spectrum by specobjid or PLATE-MJD-FIBER; a clear error otherwise."""
+    parts = query.split("-")
+    try:
+        if len(parts) == 3:
+            plate, mjd, fiber = (int(p) for p in parts)
+            return Spectrum.objects.get(plate=plate, mjd=mjd, fiberid=fiber)
+        if query.isdigit():
+            return Spectrum.objects.get(specobjid=query)
+    except (ValueError, Spectrum.DoesNotExist):
+        pass
+    raise ValueError(f"{query!r} is neither a file nor the specobjid or PLATE-MJD-FIBER of an ingested spectrum")

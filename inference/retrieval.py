@@ -1,0 +1,42 @@
+"""Retrieval-augmented classification in bulk: build an index over labelled vectors, vote for each query.
+
+The same path serves the knowledge base (encoder embeddings) and the baselines that vote on other
+vectors (PCA components, raw normalised flux), so that every K-vote in an experiment is the same code.
+Pure numpy/faiss; never imports Django.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from inference.index import IndexSpec, Neighbours, build, search
+from inference.vote import Vote, vote
+
+
+def vote_all(
+    neighbours: Neighbours, label_of: dict[int, str], *, k: int | None = None, weight_function: str = "exp"
+) -> list[Vote]:
+    """One vote per query from its neighbours (ids are keys of ``label_of``); the first ``k`` if given."""
+    ids, distances = neighbours.ids, neighbours.distances
+    if k is not None:
+        ids, distances = ids[:, :k], distances[:, :k]
+    return [
+        vote([label_of.get(int(i), "") for i in row_ids], row_distances, weight_function)
+        for row_ids, row_distances in zip(ids, distances)
+    ]
+
+
+def knn_vote(
+    vectors: np.ndarray,
+    labels: list[str],
+    queries: np.ndarray,
+    *,
+    k: int = 3,
+    weight_function: str = "exp",
+    spec: IndexSpec = IndexSpec(),
+) -> list[Vote]:
+    """Index ``vectors`` (n, D) labelled ``labels`` (n,), then vote for each of ``queries`` (m, D)."""
+    if len(vectors) != len(labels):
+        raise ValueError(f"{len(vectors)} vectors but {len(labels)} labels")
+    ids = np.arange(len(vectors), dtype=np.int64)
+    found = search(build(vectors, ids, spec), queries, k)
+    return vote_all(found, dict(zip(ids.tolist(), labels)), weight_function=weight_function)
