@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
+from kb.bpt import kauffmann03, kewley01, schawinski07
+
 METRICS = (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -68,7 +70,9 @@ def per_class_f1(results: dict[str, dict], title: str) -> go.Figure:
             x=labels, y=values, name=method, marker_color=PALETTE[i % len(PALETTE)],
             error_y=_error_bars([v or 0.0 for v in values], intervals),
         ))
-    figure.update_layout(title=title, barmode="group", yaxis={"title": "F1 (one class against the rest)", "range": [0, 1.05]}, xaxis_title="class")
+    figure.update_layout(
+        title=title, barmode="group", yaxis={"title": "F1 (one class against the rest)", "range": [0, 1.05]}, xaxis_title="class",
+    )
     return figure
 
 
@@ -169,7 +173,7 @@ def retrieval_time(rows: Sequence[dict], fits: dict[str, dict], *, time_key: str
     return figure
 
 
-def _offset_flux(flux, valid) -> np.ndarray:
+def _with_gaps(flux, valid) -> np.ndarray:
     flux = np.asarray(flux, dtype=np.float64).copy()
     if valid is not None:
         flux[~np.asarray(valid, dtype=bool)] = np.nan  # a gap, not a measured zero
@@ -196,10 +200,10 @@ def case_study(
     invalid pixels are left as gaps.
     """
     wave = np.asarray(wave, dtype=np.float64)
-    spectra = [("query", _offset_flux(query_flux, query_valid), query_z)] + [
+    spectra = [("query", _with_gaps(query_flux, query_valid), query_z)] + [
         (
             f"#{i + 1} {n['label']} · d={n['distance']:.3f} · w={n['weight']:.3f} · {n['specobjid']}",
-            _offset_flux(n["flux"], n.get("valid")),
+            _with_gaps(n["flux"], n.get("valid")),
             n.get("z", 0.0),
         )
         for i, n in enumerate(neighbours)
@@ -228,14 +232,6 @@ def case_study(
     return figure
 
 
-def _kauffmann(x: np.ndarray) -> np.ndarray:
-    return 0.61 / (x - 0.05) + 1.30
-
-
-def _kewley(x: np.ndarray) -> np.ndarray:
-    return 0.61 / (x - 0.47) + 1.19
-
-
 def bpt_diagram(points: Sequence[dict], title: str, *, show_paper_b1: bool = False) -> go.Figure:
     """The [N II] BPT diagram: log10([N II]6583/H-alpha) against log10([O III]5007/H-beta).
 
@@ -253,16 +249,17 @@ def bpt_diagram(points: Sequence[dict], title: str, *, show_paper_b1: bool = Fal
         mine = [p for p in shown if p["label"] == label]
         figure.add_trace(go.Scatter(
             x=[p["x"] for p in mine], y=[p["y"] for p in mine], mode="markers", name=label, text=[p["name"] for p in mine],
-            marker={"size": 9, "color": PALETTE[i % len(PALETTE)]}, hovertemplate="%{text}<br>x=%{x:.3f}, y=%{y:.3f}<extra>" + label + "</extra>",
+            marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
+            hovertemplate="%{text}<br>x=%{x:.3f}, y=%{y:.3f}<extra>" + label + "</extra>",
         ))
     x = np.linspace(-2.0, 0.0, 200)
-    figure.add_trace(go.Scatter(x=x, y=_kauffmann(x), mode="lines", name=KAUFFMANN_2003, line={"color": "black", "dash": "dash"}))
+    figure.add_trace(go.Scatter(x=x, y=kauffmann03(x), mode="lines", name=KAUFFMANN_2003, line={"color": "black", "dash": "dash"}))
     x = np.linspace(-2.0, 0.4, 240)
-    figure.add_trace(go.Scatter(x=x, y=_kewley(x), mode="lines", name=KEWLEY_2001, line={"color": "black"}))
+    figure.add_trace(go.Scatter(x=x, y=kewley01(x), mode="lines", name=KEWLEY_2001, line={"color": "black"}))
     # where 1.05 x + 0.45 meets the Kewley curve: 1.05 x^2 - 1.2335 x - 0.2622 = 0
     start = (1.2335 - np.sqrt(1.2335**2 + 4 * 1.05 * 0.2622)) / (2 * 1.05)  # about -0.184
     x = np.linspace(start, 0.8, 50)
-    figure.add_trace(go.Scatter(x=x, y=1.05 * x + 0.45, mode="lines", name=SCHAWINSKI_2007, line={"color": "grey"}))
+    figure.add_trace(go.Scatter(x=x, y=schawinski07(x), mode="lines", name=SCHAWINSKI_2007, line={"color": "grey"}))
     if show_paper_b1:
         x = np.linspace(-0.6, 0.8, 50)
         figure.add_trace(go.Scatter(x=x, y=1.18 * x + 0.77, mode="lines", name=PAPER_B1, line={"color": "grey", "dash": "dot"}))

@@ -13,12 +13,19 @@ PURE_MODULES = [
     "kb.catalogs",
     "kb.sdss_archive",
     "kb.mock",
+    "kb.bpt",
+    "kb.knowledge",
     "training.model",
     "training.pretrain",
     "training.checkpoint",
     "inference.embed",
     "inference.index",
     "inference.vote",
+    "inference.retrieval",
+    "inference.metrics",
+    "inference.timing",
+    "inference.figures",
+    "inference.baselines",
 ]
 
 

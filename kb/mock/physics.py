@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kb.bpt import bpt_region
+
 C_KMS = 299_792.458
 LOGLAM = np.round(np.arange(3.5800, 3.9640 + 5e-5, 1e-4), 4)  # SDSS legacy pixels: 3802-9204 Angstrom
 WAVE = 10.0**LOGLAM  # (3841,) Angstrom, observed, vacuum
@@ -89,28 +91,6 @@ def stellar_continuum(wave_rest: np.ndarray, *, young: float, vdisp: float, rng:
 
 
 # ---- emission-line ratios by BPT class -------------------------------------------------------------
-
-def kauffmann03(n2: np.ndarray) -> np.ndarray:
-    return 0.61 / (n2 - 0.05) + 1.3
-
-
-def kewley01(n2: np.ndarray) -> np.ndarray:
-    return 0.61 / (n2 - 0.47) + 1.19
-
-
-def kewley06_s2(s2: np.ndarray) -> np.ndarray:
-    """Kewley et al. (2006) Seyfert/LINER line in the [S II] diagram."""
-    return 1.89 * s2 + 0.76
-
-
-def bpt_region(n2: float, o3: float) -> str:
-    """star-forming / composite / agn from log [N II]/Ha and log [O III]/Hb."""
-    if n2 < 0.05 and o3 < kauffmann03(n2):
-        return "star-forming"
-    if n2 < 0.47 and o3 < kewley01(n2):
-        return "composite"
-    return "agn"
-
 
 # Robust (3-sigma clipped) mean and covariance of (log [N II]/Ha, log [O III]/Hb, log [S II]/Ha,
 # log [O I]/Ha) per class, from the galaxies of the line-strength sample with S/N >= 3 in the four BPT

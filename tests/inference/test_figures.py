@@ -72,7 +72,10 @@ def test_per_class_f1_groups_bars_by_class():
 
 def test_search_bars_with_the_papers_reference_values():
     tasks = {"liner": search(0), "lens": search(1), "outlier": search(2)}
-    reference = {"liner": {"precision": 0.8727, "recall": 0.9460, "f1": 0.9079}, "lens": {"precision": 0.9937, "recall": 0.9476, "f1": 0.9701}}
+    reference = {  # Table 4; no outlier entry, to check that a missing reference is left out
+        "liner": {"precision": 0.8727, "recall": 0.9460, "f1": 0.9079},
+        "lens": {"precision": 0.9937, "recall": 0.9476, "f1": 0.9701},
+    }
     figure = figures.search_bars(tasks, reference)
     assert names(figure) == ["Precision", "Recall", "F1", "Precision, paper", "Recall, paper", "F1, paper"]
     precision = figure.data[0]
@@ -112,7 +115,8 @@ def test_histograms_overlay_each_set_without_missing_values():
 
 def test_retrieval_time_draws_measured_and_fitted_lines_on_log_axes():
     rows = [
-        {"size": s, "kind": kind, "build_s": 0.1, "batch_ms_per_query": t, "single_query_ms_p50": t, "recall_at_k": r, "synthetic_fraction": 0.5, "threads": 2}
+        {"size": s, "kind": kind, "build_s": 0.1, "batch_ms_per_query": t, "single_query_ms_p50": t,
+         "recall_at_k": r, "synthetic_fraction": 0.5, "threads": 2}
         for kind, scale, r in (("flat", 1e-4, 1.0), ("hnsw", 1e-6, 0.93))
         for s, t in ((1_000, scale * 1_000 + 0.01), (10_000, scale * 10_000 + 0.01))
     ]
@@ -149,7 +153,8 @@ def test_case_study_offsets_spectra_and_marks_lines_in_the_rest_frame():
 
 def test_case_study_rejects_a_flux_on_another_grid():
     with pytest.raises(ValueError, match="#1"):
-        figures.case_study(np.arange(10.0), np.ones(10), [{"flux": np.ones(9), "label": "x", "distance": 0, "weight": 1, "specobjid": 1}], {}, "t")
+        short = {"flux": np.ones(9), "label": "x", "distance": 0, "weight": 1, "specobjid": 1}
+        figures.case_study(np.arange(10.0), np.ones(10), [short], {}, "t")
 
 
 def test_bpt_diagram_has_points_per_label_and_the_demarcations():

@@ -6,7 +6,7 @@ from astropy.io import fits
 
 from kb.catalogs import specobjid_decode
 from kb.mock import generate_survey
-from kb.mock.physics import bpt_region
+from kb.bpt import bpt_region
 from kb.mock.populations import OUTLIER_KINDS
 from kb.spectra import read_spectrum
 

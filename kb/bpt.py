@@ -1,0 +1,95 @@
+"""BPT diagnostics from emission-line fluxes: demarcation lines and a spectrum's class from its own lines.
+
+Ratios are log10 of flux ratios: n2 = [N II] 6583 / H-alpha, o3 = [O III] 5007 / H-beta,
+s2 = ([S II] 6716 + 6730) / H-alpha, o1 = [O I] 6300 / H-alpha. Lines:
+- Kauffmann et al. (2003): the upper edge of pure star formation in the [N II] diagram.
+- Kewley et al. (2001): the maximum starburst line, in the [N II], [S II] and [O I] diagrams.
+- Kewley et al. (2006): the Seyfert/LINER lines in the [S II] and [O I] diagrams.
+- Schawinski et al. (2007): the Seyfert/LINER line in the [N II] diagram.
+Line names are SDSS SPZLINE's LINENAME. Pure Python; never imports Django.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LINES = {"h_beta": "H_beta", "o3": "[O_III] 5007", "o1": "[O_I] 6300", "h_alpha": "H_alpha",
+         "n2": "[N_II] 6583", "s2a": "[S_II] 6716", "s2b": "[S_II] 6730"}
+CLASSIFYING = ("h_beta", "o3", "h_alpha", "n2")  # S/N >= min_snr in all four to classify
+
+
+def kauffmann03(n2):
+    return 0.61 / (np.asarray(n2) - 0.05) + 1.3
+
+
+def kewley01(n2):
+    return 0.61 / (np.asarray(n2) - 0.47) + 1.19
+
+
+def kewley01_s2(s2):
+    return 0.72 / (np.asarray(s2) - 0.32) + 1.30
+
+
+def kewley01_o1(o1):
+    return 0.73 / (np.asarray(o1) + 0.59) + 1.33
+
+
+def kewley06_s2(s2):
+    """Kewley et al. (2006) Seyfert/LINER line in the [S II] diagram."""
+    return 1.89 * np.asarray(s2) + 0.76
+
+
+def kewley06_o1(o1):
+    return 1.18 * np.asarray(o1) + 1.30
+
+
+def schawinski07(n2):
+    """Schawinski et al. (2007) Seyfert/LINER line in the [N II] diagram."""
+    return 1.05 * np.asarray(n2) + 0.45
+
+
+def bpt_region(n2: float, o3: float) -> str:
+    """star-forming / composite / agn from log [N II]/Ha and log [O III]/Hb."""
+    if n2 < 0.05 and o3 < kauffmann03(n2):
+        return "star-forming"
+    if n2 < 0.47 and o3 < kewley01(n2):
+        return "composite"
+    return "agn"
+
+
+def bpt_ratios(lines: dict[str, dict]) -> dict[str, float]:
+    """The log ratios n2, o3, s2, o1 that the lines' fluxes allow (positive fluxes only).
+
+    ``lines`` maps SPZLINE names to {'flux': ..., 'flux_err': ...} in 1e-17 erg s^-1 cm^-2.
+    """
+    flux = {key: (lines.get(name) or {}).get("flux") for key, name in LINES.items()}
+
+    def ratio(top: float | None, bottom: float | None) -> float | None:
+        if top is None or bottom is None or not (top > 0 and bottom > 0):
+            return None
+        return math.log10(top / bottom)
+
+    s2 = flux["s2a"] + flux["s2b"] if flux["s2a"] is not None and flux["s2b"] is not None else None
+    ratios = {"n2": ratio(flux["n2"], flux["h_alpha"]), "o3": ratio(flux["o3"], flux["h_beta"]),
+              "s2": ratio(s2, flux["h_alpha"]), "o1": ratio(flux["o1"], flux["h_alpha"])}
+    return {key: value for key, value in ratios.items() if value is not None}
+
+
+def bpt_class_from_lines(lines: dict[str, dict], *, min_snr: float = 3.0) -> str:
+    """Five-class BPT label from a spectrum's own line fluxes.
+
+    'normal' unless H-beta, [O III] 5007, H-alpha and [N II] 6583 all have S/N >= ``min_snr``; then
+    star-forming below Kauffmann et al. (2003), composite below Kewley et al. (2001), and above it
+    Seyfert or LINER by Schawinski et al. (2007).
+    """
+    for key in CLASSIFYING:
+        line = lines.get(LINES[key]) or {}
+        flux, err = line.get("flux"), line.get("flux_err")
+        if flux is None or err is None or not (err > 0) or flux / err < min_snr:
+            return "normal"
+    ratios = bpt_ratios(lines)
+    region = bpt_region(ratios["n2"], ratios["o3"])
+    if region != "agn":
+        return region
+    return "seyfert" if ratios["o3"] > schawinski07(ratios["n2"]) else "liner"
