@@ -125,12 +125,19 @@ class SpectrumCNN(nn.Module):
 
 
 class EncoderClassifier(nn.Module):
-    """GalSpecEncoder's embedding (``forward_features``, (N, D)) followed by a linear head -> (N, C)."""
+    """GalSpecEncoder's embedding (``forward_features``, (N, D)) and a linear head -> (N, C) class logits.
+
+    The head standardises each embedding dimension first (batch norm without affine parameters, the
+    linear probe of MAE, He et al. 2022), so still a linear map once trained: mean-pooled embeddings
+    vary from spectrum to spectrum by about 1% of their size, and an unscaled head would need far more
+    steps than a short fine-tuning gives it before the loss moves at all.
+    """
 
     def __init__(self, encoder: GalSpecEncoder, n_classes: int):
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Linear(encoder.config.d_model, n_classes)
+        self.head = nn.Sequential(nn.BatchNorm1d(encoder.config.d_model, affine=False, eps=1e-6),
+                                  nn.Linear(encoder.config.d_model, n_classes))
 
     def forward(self, flux: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder.forward_features(flux, valid))

@@ -10,28 +10,10 @@ from django.core.management import CommandError, call_command
 from inference import index as vector_index
 from inference.search import search
 from inference.services import embedding_vectors, knowledge_base_build
-from kb.mock import generate_survey
 from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import task_labels
-from kb.services import ingest_folder
-from training.services import training_run_create, training_run_execute
 
 pytestmark = pytest.mark.django_db
-QUICK = dict(max_steps=3, eval_every=3, batch_size=8, warmup_steps=1)
-
-
-@pytest.fixture(scope="session")
-def survey(tmp_path_factory):
-    """80 mock spectra, rich in lenses and outliers so that every task has targets."""
-    out = tmp_path_factory.mktemp("kb-survey")
-    generate_survey(out=out, size=80, seed=11, lens_fraction=0.15, outlier_fraction=0.15)
-    return out
-
-
-@pytest.fixture
-def trained(data_dir, survey):
-    ingest_folder(folder=survey)
-    return training_run_execute(run=training_run_create(preset="small", **QUICK))
 
 
 def lens_task():
