@@ -42,6 +42,7 @@ from training.model import GalSpecEncoder
 
 VAL_FRACTION = 0.1  # of each class's training spectra, held out to choose the best weights
 PATIENCE = 5  # validations in a row without a lower loss before training stops early
+BATCH_NORM_SPECTRA = 128  # training spectra on which batch-norm statistics are measured before validating
 Progress = Callable[[int, int, dict], None]  # (step, total steps, {"epoch", "loss"[, "val_loss"]})
 
 
@@ -125,19 +126,18 @@ class SpectrumCNN(nn.Module):
 
 
 class EncoderClassifier(nn.Module):
-    """GalSpecEncoder's embedding (``forward_features``, (N, D)) and a linear head -> (N, C) class logits.
+    """GalSpecEncoder's embedding (``forward_features``, (N, G * D)) and a linear head -> (N, C) class logits.
 
-    The head standardises each embedding dimension first (batch norm without affine parameters, the
-    linear probe of MAE, He et al. 2022), so still a linear map once trained: mean-pooled embeddings
-    vary from spectrum to spectrum by about 1% of their size, and an unscaled head would need far more
-    steps than a short fine-tuning gives it before the loss moves at all.
+    The head standardises each embedding dimension first (batch norm without affine parameters, as in
+    MAE's linear probe, He et al. 2022), so once trained it is one linear map. Without it the head
+    barely learns: mean-pooled embeddings differ from spectrum to spectrum by about 1% of their size.
     """
 
     def __init__(self, encoder: GalSpecEncoder, n_classes: int):
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Sequential(nn.BatchNorm1d(encoder.config.d_model, affine=False, eps=1e-6),
-                                  nn.Linear(encoder.config.d_model, n_classes))
+        width = encoder.config.embedding_width
+        self.head = nn.Sequential(nn.BatchNorm1d(width, affine=False, eps=1e-6), nn.Linear(width, n_classes))
 
     def forward(self, flux: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder.forward_features(flux, valid))
@@ -157,9 +157,10 @@ def cnn(
     """
     data = _checked(train_flux, train_labels, test_flux, train_valid, test_valid)
     device = resolve(device)
+    fit, val = validation_split(data.train_y, seed=seed)
     with _seeded(seed, device):
         model = SpectrumCNN(len(data.classes))
-        return _train_and_predict(model, data, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
+        return _train_and_predict(model, data, fit, val, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
                                   evals_per_epoch=1, device=device, on_progress=on_progress)
 
 
@@ -180,9 +181,10 @@ def encoder_finetuned(
     folder = Path(checkpoint_dir)
     folder = folder / "best" if (folder / "best").is_dir() else folder
     device = resolve(device)
+    fit, val = validation_split(data.train_y, seed=seed)
     with _seeded(seed, device):
-        model = EncoderClassifier(load_checkpoint(folder, device="cpu"), len(data.classes))
-        return _train_and_predict(model, data, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
+        model = EncoderClassifier(load_checkpoint(folder, device=device), len(data.classes))
+        return _train_and_predict(model, data, fit, val, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
                                   evals_per_epoch=4, device=device, on_progress=on_progress)
 
 
@@ -263,20 +265,25 @@ def _seeded(seed: int, device: torch.device):
 
 
 def _train_and_predict(
-    model: nn.Module, data: _Data, *, seed: int, epochs: int, lr: float, batch_size: int, evals_per_epoch: int,
-    device: torch.device, on_progress: Progress | None, weight_decay: float = 0.01,
+    model: nn.Module, data: _Data, fit: np.ndarray, val: np.ndarray, *, seed: int, epochs: int, lr: float,
+    batch_size: int, evals_per_epoch: int, device: torch.device, on_progress: Progress | None, weight_decay: float = 0.01,
 ) -> list[str]:
-    """Fit ``model`` (flux, valid -> logits) by cross-entropy, keep the weights with the lowest validation
-    loss, and return its predictions for the test spectra."""
+    """Fit ``model`` (flux, valid -> logits) on the training spectra ``fit`` by cross-entropy, keep the
+    weights with the lowest loss on the spectra ``val``, and return its predictions for the test spectra.
+
+    ``evals_per_epoch`` validations per epoch; training stops after ``PATIENCE`` of them in a row
+    without a lower loss."""
     if epochs < 1 or batch_size < 2:
         raise ValueError(f"need epochs >= 1 and batch_size >= 2 (batch norm); got {epochs} and {batch_size}")
+    if data.train_valid is None or data.test_valid is None:
+        raise ValueError("the networks need train_valid and test_valid, (N, L) bool, True where a pixel was observed")
     model = model.to(device)
     flux, valid = torch.from_numpy(np.array(data.train_flux)), torch.from_numpy(np.array(data.train_valid))
     y = torch.from_numpy(data.train_y)
-    fit, val = validation_split(data.train_y, seed=seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     n_batches = max(1, len(fit) // batch_size)  # each epoch deals the fit spectra into this many near-equal batches
+    reference = fit[:: max(1, len(fit) // BATCH_NORM_SPECTRA)]  # evenly spaced
     checks = {round((i + 1) * n_batches / evals_per_epoch) for i in range(evals_per_epoch)}  # batches ending a validation
     total, step, stale = epochs * n_batches, 0, 0
     best_loss, best_state = math.inf, None
@@ -293,6 +300,7 @@ def _train_and_predict(
             step += 1
             report = {"epoch": epoch + 1, "loss": loss.item()}
             if b + 1 in checks:
+                _precise_batch_norm(model, flux[reference], valid[reference], device)
                 report["val_loss"] = F.cross_entropy(_logits(model, flux[val], valid[val], device), y[val]).item()
                 if report["val_loss"] < best_loss:
                     best_loss, stale = report["val_loss"], 0
@@ -305,9 +313,35 @@ def _train_and_predict(
                 break
         if stale >= PATIENCE:
             break
+    if best_state is None:
+        raise RuntimeError(f"the validation loss was never finite (last training loss {report['loss']}): "
+                           "lower lr, or look for extreme flux values")
     model.load_state_dict(best_state)
     test_logits = _logits(model, torch.from_numpy(np.array(data.test_flux)), torch.from_numpy(np.array(data.test_valid)), device)
     return [data.classes[i] for i in test_logits.argmax(dim=1).tolist()]
+
+
+@torch.no_grad()
+def _precise_batch_norm(model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device) -> None:
+    """Re-measure every batch norm's running mean and variance with the current weights on these spectra.
+
+    The running averages that training keeps lag behind the weights; evaluated with them, a model
+    can score far worse than it trains (badly so for the fine-tuned encoder's head, whose inputs
+    move by more than their spread as the encoder learns). Precise statistics (Wu & Johnson 2021,
+    "Rethinking 'Batch' in BatchNorm") make evaluation see what training saw.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over the batches below
+        m.train()
+    for batch in np.array_split(np.arange(len(flux)), max(1, len(flux) // 64)):
+        _forward(model, flux[batch], valid[batch], device)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
 
 
 def _forward(model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -19,10 +19,10 @@ def embed(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """flux (N, L) float32 and valid (N, L) bool, any array-like (np.memmap is read batch by batch)
-    -> embeddings (N, D) float32, on the model's device."""
+    -> embeddings (N, G * D) float32 (``config.embedding_width``), on the model's device."""
     model.eval()
     device = next(model.parameters()).device
-    out = np.empty((len(flux), model.config.d_model), dtype=np.float32)
+    out = np.empty((len(flux), model.config.embedding_width), dtype=np.float32)
     for start in range(0, len(flux), batch_size):
         stop = min(start + batch_size, len(flux))
         f = torch.from_numpy(np.array(flux[start:stop], dtype=np.float32)).to(device)  # a copy: memmaps are read-only

@@ -45,7 +45,7 @@ def embedding_update(
     model = load_checkpoint(Path(run.checkpoint_dir) / "best", device=device or settings.GALSPEC_DEVICE)
     embedding_set, _ = EmbeddingSet.objects.get_or_create(
         training_run=run,
-        defaults={"width": model.config.d_model, "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}")},
+        defaults={"width": model.config.embedding_width, "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}")},
     )
     vectors = embedding_store(embedding_set)
     vectors.truncate(embedding_set.rows)

@@ -39,6 +39,11 @@ class EncoderConfig:
     n_heads: int = 6
     mlp_ratio: int = 4
     dropout: float = 0.0
+    pool_segments: int = 8  # the embedding: mean token of each of this many equal stretches of the grid
+
+    @property
+    def embedding_width(self) -> int:  # G * D
+        return self.pool_segments * self.d_model
 
     @property
     def stride(self) -> int:
@@ -57,7 +62,9 @@ class EncoderConfig:
 
 
 PRESETS = {
-    "paper": EncoderConfig(),  # Tang et al. 2025: D = 768, 6 layers, 6 heads
+    # Tang et al. 2025: D = 768, 6 layers, 6 heads; 4 pooled stretches keep the embedding at 3072 floats
+    # (37 GB for SDSS's 3 million galaxy spectra in an exact index).
+    "paper": EncoderConfig(pool_segments=4),
     # Pre-trains on two CPU cores in minutes (~0.9 s per batch of 32); same patching as the paper.
     "small": EncoderConfig(d_model=64, n_layers=3, n_heads=4),
 }
@@ -174,14 +181,24 @@ class GalSpecEncoder(nn.Module):
         return self.norm(x), valid_patches.any(dim=-1)
 
     def forward_features(self, flux: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """The embedding used for retrieval: (N, L) -> (N, D), the mean of the tokens of observed patches.
+        """The embedding used for retrieval: (N, L) -> (N, G * D), G = ``pool_segments``.
 
-        Patches with no valid pixel (outside the observed range) are left out of the mean, so the
-        same galaxy observed over a shorter range lands near its full-range self.
+        The patches are cut into G equal, contiguous stretches of the wavelength grid; the embedding
+        concatenates the mean token of each. One mean over the whole spectrum lets the continuum's
+        700-odd tokens drown the few that carry emission lines, and loses where features lie: on the
+        mock survey, at 150 pre-training steps, the K-vote's five-class macro-F1 rose from 0.56 (one
+        mean) to 0.68 (8 stretches). Patches with no valid pixel (outside the observed range) are left
+        out of their stretch's mean, so the same galaxy observed over a shorter range lands near its
+        full-range self; a stretch with none contributes zeros.
         """
-        tokens, observed = self.forward_tokens(flux, valid)
-        weights = observed.to(tokens.dtype).unsqueeze(-1)  # (N, P, 1)
-        return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        tokens, observed = self.forward_tokens(flux, valid)  # (N, P, D), (N, P)
+        N, P, D = tokens.shape
+        G = self.config.pool_segments
+        stretch = F.one_hot(torch.arange(P, device=tokens.device) * G // P, G).to(tokens.dtype)  # (P, G)
+        weights = observed.to(tokens.dtype)  # (N, P)
+        sums = torch.einsum("npd,np,pg->ngd", tokens, weights, stretch)  # (N, G, D)
+        counts = (weights @ stretch).clamp(min=1.0)  # (N, G)
+        return (sums / counts.unsqueeze(-1)).reshape(N, G * D)
 
 
 def _init_weights(module: nn.Module) -> None:

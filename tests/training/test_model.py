@@ -137,3 +137,20 @@ def test_bf16_autocast_on_cuda_matches_fp32():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             half = encoder.forward_features(flux, valid).float()
     assert torch.nn.functional.cosine_similarity(full, half).min() > 0.99
+
+
+def test_the_embedding_is_the_mean_token_of_each_stretch_of_the_grid():
+    config = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2, pool_segments=4)
+    encoder = GalSpecEncoder(config).eval()
+    flux, valid = spectra(2)
+    valid[1, :60] = False  # the first stretch of the second spectrum is never observed
+    with torch.no_grad():
+        embedding = encoder.forward_features(flux, valid)
+        tokens, observed = encoder.forward_tokens(flux, valid)
+    assert embedding.shape == (2, config.embedding_width) == (2, 64)
+    P = config.n_patches
+    for g in range(4):
+        stretch = torch.arange(P) * 4 // P == g  # four contiguous stretches of (nearly) equal length
+        kept = observed[0, stretch]
+        np.testing.assert_allclose(embedding[0, g * 16 : (g + 1) * 16], tokens[0, stretch][kept].mean(0), atol=1e-5)
+    assert not observed[1, torch.arange(P) * 4 // P == 0].any() and torch.all(embedding[1, :16] == 0)
