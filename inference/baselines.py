@@ -63,11 +63,12 @@ def pca_knn(
 ) -> list[str]:
     """The same K-vote on principal components of the flux, fit on the training spectra only.
 
-    ``n_components`` (capped at min(n_train, L)) defaults to 64, the embedding width D of the ``small``
-    encoder preset, so that the vote compares vectors of the same width. That is also generous to PCA:
-    galaxy continua need about ten eigenspectra (Yip et al. 2004), and the further components keep the
-    emission-line ratios that separate star-forming from AGN spectra rather than only the continuum
-    shape. Components are not whitened: distances stay in flux units, as in ``flux_knn``.
+    ``n_components`` (capped at min(n_train, L)) defaults to 64, chosen for PCA's sake rather than to
+    match the knowledge base's vector width (512 for the ``small`` preset, 3072 for ``paper``): galaxy
+    continua need about ten eigenspectra (Yip et al. 2004); the next few dozen keep the emission-line
+    strengths and ratios that separate star-forming, AGN and quiescent spectra; the thousands after
+    them are mostly noise, which is what blurs the distances of ``flux_knn``. Sweep it to be sure on
+    a given data set. Components are not whitened: distances stay in flux units, as in ``flux_knn``.
     """
     data = _checked(train_flux, train_labels, test_flux)
     n_components = min(n_components, *data.train_flux.shape)
@@ -126,11 +127,13 @@ class SpectrumCNN(nn.Module):
 
 
 class EncoderClassifier(nn.Module):
-    """GalSpecEncoder's embedding (``forward_features``, (N, G * D)) and a linear head -> (N, C) class logits.
+    """GalSpecEncoder's embedding (``forward_features``, (N, E), E = ``config.embedding_width``) and a
+    linear head -> (N, C) class logits.
 
     The head standardises each embedding dimension first (batch norm without affine parameters, as in
     MAE's linear probe, He et al. 2022), so once trained it is one linear map. Without it the head
-    barely learns: mean-pooled embeddings differ from spectrum to spectrum by about 1% of their size.
+    barely learns in a short fine-tuning: the embeddings are means over hundreds of tokens and differ
+    from spectrum to spectrum by about 1% of their size.
     """
 
     def __init__(self, encoder: GalSpecEncoder, n_classes: int):

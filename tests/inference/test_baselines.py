@@ -13,7 +13,7 @@ L = 3688  # pixels on the paper's grid
 TINY = EncoderConfig(d_model=16, n_layers=1, n_heads=2)  # the paper's patching, a tiny Transformer
 
 
-def survey(n_per_class, seed):
+def synthetic_survey(n_per_class, seed):
     """Noisy sloped continua (normalised flux ~1) whose class shows in one feature, a little shifted as
     by redshift: an emission line, an emission doublet or an absorption line, each at its own place.
     The blue end is unobserved for a random number of pixels (flux 0, valid False)."""
@@ -36,13 +36,13 @@ def survey(n_per_class, seed):
 
 
 @pytest.fixture(scope="module")
-def train():
-    return survey(30, seed=0)
+def labelled():
+    return synthetic_survey(30, seed=0)
 
 
 @pytest.fixture(scope="module")
-def test():
-    return survey(10, seed=1)
+def held_out():
+    return synthetic_survey(10, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -87,44 +87,53 @@ def test_tiny_classes_still_give_one_validation_spectrum_or_a_clear_error():
         baselines.validation_split(np.array([0, 1]), seed=0)
 
 
-def test_the_flux_vote_finds_each_training_spectrum_itself(train):
-    flux, _, labels = train
+def test_the_flux_vote_finds_each_training_spectrum_itself(labelled):
+    flux, _, labels = labelled
     assert baselines.flux_knn(flux, labels, flux, k=1) == labels
     assert baselines.flux_knn(flux, labels, flux[:5], k=500) == labels[:5]  # more neighbours than spectra
 
 
 @pytest.mark.parametrize("name", ["flux_knn", "pca_knn", "random_forest"])
-def test_the_classical_methods_beat_chance_on_held_out_spectra(name, train, test):
-    flux, valid, labels = train
-    test_flux, test_valid, truth = test
+def test_the_classical_methods_beat_chance_on_held_out_spectra(name, labelled, held_out):
+    flux, valid, labels = labelled
+    test_flux, test_valid, truth = held_out
     predicted = METHODS[name](flux, valid, labels, test_flux, test_valid)
     assert len(predicted) == len(truth) and set(predicted) <= set(labels)
     assert accuracy(predicted, truth) >= 0.9  # chance is 1/3
 
 
-def test_the_random_forest_repeats_for_a_seed(train, test):
-    flux, _, labels = train
-    noisy = test[0] + np.random.default_rng(5).normal(0, 0.5, test[0].shape).astype(np.float32)  # hard: trees disagree
+def test_the_random_forest_repeats_for_a_seed(labelled, held_out):
+    flux, _, labels = labelled
+    noisy = held_out[0] + np.random.default_rng(5).normal(0, 0.5, held_out[0].shape).astype(np.float32)  # trees disagree
     first = baselines.random_forest(flux, labels, noisy, seed=7, n_estimators=50)
     assert baselines.random_forest(flux, labels, noisy, seed=7, n_estimators=50) == first
+    assert baselines.random_forest(flux, labels, noisy, seed=8, n_estimators=50) != first  # so the seed is what fixes it
 
 
-def test_the_cnn_learns_repeats_for_a_seed_and_leaves_the_global_rng_alone(train, test):
-    flux, valid, labels = train
-    test_flux, test_valid, truth = test
+def test_the_cnn_learns_repeats_for_a_seed_and_leaves_the_global_rng_alone(labelled, held_out):
+    flux, valid, labels = labelled
+    test_flux, test_valid, truth = held_out
+
+    def run(seed):
+        reports = []
+        predicted = METHODS["cnn"](flux, valid, labels, test_flux, test_valid, seed=seed,
+                                   on_progress=lambda step, total, report: reports.append((step, total, report)))
+        return predicted, reports
+
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    steps = []
-    first = METHODS["cnn"](flux, valid, labels, test_flux, test_valid, seed=1, on_progress=lambda *a: steps.append(a))
+    first, reports = run(seed=1)
     assert torch.equal(torch.get_rng_state(), state)
     assert accuracy(first, truth) >= 0.8 and set(first) <= set(labels)
-    assert steps[-1][0] <= steps[-1][1] and all("val_loss" in report for _, _, report in steps[4::5])  # 5 batches an epoch
-    assert METHODS["cnn"](flux, valid, labels, test_flux, test_valid, seed=1) == first
+    assert [step for step, _, report in reports if "val_loss" in report] == [5, 10, 15, 20, 25, 30]  # once an epoch
+    again, same_seed = run(seed=1)
+    assert again == first and same_seed == reports  # every loss, to the last bit
+    assert run(seed=2)[1] != reports
 
 
-def test_pca_is_fit_on_the_training_spectra_only(train, test):
-    flux, _, labels = train
-    test_flux, _, truth = test
+def test_pca_is_fit_on_the_training_spectra_only(labelled, held_out):
+    flux, _, labels = labelled
+    test_flux, _, truth = held_out
     wild = np.ones((200, L), np.float32)  # huge variance where no class shows
     wild[:, 3100:3600] += 20 * np.random.default_rng(2).normal(size=(200, 500)).astype(np.float32)
     more = np.concatenate([test_flux, wild])
@@ -137,18 +146,18 @@ def test_pca_is_fit_on_the_training_spectra_only(train, test):
     assert accuracy(predicted, truth) >= 0.9
 
 
-def test_pca_components_are_capped_by_the_training_set(train, test):
-    flux, _, labels = train
-    assert len(baselines.pca_knn(flux[:20], labels[:20], test[0], n_components=64)) == len(test[0])
+def test_pca_components_are_capped_by_the_training_set(labelled, held_out):
+    flux, _, labels = labelled
+    assert len(baselines.pca_knn(flux[:20], labels[:20], held_out[0], n_components=64)) == len(held_out[0])
 
 
 def file_hashes(folder):
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_the_fine_tuned_encoder_learns_and_leaves_its_checkpoint_unchanged(train, test, checkpoint):
-    flux, valid, labels = train
-    test_flux, test_valid, truth = test
+def test_the_fine_tuned_encoder_learns_and_leaves_its_checkpoint_unchanged(labelled, held_out, checkpoint):
+    flux, valid, labels = labelled
+    test_flux, test_valid, truth = held_out
     before = file_hashes(checkpoint)
     predicted = METHODS["encoder_finetuned"](flux, valid, labels, test_flux, test_valid, checkpoint=checkpoint)
     assert file_hashes(checkpoint) == before

@@ -1,8 +1,9 @@
 """python manage.py demo: the whole pipeline on the embedded defaults, then the site.
 
 mock survey -> ingest (plus the real SDSS files in GALSPEC_SHARED_DATA, if present) -> pre-train the
-small preset -> embed -> serve. Steps already done (a survey on disk, a checkpoint in service) are kept,
-so running it again goes straight to the site.
+small preset -> embed -> a knowledge base for every shipped task -> serve. Steps already done (a survey
+on disk, a checkpoint in service, knowledge bases built with it) are kept, so running it again goes
+straight to the site.
 """
 import time
 from pathlib import Path
@@ -11,11 +12,13 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from kb.knowledge import TASKS
+from kb.models import KnowledgeBase
 from training.selectors import training_run_in_service
 
 
 class Command(BaseCommand):
-    help = "Run the demo: mock survey, ingest, pre-train (small preset), embed, then serve the site."
+    help = "Run the demo: mock survey, ingest, pre-train (small preset), embed, knowledge bases, then serve the site."
 
     def add_arguments(self, parser):
         parser.add_argument("--size", type=int, default=3000, help="spectra in the mock survey")
@@ -44,6 +47,10 @@ class Command(BaseCommand):
         if training_run_in_service() is None:
             stage("pre-train (small preset)", "pretrain", preset="small", max_steps=max_steps, seed=seed)
         stage("embed", "embed")
+        for task in TASKS:
+            if not KnowledgeBase.objects.filter(task__name=task, in_service=True,
+                                                training_run=training_run_in_service()).exists():
+                stage(f"knowledge base: {task}", "build_kb", task=task, seed=seed, verbosity=0)
         self.stdout.write(self.style.SUCCESS("pipeline done in " + ", ".join(f"{k}: {v:.0f} s" for k, v in timings.items())))
         self.stdout.write(f"total {sum(timings.values()):.0f} s")
         if not no_serve:

@@ -1,0 +1,17 @@
+"""`manage.py demo` runs the whole pipeline, knowledge bases included, and a second run keeps what is done."""
+import pytest
+from django.core.management import call_command
+
+from kb.models import KnowledgeBase
+from training.models import TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_pipeline_ends_with_a_knowledge_base_in_service_for_every_task(data_dir, shared_data, settings):
+    settings.SHARED_DATA_DIR = shared_data
+    call_command("demo", size=60, max_steps=2, no_serve=True)
+    in_service = KnowledgeBase.objects.filter(in_service=True, status="ready")
+    assert sorted(in_service.values_list("task__name", flat=True)) == ["bpt3", "bpt5", "lens", "liner", "outlier"]
+    call_command("demo", size=60, max_steps=2, no_serve=True)  # again: nothing rebuilt
+    assert TrainingRun.objects.count() == 1 and KnowledgeBase.objects.count() == 5
