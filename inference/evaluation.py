@@ -87,12 +87,13 @@ def evaluate(*, out: str | Path, config: EvaluationConfig = EvaluationConfig(),
     results: dict = {"dataset": _dataset(data, kbs, run, config)}
     for name, key in (("bpt3", "classification_3class"), ("bpt5", "classification_5class")):
         log(f"Table 2: {name} classification, six methods")
-        results[key] = _classification(data, kbs[name], run, config, log)
+        results[key], results["dataset"]["splits"][key] = _classification(data, kbs[name], run, config, log)
     log("Tables 3-4: LINER, lens and outlier searches on one mixed test set")
     mixed = _mixed_test_set()
     searches = {name: _Search.of(data, kbs[name], mixed, config.max_k) for name in SEARCH_TASKS}
     results["search"] = {name: searches[name].report(config) for name in SEARCH_TASKS}
-    results["search"]["_test_set"] = {"spectra": len(mixed), **{name: int(searches[name].truth.sum()) for name in SEARCH_TASKS}}
+    results["dataset"]["splits"]["search"] = {"test": len(mixed), **{f"{name}_targets": int(searches[name].truth.sum())
+                                                                     for name in SEARCH_TASKS}}
     results["outlier_recall_by_kind"] = _recall_by_kind(searches["outlier"], mixed, config)
     log(f"Figure 5: K from 1 to {config.max_k}")
     results["topk_sweep"] = [
@@ -136,6 +137,7 @@ def _dataset(data: _Data, kbs: dict, run, config: EvaluationConfig) -> dict:
                                    "seed": kb.seed, "target_fraction": kb.target_fraction, "index": kb.index_kind}
                             for name, kb in kbs.items()},
         "config": asdict(config),
+        "splits": {},
         "real_sdss_spectra_in_kbs": Spectrum.objects.filter(
             kb_entries__knowledge_base__in=kbs.values(), source_file__startswith=str(settings.SHARED_DATA_DIR)
         ).count(),
@@ -152,7 +154,8 @@ def _neighbours(data: _Data, kb: KnowledgeBase, ids: list[int], k: int) -> vecto
 
 # --- Table 2 ------------------------------------------------------------------------------------------
 
-def _classification(data: _Data, kb: KnowledgeBase, run, config: EvaluationConfig, log) -> dict:
+def _classification(data: _Data, kb: KnowledgeBase, run, config: EvaluationConfig, log) -> tuple[dict, dict]:
+    """Each method's classification report, and the split's sizes."""
     labels = list(FIVE_CLASSES if kb.task.labelling == "bpt5" else THREE_CLASSES)
     train = _entries(kb)
     test = sorted(task_labels(labelling=kb.task.labelling, held_out=True).items())
@@ -181,8 +184,7 @@ def _classification(data: _Data, kb: KnowledgeBase, run, config: EvaluationConfi
         log(f"  {name}")
         results[name] = metrics.classification_report(truth, predict(), labels, n_resamples=config.n_resamples,
                                                        seed=config.seed)
-    results["_split"] = {"train": len(train_ids), "test": len(test_ids)}
-    return results
+    return results, {"train": len(train_ids), "test": len(test_ids)}
 
 
 # --- Tables 3-4, Figures 4-5 --------------------------------------------------------------------------
@@ -331,12 +333,11 @@ def _figures(results: dict, data: _Data, out: Path) -> dict:
     made = {}
     for key, title in (("classification_3class", "Three-class BPT classification"),
                        ("classification_5class", "Five-class BPT classification")):
-        methods = {name: value for name, value in results[key].items() if not name.startswith("_")}
+        methods = results[key]
         made[f"{key}"] = figures.write_figure(figures.classification_bars(methods, title), out, key)
         made[f"{key}_per_class"] = figures.write_figure(figures.per_class_f1(methods, title + ": F1 per class"), out,
                                                          f"{key}_per_class")
-    searches = {name: value for name, value in results["search"].items() if not name.startswith("_")}
-    made["search"] = figures.write_figure(figures.search_bars(searches, PAPER_SEARCH), out, "search")
+    made["search"] = figures.write_figure(figures.search_bars(results["search"], PAPER_SEARCH), out, "search")
     made["proportion_sweep"] = figures.write_figure(figures.sweep_lines(
         results["proportion_sweep"], "target_fraction", "Lens search against the share of lenses in the KB",
         "share of lenses in the knowledge base"), out, "proportion_sweep")

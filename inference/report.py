@@ -38,10 +38,8 @@ def _figure(figures: dict, key: str) -> str:
     return f"Figure: [{key}]({made['html']}){png}"
 
 
-def _classification(results: dict, title: str, figures: dict, key: str) -> list[str]:
-    methods = {k: v for k, v in results.items() if not k.startswith("_")}
+def _classification(methods: dict, split: dict, title: str, figures: dict, key: str) -> list[str]:
     labels = list(next(iter(methods.values()))["per_class"])
-    split = results.get("_split", {})
     lines = [f"### {title}", "", f"Trained on the {split.get('train')} knowledge-base spectra, tested on "
              f"{split.get('test')} held-out spectra. Accuracy and macro-F1 with bootstrap 95% intervals; F1 per class.", ""]
     rows = [[METHODS.get(name, name), _ci(r["accuracy"], r.get("accuracy_ci")), _ci(r["macro_f1"], r.get("macro_f1_ci")),
@@ -85,17 +83,17 @@ def write_report(results: dict, path: str | Path) -> None:
         "", f"K = {data['config']['k']}, weights {data['config']['weight_function']} (softmax-normalised), "
         f"{data['config']['n_resamples']} bootstrap resamples.", "",
         "## Table 2: classification", "",
-        *_classification(results["classification_3class"], "Three classes", figures, "classification_3class"),
-        *_classification(results["classification_5class"], "Five classes", figures, "classification_5class"),
+        *(line for key, title in (("classification_3class", "Three classes"), ("classification_5class", "Five classes"))
+          for line in _classification(results[key], data["splits"][key], title, figures, key)),
         "## Tables 3-4: target galaxy searches", "",
     ]
-    test = results["search"].get("_test_set", {})
-    lines += [f"One mixed test set of {test.get('spectra')} held-out spectra: {test.get('liner')} LINERs, "
-              f"{test.get('lens')} lenses, {test.get('outlier')} outliers.", ""]
+    test = data["splits"]["search"]
+    lines += [f"One mixed test set of {test['test']} held-out spectra: {test['liner_targets']} LINERs, "
+              f"{test['lens_targets']} lenses, {test['outlier_targets']} outliers.", ""]
     lines += _table(["search", "precision", "recall", "F1", "paper P / R / F1"], [
         [name, _ci(r["precision"], r.get("precision_ci")), _ci(r["recall"], r.get("recall_ci")), _ci(r["f1"], r.get("f1_ci")),
          " / ".join(f"{PAPER_SEARCH[name][m]:.4f}" for m in ("precision", "recall", "f1"))]
-        for name, r in results["search"].items() if not name.startswith("_")])
+        for name, r in results["search"].items()])
     lines += ["", _figure(figures, "search"), "", "Outlier recall by kind (appendix B.1):", ""]
     lines += _table(["kind", "found / n", "recall"], [[kind, f"{r['found']} / {r['n']}", f"{r['recall']:.2f}"]
                                                     for kind, r in results["outlier_recall_by_kind"].items()])

@@ -18,7 +18,7 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
                  "--cnn-epochs", "1", "--finetune-epochs", "1", verbosity=0)
     results = json.loads((out / "results.json").read_text())
     for key in ("classification_3class", "classification_5class"):
-        assert METHODS <= set(results[key])
+        assert set(results[key]) == METHODS
         for method in METHODS:
             scores = results[key][method]
             assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["macro_f1"] <= 1 and scores["per_class"]
