@@ -59,7 +59,8 @@ def flux_knn(train_flux, train_labels, test_flux, *, k: int = 3, weight_function
 
 
 def pca_knn(
-    train_flux, train_labels, test_flux, *, n_components: int = 64, k: int = 3, weight_function: str = "exp", seed: int = 0
+    train_flux, train_labels, test_flux, *,
+    n_components: int = 64, k: int = 3, weight_function: str = "exp", seed: int = 0,
 ) -> list[str]:
     """The same K-vote on principal components of the flux, fit on the training spectra only.
 
@@ -73,12 +74,14 @@ def pca_knn(
     data = _checked(train_flux, train_labels, test_flux)
     n_components = min(n_components, *data.train_flux.shape)
     pca = PCA(n_components=n_components, random_state=seed).fit(data.train_flux)
-    return _vote(pca.transform(data.train_flux), data, pca.transform(data.test_flux), k=k, weight_function=weight_function)
+    train_components, test_components = pca.transform(data.train_flux), pca.transform(data.test_flux)  # (N, n), (M, n)
+    return _vote(train_components, data, test_components, k=k, weight_function=weight_function)
 
 
 def _vote(vectors: np.ndarray, data: _Data, queries: np.ndarray, *, k: int, weight_function: str) -> list[str]:
     labels = [data.classes[i] for i in data.train_y]
-    votes = knn_vote(vectors.astype(np.float32), labels, queries.astype(np.float32), k=k, weight_function=weight_function)
+    votes = knn_vote(vectors.astype(np.float32), labels, queries.astype(np.float32), k=k,
+                     weight_function=weight_function)
     return [v.label for v in votes]
 
 
@@ -133,7 +136,7 @@ class EncoderClassifier(nn.Module):
     The head standardises each embedding dimension first (batch norm without affine parameters, as in
     MAE's linear probe, He et al. 2022), so once trained it is one linear map. Without it the head
     barely learns in a short fine-tuning: the embeddings are means over hundreds of tokens and differ
-    from spectrum to spectrum by about 1% of their size.
+    from spectrum to spectrum by about 1% of their size (measured on a small-preset checkpoint).
     """
 
     def __init__(self, encoder: GalSpecEncoder, n_classes: int):
@@ -159,6 +162,8 @@ def cnn(
     batch (``total`` assumes no early stop).
     """
     data = _checked(train_flux, train_labels, test_flux, train_valid, test_valid)
+    if data.train_flux.shape[1] < 64:  # a stride of 4, then 4 poolings by 2
+        raise ValueError(f"the CNN needs spectra of 64 pixels or more, got {data.train_flux.shape[1]}")
     device = resolve(device)
     fit, val = validation_split(data.train_y, seed=seed)
     with _seeded(seed, device):
@@ -177,8 +182,9 @@ def encoder_finetuned(
     ``checkpoint_dir`` is a pre-training output folder (its ``best`` checkpoint is used) or a checkpoint
     folder itself; it is only read. Same loop as ``cnn``, with the validation loss measured four times
     per epoch, so that even one epoch chooses among four sets of weights. The defaults fit the ``small``
-    preset on two CPU cores (one epoch of 2000 spectra is a few minutes: self-attention over 736
-    patches costs about 3 s per batch of 32); on a GPU raise ``epochs`` and let early stopping end it.
+    preset on two CPU cores: one epoch over 2000 spectra, with its validations and the test spectra,
+    takes two to three minutes (self-attention over 736 patches costs about 2 s per batch of 32 forward
+    and backward). On a GPU raise ``epochs`` and let early stopping end it.
     """
     data = _checked(train_flux, train_labels, test_flux, train_valid, test_valid)
     folder = Path(checkpoint_dir)
@@ -234,7 +240,9 @@ def _checked(train_flux, train_labels, test_flux, train_valid=None, test_valid=N
     return _Data(train_flux, checked_valid[0], train_y, classes, test_flux, checked_valid[1])
 
 
-def validation_split(y: np.ndarray, *, fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(
+    y: np.ndarray, *, fraction: float = VAL_FRACTION, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified hold-out of class indices y (N,): (fit indices, validation indices), both sorted.
 
     Each class gives round(fraction x its count) spectra, but never its last one, so every class is
@@ -261,7 +269,9 @@ def validation_split(y: np.ndarray, *, fraction: float = VAL_FRACTION, seed: int
 @contextmanager
 def _seeded(seed: int, device: torch.device):
     """Seed torch for model initialisation and dropout; the caller's RNG state is given back after."""
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    cuda = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield
@@ -269,7 +279,8 @@ def _seeded(seed: int, device: torch.device):
 
 def _train_and_predict(
     model: nn.Module, data: _Data, fit: np.ndarray, val: np.ndarray, *, seed: int, epochs: int, lr: float,
-    batch_size: int, evals_per_epoch: int, device: torch.device, on_progress: Progress | None, weight_decay: float = 0.01,
+    batch_size: int, evals_per_epoch: int, device: torch.device, on_progress: Progress | None,
+    weight_decay: float = 0.01,
 ) -> list[str]:
     """Fit ``model`` (flux, valid -> logits) on the training spectra ``fit`` by cross-entropy, keep the
     weights with the lowest loss on the spectra ``val``, and return its predictions for the test spectra.
@@ -287,7 +298,7 @@ def _train_and_predict(
     generator = torch.Generator().manual_seed(seed)
     n_batches = max(1, len(fit) // batch_size)  # each epoch deals the fit spectra into this many near-equal batches
     reference = fit[:: max(1, len(fit) // BATCH_NORM_SPECTRA)]  # evenly spaced
-    checks = {round((i + 1) * n_batches / evals_per_epoch) for i in range(evals_per_epoch)}  # batches ending a validation
+    checks = {round((i + 1) * n_batches / evals_per_epoch) for i in range(evals_per_epoch)}  # batches then validated
     total, step, stale = epochs * n_batches, 0, 0
     best_loss, best_state = math.inf, None
     for epoch in range(epochs):
@@ -320,7 +331,8 @@ def _train_and_predict(
         raise RuntimeError(f"the validation loss was never finite (last training loss {report['loss']}): "
                            "lower lr, or look for extreme flux values")
     model.load_state_dict(best_state)
-    test_logits = _logits(model, torch.from_numpy(np.array(data.test_flux)), torch.from_numpy(np.array(data.test_valid)), device)
+    test_flux, test_valid = torch.from_numpy(np.array(data.test_flux)), torch.from_numpy(np.array(data.test_valid))
+    test_logits = _logits(model, test_flux, test_valid, device)  # (M, C)
     return [data.classes[i] for i in test_logits.argmax(dim=1).tolist()]
 
 
@@ -353,7 +365,9 @@ def _forward(model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: 
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device, batch_size: int = 64) -> torch.Tensor:
+def _logits(
+    model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device, batch_size: int = 64
+) -> torch.Tensor:
     """(n, C) logits on the CPU, in eval mode (batch norm's running statistics, no dropout)."""
     model.eval()
     return torch.cat([_forward(model, flux[s : s + batch_size], valid[s : s + batch_size], device).cpu()

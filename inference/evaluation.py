@@ -111,7 +111,8 @@ def evaluate(*, out: str | Path, config: EvaluationConfig = EvaluationConfig(),
     log("the real SDSS spectra")
     results["real_spectra"] = _real_spectra(config)
     log("figures and report")
-    results["figures"] = _figures(results, data, out)
+    with figures.image_server():
+        results["figures"] = _figures(results, data, out)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     write_report(results, out / "report.md")
     return results

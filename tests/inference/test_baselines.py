@@ -66,7 +66,7 @@ METHODS = {
     "random_forest": lambda f, v, l, tf, tv, **kw: baselines.random_forest(f, l, tf, n_estimators=50, **kw),
     "cnn": lambda f, v, l, tf, tv, **kw: baselines.cnn(f, v, l, tf, tv, **{"epochs": 6, "batch_size": 16, **kw}),
     "encoder_finetuned": lambda f, v, l, tf, tv, checkpoint=None, **kw: baselines.encoder_finetuned(
-        checkpoint, f, v, l, tf, tv, **{"epochs": 3, "lr": 1e-3, "batch_size": 16, **kw}),
+        checkpoint, f, v, l, tf, tv, **{"epochs": 3, "lr": 3e-3, "batch_size": 16, **kw}),
 }
 
 
@@ -104,10 +104,11 @@ def test_the_classical_methods_beat_chance_on_held_out_spectra(name, labelled, h
 
 def test_the_random_forest_repeats_for_a_seed(labelled, held_out):
     flux, _, labels = labelled
-    noisy = held_out[0] + np.random.default_rng(5).normal(0, 0.5, held_out[0].shape).astype(np.float32)  # trees disagree
+    noise = np.random.default_rng(5).normal(0, 0.5, held_out[0].shape).astype(np.float32)
+    noisy = held_out[0] + noise  # hard enough that trees disagree
     first = baselines.random_forest(flux, labels, noisy, seed=7, n_estimators=50)
     assert baselines.random_forest(flux, labels, noisy, seed=7, n_estimators=50) == first
-    assert baselines.random_forest(flux, labels, noisy, seed=8, n_estimators=50) != first  # so the seed is what fixes it
+    assert baselines.random_forest(flux, labels, noisy, seed=8, n_estimators=50) != first  # the seed is what fixes it
 
 
 def test_the_cnn_learns_repeats_for_a_seed_and_leaves_the_global_rng_alone(labelled, held_out):
@@ -152,7 +153,8 @@ def test_pca_components_are_capped_by_the_training_set(labelled, held_out):
 
 
 def file_hashes(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def test_the_fine_tuned_encoder_learns_and_leaves_its_checkpoint_unchanged(labelled, held_out, checkpoint):
@@ -161,14 +163,14 @@ def test_the_fine_tuned_encoder_learns_and_leaves_its_checkpoint_unchanged(label
     before = file_hashes(checkpoint)
     predicted = METHODS["encoder_finetuned"](flux, valid, labels, test_flux, test_valid, checkpoint=checkpoint)
     assert file_hashes(checkpoint) == before
-    assert accuracy(predicted, truth) >= 0.6 and set(predicted) <= set(labels)
+    assert accuracy(predicted, truth) >= 0.8 and set(predicted) <= set(labels)
 
 
 ERRORS = {
     "labels": ("3 training spectra but 2 labels", lambda f, v: (f[:3], v[:3], ["a", "b"], f[3:], v[3:])),
     "classes": ("needs at least 2", lambda f, v: (f[:3], v[:3], ["a", "a", "a"], f[3:], v[3:])),
     "empty test": ("no test spectra", lambda f, v: (f[:3], v[:3], ["a", "b", "a"], f[:0], v[:0])),
-    "pixels": ("resample both onto the same grid", lambda f, v: (f[:3], v[:3], ["a", "b", "a"], f[3:, :10], v[3:, :10])),
+    "pixels": ("onto the same grid", lambda f, v: (f[:3], v[:3], ["a", "b", "a"], f[3:, :10], v[3:, :10])),
 }
 
 
@@ -180,3 +182,9 @@ def test_bad_inputs_get_errors_a_person_can_act_on(name, error, checkpoint):
     options = {"checkpoint": checkpoint} if name == "encoder_finetuned" else {}
     with pytest.raises(ValueError, match=message):
         METHODS[name](*arguments(flux, valid), **options)
+
+
+def test_a_validity_mask_must_match_its_flux(labelled, held_out):
+    flux, valid, labels = labelled
+    with pytest.raises(ValueError, match=r"test_valid is \(30, 10\) but test_flux is \(30, 3688\)"):
+        baselines.cnn(flux, valid, labels, held_out[0], held_out[1][:, :10])

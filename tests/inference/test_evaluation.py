@@ -1,5 +1,6 @@
 """`manage.py evaluate` end to end on a tiny survey: every experiment runs and reports what it measured."""
 import json
+import shutil
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -44,6 +45,8 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     for figure in ("classification_3class", "search", "proportion_sweep", "topk_sweep", "retrieval_time"):
         assert (out / f"{figure}.html").exists() and f"({figure}.html)" in report
     assert "cdn.plot.ly" not in (out / "search.html").read_text() and (out / "plotly.min.js").exists()
+    if shutil.which("chromium"):  # PNG where a browser can render them (CI installs Debian's chromium)
+        assert (out / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "(search.png)" in report
 
 
 def test_evaluate_needs_a_checkpoint(data_dir, tmp_path):
