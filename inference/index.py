@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,21 +100,21 @@ def recall_at_k(exact: Neighbours, approximate: Neighbours) -> float:
 
 
 def save(index: faiss.Index, folder: str | Path, sidecar: dict) -> None:
-    """Write index.faiss and index.json into ``folder`` atomically (a new folder renamed into place)."""
+    """Write index.faiss and index.json into ``folder`` atomically (a new folder renamed into place).
+
+    Leftovers of a write that crashed (``folder.tmp``, ``folder.old``) are cleared first.
+    """
     folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    tmp.mkdir(parents=True)
     faiss.write_index(index, str(tmp / "index.faiss"))
     (tmp / "index.json").write_text(json.dumps({**sidecar, "metric": "L2", "count": int(index.ntotal), "width": int(index.d)}, indent=2))
     if folder.exists():
-        old = folder.with_name(folder.name + ".old")
         os.replace(folder, old)
-        os.replace(tmp, folder)
-        for path in old.iterdir():
-            path.unlink()
-        old.rmdir()
-    else:
-        os.replace(tmp, folder)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load(folder: str | Path) -> tuple[faiss.Index, dict]:

@@ -15,10 +15,14 @@ from inference.vote import Vote, vote
 def vote_all(
     neighbours: Neighbours, label_of: dict[int, str], *, k: int | None = None, weight_function: str = "exp"
 ) -> list[Vote]:
-    """One vote per query from its neighbours (ids are keys of ``label_of``); the first ``k`` if given."""
+    """One vote per query from its neighbours (ids are keys of ``label_of``; -1 is a missing neighbour);
+    the first ``k`` if given. An id with no label means the index and the labels disagree: an error."""
     ids, distances = neighbours.ids, neighbours.distances
     if k is not None:
         ids, distances = ids[:, :k], distances[:, :k]
+    unknown = set(ids[ids >= 0].tolist()) - set(label_of)
+    if unknown:
+        raise ValueError(f"the index holds ids with no label: {sorted(unknown)[:5]}; rebuild the index")
     return [
         vote([label_of.get(int(i), "") for i in row_ids], row_distances, weight_function)
         for row_ids, row_distances in zip(ids, distances)

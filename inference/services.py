@@ -1,6 +1,7 @@
 """Writes for inference: embedding the ingested spectra, building knowledge-base indexes."""
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,10 @@ def embedding_update(
         training_run=run,
         defaults={"width": model.config.embedding_width, "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}")},
     )
+    if embedding_set.width != model.config.embedding_width:  # the embedding changed since: start over
+        embedding_set.width, embedding_set.rows = model.config.embedding_width, 0
+        embedding_set.save(update_fields=["width", "rows", "updated_at"])
+        shutil.rmtree(embedding_set.path, ignore_errors=True)
     vectors = embedding_store(embedding_set)
     vectors.truncate(embedding_set.rows)
     flux, valid = spectrum_store().read()

@@ -7,7 +7,7 @@ Shapes: N spectra, L pixels (3688 on the paper's grid), Lp padded pixels, P patc
 D embedding width. Inputs are the preprocessed flux (dimensionless, see kb/preprocess.py) and ``valid``,
 True where a pixel was really observed.
 
-Two decisions the paper leaves open:
+Decisions the paper leaves open:
 - Patching. With S = 15 and a stride of 5 (overlap 10), (3688 - 15) / 5 + 1 = 735.6 is not an integer,
   so the spectrum is padded at the red end with 2 invalid pixels: 736 patches cover 3690 pixels.
 - Masking. Patches overlap, so hiding whole patches would leave their pixels visible in the neighbours

@@ -90,3 +90,24 @@ def test_missing_neighbours_take_no_part_and_an_empty_kb_is_an_error():
         vote(["?"], np.array([np.inf]))
     with pytest.raises(ValueError, match="unknown weight function"):
         weights(np.array([1.0]), "cubic")
+
+
+def test_a_crashed_save_leaves_nothing_that_stops_the_next(tmp_path):
+    (tmp_path / "kb-1.old").mkdir()
+    (tmp_path / "kb-1.old" / "index.faiss").write_text("half")
+    (tmp_path / "kb-1.tmp").mkdir()
+    (tmp_path / "kb-1.tmp" / "stray").write_text("x")
+    save(build(vectors(5), np.arange(5)), tmp_path / "kb-1", {"kb_version": 1})
+    save(build(vectors(6), np.arange(6)), tmp_path / "kb-1", {"kb_version": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb-1"]
+    assert sorted(p.name for p in (tmp_path / "kb-1").iterdir()) == ["index.faiss", "index.json"]
+    assert load(tmp_path / "kb-1")[1]["count"] == 6
+
+
+def test_an_index_id_without_a_label_is_an_error_not_a_vote():
+    from inference.retrieval import vote_all
+
+    found = search(build(vectors(4), np.array([1, 2, 3, 4])), vectors(1, seed=3), k=3)
+    with pytest.raises(ValueError, match="ids with no label"):
+        vote_all(found, {1: "a", 2: "b"})
+    assert vote_all(found, {1: "a", 2: "b", 3: "a", 4: "b"})[0].label in ("a", "b")

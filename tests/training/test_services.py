@@ -51,7 +51,7 @@ def test_bad_options_are_refused_before_anything_runs(ingested):
 def test_embedding_covers_every_spectrum_and_resumes(ingested):
     run = training_run_execute(run=training_run_create(preset="small", **QUICK))
     embedding_set = embedding_update()
-    assert embedding_set.rows == 40 and embedding_set.width == 64
+    assert embedding_set.rows == 40 and embedding_set.width == 8 * 64  # 8 pooled stretches of D = 64
     flux, valid = spectrum_store().read()
     expected = embed(load_checkpoint(f"{run.checkpoint_dir}/best"), flux, valid)
     vectors = embedding_store(embedding_set).read()
@@ -60,6 +60,11 @@ def test_embedding_covers_every_spectrum_and_resumes(ingested):
     EmbeddingSet.objects.filter(pk=embedding_set.pk).update(rows=10)
     assert embedding_update().rows == 40
     np.testing.assert_allclose(embedding_store(embedding_set).read(), expected, atol=1e-5)
+    # embeddings of another width (made before the pooling changed): all embedded again
+    EmbeddingSet.objects.filter(pk=embedding_set.pk).update(width=64)
+    again = embedding_update()
+    assert (again.rows, again.width) == (40, 512)
+    np.testing.assert_allclose(embedding_store(again).read(), expected, atol=1e-5)
 
 
 def test_embedding_without_a_checkpoint_says_what_to_do(ingested):
