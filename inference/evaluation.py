@@ -113,7 +113,7 @@ def evaluate(*, out: str | Path, config: EvaluationConfig = EvaluationConfig(),
     log("figures and report")
     with figures.image_server():
         results["figures"] = _figures(results, data, out)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
     write_report(results, out / "report.md")
     return results
 
@@ -288,7 +288,7 @@ def _retrieval_time(data: _Data, config: EvaluationConfig) -> dict:
 
 def _points(spectrum: Spectrum, name: str, label: str) -> dict:
     ratios = bpt_ratios(spectrum.lines)
-    return {"x": ratios.get("n2", float("nan")), "y": ratios.get("o3", float("nan")), "name": name, "label": label,
+    return {"x": ratios.get("n2"), "y": ratios.get("o3"), "name": name, "label": label,  # None where a line is missing
             **{f"log_{key}": value for key, value in ratios.items()}}
 
 

@@ -230,6 +230,7 @@ def case_study(
             figure.add_vline(x=rest, line={"dash": "dot", "width": 1, "color": "grey"}, annotation_text=name, annotation_textangle=-90)
     figure.update_layout(
         title=title, xaxis_title="rest-frame wavelength (Å)", yaxis_title="normalised flux + offset", hovermode="x unified",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.15}, margin={"t": 110},
     )
     return figure
 
@@ -246,7 +247,10 @@ def bpt_diagram(points: Sequence[dict], title: str, *, show_paper_b1: bool = Fal
     line's); ``show_paper_b1`` draws it too, dotted, for comparison with appendix B.2.
     """
     figure = go.Figure()
-    shown = [p for p in points if np.isfinite(p.get("x", np.nan)) and np.isfinite(p.get("y", np.nan))]
+    def finite(value) -> bool:
+        return value is not None and bool(np.isfinite(value))
+
+    shown = [p for p in points if finite(p.get("x")) and finite(p.get("y"))]
     for i, label in enumerate(dict.fromkeys(p["label"] for p in shown)):
         mine = [p for p in shown if p["label"] == label]
         figure.add_trace(go.Scatter(
@@ -306,7 +310,7 @@ def write_figure(figure: go.Figure, folder: str | Path, name: str) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-            figure.write_image(png)
+            figure.write_image(png, width=1100, height=650)
     except Exception as error:  # noqa: BLE001 - see the docstring: every export failure is reported alike
         png.unlink(missing_ok=True)
         reason = (str(error).strip().splitlines() or [""])[0][:200]

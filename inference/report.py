@@ -26,6 +26,10 @@ def _ci(value: float, interval) -> str:
     return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
 
 
+def _ratio(value: float | None) -> str:
+    return "no line" if value is None else f"{value:.2f}"
+
+
 def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(str, r)) + " |" for r in rows)]
 
@@ -141,7 +145,7 @@ def write_report(results: dict, path: str | Path) -> None:
                   f"{case['query']['z']:.4f}): voted {case['vote']} with {case['share']:.1%} of the weight.", ""]
         lines += _table(["neighbour", "label", "distance", "weight", "log [N II]/Hα", "log [O III]/Hβ"], [
             [n["plate_mjd_fiber"], n["label"], f"{n['distance']:.4f}", f"{n['weight']:.1%}",
-             f"{n['x']:.2f}", f"{n['y']:.2f}"] for n in case["neighbours"]])
+             _ratio(n["x"]), _ratio(n["y"])] for n in case["neighbours"]])
         lines += ["", _figure(figures, "case_study"), _figure(figures, "case_study_bpt"), ""]
     else:
         lines += ["No held-out LINER was found by the LINER search, so there is no case to show.", ""]
