@@ -180,11 +180,17 @@ def _classification(data: _Data, kb: KnowledgeBase, run, config: EvaluationConfi
             run.checkpoint_dir, train_flux, train_valid, train_labels, test_flux, test_valid, seed=config.seed,
             epochs=config.finetune_epochs),
     }
-    results = {}
+    results, predictions = {}, {}
     for name, predict in methods.items():
         log(f"  {name}")
-        results[name] = metrics.classification_report(truth, predict(), labels, n_resamples=config.n_resamples,
-                                                       seed=config.seed)
+        predictions[name] = predict()
+        results[name] = metrics.classification_report(truth, predictions[name], labels,
+                                                       n_resamples=config.n_resamples, seed=config.seed)
+    results["encoder_kb"]["versus"] = {  # paired: macro-F1 of encoder_kb minus each other method's
+        name: metrics.macro_f1_difference(truth, predictions["encoder_kb"], predicted, labels,
+                                          n_resamples=config.n_resamples, seed=config.seed)
+        for name, predicted in predictions.items() if name != "encoder_kb"
+    }
     return results, {"train": len(train_ids), "test": len(test_ids)}
 
 

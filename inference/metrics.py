@@ -213,6 +213,30 @@ def classification_report(
     return report
 
 
+def macro_f1_difference(
+    truth: Sequence[str], predicted_a: Sequence[str], predicted_b: Sequence[str], labels: Sequence[str], *,
+    n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+) -> dict:
+    """Macro-F1 of predictions a minus that of b on the same spectra, with a paired bootstrap interval
+    (both scored on each resample's rows): ``{"difference", "difference_ci", "a_better_share"}``, the
+    last the share of resamples where a scores higher. Intervals of each method alone overlap far more
+    readily than the interval of their difference, which is the one that says whether a beats b."""
+    truth_codes, a_codes, size = _encode(truth, predicted_a, labels)
+    _, b_codes, size_b = _encode(truth, predicted_b, labels)
+    size = max(size, size_b)
+
+    def macro(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return _class_scores(_confusion(t, p, size), len(labels))["f1"].mean(axis=1)
+
+    def statistic(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return macro(t, a) - macro(t, b)
+
+    point = float(statistic(truth_codes[None], a_codes[None], b_codes[None])[0])
+    values = _resampled_statistics(statistic, [truth_codes, a_codes, b_codes], n_resamples, seed, True)
+    return {"difference": point, "difference_ci": _pair(_interval(values, level)),
+            "a_better_share": float((values > 0).mean())}
+
+
 def search_report(truth: np.ndarray, predicted: np.ndarray, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """``binary_scores`` with bootstrap intervals ``precision_ci``, ``recall_ci`` and ``f1_ci`` ([lo, hi])."""
     report = binary_scores(truth, predicted)

@@ -54,16 +54,13 @@ def _classification(methods: dict, split: dict, title: str, figures: dict, key: 
                                          f"({r['per_class'][label]['support']})" for label in labels)]
             for name, r in methods.items()]
     lines += _table(["method", *labels], rows)
-    ours = methods.get("encoder_kb", {}).get("macro_f1")
-    rivals = {name: methods[name]["macro_f1"] for name in ("pca_knn", "flux_knn") if name in methods}
-    if ours is not None and rivals:
-        beaten = [name for name, value in rivals.items() if ours > value]
-        verdict = ("beats " + " and ".join(beaten)) if beaten else "does not beat either unsupervised K-vote baseline"
-        if beaten and len(beaten) < len(rivals):
-            verdict += ", not " + " and ".join(set(rivals) - set(beaten))
-        lines += ["", f"On macro-F1 the encoder + KB ({ours:.3f}) {verdict} "
-                  f"({', '.join(f'{n} {v:.3f}' for n, v in rivals.items())}); see the intervals before reading much "
-                  "into a small difference."]
+    versus = methods.get("encoder_kb", {}).get("versus", {})
+    if versus:
+        lines += ["", "Paired comparison: macro-F1 of the encoder + KB minus each method's, scored on the same "
+                  "bootstrap resamples (95% interval; share of resamples where the encoder + KB is ahead):", ""]
+        lines += _table(["against", "difference", "encoder + KB ahead"], [
+            [METHODS.get(name, name), _ci(d["difference"], d["difference_ci"]), f"{d['a_better_share']:.1%}"]
+            for name, d in versus.items()])
     return [*lines, "", _figure(figures, key), _figure(figures, key + "_per_class"), ""]
 
 

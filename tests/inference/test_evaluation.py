@@ -25,6 +25,10 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
             assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["macro_f1"] <= 1 and scores["per_class"]
             assert scores["macro_f1_ci"][0] <= scores["macro_f1"] <= scores["macro_f1_ci"][1]
     assert set(results["classification_3class"]["encoder_kb"]["per_class"]) == {"star-forming", "agn", "normal"}
+    versus = results["classification_5class"]["encoder_kb"]["versus"]
+    assert set(versus) == METHODS - {"encoder_kb"}
+    five = results["classification_5class"]
+    assert versus["pca_knn"]["difference"] == pytest.approx(five["encoder_kb"]["macro_f1"] - five["pca_knn"]["macro_f1"])
     for task in ("liner", "lens", "outlier"):
         assert {"precision", "recall", "f1"} <= set(results["search"][task])
     assert {r["k"] for r in results["topk_sweep"]} == set(range(1, 16))

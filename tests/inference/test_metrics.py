@@ -174,3 +174,20 @@ def test_distribution_stats_of_constant_values_is_defined():
         warnings.simplefilter("error")
         result = distribution_stats([1.5, 1.5, 1.5])
     assert result == {"mean": 1.5, "median": 1.5, "std": 0.0, "skewness": 0.0, "kurtosis": 0.0, "kurtosis_pearson": 3.0, "n": 3}
+
+
+def test_the_paired_difference_of_macro_f1_is_signed_and_sure_when_one_method_is_always_better():
+    from inference.metrics import classification_scores, macro_f1_difference
+
+    rng = np.random.default_rng(0)
+    truth = rng.choice(["a", "b", "c"], 400).tolist()
+    good = [t if rng.random() < 0.9 else "a" for t in truth]
+    poor = [t if rng.random() < 0.5 else "a" for t in truth]
+    result = macro_f1_difference(truth, good, poor, ["a", "b", "c"], n_resamples=300, seed=1)
+    expected = classification_scores(truth, good, ["a", "b", "c"])["macro_f1"] - classification_scores(
+        truth, poor, ["a", "b", "c"])["macro_f1"]
+    assert result["difference"] == pytest.approx(expected) and result["difference"] > 0.2
+    assert 0 < result["difference_ci"][0] <= result["difference"] <= result["difference_ci"][1]
+    assert result["a_better_share"] == 1.0
+    swapped = macro_f1_difference(truth, poor, good, ["a", "b", "c"], n_resamples=300, seed=1)
+    assert swapped["difference"] == pytest.approx(-expected) and swapped["a_better_share"] == 0.0
