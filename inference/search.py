@@ -108,6 +108,8 @@ def search(
     """
     if (spectrum is None) == (path is None):
         raise ValueError("search one spectrum: give either an ingested spectrum or a file")
+    if k < 1:
+        raise ValueError(f"k must be at least 1 (the neighbours that vote), got {k}")
     task = search_task_get(name=task) if isinstance(task, str) else task
     kb = knowledge_base or knowledge_base_in_service(task=task)
     if kb.status != KnowledgeBase.Status.READY:

@@ -23,6 +23,20 @@ def spectrum_list(*, label: str | None = None) -> QuerySet[Spectrum]:
     return spectra
 
 
+def spectrum_find(*, query: str) -> Spectrum:
+    """An ingested spectrum by specobjid or PLATE-MJD-FIBER; ValueError saying what was looked for."""
+    parts = query.strip().split("-")
+    try:
+        if len(parts) == 3:
+            plate, mjd, fiber = (int(p) for p in parts)
+            return Spectrum.objects.get(plate=plate, mjd=mjd, fiberid=fiber)
+        if query.strip().isdigit():
+            return Spectrum.objects.get(specobjid=query.strip())
+    except (ValueError, Spectrum.DoesNotExist):
+        pass
+    raise ValueError(f"{query!r} is neither a file nor the specobjid or PLATE-MJD-FIBER of an ingested spectrum")
+
+
 def spectrum_training_rows() -> np.ndarray:
     """(n,) int64 store rows of the spectra not reserved for testing: what pre-training may see."""
     rows = Spectrum.objects.filter(held_out=False).values_list("store_row", flat=True)

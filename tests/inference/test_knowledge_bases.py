@@ -125,6 +125,19 @@ def test_the_commands_refuse_bad_input_clearly(trained):
     assert not KnowledgeBase.objects.exists()
 
 
+def test_a_bad_file_or_option_gets_a_clear_error(trained, tmp_path):
+    knowledge_base_build(task=lens_task(), seed=1)
+    junk = tmp_path / "spec-0001-50000-0001.fits"
+    junk.write_bytes(b"not a FITS file at all")
+    with pytest.raises(CommandError, match="spec-0001-50000-0001.fits: "):
+        call_command("search", str(junk), "--task", "lens")
+    query = Spectrum.objects.filter(held_out=True).first().specobjid
+    with pytest.raises(CommandError, match="unknown weight function 'cubic'"):
+        call_command("search", query, "--task", "lens", "--weights", "cubic")
+    with pytest.raises(CommandError, match="k must be at least 1"):
+        call_command("search", query, "--task", "lens", "-k", "0")
+
+
 def test_a_missing_index_is_reported_not_crashed_on(trained):
     kb = knowledge_base_build(task=lens_task(), seed=1)
     shutil.rmtree(kb.index_path)

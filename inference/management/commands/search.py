@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from inference.search import search
-from kb.models import Spectrum
+from kb.selectors import spectrum_find
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
             if Path(query).is_file():
                 answer = search(task=task, path=query, k=k, weight_function=weights)
             else:
-                answer = search(task=task, spectrum=find_spectrum(query), k=k, weight_function=weights)
+                answer = search(task=task, spectrum=spectrum_find(query=query), k=k, weight_function=weights)
         except ValueError as error:
             raise CommandError(str(error)) from None
         if as_json:
@@ -36,17 +36,3 @@ class Command(BaseCommand):
         for n in answer.neighbours:
             self.stdout.write(f"{n.specobjid:>20}  {n.plate_mjd_fiber:>16}  {n.label:<14} {n.distance:9.4f} "
                               f"{n.weight:7.1%}  {', '.join(n.catalogs)}{' ' + str(n.details) if n.details else ''}")
-
-
-def find_spectrum(query: str) -> Spectrum:
-    """An ingested spectrum by specobjid or PLATE-MJD-FIBER; a clear error otherwise."""
-    parts = query.split("-")
-    try:
-        if len(parts) == 3:
-            plate, mjd, fiber = (int(p) for p in parts)
-            return Spectrum.objects.get(plate=plate, mjd=mjd, fiberid=fiber)
-        if query.isdigit():
-            return Spectrum.objects.get(specobjid=query)
-    except (ValueError, Spectrum.DoesNotExist):
-        pass
-    raise ValueError(f"{query!r} is neither a file nor the specobjid or PLATE-MJD-FIBER of an ingested spectrum")
