@@ -109,7 +109,7 @@ def evaluate(*, out: str | Path, config: EvaluationConfig = EvaluationConfig(),
     log("Appendix B.2: a LINER case study")
     results["case_study"] = _case_study(data, searches["liner"], mixed, config)
     log("the real SDSS spectra")
-    results["real_spectra"] = _real_spectra(config)
+    results["real_spectra"] = _real_spectra(kbs, config)
     log("figures and report")
     with figures.image_server():
         results["figures"] = _figures(results, data, out)
@@ -119,12 +119,13 @@ def evaluate(*, out: str | Path, config: EvaluationConfig = EvaluationConfig(),
 
 
 def _knowledge_base(name: str, run, config: EvaluationConfig, log) -> KnowledgeBase:
-    """The task's knowledge base in service if it holds embeddings of ``run``; else a new version."""
+    """The task's knowledge base in service if it holds embeddings of ``run``; else a new version, built
+    for the evaluation and left out of service (evaluating never changes what answers users)."""
     task = SearchTask.objects.get(name=name)
     kb = KnowledgeBase.objects.filter(task=task, in_service=True, training_run=run).first()
     if kb is None:
         log(f"building a {name} knowledge base (none in service for this checkpoint)")
-        kb = knowledge_base_build(task=task, seed=config.seed, training_run=run)
+        kb = knowledge_base_build(task=task, seed=config.seed, training_run=run, promote=False)
     return kb
 
 
@@ -318,15 +319,15 @@ def _case_study(data: _Data, liner: _Search, ids: list[int], config: EvaluationC
             "vote": v.label, "share": v.share, "neighbours": neighbours}
 
 
-def _real_spectra(config: EvaluationConfig) -> list[dict]:
+def _real_spectra(kbs: dict[str, KnowledgeBase], config: EvaluationConfig) -> list[dict]:
     """Each real SDSS spectrum's vote (three and five classes) against the class of its own SPZLINE lines."""
     folder = Path(settings.SHARED_DATA_DIR) / "sdss-spectra"
     rows = []
     for path in sorted(folder.glob("spec-*.fits")):
         lines = {name: {"flux": line.flux, "flux_err": line.flux_err} for name, line in read_spectrum(path).lines.items()}
         own = bpt_class_from_lines(lines)
-        five = search(task="bpt5", path=path, k=config.k, weight_function=config.weight_function)
-        three = search(task="bpt3", path=path, k=config.k, weight_function=config.weight_function)
+        five, three = (search(task=name, path=path, k=config.k, weight_function=config.weight_function,
+                              knowledge_base=kbs[name]) for name in ("bpt5", "bpt3"))
         rows.append({"file": path.name, "own_bpt5": own, "own_bpt3": bpt_three_class(own),
                      "vote_bpt5": five.label, "share_bpt5": five.share, "vote_bpt3": three.label,
                      "share_bpt3": three.share, "agrees_bpt3": three.label == bpt_three_class(own),

@@ -41,9 +41,10 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     own = {r["file"]: r["own_bpt3"] for r in results["real_spectra"]}
     assert [f for f, c in own.items() if c == "star-forming"] == [
         "spec-0266-51630-0168.fits", "spec-0266-51630-0215.fits", "spec-0268-51633-0251.fits"]
-    # the evaluated KBs are recorded, and exist as versions with the checkpoint in service
+    # the evaluated KBs are recorded versions with the checkpoint in service; built for it, none serves
     for name, kb in results["dataset"]["knowledge_bases"].items():
         assert KnowledgeBase.objects.get(pk=kb["id"]).training_run == trained
+    assert KnowledgeBase.objects.count() == 5 and not KnowledgeBase.objects.filter(in_service=True).exists()
     report = (out / "report.md").read_text()
     assert "not on SDSS" in report and f"{PAPER_SEARCH['liner']['precision']:.4f}" in report
     for figure in ("classification_3class", "search", "proportion_sweep", "topk_sweep", "retrieval_time"):
