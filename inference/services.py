@@ -5,9 +5,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from django.conf import settings
-
 import numpy as np
+from django.conf import settings
 
 from inference import index as vector_index
 from inference.embed import embed
@@ -70,7 +69,7 @@ def embedding_update(
 
 
 def embedding_vectors(*, training_run: TrainingRun, store_rows) -> np.ndarray:
-    """(n, D) float32 embeddings under ``training_run`` of the spectra at ``store_rows`` (n,), which
+    """(n, width) float32 embeddings under ``training_run`` of the spectra at ``store_rows`` (n,), which
     must already be embedded (``embedding_update``)."""
     embedding_set = EmbeddingSet.objects.get(training_run=training_run)
     store_rows = np.asarray(store_rows, dtype=np.int64)
