@@ -267,7 +267,8 @@ def knowledge_base_create(
     )
     composition = dict(Counter(labelled[pk].label for pk in chosen).most_common())
     with transaction.atomic():
-        last = KnowledgeBase.objects.select_for_update().filter(task=task).aggregate(v=Max("version"))["v"] or 0
+        SearchTask.objects.select_for_update().get(pk=task.pk)  # builds of one task take versions in turn
+        last = KnowledgeBase.objects.filter(task=task).aggregate(v=Max("version"))["v"] or 0
         kb = KnowledgeBase.objects.create(
             task=task, version=last + 1, size=len(chosen), target_fraction=target_fraction, seed=seed,
             composition=composition, training_run=training_run, index_kind=index_kind,
