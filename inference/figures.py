@@ -11,6 +11,7 @@ returned. Pure plotly/numpy; never imports Django.
 """
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -276,17 +277,27 @@ def bpt_diagram(points: Sequence[dict], title: str, *, show_paper_b1: bool = Fal
     return figure
 
 
+@functools.cache
+def png_browser() -> str | None:
+    """The Chrome or chromium kaleido would render PNGs with, or None (then only HTML is written:
+    kaleido without a browser fails, and its background server then hangs)."""
+    try:
+        from choreographer.browsers.chromium import Chromium
+    except ImportError:  # no kaleido
+        return None
+    return Chromium.find_browser(skip_local=False)
+
+
 @contextmanager
 def image_server() -> Iterator[None]:
     """One headless browser for a run of PNG exports, which would otherwise start one each (5 s against
     0.3 s here); without kaleido or a browser, nothing, and ``write_figure`` reports why per figure."""
-    try:
-        import kaleido
-
-        kaleido.start_sync_server(silence_warnings=True)
-    except Exception:  # noqa: BLE001 - no PNG server is not an error: the HTML is the report
+    if png_browser() is None:
         yield
         return
+    import kaleido
+
+    kaleido.start_sync_server(silence_warnings=True)
     try:
         yield
     finally:
@@ -307,6 +318,9 @@ def write_figure(figure: go.Figure, folder: str | Path, name: str) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     figure.write_html(folder / f"{name}.html", include_plotlyjs="directory", full_html=True)
     png = folder / f"{name}.png"
+    if png_browser() is None:
+        return {"html": f"{name}.html", "png": None,
+                "png_error": "no Chrome or chromium for kaleido (Debian: apt-get install chromium)"}
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The kopts argument is ignored")
