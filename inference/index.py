@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -97,6 +97,31 @@ def recall_at_k(exact: Neighbours, approximate: Neighbours) -> float:
         hits += len(truth & set(found.tolist()))
         total += len(truth)
     return hits / total if total else 1.0
+
+
+def tune(index: faiss.Index, spec: IndexSpec, queries: np.ndarray, exact: Neighbours, *, target: float = 0.95,
+         k: int = 3) -> tuple[IndexSpec, float]:
+    """Widen an approximate index's search (HNSW efSearch, IVF nprobe; doubling) until its recall@k
+    against ``exact`` (the flat index's answer for ``queries``) reaches ``target`` or can grow no more.
+
+    Returns the spec searched with and the recall measured; the index is left set to it. A flat index
+    is returned as it is, with recall 1.
+    """
+    if spec.kind == "flat":
+        return spec, 1.0
+    inner = faiss.downcast_index(index.index)
+    while True:
+        recall = recall_at_k(exact, search(index, queries, k))
+        if spec.kind == "hnsw":
+            if recall >= target or spec.hnsw_ef_search >= max(index.ntotal, k):
+                return spec, recall
+            spec = replace(spec, hnsw_ef_search=spec.hnsw_ef_search * 2)
+            inner.hnsw.efSearch = spec.hnsw_ef_search
+        else:
+            if recall >= target or spec.ivf_probe >= inner.nlist:
+                return spec, recall
+            spec = replace(spec, ivf_probe=min(spec.ivf_probe * 2, inner.nlist))
+            inner.nprobe = spec.ivf_probe
 
 
 def save(index: faiss.Index, folder: str | Path, sidecar: dict) -> None:

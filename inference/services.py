@@ -79,6 +79,7 @@ def embedding_vectors(*, training_run: TrainingRun, store_rows) -> np.ndarray:
 
 
 RECALL_QUERIES = 1000  # held-out spectra used to measure an approximate index's recall
+RECALL_TARGET = 0.95  # an approximate index searches wider until its recall@3 against exact reaches this
 
 
 def knowledge_base_build(
@@ -120,18 +121,21 @@ def knowledge_base_index(
         entries = list(kb.entries.values_list("spectrum_id", "spectrum__store_row"))
         ids = np.array([pk for pk, _ in entries], dtype=np.int64)
         vectors = embedding_vectors(training_run=run, store_rows=[row for _, row in entries])
-        index = vector_index.build(vectors, ids, vector_index.IndexSpec(**kb.index_params))
+        spec = vector_index.IndexSpec(**kb.index_params)
+        index = vector_index.build(vectors, ids, spec)
         recall = None
         if kb.index_kind != "flat":
             rows = Spectrum.objects.filter(held_out=True).order_by("pk").values_list("store_row", flat=True)
             queries = embedding_vectors(training_run=run, store_rows=list(rows[:RECALL_QUERIES]))
             if len(queries):
                 exact = vector_index.search(vector_index.build(vectors, ids), queries, 3)
-                recall = vector_index.recall_at_k(exact, vector_index.search(index, queries, 3))
+                spec, recall = vector_index.tune(index, spec, queries, exact, target=RECALL_TARGET)
+                KnowledgeBase.objects.filter(pk=kb.pk).update(index_params=vector_index.spec_dict(spec))
         folder = settings.DATA_DIR / "indexes" / kb.task.name / f"v{kb.version}"
         vector_index.save(index, folder, {
             "task": kb.task.name, "kb_version": kb.version, "knowledge_base": kb.pk, "kind": kb.index_kind,
             "training_run": run.pk, "checkpoint": str(Path(run.checkpoint_dir) / "best"), "recall_at_3": recall,
+            "params": vector_index.spec_dict(spec),
         })
     except BaseException as error:
         knowledge_base_fail(knowledge_base=kb, error=repr(error))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from inference.index import IndexSpec, build, load, recall_at_k, save, search
+from inference.index import IndexSpec, build, load, recall_at_k, save, search, tune
 from inference.vote import vote, weights
 
 
@@ -111,3 +111,17 @@ def test_an_index_id_without_a_label_is_an_error_not_a_vote():
     with pytest.raises(ValueError, match="ids with no label"):
         vote_all(found, {1: "a", 2: "b"})
     assert vote_all(found, {1: "a", 2: "b", 3: "a", 4: "b"})[0].label in ("a", "b")
+
+
+def test_tuning_widens_an_ivf_search_until_its_recall_is_reached_and_the_setting_is_saved(tmp_path):
+    data, queries = vectors(5000, 32), vectors(200, 32, seed=5)
+    ids = np.arange(5000)
+    exact = search(build(data, ids), queries, k=3)
+    index = build(data, ids, IndexSpec(kind="ivf"))
+    assert recall_at_k(exact, search(index, queries, 3)) < 0.95  # nprobe 8 of 282 lists
+    spec, recall = tune(index, IndexSpec(kind="ivf"), queries, exact, target=0.95)
+    assert recall >= 0.95 and spec.ivf_probe > 8
+    assert recall_at_k(exact, search(index, queries, 3)) == recall
+    save(index, tmp_path / "ivf", {})
+    assert recall_at_k(exact, search(load(tmp_path / "ivf")[0], queries, 3)) == recall  # nprobe persists
+    assert tune(build(data, ids), IndexSpec(), queries, exact) == (IndexSpec(), 1.0)
