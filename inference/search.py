@@ -19,9 +19,9 @@ from inference.embed import embed
 from inference.models import EmbeddingSet
 from inference.services import embedding_vectors
 from inference.vote import vote
-from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import prepare_file
-from kb.selectors import knowledge_base_in_service, search_task_get, spectrum_store
+from kb.selectors import knowledge_base_entries, knowledge_base_in_service, search_task_get, spectrum_store
 from training.checkpoint import load_checkpoint
 
 
@@ -129,7 +129,7 @@ def search(
     keep = [j for j, i in enumerate(found.ids[0]) if i != exclude][:k]
     ids, distances = found.ids[0][keep], found.distances[0][keep]
     present = [int(i) for i in ids if i >= 0]
-    entries = {e.spectrum_id: e for e in KBEntry.objects.filter(knowledge_base=kb, spectrum_id__in=present).select_related("spectrum")}
+    entries = {e.spectrum_id: e for e in knowledge_base_entries(knowledge_base=kb).filter(spectrum_id__in=present)}
     result = vote([entries[i].label if i in entries else "" for i in ids.tolist()], distances, weight_function)
     neighbours = [
         Neighbour(
