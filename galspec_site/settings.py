@@ -32,6 +32,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: the API docs work offline
+    "celery_progress",  # the browser's progress bar for background jobs
     "kb",
     "training",
     "inference",
@@ -123,9 +128,53 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 GALSPEC_DEVICE = env("GALSPEC_DEVICE", default="auto")  # auto | cpu | cuda
 GALSPEC_TORCH_THREADS = env.int("GALSPEC_TORCH_THREADS", default=0)  # 0: torch's own default
 
+# Uploads: one spectrum file at most this size; a batch at most this many files or identifiers.
+GALSPEC_MAX_UPLOAD_BYTES = env.int("GALSPEC_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+GALSPEC_MAX_BATCH = env.int("GALSPEC_MAX_BATCH", default=10_000)
+DATA_UPLOAD_MAX_NUMBER_FILES = GALSPEC_MAX_BATCH
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads spill to a temporary file
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "inference:search"
+LOGOUT_REDIRECT_URL = "inference:search"
+
+# Throttles count requests in this cache: Redis when there is one, so that every web process shares it.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "galspec"}
+    if REDIS_URL else
+    {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")}
+}
+
 REST_FRAMEWORK = {
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "galspec_site.api.Pagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    # Anonymous clients as on SkyServer (60 a minute); a token raises the limit.
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("GALSPEC_THROTTLE_ANON", default="60/minute"),
+        "user": env("GALSPEC_THROTTLE_USER", default="600/minute"),
+    },
+    "EXCEPTION_HANDLER": "galspec_site.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GalSpec API",
+    "DESCRIPTION": "Retrieval-augmented search for target galaxies in spectroscopic surveys: spectra, search tasks, "
+    "knowledge bases, searches that show their evidence, and batch search jobs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {

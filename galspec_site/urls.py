@@ -1,8 +1,36 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from inference import api as inference_api
+from kb import api as kb_api
+
+api = ([
+    path("search/", inference_api.SearchApi.as_view(), name="search"),
+    path("jobs/", inference_api.JobListApi.as_view(), name="jobs"),
+    path("jobs/<uuid:public_id>/", inference_api.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<uuid:public_id>/results/", inference_api.JobResultsApi.as_view(), name="job-results"),
+    path("jobs/<uuid:public_id>/cancel/", inference_api.JobCancelApi.as_view(), name="job-cancel"),
+    path("spectra/", kb_api.SpectrumListApi.as_view(), name="spectra"),
+    path("spectra/<int:pk>/", kb_api.SpectrumDetailApi.as_view(), name="spectrum-detail"),
+    path("spectra/<int:pk>/flux/", kb_api.SpectrumFluxApi.as_view(), name="spectrum-flux"),
+    path("tasks/", kb_api.TaskListApi.as_view(), name="tasks"),
+    path("tasks/<slug:name>/", kb_api.TaskDetailApi.as_view(), name="task-detail"),
+    path("knowledge-bases/", kb_api.KnowledgeBaseListApi.as_view(), name="knowledge-bases"),
+    path("knowledge-bases/<int:pk>/", kb_api.KnowledgeBaseDetailApi.as_view(), name="knowledge-base-detail"),
+    path("knowledge-bases/<int:pk>/entries/", kb_api.KBEntryListApi.as_view(), name="knowledge-base-entries"),
+    path("auth/token/", obtain_auth_token, name="token"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+], "api")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include(api)),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("inference.urls")),
     path("", include("kb.urls")),
 ]

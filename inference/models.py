@@ -19,3 +19,70 @@ class EmbeddingSet(models.Model):
 
     def __str__(self):
         return f"{self.rows} embeddings of width {self.width} from {self.training_run}"
+
+
+class SearchJob(models.Model):
+    """A batch of searches run in the background: identifiers or uploaded files, one task, one KB version.
+
+    The inputs are ``inputs`` (``{"identifier": ...}`` or ``{"file": path under the job folder, "name":
+    the name it was uploaded under}``); each answer is a ``SearchJobResult`` at the input's position, so
+    a job interrupted by a worker restart carries on where it stopped.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    public_id = models.UUIDField(unique=True, editable=False, help_text="The job's id in URLs and the API")
+    owner = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="search_jobs")
+    task = models.ForeignKey("kb.SearchTask", on_delete=models.PROTECT, related_name="search_jobs")
+    knowledge_base = models.ForeignKey(
+        "kb.KnowledgeBase", on_delete=models.PROTECT, related_name="search_jobs",
+        help_text="The version every search of the job is answered from (the one in service when it was made)",
+    )
+    k = models.PositiveSmallIntegerField(default=3)
+    inputs = models.JSONField(default=list)
+    folder = models.CharField(max_length=500, blank=True, help_text="Where uploaded files are kept")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0, help_text="Inputs answered or failed so far")
+    failed = models.PositiveIntegerField(default=0, help_text="Inputs that could not be searched")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=models.Q(done__lte=models.F("total")), name="search_job_done_le_total")]
+
+    def __str__(self):
+        return f"search job {self.public_id} ({self.task.name}, {self.done}/{self.total}, {self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+
+
+class SearchJobResult(models.Model):
+    """The answer to one input of a search job, or why there is none."""
+
+    job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="results")
+    position = models.PositiveIntegerField(help_text="Index of the input in the job")
+    query = models.CharField(max_length=300, help_text="The identifier or file name searched")
+    spectrum = models.ForeignKey("kb.Spectrum", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    label = models.CharField(max_length=64, blank=True)
+    share = models.FloatField(null=True, blank=True, help_text="The winning label's share of the vote weight")
+    is_target = models.BooleanField(null=True, blank=True)
+    neighbours = models.JSONField(default=list, blank=True, help_text="specobjid, label, distance, weight per neighbour")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [models.UniqueConstraint(fields=["job", "position"], name="search_job_result_one_per_input")]
+
+    def __str__(self):
+        return f"{self.query}: {self.label or self.error}"

@@ -7,12 +7,17 @@ version and the checkpoint.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.utils.text import get_valid_filename
 
 from inference import index as vector_index
 from inference.embed import embed
@@ -20,8 +25,11 @@ from inference.models import EmbeddingSet
 from inference.services import embedding_vectors
 from inference.vote import vote
 from kb.models import KnowledgeBase, SearchTask, Spectrum
-from kb.preprocess import prepare_file
-from kb.selectors import knowledge_base_entries, knowledge_base_in_service, search_task_get, spectrum_store
+from kb.preprocess import PreparedFile, prepare_file
+from kb.selectors import (
+    knowledge_base_entries, knowledge_base_in_service, search_task_get, spectrum_lookup, spectrum_store,
+)
+from kb.spectra import lines_as_dict
 from training.checkpoint import load_checkpoint
 
 
@@ -92,21 +100,31 @@ def query_vector(*, knowledge_base: KnowledgeBase, spectrum: Spectrum | None = N
     return embed(model, np.asarray(flux)[None], np.asarray(valid)[None])[0]
 
 
+def read_query(path: str | Path, *, name: str | None = None) -> PreparedFile:
+    """A spectrum file read and preprocessed as at ingest; ValueError naming the file (or ``name``,
+    the name a user gave an upload) and what is wrong with it."""
+    prepared = prepare_file(Path(path))
+    if prepared.error:
+        raise ValueError(f"{name or Path(path).name}: {prepared.error}")
+    return prepared
+
+
 def search(
     *,
     task: SearchTask | str,
     spectrum: Spectrum | None = None,
     path: str | Path | None = None,
+    prepared: PreparedFile | None = None,
     k: int = 3,
     weight_function: str = "exp",
     knowledge_base: KnowledgeBase | None = None,
 ) -> Answer:
     """The vote of the ``k`` nearest entries of the task's knowledge base (default: the one in service)
-    for an ingested ``spectrum`` or a spectrum file at ``path``.
+    for an ingested ``spectrum``, a spectrum file at ``path``, or a file already ``prepared`` by ``read_query``.
 
     A spectrum that is itself in the knowledge base is not counted among its own neighbours.
     """
-    if (spectrum is None) == (path is None):
+    if sum(query is not None for query in (spectrum, path, prepared)) != 1:
         raise ValueError("search one spectrum: give either an ingested spectrum or a file")
     if k < 1:
         raise ValueError(f"k must be at least 1 (the neighbours that vote), got {k}")
@@ -115,10 +133,9 @@ def search(
     if kb.status != KnowledgeBase.Status.READY:
         raise ValueError(f"{kb} is not ready to search")
     if path is not None:
-        prepared = prepare_file(Path(path))
-        if prepared.error:
-            raise ValueError(f"{Path(path).name}: {prepared.error}")
-        query = Path(path).name
+        prepared = read_query(path)
+    if prepared is not None:
+        query = prepared.path.name
         vector = query_vector(knowledge_base=kb, flux=prepared.grid.flux, valid=prepared.grid.valid)
         exclude = None
     else:
@@ -146,3 +163,64 @@ def search(
         knowledge_base=kb.pk, kb_version=kb.version, checkpoint=str(Path(kb.training_run.checkpoint_dir) / "best"),
         training_run=kb.training_run_id, k=k, weight_function=weight_function, query=query,
     )
+
+
+@dataclass(frozen=True)
+class Query:
+    """What was searched, as the result page draws it."""
+
+    name: str
+    z: float
+    flux: np.ndarray  # (L,) normalised flux on wave_grid()
+    valid: np.ndarray  # (L,) bool
+    lines: dict  # line fits by SPZLINE name (flux in 1e-17 erg s^-1 cm^-2), empty when the file has none
+    spectrum: Spectrum | None  # the ingested spectrum, when one was searched
+
+
+def search_query(
+    *,
+    task: SearchTask | str,
+    identifier: str = "",
+    ra: float | None = None,
+    dec: float | None = None,
+    radius_arcsec: float = 3.0,
+    upload: BinaryIO | None = None,
+    upload_name: str = "",
+    k: int = 3,
+    weight_function: str = "exp",
+    knowledge_base: KnowledgeBase | None = None,
+) -> tuple[Answer, Query]:
+    """One search as a person asks it: an uploaded spectrum file, or an ingested spectrum by specobjid,
+    PLATE-MJD-FIBER or position. ValueError with a message for that person; nothing is kept of an upload."""
+    if upload is None:
+        spectrum = spectrum_lookup(identifier=identifier, ra=ra, dec=dec, radius_arcsec=radius_arcsec)
+        answer = search(task=task, spectrum=spectrum, k=k, weight_function=weight_function, knowledge_base=knowledge_base)
+        flux, valid = spectrum_store().read()
+        query = Query(name=f"spec-{spectrum.plate_mjd_fiber}", z=spectrum.z, flux=np.array(flux[spectrum.store_row]),
+                      valid=np.array(valid[spectrum.store_row]), lines=spectrum.lines, spectrum=spectrum)
+        return answer, query
+    if identifier or ra is not None or dec is not None:
+        raise ValueError("give either a spectrum file or an identifier or position, not both")
+    name = upload_name_safe(upload_name or "upload.fits")
+    size = getattr(upload, "size", None)
+    if size is not None and size > settings.GALSPEC_MAX_UPLOAD_BYTES:
+        raise ValueError(f"{name}: {size:,} bytes, over the limit of {settings.GALSPEC_MAX_UPLOAD_BYTES:,} bytes")
+    uploads = settings.DATA_DIR / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=uploads) as folder:
+        path = Path(folder) / name
+        with open(path, "wb") as out:
+            shutil.copyfileobj(upload, out)
+        prepared = read_query(path)
+        answer = search(task=task, prepared=prepared, k=k, weight_function=weight_function, knowledge_base=knowledge_base)
+    query = Query(name=name, z=prepared.spectrum.z, flux=prepared.grid.flux, valid=prepared.grid.valid,
+                  lines=lines_as_dict(prepared.spectrum.lines), spectrum=None)
+    return answer, query
+
+
+def upload_name_safe(name: str) -> str:
+    """A safe file name for an upload: its last path component, with no character a path or shell could misread."""
+    try:
+        return get_valid_filename(Path(name.replace("\\", "/")).name)[:120]
+    except SuspiciousFileOperation:  # '..', '.', or nothing left
+        return "upload.fits"

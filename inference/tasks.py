@@ -1,6 +1,8 @@
 """Celery tasks for inference: ids in, services called."""
 from celery import shared_task
 
+from inference.jobs import search_job_run
+from inference.models import SearchJob
 from inference.services import embedding_update, knowledge_base_index
 from kb.models import KnowledgeBase
 from training.models import TrainingRun
@@ -25,3 +27,11 @@ def knowledge_base_index_task(self, knowledge_base_id: int, promote: bool = True
         self.update_state(state="PROGRESS", meta={"current": done, "total": total})
 
     return knowledge_base_index(knowledge_base=kb, promote=promote, on_progress=progress).pk
+
+
+@shared_task(bind=True, acks_late=True)
+def search_job_run_task(self, job_id: int) -> dict:
+    """Answer a batch search job; delivered again after a worker dies, it carries on where it stopped."""
+    job = SearchJob.objects.select_related("task", "knowledge_base__training_run").get(pk=job_id)
+    job = search_job_run(job=job)
+    return {"status": job.status, "done": job.done, "failed": job.failed}

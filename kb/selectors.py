@@ -1,9 +1,11 @@
 """Reads for spectra and catalog labels."""
 from __future__ import annotations
 
+import astropy.units as u
 import numpy as np
+from astropy.coordinates import SkyCoord
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from kb.knowledge import Labelled, label_spectrum
 from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
@@ -34,7 +36,44 @@ def spectrum_find(*, query: str) -> Spectrum:
             return Spectrum.objects.get(specobjid=query.strip())
     except (ValueError, Spectrum.DoesNotExist):
         pass
-    raise ValueError(f"{query!r} is neither a file nor the specobjid or PLATE-MJD-FIBER of an ingested spectrum")
+    raise ValueError(f"no ingested spectrum has the specobjid or PLATE-MJD-FIBER {query.strip()!r}")
+
+
+def spectrum_near(*, ra: float, dec: float, radius_arcsec: float = 3.0) -> Spectrum:
+    """The ingested spectrum nearest to (ra, dec), degrees J2000, within ``radius_arcsec``; ValueError if none."""
+    if not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
+        raise ValueError(f"RA must be in [0, 360) and Dec in [-90, 90] degrees, got RA {ra}, Dec {dec}")
+    if not 0.0 < radius_arcsec <= 3600.0:
+        raise ValueError(f"the search radius must be between 0 and 3600 arcsec, got {radius_arcsec}")
+    radius = radius_arcsec / 3600.0  # degrees
+    near = Spectrum.objects.filter(dec__gte=dec - radius, dec__lte=dec + radius)
+    ra_half_width = radius / max(np.cos(np.radians(min(abs(dec) + radius, 89.999))), 1e-6)
+    if ra_half_width < 180.0:  # a box in RA, which may wrap through 0
+        lo, hi = (ra - ra_half_width) % 360.0, (ra + ra_half_width) % 360.0
+        near = near.filter(ra__gte=lo, ra__lte=hi) if lo <= hi else near.filter(Q(ra__gte=lo) | Q(ra__lte=hi))
+    candidates = list(near.exclude(ra=None))
+    if candidates:
+        target = SkyCoord(ra * u.deg, dec * u.deg)
+        separation = target.separation(SkyCoord([c.ra for c in candidates] * u.deg, [c.dec for c in candidates] * u.deg))
+        best = int(np.argmin(separation))
+        if separation[best] <= radius_arcsec * u.arcsec:
+            return candidates[best]
+    raise ValueError(f"no ingested spectrum within {radius_arcsec:g} arcsec of RA {ra:.6f}, Dec {dec:.6f}")
+
+
+def spectrum_lookup(*, identifier: str = "", ra: float | None = None, dec: float | None = None,
+                    radius_arcsec: float = 3.0) -> Spectrum:
+    """An ingested spectrum by specobjid, PLATE-MJD-FIBER, or position: exactly one of the two ways."""
+    by_position = ra is not None or dec is not None
+    if identifier and by_position:
+        raise ValueError("give either an identifier or a position (RA and Dec), not both")
+    if by_position:
+        if ra is None or dec is None:
+            raise ValueError("a position needs both RA and Dec, in degrees")
+        return spectrum_near(ra=ra, dec=dec, radius_arcsec=radius_arcsec)
+    if not identifier:
+        raise ValueError("give a specobjid, a PLATE-MJD-FIBER, or an RA and Dec")
+    return spectrum_find(query=identifier)
 
 
 def spectrum_training_rows() -> np.ndarray:

@@ -25,7 +25,7 @@ from kb.knowledge import compose, held_out
 from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import prepare_file
 from kb.selectors import spectrum_store, task_labels
-from kb.spectra import SdssSpectrum
+from kb.spectra import SdssSpectrum, lines_as_dict
 from kb.store import SpectrumStore
 
 SPECTRUM_FILE = re.compile(r"^spec-(\d{4,5})-(\d{5})-(\d{4})\.fits(\.gz)?$")
@@ -166,11 +166,6 @@ def _finite(value: float) -> float | None:
 
 
 def _spectrum_record(spectrum: SdssSpectrum, norm: float, valid: np.ndarray, sha256: str) -> Spectrum:
-    lines = {
-        name: {"wave_rest": line.wave_rest, "flux": _finite(line.flux), "flux_err": _finite(line.flux_err),
-               "ew": _finite(line.ew), "sigma": _finite(line.sigma)}
-        for name, line in spectrum.lines.items()
-    }
     return Spectrum(
         specobjid=str(spectrum.specobjid),
         plate=spectrum.plate,
@@ -189,7 +184,7 @@ def _spectrum_record(spectrum: SdssSpectrum, norm: float, valid: np.ndarray, sha
         norm=norm,
         held_out=held_out(spectrum.specobjid),
         valid_fraction=float(valid.mean()),
-        lines=lines,
+        lines=lines_as_dict(spectrum.lines),
         source_file=spectrum.path,
         source_sha256=sha256,
     )

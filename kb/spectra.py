@@ -95,6 +95,18 @@ class SdssSpectrum:
         return f"{self.plate:04d}-{self.mjd:05d}-{self.fiberid:04d}"
 
 
+def lines_as_dict(lines: dict[str, EmissionLine]) -> dict[str, dict]:
+    """Line fits as JSON-ready dicts by LINENAME, with None for any value that is not finite."""
+    def finite(value: float) -> float | None:
+        return value if math.isfinite(value) else None
+
+    return {
+        name: {"wave_rest": line.wave_rest, "flux": finite(line.flux), "flux_err": finite(line.flux_err),
+               "ew": finite(line.ew), "sigma": finite(line.sigma)}
+        for name, line in lines.items()
+    }
+
+
 def read_spectrum(path: str | Path) -> SdssSpectrum:
     """Read an SDSS spec-lite or spec file; raise SpectrumFileError for anything unusable."""
     path = Path(path)

@@ -123,7 +123,7 @@ def test_the_commands_refuse_bad_input_clearly(trained):
         call_command("build_kb", "--task", "quasars")
     with pytest.raises(CommandError, match="has no knowledge base in service"):
         call_command("search", Spectrum.objects.first().specobjid, "--task", "outlier")
-    with pytest.raises(CommandError, match="neither a file nor the specobjid"):
+    with pytest.raises(CommandError, match="no ingested spectrum has the specobjid"):
         call_command("search", "9999-55555-0001", "--task", "lens")
     assert not KnowledgeBase.objects.exists()
 

@@ -1,0 +1,248 @@
+"""REST API for searches and batch search jobs.
+
+``POST /api/v1/search/`` answers one spectrum at once, for anyone (throttled); batch jobs need a token
+and belong to the user who made them.
+"""
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions, renderers, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from galspec_site.api import Pagination
+from inference.jobs import MAX_K, search_job_cancel, search_job_create
+from inference.models import SearchJob
+from inference.search import search_query
+from inference.selectors import search_job_get, search_job_list, search_job_rows, search_job_table
+from inference.tables import read_queries, table_csv, table_votable
+from inference.vote import WEIGHT_FUNCTIONS
+from kb.models import KnowledgeBase, SearchTask
+
+
+class NeighbourSerializer(serializers.Serializer):
+    spectrum_id = serializers.IntegerField()
+    specobjid = serializers.CharField()
+    plate_mjd_fiber = serializers.CharField()
+    z = serializers.FloatField()
+    label = serializers.CharField()
+    distance = serializers.FloatField(help_text="L2 distance between embeddings")
+    weight = serializers.FloatField(help_text="Share of the vote: softmax of the weight function of the distances")
+    catalogs = serializers.ListField(child=serializers.CharField(), help_text="Catalogs the label came from")
+    details = serializers.DictField()
+
+
+class AnswerSerializer(serializers.Serializer):
+    query = serializers.CharField(help_text="What was searched")
+    task = serializers.CharField()
+    label = serializers.CharField(help_text="The label the neighbours voted for")
+    share = serializers.FloatField(help_text="Its share of the vote weight")
+    shares = serializers.DictField(child=serializers.FloatField())
+    is_target = serializers.BooleanField(allow_null=True, help_text="The label is a target of the task; null for a "
+                                         "classification task")
+    neighbours = NeighbourSerializer(many=True)
+    knowledge_base = serializers.IntegerField(help_text="Id of the knowledge-base version that answered")
+    kb_version = serializers.IntegerField()
+    checkpoint = serializers.CharField(help_text="The encoder checkpoint of that version")
+    training_run = serializers.IntegerField()
+    k = serializers.IntegerField()
+    weight_function = serializers.CharField()
+
+
+class SearchApi(APIView):
+    """Search one spectrum against a task's knowledge base: a spec-lite FITS file (multipart ``file``),
+    or an ingested spectrum by ``identifier`` (specobjid or PLATE-MJD-FIBER) or ``ra``/``dec`` (degrees,
+    nearest within ``radius_arcsec``). The answer is the vote with its evidence."""
+
+    permission_classes = [permissions.AllowAny]
+
+    class SearchInputSerializer(serializers.Serializer):
+        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        file = serializers.FileField(required=False, help_text="An SDSS spec-lite FITS file")
+        identifier = serializers.CharField(required=False, default="", help_text="specobjid or PLATE-MJD-FIBER")
+        ra = serializers.FloatField(required=False, allow_null=True, default=None, help_text="degrees, J2000")
+        dec = serializers.FloatField(required=False, allow_null=True, default=None, help_text="degrees, J2000")
+        radius_arcsec = serializers.FloatField(required=False, default=3.0)
+        k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
+        weight_function = serializers.ChoiceField(choices=sorted(WEIGHT_FUNCTIONS), required=False, default="exp")
+        knowledge_base = serializers.PrimaryKeyRelatedField(
+            queryset=KnowledgeBase.objects.filter(status=KnowledgeBase.Status.READY), required=False, allow_null=True,
+            default=None, help_text="A knowledge-base version id, to repeat an old search; default: the one in service",
+        )
+
+    @extend_schema(request=SearchInputSerializer, responses=AnswerSerializer)
+    def post(self, request):
+        serializer = self.SearchInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        kb = data["knowledge_base"]
+        if kb is not None and kb.task != data["task"]:
+            raise ValidationError({"knowledge_base": f"knowledge base {kb.pk} belongs to task {kb.task.name}"})
+        upload = data.get("file")
+        try:
+            answer, _ = search_query(
+                task=data["task"], identifier=data["identifier"], ra=data["ra"], dec=data["dec"],
+                radius_arcsec=data["radius_arcsec"], upload=upload, upload_name=upload.name if upload else "",
+                k=data["k"], weight_function=data["weight_function"], knowledge_base=kb,
+            )
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        return Response(AnswerSerializer(answer.as_dict()).data)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    task = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    kb_version = serializers.IntegerField(source="knowledge_base.version", read_only=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SearchJob
+        fields = ["id", "task", "knowledge_base", "kb_version", "k", "status", "total", "done", "failed", "error",
+                  "created_at", "started_at", "finished_at", "links"]
+
+    def get_links(self, job) -> dict:
+        request = self.context.get("request")
+        url = reverse("api:job-results", args=[job.public_id])
+
+        def absolute(path):
+            return request.build_absolute_uri(path) if request else path
+
+        return {
+            "self": absolute(reverse("api:job-detail", args=[job.public_id])), "results": absolute(url),
+            "csv": absolute(url + "?format=csv"), "votable": absolute(url + "?format=votable"),
+            "page": absolute(reverse("inference:job", args=[job.public_id])),
+        }
+
+
+class JobListApi(APIView):
+    """Your batch search jobs (GET), or a new one (POST): identifiers and positions as JSON, or a CSV list
+    (``csv``) and spectrum files (``files``, repeated) as multipart. Answers 202 with the job."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    class JobInputSerializer(serializers.Serializer):
+        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
+        identifiers = serializers.ListField(child=serializers.CharField(), required=False, default=list,
+                                            help_text="specobjids or PLATE-MJD-FIBERs")
+        positions = serializers.ListField(child=serializers.DictField(child=serializers.FloatField()), required=False,
+                                          default=list, help_text='[{"ra": deg, "dec": deg}, ...]')
+        csv = serializers.FileField(required=False, help_text="CSV: a specobjid, plate_mjd_fiber or ra,dec header, "
+                                     "or one identifier per line")
+        files = serializers.ListField(child=serializers.FileField(), required=False, default=list,
+                                      help_text="SDSS spec-lite FITS files")
+
+    @extend_schema(responses=JobSerializer(many=True))
+    def get(self, request):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(search_job_list(owner=request.user), request, view=self)
+        return paginator.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(request=JobInputSerializer, responses={202: JobSerializer})
+    def post(self, request):
+        serializer = self.JobInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        queries = [{"identifier": i.strip()} for i in data["identifiers"] if i.strip()]
+        for position in data["positions"]:
+            if set(position) != {"ra", "dec"}:
+                raise ValidationError({"positions": 'each position is {"ra": degrees, "dec": degrees}'})
+            queries.append(position)
+        try:
+            if "csv" in data:
+                queries += read_queries(data["csv"].read().decode("utf-8-sig", errors="replace"))
+            with transaction.atomic():
+                job = search_job_create(owner=request.user, task=data["task"], k=data["k"], queries=queries,
+                                        files=[(f.name, f) for f in data["files"]])
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _job(request, public_id) -> SearchJob:
+    try:
+        return search_job_get(public_id=public_id, owner=request.user)
+    except SearchJob.DoesNotExist:
+        raise Http404(f"no search job {public_id} of yours") from None
+
+
+class JobDetailApi(APIView):
+    """A job's status and progress: done of total, failed, and links to its results."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=JobSerializer)
+    def get(self, request, public_id):
+        return Response(JobSerializer(_job(request, public_id), context={"request": request}).data)
+
+
+class JobCancelApi(APIView):
+    """Stop a job after the input it is on; what is answered stays."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses=JobSerializer)
+    def post(self, request, public_id):
+        job = search_job_cancel(job=_job(request, public_id))
+        return Response(JobSerializer(job, context={"request": request}).data)
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class VOTableRenderer(renderers.BaseRenderer):
+    media_type = "application/x-votable+xml"
+    format = "votable"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class JobResultsApi(APIView):
+    """A job's answers in input order: JSON (paginated), or the whole table with ``?format=csv`` or
+    ``?format=votable`` (the neighbours as columns, the task, KB version and checkpoint in the header)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    renderer_classes = [renderers.JSONRenderer, renderers.BrowsableAPIRenderer, CSVRenderer, VOTableRenderer]
+
+    class JobResultSerializer(serializers.Serializer):
+        position = serializers.IntegerField()
+        query = serializers.CharField()
+        specobjid = serializers.CharField(allow_null=True)
+        plate_mjd_fiber = serializers.CharField(allow_null=True)
+        label = serializers.CharField(allow_null=True)
+        share = serializers.FloatField(allow_null=True)
+        is_target = serializers.BooleanField(allow_null=True)
+        neighbours = serializers.ListField(child=serializers.DictField())
+        error = serializers.CharField(allow_null=True)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv", "votable"])],
+        responses=JobResultSerializer(many=True),
+    )
+    def get(self, request, public_id):
+        job = _job(request, public_id)
+        fmt = request.accepted_renderer.format
+        if fmt in ("csv", "votable"):
+            table = search_job_table(job=job)
+            body = table_csv(table) if fmt == "csv" else table_votable(table)
+            extension = "csv" if fmt == "csv" else "vot"
+            response = HttpResponse(body, content_type=request.accepted_renderer.media_type)
+            response["Content-Disposition"] = f'attachment; filename="galspec-{job.task.name}-{job.public_id}.{extension}"'
+            return response
+        rows = search_job_rows(job=job)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(self.JobResultSerializer(page, many=True).data)
+

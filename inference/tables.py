@@ -1,0 +1,102 @@
+"""Batch-search tables: the list of queries a person uploads, and the answers as CSV or VOTable.
+
+Plain Python over astropy tables (no Django). A query list is CSV with a header naming its columns:
+``specobjid``, ``plate_mjd_fiber`` (or ``plate``, ``mjd``, ``fiberid``), ``identifier``, or ``ra`` and
+``dec`` in degrees; a file with no recognised header is read as one identifier per line.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from astropy.table import MaskedColumn, Table
+
+IDENTIFIER_COLUMNS = ("identifier", "specobjid", "plate_mjd_fiber", "objid")
+
+
+def read_queries(text: str) -> list[dict]:
+    """Queries ``{"identifier": str}`` or ``{"ra": float, "dec": float}`` in file order; ValueError naming
+    the line at fault. Blank lines and lines starting with '#' are skipped."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise ValueError("the list is empty: give one identifier per line, or a CSV with a specobjid or ra,dec header")
+    rows = list(csv.reader(lines))
+    header = [name.strip().lower() for name in rows[0]]
+    if "ra" in header and "dec" in header:
+        ra, dec = header.index("ra"), header.index("dec")
+        queries = []
+        for number, row in enumerate(rows[1:], start=2):
+            try:
+                queries.append({"ra": float(row[ra]), "dec": float(row[dec])})
+            except (IndexError, ValueError):
+                raise ValueError(f"line {number}: expected numbers in the ra and dec columns, got {','.join(row)!r}") from None
+        return queries
+    if {"plate", "mjd", "fiberid"} <= set(header):
+        columns = [header.index(name) for name in ("plate", "mjd", "fiberid")]
+        try:
+            return [{"identifier": "-".join(row[i].strip() for i in columns)} for row in rows[1:]]
+        except IndexError:
+            raise ValueError("every line needs plate, mjd and fiberid values") from None
+    named = [name for name in IDENTIFIER_COLUMNS if name in header]
+    if named:
+        column = header.index(named[0])
+        body = rows[1:]
+    else:  # no header: the first column of every line
+        column, body = 0, rows
+    queries = []
+    for number, row in enumerate(body, start=len(rows) - len(body) + 1):
+        value = row[column].strip() if column < len(row) else ""
+        if not value:
+            raise ValueError(f"line {number}: no identifier")
+        queries.append({"identifier": value})
+    return queries
+
+
+def _column(name: str, values: Sequence, dtype, description: str = "", unit: str | None = None) -> MaskedColumn:
+    mask = [value is None for value in values]
+    fill = {"U": "", "f": np.nan, "b": False, "i": -1}[np.dtype(dtype).kind]
+    data = np.array([fill if value is None else value for value in values], dtype=dtype)
+    return MaskedColumn(data, name=name, mask=mask, description=description, unit=unit)
+
+
+def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
+    """One row per query: what was searched, the vote, and each of the ``k`` neighbours.
+
+    ``rows`` are dicts with position, query, specobjid, plate_mjd_fiber, label, share, is_target,
+    neighbours (a list of dicts with specobjid, label, distance, weight) and error; missing values are
+    masked (empty in CSV, null in VOTable). ``meta`` (task, KB version, checkpoint) goes in the header.
+    """
+    columns = [
+        _column("position", [r["position"] for r in rows], np.int64, "index of the query in the list"),
+        _column("query", [r["query"] for r in rows], str, "what was searched"),
+        _column("specobjid", [r.get("specobjid") or None for r in rows], str, "the ingested spectrum searched"),
+        _column("plate_mjd_fiber", [r.get("plate_mjd_fiber") or None for r in rows], str),
+        _column("label", [r.get("label") or None for r in rows], str, "the label the neighbours voted for"),
+        _column("share", [r.get("share") for r in rows], np.float64, "the label's share of the vote weight"),
+        _column("is_target", [r.get("is_target") for r in rows], bool, "the label is one the task searches for"),
+    ]
+    for i in range(k):
+        picked = [r["neighbours"][i] if i < len(r.get("neighbours") or []) else {} for r in rows]
+        n = i + 1
+        columns += [
+            _column(f"neighbour{n}_specobjid", [p.get("specobjid") for p in picked], str),
+            _column(f"neighbour{n}_label", [p.get("label") for p in picked], str),
+            _column(f"neighbour{n}_distance", [p.get("distance") for p in picked], np.float64, "L2 between embeddings"),
+            _column(f"neighbour{n}_weight", [p.get("weight") for p in picked], np.float64, "share of the vote"),
+        ]
+    columns.append(_column("error", [r.get("error") or None for r in rows], str, "why the query has no answer"))
+    return Table(columns, meta=dict(meta))
+
+
+def table_csv(table: Table) -> str:
+    out = io.StringIO()
+    table.write(out, format="ascii.csv")
+    return out.getvalue()
+
+
+def table_votable(table: Table) -> bytes:
+    out = io.BytesIO()
+    table.write(out, format="votable")
+    return out.getvalue()

@@ -1,0 +1,153 @@
+"""REST API for spectra, search tasks and knowledge bases: reads, open to everyone (throttled)."""
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from kb.bpt import bpt_ratios
+from kb.filters import KBEntryFilter, KnowledgeBaseFilter, SpectrumFilter
+from kb.models import CatalogLabel, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.selectors import knowledge_base_entries, spectrum_flux
+
+
+class CatalogLabelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CatalogLabel
+        fields = ["catalog", "value", "label", "details"]
+
+
+class SpectrumSerializer(serializers.ModelSerializer):
+    plate_mjd_fiber = serializers.CharField(read_only=True)
+    labels = CatalogLabelSerializer(source="catalog_labels", many=True, read_only=True)
+
+    class Meta:
+        model = Spectrum
+        fields = ["id", "specobjid", "plate", "mjd", "fiberid", "plate_mjd_fiber", "ra", "dec", "z", "z_err",
+                  "zwarning", "sdss_class", "subclass", "sn_median", "vdisp", "held_out", "labels"]
+
+
+def _spectra():
+    return Spectrum.objects.prefetch_related(Prefetch("catalog_labels", CatalogLabel.objects.order_by("catalog")))
+
+
+class SpectrumListApi(generics.ListAPIView):
+    """Ingested spectra, filtered by redshift, catalog label, plate, MJD, fiber or specobjid."""
+
+    serializer_class = SpectrumSerializer
+    filterset_class = SpectrumFilter
+
+    def get_queryset(self):
+        return _spectra()
+
+
+class SpectrumDetailApi(APIView):
+    class SpectrumDetailSerializer(SpectrumSerializer):
+        lines = serializers.JSONField(help_text="SPZLINE fits: flux and flux_err in 1e-17 erg/s/cm^2, ew in Angstrom")
+        bpt = serializers.SerializerMethodField(help_text="log10 line ratios n2, o3, s2, o1 where the fluxes allow")
+
+        class Meta(SpectrumSerializer.Meta):
+            fields = SpectrumSerializer.Meta.fields + ["norm", "valid_fraction", "lines", "bpt", "source_file"]
+
+        def get_bpt(self, spectrum) -> dict:
+            return bpt_ratios(spectrum.lines)
+
+    @extend_schema(responses=SpectrumDetailSerializer)
+    def get(self, request, pk: int):
+        return Response(self.SpectrumDetailSerializer(get_object_or_404(_spectra(), pk=pk)).data)
+
+
+class SpectrumFluxApi(APIView):
+    class FluxSerializer(serializers.Serializer):
+        specobjid = serializers.CharField()
+        wave = serializers.ListField(child=serializers.FloatField(), help_text="Observed wavelength, Angstrom, vacuum")
+        flux = serializers.ListField(child=serializers.FloatField(allow_null=True),
+                                     help_text="Flux divided by norm (dimensionless); null where not valid")
+        norm = serializers.FloatField(help_text="Median flux over rest-frame 5300-5850 Angstrom, 1e-17 erg/s/cm^2/Angstrom")
+        z = serializers.FloatField()
+
+    @extend_schema(responses=FluxSerializer)
+    def get(self, request, pk: int):
+        """The preprocessed spectrum on the linear 3850-9000 Angstrom grid of 3688 points."""
+        spectrum = get_object_or_404(Spectrum, pk=pk)
+        wave, flux, valid = spectrum_flux(spectrum=spectrum)
+        data = {
+            "specobjid": spectrum.specobjid, "wave": [round(float(w), 3) for w in wave],
+            "flux": [float(f) if v else None for f, v in zip(flux, valid)], "norm": spectrum.norm, "z": spectrum.z,
+        }
+        return Response(self.FluxSerializer(data).data)
+
+
+class KnowledgeBaseSerializer(serializers.ModelSerializer):
+    task = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    checkpoint = serializers.SerializerMethodField()
+
+    class Meta:
+        model = KnowledgeBase
+        fields = ["id", "task", "version", "status", "in_service", "size", "composition", "target_fraction", "seed",
+                  "training_run", "checkpoint", "index_kind", "index_params", "index_metric", "index_recall",
+                  "created_at", "finished_at"]
+
+    def get_checkpoint(self, kb) -> str:
+        return f"{kb.training_run.checkpoint_dir}/best"
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    knowledge_base_in_service = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SearchTask
+        fields = ["name", "title", "description", "labelling", "target_labels", "knowledge_base_in_service"]
+
+    def get_knowledge_base_in_service(self, task) -> int | None:
+        in_service = [kb.pk for kb in task.knowledge_bases.all() if kb.in_service]
+        return in_service[0] if in_service else None
+
+
+class TaskListApi(generics.ListAPIView):
+    """Search tasks: which labels each looks for; retasking is choosing another one."""
+
+    serializer_class = TaskSerializer
+    queryset = SearchTask.objects.prefetch_related("knowledge_bases")
+
+
+class TaskDetailApi(generics.RetrieveAPIView):
+    serializer_class = TaskSerializer
+    queryset = SearchTask.objects.prefetch_related("knowledge_bases")
+    lookup_field = "name"
+
+
+class KnowledgeBaseListApi(generics.ListAPIView):
+    """Every version of every task's knowledge base; built versions never change."""
+
+    serializer_class = KnowledgeBaseSerializer
+    filterset_class = KnowledgeBaseFilter
+    queryset = KnowledgeBase.objects.select_related("task", "training_run")
+
+
+class KnowledgeBaseDetailApi(generics.RetrieveAPIView):
+    serializer_class = KnowledgeBaseSerializer
+    queryset = KnowledgeBase.objects.select_related("task", "training_run")
+
+
+class KBEntryListApi(generics.ListAPIView):
+    """The entries of one knowledge base: spectrum, label, and the catalogs the label came from."""
+
+    class KBEntrySerializer(serializers.ModelSerializer):
+        specobjid = serializers.CharField(source="spectrum.specobjid")
+        plate_mjd_fiber = serializers.CharField(source="spectrum.plate_mjd_fiber")
+        z = serializers.FloatField(source="spectrum.z")
+
+        class Meta:
+            model = KBEntry
+            fields = ["spectrum", "specobjid", "plate_mjd_fiber", "z", "label", "catalogs", "details"]
+
+    serializer_class = KBEntrySerializer
+    filterset_class = KBEntryFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no pk
+            return KBEntry.objects.none()
+        kb = get_object_or_404(KnowledgeBase, pk=self.kwargs["pk"])
+        return knowledge_base_entries(knowledge_base=kb)
