@@ -227,6 +227,11 @@ class JobResultsApi(APIView):
         neighbours = serializers.ListField(child=serializers.DictField())
         error = serializers.CharField(allow_null=True)
 
+    def handle_exception(self, exc):
+        """Errors answer in JSON, the one error format, whatever format was asked for."""
+        self.request.accepted_renderer, self.request.accepted_media_type = renderers.JSONRenderer(), "application/json"
+        return super().handle_exception(exc)
+
     @extend_schema(
         parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv", "votable"])],
         responses=JobResultSerializer(many=True),

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from kb.bpt import kauffmann03, kewley01, schawinski07
+from plotly.subplots import make_subplots
+
+from kb.bpt import kauffmann03, kewley01, kewley01_o1, kewley01_s2, kewley06_o1, kewley06_s2, schawinski07
 
 METRICS = (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -30,6 +32,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 KAUFFMANN_2003 = "Kauffmann et al. (2003)"  # y = 0.61 / (x - 0.05) + 1.30, x < 0.05: star-forming below
 KEWLEY_2001 = "Kewley et al. (2001)"  # y = 0.61 / (x - 0.47) + 1.19, x < 0.47: maximum starburst
 SCHAWINSKI_2007 = "Schawinski et al. (2007) Seyfert/LINER"  # y = 1.05 x + 0.45, above the Kewley curve
+KEWLEY_2006 = "Kewley et al. (2006) Seyfert/LINER"  # [S II]: y = 1.89 x + 0.76; [O I]: y = 1.18 x + 1.30
 PAPER_B1 = "Tang et al. (2025) Eq. B1"  # y = 1.18 x + 0.77, as printed in the paper's appendix B.2
 
 
@@ -274,6 +277,65 @@ def bpt_diagram(points: Sequence[dict], title: str, *, show_paper_b1: bool = Fal
         title=title, xaxis={"title": "log₁₀([N II] 6583 / Hα)", "range": [-2.0, 1.0]},
         yaxis={"title": "log₁₀([O III] 5007 / Hβ)", "range": [-1.5, 1.5]},
     )
+    return figure
+
+
+def _meets(f, g, lo: float, hi: float) -> float:
+    """Where curve f meets curve g on [lo, hi] (one crossing; found on a fine grid)."""
+    x = np.linspace(lo, hi, 20001)
+    gap = f(x) - g(x)
+    return float(x[np.argmax(np.sign(gap) != np.sign(gap[0]))])
+
+
+# The three diagrams: ratio on x, its axis title, and the curves as (name, function, x from, x to, style).
+BPT_PANELS = {
+    "n2": ("log₁₀([N II] 6583 / Hα)", [
+        (KAUFFMANN_2003, kauffmann03, -2.0, 0.0, {"color": "black", "dash": "dash"}),
+        (KEWLEY_2001, kewley01, -2.0, 0.4, {"color": "black"}),
+    ]),
+    "s2": ("log₁₀([S II] 6716+6731 / Hα)", [
+        (KEWLEY_2001, kewley01_s2, -1.2, 0.25, {"color": "black"}),
+        (KEWLEY_2006, kewley06_s2, _meets(kewley06_s2, kewley01_s2, -1.0, 0.3), 0.6, {"color": "grey"}),
+    ]),
+    "o1": ("log₁₀([O I] 6300 / Hα)", [
+        (KEWLEY_2001, kewley01_o1, -2.2, -0.7, {"color": "black"}),
+        (KEWLEY_2006, kewley06_o1, _meets(kewley06_o1, kewley01_o1, -2.0, -0.7), 0.2, {"color": "grey"}),
+    ]),
+}
+
+
+def bpt_panels(points: Sequence[dict], title: str = "") -> go.Figure:
+    """The [N II], [S II] and [O I] BPT diagrams side by side, each with its Kauffmann 2003, Kewley 2001
+    and Kewley 2006 lines, and the points placed where their ratios exist.
+
+    points are ``{"name", "label", "query": bool}`` plus any of the log ratios ``n2``, ``s2``, ``o1``
+    and ``o3`` (``kb.bpt.bpt_ratios``); the query is drawn as a star, each neighbour as a dot.
+    """
+    figure = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.04)
+    in_legend = set()  # each curve and each spectrum once in the legend
+    colour = {p["name"]: PALETTE[i % len(PALETTE)] for i, p in enumerate(points)}
+    for col, (ratio, (x_title, curves)) in enumerate(BPT_PANELS.items(), start=1):
+        for name, curve, lo, hi, style in curves:
+            x = np.linspace(lo, hi, 200)
+            figure.add_trace(go.Scatter(x=x, y=curve(x), mode="lines", name=name, line=style, legendgroup=name,
+                                        showlegend=name not in in_legend, hoverinfo="skip"), row=1, col=col)
+            in_legend.add(name)
+        placed = [p for p in points if p.get(ratio) is not None and p.get("o3") is not None]
+        for p in placed:
+            figure.add_trace(go.Scatter(
+                x=[p[ratio]], y=[p["o3"]], mode="markers", name=p["name"], legendgroup=p["name"],
+                showlegend=p["name"] not in in_legend,
+                marker={"size": 15 if p.get("query") else 10, "symbol": "star" if p.get("query") else "circle",
+                        "color": colour[p["name"]], "line": {"width": 1, "color": "white"}},
+                hovertemplate=f"{p['name']} ({p.get('label', '')})<br>x=%{{x:.3f}}, y=%{{y:.3f}}<extra></extra>",
+            ), row=1, col=col)
+            in_legend.add(p["name"])
+        figure.update_xaxes(title_text=x_title, row=1, col=col)
+    figure.update_yaxes(title_text="log₁₀([O III] 5007 / Hβ)", range=[-1.5, 1.5], row=1, col=1)
+    figure.update_xaxes(range=[-2.0, 1.0], row=1, col=1)
+    figure.update_xaxes(range=[-1.2, 0.8], row=1, col=2)
+    figure.update_xaxes(range=[-2.2, 0.2], row=1, col=3)
+    figure.update_layout(title=title, legend={"orientation": "h", "y": -0.25}, margin={"t": 40 if title else 20})
     return figure
 
 

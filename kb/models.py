@@ -153,6 +153,10 @@ class KnowledgeBase(models.Model):
     index_recall = models.FloatField(null=True, blank=True, help_text="recall@3 against the exact index on "
                                      "held-out embeddings (approximate indexes only)")
     index_path = models.CharField(max_length=500, blank=True)
+    evaluation = models.JSONField(
+        default=dict, blank=True, help_text="Scores of its K=3 vote on the test reserve (held-out spectra): "
+        "precision/recall/F1 for a search, accuracy/macro-F1 per class for a classification, with 95% intervals",
+    )
     in_service = models.BooleanField(default=False, help_text="The version that answers this task's searches")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -145,3 +145,22 @@ def knowledge_base_in_service(*, task: SearchTask) -> KnowledgeBase:
 
 def knowledge_base_entries(*, knowledge_base: KnowledgeBase) -> QuerySet[KBEntry]:
     return knowledge_base.entries.select_related("spectrum")
+
+
+def search_task_list() -> list[SearchTask]:
+    """Every task, each with ``in_service``: its knowledge base in service, or None."""
+    in_service = {kb.task_id: kb for kb in KnowledgeBase.objects.filter(in_service=True).select_related("training_run")}
+    tasks = list(SearchTask.objects.all())
+    for task in tasks:
+        task.in_service = in_service.get(task.pk)
+    return tasks
+
+
+def knowledge_base_list(*, task: SearchTask) -> list[KnowledgeBase]:
+    return list(KnowledgeBase.objects.filter(task=task).select_related("task", "training_run").order_by("-version"))
+
+
+def kb_entry_list(*, in_service_only: bool = True) -> QuerySet[KBEntry]:
+    entries = KBEntry.objects.select_related("spectrum", "knowledge_base__task").order_by(
+        "knowledge_base__task__name", "label", "spectrum__plate", "spectrum__mjd", "spectrum__fiberid")
+    return entries.filter(knowledge_base__in_service=True) if in_service_only else entries

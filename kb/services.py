@@ -278,10 +278,12 @@ def knowledge_base_create(
 
 
 def knowledge_base_finish(*, knowledge_base: KnowledgeBase, index_path: str, recall: float | None,
-                          promote: bool = True) -> KnowledgeBase:
-    """Record a built index; with ``promote``, put this version into service for its task."""
+                          evaluation: dict | None = None, promote: bool = True) -> KnowledgeBase:
+    """Record a built index and its scores on the test reserve; with ``promote``, put this version into
+    service for its task."""
     KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(
-        status=KnowledgeBase.Status.READY, index_path=index_path, index_recall=recall, finished_at=timezone.now()
+        status=KnowledgeBase.Status.READY, index_path=index_path, index_recall=recall, evaluation=evaluation or {},
+        finished_at=timezone.now(),
     )
     knowledge_base.refresh_from_db()
     if promote:

@@ -6,4 +6,7 @@ app_name = "kb"
 urlpatterns = [
     path("spectra/", views.spectra, name="spectra"),
     path("spectra/<int:pk>/", views.spectrum_detail, name="spectrum-detail"),
+    path("tasks/", views.tasks, name="tasks"),
+    path("tasks/<slug:name>/", views.task, name="task"),
+    path("kb/", views.entries, name="entries"),
 ]

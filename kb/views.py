@@ -1,11 +1,17 @@
-"""HTML pages of the ingested spectra."""
+"""HTML pages of the ingested spectra, the search tasks and their knowledge bases."""
 import numpy as np
+import plotly.graph_objects as go
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
-from kb.models import Spectrum
-from kb.selectors import label_counts, last_ingest, spectrum_flux, spectrum_get, spectrum_list
+from kb.bpt import bpt_ratios
+from kb.filters import KBEntryFilter
+from kb.models import KnowledgeBase, SearchTask, Spectrum
+from kb.selectors import (
+    kb_entry_list, knowledge_base_list, label_counts, last_ingest, search_task_list, spectrum_flux, spectrum_get,
+    spectrum_list,
+)
 
 LINES_SHOWN = {  # lines marked on plots: rest wavelength, Angstrom, vacuum
     "[O II] 3727": 3728.48, "H-delta": 4102.89, "H-gamma": 4341.68, "H-beta": 4862.68, "[O III] 4959": 4960.30,
@@ -35,10 +41,72 @@ def spectrum_detail(request, pk: int):
     wave, flux, valid = spectrum_flux(spectrum=spectrum)
     plot = {
         "wave": np.round(wave, 2).tolist(),
-        "flux": [round(float(f), 4) if v else None for f, v in zip(flux, valid)],
-        "lines": [{"name": n, "wave": w * (1 + spectrum.z)} for n, w in LINES_SHOWN.items()],
+        "spectra": [{"name": f"spec-{spectrum.plate_mjd_fiber}", "z": spectrum.z,
+                     "flux": [round(float(f), 4) if v else None for f, v in zip(flux, valid)]}],
+        "lines": LINES_SHOWN,
         "title": f"spec-{spectrum.plate_mjd_fiber}, z = {spectrum.z:.4f}",
     }
     lines = sorted(spectrum.lines.items(), key=lambda item: item[1]["wave_rest"])
-    context = {"spectrum": spectrum, "plot": plot, "lines": lines, "valid_percent": 100 * spectrum.valid_fraction}
+    context = {
+        "spectrum": spectrum, "plot": plot, "lines": lines, "valid_percent": 100 * spectrum.valid_fraction,
+        "bpt": bpt_ratios(spectrum.lines), "entries": spectrum.kb_entries.select_related("knowledge_base__task"),
+        "tasks": search_task_list(),
+    }
     return render(request, "kb/spectrum_detail.html", context)
+
+
+def tasks(request):
+    return render(request, "kb/tasks.html", {"tasks": search_task_list()})
+
+
+def task(request, name: str):
+    try:
+        task = SearchTask.objects.get(name=name)
+    except SearchTask.DoesNotExist:
+        raise Http404(f"no search task {name}") from None
+    versions = knowledge_base_list(task=task)
+    in_service = next((kb for kb in versions if kb.in_service), None)
+    return render(request, "kb/task.html", {
+        "task": task, "versions": versions, "in_service": in_service,
+        "figures": _version_figures(task, [kb for kb in versions if kb.status == KnowledgeBase.Status.READY]),
+    })
+
+
+def entries(request):
+    """The KB browser: entries of the knowledge bases in service (or of one version), filtered and paginated."""
+    params = request.GET.copy()
+    queryset = kb_entry_list(in_service_only="knowledge_base" not in params)
+    entry_filter = KBEntryFilter(params, queryset=queryset)
+    page = Paginator(entry_filter.qs, 50).get_page(request.GET.get("page"))
+    params.pop("page", None)
+    knowledge_base = KnowledgeBase.objects.filter(pk=params.get("knowledge_base")).first() if params.get("knowledge_base", "").isdigit() else None
+    return render(request, "kb/entries.html", {
+        "filter": entry_filter, "entries": page, "query": params.urlencode(), "knowledge_base": knowledge_base,
+    })
+
+
+def _version_figures(task: SearchTask, versions: list[KnowledgeBase]) -> dict:
+    """Plotly figures (as JSON) of the versions' composition and their scores on the test reserve."""
+    if not versions:
+        return {}
+    versions = sorted(versions, key=lambda kb: kb.version)
+    names = [f"v{kb.version}" for kb in versions]
+    composition = go.Figure([
+        go.Bar(name=label, x=names, y=[kb.composition.get(label, 0) for kb in versions])
+        for label in sorted({label for kb in versions for label in kb.composition})
+    ])
+    composition.update_layout(barmode="stack", title="Entries per label", yaxis_title="entries", margin={"t": 40})
+    metrics = ("precision", "recall", "f1") if task.target_labels else ("accuracy", "macro_f1")
+    scores = go.Figure()
+    for metric in metrics:
+        values = [kb.evaluation.get(metric) for kb in versions]
+        intervals = [kb.evaluation.get(f"{metric}_ci") or [v, v] for kb, v in zip(versions, values)]
+        scores.add_trace(go.Bar(
+            name=metric.replace("_", "-"), x=names, y=values,
+            error_y={"type": "data", "symmetric": False,
+                     "array": [(hi - v) if v is not None else None for (lo, hi), v in zip(intervals, values)],
+                     "arrayminus": [(v - lo) if v is not None else None for (lo, hi), v in zip(intervals, values)]},
+        ))
+    scores.update_layout(barmode="group", yaxis={"range": [0, 1], "title": "on the test reserve (95% interval)"},
+                         title="Scores of the K=3 vote", margin={"t": 40})
+    return {"composition": composition.to_plotly_json(), "scores": scores.to_plotly_json()}

@@ -3,6 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from kb.mock import generate_survey
+from kb.services import ingest_folder
+from training.services import training_run_create, training_run_execute
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -76,3 +80,41 @@ def celery_worker_process(data_dir, settings):
     worker.terminate()
     worker.wait(timeout=30)
     log.close()
+
+
+QUICK = dict(max_steps=3, eval_every=3, batch_size=8, warmup_steps=1)
+
+
+@pytest.fixture(scope="session")
+def survey(tmp_path_factory):
+    """80 mock spectra, rich in lenses and outliers so that every task has targets in the KB and the test reserve."""
+    out = tmp_path_factory.mktemp("kb-survey")
+    generate_survey(out=out, size=80, seed=11, lens_fraction=0.15, outlier_fraction=0.15)
+    return out
+
+
+@pytest.fixture
+def trained(data_dir, survey):
+    """The survey ingested and a checkpoint (a few steps of the small preset) in service."""
+    ingest_folder(folder=survey)
+    return training_run_execute(run=training_run_create(preset="small", **QUICK))
+
+
+@pytest.fixture
+def searchable(trained):
+    """``trained`` with a knowledge base in service for the lens and bpt3 tasks; returns {task name: KB}."""
+    from inference.services import knowledge_base_build
+
+    return {name: knowledge_base_build(task=shipped_task(name)) for name in ("lens", "bpt3")}
+
+
+def shipped_task(name: str):
+    """The shipped SearchTask row (created by a migration, so gone after a transactional test's flush)."""
+    from kb.knowledge import TASKS
+    from kb.models import SearchTask
+
+    task = TASKS[name]
+    row, _ = SearchTask.objects.get_or_create(name=name, defaults={
+        "title": task.title, "description": task.description, "labelling": task.labelling,
+        "target_labels": list(task.target_labels)})
+    return row

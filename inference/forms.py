@@ -1,0 +1,57 @@
+"""Forms of the search and batch pages: they parse what a person typed; the rules live in the services."""
+from django import forms
+
+from inference.jobs import MAX_K
+from inference.vote import WEIGHT_FUNCTIONS
+from kb.models import SearchTask
+
+
+class TaskChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, task):
+        return task.title
+
+
+class SearchForm(forms.Form):
+    task = TaskChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", empty_label=None)
+    identifier = forms.CharField(required=False, label="specobjid or plate-MJD-fiber",
+                                 widget=forms.TextInput(attrs={"placeholder": "e.g. 0266-51630-0168"}))
+    ra = forms.FloatField(required=False, label="RA (°)", min_value=0, max_value=360)
+    dec = forms.FloatField(required=False, label="Dec (°)", min_value=-90, max_value=90)
+    radius_arcsec = forms.FloatField(required=False, initial=3.0, min_value=0.01, max_value=3600, label="within (″)")
+    file = forms.FileField(required=False, label="or upload a spectrum (SDSS spec-lite FITS)")
+    k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
+    weight_function = forms.ChoiceField(choices=[(w, w) for w in sorted(WEIGHT_FUNCTIONS)], initial="exp",
+                                        label="weights")
+
+    def query(self) -> dict:
+        """The keyword arguments of inference.search.search_query, from a valid form."""
+        data = self.cleaned_data
+        upload = data.get("file")
+        return {
+            "task": data["task"], "identifier": (data.get("identifier") or "").strip(), "ra": data.get("ra"),
+            "dec": data.get("dec"), "radius_arcsec": data.get("radius_arcsec") or 3.0, "upload": upload,
+            "upload_name": upload.name if upload else "", "k": data["k"], "weight_function": data["weight_function"],
+        }
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, (list, tuple)) else [data] if data else []
+        return [super(MultipleFileField, self).clean(f, initial) for f in files]
+
+
+class BatchForm(forms.Form):
+    task = TaskChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", empty_label=None)
+    identifiers = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}),
+                                  label="identifiers, one per line (specobjid or plate-MJD-fiber)")
+    csv = forms.FileField(required=False, label="or a CSV list (a specobjid, plate_mjd_fiber or ra,dec header)")
+    files = MultipleFileField(required=False, label="or spectrum files (SDSS spec-lite FITS)")
+    k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
