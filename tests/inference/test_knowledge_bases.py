@@ -146,3 +146,32 @@ def test_a_missing_index_is_reported_not_crashed_on(trained):
     shutil.rmtree(kb.index_path)
     with pytest.raises(ValueError, match="index is missing"):
         search(task="lens", spectrum=Spectrum.objects.first())
+
+
+def test_a_built_knowledge_base_is_scored_on_the_test_reserve(searchable):
+    from inference.search import search as search_one
+    from kb.knowledge import LABELLINGS
+    from kb.selectors import task_labels
+
+    lens = searchable["lens"]
+    labelled = set().union(*(task_labels(labelling=name, held_out=True) for name in LABELLINGS))
+    truth = task_labels(labelling="lens", held_out=True)
+    found = tp = fn = 0
+    for spectrum in Spectrum.objects.filter(pk__in=labelled):
+        target = spectrum.pk in truth and truth[spectrum.pk].label == "lens"
+        predicted = search_one(task="lens", spectrum=spectrum).is_target
+        found += predicted
+        tp += target and predicted
+        fn += target and not predicted
+    assert lens.evaluation["test_spectra"] == len(labelled) > 0
+    assert lens.evaluation["recall"] == pytest.approx(tp / (tp + fn))
+    assert lens.evaluation["precision"] == pytest.approx(tp / found if found else 0.0)
+    lo, hi = lens.evaluation["f1_ci"]
+    assert lo <= lens.evaluation["f1"] <= hi
+
+    bpt3 = searchable["bpt3"]
+    reserve = task_labels(labelling="bpt3", held_out=True)
+    correct = sum(search_one(task="bpt3", spectrum=s).label == reserve[s.pk].label
+                  for s in Spectrum.objects.filter(pk__in=reserve))
+    assert bpt3.evaluation["accuracy"] == pytest.approx(correct / len(reserve))
+    assert set(bpt3.evaluation["per_class"]) >= set(bpt3.composition)
