@@ -86,7 +86,7 @@ def _evidence(request, answer: Answer, query: Query) -> dict:
         spectra.append({"name": f"#{i} {n.label} (d={n.distance:.3f}, w={n.weight:.2f})", "z": spectrum.z,
                         "flux": gaps(flux[spectrum.store_row], valid[spectrum.store_row])})
         points.append({"name": f"#{i} {n.specobjid}", "label": n.label, **bpt_ratios(spectrum.lines)})
-    plot = {"wave": np.round(wave_grid(PAPER), 2).tolist(), "lines": LINES_SHOWN, "spectra": spectra,
+    plot = {"wave": np.round(wave_grid(PAPER), 2).tolist(), "lines": LINES_SHOWN, "spectra": spectra, "frame": "rest",
             "title": f"{query.name} and its {len(answer.neighbours)} nearest neighbours"}
     api = request.build_absolute_uri(reverse("api:search"))
     if query.spectrum is None:
@@ -104,10 +104,10 @@ def _evidence(request, answer: Answer, query: Query) -> dict:
     )
     placed = [p for p in points if "o3" in p and any(ratio in p for ratio in ("n2", "s2", "o1"))]
     return {
-        "answer": answer, "query": query, "plot": plot, "snippet": snippet,
+        "answer": answer, "query": query, "plot": plot, "snippet": snippet, "share_percent": 100 * answer.share,
         "bpt": bpt_panels(points).to_plotly_json() if placed else None,
         "unplaced": [p["name"] for p in points if p not in placed],
-        "shares": sorted(answer.shares.items(), key=lambda item: -item[1]),
+        "shares": [(label, 100 * share) for label, share in sorted(answer.shares.items(), key=lambda item: -item[1])],
     }
 
 

@@ -1,6 +1,6 @@
 // Draws spectra overlaid with plotly (served from our own static files), with the lines marked and
 // labelled, an observed/rest-frame toggle and zoom presets. Reads the JSON in #spectrum-data:
-// {wave: [Å, observed], lines: {name: Å rest}, spectra: [{name, z, flux: [normalised or null]}], title}.
+// {wave: [Å, observed], lines: {name: Å rest}, spectra: [{name, z, flux: [normalised or null]}], title, frame}.
 (function () {
   const data = JSON.parse(document.getElementById("spectrum-data").textContent);
   const ZOOMS = { // rest-frame windows, Å
@@ -8,7 +8,7 @@
   };
   const COLOURS = ["#1f4e79", "#c0392b", "#27ae60", "#8e44ad", "#d68910", "#7f8c8d"];
   const plot = document.getElementById("spectrum-plot");
-  let frame = "observed";
+  let frame = data.frame || "observed"; // the result page starts in the rest frame, where neighbours line up
   let zoom = "full";
   const queryZ = data.spectra[0].z;
 

@@ -1,0 +1,129 @@
+"""The site as an astronomer uses it: Playwright driving Debian's chromium against a live server.
+
+No browser is downloaded: Playwright launches /usr/bin/chromium (installed by .ci/run through apt).
+Batch jobs are run by a real Celery worker process.
+"""
+import csv
+import io
+import os
+import shutil
+
+import pytest
+from django.contrib.auth.models import User
+
+from inference.search import search
+from kb.models import Spectrum
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread, which Django's ORM guard takes for
+    # async code; the test code is plain synchronous code, so the guard is lifted while it runs.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _plot_layout(page, element_id: str) -> dict:
+    return page.evaluate(f"() => {{ const p = document.getElementById('{element_id}'); "
+                         "return {traces: p.data.map(t => t.name), layout: p._fullLayout.xaxis.range, "
+                         "title: p._fullLayout.xaxis.title.text}; }")
+
+
+def test_upload_a_real_spectrum_and_read_its_evidence(live_server, page, searchable, real_spectra):
+    spectrum_file = real_spectra[1]  # spec-0266-51630-0215: all four BPT ratios from its own lines
+    page.goto(live_server.url + "/")
+    page.select_option("select[name=task]", "bpt3")
+    page.set_input_files("input[name=file]", str(spectrum_file))
+    page.click("button[type=submit]")
+    page.wait_for_selector("#spectrum-plot .main-svg")
+    expected = search(task="bpt3", path=spectrum_file)
+    assert page.text_content(".verdict") == expected.label
+    assert page.locator("#neighbours tbody tr").count() == 3
+    assert page.locator("#neighbours tbody tr").first.locator("td").nth(1).text_content() == expected.neighbours[0].specobjid
+
+    plot = _plot_layout(page, "spectrum-plot")
+    assert len(plot["traces"]) == 4 and plot["traces"][0] == f"query: {spectrum_file.name}"
+    assert plot["title"].startswith("rest-frame")  # where the neighbours' lines line up
+    page.click("button[data-frame=observed]")
+    assert _plot_layout(page, "spectrum-plot")["title"].startswith("observed")
+    page.click("button[data-frame=rest]")
+    page.click("button[data-zoom=halpha]")
+    plot = _plot_layout(page, "spectrum-plot")
+    assert plot["title"].startswith("rest-frame") and plot["layout"] == [6520, 6620]
+    page.click("button[data-frame=observed]")
+    observed = _plot_layout(page, "spectrum-plot")["layout"]
+    assert observed[0] > 6520  # the same rest-frame window, moved to the query's redshift
+
+    page.wait_for_selector("#bpt-plot .main-svg")
+    bpt = page.evaluate("() => document.getElementById('bpt-plot').data.map(t => t.name)")
+    assert "query" in bpt and "Kewley et al. (2006) Seyfert/LINER" in bpt
+    assert "requests.post(" in page.text_content("#snippet")
+
+
+def test_search_by_specobjid(live_server, page, searchable):
+    spectrum = Spectrum.objects.filter(held_out=True).first()
+    page.goto(live_server.url + "/")
+    page.select_option("select[name=task]", "lens")
+    page.fill("input[name=identifier]", spectrum.specobjid)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#spectrum-plot .main-svg")
+    assert "/search/result/?" in page.url and f"identifier={spectrum.specobjid}" in page.url
+    answer = search(task="lens", spectrum=spectrum)
+    assert page.text_content(".verdict") == answer.label
+    links = page.locator("#neighbours tbody tr td:nth-child(2) a").all_text_contents()
+    assert links == [n.specobjid for n in answer.neighbours]
+
+
+def test_a_bad_identifier_is_explained(live_server, page, searchable):
+    page.goto(live_server.url + "/")
+    page.fill("input[name=identifier]", "1234-56789-0001")
+    page.click("button[type=submit]")
+    assert "no ingested spectrum has the specobjid or PLATE-MJD-FIBER '1234-56789-0001'" in page.text_content(".errors")
+
+
+def test_a_batch_job_runs_to_completion_and_its_csv_downloads(live_server, page, searchable, celery_worker_process):
+    User.objects.create_user("cecilia", password="a-long-password-6")
+    spectra = list(Spectrum.objects.filter(held_out=True)[:5])
+    page.goto(live_server.url + "/batch/")
+    assert "/accounts/login/" in page.url
+    page.fill("input[name=username]", "cecilia")
+    page.fill("input[name=password]", "a-long-password-6")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/batch/")
+    page.select_option("select[name=task]", "lens")
+    page.fill("textarea[name=identifiers]", "\n".join(s.plate_mjd_fiber for s in spectra))
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/jobs/*/")
+    page.wait_for_selector("#results", timeout=240_000)  # the page reloads itself when the bar completes
+    assert page.text_content("#job-status") == "done"
+    assert page.locator("#results tbody tr").count() == 5
+    with page.expect_download() as download:
+        page.click("#download-csv")
+    rows = list(csv.DictReader(io.StringIO(open(download.value.path()).read())))
+    assert [r["plate_mjd_fiber"] for r in rows] == [s.plate_mjd_fiber for s in spectra]
+    assert [r["label"] for r in rows] == [search(task="lens", spectrum=s).label for s in spectra]
