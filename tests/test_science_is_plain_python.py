@@ -26,6 +26,7 @@ PURE_MODULES = [
     "inference.timing",
     "inference.figures",
     "inference.baselines",
+    "inference.tables",
 ]
 
 

@@ -252,3 +252,11 @@ def test_a_real_worker_runs_a_job_to_the_end(searchable, celery_worker_process):
     assert (status["status"], status["done"], status["failed"]) == ("done", 4, 0)
     rows = client.get(f"/api/v1/jobs/{job_id}/results/").json()["results"]
     assert [r["label"] for r in rows] == [search(task="lens", spectrum=s).label for s in spectra]
+
+
+def test_a_token_for_a_username_and_password(astronomer):
+    response = _client().post("/api/v1/auth/token/", {"username": "vera", "password": "not-a-real-password-1"})
+    token = response.json()["token"]
+    assert token == Token.objects.get(user=astronomer).key
+    assert _client().post("/api/v1/auth/token/", {"username": "vera", "password": "wrong"}).json()["error"]["message"] == (
+        "Unable to log in with provided credentials.")

@@ -5,10 +5,14 @@ small preset -> embed -> a knowledge base for every shipped task -> serve. Steps
 on disk, a checkpoint in service, knowledge bases built with it) are kept, so running it again goes
 straight to the site.
 """
+import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -53,6 +57,32 @@ class Command(BaseCommand):
                 stage(f"knowledge base: {task}", "build_kb", task=task, seed=seed, verbosity=0)
         self.stdout.write(self.style.SUCCESS("pipeline done in " + ", ".join(f"{k}: {v:.0f} s" for k, v in timings.items())))
         self.stdout.write(f"total {sum(timings.values()):.0f} s")
-        if not no_serve:
-            self.stdout.write(self.style.SUCCESS(f"GalSpec at http://{addrport}/  (Ctrl-C stops it)"))
+        if no_serve:
+            return
+        password = self._demo_user()
+        worker = self._worker()
+        self.stdout.write(self.style.SUCCESS(f"GalSpec at http://{addrport}/  (Ctrl-C stops it)"))
+        self.stdout.write(f"log in as demo / {password} for batch searches; API docs at http://{addrport}/api/v1/docs/")
+        try:
             call_command("runserver", addrport, use_reloader=False, insecure_serving=True)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+    def _demo_user(self) -> str:
+        """The demo's account (an administrator), with a fresh password printed on the console."""
+        user = User.objects.filter(username="demo").first() or User(username="demo", is_staff=True, is_superuser=True)
+        password = secrets.token_urlsafe(9)
+        user.set_password(password)
+        user.save()
+        return password
+
+    def _worker(self) -> subprocess.Popen:
+        """A Celery worker for batch jobs, on the embedded broker, for as long as the site runs."""
+        log = settings.DATA_DIR / "worker.log"
+        self.stdout.write(f"Celery worker (queues default, embedding, training) logging to {log}")
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "galspec_site", "worker", "--pool=solo", "-Q",
+             "default,embedding,training", "-l", "info"],
+            cwd=settings.BASE_DIR, stdout=open(log, "a"), stderr=subprocess.STDOUT,
+        )
