@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
-
 from plotly.subplots import make_subplots
 
 from kb.bpt import kauffmann03, kewley01, kewley01_o1, kewley01_s2, kewley06_o1, kewley06_s2, schawinski07

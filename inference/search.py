@@ -27,7 +27,11 @@ from inference.vote import vote
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import PreparedFile, prepare_file
 from kb.selectors import (
-    knowledge_base_entries, knowledge_base_in_service, search_task_get, spectrum_lookup, spectrum_store,
+    knowledge_base_entries,
+    knowledge_base_in_service,
+    search_task_get,
+    spectrum_lookup,
+    spectrum_store,
 )
 from kb.spectra import lines_as_dict
 from training.checkpoint import load_checkpoint

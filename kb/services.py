@@ -19,7 +19,6 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-
 from kb import catalogs
 from kb.knowledge import compose, held_out
 from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum

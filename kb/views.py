@@ -9,7 +9,13 @@ from kb.bpt import bpt_ratios
 from kb.filters import KBEntryFilter
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import (
-    kb_entry_list, knowledge_base_list, label_counts, last_ingest, search_task_list, spectrum_flux, spectrum_get,
+    kb_entry_list,
+    knowledge_base_list,
+    label_counts,
+    last_ingest,
+    search_task_list,
+    spectrum_flux,
+    spectrum_get,
     spectrum_list,
 )
 
