@@ -50,6 +50,7 @@ class Spectrum(models.Model):
     class Meta:
         ordering = ["plate", "mjd", "fiberid"]
         verbose_name_plural = "spectra"
+        indexes = [models.Index(fields=["dec", "ra"], name="spectrum_position")]  # cone searches by RA/Dec
         constraints = [
             models.UniqueConstraint(fields=["plate", "mjd", "fiberid"], name="spectrum_unique_plate_mjd_fiber"),
             models.CheckConstraint(condition=models.Q(z__gte=-0.01), name="spectrum_z_not_negative"),

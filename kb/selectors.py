@@ -47,8 +47,8 @@ def spectrum_near(*, ra: float, dec: float, radius_arcsec: float = 3.0) -> Spect
         raise ValueError(f"the search radius must be between 0 and 3600 arcsec, got {radius_arcsec}")
     radius = radius_arcsec / 3600.0  # degrees
     near = Spectrum.objects.filter(dec__gte=dec - radius, dec__lte=dec + radius)
-    ra_half_width = radius / max(np.cos(np.radians(min(abs(dec) + radius, 89.999))), 1e-6)
-    if ra_half_width < 180.0:  # a box in RA, which may wrap through 0
+    if abs(dec) + radius < 90.0:  # a box in RA, which may wrap through 0 (none if the circle holds a pole)
+        ra_half_width = np.degrees(np.arcsin(min(1.0, np.sin(np.radians(radius)) / np.cos(np.radians(dec)))))
         lo, hi = (ra - ra_half_width) % 360.0, (ra + ra_half_width) % 360.0
         near = near.filter(ra__gte=lo, ra__lte=hi) if lo <= hi else near.filter(Q(ra__gte=lo) | Q(ra__lte=hi))
     candidates = list(near.exclude(ra=None))

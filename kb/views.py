@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
+from django.utils.http import urlencode
 
 from kb.bpt import bpt_ratios
 from kb.filters import KBEntryFilter
@@ -34,6 +35,7 @@ def spectra(request):
         "n_spectra": Spectrum.objects.count(),
         "labels": label_counts(),
         "label": request.GET.get("label", ""),
+        "label_query": urlencode({"label": request.GET["label"]}) if request.GET.get("label") else "",
         "ingest": last_ingest(),
     }
     return render(request, "kb/spectra.html", context)

@@ -1,0 +1,21 @@
+from django.contrib import admin
+
+from inference.models import EmbeddingSet, SearchJob
+
+
+@admin.register(EmbeddingSet)
+class EmbeddingSetAdmin(admin.ModelAdmin):
+    list_display = ["training_run", "width", "rows", "updated_at"]
+    readonly_fields = ["training_run", "width", "rows", "path", "updated_at"]
+
+
+@admin.register(SearchJob)
+class SearchJobAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "owner", "task", "status", "done", "total", "failed", "created_at"]
+    list_filter = ["status", "task"]
+    search_fields = ["public_id", "owner__username"]
+    readonly_fields = ["public_id", "owner", "task", "knowledge_base", "k", "inputs", "folder", "status", "total",
+                       "done", "failed", "error", "created_at", "started_at", "finished_at"]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,55 @@
+"""Admin lists of spectra, labels, tasks and knowledge bases. Knowledge bases are built and promoted by
+services (``manage.py build_kb``), never edited here: a built version never changes."""
+from django.contrib import admin
+
+from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
+
+
+class CatalogLabelInline(admin.TabularInline):
+    model = CatalogLabel
+    extra = 0
+    can_delete = False
+    readonly_fields = ["catalog", "value", "label", "details", "source_file"]
+
+
+@admin.register(Spectrum)
+class SpectrumAdmin(admin.ModelAdmin):
+    list_display = ["plate_mjd_fiber", "specobjid", "z", "sdss_class", "sn_median", "held_out"]
+    list_filter = ["held_out", "sdss_class", "catalog_labels__label"]
+    search_fields = ["specobjid", "=plate"]
+    readonly_fields = [field.name for field in Spectrum._meta.fields]
+    inlines = [CatalogLabelInline]
+
+
+@admin.register(SearchTask)
+class SearchTaskAdmin(admin.ModelAdmin):
+    list_display = ["name", "title", "labelling", "target_labels"]
+
+
+@admin.register(KnowledgeBase)
+class KnowledgeBaseAdmin(admin.ModelAdmin):
+    list_display = ["task", "version", "status", "in_service", "size", "index_kind", "index_recall", "training_run",
+                    "finished_at"]
+    list_filter = ["task", "status", "in_service", "index_kind"]
+    readonly_fields = [field.name for field in KnowledgeBase._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(KBEntry)
+class KBEntryAdmin(admin.ModelAdmin):
+    list_display = ["spectrum", "label", "knowledge_base"]
+    list_filter = ["knowledge_base__task", "label"]
+    search_fields = ["spectrum__specobjid"]
+    list_select_related = ["spectrum", "knowledge_base__task"]
+    readonly_fields = ["knowledge_base", "spectrum", "label", "catalogs", "details"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(IngestRun)
+class IngestRunAdmin(admin.ModelAdmin):
+    list_display = ["source", "started_at", "finished_at"]
+    readonly_fields = ["source", "started_at", "finished_at", "summary"]
