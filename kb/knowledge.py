@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kb.catalogs import bpt_consensus, bpt_three_class
+from kb.catalogs import FIVE_CLASSES, THREE_CLASSES, bpt_consensus, bpt_three_class
 
 TEST_FRACTION = 0.2  # share of spectra reserved for testing, by a hash of the specobjid (never changes)
 BPT_CATALOGS = ("galspecextra", "emissionlinesport")
@@ -58,6 +58,11 @@ TASKS = {
     )
 }
 LABELLINGS = ("bpt5", "bpt3", "lens", "outlier")
+
+
+def labelling_labels(labelling: str) -> tuple[str, ...]:
+    """Every label ``labelling`` can give: what a curator may choose from."""
+    return {"bpt5": FIVE_CLASSES, "bpt3": THREE_CLASSES, "lens": ("lens", OTHER), "outlier": ("outlier", OTHER)}[labelling]
 
 
 def held_out(specobjid: str | int) -> bool:

@@ -120,6 +120,10 @@ class SearchTask(models.Model):
     labelling = models.CharField(max_length=16, help_text="How spectra are labelled: bpt5, bpt3, lens or outlier")
     target_labels = models.JSONField(default=list, blank=True, help_text="Labels that count as found; none "
                                      "for a classification task")
+    consensus_flags = models.PositiveSmallIntegerField(
+        default=3, help_text="Independent flags proposing the same label that correct an entry on their own; "
+        "0: only a curator's decision does")
+    curator_decides = models.BooleanField(default=True, help_text="A curator accepting a flag corrects the entry")
 
     class Meta:
         ordering = ["name"]
@@ -135,6 +139,7 @@ class KnowledgeBase(models.Model):
         BUILDING = "building"
         READY = "ready"
         FAILED = "failed"
+        DISCARDED = "discarded"  # built, judged not good enough, never to be promoted
 
     task = models.ForeignKey(SearchTask, on_delete=models.PROTECT, related_name="knowledge_bases")
     version = models.PositiveIntegerField()
@@ -165,6 +170,7 @@ class KnowledgeBase(models.Model):
 
     class Meta:
         ordering = ["task", "-version"]
+        permissions = [("operate_knowledgebase", "Can retrain, re-embed, rebuild, promote and discard (admin)")]
         constraints = [
             models.UniqueConstraint(fields=["task", "version"], name="knowledge_base_unique_version"),
             models.UniqueConstraint(fields=["task"], condition=models.Q(in_service=True),
@@ -200,3 +206,95 @@ class KBEntry(models.Model):
 
     def __str__(self):
         return f"{self.label}: {self.spectrum.plate_mjd_fiber} in {self.knowledge_base}"
+
+
+EXCLUDE = "exclude"  # a proposed label meaning: this spectrum does not belong in the task's knowledge base
+
+
+class Flag(models.Model):
+    """Someone's claim that a spectrum is mislabelled in a task's knowledge base, with the label they propose."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+        WITHDRAWN = "withdrawn"
+
+    task = models.ForeignKey(SearchTask, on_delete=models.PROTECT, related_name="flags")
+    spectrum = models.ForeignKey(Spectrum, on_delete=models.PROTECT, related_name="flags")
+    entry = models.ForeignKey(KBEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="flags",
+                              help_text="The entry flagged (its KB version is what the flagger saw)")
+    label = models.CharField(max_length=64, help_text="The label when flagged")
+    proposed_label = models.CharField(max_length=64, help_text=f"The label proposed, or '{EXCLUDE}' to leave it out")
+    reason = models.TextField()
+    raised_by = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="flags_raised")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    note = models.TextField(blank=True, help_text="The curator's note on accepting or rejecting")
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("review_flag", "Can accept or reject flags (curator)")]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "spectrum", "raised_by"], condition=models.Q(status="open"),
+                                    name="flag_one_open_per_user_and_entry"),
+            models.CheckConstraint(condition=~models.Q(proposed_label=models.F("label")), name="flag_proposes_a_change"),
+        ]
+        indexes = [models.Index(fields=["task", "spectrum", "status"])]
+
+    def __str__(self):
+        return f"flag {self.pk}: {self.label} -> {self.proposed_label} ({self.status})"
+
+
+class Correction(models.Model):
+    """A decided change to a spectrum's label in a task, applied by every knowledge-base version built after it."""
+
+    class Rule(models.TextChoices):
+        CURATOR = "curator", "a curator's decision"
+        CONSENSUS = "consensus", "agreeing flags"
+
+    task = models.ForeignKey(SearchTask, on_delete=models.PROTECT, related_name="corrections")
+    spectrum = models.ForeignKey(Spectrum, on_delete=models.PROTECT, related_name="corrections")
+    label = models.CharField(max_length=64, help_text="The catalog label it replaces")
+    corrected_label = models.CharField(max_length=64, help_text=f"The new label, or '{EXCLUDE}'")
+    rule = models.CharField(max_length=16, choices=Rule.choices)
+    decided_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                   help_text="The curator; empty when agreeing flags decided")
+    flags = models.ManyToManyField(Flag, related_name="corrections")
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(default=True, help_text="False once a later correction replaces it")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "spectrum"], condition=models.Q(active=True),
+                                    name="correction_one_active_per_entry"),
+        ]
+
+    def __str__(self):
+        return f"{self.task.name}: {self.spectrum.plate_mjd_fiber} {self.label} -> {self.corrected_label}"
+
+
+class AuditEvent(models.Model):
+    """One change, as it happened: who, when, what it was before and after, and why. Never edited."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                              help_text="Empty for the system (a consensus, a worker)")
+    action = models.CharField(max_length=48, db_index=True)
+    subject = models.CharField(max_length=100, help_text="What changed, e.g. 'flag 12' or 'knowledge base 7'")
+    task = models.ForeignKey(SearchTask, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    spectrum = models.ForeignKey(Spectrum, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["task", "spectrum"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor or 'system'}: {self.action} {self.subject}"

@@ -1,14 +1,19 @@
 """Reads for spectra and catalog labels."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
+from kb.agreement import krippendorff_alpha, vote_fractions
+from kb.bpt import bpt_class_from_lines
+from kb.catalogs import bpt_three_class
 from kb.knowledge import Labelled, label_spectrum
-from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.models import AuditEvent, CatalogLabel, Correction, Flag, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import PAPER, wave_grid
 from kb.store import SpectrumStore
 
@@ -164,3 +169,102 @@ def kb_entry_list(*, in_service_only: bool = True) -> QuerySet[KBEntry]:
     entries = KBEntry.objects.select_related("spectrum", "knowledge_base__task").order_by(
         "knowledge_base__task__name", "label", "spectrum__plate", "spectrum__mjd", "spectrum__fiberid")
     return entries.filter(knowledge_base__in_service=True) if in_service_only else entries
+
+
+def spectrum_task_label(*, task: SearchTask, spectrum: Spectrum) -> str | None:
+    """The spectrum's label in the task now: its active correction's, else its entry's in the newest
+    version holding it; None if no version of the task's knowledge base holds it."""
+    correction = Correction.objects.filter(task=task, spectrum=spectrum, active=True).first()
+    if correction is not None:
+        return correction.corrected_label
+    entry = KBEntry.objects.filter(knowledge_base__task=task, spectrum=spectrum).order_by("-knowledge_base__version").first()
+    return entry.label if entry else None
+
+
+def task_corrections(*, task: SearchTask) -> dict[int, Correction]:
+    """Spectrum id -> the active correction, for every corrected entry of the task."""
+    return {c.spectrum_id: c for c in Correction.objects.filter(task=task, active=True)}
+
+
+@dataclass
+class CurationItem:
+    """One flagged entry waiting for a curator: its open flags and what they propose."""
+
+    task: SearchTask
+    spectrum: Spectrum
+    label: str  # its label now
+    flags: list[Flag]
+    fractions: dict[str, float]  # proposed label -> share of the open flags
+    own_lines: str | None  # the BPT class its own line fluxes give (BPT tasks), for comparison
+
+    @property
+    def flaggers(self) -> int:
+        return len({flag.raised_by_id for flag in self.flags})
+
+    @property
+    def evidence(self) -> float:
+        """Weight of evidence that the label is wrong, before the neighbours are asked: the people
+        flagging times how far they agree, plus one if the spectrum's own lines disagree with its label."""
+        agreement = max(self.fractions.values(), default=0.0)
+        return self.flaggers * agreement + (1.0 if self.own_lines not in (None, self.label) else 0.0)
+
+
+def curation_items(*, task: SearchTask | None = None) -> list[CurationItem]:
+    """Every entry with open flags (of one task, or all), most evidence first."""
+    flags = Flag.objects.filter(status=Flag.Status.OPEN).select_related("task", "spectrum", "raised_by").order_by("created_at")
+    if task is not None:
+        flags = flags.filter(task=task)
+    grouped: dict[tuple[int, int], list[Flag]] = {}
+    for flag in flags:
+        grouped.setdefault((flag.task_id, flag.spectrum_id), []).append(flag)
+    items = []
+    for group in grouped.values():
+        first = group[0]
+        label = spectrum_task_label(task=first.task, spectrum=first.spectrum) or first.label
+        own = None
+        if first.task.labelling in ("bpt5", "bpt3"):
+            own = bpt_class_from_lines(first.spectrum.lines)
+            own = bpt_three_class(own) if first.task.labelling == "bpt3" else own
+        items.append(CurationItem(task=first.task, spectrum=first.spectrum, label=label, flags=group,
+                                  fractions=vote_fractions({f.raised_by_id: f.proposed_label for f in group}), own_lines=own))
+    return sorted(items, key=lambda item: (-item.evidence, item.flags[0].created_at))
+
+
+def agreement_report(*, task: SearchTask | None = None) -> dict:
+    """How far people agree on flagged entries: per entry, each label's share of the ratings (each
+    flagger's latest proposal, and each curator's decision: the accepted label, or the label kept when
+    they rejected), and Krippendorff's alpha over entries rated by two or more people."""
+    flags = Flag.objects.exclude(status=Flag.Status.WITHDRAWN).select_related("task", "spectrum", "raised_by", "closed_by")
+    if task is not None:
+        flags = flags.filter(task=task)
+    ratings: dict[tuple[int, int], dict[str, str]] = {}
+    decisions: dict[tuple[int, int], dict[str, str]] = {}
+    names: dict[tuple[int, int], tuple[str, str]] = {}
+    for flag in flags.order_by("created_at"):
+        key = (flag.task_id, flag.spectrum_id)
+        names[key] = (flag.task.name, flag.spectrum.plate_mjd_fiber)
+        ratings.setdefault(key, {})[flag.raised_by.username] = flag.proposed_label
+        if flag.closed_by is not None and flag.closed_by_id != flag.raised_by_id:  # a curator's decision
+            decided = decisions.setdefault(key, {})
+            if flag.status == Flag.Status.ACCEPTED:
+                decided[flag.closed_by.username] = flag.proposed_label
+            else:
+                decided.setdefault(flag.closed_by.username, flag.label)  # rejected: the label kept
+    for key, decided in decisions.items():
+        ratings[key].update(decided)
+    entries = [
+        {"task": names[key][0], "spectrum_id": key[1], "plate_mjd_fiber": names[key][1], "raters": len(r),
+         "fractions": vote_fractions(r)}
+        for key, r in ratings.items()
+    ]
+    return {"entries": entries, "krippendorff_alpha": krippendorff_alpha(ratings),
+            "entries_rated_twice": sum(len(r) >= 2 for r in ratings.values())}
+
+
+def audit_list(*, task: SearchTask | None = None, spectrum: Spectrum | None = None, action: str = "") -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.select_related("actor", "task", "spectrum")
+    if task is not None:
+        events = events.filter(task=task)
+    if spectrum is not None:
+        events = events.filter(spectrum=spectrum)
+    return events.filter(action=action) if action else events

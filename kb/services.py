@@ -20,10 +20,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from kb import catalogs
-from kb.knowledge import compose, held_out
-from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.knowledge import Labelled, compose, held_out
+from kb.models import EXCLUDE, AuditEvent, CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import prepare_file
-from kb.selectors import spectrum_store, task_labels
+from kb.selectors import spectrum_store, task_corrections, task_labels
 from kb.spectra import SdssSpectrum, lines_as_dict
 from kb.store import SpectrumStore
 
@@ -250,11 +250,18 @@ def knowledge_base_create(
 ) -> KnowledgeBase:
     """A new version of ``task``'s knowledge base, status 'building', with its entries chosen.
 
-    Entries are sampled (``kb.knowledge.compose``) from the labelled spectra not reserved for testing;
+    Entries are sampled (``kb.knowledge.compose``) from the labelled spectra not reserved for testing,
+    with the task's corrections applied (relabelled, or left out);
     ``training_run`` is the encoder checkpoint whose embeddings its index will hold. Nothing is written
     if the composition cannot be made.
     """
     labelled = task_labels(labelling=task.labelling, held_out=False)
+    for spectrum_id, correction in task_corrections(task=task).items():  # curators' and consensus corrections
+        if correction.corrected_label == EXCLUDE:
+            labelled.pop(spectrum_id, None)
+        elif spectrum_id in labelled:
+            labelled[spectrum_id] = Labelled(correction.corrected_label, ("curation",), {
+                "corrected_from": correction.label, "correction": correction.pk, "rule": correction.rule})
     chosen = compose(
         {pk: item.label for pk, item in labelled.items()},
         targets=tuple(task.target_labels), size=size, target_fraction=target_fraction, seed=seed,
@@ -297,13 +304,44 @@ def knowledge_base_fail(*, knowledge_base: KnowledgeBase, error: str) -> None:
 
 
 @transaction.atomic
-def knowledge_base_promote(*, knowledge_base: KnowledgeBase) -> KnowledgeBase:
-    """Put a ready version into service for its task, taking the previous one out (one switch)."""
+def knowledge_base_promote(*, knowledge_base: KnowledgeBase, actor=None, reason: str = "") -> KnowledgeBase:
+    """Put a ready version into service for its task, taking the previous one out (one switch), and
+    record who did it in the audit trail."""
     if knowledge_base.status != KnowledgeBase.Status.READY:
         raise ValueError(f"{knowledge_base} is not ready; only a built knowledge base can go into service")
-    KnowledgeBase.objects.select_for_update().filter(task=knowledge_base.task, in_service=True).exclude(
+    previous = KnowledgeBase.objects.select_for_update().filter(task=knowledge_base.task, in_service=True).exclude(
         pk=knowledge_base.pk
-    ).update(in_service=False)
+    )
+    before = {"in_service": [kb.version for kb in previous]}
+    previous.update(in_service=False)
     KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(in_service=True)
     knowledge_base.in_service = True
+    audit_record(actor=actor, action="knowledge_base_promoted", subject=f"knowledge base {knowledge_base.pk}",
+                 task=knowledge_base.task, before=before, after={"in_service": [knowledge_base.version]}, reason=reason)
     return knowledge_base
+
+
+@transaction.atomic
+def knowledge_base_discard(*, knowledge_base: KnowledgeBase, actor=None, reason: str = "") -> KnowledgeBase:
+    """Mark a built version that is not in service as discarded: it stays resolvable (old answers name
+    it) but is never promoted."""
+    kb = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+    if kb.in_service:
+        raise ValueError(f"{kb} is in service: promote another version first")
+    if kb.status == KnowledgeBase.Status.DISCARDED:
+        return kb
+    before = {"status": kb.status}
+    kb.status = KnowledgeBase.Status.DISCARDED
+    kb.save(update_fields=["status"])
+    audit_record(actor=actor, action="knowledge_base_discarded", subject=f"knowledge base {kb.pk}", task=kb.task,
+                 before=before, after={"status": kb.status}, reason=reason)
+    return kb
+
+
+def audit_record(*, actor, action: str, subject: str, task: SearchTask | None = None, spectrum: Spectrum | None = None,
+                 before: dict | None = None, after: dict | None = None, reason: str = "") -> AuditEvent:
+    """One entry of the audit trail; call it inside the transaction that makes the change."""
+    return AuditEvent.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None, action=action, subject=subject,
+        task=task, spectrum=spectrum, before=before or {}, after=after or {}, reason=reason,
+    )
