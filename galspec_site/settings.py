@@ -123,6 +123,8 @@ CELERY_TASK_ROUTES = {
     "inference.tasks.knowledge_base_*": {"queue": "embedding"},  # an index build embeds what is missing
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# An admin's operation whose worker has been silent this long is taken up by another (or a restarted) worker.
+GALSPEC_OPERATION_STALE_S = env.int("GALSPEC_OPERATION_STALE_S", default=120)
 
 # Pipeline defaults.
 GALSPEC_DEVICE = env("GALSPEC_DEVICE", default="auto")  # auto | cpu | cuda

@@ -86,3 +86,58 @@ class SearchJobResult(models.Model):
 
     def __str__(self):
         return f"{self.query}: {self.label or self.error}"
+
+
+class Operation(models.Model):
+    """Work an admin starts from the site: pre-training a new encoder, re-embedding, or rebuilding
+    knowledge bases. It ends with *candidate* knowledge-base versions, built but not in service, scored on
+    the same test reserve as the versions in service; the admin then promotes them (with the new
+    checkpoint, in one switch) or discards them. Until then the versions in service answer every search.
+    """
+
+    class Kind(models.TextChoices):
+        PRETRAIN = "pretrain", "pre-train a new encoder, embed, build every task's KB"
+        EMBED = "embed", "embed what is not embedded, rebuild every task's KB"
+        REBUILD = "rebuild", "rebuild knowledge bases (applying corrections)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"  # candidates built, waiting for the admin
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        PROMOTED = "promoted"
+        DISCARDED = "discarded"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    task = models.ForeignKey("kb.SearchTask", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                             help_text="For a rebuild: one task; empty: every task with a KB in service")
+    params = models.JSONField(default=dict, blank=True, help_text="For pre-training: preset and max_steps")
+    training_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                     help_text="The checkpoint the candidates use (a new one for pre-training)")
+    candidates = models.ManyToManyField("kb.KnowledgeBase", blank=True, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    stage = models.CharField(max_length=100, blank=True, help_text="What it is doing now")
+    step = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    history = models.JSONField(default=list, blank=True, help_text="Pre-training: [{step, train_loss, val_masked_mse}]")
+    cancel_requested = models.BooleanField(default=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from its worker")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker has taken it up")
+    requested_by = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        scope = self.task.name if self.task_id else "all tasks"
+        return f"operation {self.pk}: {self.kind} ({scope}), {self.status}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)

@@ -1,8 +1,10 @@
 """Celery tasks for inference: ids in, services called."""
 from celery import shared_task
+from celery.signals import worker_ready
 
 from inference.jobs import search_job_run
-from inference.models import SearchJob
+from inference.models import Operation, SearchJob
+from inference.operations import operation_run, operations_resume
 from inference.services import embedding_update, knowledge_base_index
 from kb.models import KnowledgeBase
 from training.models import TrainingRun
@@ -35,3 +37,16 @@ def search_job_run_task(self, job_id: int) -> dict:
     job = SearchJob.objects.select_related("task", "knowledge_base__training_run").get(pk=job_id)
     job = search_job_run(job=job)
     return {"status": job.status, "done": job.done, "failed": job.failed}
+
+
+@shared_task(bind=True, acks_late=True)
+def operation_run_task(self, operation_id: int) -> str:
+    """An admin's operation; after a worker dies it is sent again and carries on (inference.operations)."""
+    operation = Operation.objects.select_related("task", "training_run").get(pk=operation_id)
+    return operation_run(operation=operation).status
+
+
+@worker_ready.connect
+def _resume_operations(**kwargs) -> None:
+    """A worker starting takes up the operations a dead worker left running."""
+    operations_resume()

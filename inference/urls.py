@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inference import views
+from inference import curation_views, operation_views, views
 
 app_name = "inference"
 urlpatterns = [
@@ -11,4 +11,10 @@ urlpatterns = [
     path("jobs/<uuid:public_id>/", views.job, name="job"),
     path("jobs/<uuid:public_id>/progress/", views.job_progress, name="job-progress"),
     path("jobs/<uuid:public_id>/cancel/", views.job_cancel, name="job-cancel"),
+    path("curation/", curation_views.queue, name="curation"),
+    path("curation/<slug:task>/<int:spectrum_id>/", curation_views.item, name="curation-item"),
+    path("operations/", operation_views.operations, name="operations"),
+    path("operations/<int:pk>/", operation_views.operation, name="operation"),
+    path("operations/<int:pk>/progress/", operation_views.operation_progress, name="operation-progress"),
+    path("operations/<int:pk>/<str:decision>/", operation_views.operation_decide, name="operation-decide"),
 ]

@@ -68,10 +68,10 @@ def _answer(request, form: SearchForm):
     except ValueError as error:
         form.add_error(None, str(error))
         return render(request, "inference/search.html", {"form": form}, status=400)
-    return render(request, "inference/result.html", _evidence(request, answer, query))
+    return render(request, "inference/result.html", evidence_context(request, answer, query))
 
 
-def _evidence(request, answer: Answer, query: Query) -> dict:
+def evidence_context(request, answer: Answer, query: Query) -> dict:
     """What the result page shows: the vote, the neighbours, their spectra overlaid, their BPT positions."""
     flux, valid = spectrum_store().read()
     neighbours = {s.pk: s for s in Spectrum.objects.filter(pk__in=[n.spectrum_id for n in answer.neighbours])}

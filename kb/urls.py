@@ -9,4 +9,6 @@ urlpatterns = [
     path("tasks/", views.tasks, name="tasks"),
     path("tasks/<slug:name>/", views.task, name="task"),
     path("kb/", views.entries, name="entries"),
+    path("flag/<slug:task>/<int:spectrum_id>/", views.flag, name="flag"),
+    path("audit/", views.audit, name="audit"),
 ]

@@ -1,15 +1,20 @@
 """HTML pages of the ingested spectra, the search tasks and their knowledge bases."""
 import numpy as np
 import plotly.graph_objects as go
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 
 from kb.bpt import bpt_ratios
+from kb.curation import flag_raise
 from kb.filters import KBEntryFilter
-from kb.models import KnowledgeBase, SearchTask, Spectrum
+from kb.forms import FlagForm
+from kb.models import AuditEvent, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import (
+    audit_list,
     kb_entry_list,
     knowledge_base_list,
     label_counts,
@@ -18,6 +23,7 @@ from kb.selectors import (
     spectrum_flux,
     spectrum_get,
     spectrum_list,
+    spectrum_task_label,
 )
 
 LINES_SHOWN = {  # lines marked on plots: rest wavelength, Angstrom, vacuum
@@ -61,6 +67,44 @@ def spectrum_detail(request, pk: int):
         "tasks": search_task_list(),
     }
     return render(request, "kb/spectrum_detail.html", context)
+
+
+@login_required
+def flag(request, task: str, spectrum_id: int):
+    """Flag a spectrum as mislabelled in a task: the label it should have, and why."""
+    task = get_object_or_404(SearchTask, name=task)
+    spectrum = get_object_or_404(Spectrum, pk=spectrum_id)
+    form = FlagForm(request.POST or None, task=task)
+    current = spectrum_task_label(task=task, spectrum=spectrum)
+    if request.method == "POST" and form.is_valid():
+        try:
+            flag_raise(user=request.user, task=task, spectrum=spectrum, reason=form.cleaned_data["reason"],
+                       proposed_label=form.cleaned_data["proposed_label"],
+                       entry=KBEntry.objects.filter(knowledge_base__task=task, knowledge_base__in_service=True,
+                                                    spectrum=spectrum).first())
+        except ValueError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Flag recorded: spec-{spectrum.plate_mjd_fiber} in {task.name}, "
+                             f"{current} -> {form.cleaned_data['proposed_label']}. Curators will review it.")
+            return redirect("kb:spectrum-detail", pk=spectrum.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "kb/flag.html", {"form": form, "task": task, "spectrum": spectrum, "current": current},
+                  status=status)
+
+
+@permission_required("kb.view_auditevent", raise_exception=True)
+def audit(request):
+    """The audit trail, newest first: who changed what, when, from what to what, and why."""
+    task = SearchTask.objects.filter(name=request.GET.get("task", "")).first()
+    events = audit_list(task=task, action=request.GET.get("action", ""))
+    if request.GET.get("spectrum", "").isdigit():
+        events = events.filter(spectrum_id=int(request.GET["spectrum"]))
+    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(request, "kb/audit.html", {"events": page, "query": params.urlencode(), "tasks": search_task_list(),
+                                             "actions": AuditEvent.objects.values_list("action", flat=True).distinct()})
 
 
 def tasks(request):

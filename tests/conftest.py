@@ -44,20 +44,15 @@ def _database_url(settings_dict) -> str:
     return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
 
 
-@pytest.fixture
-def celery_worker_process(data_dir, settings):
-    """A real Celery worker in its own process, on this deployment's broker (Redis with REDIS_URL,
-    else the filesystem broker), sharing the test database and data folder. Tests using it need
-    ``django_db(transaction=True)`` so that what they write is committed and visible to it."""
+def start_worker(data_dir, settings, **environment) -> "subprocess.Popen":
+    """A real Celery worker in its own process, on this deployment's broker (Redis with REDIS_URL, else
+    the filesystem broker), sharing the test database and data folder; returns once it is ready."""
     import subprocess
     import sys
     import time
 
     from django.db import connection
 
-    from galspec_site.celery import app
-
-    app.control.purge() if settings.REDIS_URL else None
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "galspec_site.settings",
@@ -65,21 +60,35 @@ def celery_worker_process(data_dir, settings):
         "GALSPEC_DATA_DIR": str(data_dir),
         "GALSPEC_BROKER_DIR": str(settings.BROKER_DIR),
         "GALSPEC_TORCH_THREADS": "1",
+        **environment,
     }
-    log = open(data_dir / "worker.log", "w")
+    log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
+    log = open(log_path, "w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "galspec_site", "worker", "--pool=solo", "-Q", "default,embedding,training",
          "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "info"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    worker.log_path = log_path
     deadline = time.monotonic() + 60
-    while "ready" not in (data_dir / "worker.log").read_text() and worker.poll() is None and time.monotonic() < deadline:
+    while "ready" not in log_path.read_text() and worker.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert worker.poll() is None, (data_dir / "worker.log").read_text()
+    assert worker.poll() is None, log_path.read_text()
+    return worker
+
+
+@pytest.fixture
+def celery_worker_process(data_dir, settings):
+    """A real Celery worker (``start_worker``). Tests using it need ``django_db(transaction=True)`` so
+    that what they write is committed and visible to it."""
+    from galspec_site.celery import app
+
+    app.control.purge() if settings.REDIS_URL else None
+    worker = start_worker(data_dir, settings)
     yield worker
-    worker.terminate()
-    worker.wait(timeout=30)
-    log.close()
+    if worker.poll() is None:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 QUICK = dict(max_steps=3, eval_every=3, batch_size=8, warmup_steps=1)
