@@ -1,15 +1,20 @@
 """REST API for spectra, search tasks and knowledge bases: reads, open to everyone (throttled)."""
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers
+from rest_framework import generics, permissions, serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from galspec_site.api import Pagination
+from kb.curation import flag_raise, flag_review, flag_withdraw
+
 from kb.bpt import bpt_ratios
 from kb.filters import KBEntryFilter, KnowledgeBaseFilter, SpectrumFilter
-from kb.models import CatalogLabel, KBEntry, KnowledgeBase, SearchTask, Spectrum
-from kb.selectors import knowledge_base_entries, spectrum_flux
+from kb.models import AuditEvent, CatalogLabel, Correction, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.selectors import agreement_report, audit_list, flag_list, knowledge_base_entries, spectrum_flux
 
 
 class CatalogLabelSerializer(serializers.ModelSerializer):
@@ -151,3 +156,131 @@ class KBEntryListApi(generics.ListAPIView):
             return KBEntry.objects.none()
         kb = get_object_or_404(KnowledgeBase, pk=self.kwargs["pk"])
         return knowledge_base_entries(knowledge_base=kb)
+
+
+class FlagSerializer(serializers.ModelSerializer):
+    task = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    raised_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    closed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    specobjid = serializers.CharField(source="spectrum.specobjid", read_only=True)
+
+    class Meta:
+        model = Flag
+        fields = ["id", "task", "spectrum", "specobjid", "entry", "label", "proposed_label", "reason", "raised_by",
+                  "status", "created_at", "closed_at", "closed_by", "note"]
+
+
+class FlagListApi(APIView):
+    """Your flags (a curator sees everyone's), filtered by ``task`` and ``status``; or a new flag: the
+    spectrum is mislabelled in the task, here is the label it should have (or ``exclude``) and why."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    class FlagInputSerializer(serializers.Serializer):
+        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        spectrum = serializers.PrimaryKeyRelatedField(queryset=Spectrum.objects.all())
+        proposed_label = serializers.CharField(help_text="A label of the task, or 'exclude'")
+        reason = serializers.CharField()
+
+    @extend_schema(responses=FlagSerializer(many=True))
+    def get(self, request):
+        flags = flag_list(user=request.user, task=request.query_params.get("task", ""),
+                          status=request.query_params.get("status", ""))
+        paginator = Pagination()
+        page = paginator.paginate_queryset(flags, request, view=self)
+        return paginator.get_paginated_response(FlagSerializer(page, many=True).data)
+
+    @extend_schema(request=FlagInputSerializer, responses={201: FlagSerializer})
+    def post(self, request):
+        serializer = self.FlagInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            flag = flag_raise(user=request.user, task=data["task"], spectrum=data["spectrum"],
+                              proposed_label=data["proposed_label"], reason=data["reason"])
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        return Response(FlagSerializer(flag).data, status=status.HTTP_201_CREATED)
+
+
+class FlagWithdrawApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses=FlagSerializer)
+    def post(self, request, pk: int):
+        try:
+            flag = flag_withdraw(user=request.user, flag=get_object_or_404(Flag, pk=pk))
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        return Response(FlagSerializer(flag).data)
+
+
+class CurationDecisionApi(APIView):
+    """A curator's decision on an entry's open flags: accept (correcting it to ``label``, by default the
+    label most flags propose) or reject them; the note goes into the audit trail."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    class DecisionInputSerializer(serializers.Serializer):
+        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        spectrum = serializers.PrimaryKeyRelatedField(queryset=Spectrum.objects.all())
+        accept = serializers.BooleanField()
+        label = serializers.CharField(required=False, allow_null=True, default=None)
+        note = serializers.CharField()
+
+    class CorrectionSerializer(serializers.ModelSerializer):
+        task = serializers.SlugRelatedField(slug_field="name", read_only=True)
+        decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+        class Meta:
+            model = Correction
+            fields = ["id", "task", "spectrum", "label", "corrected_label", "rule", "decided_by", "reason", "created_at"]
+
+    @extend_schema(request=DecisionInputSerializer, responses=CorrectionSerializer)
+    def post(self, request):
+        serializer = self.DecisionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            correction = flag_review(user=request.user, task=data["task"], spectrum=data["spectrum"], accept=data["accept"],
+                                     label=data["label"], note=data["note"])
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        return Response(self.CorrectionSerializer(correction).data if correction else {"rejected": True})
+
+
+class AuditListApi(generics.ListAPIView):
+    """The audit trail, newest first (curators and admins), filtered by ``task``, ``spectrum`` and ``action``."""
+
+    class AuditEventSerializer(serializers.ModelSerializer):
+        actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+        task = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+        class Meta:
+            model = AuditEvent
+            fields = ["id", "at", "actor", "action", "subject", "task", "spectrum", "before", "after", "reason"]
+
+    class MayViewAudit(permissions.BasePermission):
+        message = "the audit trail is for curators and administrators"
+
+        def has_permission(self, request, view):
+            return request.user.has_perm("kb.view_auditevent")
+
+    serializer_class = AuditEventSerializer
+    filterset_fields = ["action", "spectrum"]
+    permission_classes = [permissions.IsAuthenticated, MayViewAudit]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator reads no database
+            return AuditEvent.objects.none()
+        task = SearchTask.objects.filter(name=self.request.query_params.get("task", "")).first()
+        return audit_list(task=task)
+
+
+class AgreementApi(APIView):
+    """Vote fractions per flagged entry and Krippendorff's alpha across flaggers and curators."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        task = SearchTask.objects.filter(name=request.query_params.get("task", "")).first()
+        return Response(agreement_report(task=task))

@@ -268,3 +268,13 @@ def audit_list(*, task: SearchTask | None = None, spectrum: Spectrum | None = No
     if spectrum is not None:
         events = events.filter(spectrum=spectrum)
     return events.filter(action=action) if action else events
+
+
+def flag_list(*, user, task: str = "", status: str = "") -> QuerySet[Flag]:
+    """A person's flags; everyone's for a curator."""
+    flags = Flag.objects.select_related("task", "spectrum", "raised_by", "closed_by")
+    if not user.has_perm("kb.review_flag"):
+        flags = flags.filter(raised_by=user)
+    if task:
+        flags = flags.filter(task__name=task)
+    return flags.filter(status=status) if status else flags

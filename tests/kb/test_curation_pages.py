@@ -1,0 +1,117 @@
+"""Curation through the pages and the API: flag, review in the queue, the audit trail, agreement."""
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from kb.curation import flag_raise
+from kb.models import AuditEvent, Correction, Flag
+
+pytestmark = pytest.mark.django_db
+
+
+def person(name: str, role: str | None) -> User:
+    user = User.objects.create_user(name, password=f"{name}-password-1")
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return User.objects.get(pk=user.pk)
+
+
+def api(user=None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+@pytest.fixture
+def entry(searchable):
+    return searchable["lens"].entries.filter(label="other").select_related("spectrum", "knowledge_base__task").first()
+
+
+def test_flag_from_the_spectrum_page(client, entry):
+    client.force_login(person("vera", "astronomer"))
+    page = client.get(f"/spectra/{entry.spectrum_id}/").content.decode()
+    assert f'href="/flag/lens/{entry.spectrum_id}/"' in page
+    form = client.get(f"/flag/lens/{entry.spectrum_id}/").content.decode()
+    assert 'value="exclude"' in form and 'value="lens"' in form and "labelled <span class=\"tag\">other</span>" in form
+    response = client.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "lens", "reason": "an arc"})
+    assert response.status_code == 302
+    flag = Flag.objects.get()
+    assert (flag.raised_by.username, flag.proposed_label, flag.entry) == ("vera", "lens", entry)
+    again = client.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "exclude", "reason": "again"})
+    assert again.status_code == 400 and "you already have an open flag" in again.content.decode()
+
+
+def test_anonymous_people_and_people_without_a_role_cannot_flag(client, entry):
+    response = client.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "lens", "reason": "x"})
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    client.force_login(person("mallory", None))
+    assert client.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "lens", "reason": "x"}).status_code == 403
+    assert api().post("/api/v1/flags/", {"task": "lens", "spectrum": entry.spectrum_id, "proposed_label": "lens",
+                                          "reason": "x"}).status_code == 401
+    assert not Flag.objects.exists()
+
+
+def test_a_curator_works_through_the_queue(client, entry):
+    flag_raise(user=person("vera", "astronomer"), task=entry.knowledge_base.task, spectrum=entry.spectrum,
+               proposed_label="lens", reason="an arc")
+    curator = person("cecilia", "curator")
+    client.force_login(curator)
+    queue = client.get("/curation/").content.decode()
+    assert f"/curation/lens/{entry.spectrum_id}/" in queue and "lens (1.00)" in queue
+    item = client.get(f"/curation/lens/{entry.spectrum_id}/").content.decode()
+    assert "an arc" in item and 'id="spectrum-plot"' in item and "spectrum-data" in item
+    missing_note = client.post(f"/curation/lens/{entry.spectrum_id}/", {"decision": "accept", "label": "lens", "note": ""})
+    assert missing_note.status_code == 400 and not Correction.objects.exists()
+    done = client.post(f"/curation/lens/{entry.spectrum_id}/", {"decision": "accept", "label": "lens", "note": "clear arc"})
+    assert done.status_code == 302
+    correction = Correction.objects.get()
+    assert (correction.decided_by, correction.corrected_label, correction.rule) == (curator, "lens", "curator")
+    audit = client.get("/audit/?task=lens").content.decode()
+    assert "flag_accepted" in audit and "correction_applied" in audit and "clear arc" in audit
+
+
+def test_astronomers_see_neither_the_queue_nor_the_audit_trail(client, entry):
+    astronomer = person("vera", "astronomer")
+    client.force_login(astronomer)
+    assert client.get("/curation/").status_code == 403
+    assert client.get("/audit/").status_code == 403
+    assert api(astronomer).get("/api/v1/audit/").status_code == 403
+
+
+def test_flags_through_the_api(entry):
+    vera, ann = person("vera", "astronomer"), person("ann", "astronomer")
+    body = {"task": "lens", "spectrum": entry.spectrum_id, "proposed_label": "lens", "reason": "an arc"}
+    created = api(vera).post("/api/v1/flags/", body)
+    assert created.status_code == 201 and created.json()["status"] == "open"
+    twice = api(vera).post("/api/v1/flags/", body)
+    assert twice.status_code == 400 and "already have an open flag" in twice.json()["error"]["message"]
+    bad = api(ann).post("/api/v1/flags/", {**body, "proposed_label": "quasar"})
+    assert "not a label of task lens" in bad.json()["error"]["message"]
+    assert api(ann).get("/api/v1/flags/").json()["count"] == 0  # only one's own
+    assert api(vera).get("/api/v1/flags/?status=open").json()["count"] == 1
+    flag_id = created.json()["id"]
+    assert api(ann).post(f"/api/v1/flags/{flag_id}/withdraw/").status_code == 403
+    assert api(vera).post(f"/api/v1/flags/{flag_id}/withdraw/").json()["status"] == "withdrawn"
+
+
+def test_decisions_audit_and_agreement_through_the_api(entry):
+    for name in ("vera", "ann"):
+        api(person(name, "astronomer")).post("/api/v1/flags/", {"task": "lens", "spectrum": entry.spectrum_id,
+                                                                   "proposed_label": "lens", "reason": "arc"})
+    curator = person("cecilia", "curator")
+    assert api(User.objects.get(username="ann")).post("/api/v1/curation/decisions/", {
+        "task": "lens", "spectrum": entry.spectrum_id, "accept": True, "note": "me"}).status_code == 403
+    decided = api(curator).post("/api/v1/curation/decisions/", {"task": "lens", "spectrum": entry.spectrum_id,
+                                                                "accept": True, "note": "arc confirmed"})
+    assert decided.json()["corrected_label"] == "lens" and decided.json()["decided_by"] == "cecilia"
+    late = api(curator).post("/api/v1/curation/decisions/", {"task": "lens", "spectrum": entry.spectrum_id,
+                                                             "accept": False, "note": "second thoughts"})
+    assert late.status_code == 400 and "has no open flags" in late.json()["error"]["message"]
+    events = api(curator).get("/api/v1/audit/?task=lens&action=flag_accepted").json()["results"]
+    assert len(events) == 2 and {e["actor"] for e in events} == {"cecilia"}
+    assert AuditEvent.objects.filter(action="flag_raised").count() == 2
+    agreement = api(curator).get("/api/v1/curation/agreement/?task=lens").json()
+    (item,) = agreement["entries"]
+    assert item["fractions"] == {"lens": 1.0} and item["raters"] == 3
