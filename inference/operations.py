@@ -25,7 +25,13 @@ from inference.models import Operation
 from inference.services import embedding_update, knowledge_base_index
 from kb.models import KnowledgeBase, SearchTask
 from kb.roles import OPERATE
-from kb.services import audit_record, knowledge_base_create, knowledge_base_discard, knowledge_base_fail, knowledge_base_promote
+from kb.services import (
+    audit_record,
+    knowledge_base_create,
+    knowledge_base_discard,
+    knowledge_base_fail,
+    knowledge_base_promote,
+)
 from training.models import TrainingRun
 from training.selectors import training_run_in_service
 from training.services import training_run_create, training_run_execute, training_run_promote

@@ -9,9 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from galspec_site.api import Pagination
-from kb.curation import flag_raise, flag_review, flag_withdraw
-
 from kb.bpt import bpt_ratios
+from kb.curation import flag_raise, flag_review, flag_withdraw
 from kb.filters import KBEntryFilter, KnowledgeBaseFilter, SpectrumFilter
 from kb.models import AuditEvent, CatalogLabel, Correction, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import agreement_report, audit_list, flag_list, knowledge_base_entries, spectrum_flux

@@ -13,7 +13,17 @@ from kb.agreement import krippendorff_alpha, vote_fractions
 from kb.bpt import bpt_class_from_lines
 from kb.catalogs import bpt_three_class
 from kb.knowledge import Labelled, label_spectrum
-from kb.models import AuditEvent, CatalogLabel, Correction, Flag, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.models import (
+    AuditEvent,
+    CatalogLabel,
+    Correction,
+    Flag,
+    IngestRun,
+    KBEntry,
+    KnowledgeBase,
+    SearchTask,
+    Spectrum,
+)
 from kb.preprocess import PAPER, wave_grid
 from kb.store import SpectrumStore
 

@@ -44,7 +44,7 @@ def _database_url(settings_dict) -> str:
     return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
 
 
-def start_worker(data_dir, settings, **environment) -> "subprocess.Popen":
+def start_worker(data_dir, settings, **environment):
     """A real Celery worker in its own process, on this deployment's broker (Redis with REDIS_URL, else
     the filesystem broker), sharing the test database and data folder; returns once it is ready."""
     import subprocess
@@ -127,3 +127,24 @@ def shipped_task(name: str):
         "title": task.title, "description": task.description, "labelling": task.labelling,
         "target_labels": list(task.target_labels)})
     return row
+
+
+def person(name: str, role: str | None = "astronomer"):
+    """A user in one of the role groups (kb.roles), fetched afresh so that no permission is cached."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(name, password=f"{name}-password-1")
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return User.objects.get(pk=user.pk)
+
+
+def api_client(user=None):
+    """A DRF test client, with ``user``'s token when given."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client

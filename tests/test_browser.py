@@ -130,3 +130,65 @@ def test_a_batch_job_runs_to_completion_and_its_csv_downloads(live_server, page,
     rows = list(csv.DictReader(io.StringIO(open(download.value.path()).read())))
     assert [r["plate_mjd_fiber"] for r in rows] == [s.plate_mjd_fiber for s in spectra]
     assert [r["label"] for r in rows] == [search(task="lens", spectrum=s).label for s in spectra]
+
+
+def _log_in(page, live_server, username: str, password: str, then: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/?next={then}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"**{then}")
+
+
+def test_flag_a_neighbour_then_a_curator_accepts(live_server, page, searchable):
+    from django.contrib.auth.models import Group
+
+    from kb.models import Correction
+
+    for name, role in (("vera", "astronomer"), ("cecilia", "curator")):
+        User.objects.create_user(name, password=f"{name}-password-1").groups.add(Group.objects.get(name=role))
+    spectrum = Spectrum.objects.filter(held_out=True).first()
+    _log_in(page, live_server, "vera", "vera-password-1", "/")
+    page.select_option("select[name=task]", "lens")
+    page.fill("input[name=identifier]", spectrum.specobjid)
+    page.click("main button[type=submit]")
+    page.wait_for_selector("#neighbours")
+    neighbour = page.locator("#neighbours tbody tr").first
+    label = neighbour.locator(".tag").text_content()
+    neighbour.locator("a.flag").click()
+    proposed = "lens" if label == "other" else "other"
+    page.select_option("select[name=proposed_label]", proposed)
+    page.fill("textarea[name=reason]", "a second set of lines at another redshift")
+    page.click("main button[type=submit]")
+    assert "Flag recorded" in page.text_content(".messages")
+
+    page.context.clear_cookies()
+    _log_in(page, live_server, "cecilia", "cecilia-password-1", "/curation/")
+    page.click("#queue tbody tr a")
+    page.wait_for_selector("#flags")
+    assert "a second set of lines" in page.text_content("#flags")
+    page.fill("textarea[name=note]", "confirmed in the spectrum")
+    page.click("button[value=accept]")
+    page.wait_for_url("**/curation/")
+    correction = Correction.objects.get()
+    assert (correction.corrected_label, correction.decided_by.username) == (proposed, "cecilia")
+
+
+def test_an_admin_rebuilds_watches_and_promotes(live_server, page, searchable, celery_worker_process):
+    from django.contrib.auth.models import Group
+
+    from inference.models import Operation
+
+    User.objects.create_user("grace", password="grace-password-1").groups.add(Group.objects.get(name="admin"))
+    _log_in(page, live_server, "grace", "grace-password-1", "/operations/")
+    page.select_option("select[name=kind]", "rebuild")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/operations/*/")
+    page.wait_for_selector("#comparison", timeout=240_000)  # the page reloads itself when the bar completes
+    assert page.text_content("#operation-status") == "done"
+    assert "bpt3" in page.text_content("#comparison") and "lens" in page.text_content("#comparison")
+    page.click("#promote")
+    page.wait_for_selector("text=Promoted by grace")
+    operation = Operation.objects.get()
+    assert operation.status == "promoted" and operation.candidates.count() == 2
+    assert all(kb.in_service for kb in operation.candidates.all())

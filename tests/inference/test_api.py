@@ -14,16 +14,12 @@ from galspec_site.celery import app as celery_app
 from inference.models import SearchJob
 from inference.search import search
 from kb.models import Spectrum
+from tests.conftest import api_client as _client
 from tests.conftest import shipped_task
 
 pytestmark = pytest.mark.django_db
 
 
-def _client(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
 
 
 @pytest.fixture

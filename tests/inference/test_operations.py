@@ -4,7 +4,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
@@ -19,16 +18,12 @@ from inference.operations import (
 )
 from inference.search import search
 from kb.models import AuditEvent, KnowledgeBase, Spectrum
-from tests.conftest import shipped_task, start_worker
+from tests.conftest import person, shipped_task, start_worker
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 
 
-def person(name: str, role: str) -> User:
-    user = User.objects.create_user(name, password=f"{name}-password-1")
-    user.groups.add(Group.objects.get(name=role))
-    return User.objects.get(pk=user.pk)
 
 
 @pytest.fixture

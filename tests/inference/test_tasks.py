@@ -1,7 +1,7 @@
 """Embedding and pre-training as Celery tasks, run by a real worker process."""
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from inference import index as vector_index
 from inference.models import EmbeddingSet

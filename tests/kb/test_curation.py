@@ -2,7 +2,7 @@
 import threading
 
 import pytest
-from django.contrib.auth.models import AnonymousUser, Group, User
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
@@ -10,16 +10,11 @@ from inference.services import knowledge_base_build
 from kb.curation import flag_raise, flag_review, flag_withdraw
 from kb.models import EXCLUDE, AuditEvent, Correction, Flag, KBEntry
 from kb.selectors import agreement_report, curation_items
-from tests.conftest import shipped_task
+from tests.conftest import person, shipped_task
 
 pytestmark = pytest.mark.django_db
 
 
-def person(name: str, role: str | None = "astronomer") -> User:
-    user = User.objects.create_user(name, password=f"{name}-password-1")
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    return User.objects.get(pk=user.pk)  # fresh: no cached permissions
 
 
 def curation_events():

@@ -1,27 +1,17 @@
 """Curation through the pages and the API: flag, review in the queue, the audit trail, agreement."""
 import pytest
-from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
+from django.contrib.auth.models import User
 
 from kb.curation import flag_raise
 from kb.models import AuditEvent, Correction, Flag
+from tests.conftest import api_client as api
+from tests.conftest import person
 
 pytestmark = pytest.mark.django_db
 
 
-def person(name: str, role: str | None) -> User:
-    user = User.objects.create_user(name, password=f"{name}-password-1")
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    return User.objects.get(pk=user.pk)
 
 
-def api(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
 
 
 @pytest.fixture

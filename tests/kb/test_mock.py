@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from kb.bpt import bpt_region
 from kb.catalogs import specobjid_decode
 from kb.mock import generate_survey
-from kb.bpt import bpt_region
 from kb.mock.populations import OUTLIER_KINDS
 from kb.spectra import read_spectrum
 

@@ -4,9 +4,9 @@ import torch
 
 from training.model import (
     EncoderConfig,
-    fill_gaps,
     GalSpecEncoder,
     MaskedSpectrumModel,
+    fill_gaps,
     interpolation_baseline,
     pad,
     patchify,
