@@ -2,6 +2,7 @@
 services (``manage.py build_kb``), never edited here: a built version never changes."""
 from django.contrib import admin
 
+from kb.curation import search_task_configure
 from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
 
 
@@ -23,7 +24,17 @@ class SpectrumAdmin(admin.ModelAdmin):
 
 @admin.register(SearchTask)
 class SearchTaskAdmin(admin.ModelAdmin):
-    list_display = ["name", "title", "labelling", "target_labels"]
+    """Only the consensus rule is edited here (through its service, which audits the change)."""
+
+    list_display = ["name", "title", "labelling", "target_labels", "consensus_flags", "curator_decides"]
+    readonly_fields = ["name", "title", "description", "labelling", "target_labels"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        search_task_configure(task=obj, consensus_flags=obj.consensus_flags, curator_decides=obj.curator_decides,
+                              actor=request.user)
 
 
 @admin.register(KnowledgeBase)

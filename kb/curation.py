@@ -72,12 +72,13 @@ def flag_raise(*, user, task: SearchTask, spectrum: Spectrum, proposed_label: st
 
 def _consensus_apply(*, task: SearchTask, spectrum: Spectrum) -> Correction | None:
     """Correct the entry if its open flags now reach the task's consensus."""
+    needed = SearchTask.objects.values_list("consensus_flags", flat=True).get(pk=task.pk)  # the rule as it is now
     open_flags = list(Flag.objects.filter(task=task, spectrum=spectrum, status=Flag.Status.OPEN))
-    agreed = consensus({flag.raised_by_id: flag.proposed_label for flag in open_flags}, needed=task.consensus_flags)
+    agreed = consensus({flag.raised_by_id: flag.proposed_label for flag in open_flags}, needed=needed)
     if agreed is None:
         return None
     agreeing = [flag for flag in open_flags if flag.proposed_label == agreed]
-    reason = f"{len(agreeing)} independent flags propose {agreed} (the task needs {task.consensus_flags})"
+    reason = f"{len(agreeing)} independent flags propose {agreed} (the task needs {needed})"
     return _correction_apply(task=task, spectrum=spectrum, corrected_label=agreed, rule=Correction.Rule.CONSENSUS,
                              actor=None, flags=open_flags, reason=reason)
 
@@ -127,7 +128,7 @@ def flag_review(*, user, task: SearchTask, spectrum: Spectrum, accept: bool, not
             audit_record(actor=user, action="flag_rejected", subject=f"flag {flag.pk}", task=task, spectrum=spectrum,
                          before=before, after=_flag_state(flag), reason=note)
         return None
-    if not task.curator_decides:
+    if not SearchTask.objects.values_list("curator_decides", flat=True).get(pk=task.pk):
         raise ValueError(f"in task {task.name} only agreeing flags correct an entry ({task.consensus_flags} needed)")
     proposed = [flag.proposed_label for flag in open_flags]
     label = label or max(dict.fromkeys(proposed), key=proposed.count)
@@ -150,3 +151,14 @@ def flag_withdraw(*, user, flag: Flag) -> Flag:
     audit_record(actor=user, action="flag_withdrawn", subject=f"flag {flag.pk}", task=flag.task, spectrum=flag.spectrum,
                  before=before, after=_flag_state(flag))
     return flag
+
+
+@transaction.atomic
+def search_task_configure(*, task: SearchTask, consensus_flags: int, curator_decides: bool, actor) -> SearchTask:
+    """Change a task's consensus rule; the audit trail keeps the old and the new rule."""
+    before = SearchTask.objects.select_for_update().values("consensus_flags", "curator_decides").get(pk=task.pk)
+    after = {"consensus_flags": consensus_flags, "curator_decides": curator_decides}
+    SearchTask.objects.filter(pk=task.pk).update(**after)
+    audit_record(actor=actor, action="task_rule_changed", subject=f"task {task.name}", task=task, before=before, after=after)
+    task.refresh_from_db()
+    return task

@@ -1,7 +1,8 @@
 """Filters for the spectra and knowledge-base lists, shared by the pages and the API (django-filter)."""
 import django_filters
+from django.db.models import Exists, OuterRef
 
-from kb.models import Catalog, KBEntry, KnowledgeBase, Spectrum
+from kb.models import Catalog, Flag, KBEntry, KnowledgeBase, Spectrum
 
 
 class SpectrumFilter(django_filters.FilterSet):
@@ -19,6 +20,7 @@ class SpectrumFilter(django_filters.FilterSet):
 
 class KBEntryFilter(django_filters.FilterSet):
     task = django_filters.CharFilter(field_name="knowledge_base__task__name", label="Search task (e.g. lens)")
+    flagged = django_filters.BooleanFilter(method="filter_flagged", label="Has open flags")
     label = django_filters.CharFilter(label="Label in the knowledge base")
     z_min = django_filters.NumberFilter(field_name="spectrum__z", lookup_expr="gte", label="Redshift at least")
     z_max = django_filters.NumberFilter(field_name="spectrum__z", lookup_expr="lte", label="Redshift at most")
@@ -26,6 +28,13 @@ class KBEntryFilter(django_filters.FilterSet):
     class Meta:
         model = KBEntry
         fields = ["knowledge_base"]
+
+    def filter_flagged(self, queryset, name, value):
+        if value is None:
+            return queryset
+        open_flags = Flag.objects.filter(task=OuterRef("knowledge_base__task"), spectrum=OuterRef("spectrum"),
+                                         status=Flag.Status.OPEN)
+        return queryset.filter(Exists(open_flags)) if value else queryset.exclude(Exists(open_flags))
 
 
 class KnowledgeBaseFilter(django_filters.FilterSet):

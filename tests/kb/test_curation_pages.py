@@ -105,3 +105,28 @@ def test_decisions_audit_and_agreement_through_the_api(entry):
     agreement = api(curator).get("/api/v1/curation/agreement/?task=lens").json()
     (item,) = agreement["entries"]
     assert item["fractions"] == {"lens": 1.0} and item["raters"] == 3
+
+
+def test_the_kb_browser_and_api_filter_flagged_entries(client, entry):
+    flag_raise(user=person("vera", "astronomer"), task=entry.knowledge_base.task, spectrum=entry.spectrum,
+               proposed_label="lens", reason="an arc")
+    page = client.get("/kb/", {"task": "lens", "flagged": "true"}).content.decode()
+    assert "1 entries." in page and entry.spectrum.plate_mjd_fiber in page
+    unflagged = api().get(f"/api/v1/knowledge-bases/{entry.knowledge_base_id}/entries/?flagged=false&page_size=1000")
+    assert unflagged.json()["count"] == entry.knowledge_base.size - 1
+
+
+def test_an_admin_changes_a_tasks_consensus_rule_and_it_is_audited(client, entry):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("ada", password="ada-password-1"))
+    response = client.post("/admin/kb/searchtask/" + str(entry.knowledge_base.task_id) + "/change/",
+                           {"consensus_flags": 2, "curator_decides": "on"})
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="task_rule_changed")
+    assert event.before == {"consensus_flags": 3, "curator_decides": True}
+    assert event.after == {"consensus_flags": 2, "curator_decides": True} and event.actor.username == "ada"
+    for name in ("vera", "ann"):
+        flag_raise(user=person(name, "astronomer"), task=entry.knowledge_base.task, spectrum=entry.spectrum,
+                   proposed_label="lens", reason="arc")
+    assert Correction.objects.get().rule == "consensus"  # two flags are now enough
