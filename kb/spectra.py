@@ -15,6 +15,7 @@ Everything that can go wrong with a file raises ``SpectrumFileError`` naming the
 from __future__ import annotations
 
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +135,9 @@ def read_spectrum(path: str | Path) -> SdssSpectrum:
         raise SpectrumFileError(path, "file not found") from None
     except OSError as error:  # astropy raises OSError for non-FITS files and truncated data
         raise SpectrumFileError(path, f"not a readable FITS file ({error})") from None
-    except (TypeError, ValueError, IndexError, KeyError) as error:
-        raise SpectrumFileError(path, f"malformed FITS content ({error})") from None
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, ArithmeticError, struct.error,
+            fits.VerifyError) as error:  # what astropy raises on corrupt headers and tables (found by fuzzing)
+        raise SpectrumFileError(path, f"malformed FITS content ({type(error).__name__}: {error})") from None
 
 
 def _table(path: Path, hdus: fits.HDUList, name: str):
