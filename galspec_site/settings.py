@@ -18,6 +18,16 @@ DEBUG = env.bool("GALSPEC_DEBUG", default=False)
 SECRET_KEY = env("GALSPEC_SECRET_KEY", default="galspec-insecure-development-key-change-me")
 ALLOWED_HOSTS = env.list("GALSPEC_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
+# Behind HTTPS (production): secure cookies, redirects to https, HSTS. Off by default so that the demo's
+# plain-http site on localhost can log people in; `manage.py check --deploy` is clean with it on.
+HTTPS = env.bool("GALSPEC_HTTPS", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = env.int("GALSPEC_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None  # TLS ends at the proxy
+CSRF_TRUSTED_ORIGINS = env.list("GALSPEC_CSRF_TRUSTED_ORIGINS", default=[])
+
 # Arrays (preprocessed flux, embeddings), checkpoints, indexes and the embedded broker live here.
 DATA_DIR = Path(env("GALSPEC_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
