@@ -151,3 +151,8 @@ def load(folder: str | Path) -> tuple[faiss.Index, dict]:
 
 def spec_dict(spec: IndexSpec) -> dict:
     return asdict(spec)
+
+
+def index_ids(index: faiss.Index) -> np.ndarray:
+    """(ntotal,) int64: the ids an index (built by ``build``, so an IndexIDMap2) holds."""
+    return faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
