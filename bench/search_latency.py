@@ -1,0 +1,120 @@
+"""Search latency against knowledge-base size, exact and approximate, and our overhead over raw faiss.
+
+    .venv/bin/python bench/search_latency.py --out var/bench/search_latency.json
+    .venv/bin/python bench/search_latency.py --sizes 10000 100000 --kinds flat hnsw --queries 100
+
+For each size and index kind: build time, recall@3 against the exact index on the same queries (an
+approximate index first widens its search to recall 0.95, as ``build_kb`` does), and the latency of one
+query, p50 and p99 over ``--queries`` queries, both through our path (``inference.index.search``: the
+tie-breaking by id, then ``inference.retrieval.vote_all``: the labels and the weighted vote) and through
+raw faiss (``index.search`` alone). The difference is our overhead.
+
+Vectors are synthetic: a mixture of 1,000 Gaussian clusters in 512 dimensions (the small preset's
+embedding width), so that neighbours are meaningful and an approximate index's recall is not trivially
+low; they are not SDSS embeddings. Queries are drawn from the same clusters and are in no knowledge base.
+Times are wall-clock, faiss's OpenMP threads as configured (printed). Prints JSON; ``--out`` also writes it.
+"""
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from inference import index as vector_index  # noqa: E402
+from inference.retrieval import vote_all  # noqa: E402
+
+WIDTH, CLUSTERS, LABELS = 512, 1000, ("star-forming", "composite", "seyfert", "liner", "normal")
+
+
+def clustered(rng: np.random.Generator, rows: int, centres: np.ndarray) -> np.ndarray:
+    """(rows, D) float32 around randomly chosen centres, filled in chunks."""
+    out = np.empty((rows, centres.shape[1]), dtype=np.float32)
+    for start in range(0, rows, 65_536):
+        block = out[start : start + 65_536]
+        rng.standard_normal(out=block, dtype=np.float32)
+        block *= 0.35
+        block += centres[rng.integers(len(centres), size=len(block))]
+    return out
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4)}
+
+
+def measure(vectors: np.ndarray, queries: np.ndarray, kind: str, exact_found, labels: dict) -> dict:
+    ids = np.arange(1, len(vectors) + 1, dtype=np.int64)
+    start = time.perf_counter()
+    spec = vector_index.IndexSpec(kind=kind)
+    index = vector_index.build(vectors, ids, spec)
+    build_s = time.perf_counter() - start
+    recall = 1.0
+    if kind != "flat":
+        spec, recall = vector_index.tune(index, spec, queries, exact_found, target=0.95)
+    ours, raw = [], []
+    for query in queries:
+        q = query[None]
+        t0 = time.perf_counter()
+        index.search(q, 3)
+        t1 = time.perf_counter()
+        vote_all(vector_index.search(index, q, 3), labels)
+        t2 = time.perf_counter()
+        raw.append(t1 - t0)
+        ours.append(t2 - t1)
+    ours_p, raw_p = percentiles(ours), percentiles(raw)
+    return {
+        "kind": kind, "size": len(vectors), "build_s": round(build_s, 2), "recall_at_3": round(recall, 4),
+        "params": vector_index.spec_dict(spec), "ours": ours_p, "raw_faiss": raw_p,
+        "overhead_p50_ms": round(ours_p["p50_ms"] - raw_p["p50_ms"], 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf"])
+    parser.add_argument("--hnsw-max", type=int, default=100_000, help="largest size to build HNSW for (slow to build)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(args.seed)
+    centres = rng.standard_normal((CLUSTERS, WIDTH), dtype=np.float32)
+    pool = clustered(rng, max(args.sizes), centres)
+    queries = clustered(rng, args.queries, centres)
+    labels_all = rng.choice(len(LABELS), size=len(pool))
+    rows = []
+    for size in sorted(args.sizes):
+        vectors = pool[:size]
+        labels = {i + 1: LABELS[labels_all[i]] for i in range(size)}
+        exact_index = vector_index.build(vectors, np.arange(1, size + 1, dtype=np.int64))
+        exact_found = vector_index.search(exact_index, queries, 3)
+        del exact_index
+        for kind in args.kinds:
+            if kind == "hnsw" and size > args.hnsw_max:
+                continue
+            row = measure(vectors, queries, kind, exact_found, labels)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    result = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "faiss_threads": faiss.omp_get_max_threads(),
+                    "faiss": faiss.__version__},
+        "vectors": f"synthetic: {CLUSTERS} Gaussian clusters in {WIDTH} dimensions, not SDSS embeddings",
+        "queries": args.queries, "rows": rows,
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
