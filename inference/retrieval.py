@@ -20,7 +20,7 @@ def vote_all(
     ids, distances = neighbours.ids, neighbours.distances
     if k is not None:
         ids, distances = ids[:, :k], distances[:, :k]
-    unknown = set(ids[ids >= 0].tolist()) - set(label_of)
+    unknown = {i for i in ids[ids >= 0].tolist() if i not in label_of}  # per id: label_of may hold millions
     if unknown:
         raise ValueError(f"the index holds ids with no label: {sorted(unknown)[:5]}; rebuild the index")
     return [
