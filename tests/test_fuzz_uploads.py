@@ -8,8 +8,8 @@ import pytest
 from astropy.io import fits
 from django.test import override_settings
 
-from kb.models import AuditEvent, Flag, Spectrum
 from inference.models import SearchJob
+from kb.models import AuditEvent, Flag, Spectrum
 from tests.conftest import api_client
 
 pytestmark = pytest.mark.django_db
