@@ -131,6 +131,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.*": {"queue": "training"},
     "inference.tasks.embedding_*": {"queue": "embedding"},
     "inference.tasks.knowledge_base_*": {"queue": "embedding"},  # an index build embeds what is missing
+    "inference.tasks.bulk_search_*": {"queue": "embedding"},  # embeds what is missing, then searches
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # An admin's operation whose worker has been silent this long is taken up by another (or a restarted) worker.

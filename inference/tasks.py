@@ -2,11 +2,12 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
+from inference.bulk import bulk_search
 from inference.jobs import search_job_run
 from inference.models import Operation, SearchJob
 from inference.operations import operation_run, operations_resume
 from inference.services import embedding_update, knowledge_base_index
-from kb.models import KnowledgeBase
+from kb.models import KnowledgeBase, SearchTask
 from training.models import TrainingRun
 
 
@@ -50,3 +51,12 @@ def operation_run_task(self, operation_id: int) -> str:
 def _resume_operations(**kwargs) -> None:
     """A worker starting takes up the operations a dead worker left running."""
     operations_resume()
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def bulk_search_task(self, task_id: int, out: str, chunk: int = 10_000, k: int = 3) -> dict:
+    """A whole-survey search on a worker; delivered again, it carries on from the first missing part."""
+    def progress(done, total):
+        self.update_state(state="PROGRESS", meta={"current": done, "total": total})
+
+    return bulk_search(task=SearchTask.objects.get(pk=task_id), out=out, chunk=chunk, k=k, on_progress=progress)

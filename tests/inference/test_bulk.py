@@ -52,3 +52,11 @@ def test_a_folder_of_another_knowledge_base_version_is_refused(searchable, tmp_p
     knowledge_base_build(task=shipped_task("lens"), seed=3)
     with pytest.raises(CommandError, match="holds a bulk search of lens KB v1"):
         call_command("bulk_search", task="lens", out=str(tmp_path / "lens"), chunk=30, verbosity=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_a_bulk_search(searchable, tmp_path, celery_worker_process):
+    from inference.tasks import bulk_search_task
+
+    assert bulk_search_task.delay(shipped_task("lens").pk, str(tmp_path / "lens"), 30).get(timeout=240)["parts"] == 3
+    assert len(_rows(tmp_path / "lens")) == Spectrum.objects.count()

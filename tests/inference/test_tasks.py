@@ -5,7 +5,7 @@ import pytest
 
 from inference import index as vector_index
 from inference.models import EmbeddingSet
-from inference.tasks import embedding_update_task, knowledge_base_index_task
+from inference.tasks import bulk_search_task, embedding_update_task, knowledge_base_index_task
 from kb.knowledge import TASKS
 from kb.mock import generate_survey
 from kb.models import SearchTask
@@ -24,6 +24,7 @@ def test_tasks_are_routed_to_their_queues():
     assert router.route({}, training_run_execute_task.name)["queue"].name == "training"
     assert router.route({}, embedding_update_task.name)["queue"].name == "embedding"
     assert router.route({}, knowledge_base_index_task.name)["queue"].name == "embedding"
+    assert router.route({}, bulk_search_task.name)["queue"].name == "embedding"
 
 
 def test_a_worker_pretrains_then_embeds(data_dir, tmp_path, celery_worker_process):
