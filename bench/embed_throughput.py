@@ -5,7 +5,7 @@
 
 Random weights and random spectra: throughput does not depend on what the model has learned. On CUDA the
 forward pass runs under bf16 autocast with fused attention, and model FLOP utilisation (MFU) is the
-forward FLOPs per second over the given peak.
+forward FLOPs per second over the given peak. ``--out FILE`` also writes the JSON.
 """
 import argparse
 import json
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--spectra", type=int, help="spectra per preset (default 512 on CPU, 8192 on CUDA)")
     parser.add_argument("--batch-size", type=int, help="default 64 on CPU, 256 on CUDA")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, for MFU")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     cuda = args.device == "cuda"
     results = []
@@ -77,8 +78,12 @@ def main() -> None:
         if args.peak_tflops:
             result["mfu"] = round(result["achieved_tflops"] / args.peak_tflops, 3)
         results.append(result)
-    print(json.dumps({"benchmark": "embed", "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "cpu_count": os.cpu_count(), "results": results}, indent=2))
+    text = json.dumps({"benchmark": "embed", "torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "cpu_count": os.cpu_count(), "results": results}, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     .venv/bin/python bench/ingest_throughput.py --size 2000            # a fresh mock survey
     .venv/bin/python bench/ingest_throughput.py --survey DIR           # any folder of spec-*.fits
 
-Runs in a throw-away data folder and SQLite database (or DATABASE_URL); prints one JSON object.
+Runs in a throw-away data folder and SQLite database (or DATABASE_URL); prints one JSON object, and
+``--out FILE`` also writes it.
 Reading the FITS files dominates; the figure is for one process on this machine.
 """
 import argparse
@@ -24,6 +25,7 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
     parser.add_argument("--size", type=int, default=2000, help="mock survey size when --survey is not given")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=1, help="processes reading files (ingest --workers)")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="galspec-bench-"))
@@ -50,7 +52,7 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
     summary = ingest_folder(folder=survey, workers=args.workers)
     ingest_s = time.perf_counter() - start
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({
+    text = json.dumps({
         "benchmark": "ingest",
         "spectra": summary.added,
         "rejected": len(summary.rejected),
@@ -61,7 +63,11 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
         "peak_rss_mb": round(peak_rss_mb, 1),
         "database": django.db.connection.vendor,
         "cpu_count": os.cpu_count(),
-    }, indent=2))
+    }, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,116 @@
+"""Bulk search throughput: spectra/s of a whole-survey bulk search, embedding stage and search stage apart.
+
+    .venv/bin/python bench/bulk_search.py --size 3000 --out var/bench/bulk_search.json
+
+Runs in a throw-away data folder and SQLite database (or DATABASE_URL, which then should name a database
+of its own): generates a mock survey of ``--size`` spectra, ingests it, pre-trains the small preset for a
+few steps (throughput does not depend on what the model has learned) and builds the task's knowledge base.
+Then it times the two stages of ``inference.bulk.bulk_search``:
+
+- embedding: every spectrum embedded under a checkpoint that has embedded none yet (``embedding_update``
+  after the checkpoint's embeddings are emptied), as a bulk search against a fresh checkpoint starts;
+- search: ``bulk_search`` with everything embedded (batched index search, vote, CSV parts).
+
+Both stages are measured in the same run, so their ratio is not skewed by a machine busier at one time
+than another. Set-up (survey, ingest, pre-training, knowledge base) is timed too but is not the figure.
+The data folder is deleted at the end. Prints JSON; ``--out`` also writes it.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+QUICK = dict(max_steps=3, eval_every=3, batch_size=8, warmup_steps=1)  # as tests/conftest.py: any weights will do
+
+
+def main() -> None:  # run as a script: worker processes are spawned and re-import it
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=3000, help="spectra in the mock survey")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--task", default="lens")
+    parser.add_argument("--chunk", type=int, default=10_000, help="spectra per CSV part (bulk_search's chunk)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="galspec-bench-"))
+    os.environ["GALSPEC_DATA_DIR"] = str(work / "var")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
+    import django
+
+    django.setup()
+    import torch
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from inference.bulk import bulk_search
+    from inference.models import EmbeddingSet
+    from inference.services import embedding_update, knowledge_base_build
+    from kb.mock import generate_survey
+    from kb.models import SearchTask
+    from kb.services import ingest_folder
+    from training.checkpoint import resolve
+    from training.services import training_run_create, training_run_execute
+
+    call_command("migrate", verbosity=0)
+    setup = {}
+    start = time.perf_counter()
+    generate_survey(out=work / "survey", size=args.size, seed=args.seed, workers=os.cpu_count() or 1)
+    setup["mock_survey_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ingest_folder(folder=work / "survey", workers=os.cpu_count() or 1)
+    setup["ingest_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    run = training_run_execute(run=training_run_create(preset="small", **QUICK))
+    setup["pretrain_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    task = SearchTask.objects.get(name=args.task)
+    kb = knowledge_base_build(task=task)  # embeds every spectrum on the way
+    setup["knowledge_base_s"] = time.perf_counter() - start
+
+    EmbeddingSet.objects.filter(training_run=run).update(rows=0)  # as a checkpoint that has embedded nothing
+    start = time.perf_counter()
+    embedded = embedding_update(training_run=run).rows
+    embed_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    manifest = bulk_search(task=task, out=work / "bulk", chunk=args.chunk, knowledge_base=kb)
+    search_s = time.perf_counter() - start
+    spectra = manifest["spectra"]
+
+    text = json.dumps({
+        "benchmark": "bulk_search",
+        "spectra": spectra,
+        "task": args.task,
+        "knowledge_base_size": kb.size,
+        "chunk": args.chunk,
+        "parts": manifest["parts"],
+        "preset": run.preset,
+        "embed_seconds": round(embed_s, 2),
+        "embed_spectra_per_s": round(embedded / embed_s, 1),
+        "search_seconds": round(search_s, 2),
+        "search_spectra_per_s": round(spectra / search_s, 1),
+        "both_stages_spectra_per_s": round(spectra / (embed_s + search_s), 1),
+        "embed_share_of_time": round(embed_s / (embed_s + search_s), 3),
+        "setup_seconds": {name: round(seconds, 1) for name, seconds in setup.items()},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "database": django.db.connection.vendor,
+        "device": str(resolve(settings.GALSPEC_DEVICE)),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }, indent=2)
+    shutil.rmtree(work)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
