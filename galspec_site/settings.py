@@ -181,13 +181,14 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "GalSpec API",
     "DESCRIPTION": "Retrieval-augmented search for target galaxies in spectroscopic surveys: spectra, search tasks, "
-    "knowledge bases, searches that show their evidence, and batch search jobs.",
+    "knowledge bases, searches that show their evidence, batch search jobs and searches of the whole survey.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "inference.models.SurveySearch.Status"},  # batch jobs share it
 }
 
 LOGGING = {

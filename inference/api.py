@@ -1,7 +1,7 @@
-"""REST API for searches and batch search jobs.
+"""REST API for searches, batch search jobs and survey searches.
 
 ``POST /api/v1/search/`` answers one spectrum at once, for anyone (throttled); batch jobs need a token
-and belong to the user who made them.
+and belong to the user who made them. Survey searches are shared: anyone reads them, a token starts one.
 """
 from django.db import transaction
 from django.http import Http404, HttpResponse
@@ -15,9 +15,17 @@ from rest_framework.views import APIView
 
 from galspec_site.api import Pagination
 from inference.jobs import MAX_K, search_job_cancel, search_job_create
-from inference.models import SearchJob
+from inference.models import SearchJob, SurveySearch
 from inference.search import search_query
-from inference.selectors import search_job_get, search_job_list, search_job_rows, search_job_table
+from inference.selectors import (
+    search_job_get,
+    search_job_list,
+    search_job_rows,
+    search_job_table,
+    survey_candidates,
+    survey_search_list,
+)
+from inference.surveys import survey_search_cancel, survey_search_start
 from inference.tables import read_queries, table_csv, table_votable
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.models import KnowledgeBase, SearchTask
@@ -251,3 +259,106 @@ class JobResultsApi(APIView):
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(self.JobResultSerializer(page, many=True).data)
 
+
+
+class SurveySerializer(serializers.ModelSerializer):
+    task = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    kb_version = serializers.IntegerField(source="knowledge_base.version", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SurveySearch
+        fields = ["id", "task", "knowledge_base", "kb_version", "labels", "k", "status", "stage", "step", "total", "found",
+                  "label_counts", "error", "requested_by", "created_at", "finished_at", "links"]
+
+    def get_links(self, survey) -> dict:
+        request = self.context.get("request")
+
+        def absolute(name):
+            path = reverse(name, args=[survey.pk])
+            return request.build_absolute_uri(path) if request else path
+
+        return {"self": absolute("api:survey-detail"), "candidates": absolute("api:survey-candidates"),
+                "candidates_csv": absolute("inference:survey-candidates-csv"), "all_csv": absolute("inference:survey-all-csv"),
+                "page": absolute("inference:survey")}
+
+
+def _survey(pk: int) -> SurveySearch:
+    try:
+        return survey_search_list().get(pk=pk)
+    except SurveySearch.DoesNotExist:
+        raise Http404(f"no survey search {pk}") from None
+
+
+class SurveyListApi(APIView):
+    """Survey searches, newest first (GET), or a new one (POST, with a token): every ingested spectrum
+    against the task's knowledge base in service, on a worker. Answers 202 with the search, or 200 with
+    the same search already under way or done for that version, K and labels."""
+
+    class SurveyInputSerializer(serializers.Serializer):
+        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        labels = serializers.ListField(child=serializers.CharField(), required=False, default=list,
+                                       help_text="Labels of interest (default: the task's targets)")
+        k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
+
+    @extend_schema(responses=SurveySerializer(many=True))
+    def get(self, request):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(survey_search_list(), request, view=self)
+        return paginator.get_paginated_response(SurveySerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(request=SurveyInputSerializer, responses={202: SurveySerializer, 200: SurveySerializer})
+    def post(self, request):
+        serializer = self.SurveyInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            with transaction.atomic():
+                survey, created = survey_search_start(user=request.user, task=data["task"], labels=data["labels"],
+                                                      k=data["k"])
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+        return Response(SurveySerializer(survey, context={"request": request}).data, status=code)
+
+
+class SurveyDetailApi(APIView):
+    """A survey search: status, progress, label counts, and links to its candidates and tables."""
+
+    @extend_schema(responses=SurveySerializer)
+    def get(self, request, pk):
+        return Response(SurveySerializer(_survey(pk), context={"request": request}).data)
+
+
+class SurveyCancelApi(APIView):
+    """Stop a survey search (who started it, or an administrator); the rows written so far are removed."""
+
+    @extend_schema(request=None, responses=SurveySerializer)
+    def post(self, request, pk):
+        survey = survey_search_cancel(user=request.user, survey=_survey(pk))
+        return Response(SurveySerializer(survey, context={"request": request}).data)
+
+
+class SurveyCandidatesApi(APIView):
+    """A finished survey search's candidates, surest first (highest share, then nearest); ``label`` keeps one."""
+
+    class CandidateSerializer(serializers.Serializer):
+        spectrum_id = serializers.IntegerField()
+        specobjid = serializers.CharField(source="spectrum.specobjid")
+        plate_mjd_fiber = serializers.CharField(source="spectrum.plate_mjd_fiber")
+        z = serializers.FloatField(source="spectrum.z")
+        ra = serializers.FloatField(source="spectrum.ra", allow_null=True)
+        dec = serializers.FloatField(source="spectrum.dec", allow_null=True)
+        label = serializers.CharField()
+        share = serializers.FloatField()
+        distance = serializers.FloatField(help_text="L2 distance to the nearest neighbour")
+        neighbours = serializers.ListField(child=serializers.CharField(), help_text="specobjids, nearest first")
+        distances = serializers.ListField(child=serializers.FloatField())
+
+    @extend_schema(parameters=[OpenApiParameter("label", OpenApiTypes.STR)], responses=CandidateSerializer(many=True))
+    def get(self, request, pk):
+        candidates = survey_candidates(survey=_survey(pk), label=request.query_params.get("label", ""))
+        paginator = Pagination()
+        page = paginator.paginate_queryset(candidates, request, view=self)
+        return paginator.get_paginated_response(self.CandidateSerializer(page, many=True).data)

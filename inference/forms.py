@@ -3,6 +3,7 @@ from django import forms
 
 from inference.jobs import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
+from kb.knowledge import LABELLINGS, labelling_labels
 from kb.models import SearchTask
 
 
@@ -54,4 +55,16 @@ class BatchForm(forms.Form):
                                   label="identifiers, one per line (specobjid or plate-MJD-fiber)")
     csv = forms.FileField(required=False, label="or a CSV list (a specobjid, plate_mjd_fiber or ra,dec header)")
     files = MultipleFileField(required=False, label="or spectrum files (SDSS spec-lite FITS)")
+    k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
+
+
+def _all_labels() -> list[tuple[str, str]]:
+    labels = dict.fromkeys(label for labelling in LABELLINGS for label in labelling_labels(labelling))
+    return [(label, label) for label in labels]
+
+
+class SurveySearchForm(forms.Form):
+    task = TaskChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", empty_label=None)
+    labels = forms.MultipleChoiceField(choices=_all_labels, required=False, label="labels of interest",
+                                       help_text="default: the task's targets; a classification task needs them named")
     k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")

@@ -141,3 +141,65 @@ class Operation(models.Model):
     @property
     def active(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class SurveySearch(models.Model):
+    """Every ingested spectrum searched against one knowledge-base version: a hunt through the whole survey.
+
+    The work is ``inference.bulk.bulk_search`` on a worker, writing CSV parts (every spectrum's vote)
+    under ``folder``, resumable part by part. Once all are written, the spectra voted one of ``labels``
+    become ``SurveyCandidate`` rows to browse; the parts hold every spectrum's row for download.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    task = models.ForeignKey("kb.SearchTask", on_delete=models.PROTECT, related_name="survey_searches")
+    knowledge_base = models.ForeignKey("kb.KnowledgeBase", on_delete=models.PROTECT, related_name="survey_searches",
+                                       help_text="The version that answers (the one in service when it was started)")
+    labels = models.JSONField(default=list, help_text="Labels of interest: spectra voted one of them are the candidates")
+    k = models.PositiveSmallIntegerField(default=3)
+    requested_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="survey_searches")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    stage = models.CharField(max_length=100, blank=True, help_text="What it is doing now")
+    step = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0, help_text="Spectra in the survey when it was started")
+    found = models.PositiveIntegerField(default=0, help_text="Candidates: spectra voted a label of interest")
+    label_counts = models.JSONField(default=dict, blank=True, help_text="Spectra per voted label")
+    folder = models.CharField(max_length=500, blank=True, help_text="Where its CSV parts are written")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"survey search {self.pk} ({self.task.name} v{self.knowledge_base.version}, {self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+
+
+class SurveyCandidate(models.Model):
+    """A spectrum a survey search voted a label of interest, with its evidence."""
+
+    survey = models.ForeignKey(SurveySearch, on_delete=models.CASCADE, related_name="candidates")
+    spectrum = models.ForeignKey("kb.Spectrum", on_delete=models.CASCADE, related_name="+")
+    label = models.CharField(max_length=64)
+    share = models.FloatField(help_text="The label's share of the vote weight")
+    distance = models.FloatField(help_text="L2 distance to the nearest neighbour")
+    neighbours = models.JSONField(default=list, help_text="The K neighbours' specobjids, nearest first")
+    distances = models.JSONField(default=list, help_text="Their L2 distances")
+
+    class Meta:
+        ordering = ["survey", "-share", "distance"]
+        constraints = [models.UniqueConstraint(fields=["survey", "spectrum"], name="survey_candidate_once")]
+
+    def __str__(self):
+        return f"{self.spectrum_id}: {self.label} ({self.share:.2f})"

@@ -1,11 +1,15 @@
-"""Reads for embeddings and search jobs."""
+"""Reads for embeddings, search jobs and survey searches."""
+import csv
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 from django.db.models import QuerySet
 
-from inference.models import EmbeddingSet, SearchJob
+from inference.bulk import COLUMNS
+from inference.models import EmbeddingSet, SearchJob, SurveyCandidate, SurveySearch
 from inference.services import embedding_store
 from inference.tables import results_table
 from training.selectors import training_run_in_service
@@ -46,3 +50,39 @@ def search_job_get(*, public_id, owner) -> SearchJob:
     """One of ``owner``'s jobs (a staff member may see any); SearchJob.DoesNotExist otherwise."""
     jobs = SearchJob.objects.select_related("task", "knowledge_base__training_run", "owner")
     return jobs.get(public_id=public_id, **({} if owner.is_staff else {"owner": owner}))
+
+
+def survey_search_list() -> QuerySet[SurveySearch]:
+    return SurveySearch.objects.select_related("task", "knowledge_base", "requested_by")
+
+
+def survey_candidates(*, survey: SurveySearch, label: str = "") -> QuerySet[SurveyCandidate]:
+    """The search's candidates, the surest first (highest share of the vote, then nearest)."""
+    candidates = survey.candidates.select_related("spectrum")
+    return candidates.filter(label=label) if label else candidates
+
+
+def survey_rows(*, survey: SurveySearch) -> Iterator[dict]:
+    """Every spectrum's row from the search's CSV parts, in survey order (``inference.bulk.COLUMNS``)."""
+    for part in sorted(Path(survey.folder).glob("part-*.csv")):
+        with open(part, newline="") as handle:
+            yield from csv.DictReader(handle)
+
+
+def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterator[str]:
+    """The search as CSV text, a few lines at a time: every spectrum's row, or only the candidates'."""
+    kb = survey.knowledge_base
+    yield (f"# GalSpec survey search {survey.pk}: task {survey.task.name}, KB v{kb.version} (id {kb.pk}), "
+           f"checkpoint run {kb.training_run_id}, K={survey.k}, labels of interest: {' '.join(survey.labels)}\n")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    wanted = set(survey.labels)
+    for number, row in enumerate(survey_rows(survey=survey), start=1):
+        if not candidates_only or row["label"] in wanted:
+            writer.writerow(row)
+        if number % 1000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -4,9 +4,10 @@ from celery.signals import worker_ready
 
 from inference.bulk import bulk_search
 from inference.jobs import search_job_run
-from inference.models import Operation, SearchJob
+from inference.models import Operation, SearchJob, SurveySearch
 from inference.operations import operation_run, operations_resume
 from inference.services import embedding_update, knowledge_base_index
+from inference.surveys import survey_search_run
 from kb.models import KnowledgeBase, SearchTask
 from training.models import TrainingRun
 
@@ -60,3 +61,9 @@ def bulk_search_task(self, task_id: int, out: str, chunk: int = 10_000, k: int =
         self.update_state(state="PROGRESS", meta={"current": done, "total": total})
 
     return bulk_search(task=SearchTask.objects.get(pk=task_id), out=out, chunk=chunk, k=k, on_progress=progress)
+
+
+@shared_task(acks_late=True)
+def survey_search_task(survey_id: int) -> str:
+    """A survey search started from the site or the API; delivered again, it carries on from its last part."""
+    return survey_search_run(survey=SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id)).status

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inference import curation_views, operation_views, views
+from inference import curation_views, operation_views, survey_views, views
 
 app_name = "inference"
 urlpatterns = [
@@ -11,6 +11,12 @@ urlpatterns = [
     path("jobs/<uuid:public_id>/", views.job, name="job"),
     path("jobs/<uuid:public_id>/progress/", views.job_progress, name="job-progress"),
     path("jobs/<uuid:public_id>/cancel/", views.job_cancel, name="job-cancel"),
+    path("surveys/", survey_views.surveys, name="surveys"),
+    path("surveys/<int:pk>/", survey_views.survey, name="survey"),
+    path("surveys/<int:pk>/progress/", survey_views.survey_progress, name="survey-progress"),
+    path("surveys/<int:pk>/cancel/", survey_views.survey_cancel, name="survey-cancel"),
+    path("surveys/<int:pk>/candidates.csv", survey_views.survey_download, {"what": "candidates"}, name="survey-candidates-csv"),
+    path("surveys/<int:pk>/all.csv", survey_views.survey_download, {"what": "all"}, name="survey-all-csv"),
     path("curation/", curation_views.queue, name="curation"),
     path("curation/<slug:task>/<int:spectrum_id>/", curation_views.item, name="curation-item"),
     path("operations/", operation_views.operations, name="operations"),

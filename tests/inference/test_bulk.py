@@ -28,8 +28,8 @@ def test_every_spectrum_is_answered_as_a_single_search_would(searchable, tmp_pat
         answer = search(task="lens", spectrum=spectrum)
         row = by_id[spectrum.specobjid]
         assert row["label"] == answer.label and row["is_target"] == str(answer.is_target)
-        assert row["neighbour_ids"].split() == [str(n.spectrum_id) for n in answer.neighbours]
-        assert (spectrum.pk in in_kb) <= (str(spectrum.pk) not in row["neighbour_ids"].split())
+        assert row["neighbours"].split() == [n.specobjid for n in answer.neighbours]
+        assert (spectrum.pk in in_kb) <= (spectrum.specobjid not in row["neighbours"].split())
 
 
 def test_an_interrupted_bulk_search_carries_on_where_it_stopped(searchable, tmp_path):
