@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from inference.models import EmbeddingSet, SearchJob
+from inference.models import EmbeddingSet, Operation, SearchJob, SurveySearch
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the pipeline writes: listed and inspected here, changed only through the site's services."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(EmbeddingSet)
@@ -19,3 +29,15 @@ class SearchJobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(Operation)
+class OperationAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "kind", "task", "status", "stage", "attempts", "requested_by", "created_at"]
+    list_filter = ["kind", "status"]
+
+
+@admin.register(SurveySearch)
+class SurveySearchAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "task", "knowledge_base", "labels", "k", "status", "found", "total", "requested_by", "created_at"]
+    list_filter = ["status", "task"]

@@ -192,3 +192,21 @@ def test_an_admin_rebuilds_watches_and_promotes(live_server, page, searchable, c
     operation = Operation.objects.get()
     assert operation.status == "promoted" and operation.candidates.count() == 2
     assert all(kb.in_service for kb in operation.candidates.all())
+
+
+def test_a_survey_search_runs_and_its_candidates_lead_to_their_evidence(live_server, page, searchable,
+                                                                         celery_worker_process):
+    User.objects.create_user("henrietta", password="a-long-password-7")
+    _log_in(page, live_server, "henrietta", "a-long-password-7", "/surveys/")
+    page.select_option("select[name=task]", "lens")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/surveys/*/")
+    page.wait_for_selector("#candidates", timeout=240_000)  # the page reloads itself when the bar completes
+    assert page.text_content("#survey-status") == "done"
+    expected = [s for s in Spectrum.objects.all() if search(task="lens", spectrum=s).label == "lens"]
+    assert page.locator("#candidates tbody tr").count() == len(expected) == int(page.text_content("#found"))
+    first = page.locator("#candidates tbody tr").first
+    specobjid = first.locator("td").nth(1).text_content()
+    first.get_by_role("link", name="evidence").click()
+    page.wait_for_url("**/search/result/**")
+    assert specobjid in page.content() and page.locator("#neighbours tbody tr").count() == 3
