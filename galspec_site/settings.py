@@ -134,7 +134,8 @@ CELERY_TASK_ROUTES = {
     "inference.tasks.bulk_search_*": {"queue": "embedding"},  # embeds what is missing, then searches
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# An admin's operation whose worker has been silent this long is taken up by another (or a restarted) worker.
+# An admin's operation or a survey search whose worker has been silent this long is taken up by another
+# (or a restarted) worker.
 GALSPEC_OPERATION_STALE_S = env.int("GALSPEC_OPERATION_STALE_S", default=120)
 
 # Pipeline defaults.

@@ -172,6 +172,8 @@ class SurveySearch(models.Model):
     label_counts = models.JSONField(default=dict, blank=True, help_text="Spectra per voted label")
     folder = models.CharField(max_length=500, blank=True, help_text="Where its CSV parts are written")
     error = models.TextField(blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from its worker")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker has taken it up")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

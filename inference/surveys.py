@@ -6,6 +6,11 @@ worker that dies leaves the parts written so far, and the task delivered again c
 first missing part. When every part is written, the spectra voted one of the labels of interest become
 ``SurveyCandidate`` rows, and the count of every voted label is kept with the search.
 
+A worker that is killed leaves the search 'running' with a heartbeat that stops. With Redis the broker
+delivers the task again after its visibility timeout; in any case the next worker to start sends it
+again (``survey_searches_resume``). Whoever runs it first claims it, which only succeeds once the
+heartbeat is older than ``GALSPEC_OPERATION_STALE_S``, so a live worker is never doubled.
+
 One search per knowledge-base version, K and labels is enough while the survey does not grow: asking
 again returns the one under way or done.
 """
@@ -13,10 +18,12 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from inference.bulk import bulk_search
@@ -73,19 +80,40 @@ def survey_search_start(*, user, task: SearchTask, labels: list[str] | None = No
     return survey, True
 
 
+def survey_search_claim(*, survey: SurveySearch) -> bool:
+    """Take the search up: it is queued, or running with a heartbeat older than the stale limit."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.GALSPEC_OPERATION_STALE_S)
+    claimable = Q(status=SurveySearch.Status.QUEUED) | Q(status=SurveySearch.Status.RUNNING, heartbeat_at__lt=stale)
+    claimed = SurveySearch.objects.filter(claimable, pk=survey.pk).update(
+        status=SurveySearch.Status.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1)
+    return claimed == 1
+
+
+def survey_searches_resume() -> list[int]:
+    """Send again every search left running (a worker that starts calls this); claiming decides who runs it."""
+    from inference.tasks import survey_search_task
+
+    resumed = list(SurveySearch.objects.filter(status=SurveySearch.Status.RUNNING).values_list("pk", flat=True))
+    for pk in resumed:
+        survey_search_task.apply_async((pk,), queue="embedding", countdown=settings.GALSPEC_OPERATION_STALE_S)
+    return resumed
+
+
 def _progress(survey: SurveySearch, stage: str):
     def report(done: int, total: int) -> None:
-        SurveySearch.objects.filter(pk=survey.pk).update(stage=stage, step=done, total=total)
+        SurveySearch.objects.filter(pk=survey.pk).update(stage=stage, step=done, total=total, heartbeat_at=timezone.now())
         if SurveySearch.objects.filter(pk=survey.pk, status=SurveySearch.Status.CANCELLED).exists():
             raise SurveySearchCancelled()
     return report
 
 
 def survey_search_run(*, survey: SurveySearch) -> SurveySearch:
-    """Do the search, or carry it on from its last written part; a no-op once it has finished."""
-    if survey.finished:
+    """Do the search, or carry it on from its last written part; a no-op once it has finished or while
+    another worker is alive on it."""
+    if not survey_search_claim(survey=survey):
+        survey.refresh_from_db()
         return survey
-    SurveySearch.objects.filter(pk=survey.pk).update(status=SurveySearch.Status.RUNNING)
     kb = survey.knowledge_base
     try:
         embedding_update(training_run=kb.training_run, on_progress=_progress(survey, "embedding the survey"))

@@ -7,7 +7,7 @@ from inference.jobs import search_job_run
 from inference.models import Operation, SearchJob, SurveySearch
 from inference.operations import operation_run, operations_resume
 from inference.services import embedding_update, knowledge_base_index
-from inference.surveys import survey_search_run
+from inference.surveys import survey_search_run, survey_searches_resume
 from kb.models import KnowledgeBase, SearchTask
 from training.models import TrainingRun
 
@@ -49,9 +49,10 @@ def operation_run_task(self, operation_id: int) -> str:
 
 
 @worker_ready.connect
-def _resume_operations(**kwargs) -> None:
-    """A worker starting takes up the operations a dead worker left running."""
+def _resume_interrupted_work(**kwargs) -> None:
+    """A worker starting takes up the operations and survey searches a dead worker left running."""
     operations_resume()
+    survey_searches_resume()
 
 
 @shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)

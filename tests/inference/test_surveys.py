@@ -2,15 +2,17 @@
 import csv
 import io
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.utils import timezone
 
 from inference import surveys
 from inference.models import SurveyCandidate, SurveySearch
 from inference.search import search
-from inference.surveys import survey_search_cancel, survey_search_run, survey_search_start
+from inference.surveys import survey_search_cancel, survey_search_run, survey_search_start, survey_searches_resume
 from kb.models import Spectrum
 from tests.conftest import api_client, person, shipped_task
 
@@ -148,8 +150,17 @@ def test_a_run_interrupted_after_some_parts_carries_on_from_them(searchable, sma
     written = first.stat().st_mtime_ns
     assert SurveySearch.objects.get(pk=survey.pk).status == "running"
     monkeypatch.setattr(surveys, "bulk_search", real)
+    assert survey_search_run(survey=survey).status == "running"  # its heartbeat is fresh: maybe alive, not doubled
+    assert not (Path(survey.folder) / "part-00002.csv").exists()
+
+    SurveySearch.objects.filter(pk=survey.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    from inference.tasks import survey_search_task
+
+    sent = []
+    monkeypatch.setattr(survey_search_task, "apply_async", lambda args, **options: sent.append((args, options["queue"])))
+    assert survey_searches_resume() == [survey.pk] and sent == [((survey.pk,), "embedding")]  # what a starting worker does
     survey = survey_search_run(survey=SurveySearch.objects.get(pk=survey.pk))
-    assert survey.status == "done" and first.stat().st_mtime_ns == written
+    assert survey.status == "done" and survey.attempts == 2 and first.stat().st_mtime_ns == written
     assert sum(survey.label_counts.values()) == 80
 
 
