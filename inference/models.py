@@ -202,6 +202,7 @@ class SurveyCandidate(models.Model):
     class Meta:
         ordering = ["survey", "-share", "distance"]
         constraints = [models.UniqueConstraint(fields=["survey", "spectrum"], name="survey_candidate_once")]
+        indexes = [models.Index(fields=["survey", "-share", "distance"], name="survey_candidate_surest")]
 
     def __str__(self):
         return f"{self.spectrum_id}: {self.label} ({self.share:.2f})"
