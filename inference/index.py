@@ -131,8 +131,7 @@ def save(index: faiss.Index, folder: str | Path, sidecar: dict) -> None:
     """
     folder = Path(folder)
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
+    clear_leftovers(folder)
     tmp.mkdir(parents=True)
     faiss.write_index(index, str(tmp / "index.faiss"))
     (tmp / "index.json").write_text(json.dumps({**sidecar, "metric": "L2", "count": int(index.ntotal), "width": int(index.d)}, indent=2))
@@ -140,6 +139,13 @@ def save(index: faiss.Index, folder: str | Path, sidecar: dict) -> None:
         os.replace(folder, old)
     os.replace(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def clear_leftovers(folder: str | Path) -> None:
+    """Delete what a ``save`` into ``folder`` that stopped midway left beside it (``folder.tmp``, ``folder.old``)."""
+    folder = Path(folder)
+    for leftover in (folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def load(folder: str | Path) -> tuple[faiss.Index, dict]:

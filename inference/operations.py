@@ -22,14 +22,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from inference.models import Operation
-from inference.services import embedding_update, knowledge_base_index
+from inference.services import embedding_update, knowledge_base_abandon, knowledge_base_index
 from kb.models import KnowledgeBase, SearchTask
 from kb.roles import OPERATE
 from kb.services import (
     audit_record,
     knowledge_base_create,
     knowledge_base_discard,
-    knowledge_base_fail,
     knowledge_base_promote,
 )
 from training.models import TrainingRun
@@ -124,8 +123,8 @@ def operation_run(*, operation: Operation) -> Operation:
             training_run_execute(run=run, promote=False, on_progress=trained)  # resumes from its last checkpoint
         _beat(operation, stage="embedding", step=0, total=0)
         embedding_update(training_run=run, on_progress=lambda done, total: _beat(operation, step=done, total=total))
-        for stale_build in operation.candidates.filter(status=KnowledgeBase.Status.BUILDING):
-            knowledge_base_fail(knowledge_base=stale_build, error="its worker stopped; the operation built it again")
+        for stale_build in operation.candidates.filter(status=KnowledgeBase.Status.BUILDING).select_related("task"):
+            knowledge_base_abandon(knowledge_base=stale_build, error="its worker stopped; the operation built it again")
         done = set(operation.candidates.filter(status=KnowledgeBase.Status.READY).values_list("task_id", flat=True))
         for task in _targets(operation):
             if task.pk in done:

@@ -112,6 +112,17 @@ def knowledge_base_build(
     return knowledge_base_index(knowledge_base=kb, promote=promote, on_progress=on_progress)
 
 
+def knowledge_base_folder(knowledge_base: KnowledgeBase) -> Path:
+    """Where a version's index is written, once: ``GALSPEC_DATA_DIR/indexes/TASK/vN``."""
+    return settings.DATA_DIR / "indexes" / knowledge_base.task.name / f"v{knowledge_base.version}"
+
+
+def knowledge_base_abandon(*, knowledge_base: KnowledgeBase, error: str) -> None:
+    """Mark a build failed and delete the index it left half-written: no build of that version comes again."""
+    knowledge_base_fail(knowledge_base=knowledge_base, error=error)
+    vector_index.clear_leftovers(knowledge_base_folder(knowledge_base))
+
+
 def knowledge_base_index(
     *, knowledge_base: KnowledgeBase, promote: bool = True, on_progress: Callable[[int, int], None] | None = None
 ) -> KnowledgeBase:
@@ -134,7 +145,7 @@ def knowledge_base_index(
                 exact = vector_index.search(vector_index.build(vectors, ids), queries, 3)
                 spec, recall = vector_index.tune(index, spec, queries, exact, target=RECALL_TARGET)
                 KnowledgeBase.objects.filter(pk=kb.pk).update(index_params=vector_index.spec_dict(spec))
-        folder = settings.DATA_DIR / "indexes" / kb.task.name / f"v{kb.version}"
+        folder = knowledge_base_folder(kb)
         vector_index.save(index, folder, {
             "task": kb.task.name, "kb_version": kb.version, "knowledge_base": kb.pk, "kind": kb.index_kind,
             "training_run": run.pk, "checkpoint": str(Path(run.checkpoint_dir) / "best"), "recall_at_3": recall,
@@ -142,7 +153,7 @@ def knowledge_base_index(
         })
         evaluation = knowledge_base_evaluate(knowledge_base=kb, index=index)
     except BaseException as error:
-        knowledge_base_fail(knowledge_base=kb, error=repr(error))
+        knowledge_base_abandon(knowledge_base=kb, error=repr(error))
         raise
     return knowledge_base_finish(knowledge_base=kb, index_path=str(folder), recall=recall, evaluation=evaluation,
                                  promote=promote)

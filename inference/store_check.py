@@ -113,7 +113,7 @@ def _index_folders() -> list[Finding]:
     for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
         if folder.name.endswith((".tmp", ".old")):
             findings.append(Finding("warning", f"{folder}: left by an index write that stopped midway; never read",
-                                    "the next build of that version clears it"))
+                                    "harmless; an operation that takes the build up again clears it, else delete it"))
         elif str(folder.resolve()) not in known:
             findings.append(Finding("warning", f"{folder}: an index no knowledge base names", "delete it to free space"))
     return findings

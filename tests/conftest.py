@@ -44,9 +44,11 @@ def _database_url(settings_dict) -> str:
     return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
 
 
-def start_worker(data_dir, settings, **environment):
+def start_worker(data_dir, settings, *, module: str = "celery", **environment):
     """A real Celery worker in its own process, on this deployment's broker (Redis with REDIS_URL, else
-    the filesystem broker), sharing the test database and data folder; returns once it is ready."""
+    the filesystem broker), sharing the test database and data folder; returns once it is ready.
+
+    ``module`` is run with ``python -m`` in place of celery's own (``tests.gated_worker`` injects a fault)."""
     import subprocess
     import sys
     import time
@@ -65,7 +67,7 @@ def start_worker(data_dir, settings, **environment):
     log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
     log = open(log_path, "w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "galspec_site", "worker", "--pool=solo", "-Q", "default,embedding,training",
+        [sys.executable, "-m", module, "-A", "galspec_site", "worker", "--pool=solo", "-Q", "default,embedding,training",
          "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "info"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
