@@ -1,7 +1,8 @@
-"""Progress bars for management commands: one tqdm bar driven by a (done, total) callback."""
+"""Progress for people: a tqdm bar in management commands, and the JSON a page's progress bar polls."""
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from django.http import JsonResponse
 from tqdm import tqdm
 
 
@@ -19,3 +20,16 @@ def progress_bar(desc: str, unit: str, *, verbosity: int = 1) -> Iterator[Callab
         yield on_progress
     finally:
         bar.close()
+
+
+def progress_json(*, status: str, finished: bool, succeeded: bool, current: int, total: int, description: str = "",
+                  error: str = "", **extra) -> JsonResponse:
+    """A background run's progress in the format celery-progress's bar polls, read from the run's own row
+    (which outlives the broker's task results); ``extra`` keys are added for the page's own scripts."""
+    return JsonResponse({
+        "state": status.upper(), "complete": finished, "success": succeeded if finished else None,
+        "progress": {"current": current, "total": total, "description": description,
+                     "percent": round(100 * current / total, 1) if total else (100.0 if finished else 0.0),
+                     "pending": status == "queued"},
+        "result": error or status, **extra,
+    })

@@ -189,7 +189,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "inference.models.SurveySearch.Status"},  # batch jobs share it
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "inference.models.RunStatus"},  # batch jobs, survey searches
 }
 
 LOGGING = {

@@ -21,6 +21,19 @@ class EmbeddingSet(models.Model):
         return f"{self.rows} embeddings of width {self.width} from {self.training_run}"
 
 
+class RunStatus(models.TextChoices):
+    """Where a background search (a batch job, a survey search) stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
 class SearchJob(models.Model):
     """A batch of searches run in the background: identifiers or uploaded files, one task, one KB version.
 
@@ -29,12 +42,7 @@ class SearchJob(models.Model):
     a job interrupted by a worker restart carries on where it stopped.
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+    Status = RunStatus
 
     public_id = models.UUIDField(unique=True, editable=False, help_text="The job's id in URLs and the API")
     owner = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="search_jobs")
@@ -64,7 +72,7 @@ class SearchJob(models.Model):
 
     @property
     def finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+        return self.status in FINISHED
 
 
 class SearchJobResult(models.Model):
@@ -151,12 +159,7 @@ class SurveySearch(models.Model):
     become ``SurveyCandidate`` rows to browse; the parts hold every spectrum's row for download.
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+    Status = RunStatus
 
     task = models.ForeignKey("kb.SearchTask", on_delete=models.PROTECT, related_name="survey_searches")
     knowledge_base = models.ForeignKey("kb.KnowledgeBase", on_delete=models.PROTECT, related_name="survey_searches",
@@ -185,7 +188,7 @@ class SurveySearch(models.Model):
 
     @property
     def finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+        return self.status in FINISHED
 
 
 class SurveyCandidate(models.Model):

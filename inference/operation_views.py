@@ -3,10 +3,10 @@ their candidates with the versions in service and promote or discard them."""
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from galspec_site.progress import progress_json
 from inference.models import Operation
 from inference.operations import operation_cancel, operation_discard, operation_promote, operation_start
 from kb.models import KnowledgeBase, SearchTask
@@ -66,15 +66,12 @@ def operation(request, pk: int):
 def operation_progress(request, pk: int):
     """Progress in celery-progress's format, plus the stage and the loss curve, from the operation row."""
     operation = get_object_or_404(Operation, pk=pk)
-    finished = not operation.active
-    return JsonResponse({
-        "state": operation.status.upper(), "complete": finished,
-        "success": None if not finished else operation.status not in (Operation.Status.FAILED, Operation.Status.CANCELLED),
-        "progress": {"current": operation.step, "total": operation.total, "description": operation.stage,
-                     "percent": round(100 * operation.step / operation.total, 1) if operation.total else 0.0,
-                     "pending": operation.status == Operation.Status.QUEUED},
-        "result": operation.error or operation.status, "stage": operation.stage, "history": operation.history,
-    })
+    return progress_json(
+        status=operation.status, finished=not operation.active,
+        succeeded=operation.status not in (Operation.Status.FAILED, Operation.Status.CANCELLED),
+        current=operation.step, total=operation.total, description=operation.stage, error=operation.error,
+        stage=operation.stage, history=operation.history,
+    )
 
 
 @permission_required(OPERATE, raise_exception=True)

@@ -3,10 +3,11 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from galspec_site.progress import progress_json
 from inference.forms import SurveySearchForm
 from inference.models import SurveySearch
 from inference.selectors import survey_candidates, survey_csv, survey_search_list
@@ -50,14 +51,8 @@ def survey(request, pk: int):
 def survey_progress(request, pk: int):
     """Progress in celery-progress's format, read from the survey-search row."""
     survey = get_object_or_404(SurveySearch, pk=pk)
-    return JsonResponse({
-        "state": survey.status.upper(), "complete": survey.finished,
-        "success": None if not survey.finished else survey.status == SurveySearch.Status.DONE,
-        "progress": {"current": survey.step, "total": survey.total, "description": survey.stage,
-                     "percent": round(100 * survey.step / survey.total, 1) if survey.total else 0.0,
-                     "pending": survey.status == SurveySearch.Status.QUEUED},
-        "result": survey.error or survey.status,
-    })
+    return progress_json(status=survey.status, finished=survey.finished, succeeded=survey.status == SurveySearch.Status.DONE,
+                         current=survey.step, total=survey.total, description=survey.stage, error=survey.error)
 
 
 def survey_download(request, pk: int, what: str):

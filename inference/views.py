@@ -5,12 +5,13 @@ import numpy as np
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from galspec_site.progress import progress_json
 from inference.figures import bpt_panels
 from inference.forms import BatchForm, SearchForm
 from inference.jobs import search_job_cancel, search_job_create
@@ -150,15 +151,9 @@ def job(request, public_id):
 def job_progress(request, public_id):
     """The job's progress in celery-progress's format, read from the job row (which outlives the broker's results)."""
     job = _job(request, public_id)
-    percent = round(100 * job.done / job.total, 1) if job.total else 100.0
-    description = f"{job.failed} could not be searched" if job.failed else ""
-    return JsonResponse({
-        "state": job.status.upper(), "complete": job.finished,
-        "success": None if not job.finished else job.status == SearchJob.Status.DONE,
-        "progress": {"current": job.done, "total": job.total, "percent": percent, "description": description,
-                     "pending": job.status == SearchJob.Status.QUEUED},
-        "result": job.error or job.status,
-    })
+    return progress_json(status=job.status, finished=job.finished, succeeded=job.status == SearchJob.Status.DONE,
+                         current=job.done, total=job.total, error=job.error,
+                         description=f"{job.failed} could not be searched" if job.failed else "")
 
 
 @login_required
