@@ -203,9 +203,9 @@ class SurveyCandidate(models.Model):
     distances = models.JSONField(default=list, help_text="Their L2 distances")
 
     class Meta:
-        ordering = ["survey", "-share", "distance"]
+        ordering = ["survey", "-share", "distance", "spectrum"]
         constraints = [models.UniqueConstraint(fields=["survey", "spectrum"], name="survey_candidate_once")]
-        indexes = [models.Index(fields=["survey", "-share", "distance"], name="survey_candidate_surest")]
+        indexes = [models.Index(fields=["survey", "-share", "distance", "spectrum"], name="survey_candidate_surest")]
 
     def __str__(self):
         return f"{self.spectrum_id}: {self.label} ({self.share:.2f})"

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from inference.heartbeat import heartbeat
 from inference.models import Operation
 from inference.services import embedding_update, knowledge_base_abandon, knowledge_base_index
 from kb.models import KnowledgeBase, SearchTask
@@ -109,6 +110,11 @@ def operation_run(*, operation: Operation) -> Operation:
     worker is alive on it."""
     if not operation_claim(operation=operation):
         return operation
+    with heartbeat(Operation, operation.pk):  # beats on, through steps that report no progress
+        return _operation_carry_on(operation)
+
+
+def _operation_carry_on(operation: Operation) -> Operation:
     operation.refresh_from_db()
     run = operation.training_run
     try:

@@ -27,6 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from inference.bulk import bulk_search
+from inference.heartbeat import heartbeat
 from inference.models import SurveyCandidate, SurveySearch
 from inference.selectors import survey_rows
 from inference.services import embedding_update
@@ -114,13 +115,9 @@ def survey_search_run(*, survey: SurveySearch) -> SurveySearch:
     if not survey_search_claim(survey=survey):
         survey.refresh_from_db()
         return survey
-    kb = survey.knowledge_base
     try:
-        embedding_update(training_run=kb.training_run, on_progress=_progress(survey, "embedding the survey"))
-        bulk_search(task=survey.task, out=survey.folder, chunk=CHUNK, k=survey.k, knowledge_base=kb, labels=survey.labels,
-                    on_progress=_progress(survey, "searching"))
-        _progress(survey, "collecting the candidates")(survey.total, survey.total)
-        _candidates_record(survey)
+        with heartbeat(SurveySearch, survey.pk):  # beats on while the candidates are collected
+            _survey_search_carry_on(survey)
     except SurveySearchCancelled:
         shutil.rmtree(survey.folder, ignore_errors=True)
     except Exception as error:
@@ -129,6 +126,15 @@ def survey_search_run(*, survey: SurveySearch) -> SurveySearch:
         raise
     survey.refresh_from_db()
     return survey
+
+
+def _survey_search_carry_on(survey: SurveySearch) -> None:
+    kb = survey.knowledge_base
+    embedding_update(training_run=kb.training_run, on_progress=_progress(survey, "embedding the survey"))
+    bulk_search(task=survey.task, out=survey.folder, chunk=CHUNK, k=survey.k, knowledge_base=kb, labels=survey.labels,
+                on_progress=_progress(survey, "searching"))
+    _progress(survey, "collecting the candidates")(survey.total, survey.total)
+    _candidates_record(survey)
 
 
 @transaction.atomic

@@ -286,12 +286,15 @@ def knowledge_base_create(
 def knowledge_base_finish(*, knowledge_base: KnowledgeBase, index_path: str, recall: float | None,
                           evaluation: dict | None = None, promote: bool = True) -> KnowledgeBase:
     """Record a built index and its scores on the test reserve; with ``promote``, put this version into
-    service for its task."""
-    KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(
+    service for its task. ValueError if the build was abandoned meanwhile (marked failed by a worker that
+    took it for dead): a failed version stays failed."""
+    finished = KnowledgeBase.objects.filter(pk=knowledge_base.pk, status=KnowledgeBase.Status.BUILDING).update(
         status=KnowledgeBase.Status.READY, index_path=index_path, index_recall=recall, evaluation=evaluation or {},
         finished_at=timezone.now(),
     )
     knowledge_base.refresh_from_db()
+    if not finished:
+        raise ValueError(f"{knowledge_base} is {knowledge_base.status}, no longer building: it was abandoned")
     if promote:
         knowledge_base_promote(knowledge_base=knowledge_base)
     return knowledge_base

@@ -1,0 +1,35 @@
+"""A live worker is never taken for a dead one, and a build taken for dead stays failed."""
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from inference.heartbeat import heartbeat
+from inference.models import Operation
+from inference.operations import operation_claim
+from kb.models import KnowledgeBase
+from kb.services import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
+from tests.conftest import person, shipped_task
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_that_reports_nothing_keeps_its_operation_alive_until_it_ends(settings):
+    settings.GALSPEC_OPERATION_STALE_S = 1
+    operation = Operation.objects.create(kind="embed", requested_by=person("grace", "admin"), status="running",
+                                         heartbeat_at=timezone.now() - timedelta(hours=1))
+    with heartbeat(Operation, operation.pk, every=0.05):
+        time.sleep(1.5)  # longer than the stale limit, with no progress report
+        assert not operation_claim(operation=operation), "a second worker took a live operation"
+    time.sleep(1.2)
+    assert operation_claim(operation=operation), "the heartbeat went on after the work stopped"
+
+
+@pytest.mark.django_db
+def test_a_build_abandoned_as_dead_is_not_finished_by_its_late_worker(trained):
+    kb = knowledge_base_create(task=shipped_task("lens"), training_run=trained)
+    knowledge_base_fail(knowledge_base=kb, error="its worker stopped; the operation built it again")
+    with pytest.raises(ValueError, match="no longer building: it was abandoned"):
+        knowledge_base_finish(knowledge_base=kb, index_path="/nowhere", recall=None, promote=True)
+    kb.refresh_from_db()
+    assert kb.status == KnowledgeBase.Status.FAILED and not kb.in_service and kb.index_path == ""
