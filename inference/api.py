@@ -142,7 +142,8 @@ class JobListApi(APIView):
         csv = serializers.FileField(required=False, help_text="CSV: a specobjid, plate_mjd_fiber or ra,dec header, "
                                      "or one identifier per line")
         files = serializers.ListField(child=serializers.FileField(), required=False, default=list,
-                                      help_text="SDSS spec-lite FITS files")
+                                      help_text="SDSS spec-lite FITS files, about 20 MB in all per request "
+                                      "(GALSPEC_MAX_UPLOAD_BYTES + 1 MB): split a larger set over several jobs")
 
     @extend_schema(responses=JobSerializer(many=True))
     def get(self, request):

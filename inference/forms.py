@@ -54,7 +54,9 @@ class BatchForm(forms.Form):
     identifiers = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}),
                                   label="identifiers, one per line (specobjid or plate-MJD-fiber)")
     csv = forms.FileField(required=False, label="or a CSV list (a specobjid, plate_mjd_fiber or ra,dec header)")
-    files = MultipleFileField(required=False, label="or spectrum files (SDSS spec-lite FITS)")
+    files = MultipleFileField(required=False, label="or spectrum files (SDSS spec-lite FITS)",
+                              help_text="one request carries about 20 MB of files (some 100 spectra): split a larger "
+                                        "set over several jobs, or search ingested spectra by identifier")
     k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
 
 
