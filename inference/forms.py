@@ -4,7 +4,7 @@ from django import forms
 from inference.jobs import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.knowledge import LABELLINGS, labelling_labels
-from kb.models import SearchTask
+from kb.models import KnowledgeBase, SearchTask
 
 
 class TaskChoiceField(forms.ModelChoiceField):
@@ -23,6 +23,8 @@ class SearchForm(forms.Form):
     k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
     weight_function = forms.ChoiceField(choices=[(w, w) for w in sorted(WEIGHT_FUNCTIONS)], initial="exp",
                                         label="weights")
+    knowledge_base = forms.ModelChoiceField(queryset=KnowledgeBase.objects.all(), required=False, widget=forms.HiddenInput,
+                                            help_text="a version other than the one in service (to repeat an answer)")
 
     def query(self) -> dict:
         """The keyword arguments of inference.search.search_query, from a valid form."""
@@ -32,6 +34,7 @@ class SearchForm(forms.Form):
             "task": data["task"], "identifier": (data.get("identifier") or "").strip(), "ra": data.get("ra"),
             "dec": data.get("dec"), "radius_arcsec": data.get("radius_arcsec") or 3.0, "upload": upload,
             "upload_name": upload.name if upload else "", "k": data["k"], "weight_function": data["weight_function"],
+            "knowledge_base": data.get("knowledge_base"),
         }
 
 

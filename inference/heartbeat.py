@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import DatabaseError, connection, models
+from django.db import Error, connection, models
 from django.utils import timezone
 
 
@@ -28,8 +28,8 @@ def heartbeat(model: type[models.Model], pk: int, *, every: float | None = None)
             while not stop.wait(every):
                 try:
                     model.objects.filter(pk=pk).update(heartbeat_at=timezone.now())
-                except DatabaseError:  # a locked SQLite file, a dropped connection: the next beat tries again
-                    pass
+                except Error:  # a locked SQLite file, a dropped connection: the next beat tries on a new one
+                    connection.close()
         finally:
             connection.close()  # this thread's own connection
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from inference.heartbeat import heartbeat
@@ -39,6 +39,10 @@ from training.services import training_run_create, training_run_execute, trainin
 
 class OperationCancelled(Exception):
     """Raised inside a running operation when an admin has asked it to stop."""
+
+
+class OperationSuperseded(Exception):
+    """Raised inside a worker whose operation another worker has taken up, having taken it for dead."""
 
 
 def _require_operator(user) -> None:
@@ -83,18 +87,28 @@ def operation_start(*, user, kind: str, task: SearchTask | None = None, preset: 
     return operation
 
 
-def operation_claim(*, operation: Operation) -> bool:
-    """Take the operation up: it is queued, or running with a heartbeat older than the stale limit."""
+def operation_claim(*, operation: Operation) -> int:
+    """Take the operation up: it is queued, or running with a heartbeat older than the stale limit.
+    Returns the attempt it runs as (each claim is a new one), or 0 if it cannot be taken."""
     now = timezone.now()
     claimable = Q(status=Operation.Status.QUEUED) | Q(status=Operation.Status.RUNNING, heartbeat_at__lt=now - _stale())
-    claimed = Operation.objects.filter(claimable, pk=operation.pk).update(
-        status=Operation.Status.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1)
-    return claimed == 1
+    with transaction.atomic():
+        if not Operation.objects.filter(claimable, pk=operation.pk).update(
+                status=Operation.Status.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1):
+            return 0
+        return Operation.objects.values_list("attempts", flat=True).get(pk=operation.pk)
+
+
+def _own(operation: Operation) -> QuerySet[Operation]:
+    """The operation's row while the attempt this worker runs is its running attempt: what it may write.
+    A worker taken for dead that comes back finds no row, and stops (OperationSuperseded)."""
+    return Operation.objects.filter(pk=operation.pk, status=Operation.Status.RUNNING, attempts=operation.attempts)
 
 
 def _beat(operation: Operation, **fields) -> None:
     """Record progress and a sign of life; raise OperationCancelled if an admin asked it to stop."""
-    Operation.objects.filter(pk=operation.pk).update(heartbeat_at=timezone.now(), **fields)
+    if not _own(operation).update(heartbeat_at=timezone.now(), **fields):
+        raise OperationSuperseded()
     if Operation.objects.filter(pk=operation.pk, cancel_requested=True).exists():
         raise OperationCancelled()
 
@@ -108,14 +122,16 @@ def _targets(operation: Operation) -> list[SearchTask]:
 def operation_run(*, operation: Operation) -> Operation:
     """Do the operation's work, or carry it on after a worker died; a no-op if it is finished or another
     worker is alive on it."""
-    if not operation_claim(operation=operation):
+    attempt = operation_claim(operation=operation)
+    if not attempt:
         return operation
+    operation.refresh_from_db()
+    operation.attempts = attempt  # this worker's, whatever later claims do to the row
     with heartbeat(Operation, operation.pk):  # beats on, through steps that report no progress
         return _operation_carry_on(operation)
 
 
 def _operation_carry_on(operation: Operation) -> Operation:
-    operation.refresh_from_db()
     run = operation.training_run
     try:
         if operation.kind == Operation.Kind.PRETRAIN and run.status != TrainingRun.Status.SUCCEEDED:
@@ -147,21 +163,22 @@ def _operation_carry_on(operation: Operation) -> Operation:
             operation.candidates.add(kb)
             knowledge_base_index(knowledge_base=kb, promote=False,
                                  on_progress=lambda done, total: _beat(operation, step=done, total=total))
+    except OperationSuperseded:
+        pass  # the worker that took it over carries on
     except OperationCancelled:
-        Operation.objects.filter(pk=operation.pk).update(status=Operation.Status.CANCELLED, finished_at=timezone.now(),
-                                                         stage="cancelled")
-        audit_record(actor=None, action="operation_cancelled", subject=f"operation {operation.pk}", task=operation.task)
+        if _own(operation).update(status=Operation.Status.CANCELLED, finished_at=timezone.now(), stage="cancelled"):
+            audit_record(actor=None, action="operation_cancelled", subject=f"operation {operation.pk}", task=operation.task)
     except Exception as error:
-        Operation.objects.filter(pk=operation.pk).update(status=Operation.Status.FAILED, error=repr(error),
-                                                         finished_at=timezone.now(), stage="failed")
-        audit_record(actor=None, action="operation_failed", subject=f"operation {operation.pk}", task=operation.task,
-                     reason=repr(error))
-        raise
+        if _own(operation).update(status=Operation.Status.FAILED, error=repr(error), finished_at=timezone.now(),
+                                  stage="failed"):  # else a worker taken for dead: its failure is not the operation's
+            audit_record(actor=None, action="operation_failed", subject=f"operation {operation.pk}",
+                         task=operation.task, reason=repr(error))
+            raise
     else:
-        Operation.objects.filter(pk=operation.pk).update(status=Operation.Status.DONE, finished_at=timezone.now(),
-                                                         stage="waiting for an admin to promote or discard")
-        audit_record(actor=None, action="operation_finished", subject=f"operation {operation.pk}", task=operation.task,
-                     after={"candidates": sorted(operation.candidates.values_list("pk", flat=True))})
+        if _own(operation).update(status=Operation.Status.DONE, finished_at=timezone.now(),
+                                  stage="waiting for an admin to promote or discard"):
+            audit_record(actor=None, action="operation_finished", subject=f"operation {operation.pk}",
+                         task=operation.task, after={"candidates": sorted(operation.candidates.values_list("pk", flat=True))})
     operation.refresh_from_db()
     return operation
 

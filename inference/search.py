@@ -134,6 +134,8 @@ def search(
         raise ValueError(f"k must be at least 1 (the neighbours that vote), got {k}")
     task = search_task_get(name=task) if isinstance(task, str) else task
     kb = knowledge_base or knowledge_base_in_service(task=task)
+    if kb.task_id != task.pk:
+        raise ValueError(f"knowledge base {kb.pk} belongs to task {kb.task.name}, not {task.name}")
     if kb.status != KnowledgeBase.Status.READY:
         raise ValueError(f"{kb} is not ready to search")
     if path is not None:

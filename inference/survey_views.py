@@ -5,13 +5,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from galspec_site.progress import progress_json
 from inference.forms import SurveySearchForm
 from inference.models import SurveySearch
 from inference.selectors import survey_candidates, survey_csv, survey_search_list
-from inference.surveys import survey_search_cancel, survey_search_start
+from inference.surveys import survey_search_can_cancel, survey_search_cancel, survey_search_start
 
 
 def surveys(request):
@@ -39,11 +40,9 @@ def survey(request, pk: int):
     survey = _survey(pk)
     label = request.GET.get("label", "")
     page = Paginator(survey_candidates(survey=survey, label=label), 50).get_page(request.GET.get("page"))
-    user = request.user
-    can_cancel = not survey.finished and user.is_authenticated and (
-        user.pk == survey.requested_by_id or user.has_perm("kb.operate_knowledgebase"))
+    can_cancel = not survey.finished and survey_search_can_cancel(user=request.user, survey=survey)
     return render(request, "inference/survey.html", {
-        "survey": survey, "candidates": page, "label": label, "query": f"label={label}" if label else "",
+        "survey": survey, "candidates": page, "label": label, "query": urlencode({"label": label}) if label else "",
         "can_cancel": can_cancel, "counts": sorted(survey.label_counts.items(), key=lambda item: -item[1]),
     })
 

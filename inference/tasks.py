@@ -41,7 +41,7 @@ def search_job_run_task(self, job_id: int) -> dict:
     return {"status": job.status, "done": job.done, "failed": job.failed}
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)  # a killed pool process's task goes back
 def operation_run_task(self, operation_id: int) -> str:
     """An admin's operation; after a worker dies it is sent again and carries on (inference.operations)."""
     operation = Operation.objects.select_related("task", "training_run").get(pk=operation_id)
@@ -64,7 +64,7 @@ def bulk_search_task(self, task_id: int, out: str, chunk: int = 10_000, k: int =
     return bulk_search(task=SearchTask.objects.get(pk=task_id), out=out, chunk=chunk, k=k, on_progress=progress)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True)  # a killed pool process's task goes back to the broker
 def survey_search_task(survey_id: int) -> str:
     """A survey search started from the site or the API; delivered again, it carries on from its last part."""
     return survey_search_run(survey=SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id)).status

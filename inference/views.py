@@ -52,6 +52,8 @@ def search(request):
     if query["upload"] is None:
         params = {key: value for key, value in form.cleaned_data.items() if key != "file" and value not in (None, "")}
         params["task"] = params["task"].name
+        if "knowledge_base" in params:
+            params["knowledge_base"] = params["knowledge_base"].pk
         return redirect(f"{reverse('inference:search-result')}?{urlencode(params)}")
     return _answer(request, form)
 

@@ -33,3 +33,23 @@ def test_a_build_abandoned_as_dead_is_not_finished_by_its_late_worker(trained):
         knowledge_base_finish(knowledge_base=kb, index_path="/nowhere", recall=None, promote=True)
     kb.refresh_from_db()
     assert kb.status == KnowledgeBase.Status.FAILED and not kb.in_service and kb.index_path == ""
+
+
+@pytest.mark.django_db
+def test_a_worker_taken_for_dead_does_not_overwrite_the_operation_of_the_one_that_took_it(searchable, monkeypatch):
+    from django.db.models import F
+
+    from inference import operations
+    from inference.operations import operation_run, operation_start
+    from kb.models import AuditEvent
+
+    operation = operation_start(user=person("grace", "admin"), kind="rebuild", task=shipped_task("lens"))
+
+    def taken_over_then_fails(**options):
+        Operation.objects.filter(pk=operation.pk).update(attempts=F("attempts") + 1)  # another worker's claim
+        raise ValueError("knowledge base abandoned")  # what the late worker's build then meets
+
+    monkeypatch.setattr(operations, "embedding_update", taken_over_then_fails)
+    late = operation_run(operation=operation)
+    assert late.status == "running" and late.attempts == 2 and late.error == ""
+    assert not AuditEvent.objects.filter(action="operation_failed").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db.models import F
 from django.utils import timezone
 
 from inference import surveys
@@ -85,10 +86,12 @@ def test_asking_again_returns_the_same_search_until_the_survey_grows(searchable)
     assert created and not created_again and again.pk == first.pk
     other_k, created_k = survey_search_start(user=bob, task=shipped_task("lens"), k=5)
     assert created_k and other_k.pk != first.pk
+    with pytest.raises(ValueError, match=f"your survey search {other_k.pk} .* is under way"):
+        survey_search_start(user=bob, task=shipped_task("lens"), k=7)  # one at a time each
     spectrum = Spectrum.objects.order_by("-store_row").first()
     spectrum.pk, spectrum.specobjid, spectrum.fiberid, spectrum.store_row = None, "99", 999, spectrum.store_row + 1
     spectrum.save()
-    grown, created_grown = survey_search_start(user=bob, task=shipped_task("lens"))
+    grown, created_grown = survey_search_start(user=person("carol"), task=shipped_task("lens"))
     assert created_grown and grown.total == 81
 
 
@@ -112,6 +115,93 @@ def test_anonymous_users_cannot_start_and_only_the_starter_or_an_admin_can_cance
     assert survey_search_cancel(user=grace, survey=survey).status == "cancelled"
     assert survey_search_run(survey=survey).status == "cancelled"  # a worker taking it up later does nothing
     assert not Path(survey.folder).exists()
+
+
+def test_cancelling_a_search_whose_worker_died_removes_its_parts_at_once(searchable, small_chunks, monkeypatch,
+                                                                         django_capture_on_commit_callbacks):
+    alice = person("alice")
+    survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
+    real = surveys.bulk_search
+
+    def dies_after_the_first_part(**options):
+        def on_progress(done, total):
+            raise SystemExit("worker killed")
+        return real(**{**options, "on_progress": on_progress})
+
+    monkeypatch.setattr(surveys, "bulk_search", dies_after_the_first_part)
+    with pytest.raises(SystemExit):
+        survey_search_run(survey=survey)
+    assert (Path(survey.folder) / "part-00001.csv").exists()
+    SurveySearch.objects.filter(pk=survey.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert survey_search_cancel(user=alice, survey=survey).status == "cancelled"
+    assert not Path(survey.folder).exists()
+
+
+def test_a_search_cancelled_while_its_candidates_are_collected_keeps_none(searchable, small_chunks, monkeypatch):
+    alice = person("alice")
+    survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
+    real, inserted = surveys._candidates_record, []
+
+    def cancelled_as_collection_starts(survey_, attempt):  # (a cancel from another connection commits at once)
+        survey_search_cancel(user=alice, survey=survey)
+        real(survey_, attempt)
+
+    def counted(*args):
+        inserted.append(len(args[1]))
+        real_create(*args)
+
+    real_create = surveys._candidates_create
+    monkeypatch.setattr(surveys, "_candidates_record", cancelled_as_collection_starts)
+    monkeypatch.setattr(surveys, "_candidates_create", counted)
+    survey = survey_search_run(survey=survey)
+    assert survey.status == "cancelled" and survey.found == 0 and sum(inserted) > 0  # inserted, then rolled back
+    assert not SurveyCandidate.objects.filter(survey=survey).exists() and not Path(survey.folder).exists()
+
+
+def test_a_worker_taken_for_dead_stops_and_leaves_the_search_to_the_one_that_took_it(searchable, small_chunks,
+                                                                                    monkeypatch):
+    alice = person("alice")
+    survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
+    real = surveys.bulk_search
+
+    def taken_over(**options):
+        report = options.pop("on_progress")
+
+        def on_progress(done, total):
+            SurveySearch.objects.filter(pk=survey.pk).update(attempts=F("attempts") + 1)  # another worker's claim
+            report(done, total)
+        return real(**options, on_progress=on_progress)
+
+    monkeypatch.setattr(surveys, "bulk_search", taken_over)
+    late = survey_search_run(survey=survey)
+    assert late.status == "running" and late.attempts == 2  # the second worker's, untouched
+    assert (Path(survey.folder) / "part-00001.csv").exists() and not (Path(survey.folder) / "part-00002.csv").exists()
+    assert not SurveyCandidate.objects.filter(survey=survey).exists()
+
+
+def test_a_worker_that_dies_again_and_again_fails_the_search(searchable):
+    survey, _ = survey_search_start(user=person("alice"), task=shipped_task("lens"))
+    SurveySearch.objects.filter(pk=survey.pk).update(status="running", attempts=surveys.MAX_ATTEMPTS,
+                                                     heartbeat_at=timezone.now() - timedelta(hours=1))
+    survey = survey_search_run(survey=survey)
+    assert survey.status == "failed" and "died 5 times" in survey.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_step_does_not_make_a_live_search_look_dead(searchable, small_chunks, monkeypatch, settings):
+    settings.GALSPEC_OPERATION_STALE_S = 1
+    survey, _ = survey_search_start(user=person("alice"), task=shipped_task("lens"))
+    real, second_claims = surveys.bulk_search, []
+
+    def slow(**options):
+        time.sleep(2.5)  # longer than the stale limit, with no progress report
+        second_claims.append(surveys.survey_search_claim(survey=survey))
+        return real(**options)
+
+    monkeypatch.setattr(surveys, "bulk_search", slow)
+    survey = survey_search_run(survey=survey)
+    assert second_claims == [0] and survey.status == "done" and survey.attempts == 1
 
 
 def test_a_search_cancelled_while_it_runs_stops_and_leaves_nothing(searchable, small_chunks, monkeypatch):
