@@ -1,8 +1,10 @@
 """Writes for inference: embedding the ingested spectra, building knowledge-base indexes."""
 from __future__ import annotations
 
+import fcntl
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,8 @@ def embedding_update(
 ) -> EmbeddingSet:
     """Embed every ingested spectrum not yet embedded under ``training_run`` (default: the one in service).
 
-    Work is committed chunk by chunk, so an interrupted run resumes where it stopped.
+    Work is committed chunk by chunk, so an interrupted run resumes where it stopped. One process embeds
+    for a checkpoint at a time (a survey search and an operation may both ask); the other waits for it.
     """
     run = training_run or training_run_in_service()
     if run is None:
@@ -46,6 +49,24 @@ def embedding_update(
     if run.status != TrainingRun.Status.SUCCEEDED:
         raise ValueError(f"{run} has not succeeded; its checkpoint cannot embed")
     model = load_checkpoint(Path(run.checkpoint_dir) / "best", device=device or settings.GALSPEC_DEVICE)
+    with _exclusive(settings.DATA_DIR / "embeddings" / f"run-{run.pk}.lock"):  # another embedder waits, then finds it done
+        return _embedding_carry_on(run, model, batch_size, on_progress)
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (a POSIX record lock: across processes and, over NFS,
+    across machines) until the block ends; released by the system if the process dies."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.lockf(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def _embedding_carry_on(run: TrainingRun, model, batch_size: int, on_progress) -> EmbeddingSet:
     embedding_set, _ = EmbeddingSet.objects.get_or_create(
         training_run=run,
         defaults={"width": model.config.embedding_width, "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}")},

@@ -76,3 +76,30 @@ def test_pretrain_command_writes_metrics_where_asked(ingested, tmp_path, capsys)
     call_command("pretrain", preset="small", out=str(tmp_path / "run"), max_steps=2, verbosity=0)
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "best" / "model.safetensors").exists()
     assert "linear interpolation" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_embedder_waits_while_another_process_embeds_for_the_same_checkpoint(ingested, settings):
+    """Two embedders of one checkpoint (a survey search and an operation, say) would write the same store."""
+    import subprocess
+    import sys
+    import threading
+
+    run = training_run_execute(run=training_run_create(preset="small", **QUICK))
+    lock = settings.DATA_DIR / "embeddings" / f"run-{run.pk}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; handle = open(sys.argv[1], 'a'); fcntl.lockf(handle, fcntl.LOCK_EX); "
+        "print('held', flush=True); time.sleep(600)"), str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = []
+        waiter = threading.Thread(target=lambda: result.append(embedding_update(training_run=run).rows))
+        waiter.start()
+        waiter.join(timeout=3)
+        assert waiter.is_alive() and not EmbeddingSet.objects.filter(training_run=run).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    waiter.join(timeout=120)
+    assert result == [40]
