@@ -26,6 +26,20 @@ def _csv(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text.split("\n", 1)[1])))
 
 
+def _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch) -> None:
+    real = surveys.bulk_search
+
+    def dies_after_the_first_part(**options):
+        def on_progress(done, total):
+            raise SystemExit("worker killed")
+        return real(**{**options, "on_progress": on_progress})
+
+    with monkeypatch.context() as patch:
+        patch.setattr(surveys, "bulk_search", dies_after_the_first_part)
+        with pytest.raises(SystemExit):
+            survey_search_run(survey=survey)
+
+
 @pytest.fixture
 def small_chunks(monkeypatch):
     monkeypatch.setattr(surveys, "CHUNK", 30)  # 80 spectra: three parts
@@ -121,16 +135,7 @@ def test_cancelling_a_search_whose_worker_died_removes_its_parts_at_once(searcha
                                                                          django_capture_on_commit_callbacks):
     alice = person("alice")
     survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
-    real = surveys.bulk_search
-
-    def dies_after_the_first_part(**options):
-        def on_progress(done, total):
-            raise SystemExit("worker killed")
-        return real(**{**options, "on_progress": on_progress})
-
-    monkeypatch.setattr(surveys, "bulk_search", dies_after_the_first_part)
-    with pytest.raises(SystemExit):
-        survey_search_run(survey=survey)
+    _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch)
     assert (Path(survey.folder) / "part-00001.csv").exists()
     SurveySearch.objects.filter(pk=survey.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
@@ -226,20 +231,10 @@ def test_a_run_interrupted_after_some_parts_carries_on_from_them(searchable, sma
     """What a redelivered task does after its worker died: the parts written are kept, the rest written."""
     alice = person("alice")
     survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
-    real = surveys.bulk_search
-
-    def dies_after_the_first_part(**options):
-        def on_progress(done, total):
-            raise SystemExit("worker killed")
-        return real(**{**options, "on_progress": on_progress})
-
-    monkeypatch.setattr(surveys, "bulk_search", dies_after_the_first_part)
-    with pytest.raises(SystemExit):
-        survey_search_run(survey=survey)
+    _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch)
     first = Path(survey.folder) / "part-00001.csv"
     written = first.stat().st_mtime_ns
     assert SurveySearch.objects.get(pk=survey.pk).status == "running"
-    monkeypatch.setattr(surveys, "bulk_search", real)
     assert survey_search_run(survey=survey).status == "running"  # its heartbeat is fresh: maybe alive, not doubled
     assert not (Path(survey.folder) / "part-00002.csv").exists()
 
