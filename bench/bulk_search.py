@@ -16,16 +16,16 @@ than another. Set-up (survey, ingest, pre-training, knowledge base) is timed too
 The data folder is deleted at the end. Prints JSON; ``--out`` also writes it.
 """
 import argparse
-import json
 import os
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import report, throwaway_site  # noqa: E402
 
 QUICK = dict(max_steps=3, eval_every=3, batch_size=8, warmup_steps=1)  # as tests/conftest.py: any weights will do
 
@@ -39,15 +39,10 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="galspec-bench-"))
-    os.environ["GALSPEC_DATA_DIR"] = str(work / "var")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
-    import django
-
-    django.setup()
+    work = throwaway_site()
     import torch
     from django.conf import settings
-    from django.core.management import call_command
+    from django.db import connection
 
     from inference.bulk import bulk_search
     from inference.models import EmbeddingSet
@@ -58,7 +53,6 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
     from training.checkpoint import resolve
     from training.services import training_run_create, training_run_execute
 
-    call_command("migrate", verbosity=0)
     setup = {}
     start = time.perf_counter()
     generate_survey(out=work / "survey", size=args.size, seed=args.seed, workers=os.cpu_count() or 1)
@@ -84,7 +78,7 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
     search_s = time.perf_counter() - start
     spectra = manifest["spectra"]
 
-    text = json.dumps({
+    result = {
         "benchmark": "bulk_search",
         "spectra": spectra,
         "task": args.task,
@@ -100,16 +94,13 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
         "embed_share_of_time": round(embed_s / (embed_s + search_s), 3),
         "setup_seconds": {name: round(seconds, 1) for name, seconds in setup.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "database": django.db.connection.vendor,
+        "database": connection.vendor,
         "device": str(resolve(settings.GALSPEC_DEVICE)),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
-    }, indent=2)
+    }
     shutil.rmtree(work)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    report(result, args.out)
 
 
 if __name__ == "__main__":

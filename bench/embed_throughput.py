@@ -8,7 +8,6 @@ forward pass runs under bf16 autocast with fused attention, and model FLOP utili
 forward FLOPs per second over the given peak. ``--out FILE`` also writes the JSON.
 """
 import argparse
-import json
 import os
 import resource
 import sys
@@ -20,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import report  # noqa: E402
 from inference.embed import embed  # noqa: E402
 from training.model import PRESETS, GalSpecEncoder  # noqa: E402
 
@@ -78,12 +78,9 @@ def main() -> None:
         if args.peak_tflops:
             result["mfu"] = round(result["achieved_tflops"] / args.peak_tflops, 3)
         results.append(result)
-    text = json.dumps({"benchmark": "embed", "torch": torch.__version__, "threads": torch.get_num_threads(),
-                       "cpu_count": os.cpu_count(), "results": results}, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    result = {"benchmark": "embed", "torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "cpu_count": os.cpu_count(), "results": results}
+    report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ measures the server, not the throttle. Client and server share this machine's co
 are a floor for a server on its own machine. Prints JSON; ``--out`` also writes it.
 """
 import argparse
-import json
 import os
 import random
 import subprocess
@@ -22,6 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import report  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,11 +107,7 @@ def main() -> None:
     result = {"server": f"gunicorn, {args.workers} workers x {args.threads} threads, loopback, client on the same machine",
               "cpus": os.cpu_count(), "task": args.task, "knowledge_base": {"version": kb["version"], "size": kb["size"]},
               "seconds_per_level": args.seconds, "rows": rows}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,21 @@
     .venv/bin/python bench/ingest_throughput.py --size 2000            # a fresh mock survey
     .venv/bin/python bench/ingest_throughput.py --survey DIR           # any folder of spec-*.fits
 
-Runs in a throw-away data folder and SQLite database (or DATABASE_URL); prints one JSON object, and
+Runs in a throw-away data folder and SQLite database (or DATABASE_URL), deleted at the end; prints one JSON object, and
 ``--out FILE`` also writes it.
 Reading the FITS files dominates; the figure is for one process on this machine.
 """
 import argparse
-import json
 import os
 import resource
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import report, throwaway_site  # noqa: E402
 
 
 def main() -> None:  # run as a script: worker processes are spawned and re-import it
@@ -28,17 +29,11 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="galspec-bench-"))
-    os.environ["GALSPEC_DATA_DIR"] = str(work / "var")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    work = throwaway_site()
+    from django.db import connection
 
     from kb.services import ingest_folder
 
-    call_command("migrate", verbosity=0)
     survey = args.survey
     generate_s = None
     if survey is None:
@@ -52,7 +47,7 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
     summary = ingest_folder(folder=survey, workers=args.workers)
     ingest_s = time.perf_counter() - start
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    text = json.dumps({
+    result = {
         "benchmark": "ingest",
         "spectra": summary.added,
         "rejected": len(summary.rejected),
@@ -61,13 +56,11 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
         "workers": args.workers,
         "mock_generation_spectra_per_s": round(args.size / generate_s, 1) if generate_s else None,
         "peak_rss_mb": round(peak_rss_mb, 1),
-        "database": django.db.connection.vendor,
+        "database": connection.vendor,
         "cpu_count": os.cpu_count(),
-    }, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    }
+    shutil.rmtree(work)
+    report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import report  # noqa: E402
 from inference import index as vector_index  # noqa: E402
 from inference.retrieval import vote_all  # noqa: E402
 
@@ -109,11 +110,7 @@ def main() -> None:
         "vectors": f"synthetic: {CLUSTERS} Gaussian clusters in {WIDTH} dimensions, not SDSS embeddings",
         "queries": args.queries, "rows": rows,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    report(result, args.out)
 
 
 if __name__ == "__main__":

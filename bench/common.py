@@ -1,0 +1,29 @@
+"""What the benchmarks share: a throw-away site to run in, and one way to hand back their JSON."""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def throwaway_site() -> Path:
+    """A fresh data folder (and with it a fresh SQLite database, unless DATABASE_URL names another),
+    migrated and with Django set up; returns the folder, for the caller to delete."""
+    work = Path(tempfile.mkdtemp(prefix="galspec-bench-"))
+    os.environ["GALSPEC_DATA_DIR"] = str(work / "var")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return work
+
+
+def report(result: dict, out: Path | None) -> None:
+    """Print the result as JSON and, with ``out``, write it there too."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
