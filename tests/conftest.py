@@ -1,4 +1,7 @@
+import io
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -104,19 +107,78 @@ def survey(tmp_path_factory):
     return out
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A data folder and its database rows (apps kb, inference, training, as ``dumpdata`` JSON), built once
+    per session and laid into each test that asks for them: what ingest, pre-training and index builds
+    would make again, identically, in every test."""
+
+    folder: Path
+    rows: str
+
+    def restore(self, data_dir: Path) -> None:
+        """Copy the files into ``data_dir`` and load the rows, their paths pointing there; keys are kept."""
+        from django.core.management import call_command
+
+        shutil.copytree(self.folder, data_dir, dirs_exist_ok=True)
+        fixture = data_dir.parent / f"{self.folder.parent.name}.json"
+        fixture.write_text(self.rows.replace(str(self.folder), str(data_dir)))
+        call_command("loaddata", str(fixture), verbosity=0)
+
+
+def build_snapshot(tmp_path_factory, django_db_blocker, name: str, build) -> Snapshot:
+    """Run ``build()`` in a fresh data folder inside a transaction that is rolled back once its rows are dumped."""
+    from django.core.management import call_command
+    from django.db import transaction
+    from django.test import override_settings
+
+    folder = tmp_path_factory.mktemp(name) / "var"
+    folder.mkdir()
+    rows = io.StringIO()
+    with django_db_blocker.unblock(), override_settings(DATA_DIR=folder), transaction.atomic():
+        build(folder)
+        call_command("dumpdata", "kb", "inference", "training", stdout=rows)
+        transaction.set_rollback(True)
+    return Snapshot(folder, rows.getvalue())
+
+
+@pytest.fixture(scope="session")
+def trained_snapshot(tmp_path_factory, django_db_setup, django_db_blocker, survey) -> Snapshot:
+    def build(folder):
+        ingest_folder(folder=survey)
+        training_run_execute(run=training_run_create(preset="small", **QUICK))
+
+    return build_snapshot(tmp_path_factory, django_db_blocker, "trained", build)
+
+
+@pytest.fixture(scope="session")
+def searchable_snapshot(tmp_path_factory, django_db_blocker, trained_snapshot) -> Snapshot:
+    def build(folder):
+        from inference.services import knowledge_base_build
+
+        trained_snapshot.restore(folder)
+        for name in ("lens", "bpt3"):
+            knowledge_base_build(task=shipped_task(name))
+
+    return build_snapshot(tmp_path_factory, django_db_blocker, "searchable", build)
+
+
 @pytest.fixture
-def trained(data_dir, survey):
+def trained(data_dir, trained_snapshot):
     """The survey ingested and a checkpoint (a few steps of the small preset) in service."""
-    ingest_folder(folder=survey)
-    return training_run_execute(run=training_run_create(preset="small", **QUICK))
+    from training.models import TrainingRun
+
+    trained_snapshot.restore(data_dir)
+    return TrainingRun.objects.get()
 
 
 @pytest.fixture
-def searchable(trained):
+def searchable(data_dir, searchable_snapshot):
     """``trained`` with a knowledge base in service for the lens and bpt3 tasks; returns {task name: KB}."""
-    from inference.services import knowledge_base_build
+    from kb.models import KnowledgeBase
 
-    return {name: knowledge_base_build(task=shipped_task(name)) for name in ("lens", "bpt3")}
+    searchable_snapshot.restore(data_dir)
+    return {kb.task.name: kb for kb in KnowledgeBase.objects.filter(in_service=True).select_related("task")}
 
 
 def shipped_task(name: str):
