@@ -78,9 +78,8 @@ def main() -> None:
         if args.peak_tflops:
             result["mfu"] = round(result["achieved_tflops"] / args.peak_tflops, 3)
         results.append(result)
-    result = {"benchmark": "embed", "torch": torch.__version__, "threads": torch.get_num_threads(),
-                       "cpu_count": os.cpu_count(), "results": results}
-    report(result, args.out)
+    report({"benchmark": "embed", "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "results": results}, args.out)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
     .venv/bin/python bench/ingest_throughput.py --size 2000            # a fresh mock survey
     .venv/bin/python bench/ingest_throughput.py --survey DIR           # any folder of spec-*.fits
 
-Runs in a throw-away data folder and SQLite database (or DATABASE_URL), deleted at the end; prints one JSON object, and
-``--out FILE`` also writes it.
+Runs in a throw-away data folder and SQLite database (or DATABASE_URL), deleted at the end; prints one
+JSON object, and ``--out FILE`` also writes it.
 Reading the FITS files dominates; the figure is for one process on this machine.
 """
 import argparse

@@ -127,7 +127,7 @@ class Snapshot:
 
 
 def build_snapshot(tmp_path_factory, django_db_blocker, name: str, build) -> Snapshot:
-    """Run ``build()`` in a fresh data folder inside a transaction that is rolled back once its rows are dumped."""
+    """Run ``build(folder)`` in a fresh data folder inside a transaction that is rolled back once its rows are dumped."""
     from django.core.management import call_command
     from django.db import transaction
     from django.test import override_settings
