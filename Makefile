@@ -17,5 +17,9 @@ install: $(BIN)/activate
 demo: install
 	$(BIN)/python manage.py demo
 
+# The layering and the lint first (seconds), then the suite.
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest

@@ -5,7 +5,7 @@
 Runs in a throw-away data folder and SQLite database (or DATABASE_URL, which then should name a database
 of its own): generates a mock survey of ``--size`` spectra, ingests it, pre-trains the small preset for a
 few steps (throughput does not depend on what the model has learned) and builds the task's knowledge base.
-Then it times the two stages of ``inference.bulk.bulk_search``:
+Then it times the two stages of ``inference.services.bulk.bulk_search``:
 
 - embedding: every spectrum embedded under a checkpoint that has embedded none yet (``embedding_update``
   after the checkpoint's embeddings are emptied), as a bulk search against a fresh checkpoint starts;
@@ -30,6 +30,31 @@ from bench.common import report, throwaway_site  # noqa: E402
 QUICK = dict(max_steps=3, eval_every=3, batch_size=8, warmup_steps=1)  # as tests/conftest.py: any weights will do
 
 
+def _timed(work, name: str, function, *args, **kwargs):
+    """``function(*args, **kwargs)``, its seconds added to ``work`` under ``name``."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    work[name] = time.perf_counter() - start
+    return result
+
+
+def _site(work: Path, args: argparse.Namespace, setup: dict):
+    """A mock survey ingested, a checkpoint pre-trained a few steps and the task's knowledge base built
+    (which embeds every spectrum on the way); each step's seconds go into ``setup``."""
+    from inference.services.knowledge_bases import knowledge_base_build
+    from kb.mock import generate_survey
+    from kb.models import SearchTask
+    from kb.services import ingest_folder
+    from training.services import training_run_create, training_run_execute
+
+    cores = os.cpu_count() or 1
+    _timed(setup, "mock_survey_s", generate_survey, out=work / "survey", size=args.size, seed=args.seed, workers=cores)
+    _timed(setup, "ingest_s", ingest_folder, folder=work / "survey", workers=cores)
+    run = _timed(setup, "pretrain_s", training_run_execute, run=training_run_create(preset="small", **QUICK))
+    task = SearchTask.objects.get(name=args.task)
+    return run, task, _timed(setup, "knowledge_base_s", knowledge_base_build, task=task)
+
+
 def main() -> None:  # run as a script: worker processes are spawned and re-import it
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=3000, help="spectra in the mock survey")
@@ -44,40 +69,17 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
     from django.conf import settings
     from django.db import connection
 
-    from inference.bulk import bulk_search
     from inference.models import EmbeddingSet
-    from inference.services import embedding_update, knowledge_base_build
-    from kb.mock import generate_survey
-    from kb.models import SearchTask
-    from kb.services import ingest_folder
-    from training.checkpoint import resolve
-    from training.services import training_run_create, training_run_execute
+    from inference.services.bulk import bulk_search
+    from inference.services.embeddings import embedding_update
+    from training.checkpoint import resolve_device
 
-    setup = {}
-    start = time.perf_counter()
-    generate_survey(out=work / "survey", size=args.size, seed=args.seed, workers=os.cpu_count() or 1)
-    setup["mock_survey_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    ingest_folder(folder=work / "survey", workers=os.cpu_count() or 1)
-    setup["ingest_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    run = training_run_execute(run=training_run_create(preset="small", **QUICK))
-    setup["pretrain_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    task = SearchTask.objects.get(name=args.task)
-    kb = knowledge_base_build(task=task)  # embeds every spectrum on the way
-    setup["knowledge_base_s"] = time.perf_counter() - start
-
+    setup, stages = {}, {}
+    run, task, kb = _site(work, args, setup)
     EmbeddingSet.objects.filter(training_run=run).update(rows=0)  # as a checkpoint that has embedded nothing
-    start = time.perf_counter()
-    embedded = embedding_update(training_run=run).rows
-    embed_s = time.perf_counter() - start
-
-    start = time.perf_counter()
-    manifest = bulk_search(task=task, out=work / "bulk", chunk=args.chunk, knowledge_base=kb)
-    search_s = time.perf_counter() - start
-    spectra = manifest["spectra"]
-
+    embedded = _timed(stages, "embed", embedding_update, training_run=run).rows
+    manifest = _timed(stages, "search", bulk_search, task=task, out=work / "bulk", chunk=args.chunk, knowledge_base=kb)
+    embed_s, search_s, spectra = stages["embed"], stages["search"], manifest["spectra"]
     result = {
         "benchmark": "bulk_search",
         "spectra": spectra,
@@ -95,7 +97,7 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
         "setup_seconds": {name: round(seconds, 1) for name, seconds in setup.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "database": connection.vendor,
-        "device": str(resolve(settings.GALSPEC_DEVICE)),
+        "device": str(resolve_device(settings.GALSPEC_DEVICE)),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }

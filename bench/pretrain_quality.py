@@ -30,7 +30,7 @@ def main() -> None:
     django.setup()
     from kb.models import Spectrum
     from kb.preprocess import wave_grid
-    from kb.services import spectrum_store
+    from kb.selectors import spectrum_store
     from kb.spectra import read_spectrum
     from training.checkpoint import load_masked_model, read_info
     from training.model import span_mask

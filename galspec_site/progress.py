@@ -33,3 +33,10 @@ def progress_json(*, status: str, finished: bool, succeeded: bool, current: int,
                      "pending": status == "queued"},
         "result": error or status, **extra,
     })
+
+
+def stage_progress_json(row, *, finished: bool, succeeded: bool, **extra) -> JsonResponse:
+    """``progress_json`` of a run whose row says what it is doing (an operation, a survey search): its
+    ``status``, ``step`` of ``total``, ``stage`` and ``error``."""
+    return progress_json(status=row.status, finished=finished, succeeded=succeeded, current=row.step, total=row.total,
+                         description=row.stage, error=row.error, **extra)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "kb",
     "training",
     "inference",
+    "experiments",  # manage.py evaluate: the paper's experiments; nothing in the site imports it
 ]
 
 MIDDLEWARE = [

@@ -3,7 +3,6 @@
 ``POST /api/v1/search/`` answers one spectrum at once, for anyone (throttled); batch jobs need a token
 and belong to the user who made them. Survey searches are shared: anyone reads them, a token starts one.
 """
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -14,9 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from galspec_site.api import Pagination
-from inference.jobs import MAX_K, search_job_cancel, search_job_create
 from inference.models import SearchJob, SurveySearch
-from inference.search import search_query
 from inference.selectors import (
     search_job_get,
     search_job_list,
@@ -25,8 +22,10 @@ from inference.selectors import (
     survey_candidates,
     survey_search_list,
 )
-from inference.surveys import survey_search_cancel, survey_search_start
-from inference.tables import read_queries, table_csv, table_votable
+from inference.services.jobs import search_job_cancel, search_job_create
+from inference.services.search import MAX_K, search_query
+from inference.services.surveys import survey_search_cancel, survey_search_start
+from inference.tables import table_csv, table_votable
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.models import KnowledgeBase, SearchTask
 
@@ -156,17 +155,10 @@ class JobListApi(APIView):
         serializer = self.JobInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        queries = [{"identifier": i.strip()} for i in data["identifiers"] if i.strip()]
-        for position in data["positions"]:
-            if set(position) != {"ra", "dec"}:
-                raise ValidationError({"positions": 'each position is {"ra": degrees, "dec": degrees}'})
-            queries.append(position)
         try:
-            if "csv" in data:
-                queries += read_queries(data["csv"].read().decode("utf-8-sig", errors="replace"))
-            with transaction.atomic():
-                job = search_job_create(owner=request.user, task=data["task"], k=data["k"], queries=queries,
-                                        files=[(f.name, f) for f in data["files"]])
+            job = search_job_create(owner=request.user, task=data["task"], k=data["k"], identifiers=data["identifiers"],
+                                    positions=data["positions"], query_list=data.get("csv"),
+                                    files=[(f.name, f) for f in data["files"]])
         except ValueError as error:
             raise ValidationError(str(error)) from None
         return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
@@ -315,9 +307,7 @@ class SurveyListApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            with transaction.atomic():
-                survey, created = survey_search_start(user=request.user, task=data["task"], labels=data["labels"],
-                                                      k=data["k"])
+            survey, created = survey_search_start(user=request.user, task=data["task"], labels=data["labels"], k=data["k"])
         except ValueError as error:
             raise ValidationError(str(error)) from None
         code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK

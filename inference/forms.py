@@ -1,10 +1,12 @@
 """Forms of the search and batch pages: they parse what a person typed; the rules live in the services."""
 from django import forms
 
-from inference.jobs import MAX_K
+from inference.services.search import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.knowledge import LABELLINGS, labelling_labels
+from inference.models import Operation
 from kb.models import KnowledgeBase, SearchTask
+from training.model import PRESETS
 
 
 class TaskChoiceField(forms.ModelChoiceField):
@@ -26,8 +28,16 @@ class SearchForm(forms.Form):
     knowledge_base = forms.ModelChoiceField(queryset=KnowledgeBase.objects.all(), required=False, widget=forms.HiddenInput,
                                             help_text="a version other than the one in service (to repeat an answer)")
 
+    def result_params(self) -> dict:
+        """A valid search by identifier or position as the query string of its result page."""
+        params = {key: value for key, value in self.cleaned_data.items() if key != "file" and value not in (None, "")}
+        params["task"] = params["task"].name
+        if "knowledge_base" in params:
+            params["knowledge_base"] = params["knowledge_base"].pk
+        return params
+
     def query(self) -> dict:
-        """The keyword arguments of inference.search.search_query, from a valid form."""
+        """The keyword arguments of ``inference.services.search.search_query``, from a valid form."""
         data = self.cleaned_data
         upload = data.get("file")
         return {
@@ -73,3 +83,11 @@ class SurveySearchForm(forms.Form):
     labels = forms.MultipleChoiceField(choices=_all_labels, required=False, label="labels of interest",
                                        help_text="default: the task's targets; a classification task needs them named")
     k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
+
+
+class OperationForm(forms.Form):
+    kind = forms.ChoiceField(choices=Operation.Kind.choices)
+    task = forms.ModelChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", required=False,
+                                  empty_label="every task", help_text="for a rebuild")
+    preset = forms.ChoiceField(choices=[(name, name) for name in PRESETS], initial="small", help_text="for pre-training")
+    max_steps = forms.IntegerField(required=False, min_value=1, help_text="for pre-training (default: the preset's)")

@@ -11,13 +11,13 @@ Distances are Euclidean (L2), not faiss's squared L2: the vote's weights are exp
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from kb.store import folder_write
 
 KINDS = ("flat", "hnsw", "ivf")
 
@@ -125,27 +125,14 @@ def tune(index: faiss.Index, spec: IndexSpec, queries: np.ndarray, exact: Neighb
 
 
 def save(index: faiss.Index, folder: str | Path, sidecar: dict) -> None:
-    """Write index.faiss and index.json into ``folder`` atomically (a new folder renamed into place).
+    """Write index.faiss and index.json into ``folder`` atomically (``kb.store.folder_write``)."""
 
-    Leftovers of a write that crashed (``folder.tmp``, ``folder.old``) are cleared first.
-    """
-    folder = Path(folder)
-    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
-    clear_leftovers(folder)
-    tmp.mkdir(parents=True)
-    faiss.write_index(index, str(tmp / "index.faiss"))
-    (tmp / "index.json").write_text(json.dumps({**sidecar, "metric": "L2", "count": int(index.ntotal), "width": int(index.d)}, indent=2))
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    def write(tmp: Path) -> None:
+        faiss.write_index(index, str(tmp / "index.faiss"))
+        meta = {**sidecar, "metric": "L2", "count": int(index.ntotal), "width": int(index.d)}
+        (tmp / "index.json").write_text(json.dumps(meta, indent=2))
 
-
-def clear_leftovers(folder: str | Path) -> None:
-    """Delete what a ``save`` into ``folder`` that stopped midway left beside it (``folder.tmp``, ``folder.old``)."""
-    folder = Path(folder)
-    for leftover in (folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")):
-        shutil.rmtree(leftover, ignore_errors=True)
+    folder_write(folder, write)
 
 
 def load(folder: str | Path) -> tuple[faiss.Index, dict]:

@@ -150,11 +150,16 @@ class Operation(models.Model):
     def active(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
 
+    @property
+    def queue(self) -> str:
+        """The Celery queue its work goes to: pre-training to the GPU workers, the rest to the embedding ones."""
+        return "training" if self.kind == self.Kind.PRETRAIN else "embedding"
+
 
 class SurveySearch(models.Model):
     """Every ingested spectrum searched against one knowledge-base version: a hunt through the whole survey.
 
-    The work is ``inference.bulk.bulk_search`` on a worker, writing CSV parts (every spectrum's vote)
+    The work is ``inference.services.bulk.bulk_search`` on a worker, writing CSV parts (every spectrum's vote)
     under ``folder``, resumable part by part. Once all are written, the spectra voted one of ``labels``
     become ``SurveyCandidate`` rows to browse; the parts hold every spectrum's row for download.
     """

@@ -11,6 +11,8 @@ import numpy as np
 from inference.index import IndexSpec, Neighbours, build, search
 from inference.vote import Vote, vote
 
+NO_ID = -2  # a query's own id where it is not in the index (ids are database keys; -1 is a missing neighbour)
+
 
 def vote_all(
     neighbours: Neighbours, label_of: dict[int, str], *, k: int | None = None, weight_function: str = "exp"
@@ -27,6 +29,18 @@ def vote_all(
         vote([label_of.get(int(i), "") for i in row_ids], row_distances, weight_function)
         for row_ids, row_distances in zip(ids, distances)
     ]
+
+
+def neighbours_excluding(index, queries: np.ndarray, k: int, *, own_ids) -> Neighbours:
+    """The ``k`` nearest neighbours of each query (n, D) other than the query itself: ``own_ids`` (n,)
+    are the queries' own ids in the index, ``NO_ID`` where a query is not in it. Searches k + 1 and
+    drops the query's own id, or the farthest where the query was not found."""
+    own_ids = np.asarray(own_ids, dtype=np.int64)
+    found = search(index, queries, k + 1)
+    keep = found.ids != own_ids[:, None]
+    keep[keep.sum(axis=1) > k, k] = False
+    return Neighbours(ids=found.ids[keep].reshape(len(own_ids), k),
+                      distances=found.distances[keep].reshape(len(own_ids), k))
 
 
 def knn_vote(

@@ -1,4 +1,5 @@
-"""Batch-search tables: the list of queries a person uploads, and the answers as CSV or VOTable.
+"""Search tables: the list of queries a person uploads, a batch job's answers as CSV or VOTable, and the
+columns of a survey search's CSV parts.
 
 Plain Python over astropy tables (no Django). A query list is CSV with a header naming its columns:
 ``specobjid``, ``plate_mjd_fiber`` (or ``plate``, ``mjd``, ``fiberid``), ``identifier``, or ``ra`` and
@@ -14,6 +15,8 @@ import numpy as np
 from astropy.table import MaskedColumn, Table
 
 IDENTIFIER_COLUMNS = ("identifier", "specobjid", "plate_mjd_fiber", "objid")
+# one row per spectrum of a survey search: its vote, and its neighbours' specobjids and L2 distances, nearest first
+SURVEY_COLUMNS = ["specobjid", "plate_mjd_fiber", "z", "label", "share", "is_target", "neighbours", "distances"]
 
 
 def read_queries(text: str) -> list[dict]:

@@ -1,36 +1,43 @@
-"""Celery tasks for inference: ids in, services called."""
+"""Celery tasks for inference: ids in, one service or worker function called, its result out.
+
+The web side (``inference.services``) queues these; each runs the worker side (``inference.worker``)
+or a service. A worker that starts sends again the operations and survey searches a dead worker left
+running; whoever claims each carries it on.
+"""
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
-from inference.bulk import bulk_search
-from inference.jobs import search_job_run
 from inference.models import Operation, SearchJob, SurveySearch
-from inference.operations import operation_run, operations_resume
-from inference.services import embedding_update, knowledge_base_index
-from inference.surveys import survey_search_run, survey_searches_resume
+from inference.selectors import operations_left, survey_searches_left
+from inference.services.bulk import bulk_search
+from inference.services.embeddings import embedding_update
+from inference.services.knowledge_bases import knowledge_base_index
+from inference.worker.jobs import search_job_run
+from inference.worker.operations import operation_run
+from inference.worker.surveys import survey_search_run
 from kb.models import KnowledgeBase, SearchTask
 from training.models import TrainingRun
+
+
+def _reporter(task):
+    """A progress callback (done, total) that celery-progress reads from the task's state."""
+    def progress(done: int, total: int) -> None:
+        task.update_state(state="PROGRESS", meta={"current": done, "total": total})
+    return progress
 
 
 @shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
 def embedding_update_task(self, run_id: int | None = None) -> int:
     run = TrainingRun.objects.get(pk=run_id) if run_id else None
-
-    def progress(done, total):
-        self.update_state(state="PROGRESS", meta={"current": done, "total": total})
-
-    return embedding_update(training_run=run, on_progress=progress).rows
+    return embedding_update(training_run=run, on_progress=_reporter(self)).rows
 
 
 @shared_task(bind=True, acks_late=True)
 def knowledge_base_index_task(self, knowledge_base_id: int, promote: bool = True) -> int:
     """Embed and index a knowledge base whose entries are chosen; returns its id."""
     kb = KnowledgeBase.objects.select_related("task", "training_run").get(pk=knowledge_base_id)
-
-    def progress(done, total):
-        self.update_state(state="PROGRESS", meta={"current": done, "total": total})
-
-    return knowledge_base_index(knowledge_base=kb, promote=promote, on_progress=progress).pk
+    return knowledge_base_index(knowledge_base=kb, promote=promote, on_progress=_reporter(self)).pk
 
 
 @shared_task(bind=True, acks_late=True)
@@ -43,9 +50,38 @@ def search_job_run_task(self, job_id: int) -> dict:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)  # a killed pool process's task goes back
 def operation_run_task(self, operation_id: int) -> str:
-    """An admin's operation; after a worker dies it is sent again and carries on (inference.operations)."""
+    """An admin's operation; after a worker dies it is sent again and carries on (inference.worker.operations)."""
     operation = Operation.objects.select_related("task", "training_run").get(pk=operation_id)
     return operation_run(operation=operation).status
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def bulk_search_task(self, task_id: int, out: str, chunk: int = 10_000, k: int = 3) -> dict:
+    """A whole-survey search on a worker; delivered again, it carries on from the first missing part."""
+    return bulk_search(task=SearchTask.objects.get(pk=task_id), out=out, chunk=chunk, k=k, on_progress=_reporter(self))
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)  # a killed pool process's task goes back to the broker
+def survey_search_task(survey_id: int) -> str:
+    """A survey search started from the site or the API; delivered again, it carries on from its last part."""
+    return survey_search_run(survey=SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id)).status
+
+
+def operations_resume() -> list[int]:
+    """Send again every operation left running; claiming decides who runs it."""
+    resumed = []
+    for operation in operations_left():
+        operation_run_task.apply_async((operation.pk,), queue=operation.queue, countdown=settings.GALSPEC_OPERATION_STALE_S)
+        resumed.append(operation.pk)
+    return resumed
+
+
+def survey_searches_resume() -> list[int]:
+    """Send again every survey search left running or long queued; claiming decides who runs each."""
+    resumed = survey_searches_left()
+    for pk in resumed:
+        survey_search_task.apply_async((pk,), queue="embedding", countdown=settings.GALSPEC_OPERATION_STALE_S)
+    return resumed
 
 
 @worker_ready.connect
@@ -53,18 +89,3 @@ def _resume_interrupted_work(**kwargs) -> None:
     """A worker starting takes up the operations and survey searches a dead worker left running."""
     operations_resume()
     survey_searches_resume()
-
-
-@shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
-def bulk_search_task(self, task_id: int, out: str, chunk: int = 10_000, k: int = 3) -> dict:
-    """A whole-survey search on a worker; delivered again, it carries on from the first missing part."""
-    def progress(done, total):
-        self.update_state(state="PROGRESS", meta={"current": done, "total": total})
-
-    return bulk_search(task=SearchTask.objects.get(pk=task_id), out=out, chunk=chunk, k=k, on_progress=progress)
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True)  # a killed pool process's task goes back to the broker
-def survey_search_task(survey_id: int) -> str:
-    """A survey search started from the site or the API; delivered again, it carries on from its last part."""
-    return survey_search_run(survey=SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id)).status

@@ -131,6 +131,11 @@ class SearchTask(models.Model):
     def __str__(self):
         return self.title
 
+    @property
+    def scores(self) -> tuple[str, ...]:
+        """The scores that rate this task's knowledge bases on the test reserve (keys of their ``evaluation``)."""
+        return ("precision", "recall", "f1") if self.target_labels else ("accuracy", "macro_f1")
+
 
 class KnowledgeBase(models.Model):
     """One version of a task's knowledge base. Never changed once built: a change is a new version."""

@@ -8,11 +8,16 @@ A store is a folder with ``<name>.bin`` (rows of ``width`` values, C order) and 
 dtype and the number of committed rows). Appending writes and fsyncs the data first, then replaces the
 JSON atomically, so a crash leaves at worst some uncommitted bytes past the end that the next writer
 overwrites: readers never see a half-written row.
+
+Folders written whole (an index beside its sidecar, a checkpoint) go through ``folder_write``: filled
+under a temporary name and renamed into place, so a reader sees the old folder or the new one.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +138,26 @@ class SpectrumStore:
         """(flux, valid), both memory-mapped (rows, n_pixels)."""
         rows = self.rows
         return self.flux_rows.read()[:rows], self.valid_rows.read()[:rows]
+
+
+def folder_write(folder: str | Path, write: Callable[[Path], None]) -> None:
+    """Write ``folder`` atomically: ``write`` fills a new folder beside it (``NAME.tmp``), which is then
+    renamed into place; the previous folder, if any, goes to ``NAME.old`` and is deleted. A reader sees
+    the old folder or the new one, never half of one. What a write that stopped midway left is cleared
+    first (``folder_leftovers_clear``)."""
+    folder = Path(folder)
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    folder_leftovers_clear(folder)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def folder_leftovers_clear(folder: str | Path) -> None:
+    """Delete what a ``folder_write`` into ``folder`` that stopped midway left beside it (``.tmp``, ``.old``)."""
+    folder = Path(folder)
+    for leftover in (folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")):
+        shutil.rmtree(leftover, ignore_errors=True)

@@ -1,6 +1,5 @@
 """HTML pages of the ingested spectra, the search tasks and their knowledge bases."""
 import numpy as np
-import plotly.graph_objects as go
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
@@ -12,6 +11,7 @@ from kb.bpt import bpt_ratios
 from kb.curation import flag_raise
 from kb.filters import KBEntryFilter
 from kb.forms import FlagForm
+from kb.plots import EMISSION_LINES, version_figures
 from kb.models import AuditEvent, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import (
     audit_list,
@@ -25,14 +25,6 @@ from kb.selectors import (
     spectrum_list,
     spectrum_task_label,
 )
-
-LINES_SHOWN = {  # lines marked on plots: rest wavelength, Angstrom, vacuum
-    "[O II] 3727": 3728.48, "H-delta": 4102.89, "H-gamma": 4341.68, "H-beta": 4862.68, "[O III] 4959": 4960.30,
-    "[O III] 5007": 5008.24, "Mg b": 5175.0, "Na D": 5894.0, "[O I] 6300": 6302.05, "[N II] 6548": 6549.86,
-    "H-alpha": 6564.61, "[N II] 6583": 6585.27, "[S II] 6716": 6718.29, "[S II] 6731": 6732.68,
-    "Ca II K": 3934.78, "Ca II H": 3969.59, "G band": 4305.0,
-}
-
 
 def spectra(request):
     page = Paginator(spectrum_list(label=request.GET.get("label")), 25).get_page(request.GET.get("page"))
@@ -57,7 +49,7 @@ def spectrum_detail(request, pk: int):
         "wave": np.round(wave, 2).tolist(),
         "spectra": [{"name": f"spec-{spectrum.plate_mjd_fiber}", "z": spectrum.z,
                      "flux": [round(float(f), 4) if v else None for f, v in zip(flux, valid)]}],
-        "lines": LINES_SHOWN,
+        "lines": EMISSION_LINES,
         "title": f"spec-{spectrum.plate_mjd_fiber}, z = {spectrum.z:.4f}",
     }
     lines = sorted(spectrum.lines.items(), key=lambda item: item[1]["wave_rest"])
@@ -120,7 +112,7 @@ def task(request, name: str):
     in_service = next((kb for kb in versions if kb.in_service), None)
     return render(request, "kb/task.html", {
         "task": task, "versions": versions, "in_service": in_service,
-        "figures": _version_figures(task, [kb for kb in versions if kb.status == KnowledgeBase.Status.READY]),
+        "figures": version_figures([kb for kb in versions if kb.status == KnowledgeBase.Status.READY], task.scores),
     })
 
 
@@ -135,30 +127,3 @@ def entries(request):
     return render(request, "kb/entries.html", {
         "filter": entry_filter, "entries": page, "query": params.urlencode(), "knowledge_base": knowledge_base,
     })
-
-
-def _version_figures(task: SearchTask, versions: list[KnowledgeBase]) -> dict:
-    """Plotly figures (as JSON) of the versions' composition and their scores on the test reserve."""
-    if not versions:
-        return {}
-    versions = sorted(versions, key=lambda kb: kb.version)
-    names = [f"v{kb.version}" for kb in versions]
-    composition = go.Figure([
-        go.Bar(name=label, x=names, y=[kb.composition.get(label, 0) for kb in versions])
-        for label in sorted({label for kb in versions for label in kb.composition})
-    ])
-    composition.update_layout(barmode="stack", title="Entries per label", yaxis_title="entries", margin={"t": 40})
-    metrics = ("precision", "recall", "f1") if task.target_labels else ("accuracy", "macro_f1")
-    scores = go.Figure()
-    for metric in metrics:
-        values = [kb.evaluation.get(metric) for kb in versions]
-        intervals = [kb.evaluation.get(f"{metric}_ci") or [v, v] for kb, v in zip(versions, values)]
-        scores.add_trace(go.Bar(
-            name=metric.replace("_", "-"), x=names, y=values,
-            error_y={"type": "data", "symmetric": False,
-                     "array": [(hi - v) if v is not None else None for (lo, hi), v in zip(intervals, values)],
-                     "arrayminus": [(v - lo) if v is not None else None for (lo, hi), v in zip(intervals, values)]},
-        ))
-    scores.update_layout(barmode="group", yaxis={"range": [0, 1], "title": "on the test reserve (95% interval)"},
-                         title="Scores of the K=3 vote", margin={"t": 40})
-    return {"composition": composition.to_plotly_json(), "scores": scores.to_plotly_json()}

@@ -154,7 +154,7 @@ def trained_snapshot(tmp_path_factory, django_db_setup, django_db_blocker, surve
 @pytest.fixture(scope="session")
 def searchable_snapshot(tmp_path_factory, django_db_blocker, trained_snapshot) -> Snapshot:
     def build(folder):
-        from inference.services import knowledge_base_build
+        from inference.services.knowledge_bases import knowledge_base_build
 
         trained_snapshot.restore(folder)
         for name in ("lens", "bpt3"):

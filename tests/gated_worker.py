@@ -3,7 +3,8 @@
 Run in place of ``python -m celery`` (``start_worker(..., module="tests.gated_worker")``). In this process
 ``faiss.write_index`` writes the index file into its ``.tmp`` folder as usual, then touches the file
 named by ``GALSPEC_TEST_GATE`` and blocks for good: the sidecar is not written and the folder is not
-renamed, so a test can SIGKILL the worker in the middle of ``inference.index.save``.
+renamed, so a test can SIGKILL the worker in the middle of ``inference.index.save``
+(``kb.store.folder_write``).
 """
 import os
 import sys
@@ -19,7 +20,7 @@ _write_index = faiss.write_index
 
 def _write_index_then_block(index, path, *args):
     _write_index(index, path, *args)
-    if Path(path).parent.name.endswith(".tmp"):  # inference.index.save, half done
+    if Path(path).parent.name.endswith(".tmp"):  # inference.index.save (kb.store.folder_write), half done
         GATE.write_text(str(path))
         while True:
             time.sleep(60)

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from django.contrib.auth.models import User
 
-from inference.search import search
+from inference.services.search import search
 from kb.models import Spectrum
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

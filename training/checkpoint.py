@@ -5,33 +5,18 @@
   ``training`` (PretrainConfig) and ``metrics``.
 - ``training_state.pt`` (``last`` checkpoints only): optimizer, step, RNG and history, for resuming.
 
-Folders are written under a temporary name and renamed into place, so a reader never sees half of one.
+Folders are written whole (``kb.store.folder_write``), so a reader never sees half of one.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from kb.store import folder_write
 from training.model import EncoderConfig, GalSpecEncoder, MaskedSpectrumModel
-
-
-def _write_folder(folder: Path, write) -> None:
-    folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(folder: str | Path, model: MaskedSpectrumModel, info: dict) -> None:
@@ -42,16 +27,19 @@ def save_checkpoint(folder: str | Path, model: MaskedSpectrumModel, info: dict) 
         save_file(weights, tmp / "model.safetensors")
         (tmp / "config.json").write_text(json.dumps(info, indent=2))
 
-    _write_folder(Path(folder), write)
+    folder_write(folder, write)
 
 
 def read_info(folder: str | Path) -> dict:
     return json.loads((Path(folder) / "config.json").read_text())
 
 
-def resolve(device: str | torch.device | None) -> torch.device:
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """A torch device from a name: ``auto`` (or None) takes CUDA where torch sees it, else the CPU."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device) == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
     return torch.device(device)
 
 
@@ -62,7 +50,7 @@ def load_masked_model(folder: str | Path, device=None) -> MaskedSpectrumModel:
     config = EncoderConfig(**read_info(folder)["model"])
     model = MaskedSpectrumModel(config)
     model.load_state_dict(load_file(folder / "model.safetensors"))
-    return model.to(resolve(device)).eval()
+    return model.to(resolve_device(device)).eval()
 
 
 def load_checkpoint(folder: str | Path, device=None) -> GalSpecEncoder:
@@ -81,7 +69,7 @@ def save_training_state(folder, *, model, optimizer, generator: torch.Generator,
         (tmp / "config.json").write_text(json.dumps({**shared, "metrics": {"step": state["step"]}}, indent=2))
         torch.save(extra, tmp / "training_state.pt")
 
-    _write_folder(Path(folder), write)
+    folder_write(folder, write)
 
 
 def load_training_state(folder, *, model, optimizer, generator: torch.Generator) -> dict:

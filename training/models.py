@@ -1,4 +1,6 @@
 """Pre-training runs of the encoder and the checkpoints they leave."""
+from pathlib import Path
+
 from django.db import models
 
 
@@ -36,3 +38,8 @@ class TrainingRun(models.Model):
 
     def __str__(self):
         return f"training run {self.pk} ({self.preset}, {self.status})"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The checkpoint this run serves: the best by validation loss (``training.pretrain.BEST``)."""
+        return Path(self.checkpoint_dir) / "best"

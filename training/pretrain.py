@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.checkpoint import load_training_state, save_checkpoint, save_training_state
+from training.checkpoint import load_training_state, resolve_device, save_checkpoint, save_training_state
 from training.model import EncoderConfig, MaskedSpectrumModel, interpolation_baseline, span_mask
 
 
@@ -43,18 +43,12 @@ class PretrainConfig:
 
 # Training defaults per model preset: the paper's for `paper`; for `small`, a schedule that learns in
 # about five minutes on two CPU cores (measured: see README).
+BEST, LAST = "best", "last"  # the checkpoints in a run's folder: lowest validation loss, and the one to resume from
+
 PRESET_DEFAULTS = {
     "paper": {},
     "small": dict(lr=2e-3, warmup_steps=20, max_steps=300, eval_every=50, max_val_spectra=256),
 }
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def learning_rate(step: int, config: PretrainConfig) -> float:
@@ -150,8 +144,8 @@ def pretrain(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed + 2)
     state = {"step": 0, "best_val": math.inf, "history": [], "seconds": 0.0}
-    if resume and (out_dir / "last").exists():
-        state = load_training_state(out_dir / "last", model=model, optimizer=optimizer, generator=generator)
+    if resume and (out_dir / LAST).exists():
+        state = load_training_state(out_dir / LAST, model=model, optimizer=optimizer, generator=generator)
     interp_errors = interpolation_errors(flux, valid, val_idx, val_hidden)
     interp = mse(interp_errors)
     shared = {"model": model_config.to_dict(), "training": config.to_dict(), "preprocess": preprocess_config or {}}
@@ -185,9 +179,9 @@ def pretrain(
                 interp_per_spectrum = interp_errors[scored, 0] / interp_errors[scored, 1]
                 state.update(best_val=val, best_beats=float((per_spectrum < interp_per_spectrum).mean()),
                              best_median=float(np.median(per_spectrum)), interp_median=float(np.median(interp_per_spectrum)))
-                save_checkpoint(out_dir / "best", model, {**shared, "metrics": {"step": step, "val_masked_mse": val, "val_interp_mse": interp}})
+                save_checkpoint(out_dir / BEST, model, {**shared, "metrics": {"step": step, "val_masked_mse": val, "val_interp_mse": interp}})
             state.update(step=step, seconds=time.perf_counter() - started)
-            save_training_state(out_dir / "last", model=model, optimizer=optimizer, generator=generator, state=state, shared=shared)
+            save_training_state(out_dir / LAST, model=model, optimizer=optimizer, generator=generator, state=state, shared=shared)
         if on_progress:
             on_progress(step, config.max_steps, report)
 

@@ -10,8 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kb.preprocess import PAPER
-from kb.selectors import spectrum_training_rows
-from kb.services import spectrum_store
+from kb.selectors import spectrum_store, spectrum_training_rows
 from training.models import TrainingRun
 from training.model import PRESETS, EncoderConfig
 from training.pretrain import PRESET_DEFAULTS, PretrainConfig, pretrain

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from galspec_site.celery import app as celery_app
 from inference.models import SearchJob
-from inference.search import search
+from inference.services.search import search
 from kb.models import Spectrum
 from tests.conftest import api_client as _client
 from tests.conftest import shipped_task
@@ -76,7 +76,7 @@ def test_search_an_uploaded_real_sdss_file(searchable, real_spectra, data_dir):
 
 
 def test_an_old_knowledge_base_version_still_answers(searchable):
-    from inference.services import knowledge_base_build
+    from inference.services.knowledge_bases import knowledge_base_build
 
     old = searchable["lens"]
     new = knowledge_base_build(task=shipped_task("lens"), seed=1)
@@ -215,7 +215,7 @@ def test_cancelling_a_queued_job(searchable, astronomer):
     job_id = client.post("/api/v1/jobs/", {"task": "lens", "identifiers": ["1", "2"]}, format="json").json()["id"]
     assert client.post(f"/api/v1/jobs/{job_id}/cancel/").json()["status"] == "cancelled"
     job = SearchJob.objects.get(public_id=job_id)
-    from inference.jobs import search_job_run
+    from inference.worker.jobs import search_job_run
 
     assert search_job_run(job=job).done == 0  # a cancelled job is not run
 

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from inference.services import knowledge_base_build
+from inference.services.knowledge_bases import knowledge_base_build
 from kb.curation import flag_raise, flag_review, flag_withdraw
 from kb.models import EXCLUDE, AuditEvent, Correction, Flag, KBEntry
 from kb.selectors import agreement_report, curation_items

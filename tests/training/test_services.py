@@ -4,7 +4,8 @@ from django.core.management import call_command
 
 from inference.embed import embed
 from inference.models import EmbeddingSet
-from inference.services import embedding_store, embedding_update
+from inference.selectors import embedding_store
+from inference.services.embeddings import embedding_update
 from kb.mock import generate_survey
 from kb.models import Spectrum
 from kb.services import ingest_folder, spectrum_store

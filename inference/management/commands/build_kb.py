@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from galspec_site.progress import progress_bar
 from inference.index import KINDS
-from inference.services import knowledge_base_build
+from inference.services.knowledge_bases import knowledge_base_build
 from kb.selectors import search_task_get
 
 

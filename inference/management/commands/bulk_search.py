@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from galspec_site.progress import progress_bar
-from inference.bulk import bulk_search
+from inference.services.bulk import bulk_search
 from inference.tasks import bulk_search_task
 from kb.selectors import search_task_get
 

@@ -1,7 +1,7 @@
 """python manage.py check_store: does the database agree with the array store, embeddings, checkpoints and indexes?"""
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.store_check import store_check
+from inference.selectors import store_check
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from galspec_site.progress import progress_bar
-from inference.services import embedding_update
+from inference.services.embeddings import embedding_update
 from training.models import TrainingRun
 
 

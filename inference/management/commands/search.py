@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.search import search
+from inference.services.search import search
 from kb.selectors import spectrum_find
 
 

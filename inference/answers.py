@@ -1,0 +1,59 @@
+"""What a search answers: the vote with its evidence, and the query as the result page draws it.
+
+Plain dataclasses, shared by the search service that makes them, the selectors that turn them into
+pages, and the API that serialises them. Never imports Django.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from kb.models import Spectrum
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    spectrum_id: int
+    specobjid: str
+    plate_mjd_fiber: str
+    z: float
+    label: str
+    distance: float  # L2 between embeddings
+    weight: float  # softmax-normalised share of the vote
+    catalogs: list[str]  # where the label came from
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    task: str
+    label: str
+    share: float  # the winning label's share of the weight
+    shares: dict[str, float]
+    is_target: bool | None  # None for a classification task
+    neighbours: list[Neighbour]
+    knowledge_base: int
+    kb_version: int
+    checkpoint: str
+    training_run: int
+    k: int
+    weight_function: str
+    query: str  # what was searched: 'specobjid ...' or a file name
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Query:
+    """What was searched, as the result page draws it."""
+
+    name: str
+    z: float
+    flux: np.ndarray  # (L,) normalised flux on wave_grid()
+    valid: np.ndarray  # (L,) bool
+    lines: dict  # line fits by SPZLINE name (flux in 1e-17 erg s^-1 cm^-2), empty when the file has none
+    spectrum: Spectrum | None  # the ingested spectrum, when one was searched

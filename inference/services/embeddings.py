@@ -1,0 +1,81 @@
+"""Embedding the ingested spectra under a checkpoint: batched, resumable, one embedder at a time."""
+from __future__ import annotations
+
+import fcntl
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+from inference.embed import embed
+from inference.models import EmbeddingSet
+from inference.selectors import embedding_store
+from kb.selectors import spectrum_store
+from training.checkpoint import load_checkpoint
+from training.models import TrainingRun
+from training.selectors import training_run_in_service
+
+CHUNK = 1024  # spectra embedded and committed at a time: the unit of resumption
+
+
+def embedding_update(
+    *,
+    training_run: TrainingRun | None = None,
+    batch_size: int = 64,
+    device: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EmbeddingSet:
+    """Embed every ingested spectrum not yet embedded under ``training_run`` (default: the one in service).
+
+    Work is committed chunk by chunk, so an interrupted run resumes where it stopped. One process embeds
+    for a checkpoint at a time (a survey search and an operation may both ask); the other waits for it.
+    """
+    run = training_run or training_run_in_service()
+    if run is None:
+        raise ValueError("no checkpoint is in service: pre-train the encoder first (manage.py pretrain)")
+    if run.status != TrainingRun.Status.SUCCEEDED:
+        raise ValueError(f"{run} has not succeeded; its checkpoint cannot embed")
+    model = load_checkpoint(run.checkpoint_path, device=device or settings.GALSPEC_DEVICE)
+    with _exclusive(settings.DATA_DIR / "embeddings" / f"run-{run.pk}.lock"):  # another embedder waits, then finds it done
+        return _embedding_carry_on(run, model, batch_size, on_progress)
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (a POSIX record lock: across processes and, over NFS,
+    across machines) until the block ends; released by the system if the process dies."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.lockf(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def _embedding_carry_on(run: TrainingRun, model, batch_size: int, on_progress) -> EmbeddingSet:
+    embedding_set, _ = EmbeddingSet.objects.get_or_create(
+        training_run=run,
+        defaults={"width": model.config.embedding_width, "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}")},
+    )
+    if embedding_set.width != model.config.embedding_width:  # the embedding changed since: start over
+        embedding_set.width, embedding_set.rows = model.config.embedding_width, 0
+        embedding_set.save(update_fields=["width", "rows", "updated_at"])
+        shutil.rmtree(embedding_set.path, ignore_errors=True)
+    vectors = embedding_store(embedding_set)
+    vectors.truncate(embedding_set.rows)
+    flux, valid = spectrum_store().read()
+    total = len(flux)
+    if on_progress:
+        on_progress(embedding_set.rows, total)
+    for start in range(embedding_set.rows, total, CHUNK):
+        stop = min(start + CHUNK, total)
+        block = embed(model, flux[start:stop], valid[start:stop], batch_size=batch_size)
+        vectors.write_rows(start, block)
+        embedding_set.rows = stop
+        embedding_set.save(update_fields=["rows", "updated_at"])
+        if on_progress:
+            on_progress(stop, total)
+    return embedding_set

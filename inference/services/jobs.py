@@ -1,0 +1,96 @@
+"""Batch search jobs, the web side: create one from identifiers, positions, a list or files; cancel it.
+
+A job is answered from the knowledge-base version in service when it was created, whatever is
+promoted while it runs; a worker answers it (``inference.worker.jobs``).
+"""
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from inference.models import SearchJob
+from inference.services.search import MAX_K, upload_name_safe
+from inference.tables import read_queries
+from inference.tasks import search_job_run_task
+from kb.models import SearchTask
+from kb.selectors import knowledge_base_in_service
+
+
+def _queries(identifiers: Sequence[str], positions: Sequence[dict], query_list: BinaryIO | None) -> list[dict]:
+    queries = [{"identifier": i.strip()} for i in identifiers if i.strip()]
+    for position in positions:
+        if set(position) != {"ra", "dec"}:
+            raise ValueError('each position is {"ra": degrees, "dec": degrees}')
+        queries.append(dict(position))
+    if query_list is not None:
+        queries += read_queries(query_list.read().decode("utf-8-sig", errors="replace"))
+    return queries
+
+
+@transaction.atomic
+def search_job_create(
+    *,
+    owner,
+    task: SearchTask,
+    k: int = 3,
+    identifiers: Sequence[str] = (),
+    positions: Sequence[dict] = (),
+    query_list: BinaryIO | None = None,
+    files: Sequence[tuple[str, BinaryIO]] = (),
+) -> SearchJob:
+    """A queued job over, in this order, ``identifiers`` (specobjid or PLATE-MJD-FIBER; blanks skipped),
+    ``positions`` (``{"ra": deg, "dec": deg}``), the lines of an uploaded ``query_list`` (CSV or one
+    identifier per line: ``inference.tables.read_queries``) and uploaded ``files`` (name, file object);
+    its task is sent to a worker once the job is committed.
+
+    ValueError, with nothing written, when a list or a position is malformed, there is nothing to
+    search, too much, a file over the size limit, or no knowledge base in service for the task.
+    """
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+    queries = _queries(identifiers, positions, query_list)
+    total = len(queries) + len(files)
+    if total == 0:
+        raise ValueError("nothing to search: give identifiers, positions or spectrum files")
+    if total > settings.GALSPEC_MAX_BATCH:
+        raise ValueError(f"{total} inputs, but a job takes at most {settings.GALSPEC_MAX_BATCH}: split the list")
+    for name, handle in files:
+        size = getattr(handle, "size", None)
+        if size is not None and size > settings.GALSPEC_MAX_UPLOAD_BYTES:
+            raise ValueError(f"{upload_name_safe(name)}: {size:,} bytes, over the limit of "
+                             f"{settings.GALSPEC_MAX_UPLOAD_BYTES:,} bytes for one spectrum file")
+    kb = knowledge_base_in_service(task=task)
+    public_id = uuid.uuid4()
+    folder = settings.DATA_DIR / "jobs" / str(public_id)
+    inputs = [dict(query) for query in queries]
+    try:
+        if files:
+            folder.mkdir(parents=True)
+        for i, (name, handle) in enumerate(files):
+            stored = f"{i:05d}-{upload_name_safe(name)}"  # never the name as given: no path leaves the folder
+            with open(folder / stored, "wb") as out:
+                shutil.copyfileobj(handle, out)
+            inputs.append({"file": stored, "name": upload_name_safe(name)})
+        job = SearchJob.objects.create(
+            public_id=public_id, owner=owner, task=task, knowledge_base=kb, k=k, inputs=inputs,
+            folder=str(folder) if files else "", total=total,
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    transaction.on_commit(lambda: search_job_run_task.delay(job.pk))
+    return job
+
+
+def search_job_cancel(*, job: SearchJob) -> SearchJob:
+    """Stop a queued or running job after the input it is on; what is answered stays. A finished job is left as it is."""
+    SearchJob.objects.filter(pk=job.pk, status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING]).update(
+        status=SearchJob.Status.CANCELLED, finished_at=timezone.now())
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,116 @@
+"""The admins' operations, the web side: start pre-training, re-embedding or rebuilds; cancel one; then
+promote or discard what it built.
+
+An operation runs on a worker (``inference.worker.operations``) and ends with candidate knowledge-base
+versions, built with ``promote=False`` and scored on the test reserve when built
+(``KnowledgeBase.evaluation``), so that they compare side by side with the versions in service.
+Promotion puts the new checkpoint and every candidate into service in one transaction: a search sees
+either all the old versions or all the new ones. Until then, and if the operation fails, is cancelled
+or its worker dies, the versions in service keep answering.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from inference.models import Operation
+from inference.tasks import operation_run_task
+from kb.models import KnowledgeBase, SearchTask
+from kb.roles import OPERATE
+from kb.services import audit_record, knowledge_base_discard, knowledge_base_promote
+from training.selectors import training_run_in_service
+from training.services import training_run_create, training_run_promote
+
+
+def _require_operator(user) -> None:
+    if user is None or not user.is_authenticated:
+        raise PermissionDenied("log in as an administrator")
+    if not user.has_perm(OPERATE):
+        raise PermissionDenied("only administrators retrain, rebuild, promote or discard")
+
+
+@transaction.atomic
+def operation_start(*, user, kind: str, task: SearchTask | None = None, preset: str = "small",
+                    max_steps: int | None = None) -> Operation:
+    """Queue an operation (one at a time); its Celery task goes to the training queue for pre-training,
+    the embedding queue otherwise, once the operation is committed."""
+    _require_operator(user)
+    if kind not in Operation.Kind.values:
+        raise ValueError(f"unknown operation {kind!r}; choose one of {', '.join(Operation.Kind.values)}")
+    running = Operation.objects.select_for_update().filter(status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING]).first()
+    if running is not None:
+        raise ValueError(f"{running} is under way: wait for it or cancel it first")
+    params = {}
+    if kind == Operation.Kind.PRETRAIN:
+        options = {"max_steps": max_steps} if max_steps else {}
+        run = training_run_create(preset=preset, **options)
+        params = {"preset": preset, "max_steps": run.max_steps or max_steps}
+    else:
+        run = training_run_in_service()
+        if run is None:
+            raise ValueError("no checkpoint is in service: pre-train one first")
+    operation = Operation.objects.create(kind=kind, task=task if kind == Operation.Kind.REBUILD else None, params=params,
+                                         training_run=run, requested_by=user)
+    audit_record(actor=user, action="operation_started", subject=f"operation {operation.pk}", task=operation.task,
+                 after={"kind": kind, "training_run": run.pk, **params})
+    transaction.on_commit(lambda: operation_run_task.apply_async((operation.pk,), queue=operation.queue))
+    return operation
+
+
+@transaction.atomic
+def operation_cancel(*, user, operation: Operation) -> Operation:
+    """Stop an operation: at once if no worker has taken it up, else at its next progress report."""
+    _require_operator(user)
+    operation = Operation.objects.select_for_update().get(pk=operation.pk)
+    if not operation.active:
+        raise ValueError(f"{operation} has ended; there is nothing to cancel")
+    if operation.status == Operation.Status.QUEUED:
+        operation.status, operation.finished_at, operation.stage = Operation.Status.CANCELLED, timezone.now(), "cancelled"
+    operation.cancel_requested = True
+    operation.save(update_fields=["status", "finished_at", "stage", "cancel_requested"])
+    audit_record(actor=user, action="operation_cancel_requested", subject=f"operation {operation.pk}", task=operation.task)
+    return operation
+
+
+def operation_promote(*, user, operation: Operation, reason: str = "") -> Operation:
+    """Put the operation's checkpoint and candidates into service, all in one switch."""
+
+    def promote(operation: Operation, reason: str) -> dict:
+        if operation.kind == Operation.Kind.PRETRAIN:
+            training_run_promote(run=operation.training_run)
+        for kb in operation.candidates.filter(status=KnowledgeBase.Status.READY).select_related("task"):
+            knowledge_base_promote(knowledge_base=kb, actor=user, reason=reason)
+        return {"training_run": operation.training_run_id,
+                "knowledge_bases": sorted(operation.candidates.values_list("pk", flat=True))}
+
+    return _decide(user, operation, Operation.Status.PROMOTED, promote, reason)
+
+
+def operation_discard(*, user, operation: Operation, reason: str = "") -> Operation:
+    """Keep the versions in service; the candidates stay resolvable, marked discarded."""
+
+    def discard(operation: Operation, reason: str) -> None:
+        for kb in operation.candidates.exclude(status=KnowledgeBase.Status.DISCARDED):
+            knowledge_base_discard(knowledge_base=kb, actor=user, reason=reason)
+
+    return _decide(user, operation, Operation.Status.DISCARDED, discard, reason)
+
+
+@transaction.atomic
+def _decide(user, operation: Operation, status: str, act: Callable[[Operation, str], dict | None],
+            reason: str) -> Operation:
+    """An admin's decision on a finished operation's candidates: ``act`` on them, record who decided, audit it."""
+    _require_operator(user)
+    operation = Operation.objects.select_for_update().get(pk=operation.pk)
+    verb = "promoted" if status == Operation.Status.PROMOTED else "discarded"
+    if operation.status != Operation.Status.DONE:
+        raise ValueError(f"{operation} is {operation.status}: only a finished operation's candidates can be {verb}")
+    after = act(operation, reason or f"operation {operation.pk}")
+    operation.status, operation.decided_by, operation.decided_at = status, user, timezone.now()
+    operation.save(update_fields=["status", "decided_by", "decided_at"])
+    audit_record(actor=user, action=f"operation_{verb}", subject=f"operation {operation.pk}", task=operation.task,
+                 after=after, reason=reason)
+    return operation

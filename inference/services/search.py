@@ -1,0 +1,186 @@
+"""Answering a search: a query spectrum, a task's knowledge base in service, the vote and its evidence.
+
+A query is an ingested spectrum (its stored embedding is used when there is one) or a spectrum file
+read and preprocessed as at ingest. The answer names everything needed to explain it later: each
+neighbour with its label, distance, weight and the catalogs the label came from, the knowledge-base
+version and the checkpoint.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.utils.text import get_valid_filename
+
+from inference import index as vector_index
+from inference.answers import Answer, Neighbour, Query
+from inference.embed import embed
+from inference.models import EmbeddingSet
+from inference.retrieval import NO_ID, neighbours_excluding
+from inference.selectors import embedding_vectors, spectrum_query
+from inference.vote import vote
+from kb.models import KnowledgeBase, SearchTask, Spectrum
+from kb.preprocess import PreparedFile, prepare_file
+from kb.selectors import (
+    knowledge_base_entries,
+    knowledge_base_in_service,
+    search_task_get,
+    spectrum_lookup,
+    spectrum_store,
+)
+from kb.spectra import lines_as_dict
+from training.checkpoint import load_checkpoint
+
+MAX_K = 15  # the most neighbours a person may ask to vote (pages, API, jobs, survey searches)
+
+
+@lru_cache(maxsize=4)
+def _encoder(folder: str, device: str):
+    return load_checkpoint(folder, device=device)
+
+
+@lru_cache(maxsize=16)
+def _index(folder: str, stamp: float):
+    """A loaded index; ``stamp`` (the sidecar's mtime) makes a rebuilt folder load afresh."""
+    return vector_index.load(folder)
+
+
+def load_index(knowledge_base: KnowledgeBase):
+    folder = Path(knowledge_base.index_path)
+    if not (folder / "index.json").exists():
+        raise ValueError(f"{knowledge_base}: its index is missing at {folder}; rebuild it with build_kb")
+    index, sidecar = _index(str(folder), (folder / "index.json").stat().st_mtime)
+    if sidecar.get("knowledge_base") != knowledge_base.pk:
+        raise ValueError(f"{folder} holds knowledge base {sidecar.get('knowledge_base')}, not {knowledge_base.pk}")
+    return index
+
+
+def query_vector(*, knowledge_base: KnowledgeBase, spectrum: Spectrum | None = None, flux=None, valid=None) -> np.ndarray:
+    """(D,) embedding of the query under the knowledge base's checkpoint."""
+    run = knowledge_base.training_run
+    if spectrum is not None:
+        embedded = EmbeddingSet.objects.filter(training_run=run, rows__gt=spectrum.store_row).exists()
+        if embedded:
+            return embedding_vectors(training_run=run, store_rows=[spectrum.store_row])[0]
+        flux_all, valid_all = spectrum_store().read()
+        flux, valid = flux_all[spectrum.store_row], valid_all[spectrum.store_row]
+    model = _encoder(str(run.checkpoint_path), settings.GALSPEC_DEVICE)
+    return embed(model, np.asarray(flux)[None], np.asarray(valid)[None])[0]
+
+
+def read_query(path: str | Path, *, name: str | None = None) -> PreparedFile:
+    """A spectrum file read and preprocessed as at ingest; ValueError naming the file (or ``name``,
+    the name a user gave an upload) and what is wrong with it."""
+    prepared = prepare_file(Path(path))
+    if prepared.error:
+        raise ValueError(f"{name or Path(path).name}: {prepared.error}")
+    return prepared
+
+
+def search(
+    *,
+    task: SearchTask | str,
+    spectrum: Spectrum | None = None,
+    path: str | Path | None = None,
+    prepared: PreparedFile | None = None,
+    k: int = 3,
+    weight_function: str = "exp",
+    knowledge_base: KnowledgeBase | None = None,
+) -> Answer:
+    """The vote of the ``k`` nearest entries of the task's knowledge base (default: the one in service)
+    for an ingested ``spectrum``, a spectrum file at ``path``, or a file already ``prepared`` by ``read_query``.
+
+    A spectrum that is itself in the knowledge base is not counted among its own neighbours.
+    """
+    if sum(query is not None for query in (spectrum, path, prepared)) != 1:
+        raise ValueError("search one spectrum: give either an ingested spectrum or a file")
+    if k < 1:
+        raise ValueError(f"k must be at least 1 (the neighbours that vote), got {k}")
+    task = search_task_get(name=task) if isinstance(task, str) else task
+    kb = knowledge_base or knowledge_base_in_service(task=task)
+    if kb.task_id != task.pk:
+        raise ValueError(f"knowledge base {kb.pk} belongs to task {kb.task.name}, not {task.name}")
+    if kb.status != KnowledgeBase.Status.READY:
+        raise ValueError(f"{kb} is not ready to search")
+    if path is not None:
+        prepared = read_query(path)
+    if prepared is not None:
+        query = prepared.path.name
+        vector = query_vector(knowledge_base=kb, flux=prepared.grid.flux, valid=prepared.grid.valid)
+        own = NO_ID
+    else:
+        query = f"specobjid {spectrum.specobjid}"
+        vector = query_vector(knowledge_base=kb, spectrum=spectrum)
+        own = spectrum.pk
+    found = neighbours_excluding(load_index(kb), vector[None], k, own_ids=[own])
+    ids, distances = found.ids[0], found.distances[0]
+    present = [int(i) for i in ids if i >= 0]
+    entries = {e.spectrum_id: e for e in knowledge_base_entries(knowledge_base=kb).filter(spectrum_id__in=present)}
+    result = vote([entries[i].label if i in entries else "" for i in ids.tolist()], distances, weight_function)
+    neighbours = [
+        Neighbour(
+            spectrum_id=i, specobjid=entries[i].spectrum.specobjid, plate_mjd_fiber=entries[i].spectrum.plate_mjd_fiber,
+            z=entries[i].spectrum.z, label=entries[i].label, distance=float(d), weight=float(w),
+            catalogs=list(entries[i].catalogs), details=dict(entries[i].details),
+        )
+        for i, d, w in zip(present, distances[: len(present)], result.weights)
+    ]
+    targets = tuple(task.target_labels)
+    return Answer(
+        task=task.name, label=result.label, share=result.share, shares=result.shares,
+        is_target=(result.label in targets) if targets else None, neighbours=neighbours,
+        knowledge_base=kb.pk, kb_version=kb.version, checkpoint=str(kb.training_run.checkpoint_path),
+        training_run=kb.training_run_id, k=k, weight_function=weight_function, query=query,
+    )
+
+
+def search_query(
+    *,
+    task: SearchTask | str,
+    identifier: str = "",
+    ra: float | None = None,
+    dec: float | None = None,
+    radius_arcsec: float = 3.0,
+    upload: BinaryIO | None = None,
+    upload_name: str = "",
+    k: int = 3,
+    weight_function: str = "exp",
+    knowledge_base: KnowledgeBase | None = None,
+) -> tuple[Answer, Query]:
+    """One search as a person asks it: an uploaded spectrum file, or an ingested spectrum by specobjid,
+    PLATE-MJD-FIBER or position. ValueError with a message for that person; nothing is kept of an upload."""
+    if upload is None:
+        spectrum = spectrum_lookup(identifier=identifier, ra=ra, dec=dec, radius_arcsec=radius_arcsec)
+        answer = search(task=task, spectrum=spectrum, k=k, weight_function=weight_function, knowledge_base=knowledge_base)
+        return answer, spectrum_query(spectrum)
+    if identifier or ra is not None or dec is not None:
+        raise ValueError("give either a spectrum file or an identifier or position, not both")
+    name = upload_name_safe(upload_name or "upload.fits")
+    size = getattr(upload, "size", None)
+    if size is not None and size > settings.GALSPEC_MAX_UPLOAD_BYTES:
+        raise ValueError(f"{name}: {size:,} bytes, over the limit of {settings.GALSPEC_MAX_UPLOAD_BYTES:,} bytes")
+    uploads = settings.DATA_DIR / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=uploads) as folder:
+        path = Path(folder) / name
+        with open(path, "wb") as out:
+            shutil.copyfileobj(upload, out)
+        prepared = read_query(path)
+        answer = search(task=task, prepared=prepared, k=k, weight_function=weight_function, knowledge_base=knowledge_base)
+    query = Query(name=name, z=prepared.spectrum.z, flux=prepared.grid.flux, valid=prepared.grid.valid,
+                  lines=lines_as_dict(prepared.spectrum.lines), spectrum=None)
+    return answer, query
+
+
+def upload_name_safe(name: str) -> str:
+    """A safe file name for an upload: its last path component, with no character a path or shell could misread."""
+    try:
+        return get_valid_filename(Path(name.replace("\\", "/")).name)[:120]
+    except SuspiciousFileOperation:  # '..', '.', or nothing left
+        return "upload.fits"

@@ -1,0 +1,38 @@
+"""The curators' pages: the queue of flagged entries, and one entry with its evidence and flags."""
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+
+from inference.services.curation import curation_item_get, curation_queue
+from kb.curation import flag_review
+from kb.forms import ReviewForm
+from kb.models import SearchTask, Spectrum
+from kb.roles import REVIEW
+
+
+@permission_required(REVIEW, raise_exception=True)
+def queue(request):
+    task = SearchTask.objects.filter(name=request.GET.get("task", "")).first()
+    return render(request, "inference/curation_queue.html", curation_queue(task=task))
+
+
+@permission_required(REVIEW, raise_exception=True)
+def item(request, task: str, spectrum_id: int):
+    """One flagged entry: the spectrum, its neighbours and their vote, its BPT position, every flag; the decision."""
+    task = get_object_or_404(SearchTask, name=task)
+    spectrum = get_object_or_404(Spectrum, pk=spectrum_id)
+    form = ReviewForm(request.POST or None, task=task)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            flag_review(user=request.user, task=task, spectrum=spectrum, accept=data["decision"] == "accept",
+                        label=data["label"] or None, note=data["note"])
+        except ValueError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"spec-{spectrum.plate_mjd_fiber} in {task.name}: flags {data['decision']}ed.")
+            return redirect("inference:curation")
+    context = curation_item_get(task=task, spectrum=spectrum, api_url=request.build_absolute_uri(reverse("api:search")))
+    return render(request, "inference/curation_item.html", {**context, "form": form},
+                  status=400 if request.method == "POST" else 200)

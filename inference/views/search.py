@@ -1,0 +1,42 @@
+"""Pages: the pipeline at a glance, and searching one spectrum with its evidence."""
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from inference.forms import SearchForm
+from inference.selectors import evidence_get, pipeline_summary
+from inference.services.search import search_query
+
+
+def pipeline(request):
+    return render(request, "inference/pipeline.html", pipeline_summary())
+
+
+def search(request):
+    """The search form. An upload is answered at once; a search by identifier or position goes to its
+    own address (``search/result/?...``), which can be bookmarked and shared."""
+    if request.method != "POST":
+        return render(request, "inference/search.html", {"form": SearchForm(initial=request.GET or None)})
+    form = SearchForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(request, "inference/search.html", {"form": form}, status=400)
+    if form.cleaned_data.get("file") is None:
+        return redirect(f"{reverse('inference:search-result')}?{urlencode(form.result_params())}")
+    return _answer(request, form)
+
+
+def search_result(request):
+    form = SearchForm(request.GET)
+    if not form.is_valid():
+        return render(request, "inference/search.html", {"form": form}, status=400)
+    return _answer(request, form)
+
+
+def _answer(request, form: SearchForm):
+    try:
+        answer, query = search_query(**form.query())
+    except ValueError as error:
+        form.add_error(None, str(error))
+        return render(request, "inference/search.html", {"form": form}, status=400)
+    api_url = request.build_absolute_uri(reverse("api:search"))
+    return render(request, "inference/result.html", evidence_get(answer=answer, query=query, api_url=api_url))

@@ -1,0 +1,77 @@
+"""Survey-search pages: start a search of the whole survey, watch it, browse and download its candidates."""
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from galspec_site.progress import stage_progress_json
+from inference.forms import SurveySearchForm
+from inference.models import SurveySearch
+from inference.selectors import survey_candidates, survey_csv, survey_search_list
+from inference.services.surveys import survey_search_can_cancel, survey_search_cancel, survey_search_start
+
+
+def surveys(request):
+    form = SurveySearchForm(request.POST or None)
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                survey, _ = survey_search_start(user=request.user, task=data["task"], labels=data["labels"], k=data["k"])
+            except ValueError as error:
+                form.add_error(None, str(error))
+            else:
+                return redirect("inference:survey", pk=survey.pk)
+    return render(request, "inference/surveys.html", {"form": form, "surveys": survey_search_list()[:50]},
+                  status=400 if request.method == "POST" else 200)
+
+
+def _survey(pk: int) -> SurveySearch:
+    return get_object_or_404(survey_search_list().select_related("knowledge_base__training_run"), pk=pk)
+
+
+def survey(request, pk: int):
+    survey = _survey(pk)
+    label = request.GET.get("label", "")
+    page = Paginator(survey_candidates(survey=survey, label=label), 50).get_page(request.GET.get("page"))
+    can_cancel = not survey.finished and survey_search_can_cancel(user=request.user, survey=survey)
+    return render(request, "inference/survey.html", {
+        "survey": survey, "candidates": page, "label": label, "query": urlencode({"label": label}) if label else "",
+        "can_cancel": can_cancel, "counts": sorted(survey.label_counts.items(), key=lambda item: -item[1]),
+    })
+
+
+def survey_progress(request, pk: int):
+    """Progress in celery-progress's format, read from the survey-search row."""
+    survey = get_object_or_404(SurveySearch, pk=pk)
+    return stage_progress_json(survey, finished=survey.finished, succeeded=survey.status == SurveySearch.Status.DONE)
+
+
+def survey_download(request, pk: int, what: str):
+    """The candidates (``candidates.csv``) or every spectrum's row (``all.csv``), streamed from the CSV parts."""
+    survey = _survey(pk)
+    if survey.status != SurveySearch.Status.DONE:
+        messages.error(request, f"{survey} has no table to download: it is {survey.status}.")
+        return redirect("inference:survey", pk=survey.pk)
+    response = StreamingHttpResponse(survey_csv(survey=survey, candidates_only=what == "candidates"),
+                                     content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="galspec-survey-{survey.pk}-{survey.task.name}-{what}.csv"'
+    return response
+
+
+@require_POST
+def survey_cancel(request, pk: int):
+    survey = _survey(pk)
+    try:
+        survey = survey_search_cancel(user=request.user, survey=survey)
+    except PermissionDenied as error:
+        messages.error(request, str(error))
+    else:
+        messages.info(request, f"Survey search {survey.pk} is {survey.status}.")
+    return redirect("inference:survey", pk=survey.pk)

@@ -1,0 +1,84 @@
+"""A worker's hold on long work: an operation or a survey search, taken up by one worker at a time.
+
+Such work is a row with ``status`` (queued, running, ...), ``heartbeat_at`` and ``attempts``. A worker
+*claims* it while it is queued, or running with a heartbeat older than ``GALSPEC_OPERATION_STALE_S``
+(its worker died), so a live worker is never doubled. Each claim is a new attempt, and a worker writes
+only while its attempt is the row's last: one taken for dead that comes back finds no row to write,
+and stops at its next step.
+
+Progress reports stamp the heartbeat, but some steps report nothing for minutes (building an HNSW
+index over a million vectors takes three on two cores); ``Lease.heartbeat`` runs a thread that keeps a
+live worker from looking dead meanwhile, and stops with it, so a killed worker still goes silent.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import Error, connection, models, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from inference.selectors import stale_before
+
+QUEUED, RUNNING = "queued", "running"  # the statuses every leased model shares
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Attempt ``attempt`` of a worker on row ``pk`` of ``model``."""
+
+    model: type[models.Model]
+    pk: int
+    attempt: int
+
+    @classmethod
+    def claim(cls, model: type[models.Model], pk: int) -> Lease | None:
+        """Take the row up if it is queued, or running with a stale heartbeat; None if it cannot be taken
+        (finished, or alive with another worker)."""
+        claimable = Q(status=QUEUED) | Q(status=RUNNING, heartbeat_at__lt=stale_before())
+        with transaction.atomic():
+            if not model.objects.filter(claimable, pk=pk).update(
+                    status=RUNNING, heartbeat_at=timezone.now(), attempts=F("attempts") + 1):
+                return None
+            return cls(model, pk, model.objects.values_list("attempts", flat=True).get(pk=pk))
+
+    def own(self) -> QuerySet:
+        """The row while this attempt is its running one (else no row): what this worker may write."""
+        return self.model.objects.filter(pk=self.pk, status=RUNNING, attempts=self.attempt)
+
+    def write(self, **fields) -> bool:
+        """Write ``fields`` and a sign of life; False when the row is no longer this attempt's."""
+        return bool(self.own().update(heartbeat_at=timezone.now(), **fields))
+
+    def finish(self, status: str, **fields) -> bool:
+        """End the work with ``status``; False (nothing written) when the row is no longer this attempt's."""
+        return bool(self.own().update(status=status, finished_at=timezone.now(), **fields))
+
+    @contextmanager
+    def heartbeat(self, *, every: float | None = None) -> Iterator[None]:
+        """Stamp the row's ``heartbeat_at`` every ``every`` seconds (default: a quarter of the stale
+        limit), while this attempt owns it, until the block ends."""
+        every = every or settings.GALSPEC_OPERATION_STALE_S / 4
+        stop = threading.Event()
+
+        def beat() -> None:
+            try:
+                while not stop.wait(every):
+                    try:
+                        self.own().update(heartbeat_at=timezone.now())
+                    except Error:  # a locked SQLite file, a dropped connection: the next beat tries on a new one
+                        connection.close()
+            finally:
+                connection.close()  # this thread's own connection
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{self.model.__name__}-{self.pk}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()

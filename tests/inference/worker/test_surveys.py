@@ -1,0 +1,287 @@
+"""Survey searches from the site and the API: every spectrum against a KB, the candidates kept, resumable."""
+import csv
+import io
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.db.models import F
+from django.utils import timezone
+
+from inference.worker import surveys
+from inference.models import SurveyCandidate, SurveySearch
+from inference.services.search import search
+from inference.services.surveys import survey_search_cancel, survey_search_start
+from inference.tasks import survey_searches_resume
+from inference.worker.surveys import survey_search_run
+from kb.models import Spectrum
+from tests.conftest import api_client, person, shipped_task
+
+pytestmark = pytest.mark.django_db
+
+
+def _csv(response) -> list[dict]:
+    text = b"".join(response.streaming_content).decode()
+    assert text.startswith("# GalSpec survey search")
+    return list(csv.DictReader(io.StringIO(text.split("\n", 1)[1])))
+
+
+def _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch) -> None:
+    real = surveys.bulk_search
+
+    def dies_after_the_first_part(**options):
+        def on_progress(done, total):
+            raise SystemExit("worker killed")
+        return real(**{**options, "on_progress": on_progress})
+
+    with monkeypatch.context() as patch:
+        patch.setattr(surveys, "bulk_search", dies_after_the_first_part)
+        with pytest.raises(SystemExit):
+            survey_search_run(survey=survey)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(surveys, "CHUNK", 30)  # 80 spectra: three parts
+
+
+def test_a_survey_search_finds_what_one_search_at_a_time_finds(searchable, small_chunks, client):
+    alice = person("alice")
+    survey, created = survey_search_start(user=alice, task=shipped_task("lens"))
+    assert created and survey.labels == ["lens"] and survey.total == Spectrum.objects.count() == 80
+    survey = survey_search_run(survey=survey)
+    assert survey.status == "done" and len(list(Path(survey.folder).glob("part-*.csv"))) == 3
+
+    answers = {spectrum.pk: search(task="lens", spectrum=spectrum) for spectrum in Spectrum.objects.all()}
+    expected = {pk for pk, answer in answers.items() if answer.label == "lens"}
+    assert expected, "the test survey has lens candidates"
+    candidates = list(SurveyCandidate.objects.filter(survey=survey))
+    assert {c.spectrum_id for c in candidates} == expected and survey.found == len(expected)
+    for candidate in candidates:
+        answer = answers[candidate.spectrum_id]
+        assert candidate.share == pytest.approx(answer.share, abs=1e-4)
+        assert candidate.neighbours == [n.specobjid for n in answer.neighbours]
+        assert candidate.distance == pytest.approx(answer.neighbours[0].distance, abs=1e-4)
+    assert sum(survey.label_counts.values()) == 80
+    assert survey.label_counts == {label: sum(a.label == label for a in answers.values()) for label in survey.label_counts}
+
+    page = client.get(f"/surveys/{survey.pk}/")
+    shares = [c.share for c in candidates]
+    assert page.status_code == 200 and f"<strong id=\"found\">{len(expected)}</strong>" in page.content.decode()
+    assert list(page.context["candidates"]) == sorted(candidates, key=lambda c: (-c.share, c.distance, c.spectrum_id))
+    assert max(shares) == page.context["candidates"][0].share
+    everything = _csv(client.get(f"/surveys/{survey.pk}/all.csv"))
+    assert [row["specobjid"] for row in everything] == list(Spectrum.objects.order_by("store_row").values_list("specobjid", flat=True))
+    only = _csv(client.get(f"/surveys/{survey.pk}/candidates.csv"))
+    assert {row["specobjid"] for row in only} == set(Spectrum.objects.filter(pk__in=expected).values_list("specobjid", flat=True))
+
+
+def test_a_classification_task_hunts_the_labels_it_is_given(searchable, small_chunks):
+    alice = person("alice")
+    with pytest.raises(ValueError, match="classification task: choose the labels of interest"):
+        survey_search_start(user=alice, task=shipped_task("bpt3"))
+    with pytest.raises(ValueError, match="lens: not a label of bpt3"):
+        survey_search_start(user=alice, task=shipped_task("bpt3"), labels=["lens"])
+    with pytest.raises(ValueError, match="k must be between"):
+        survey_search_start(user=alice, task=shipped_task("lens"), k=0)
+    assert not SurveySearch.objects.exists()
+    survey, _ = survey_search_start(user=alice, task=shipped_task("bpt3"), labels=["agn"])
+    survey = survey_search_run(survey=survey)
+    voted = {pk for pk in Spectrum.objects.values_list("pk", flat=True)
+             if search(task="bpt3", spectrum=Spectrum.objects.get(pk=pk)).label == "agn"}
+    assert set(survey.candidates.values_list("spectrum_id", flat=True)) == voted
+    assert set(survey.candidates.values_list("label", flat=True)) <= {"agn"}
+
+
+def test_asking_again_returns_the_same_search_until_the_survey_grows(searchable):
+    alice, bob = person("alice"), person("bob")
+    first, created = survey_search_start(user=alice, task=shipped_task("lens"))
+    again, created_again = survey_search_start(user=bob, task=shipped_task("lens"))
+    assert created and not created_again and again.pk == first.pk
+    other_k, created_k = survey_search_start(user=bob, task=shipped_task("lens"), k=5)
+    assert created_k and other_k.pk != first.pk
+    with pytest.raises(ValueError, match=f"your survey search {other_k.pk} .* is under way"):
+        survey_search_start(user=bob, task=shipped_task("lens"), k=7)  # one at a time each
+    spectrum = Spectrum.objects.order_by("-store_row").first()
+    spectrum.pk, spectrum.specobjid, spectrum.fiberid, spectrum.store_row = None, "99", 999, spectrum.store_row + 1
+    spectrum.save()
+    grown, created_grown = survey_search_start(user=person("carol"), task=shipped_task("lens"))
+    assert created_grown and grown.total == 81
+
+
+def test_anonymous_users_cannot_start_and_only_the_starter_or_an_admin_can_cancel(searchable, client):
+    from django.contrib.auth.models import AnonymousUser
+
+    with pytest.raises(PermissionDenied):
+        survey_search_start(user=AnonymousUser(), task=shipped_task("lens"))
+    response = client.post("/surveys/", {"task": "lens", "k": 3})
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert api_client().post("/api/v1/surveys/", {"task": "lens"}, format="json").status_code == 401
+    assert not SurveySearch.objects.exists()
+
+    alice, bob, grace = person("alice"), person("bob"), person("grace", "admin")
+    survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
+    answer = api_client(bob).post(f"/api/v1/surveys/{survey.pk}/cancel/")
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "permission_denied"
+    with pytest.raises(PermissionDenied):
+        survey_search_cancel(user=AnonymousUser(), survey=survey)
+    assert SurveySearch.objects.get(pk=survey.pk).status == "queued"
+    assert survey_search_cancel(user=grace, survey=survey).status == "cancelled"
+    assert survey_search_run(survey=survey).status == "cancelled"  # a worker taking it up later does nothing
+    assert not Path(survey.folder).exists()
+
+
+def test_cancelling_a_search_whose_worker_died_removes_its_parts_at_once(searchable, small_chunks, monkeypatch,
+                                                                         django_capture_on_commit_callbacks):
+    alice = person("alice")
+    survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
+    _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch)
+    assert (Path(survey.folder) / "part-00001.csv").exists()
+    SurveySearch.objects.filter(pk=survey.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert survey_search_cancel(user=alice, survey=survey).status == "cancelled"
+    assert not Path(survey.folder).exists()
+
+
+def test_a_search_cancelled_while_its_candidates_are_collected_keeps_none(searchable, small_chunks, monkeypatch):
+    alice = person("alice")
+    survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
+    real, inserted = surveys._candidates_record, []
+
+    def cancelled_as_collection_starts(survey_, lease):  # (a cancel from another connection commits at once)
+        survey_search_cancel(user=alice, survey=survey)
+        real(survey_, lease)
+
+    def counted(*args):
+        inserted.append(len(args[1]))
+        real_create(*args)
+
+    real_create = surveys._candidates_create
+    monkeypatch.setattr(surveys, "_candidates_record", cancelled_as_collection_starts)
+    monkeypatch.setattr(surveys, "_candidates_create", counted)
+    survey = survey_search_run(survey=survey)
+    assert survey.status == "cancelled" and survey.found == 0 and sum(inserted) > 0  # inserted, then rolled back
+    assert not SurveyCandidate.objects.filter(survey=survey).exists() and not Path(survey.folder).exists()
+
+
+def test_a_worker_taken_for_dead_stops_and_leaves_the_search_to_the_one_that_took_it(searchable, small_chunks,
+                                                                                    monkeypatch):
+    alice = person("alice")
+    survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
+    real = surveys.bulk_search
+
+    def taken_over(**options):
+        report = options.pop("on_progress")
+
+        def on_progress(done, total):
+            SurveySearch.objects.filter(pk=survey.pk).update(attempts=F("attempts") + 1)  # another worker's claim
+            report(done, total)
+        return real(**options, on_progress=on_progress)
+
+    monkeypatch.setattr(surveys, "bulk_search", taken_over)
+    late = survey_search_run(survey=survey)
+    assert late.status == "running" and late.attempts == 2  # the second worker's, untouched
+    assert (Path(survey.folder) / "part-00001.csv").exists() and not (Path(survey.folder) / "part-00002.csv").exists()
+    assert not SurveyCandidate.objects.filter(survey=survey).exists()
+
+
+def test_a_worker_that_dies_again_and_again_fails_the_search(searchable):
+    survey, _ = survey_search_start(user=person("alice"), task=shipped_task("lens"))
+    SurveySearch.objects.filter(pk=survey.pk).update(status="running", attempts=surveys.MAX_ATTEMPTS,
+                                                     heartbeat_at=timezone.now() - timedelta(hours=1))
+    survey = survey_search_run(survey=survey)
+    assert survey.status == "failed" and "died 5 times" in survey.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_step_does_not_make_a_live_search_look_dead(searchable, small_chunks, monkeypatch, settings):
+    settings.GALSPEC_OPERATION_STALE_S = 1
+    survey, _ = survey_search_start(user=person("alice"), task=shipped_task("lens"))
+    real, second_claims = surveys.bulk_search, []
+
+    def slow(**options):
+        time.sleep(2.5)  # longer than the stale limit, with no progress report
+        second_claims.append(surveys.survey_search_claim(survey=survey))
+        return real(**options)
+
+    monkeypatch.setattr(surveys, "bulk_search", slow)
+    survey = survey_search_run(survey=survey)
+    assert second_claims == [None] and survey.status == "done" and survey.attempts == 1
+
+
+def test_a_search_cancelled_while_it_runs_stops_and_leaves_nothing(searchable, small_chunks, monkeypatch):
+    alice = person("alice")
+    survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
+    real = surveys.bulk_search
+
+    def cancelled_after_the_first_part(**options):
+        report = options.pop("on_progress")
+
+        def on_progress(done, total):
+            survey_search_cancel(user=alice, survey=survey)
+            report(done, total)
+        return real(**options, on_progress=on_progress)
+
+    monkeypatch.setattr(surveys, "bulk_search", cancelled_after_the_first_part)
+    survey = survey_search_run(survey=survey)
+    assert survey.status == "cancelled" and not survey.candidates.exists() and not Path(survey.folder).exists()
+
+
+def test_a_run_interrupted_after_some_parts_carries_on_from_them(searchable, small_chunks, monkeypatch):
+    """What a redelivered task does after its worker died: the parts written are kept, the rest written."""
+    alice = person("alice")
+    survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
+    _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch)
+    first = Path(survey.folder) / "part-00001.csv"
+    written = first.stat().st_mtime_ns
+    assert SurveySearch.objects.get(pk=survey.pk).status == "running"
+    assert survey_search_run(survey=survey).status == "running"  # its heartbeat is fresh: maybe alive, not doubled
+    assert not (Path(survey.folder) / "part-00002.csv").exists()
+
+    SurveySearch.objects.filter(pk=survey.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    from inference.tasks import survey_search_task
+
+    sent = []
+    monkeypatch.setattr(survey_search_task, "apply_async", lambda args, **options: sent.append((args, options["queue"])))
+    assert survey_searches_resume() == [survey.pk] and sent == [((survey.pk,), "embedding")]  # what a starting worker does
+    survey = survey_search_run(survey=SurveySearch.objects.get(pk=survey.pk))
+    assert survey.status == "done" and survey.attempts == 2 and first.stat().st_mtime_ns == written
+    assert sum(survey.label_counts.values()) == 80
+
+
+def test_the_api_reports_bad_input_and_pages_show_it(searchable, client):
+    alice = person("alice")
+    answer = api_client(alice).post("/api/v1/surveys/", {"task": "bpt3", "labels": ["lens"]}, format="json")
+    assert answer.status_code == 400 and "lens: not a label of bpt3" in answer.json()["error"]["message"]
+    answer = api_client(alice).post("/api/v1/surveys/", {"task": "nope"}, format="json")
+    assert answer.status_code == 400 and answer.json()["error"]["fields"]["task"]
+    client.force_login(alice)
+    page = client.post("/surveys/", {"task": "bpt3", "k": 3})
+    assert page.status_code == 400 and "classification task" in page.content.decode()
+    assert not SurveySearch.objects.exists()
+    assert client.get("/surveys/999/").status_code == 404
+    assert api_client().get("/api/v1/surveys/999/").json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_a_survey_search_started_over_the_api(searchable, celery_worker_process):
+    alice = person("alice")
+    created = api_client(alice).post("/api/v1/surveys/", {"task": "lens"}, format="json")
+    assert created.status_code == 202, created.content
+    survey = created.json()
+    assert api_client(alice).post("/api/v1/surveys/", {"task": "lens"}, format="json").json()["id"] == survey["id"]
+    deadline = time.monotonic() + 240
+    while survey["status"] in ("queued", "running"):
+        assert celery_worker_process.poll() is None and time.monotonic() < deadline, \
+            celery_worker_process.log_path.read_text()[-3000:]
+        time.sleep(0.5)
+        survey = api_client().get(survey["links"]["self"]).json()
+    assert survey["status"] == "done", survey["error"]
+    candidates = api_client().get(survey["links"]["candidates"] + "?page_size=1000").json()
+    expected = [s.specobjid for s in Spectrum.objects.all() if search(task="lens", spectrum=s).label == "lens"]
+    assert sorted(row["specobjid"] for row in candidates["results"]) == sorted(expected)
+    assert candidates["count"] == survey["found"] == len(expected)
+    shares = [row["share"] for row in candidates["results"]]
+    assert shares == sorted(shares, reverse=True)
