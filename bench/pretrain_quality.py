@@ -34,7 +34,7 @@ def main() -> None:
     from kb.spectra import read_spectrum
     from training.checkpoint import load_masked_model, read_info
     from training.model import span_mask
-    from training.pretrain import PretrainConfig, evaluate, interpolation_errors, mse, split
+    from training.pretrain import PretrainConfig, interpolation_errors, mse, split, validation_errors
 
     config = PretrainConfig(**read_info(args.checkpoint)["training"])
     flux, valid = spectrum_store().read()
@@ -52,7 +52,7 @@ def main() -> None:
         noise.append((on_grid[scored].sum(), scored.sum()))
     noise = np.array(noise)
     interp = interpolation_errors(flux, valid, val_idx, hidden)
-    model = evaluate(load_masked_model(args.checkpoint, "cpu"), flux, valid, val_idx, hidden, torch.device("cpu"))
+    model = validation_errors(load_masked_model(args.checkpoint, "cpu"), flux, valid, val_idx, hidden, torch.device("cpu"))
 
     def per_spectrum(errors):
         return errors[:, 0] / np.maximum(errors[:, 1], 1)

@@ -27,8 +27,7 @@ from inference.services.embeddings import embedding_update
 from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.search import load_index, search
 from inference.vote import WEIGHT_FUNCTIONS
-from kb.bpt import bpt_class_from_lines, bpt_ratios
-from kb.catalogs import FIVE_CLASSES, THREE_CLASSES, bpt_three_class
+from kb.bpt import FIVE_CLASSES, THREE_CLASSES, bpt_class_from_lines, bpt_ratios, bpt_three_class
 from kb.knowledge import compose
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.plots import DIAGNOSTIC_LINES, bpt_diagram

@@ -1,10 +1,11 @@
-"""What every API endpoint shares: pagination and one error format.
+"""What every API endpoint shares: validated input, pagination and one error format.
 
 Every error answers ``{"error": {"status": 400, "code": "invalid", "message": "...", "fields": {...}}}``:
 ``message`` is a sentence a person can act on, ``fields`` (only for invalid input) says what is wrong
 with each field, and a throttled request also gets ``retry_after`` in seconds.
 """
 from rest_framework import exceptions, pagination
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -12,6 +13,20 @@ class Pagination(pagination.PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+def paginated(view, items, serializer_class, **serializer_options) -> Response:
+    """One page of ``items`` (a queryset or a list) as ``serializer_class`` writes them, with the links to the others."""
+    paginator = Pagination()
+    page = paginator.paginate_queryset(items, view.request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True, **serializer_options).data)
+
+
+def validated(serializer_class, request) -> dict:
+    """The request's data as ``serializer_class`` validates it; a 400 naming each field at fault otherwise."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 def _first_message(detail) -> str:

@@ -12,7 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from galspec_site.api import Pagination
+from galspec_site.api import paginated, validated
 from inference.models import SearchJob, SurveySearch
 from inference.selectors import (
     search_job_get,
@@ -82,9 +82,7 @@ class SearchApi(APIView):
 
     @extend_schema(request=SearchInputSerializer, responses=AnswerSerializer)
     def post(self, request):
-        serializer = self.SearchInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(self.SearchInputSerializer, request)
         kb = data["knowledge_base"]
         if kb is not None and kb.task != data["task"]:
             raise ValidationError({"knowledge_base": f"knowledge base {kb.pk} belongs to task {kb.task.name}"})
@@ -100,11 +98,22 @@ class SearchApi(APIView):
         return Response(AnswerSerializer(answer.as_dict()).data)
 
 
-class JobSerializer(serializers.ModelSerializer):
-    id = serializers.UUIDField(source="public_id", read_only=True)
+class _BackgroundSearchSerializer(serializers.ModelSerializer):
+    """What a batch job and a survey search share: the task, the knowledge-base version, and links."""
+
     task = serializers.SlugRelatedField(slug_field="name", read_only=True)
     kb_version = serializers.IntegerField(source="knowledge_base.version", read_only=True)
     links = serializers.SerializerMethodField()
+
+    def _absolute(self, name: str, key, query: str = "") -> str:
+        """The address of the view ``name`` for ``key``, absolute when there is a request."""
+        path = reverse(name, args=[key]) + query
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class JobSerializer(_BackgroundSearchSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
 
     class Meta:
         model = SearchJob
@@ -112,16 +121,12 @@ class JobSerializer(serializers.ModelSerializer):
                   "created_at", "started_at", "finished_at", "links"]
 
     def get_links(self, job) -> dict:
-        request = self.context.get("request")
-        url = reverse("api:job-results", args=[job.public_id])
-
-        def absolute(path):
-            return request.build_absolute_uri(path) if request else path
-
+        key = job.public_id
         return {
-            "self": absolute(reverse("api:job-detail", args=[job.public_id])), "results": absolute(url),
-            "csv": absolute(url + "?format=csv"), "votable": absolute(url + "?format=votable"),
-            "page": absolute(reverse("inference:job", args=[job.public_id])),
+            "self": self._absolute("api:job-detail", key), "results": self._absolute("api:job-results", key),
+            "csv": self._absolute("api:job-results", key, "?format=csv"),
+            "votable": self._absolute("api:job-results", key, "?format=votable"),
+            "page": self._absolute("inference:job", key),
         }
 
 
@@ -146,15 +151,11 @@ class JobListApi(APIView):
 
     @extend_schema(responses=JobSerializer(many=True))
     def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(search_job_list(owner=request.user), request, view=self)
-        return paginator.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
+        return paginated(self, search_job_list(owner=request.user), JobSerializer, context={"request": request})
 
     @extend_schema(request=JobInputSerializer, responses={202: JobSerializer})
     def post(self, request):
-        serializer = self.JobInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(self.JobInputSerializer, request)
         try:
             job = search_job_create(owner=request.user, task=data["task"], k=data["k"], identifiers=data["identifiers"],
                                     positions=data["positions"], query_list=data.get("csv"),
@@ -248,17 +249,11 @@ class JobResultsApi(APIView):
             response["Content-Disposition"] = f'attachment; filename="galspec-{job.task.name}-{job.public_id}.{extension}"'
             return response
         rows = search_job_rows(job=job)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(self.JobResultSerializer(page, many=True).data)
+        return paginated(self, rows, self.JobResultSerializer)
 
 
-
-class SurveySerializer(serializers.ModelSerializer):
-    task = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    kb_version = serializers.IntegerField(source="knowledge_base.version", read_only=True)
+class SurveySerializer(_BackgroundSearchSerializer):
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    links = serializers.SerializerMethodField()
 
     class Meta:
         model = SurveySearch
@@ -266,15 +261,10 @@ class SurveySerializer(serializers.ModelSerializer):
                   "label_counts", "error", "requested_by", "created_at", "finished_at", "links"]
 
     def get_links(self, survey) -> dict:
-        request = self.context.get("request")
-
-        def absolute(name):
-            path = reverse(name, args=[survey.pk])
-            return request.build_absolute_uri(path) if request else path
-
-        return {"self": absolute("api:survey-detail"), "candidates": absolute("api:survey-candidates"),
-                "candidates_csv": absolute("inference:survey-candidates-csv"), "all_csv": absolute("inference:survey-all-csv"),
-                "page": absolute("inference:survey")}
+        names = {"self": "api:survey-detail", "candidates": "api:survey-candidates",
+                 "candidates_csv": "inference:survey-candidates-csv", "all_csv": "inference:survey-all-csv",
+                 "page": "inference:survey"}
+        return {link: self._absolute(name, survey.pk) for link, name in names.items()}
 
 
 def _survey(pk: int) -> SurveySearch:
@@ -297,15 +287,11 @@ class SurveyListApi(APIView):
 
     @extend_schema(responses=SurveySerializer(many=True))
     def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(survey_search_list(), request, view=self)
-        return paginator.get_paginated_response(SurveySerializer(page, many=True, context={"request": request}).data)
+        return paginated(self, survey_search_list(), SurveySerializer, context={"request": request})
 
     @extend_schema(request=SurveyInputSerializer, responses={202: SurveySerializer, 200: SurveySerializer})
     def post(self, request):
-        serializer = self.SurveyInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(self.SurveyInputSerializer, request)
         try:
             survey, created = survey_search_start(user=request.user, task=data["task"], labels=data["labels"], k=data["k"])
         except ValueError as error:
@@ -350,6 +336,4 @@ class SurveyCandidatesApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("label", OpenApiTypes.STR)], responses=CandidateSerializer(many=True))
     def get(self, request, pk):
         candidates = survey_candidates(survey=_survey(pk), label=request.query_params.get("label", ""))
-        paginator = Pagination()
-        page = paginator.paginate_queryset(candidates, request, view=self)
-        return paginator.get_paginated_response(self.CandidateSerializer(page, many=True).data)
+        return paginated(self, candidates, self.CandidateSerializer)

@@ -34,7 +34,32 @@ class RunStatus(models.TextChoices):
 FINISHED = (RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-class SearchJob(models.Model):
+class BackgroundWork(models.Model):
+    """What every piece of work done in the background records: when it was asked for, how it ended."""
+
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+
+class LeasedWork(BackgroundWork):
+    """Long work that one worker at a time holds (``inference.worker.lease``): it is ``queued`` until
+    claimed, then ``running`` with a heartbeat, taken up again once the heartbeat is stale."""
+
+    stage = models.CharField(max_length=100, blank=True, help_text="What it is doing now")
+    step = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from its worker")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker has taken it up")
+
+    class Meta(BackgroundWork.Meta):
+        abstract = True
+
+
+class SearchJob(BackgroundWork):
     """A batch of searches run in the background: identifiers or uploaded files, one task, one KB version.
 
     The inputs are ``inputs`` (``{"identifier": ...}`` or ``{"file": path under the job folder, "name":
@@ -58,13 +83,9 @@ class SearchJob(models.Model):
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0, help_text="Inputs answered or failed so far")
     failed = models.PositiveIntegerField(default=0, help_text="Inputs that could not be searched")
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(BackgroundWork.Meta):
         constraints = [models.CheckConstraint(condition=models.Q(done__lte=models.F("total")), name="search_job_done_le_total")]
 
     def __str__(self):
@@ -96,7 +117,7 @@ class SearchJobResult(models.Model):
         return f"{self.query}: {self.label or self.error}"
 
 
-class Operation(models.Model):
+class Operation(LeasedWork):
     """Work an admin starts from the site: pre-training a new encoder, re-embedding, or rebuilding
     knowledge bases. It ends with *candidate* knowledge-base versions, built but not in service, scored on
     the same test reserve as the versions in service; the admin then promotes them (with the new
@@ -125,22 +146,12 @@ class Operation(models.Model):
                                      help_text="The checkpoint the candidates use (a new one for pre-training)")
     candidates = models.ManyToManyField("kb.KnowledgeBase", blank=True, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    stage = models.CharField(max_length=100, blank=True, help_text="What it is doing now")
-    step = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     history = models.JSONField(default=list, blank=True, help_text="Pre-training: [{step, train_loss, val_masked_mse}]")
     cancel_requested = models.BooleanField(default=False)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from its worker")
-    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker has taken it up")
     requested_by = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
     decided_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
     def __str__(self):
         scope = self.task.name if self.task_id else "all tasks"
@@ -156,7 +167,7 @@ class Operation(models.Model):
         return "training" if self.kind == self.Kind.PRETRAIN else "embedding"
 
 
-class SurveySearch(models.Model):
+class SurveySearch(LeasedWork):
     """Every ingested spectrum searched against one knowledge-base version: a hunt through the whole survey.
 
     The work is ``inference.services.bulk.bulk_search`` on a worker, writing CSV parts (every spectrum's vote)
@@ -173,20 +184,10 @@ class SurveySearch(models.Model):
     k = models.PositiveSmallIntegerField(default=3)
     requested_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="survey_searches")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    stage = models.CharField(max_length=100, blank=True, help_text="What it is doing now")
-    step = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0, help_text="Spectra in the survey when it was started")
     found = models.PositiveIntegerField(default=0, help_text="Candidates: spectra voted a label of interest")
     label_counts = models.JSONField(default=dict, blank=True, help_text="Spectra per voted label")
     folder = models.CharField(max_length=500, blank=True, help_text="Where its CSV parts are written")
-    error = models.TextField(blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from its worker")
-    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker has taken it up")
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
     def __str__(self):
         return f"survey search {self.pk} ({self.task.name} v{self.knowledge_base.version}, {self.status})"

@@ -8,7 +8,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from galspec_site.api import Pagination
+from galspec_site.api import paginated, validated
 from kb.bpt import bpt_ratios
 from kb.curation import flag_raise, flag_review, flag_withdraw
 from kb.filters import KBEntryFilter, KnowledgeBaseFilter, SpectrumFilter
@@ -185,15 +185,11 @@ class FlagListApi(APIView):
     def get(self, request):
         flags = flag_list(user=request.user, task=request.query_params.get("task", ""),
                           status=request.query_params.get("status", ""))
-        paginator = Pagination()
-        page = paginator.paginate_queryset(flags, request, view=self)
-        return paginator.get_paginated_response(FlagSerializer(page, many=True).data)
+        return paginated(self, flags, FlagSerializer)
 
     @extend_schema(request=FlagInputSerializer, responses={201: FlagSerializer})
     def post(self, request):
-        serializer = self.FlagInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(self.FlagInputSerializer, request)
         try:
             flag = flag_raise(user=request.user, task=data["task"], spectrum=data["spectrum"],
                               proposed_label=data["proposed_label"], reason=data["reason"])
@@ -237,9 +233,7 @@ class CurationDecisionApi(APIView):
 
     @extend_schema(request=DecisionInputSerializer, responses=CorrectionSerializer)
     def post(self, request):
-        serializer = self.DecisionInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(self.DecisionInputSerializer, request)
         try:
             correction = flag_review(user=request.user, task=data["task"], spectrum=data["spectrum"], accept=data["accept"],
                                      label=data["label"], note=data["note"])

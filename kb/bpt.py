@@ -1,4 +1,5 @@
-"""BPT diagnostics from emission-line fluxes: demarcation lines and a spectrum's class from its own lines.
+"""BPT classes: from a spectrum's own emission-line fluxes (demarcation lines), and from the classes the
+emission-line catalogs publish (the label both agree on).
 
 Ratios are log10 of flux ratios: n2 = [N II] 6583 / H-alpha, o3 = [O III] 5007 / H-beta,
 s2 = ([S II] 6716 + 6730) / H-alpha, o1 = [O I] 6300 / H-alpha. Lines:
@@ -17,6 +18,14 @@ import numpy as np
 LINES = {"h_beta": "H_beta", "o3": "[O_III] 5007", "o1": "[O_I] 6300", "h_alpha": "H_alpha",
          "n2": "[N_II] 6583", "s2a": "[S_II] 6716", "s2b": "[S_II] 6730"}
 CLASSIFYING = ("h_beta", "o3", "h_alpha", "n2")  # S/N >= min_snr in all four to classify
+# MPA-JHU BPTCLASS -> label. 1 star-forming, 2 low-S/N star-forming, 3 composite, 4 AGN, 5 low-S/N
+# LINER, -1 unclassifiable (no or weak emission lines: "normal" here).
+BPTCLASS = {-1: "normal", 1: "star-forming", 2: "star-forming", 3: "composite", 4: "agn", 5: "liner"}
+# Portsmouth BPT strings, normalised by port_bpt_key (case, spaces, hyphens, underscores) -> label.
+PORT_BPT = {"star forming": "star-forming", "starforming": "star-forming", "composite": "composite",
+            "seyfert": "seyfert", "liner": "liner", "blank": "normal"}
+FIVE_CLASSES = ("star-forming", "composite", "seyfert", "liner", "normal")
+THREE_CLASSES = ("star-forming", "agn", "normal")
 
 
 def kauffmann03(n2):
@@ -93,3 +102,47 @@ def bpt_class_from_lines(lines: dict[str, dict], *, min_snr: float = 3.0) -> str
     if region != "agn":
         return region
     return "seyfert" if ratios["o3"] > schawinski07(ratios["n2"]) else "liner"
+
+
+def port_bpt_key(text) -> str:
+    """A Portsmouth BPT string as a key of PORT_BPT: lower case, hyphens and underscores as single spaces."""
+    return " ".join(str(text).strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+def bpt_consensus(galspec_bptclass: int | str | None, port_bpt: str | None) -> str | None:
+    """The five-class BPT label both emission-line catalogs agree on, or None (the paper's rule).
+
+    ``galspec_bptclass`` is MPA-JHU's BPTCLASS (an int, or its text as stored: "4"); ``port_bpt`` is
+    Portsmouth's BPT string ('Star Forming', 'Star-Forming', 'LINER', 'BLANK', ...). 1 and 2 agree with
+    Star Forming, 3 with Composite, 5 (low-S/N LINER) with LINER and -1 (unclassifiable) with BLANK,
+    all as 'normal' for the last pair. Class 4 is MPA-JHU's AGN class, which does not separate Seyferts
+    from LINERs the way Portsmouth does: it agrees with either and takes Portsmouth's finer label.
+    Returns None where one is missing or they disagree; raises ValueError for a value neither catalog
+    publishes.
+    """
+    if galspec_bptclass is None or port_bpt is None:
+        return None
+    try:
+        mpa = BPTCLASS[int(galspec_bptclass)]
+    except (KeyError, ValueError):
+        raise ValueError(f"BPTCLASS {galspec_bptclass!r} is not one of {sorted(BPTCLASS)}") from None
+    port = PORT_BPT.get(port_bpt_key(port_bpt))
+    if port is None:
+        raise ValueError(f"Portsmouth BPT {port_bpt!r} is not one of Star Forming, Composite, Seyfert, LINER, BLANK")
+    if mpa == "agn":
+        return port if port in ("seyfert", "liner") else None
+    return mpa if mpa == port else None
+
+
+def bpt_three_class(label: str) -> str:
+    """The paper's three classes from a five-class label: 'star-forming', 'agn' or 'normal'.
+
+    Seyferts and LINERs are 'agn'. Composites are counted as 'agn' too: they lie above Kauffmann et
+    al.'s (2003) pure star-formation line, so an active nucleus contributes to their lines, and both
+    catalogs have already agreed on the label. Counting them (rather than leaving them out) keeps the
+    three-class knowledge base the same set of spectra as the five-class one. Raises ValueError for a
+    label not in FIVE_CLASSES.
+    """
+    if label not in FIVE_CLASSES:
+        raise ValueError(f"{label!r} is not a five-class BPT label {FIVE_CLASSES}")
+    return label if label in ("star-forming", "normal") else "agn"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -27,14 +26,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-# MPA-JHU BPTCLASS -> label. 1 star-forming, 2 low-S/N star-forming, 3 composite, 4 AGN, 5 low-S/N
-# LINER, -1 unclassifiable (no or weak emission lines: "normal" here).
-BPTCLASS = {-1: "normal", 1: "star-forming", 2: "star-forming", 3: "composite", 4: "agn", 5: "liner"}
-# Portsmouth BPT strings, normalised by _norm (case, spaces, hyphens, underscores) -> label.
-PORT_BPT = {"star forming": "star-forming", "starforming": "star-forming", "composite": "composite",
-            "seyfert": "seyfert", "liner": "liner", "blank": "normal"}
-FIVE_CLASSES = ("star-forming", "composite", "seyfert", "liner", "normal")
-THREE_CLASSES = ("star-forming", "agn", "normal")
+from kb.bpt import BPTCLASS, PORT_BPT, port_bpt_key
+
 TALBOT_REF = "arXiv:2007.09006"
 LENSCAT_COLUMNS = ("name", "RA [deg]", "DEC [deg]", "zlens", "type", "grading", "ref")
 MERGED = " | "  # lenscat joins the values of rows merged from several references with this
@@ -59,86 +52,6 @@ class CatalogRow:
     ra: float | None = None  # degrees
     dec: float | None = None  # degrees
     details: dict = field(default_factory=dict)  # other published fields, JSON-serialisable
-
-
-# --- SDSS identifiers --------------------------------------------------------------------------------
-
-def _run2d_number(run2d: int | str) -> int:
-    """26, '26', '103' or 'v5_13_0' -> the number SDSS packs into specobjid ((N-5)*10000 + M*100 + P)."""
-    if isinstance(run2d, int):
-        return run2d
-    match = re.fullmatch(r"v(\d+)_(\d+)_(\d+)", run2d.strip())
-    if match:
-        major, minor, patch = (int(g) for g in match.groups())
-        return (major - 5) * 10000 + minor * 100 + patch
-    return int(run2d)
-
-
-def specobjid_encode(plate: int, mjd: int, fiber: int, run2d: int | str = 26) -> int:
-    """SDSS specobjid: plate << 50 | fiber << 38 | (mjd - 50000) << 24 | run2d << 10.
-
-    A Python int: from plate 8192 on it no longer fits a signed 64-bit integer.
-    """
-    run2d = _run2d_number(run2d)
-    limits = {"plate": (plate, 1 << 14), "fiber": (fiber, 1 << 12), "mjd - 50000": (mjd - 50000, 1 << 14),
-              "run2d": (run2d, 1 << 14)}
-    for name, (value, limit) in limits.items():
-        if not 0 <= value < limit:
-            raise ValueError(f"{name} = {value} does not fit SDSS's specobjid ({name} must be in [0, {limit}))")
-    return (plate << 50) | (fiber << 38) | ((mjd - 50000) << 24) | (run2d << 10)
-
-
-def specobjid_decode(specobjid: int) -> tuple[int, int, int, int]:
-    """(plate, mjd, fiber, run2d) from SDSS's bit layout; run2d as packed (26, 103, 1300 for v5_13_0)."""
-    specobjid = int(specobjid)
-    if specobjid < 0:  # stored in a signed 64-bit column, as FITS and many databases do
-        specobjid += 1 << 64
-    return specobjid >> 50, ((specobjid >> 24) & 0x3FFF) + 50000, (specobjid >> 38) & 0xFFF, (specobjid >> 10) & 0x3FFF
-
-
-# --- BPT labels ----------------------------------------------------------------------------------------
-
-def _norm(text) -> str:
-    return " ".join(str(text).strip().lower().replace("-", " ").replace("_", " ").split())
-
-
-def bpt_consensus(galspec_bptclass: int | str | None, port_bpt: str | None) -> str | None:
-    """The five-class BPT label both emission-line catalogs agree on, or None (the paper's rule).
-
-    ``galspec_bptclass`` is MPA-JHU's BPTCLASS (an int, or its text as stored: "4"); ``port_bpt`` is
-    Portsmouth's BPT string ('Star Forming', 'Star-Forming', 'LINER', 'BLANK', ...). 1 and 2 agree with
-    Star Forming, 3 with Composite, 5 (low-S/N LINER) with LINER and -1 (unclassifiable) with BLANK,
-    all as 'normal' for the last pair. Class 4 is MPA-JHU's AGN class, which does not separate Seyferts
-    from LINERs the way Portsmouth does: it agrees with either and takes Portsmouth's finer label.
-    Returns None where one is missing or they disagree; raises ValueError for a value neither catalog
-    publishes.
-    """
-    if galspec_bptclass is None or port_bpt is None:
-        return None
-    try:
-        mpa = BPTCLASS[int(galspec_bptclass)]
-    except (KeyError, ValueError):
-        raise ValueError(f"BPTCLASS {galspec_bptclass!r} is not one of {sorted(BPTCLASS)}") from None
-    port = PORT_BPT.get(_norm(port_bpt))
-    if port is None:
-        raise ValueError(f"Portsmouth BPT {port_bpt!r} is not one of Star Forming, Composite, Seyfert, LINER, BLANK")
-    if mpa == "agn":
-        return port if port in ("seyfert", "liner") else None
-    return mpa if mpa == port else None
-
-
-def bpt_three_class(label: str) -> str:
-    """The paper's three classes from a five-class label: 'star-forming', 'agn' or 'normal'.
-
-    Seyferts and LINERs are 'agn'. Composites are counted as 'agn' too: they lie above Kauffmann et
-    al.'s (2003) pure star-formation line, so an active nucleus contributes to their lines, and both
-    catalogs have already agreed on the label. Counting them (rather than leaving them out) keeps the
-    three-class knowledge base the same set of spectra as the five-class one. Raises ValueError for a
-    label not in FIVE_CLASSES.
-    """
-    if label not in FIVE_CLASSES:
-        raise ValueError(f"{label!r} is not a five-class BPT label {FIVE_CLASSES}")
-    return label if label in ("star-forming", "normal") else "agn"
 
 
 # --- tables --------------------------------------------------------------------------------------------
@@ -301,7 +214,7 @@ def read_emissionlinesport(path: str | Path) -> list[CatalogRow]:
     rows = []
     for number, (specobjid, value, ident, (ra, dec)) in enumerate(zip(sid, bpt, pmf, position), 1):
         text = str(value).strip()
-        label = PORT_BPT.get(_norm(text))
+        label = PORT_BPT.get(port_bpt_key(text))
         if label is None:
             raise CatalogError(path, f"row {number}: BPT value {text!r} is not one of "
                                      "Star Forming, Composite, Seyfert, LINER, BLANK")
@@ -340,7 +253,8 @@ def read_lenses(path: str | Path, reference: str = TALBOT_REF) -> list[CatalogRo
         if not citing:
             continue
 
-        def pick(name: str) -> str:
+        def pick(name: str, number=number, refs=refs, citing=citing) -> str:
+            """The row's value from the reference cited (lenscat merges one row per reference)."""
             parts = [part.strip() for part in columns[name][number].split(MERGED)]
             return parts[citing[0]] if len(parts) == len(refs) else parts[0]
 

@@ -6,7 +6,7 @@ knowledge base over the same embeddings.
 
 Labellings (what a spectrum's catalog labels make of it, for one task):
 - ``bpt5``: the five-class BPT label where MPA-JHU galSpecExtra and Portsmouth emissionLinesPort agree
-  (``kb.catalogs.bpt_consensus``); ``bpt3`` the paper's three classes from it.
+  (``kb.bpt.bpt_consensus``); ``bpt3`` the paper's three classes from it.
 - ``lens``: 'lens' for an eBOSS strong-lens candidate (Talbot et al. 2021); 'other' for a spectrum with a
   consistent BPT label and no lens label.
 - ``outlier``: 'outlier' for a Baron & Poznanski (2017) outlier (its kind kept as provenance); 'other'
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kb.catalogs import FIVE_CLASSES, THREE_CLASSES, bpt_consensus, bpt_three_class
+from kb.bpt import FIVE_CLASSES, THREE_CLASSES, bpt_consensus, bpt_three_class
 
 TEST_FRACTION = 0.2  # share of spectra reserved for testing, by a hash of the specobjid (never changes)
 BPT_CATALOGS = ("galspecextra", "emissionlinesport")

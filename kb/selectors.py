@@ -11,7 +11,7 @@ from django.db.models import Count, Q, QuerySet
 
 from kb.agreement import krippendorff_alpha, vote_fractions
 from kb.bpt import bpt_class_from_lines
-from kb.catalogs import bpt_three_class
+from kb.bpt import bpt_three_class
 from kb.knowledge import Labelled, label_spectrum
 from kb.models import (
     AuditEvent,

@@ -164,22 +164,15 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+COPIED = ("plate", "mjd", "fiberid", "z", "zwarning", "sdss_class", "subclass", "run2d")  # as the file has them
+MEASURED = ("ra", "dec", "z_err", "sn_median", "vdisp")  # NaN in a file (not measured) becomes NULL
+
+
 def _spectrum_record(spectrum: SdssSpectrum, norm: float, valid: np.ndarray, sha256: str) -> Spectrum:
     return Spectrum(
         specobjid=str(spectrum.specobjid),
-        plate=spectrum.plate,
-        mjd=spectrum.mjd,
-        fiberid=spectrum.fiberid,
-        ra=_finite(spectrum.ra),
-        dec=_finite(spectrum.dec),
-        z=spectrum.z,
-        z_err=_finite(spectrum.z_err),
-        zwarning=spectrum.zwarning,
-        sdss_class=spectrum.sdss_class,
-        subclass=spectrum.subclass,
-        sn_median=_finite(spectrum.sn_median),
-        vdisp=_finite(spectrum.vdisp),
-        run2d=spectrum.run2d,
+        **{name: getattr(spectrum, name) for name in COPIED},
+        **{name: _finite(getattr(spectrum, name)) for name in MEASURED},
         norm=norm,
         held_out=held_out(spectrum.specobjid),
         valid_fraction=float(valid.mean()),

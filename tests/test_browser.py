@@ -174,6 +174,15 @@ def test_flag_a_neighbour_then_a_curator_accepts(live_server, page, searchable):
     assert (correction.corrected_label, correction.decided_by.username) == (proposed, "cecilia")
 
 
+def _start_and_wait(page, select: str, value: str, url: str, result: str) -> None:
+    """Choose ``value`` in ``select``, submit, and wait on the new run's page (at ``url``) until ``result``
+    shows: the page reloads itself when its progress bar completes."""
+    page.select_option(select, value)
+    page.click("main button[type=submit]")
+    page.wait_for_url(url)
+    page.wait_for_selector(result, timeout=240_000)
+
+
 def test_an_admin_rebuilds_watches_and_promotes(live_server, page, searchable, celery_worker_process):
     from django.contrib.auth.models import Group
 
@@ -181,10 +190,7 @@ def test_an_admin_rebuilds_watches_and_promotes(live_server, page, searchable, c
 
     User.objects.create_user("grace", password="grace-password-1").groups.add(Group.objects.get(name="admin"))
     _log_in(page, live_server, "grace", "grace-password-1", "/operations/")
-    page.select_option("select[name=kind]", "rebuild")
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/operations/*/")
-    page.wait_for_selector("#comparison", timeout=240_000)  # the page reloads itself when the bar completes
+    _start_and_wait(page, "select[name=kind]", "rebuild", "**/operations/*/", "#comparison")
     assert page.text_content("#operation-status") == "done"
     assert "bpt3" in page.text_content("#comparison") and "lens" in page.text_content("#comparison")
     page.click("#promote")
@@ -198,10 +204,7 @@ def test_a_survey_search_runs_and_its_candidates_lead_to_their_evidence(live_ser
                                                                          celery_worker_process):
     User.objects.create_user("henrietta", password="a-long-password-7")
     _log_in(page, live_server, "henrietta", "a-long-password-7", "/surveys/")
-    page.select_option("select[name=task]", "lens")
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/surveys/*/")
-    page.wait_for_selector("#candidates", timeout=240_000)  # the page reloads itself when the bar completes
+    _start_and_wait(page, "select[name=task]", "lens", "**/surveys/*/", "#candidates")
     assert page.text_content("#survey-status") == "done"
     expected = [s for s in Spectrum.objects.all() if search(task="lens", spectrum=s).label == "lens"]
     assert page.locator("#candidates tbody tr").count() == len(expected) == int(page.text_content("#found"))

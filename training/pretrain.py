@@ -80,7 +80,7 @@ def _autocast(device: torch.device):
 
 
 @torch.no_grad()
-def evaluate(model: MaskedSpectrumModel, flux, valid, indices, hidden: torch.Tensor, device) -> np.ndarray:
+def validation_errors(model: MaskedSpectrumModel, flux, valid, indices, hidden: torch.Tensor, device) -> np.ndarray:
     """Squared error summed over hidden valid pixels, and their count, per validation spectrum: (n, 2)."""
     model.eval()
     out = []
@@ -108,6 +108,22 @@ def mse(errors: np.ndarray) -> float:
     return float(errors[:, 0].sum() / max(errors[:, 1].sum(), 1.0))
 
 
+@dataclass
+class _Loop:
+    """What the training loop carries from step to step."""
+
+    model: MaskedSpectrumModel
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # draws batches and masks
+    device: torch.device
+    train_idx: np.ndarray  # (n_train,) store rows
+    val_idx: np.ndarray  # (n_val,) store rows
+    val_hidden: torch.Tensor  # (n_val, L) bool: the fixed validation mask
+    interp_errors: np.ndarray  # (n_val, 2): interpolation's errors on it
+    state: dict  # step, best_val, history, seconds (and the best checkpoint's per-spectrum figures)
+    shared: dict  # model, training and preprocessing settings, saved in every checkpoint
+
+
 def pretrain(
     flux,
     valid,
@@ -127,6 +143,29 @@ def pretrain(
     spectra reserved for testing."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    loop = _prepare(flux, valid, model_config, config, out_dir, preprocess_config, resume, rows)
+    started = time.perf_counter() - loop.state["seconds"]
+    loop.model.train()
+    step = loop.state["step"]
+    while step < config.max_steps:
+        report = train_step(loop, flux, valid, step, config)
+        step += 1
+        if step % config.eval_every == 0 or step == config.max_steps:
+            report["val_masked_mse"] = validate_and_save(loop, flux, valid, step, report, out_dir)
+            loop.state.update(step=step, seconds=time.perf_counter() - started)
+            save_training_state(out_dir / LAST, model=loop.model, optimizer=loop.optimizer, generator=loop.generator,
+                                state=loop.state, shared=loop.shared)
+        if on_progress:
+            on_progress(step, config.max_steps, report)
+    metrics = _metrics(loop, step, time.perf_counter() - started)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _prepare(flux, valid, model_config: EncoderConfig, config: PretrainConfig, out_dir: Path,
+             preprocess_config: dict | None, resume: bool, rows: np.ndarray | None) -> _Loop:
+    """The device, the train/validation split and its fixed mask, the model and optimizer (restored from
+    out_dir/last when resuming), and interpolation's validation errors."""
     device = resolve_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -146,46 +185,50 @@ def pretrain(
     state = {"step": 0, "best_val": math.inf, "history": [], "seconds": 0.0}
     if resume and (out_dir / LAST).exists():
         state = load_training_state(out_dir / LAST, model=model, optimizer=optimizer, generator=generator)
-    interp_errors = interpolation_errors(flux, valid, val_idx, val_hidden)
-    interp = mse(interp_errors)
     shared = {"model": model_config.to_dict(), "training": config.to_dict(), "preprocess": preprocess_config or {}}
+    return _Loop(model, optimizer, generator, device, train_idx, val_idx, val_hidden,
+                 interpolation_errors(flux, valid, val_idx, val_hidden), state, shared)
 
-    started = time.perf_counter() - state["seconds"]
-    model.train()
-    step = state["step"]
-    while step < config.max_steps:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config)
-        picks = np.sort(train_idx[torch.randint(len(train_idx), (config.batch_size,), generator=generator).numpy()])
-        f, v = _batch(flux, valid, picks, device)
-        hidden = span_mask(f.shape, mask_ratio=config.mask_ratio, span=config.mask_span, generator=generator, device=device)
-        with _autocast(device):
-            loss = model(f, v, hidden)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        report = {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
-        if step % config.eval_every == 0 or step == config.max_steps:
-            errors = evaluate(model, flux, valid, val_idx, val_hidden, device)
-            val = mse(errors)
-            state["history"].append({"step": step, "train_loss": report["loss"], "val_masked_mse": val, "lr": report["lr"]})
-            report["val_masked_mse"] = val
-            if val < state["best_val"]:
-                # per spectrum: does the model beat interpolation on its own hidden pixels?
-                scored = errors[:, 1] > 0
-                per_spectrum = errors[scored, 0] / errors[scored, 1]
-                interp_per_spectrum = interp_errors[scored, 0] / interp_errors[scored, 1]
-                state.update(best_val=val, best_beats=float((per_spectrum < interp_per_spectrum).mean()),
-                             best_median=float(np.median(per_spectrum)), interp_median=float(np.median(interp_per_spectrum)))
-                save_checkpoint(out_dir / BEST, model, {**shared, "metrics": {"step": step, "val_masked_mse": val, "val_interp_mse": interp}})
-            state.update(step=step, seconds=time.perf_counter() - started)
-            save_training_state(out_dir / LAST, model=model, optimizer=optimizer, generator=generator, state=state, shared=shared)
-        if on_progress:
-            on_progress(step, config.max_steps, report)
 
-    metrics = {
+def train_step(loop: _Loop, flux, valid, step: int, config: PretrainConfig) -> dict:
+    """One optimizer step on a random batch with fresh span masks; returns its loss and learning rate."""
+    model, optimizer = loop.model, loop.optimizer
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, config)
+    picks = np.sort(loop.train_idx[torch.randint(len(loop.train_idx), (config.batch_size,), generator=loop.generator).numpy()])
+    f, v = _batch(flux, valid, picks, loop.device)
+    hidden = span_mask(f.shape, mask_ratio=config.mask_ratio, span=config.mask_span, generator=loop.generator,
+                       device=loop.device)
+    with _autocast(loop.device):
+        loss = model(f, v, hidden)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
+
+
+def validate_and_save(loop: _Loop, flux, valid, step: int, report: dict, out_dir: Path) -> float:
+    """The masked MSE on the validation spectra, recorded in the history; a new lowest is saved as
+    out_dir/best, with how it compares with interpolation spectrum by spectrum. Returns the MSE."""
+    errors = validation_errors(loop.model, flux, valid, loop.val_idx, loop.val_hidden, loop.device)
+    val, interp = mse(errors), mse(loop.interp_errors)
+    loop.state["history"].append({"step": step, "train_loss": report["loss"], "val_masked_mse": val, "lr": report["lr"]})
+    if val < loop.state["best_val"]:
+        # per spectrum: does the model beat interpolation on its own hidden pixels?
+        scored = errors[:, 1] > 0
+        per_spectrum = errors[scored, 0] / errors[scored, 1]
+        interp_per_spectrum = loop.interp_errors[scored, 0] / loop.interp_errors[scored, 1]
+        loop.state.update(best_val=val, best_beats=float((per_spectrum < interp_per_spectrum).mean()),
+                          best_median=float(np.median(per_spectrum)), interp_median=float(np.median(interp_per_spectrum)))
+        save_checkpoint(out_dir / BEST, loop.model,
+                        {**loop.shared, "metrics": {"step": step, "val_masked_mse": val, "val_interp_mse": interp}})
+    return val
+
+
+def _metrics(loop: _Loop, step: int, seconds: float) -> dict:
+    state, interp = loop.state, mse(loop.interp_errors)
+    return {
         "val_masked_mse": state["best_val"],
         "val_interp_mse": interp,
         "model_over_interp": state["best_val"] / interp if interp else None,
@@ -194,11 +237,9 @@ def pretrain(
         "val_median_spectrum_masked_mse": state.get("best_median"),
         "val_median_spectrum_interp_mse": state.get("interp_median"),
         "steps": step,
-        "n_train": int(len(train_idx)),
-        "n_val": int(len(val_idx)),
-        "seconds": round(time.perf_counter() - started, 1),
-        "device": device.type,
+        "n_train": int(len(loop.train_idx)),
+        "n_val": int(len(loop.val_idx)),
+        "seconds": round(seconds, 1),
+        "device": loop.device.type,
         "history": state["history"],
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics

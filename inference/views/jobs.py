@@ -41,7 +41,8 @@ def _job(request, public_id) -> SearchJob:
 def job(request, public_id):
     job = _job(request, public_id)
     rows = search_job_rows(job=job)[:500] if job.done else []
-    return render(request, "inference/job.html", {"job": job, "rows": rows})
+    return render(request, "inference/job.html", {"job": job, "rows": rows, "live": not job.finished,
+                                                  "progress_message": f"{job.done} of {job.total} processed."})
 
 
 @login_required

@@ -2,6 +2,7 @@
 their candidates with the versions in service and promote or discard them."""
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -51,7 +52,9 @@ def operation_progress(request, pk: int):
 @require_POST
 def operation_decide(request, pk: int, decision: str):
     operation = get_object_or_404(Operation, pk=pk)
-    act = {"promote": operation_promote, "discard": operation_discard, "cancel": operation_cancel}[decision]
+    act = {"promote": operation_promote, "discard": operation_discard, "cancel": operation_cancel}.get(decision)
+    if act is None:
+        raise Http404(f"no decision {decision!r}: promote, discard or cancel")
     try:
         operation = act(user=request.user, operation=operation)
     except ValueError as error:

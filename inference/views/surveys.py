@@ -67,11 +67,7 @@ def survey_download(request, pk: int, what: str):
 
 @require_POST
 def survey_cancel(request, pk: int):
-    survey = _survey(pk)
-    try:
-        survey = survey_search_cancel(user=request.user, survey=survey)
-    except PermissionDenied as error:
-        messages.error(request, str(error))
-    else:
-        messages.info(request, f"Survey search {survey.pk} is {survey.status}.")
+    """Who started the search, or an administrator, stops it; anyone else is refused (403), as by the API."""
+    survey = survey_search_cancel(user=request.user, survey=_survey(pk))
+    messages.info(request, f"Survey search {survey.pk} is {survey.status}.")
     return redirect("inference:survey", pk=survey.pk)

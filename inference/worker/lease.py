@@ -1,6 +1,7 @@
 """A worker's hold on long work: an operation or a survey search, taken up by one worker at a time.
 
-Such work is a row with ``status`` (queued, running, ...), ``heartbeat_at`` and ``attempts``. A worker
+Such work is a ``LeasedWork`` row (``inference.models``): ``status`` (queued, running, ...),
+``heartbeat_at`` and ``attempts``. A worker
 *claims* it while it is queued, or running with a heartbeat older than ``GALSPEC_OPERATION_STALE_S``
 (its worker died), so a live worker is never doubled. Each claim is a new attempt, and a worker writes
 only while its attempt is the row's last: one taken for dead that comes back finds no row to write,
@@ -18,10 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import Error, connection, models, transaction
+from django.db import Error, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from inference.models import LeasedWork
 from inference.selectors import stale_before
 
 QUEUED, RUNNING = "queued", "running"  # the statuses every leased model shares
@@ -31,12 +33,12 @@ QUEUED, RUNNING = "queued", "running"  # the statuses every leased model shares
 class Lease:
     """Attempt ``attempt`` of a worker on row ``pk`` of ``model``."""
 
-    model: type[models.Model]
+    model: type[LeasedWork]
     pk: int
     attempt: int
 
     @classmethod
-    def claim(cls, model: type[models.Model], pk: int) -> Lease | None:
+    def claim(cls, model: type[LeasedWork], pk: int) -> Lease | None:
         """Take the row up if it is queued, or running with a stale heartbeat; None if it cannot be taken
         (finished, or alive with another worker)."""
         claimable = Q(status=QUEUED) | Q(status=RUNNING, heartbeat_at__lt=stale_before())

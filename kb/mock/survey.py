@@ -15,7 +15,8 @@ import numpy as np
 
 from kb.mock import physics
 from kb.mock.populations import draw_galaxy, render
-from kb.mock.writer import measure_lines, specobjid, write_catalogs, write_spectrum
+from kb.identifiers import specobjid_encode
+from kb.mock.writer import measure_lines, write_catalogs, write_spectrum
 
 FIBERS_PER_PLATE = 600
 FIRST_PLATE = 300
@@ -33,7 +34,7 @@ def plate_layout(index: int, seed: int) -> dict:
     dec = dec0 + radius * np.sin(angle)
     ra = (ra0 + radius * np.cos(angle) / np.cos(np.radians(dec))) % 360
     return {"PLATE": plate, "MJD": mjd, "FIBERID": fiber, "PLUG_RA": float(ra), "PLUG_DEC": float(dec),
-            "SPECOBJID": specobjid(plate, mjd, fiber)}
+            "SPECOBJID": specobjid_encode(plate, mjd, fiber)}
 
 
 def galspec_bptclass(lines: dict[str, tuple[float, float]]) -> int:

@@ -24,11 +24,6 @@ SPZLINE_LINES = [
 LENSCAT_REF = "Talbot et al. (2020) - arXiv:2007.09006"
 
 
-def specobjid(plate: int, mjd: int, fiber: int, run2d: int = 26) -> int:
-    """SDSS's bit layout: plate << 50 | fiber << 38 | (mjd - 50000) << 24 | run2d << 10."""
-    return (plate << 50) | (fiber << 38) | ((mjd - 50000) << 24) | (run2d << 10)
-
-
 def measure_lines(true_lines: dict[str, float], z: float, sigma: np.ndarray, sigma_kms: float,
                   rng: np.random.Generator) -> dict[str, tuple[float, float]]:
     """What a Gaussian line fit would report for each SPZLINE line: (flux, error), 1e-17 erg s^-1 cm^-2.
@@ -54,24 +49,37 @@ def measure_lines(true_lines: dict[str, float], z: float, sigma: np.ndarray, sig
 def write_spectrum(path: Path, *, row: dict, observed: dict[str, np.ndarray], lines: dict[str, tuple[float, float]],
                    sigma_kms: float) -> None:
     """One spec-lite file: PRIMARY, COADD, SPECOBJ, SPZLINE, laid out as SDSS DR8-DR17 writes them."""
+    hdus = [_primary(row), _coadd(observed), _specobj(row), _spzline(row, observed, lines, sigma_kms)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+
+
+def _primary(row: dict) -> fits.PrimaryHDU:
     primary = fits.PrimaryHDU()
     for key in ("PLATEID", "MJD", "FIBERID"):
         primary.header[key] = row[{"PLATEID": "PLATE"}.get(key, key)]
     primary.header["RA"], primary.header["DEC"] = row["PLUG_RA"], row["PLUG_DEC"]
     primary.header["RUN2D"] = "26"
     primary.header["COMMENT"] = "GalSpec mock survey: generated, not observed"
-    n = len(LOGLAM)
-    coadd = fits.BinTableHDU.from_columns([
+    return primary
+
+
+def _coadd(observed: dict[str, np.ndarray]) -> fits.BinTableHDU:
+    """The spectrum: flux and ivar (1e-17 erg s^-1 cm^-2 Angstrom^-1 and its inverse square) on log10 wavelength."""
+    return fits.BinTableHDU.from_columns([
         fits.Column("flux", "E", array=observed["flux"]),
         fits.Column("loglam", "E", array=LOGLAM.astype(np.float32)),
         fits.Column("ivar", "E", array=observed["ivar"]),
         fits.Column("and_mask", "J", array=observed["and_mask"]),
         fits.Column("or_mask", "J", array=observed["and_mask"]),
-        fits.Column("wdisp", "E", array=np.full(n, 1.1, np.float32)),
+        fits.Column("wdisp", "E", array=np.full(len(LOGLAM), 1.1, np.float32)),
         fits.Column("sky", "E", array=observed["sky"]),
         fits.Column("model", "E", array=observed["model"]),
     ], name="COADD")
-    specobj = fits.BinTableHDU.from_columns([
+
+
+def _specobj(row: dict) -> fits.BinTableHDU:
+    return fits.BinTableHDU.from_columns([
         fits.Column("PLATE", "J", array=[row["PLATE"]]),
         fits.Column("MJD", "J", array=[row["MJD"]]),
         fits.Column("FIBERID", "J", array=[row["FIBERID"]]),
@@ -88,35 +96,43 @@ def write_spectrum(path: Path, *, row: dict, observed: dict[str, np.ndarray], li
         fits.Column("VDISP_ERR", "E", array=[row["VDISP_ERR"]]),
         fits.Column("SN_MEDIAN_ALL", "E", array=[row["SN_MEDIAN_ALL"]]),
     ], name="SPECOBJ")
+
+
+def _spzline(row: dict, observed: dict[str, np.ndarray], lines: dict[str, tuple[float, float]],
+             sigma_kms: float) -> fits.BinTableHDU:
+    """The line fits: area and its error (1e-17 erg s^-1 cm^-2), equivalent width on the model continuum."""
     names = [name for name, _ in SPZLINE_LINES]
     flux = np.array([lines[name][0] for name in names], np.float32)
     error = np.array([lines[name][1] for name in names], np.float32)
+    fitted = error > 0
     continuum = np.array([_continuum_level(observed["model"], w * (1 + row["Z"])) for _, w in SPZLINE_LINES], np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ew = np.where((error > 0) & (continuum > 0), flux / np.where(continuum > 0, continuum, 1), 0)  # observed frame
-    spzline = fits.BinTableHDU.from_columns([
+        ew = np.where(fitted & (continuum > 0), flux / np.where(continuum > 0, continuum, 1), 0)  # observed frame
+
+    def where_fitted(value, otherwise, dtype=np.float32):
+        return np.where(fitted, value, otherwise).astype(dtype)
+
+    return fits.BinTableHDU.from_columns([
         fits.Column("PLATE", "J", array=np.full(len(names), row["PLATE"])),
         fits.Column("MJD", "J", array=np.full(len(names), row["MJD"])),
         fits.Column("FIBERID", "J", array=np.full(len(names), row["FIBERID"])),
         fits.Column("LINENAME", "13A", array=names),
         fits.Column("LINEWAVE", "D", array=[w for _, w in SPZLINE_LINES]),
-        fits.Column("LINEZ", "E", array=np.where(error > 0, row["Z"], 0).astype(np.float32)),
-        fits.Column("LINEZ_ERR", "E", array=np.where(error > 0, 1e-5, -1).astype(np.float32)),
-        fits.Column("LINESIGMA", "E", array=np.where(error > 0, sigma_kms, 0).astype(np.float32)),
-        fits.Column("LINESIGMA_ERR", "E", array=np.where(error > 0, 5.0, -1).astype(np.float32)),
+        fits.Column("LINEZ", "E", array=where_fitted(row["Z"], 0)),
+        fits.Column("LINEZ_ERR", "E", array=where_fitted(1e-5, -1)),
+        fits.Column("LINESIGMA", "E", array=where_fitted(sigma_kms, 0)),
+        fits.Column("LINESIGMA_ERR", "E", array=where_fitted(5.0, -1)),
         fits.Column("LINEAREA", "E", array=flux),
         fits.Column("LINEAREA_ERR", "E", array=error),
         fits.Column("LINEEW", "E", array=ew.astype(np.float32)),
         fits.Column("LINEEW_ERR", "E", array=np.where(continuum > 0, error / np.maximum(continuum, 1e-6), -1).astype(np.float32)),
         fits.Column("LINECONTLEVEL", "E", array=continuum),
         fits.Column("LINECONTLEVEL_ERR", "E", array=np.full(len(names), 0.1, np.float32)),
-        fits.Column("LINENPIXLEFT", "J", array=np.where(error > 0, 10, 0)),
-        fits.Column("LINENPIXRIGHT", "J", array=np.where(error > 0, 10, 0)),
-        fits.Column("LINEDOF", "E", array=np.where(error > 0, 17.0, 0).astype(np.float32)),
-        fits.Column("LINECHI2", "E", array=np.where(error > 0, 1.0, -1).astype(np.float32)),
+        fits.Column("LINENPIXLEFT", "J", array=where_fitted(10, 0, np.int32)),
+        fits.Column("LINENPIXRIGHT", "J", array=where_fitted(10, 0, np.int32)),
+        fits.Column("LINEDOF", "E", array=where_fitted(17.0, 0)),
+        fits.Column("LINECHI2", "E", array=where_fitted(1.0, -1)),
     ], name="SPZLINE")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fits.HDUList([primary, coadd, specobj, spzline]).writeto(path, overwrite=True)
 
 
 def _continuum_level(model: np.ndarray, centre: float) -> float:
@@ -128,29 +144,14 @@ def _continuum_level(model: np.ndarray, centre: float) -> float:
 def write_catalogs(folder: Path, rows: list[dict]) -> None:
     """galSpecInfo/galSpecExtra (DR8), emissionLinesPort (DR12), lenscat-format lenses, B&P outliers."""
     folder.mkdir(parents=True, exist_ok=True)
-    ids = [f"{r['SPECOBJID']:>19d}" for r in rows]
-    fits.BinTableHDU.from_columns([
-        fits.Column("SPECOBJID", "19A", array=ids),
-        fits.Column("PLATEID", "J", array=[r["PLATE"] for r in rows]),
-        fits.Column("MJD", "J", array=[r["MJD"] for r in rows]),
-        fits.Column("FIBERID", "J", array=[r["FIBERID"] for r in rows]),
-        fits.Column("RA", "E", array=[r["PLUG_RA"] for r in rows]),
-        fits.Column("DEC", "E", array=[r["PLUG_DEC"] for r in rows]),
-        fits.Column("Z", "E", array=[r["Z"] for r in rows]),
-    ]).writeto(folder / "galSpecInfo-dr8.fits", overwrite=True)
+    fits.BinTableHDU.from_columns(_identity(rows, plate="PLATEID", position="E")).writeto(
+        folder / "galSpecInfo-dr8.fits", overwrite=True)
     fits.BinTableHDU.from_columns([
         fits.Column("BPTCLASS", "I", array=[r["BPTCLASS"] for r in rows]),
         fits.Column("LGM_TOT_P50", "E", array=[r["LGM"] for r in rows]),
     ]).writeto(folder / "galSpecExtra-dr8.fits", overwrite=True)
     fits.BinTableHDU.from_columns([
-        fits.Column("SPECOBJID", "19A", array=ids),
-        fits.Column("PLATE", "J", array=[r["PLATE"] for r in rows]),
-        fits.Column("MJD", "J", array=[r["MJD"] for r in rows]),
-        fits.Column("FIBERID", "J", array=[r["FIBERID"] for r in rows]),
-        fits.Column("RA", "D", array=[r["PLUG_RA"] for r in rows]),
-        fits.Column("DEC", "D", array=[r["PLUG_DEC"] for r in rows]),
-        fits.Column("Z", "E", array=[r["Z"] for r in rows]),
-        fits.Column("BPT", "12A", array=[r["PORT_BPT"] for r in rows]),
+        *_identity(rows, plate="PLATE", position="D"), fits.Column("BPT", "12A", array=[r["PORT_BPT"] for r in rows]),
     ]).writeto(folder / "portsmouth_emlinekin_full-DR12.fits", overwrite=True)
     with open(folder / "lenscat-catalog.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -165,6 +166,20 @@ def write_catalogs(folder: Path, rows: list[dict]) -> None:
         for r in rows:
             if r["population"] == "outlier":
                 writer.writerow([r["SPECOBJID"], r["PLATE"], r["MJD"], r["FIBERID"], r["kind"]])
+
+
+def _identity(rows: list[dict], *, plate: str, position: str) -> list[fits.Column]:
+    """The columns naming each spectrum in a catalog: SPECOBJID, plate (named ``plate``), MJD, FIBERID, RA and
+    Dec (degrees, FITS format ``position``) and Z, as the catalog's own file spells them."""
+    return [
+        fits.Column("SPECOBJID", "19A", array=[f"{r['SPECOBJID']:>19d}" for r in rows]),
+        fits.Column(plate, "J", array=[r["PLATE"] for r in rows]),
+        fits.Column("MJD", "J", array=[r["MJD"] for r in rows]),
+        fits.Column("FIBERID", "J", array=[r["FIBERID"] for r in rows]),
+        fits.Column("RA", position, array=[r["PLUG_RA"] for r in rows]),
+        fits.Column("DEC", position, array=[r["PLUG_DEC"] for r in rows]),
+        fits.Column("Z", "E", array=[r["Z"] for r in rows]),
+    ]
 
 
 def _jname(ra: float, dec: float) -> str:

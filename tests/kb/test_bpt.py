@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from kb.bpt import bpt_class_from_lines, bpt_ratios, kauffmann03, kewley01
+from kb.bpt import bpt_class_from_lines, bpt_consensus, bpt_ratios, bpt_three_class, kauffmann03, kewley01
 
 
 def lines(n2, o3, snr=20.0, ha=100.0, hb=30.0):
@@ -39,3 +39,43 @@ def test_the_demarcation_lines_cross_where_published():
     assert kauffmann03(-0.5) == pytest.approx(0.61 / -0.55 + 1.3)
     assert kewley01(0.0) == pytest.approx(0.61 / -0.47 + 1.19)
     assert kewley01(-1.0) > kauffmann03(-1.0)  # the maximum starburst line lies above
+
+
+@pytest.mark.parametrize(
+    ("mpa", "port", "label"),
+    [
+        (1, "Star Forming", "star-forming"),
+        (2, "Star-Forming", "star-forming"),
+        ("1", "star forming", "star-forming"),  # as CatalogLabel.value stores them
+        (3, "Composite", "composite"),
+        (4, "Seyfert", "seyfert"),
+        (4, "LINER", "liner"),
+        (5, "LINER", "liner"),
+        (-1, "BLANK", "normal"),
+        ("-1", "Blank", "normal"),
+        (1, "Composite", None),
+        (5, "Seyfert", None),
+        (-1, "Star Forming", None),
+        (4, "Composite", None),
+        (4, "BLANK", None),
+        (3, "LINER", None),
+        (None, "LINER", None),
+        (4, None, None),
+    ],
+)
+def test_a_bpt_label_is_trusted_only_where_both_catalogs_agree(mpa, port, label):
+    assert bpt_consensus(mpa, port) == label
+
+
+def test_values_neither_catalog_publishes_are_errors_not_disagreements():
+    with pytest.raises(ValueError, match="BPTCLASS 0"):
+        bpt_consensus(0, "LINER")
+    with pytest.raises(ValueError, match="'Quasar'"):
+        bpt_consensus(4, "Quasar")
+
+
+def test_three_classes_count_composites_as_agn():
+    assert [bpt_three_class(c) for c in ("star-forming", "composite", "seyfert", "liner", "normal")] == [
+        "star-forming", "agn", "agn", "agn", "normal"]
+    with pytest.raises(ValueError, match="'lens' is not a five-class BPT label"):
+        bpt_three_class("lens")

@@ -5,7 +5,7 @@ import pytest
 from astropy.io import fits
 
 from kb.bpt import bpt_region
-from kb.catalogs import specobjid_decode
+from kb.identifiers import specobjid_decode
 from kb.mock import generate_survey
 from kb.mock.populations import OUTLIER_KINDS
 from kb.spectra import read_spectrum

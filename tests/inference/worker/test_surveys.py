@@ -28,16 +28,28 @@ def _csv(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text.split("\n", 1)[1])))
 
 
-def _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch) -> None:
+def _after_each_part(monkeypatch, step) -> None:
+    """The survey's bulk search with ``step()`` run after each part is written, before its progress report."""
     real = surveys.bulk_search
 
-    def dies_after_the_first_part(**options):
-        def on_progress(done, total):
-            raise SystemExit("worker killed")
-        return real(**{**options, "on_progress": on_progress})
+    def bulk_search(**options):
+        report = options.pop("on_progress")
 
+        def on_progress(done, total):
+            step()
+            report(done, total)
+        return real(**options, on_progress=on_progress)
+
+    monkeypatch.setattr(surveys, "bulk_search", bulk_search)
+
+
+def _killed() -> None:
+    raise SystemExit("worker killed")
+
+
+def _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch) -> None:
     with monkeypatch.context() as patch:
-        patch.setattr(surveys, "bulk_search", dies_after_the_first_part)
+        _after_each_part(patch, _killed)
         with pytest.raises(SystemExit):
             survey_search_run(survey=survey)
 
@@ -125,6 +137,8 @@ def test_anonymous_users_cannot_start_and_only_the_starter_or_an_admin_can_cance
     survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
     answer = api_client(bob).post(f"/api/v1/surveys/{survey.pk}/cancel/")
     assert answer.status_code == 403 and answer.json()["error"]["code"] == "permission_denied"
+    client.force_login(bob)
+    assert client.post(f"/surveys/{survey.pk}/cancel/").status_code == 403
     with pytest.raises(PermissionDenied):
         survey_search_cancel(user=AnonymousUser(), survey=survey)
     assert SurveySearch.objects.get(pk=survey.pk).status == "queued"
@@ -170,17 +184,8 @@ def test_a_worker_taken_for_dead_stops_and_leaves_the_search_to_the_one_that_too
                                                                                     monkeypatch):
     alice = person("alice")
     survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
-    real = surveys.bulk_search
-
-    def taken_over(**options):
-        report = options.pop("on_progress")
-
-        def on_progress(done, total):
-            SurveySearch.objects.filter(pk=survey.pk).update(attempts=F("attempts") + 1)  # another worker's claim
-            report(done, total)
-        return real(**options, on_progress=on_progress)
-
-    monkeypatch.setattr(surveys, "bulk_search", taken_over)
+    _after_each_part(monkeypatch, lambda: SurveySearch.objects.filter(pk=survey.pk).update(
+        attempts=F("attempts") + 1))  # another worker's claim
     late = survey_search_run(survey=survey)
     assert late.status == "running" and late.attempts == 2  # the second worker's, untouched
     assert (Path(survey.folder) / "part-00001.csv").exists() and not (Path(survey.folder) / "part-00002.csv").exists()
@@ -214,17 +219,7 @@ def test_a_long_step_does_not_make_a_live_search_look_dead(searchable, small_chu
 def test_a_search_cancelled_while_it_runs_stops_and_leaves_nothing(searchable, small_chunks, monkeypatch):
     alice = person("alice")
     survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
-    real = surveys.bulk_search
-
-    def cancelled_after_the_first_part(**options):
-        report = options.pop("on_progress")
-
-        def on_progress(done, total):
-            survey_search_cancel(user=alice, survey=survey)
-            report(done, total)
-        return real(**options, on_progress=on_progress)
-
-    monkeypatch.setattr(surveys, "bulk_search", cancelled_after_the_first_part)
+    _after_each_part(monkeypatch, lambda: survey_search_cancel(user=alice, survey=survey))
     survey = survey_search_run(survey=survey)
     assert survey.status == "cancelled" and not survey.candidates.exists() and not Path(survey.folder).exists()
 
