@@ -15,6 +15,7 @@ Both stages are measured in the same run, so their ratio is not skewed by a mach
 than another. Set-up (survey, ingest, pre-training, knowledge base) is timed too but is not the figure.
 The data folder is deleted at the end. Prints JSON; ``--out`` also writes it.
 """
+
 import argparse
 import os
 import resource

@@ -1,4 +1,5 @@
 """What the benchmarks share: a throw-away site to run in, and one way to hand back their JSON."""
+
 import json
 import os
 import tempfile

@@ -7,6 +7,7 @@ Random weights and random spectra: throughput does not depend on what the model 
 forward pass runs under bf16 autocast with fused attention, and model FLOP utilisation (MFU) is the
 forward FLOPs per second over the given peak. ``--out FILE`` also writes the JSON.
 """
+
 import argparse
 import os
 import resource
@@ -78,8 +79,16 @@ def main() -> None:
         if args.peak_tflops:
             result["mfu"] = round(result["achieved_tflops"] / args.peak_tflops, 3)
         results.append(result)
-    report({"benchmark": "embed", "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "results": results}, args.out)
+    report(
+        {
+            "benchmark": "embed",
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "results": results,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ as ``make demo`` leaves in ``var``; its SQLite database unless DATABASE_URL is s
 measures the server, not the throttle. Client and server share this machine's cores, so the figures
 are a floor for a server on its own machine. Prints JSON; ``--out`` also writes it.
 """
+
 import argparse
 import os
 import random
@@ -30,13 +31,31 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def serve(data_dir: Path, port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = {**os.environ, "GALSPEC_DATA_DIR": str(data_dir.resolve()), "GALSPEC_THROTTLE_ANON": "1000000/minute",
-           "GALSPEC_THROTTLE_USER": "1000000/minute", "DJANGO_SETTINGS_MODULE": "galspec_site.settings",
-           "GALSPEC_TORCH_THREADS": "1"}
+    env = {
+        **os.environ,
+        "GALSPEC_DATA_DIR": str(data_dir.resolve()),
+        "GALSPEC_THROTTLE_ANON": "1000000/minute",
+        "GALSPEC_THROTTLE_USER": "1000000/minute",
+        "DJANGO_SETTINGS_MODULE": "galspec_site.settings",
+        "GALSPEC_TORCH_THREADS": "1",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "galspec_site.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--threads", str(threads), "--log-level", "warning"],
-        cwd=REPO, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "galspec_site.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -76,9 +95,14 @@ def load(url: str, task: str, ids: list[str], clients: int, seconds: float) -> d
         thread.join()
     elapsed = time.monotonic() - started
     ms = np.array(latencies) * 1000
-    return {"clients": clients, "requests": len(latencies), "errors": errors[0],
-            "searches_per_s": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(float(np.percentile(ms, 50)), 1), "p99_ms": round(float(np.percentile(ms, 99)), 1)}
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors[0],
+        "searches_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+    }
 
 
 def main() -> None:
@@ -104,9 +128,14 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    result = {"server": f"gunicorn, {args.workers} workers x {args.threads} threads, loopback, client on the same machine",
-              "cpus": os.cpu_count(), "task": args.task, "knowledge_base": {"version": kb["version"], "size": kb["size"]},
-              "seconds_per_level": args.seconds, "rows": rows}
+    result = {
+        "server": f"gunicorn, {args.workers} workers x {args.threads} threads, loopback, client on the same machine",
+        "cpus": os.cpu_count(),
+        "task": args.task,
+        "knowledge_base": {"version": kb["version"], "size": kb["size"]},
+        "seconds_per_level": args.seconds,
+        "rows": rows,
+    }
     report(result, args.out)
 
 

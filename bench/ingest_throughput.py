@@ -7,6 +7,7 @@ Runs in a throw-away data folder and SQLite database (or DATABASE_URL), deleted 
 JSON object, and ``--out FILE`` also writes it.
 Reading the FITS files dominates; the figure is for one process on this machine.
 """
+
 import argparse
 import os
 import resource

@@ -7,6 +7,7 @@ checkpoint), reads each validation spectrum's ivar from its file to get the nois
 perfect model would still have on noisy pixels), and prints JSON: aggregate and per-spectrum errors of
 noise, interpolation and model on the hidden valid pixels.
 """
+
 import argparse
 import json
 import os
@@ -39,8 +40,12 @@ def main() -> None:
     config = PretrainConfig(**read_info(args.checkpoint)["training"])
     flux, valid = spectrum_store().read()
     _, val_idx = split(len(flux), config)
-    hidden = span_mask((len(val_idx), flux.shape[1]), mask_ratio=config.mask_ratio, span=config.mask_span,
-                       generator=torch.Generator().manual_seed(config.seed + 1))
+    hidden = span_mask(
+        (len(val_idx), flux.shape[1]),
+        mask_ratio=config.mask_ratio,
+        span=config.mask_span,
+        generator=torch.Generator().manual_seed(config.seed + 1),
+    )
     records = {s.store_row: s for s in Spectrum.objects.filter(store_row__in=[int(i) for i in val_idx])}
     noise = []
     for i, row in enumerate(val_idx):
@@ -52,20 +57,33 @@ def main() -> None:
         noise.append((on_grid[scored].sum(), scored.sum()))
     noise = np.array(noise)
     interp = interpolation_errors(flux, valid, val_idx, hidden)
-    model = validation_errors(load_masked_model(args.checkpoint, "cpu"), flux, valid, val_idx, hidden, torch.device("cpu"))
+    model = validation_errors(
+        load_masked_model(args.checkpoint, "cpu"), flux, valid, val_idx, hidden, torch.device("cpu")
+    )
 
     def per_spectrum(errors):
         return errors[:, 0] / np.maximum(errors[:, 1], 1)
 
     pn, pi, pm = per_spectrum(noise), per_spectrum(interp), per_spectrum(model)
-    print(json.dumps({
-        "validation_spectra": len(val_idx),
-        "aggregate_mse": {"noise_floor": mse(noise), "interpolation": mse(interp), "model": mse(model)},
-        "median_spectrum_mse": {"noise_floor": float(np.median(pn)), "interpolation": float(np.median(pi)),
-                                "model": float(np.median(pm))},
-        "median_excess_over_noise": {"interpolation": float(np.median(pi - pn)), "model": float(np.median(pm - pn))},
-        "fraction_of_spectra_model_beats_interpolation": float((pm < pi).mean()),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "validation_spectra": len(val_idx),
+                "aggregate_mse": {"noise_floor": mse(noise), "interpolation": mse(interp), "model": mse(model)},
+                "median_spectrum_mse": {
+                    "noise_floor": float(np.median(pn)),
+                    "interpolation": float(np.median(pi)),
+                    "model": float(np.median(pm)),
+                },
+                "median_excess_over_noise": {
+                    "interpolation": float(np.median(pi - pn)),
+                    "model": float(np.median(pm - pn)),
+                },
+                "fraction_of_spectra_model_beats_interpolation": float((pm < pi).mean()),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ embedding width), so that neighbours are meaningful and an approximate index's r
 low; they are not SDSS embeddings. Queries are drawn from the same clusters and are in no knowledge base.
 Times are wall-clock, faiss's OpenMP threads as configured (printed). Prints JSON; ``--out`` also writes it.
 """
+
 import argparse
 import json
 import platform
@@ -70,8 +71,13 @@ def measure(vectors: np.ndarray, queries: np.ndarray, kind: str, exact_found, la
         ours.append(t2 - t1)
     ours_p, raw_p = percentiles(ours), percentiles(raw)
     return {
-        "kind": kind, "size": len(vectors), "build_s": round(build_s, 2), "recall_at_3": round(recall, 4),
-        "params": vector_index.spec_dict(spec), "ours": ours_p, "raw_faiss": raw_p,
+        "kind": kind,
+        "size": len(vectors),
+        "build_s": round(build_s, 2),
+        "recall_at_3": round(recall, 4),
+        "params": vector_index.spec_dict(spec),
+        "ours": ours_p,
+        "raw_faiss": raw_p,
         "overhead_p50_ms": round(ours_p["p50_ms"] - raw_p["p50_ms"], 4),
     }
 
@@ -80,7 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf"])
-    parser.add_argument("--hnsw-max", type=int, default=1_000_000, help="largest size to build HNSW for (3 min at 1M on 2 cores)")
+    parser.add_argument(
+        "--hnsw-max", type=int, default=1_000_000, help="largest size to build HNSW for (3 min at 1M on 2 cores)"
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
@@ -105,10 +113,14 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "faiss_threads": faiss.omp_get_max_threads(),
-                    "faiss": faiss.__version__},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "faiss_threads": faiss.omp_get_max_threads(),
+            "faiss": faiss.__version__,
+        },
         "vectors": f"synthetic: {CLUSTERS} Gaussian clusters in {WIDTH} dimensions, not SDSS embeddings",
-        "queries": args.queries, "rows": rows,
+        "queries": args.queries,
+        "rows": rows,
     }
     report(result, args.out)
 

@@ -21,12 +21,12 @@ was not observed, and ``valid`` (N, L) bool, True where a pixel was observed. La
 
 Pure numpy/torch/scikit-learn/faiss; never imports Django.
 """
+
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from contextlib import contextmanager
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -48,6 +48,7 @@ Progress = Callable[[int, int, dict], None]  # (step, total steps, {"epoch", "lo
 
 # --- the K-vote on other vectors ---------------------------------------------------------------------
 
+
 def flux_knn(train_flux, train_labels, test_flux, *, k: int = 3, weight_function: str = "exp") -> list[str]:
     """The knowledge base's K-vote on the raw flux (N, L), unobserved pixels as stored (0).
 
@@ -59,8 +60,14 @@ def flux_knn(train_flux, train_labels, test_flux, *, k: int = 3, weight_function
 
 
 def pca_knn(
-    train_flux, train_labels, test_flux, *,
-    n_components: int = 64, k: int = 3, weight_function: str = "exp", seed: int = 0,
+    train_flux,
+    train_labels,
+    test_flux,
+    *,
+    n_components: int = 64,
+    k: int = 3,
+    weight_function: str = "exp",
+    seed: int = 0,
 ) -> list[str]:
     """The same K-vote on principal components of the flux, fit on the training spectra only.
 
@@ -80,12 +87,14 @@ def pca_knn(
 
 def _vote(vectors: np.ndarray, data: _TrainTest, queries: np.ndarray, *, k: int, weight_function: str) -> list[str]:
     labels = [data.classes[i] for i in data.train_y]
-    votes = knn_vote(vectors.astype(np.float32), labels, queries.astype(np.float32), k=k,
-                     weight_function=weight_function)
+    votes = knn_vote(
+        vectors.astype(np.float32), labels, queries.astype(np.float32), k=k, weight_function=weight_function
+    )
     return [v.label for v in votes]
 
 
 # --- random forest ----------------------------------------------------------------------------------
+
 
 def random_forest(train_flux, train_labels, test_flux, *, seed: int = 0, n_estimators: int = 300) -> list[str]:
     """A random forest (Breiman 2001) on the flux (N, L), one feature per pixel.
@@ -102,6 +111,7 @@ def random_forest(train_flux, train_labels, test_flux, *, seed: int = 0, n_estim
 
 # --- the networks -----------------------------------------------------------------------------------
 
+
 class SpectrumCNN(nn.Module):
     """A 1D CNN in the spirit of GalSpecNet: (N, L) flux and valid -> (N, C) class logits.
 
@@ -117,8 +127,12 @@ class SpectrumCNN(nn.Module):
         super().__init__()
         layers, width = [], 2  # input channels: flux and valid
         for i, (out, kernel) in enumerate(zip(channels, kernels)):
-            layers += [nn.Conv1d(width, out, kernel, stride=4 if i == 0 else 1, padding=kernel // 2, bias=False),
-                       nn.BatchNorm1d(out), nn.ReLU(), nn.MaxPool1d(2)]
+            layers += [
+                nn.Conv1d(width, out, kernel, stride=4 if i == 0 else 1, padding=kernel // 2, bias=False),
+                nn.BatchNorm1d(out),
+                nn.ReLU(),
+                nn.MaxPool1d(2),
+            ]
             width = out
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, n_classes))
@@ -150,8 +164,17 @@ class EncoderClassifier(nn.Module):
 
 
 def cnn(
-    train_flux, train_valid, train_labels, test_flux, test_valid, *,
-    seed: int = 0, epochs: int = 15, lr: float = 1e-3, batch_size: int = 64, device: str = "cpu",
+    train_flux,
+    train_valid,
+    train_labels,
+    test_flux,
+    test_valid,
+    *,
+    seed: int = 0,
+    epochs: int = 15,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    device: str = "cpu",
     on_progress: Progress | None = None,
 ) -> list[str]:
     """Train ``SpectrumCNN`` on the training spectra and classify the test spectra.
@@ -168,18 +191,40 @@ def cnn(
     fit, val = validation_split(data.train_y, seed=seed)
     with _seeded(seed, device):
         model = SpectrumCNN(len(data.classes))
-        return _train_and_predict(model, data, fit, val, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
-                                  evals_per_epoch=1, device=device, on_progress=on_progress)
+        return _train_and_predict(
+            model,
+            data,
+            fit,
+            val,
+            seed=seed,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            evals_per_epoch=1,
+            device=device,
+            on_progress=on_progress,
+        )
 
 
 def encoder_finetuned(
-    checkpoint, train_flux, train_valid, train_labels, test_flux, test_valid, *,
-    seed: int = 0, epochs: int = 1, lr: float = 3e-4, batch_size: int = 32, device: str = "cpu",
+    checkpoint,
+    train_flux,
+    train_valid,
+    train_labels,
+    test_flux,
+    test_valid,
+    *,
+    seed: int = 0,
+    epochs: int = 1,
+    lr: float = 3e-4,
+    batch_size: int = 32,
+    device: str = "cpu",
     on_progress: Progress | None = None,
 ) -> list[str]:
     """The supervised GalSpecEncoder: the pre-trained encoder plus a linear head, fine-tuned end to end.
 
-    ``checkpoint`` is a checkpoint folder (``TrainingRun.checkpoint_path``); it is only read. Same loop as ``cnn``, with the validation loss measured four times
+    ``checkpoint`` is a checkpoint folder (``TrainingRun.checkpoint_path``); it is only read. Same loop as
+    ``cnn``, with the validation loss measured four times
     per epoch, so that even one epoch chooses among four sets of weights. The defaults fit the ``small``
     preset on two CPU cores: one epoch over 2000 spectra, with its validations and the test spectra,
     takes two to three minutes (self-attention over 736 patches costs about 2 s per batch of 32 forward
@@ -190,11 +235,23 @@ def encoder_finetuned(
     fit, val = validation_split(data.train_y, seed=seed)
     with _seeded(seed, device):
         model = EncoderClassifier(load_checkpoint(checkpoint, device=device), len(data.classes))
-        return _train_and_predict(model, data, fit, val, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
-                                  evals_per_epoch=4, device=device, on_progress=on_progress)
+        return _train_and_predict(
+            model,
+            data,
+            fit,
+            val,
+            seed=seed,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            evals_per_epoch=4,
+            device=device,
+            on_progress=on_progress,
+        )
 
 
 # --- shared: inputs, labels, the validation split, the training loop -------------------------------
+
 
 class _TrainTest(NamedTuple):
     train_flux: np.ndarray  # (N, L) float32
@@ -217,16 +274,20 @@ def _checked(train_flux, train_labels, test_flux, train_valid=None, test_valid=N
     if len(test_flux) == 0:
         raise ValueError("no test spectra to classify: give at least one")
     if train_flux.shape[1] != test_flux.shape[1]:
-        raise ValueError(f"training spectra have {train_flux.shape[1]} pixels but test spectra {test_flux.shape[1]}: "
-                         "resample both onto the same grid")
+        raise ValueError(
+            f"training spectra have {train_flux.shape[1]} pixels but test spectra {test_flux.shape[1]}: "
+            "resample both onto the same grid"
+        )
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise ValueError(f"the training labels hold {len(classes)} class {classes}: a classifier needs at least 2")
     checked_valid = []
     for name, flux, valid in (("train", train_flux, train_valid), ("test", test_flux, test_valid)):
         if not np.isfinite(flux).all():
-            raise ValueError(f"{name}_flux holds NaN or inf at {int((~np.isfinite(flux)).sum())} pixels; "
-                             "store unobserved pixels as 0 with valid False")
+            raise ValueError(
+                f"{name}_flux holds NaN or inf at {int((~np.isfinite(flux)).sum())} pixels; "
+                "store unobserved pixels as 0 with valid False"
+            )
         if valid is not None:
             valid = np.asarray(valid, dtype=bool)
             if valid.shape != flux.shape:
@@ -237,9 +298,7 @@ def _checked(train_flux, train_labels, test_flux, train_valid=None, test_valid=N
     return _TrainTest(train_flux, checked_valid[0], train_y, classes, test_flux, checked_valid[1])
 
 
-def validation_split(
-    y: np.ndarray, *, fraction: float = VAL_FRACTION, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(y: np.ndarray, *, fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified hold-out of class indices y (N,): (fit indices, validation indices), both sorted.
 
     Each class gives round(fraction x its count) spectra, but never its last one, so every class is
@@ -256,8 +315,10 @@ def validation_split(
     if len(val) == 0:
         values, counts = np.unique(y, return_counts=True)
         if counts.max() < 2:
-            raise ValueError("every class has a single training spectrum: one class needs two, "
-                             "so that one can be held out for validation")
+            raise ValueError(
+                "every class has a single training spectrum: one class needs two, "
+                "so that one can be held out for validation"
+            )
         val = rng.permutation(np.flatnonzero(y == values[np.argmax(counts)]))[:1]
     val = np.sort(val)
     return np.setdiff1d(np.arange(len(y)), val), val
@@ -275,8 +336,18 @@ def _seeded(seed: int, device: torch.device):
 
 
 def _train_and_predict(
-    model: nn.Module, data: _TrainTest, fit: np.ndarray, val: np.ndarray, *, seed: int, epochs: int, lr: float,
-    batch_size: int, evals_per_epoch: int, device: torch.device, on_progress: Progress | None,
+    model: nn.Module,
+    data: _TrainTest,
+    fit: np.ndarray,
+    val: np.ndarray,
+    *,
+    seed: int,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    evals_per_epoch: int,
+    device: torch.device,
+    on_progress: Progress | None,
     weight_decay: float = 0.01,
 ) -> list[str]:
     """Fit ``model`` (flux, valid -> logits) on the training spectra ``fit`` by cross-entropy, keep the
@@ -325,8 +396,10 @@ def _train_and_predict(
         if stale >= PATIENCE:
             break
     if best_state is None:
-        raise RuntimeError(f"the validation loss was never finite (last training loss {report['loss']}): "
-                           "lower lr, or look for extreme flux values")
+        raise RuntimeError(
+            f"the validation loss was never finite (last training loss {report['loss']}): "
+            "lower lr, or look for extreme flux values"
+        )
     model.load_state_dict(best_state)
     test_flux, test_valid = torch.from_numpy(np.array(data.test_flux)), torch.from_numpy(np.array(data.test_valid))
     test_logits = _logits(model, test_flux, test_valid, device)  # (M, C)
@@ -367,5 +440,9 @@ def _logits(
 ) -> torch.Tensor:
     """(n, C) logits on the CPU, in eval mode (batch norm's running statistics, no dropout)."""
     model.eval()
-    return torch.cat([_forward(model, flux[s : s + batch_size], valid[s : s + batch_size], device).cpu()
-                      for s in range(0, len(flux), batch_size)])
+    return torch.cat(
+        [
+            _forward(model, flux[s : s + batch_size], valid[s : s + batch_size], device).cpu()
+            for s in range(0, len(flux), batch_size)
+        ]
+    )

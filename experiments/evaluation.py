@@ -6,6 +6,7 @@ trained on exactly the spectra of the knowledge base and tested on the same held
 no knowledge base and no pre-training ever sees (``kb.knowledge.held_out``). Sweeps compose their
 knowledge bases with the same ``kb.knowledge.compose`` as ``build_kb``, in memory.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,9 @@ class _Data:
         return np.array([self.spectra[i].store_row for i in ids], dtype=np.int64)
 
 
-def evaluate(*, out: str | Path, config: EvaluationConfig = EvaluationConfig(),
-             log: Callable[[str], None] = lambda message: None) -> dict:
+def evaluate(
+    *, out: str | Path, config: EvaluationConfig = EvaluationConfig(), log: Callable[[str], None] = lambda message: None
+) -> dict:
     """Run every experiment, write ``out``/results.json, report.md and the figures; return the results."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,8 +80,12 @@ def evaluate(*, out: str | Path, config: EvaluationConfig = EvaluationConfig(),
     log("embedding what is not embedded yet")
     embedding_set = embedding_update(training_run=run)
     flux, valid = spectrum_store().read()
-    data = _Data(flux=flux, valid=valid, vectors=embedding_store(embedding_set).read()[: embedding_set.rows],
-                 spectra={s.pk: s for s in Spectrum.objects.all()})
+    data = _Data(
+        flux=flux,
+        valid=valid,
+        vectors=embedding_store(embedding_set).read()[: embedding_set.rows],
+        spectra={s.pk: s for s in Spectrum.objects.all()},
+    )
     kbs = {}
     for name in ("bpt3", "bpt5", *SEARCH_TASKS):
         kbs[name] = _knowledge_base(name, run, config, log)
@@ -91,13 +97,16 @@ def evaluate(*, out: str | Path, config: EvaluationConfig = EvaluationConfig(),
     mixed = _mixed_test_set()
     searches = {name: _Search.of(data, kbs[name], mixed, config.max_k) for name in SEARCH_TASKS}
     results["search"] = {name: searches[name].report(config) for name in SEARCH_TASKS}
-    results["dataset"]["splits"]["search"] = {"test": len(mixed), **{f"{name}_targets": int(searches[name].truth.sum())
-                                                                     for name in SEARCH_TASKS}}
+    results["dataset"]["splits"]["search"] = {
+        "test": len(mixed),
+        **{f"{name}_targets": int(searches[name].truth.sum()) for name in SEARCH_TASKS},
+    }
     results["outlier_recall_by_kind"] = _recall_by_kind(searches["outlier"], mixed, config)
     log(f"Figure 5: K from 1 to {config.max_k}")
     results["topk_sweep"] = [
         {"task": name, "k": k, **searches[name].report(config, k=k)}
-        for name in SEARCH_TASKS for k in range(1, config.max_k + 1)
+        for name in SEARCH_TASKS
+        for k in range(1, config.max_k + 1)
     ]
     log("Figure 4: share of lenses in the knowledge base")
     results["proportion_sweep"] = _proportion_sweep(data, searches["lens"].truth, mixed, config)
@@ -131,12 +140,26 @@ def _knowledge_base(name: str, run, config: EvaluationConfig, log) -> KnowledgeB
 def _dataset(data: _Data, kbs: dict, run, config: EvaluationConfig) -> dict:
     held_out = sum(s.held_out for s in data.spectra.values())
     return {
-        "spectra": len(data.spectra), "held_out": held_out, "checkpoint": str(run.checkpoint_path),
-        "training_run": run.pk, "preset": run.preset, "pretraining_steps": run.step, "n_pretraining": run.n_spectra,
+        "spectra": len(data.spectra),
+        "held_out": held_out,
+        "checkpoint": str(run.checkpoint_path),
+        "training_run": run.pk,
+        "preset": run.preset,
+        "pretraining_steps": run.step,
+        "n_pretraining": run.n_spectra,
         "embedding_width": int(data.vectors.shape[1]),
-        "knowledge_bases": {name: {"id": kb.pk, "version": kb.version, "size": kb.size, "composition": kb.composition,
-                                   "seed": kb.seed, "target_fraction": kb.target_fraction, "index": kb.index_kind}
-                            for name, kb in kbs.items()},
+        "knowledge_bases": {
+            name: {
+                "id": kb.pk,
+                "version": kb.version,
+                "size": kb.size,
+                "composition": kb.composition,
+                "seed": kb.seed,
+                "target_fraction": kb.target_fraction,
+                "index": kb.index_kind,
+            }
+            for name, kb in kbs.items()
+        },
         "config": asdict(config),
         "splits": {},
         "real_sdss_spectra_in_kbs": Spectrum.objects.filter(
@@ -155,6 +178,7 @@ def _neighbours(data: _Data, kb: KnowledgeBase, ids: list[int], k: int) -> vecto
 
 # --- Table 2 ------------------------------------------------------------------------------------------
 
+
 def _classification(data: _Data, kb: KnowledgeBase, run, config: EvaluationConfig, log) -> tuple[dict, dict]:
     """Each method's classification report, and the split's sizes."""
     labels = list(FIVE_CLASSES if kb.task.labelling == "bpt5" else THREE_CLASSES)
@@ -169,32 +193,46 @@ def _classification(data: _Data, kb: KnowledgeBase, run, config: EvaluationConfi
     label_of = dict(train)
     methods = {
         "encoder_kb": lambda: [v.label for v in vote_all(found, label_of, weight_function=config.weight_function)],
-        "pca_knn": lambda: baselines.pca_knn(train_flux, train_labels, test_flux, k=config.k, seed=config.seed,
-                                             weight_function=config.weight_function),
-        "flux_knn": lambda: baselines.flux_knn(train_flux, train_labels, test_flux, k=config.k,
-                                               weight_function=config.weight_function),
+        "pca_knn": lambda: baselines.pca_knn(
+            train_flux, train_labels, test_flux, k=config.k, seed=config.seed, weight_function=config.weight_function
+        ),
+        "flux_knn": lambda: baselines.flux_knn(
+            train_flux, train_labels, test_flux, k=config.k, weight_function=config.weight_function
+        ),
         "random_forest": lambda: baselines.random_forest(train_flux, train_labels, test_flux, seed=config.seed),
-        "cnn": lambda: baselines.cnn(train_flux, train_valid, train_labels, test_flux, test_valid, seed=config.seed,
-                                     epochs=config.cnn_epochs),
+        "cnn": lambda: baselines.cnn(
+            train_flux, train_valid, train_labels, test_flux, test_valid, seed=config.seed, epochs=config.cnn_epochs
+        ),
         "encoder_finetuned": lambda: baselines.encoder_finetuned(
-            run.checkpoint_path, train_flux, train_valid, train_labels, test_flux, test_valid, seed=config.seed,
-            epochs=config.finetune_epochs),
+            run.checkpoint_path,
+            train_flux,
+            train_valid,
+            train_labels,
+            test_flux,
+            test_valid,
+            seed=config.seed,
+            epochs=config.finetune_epochs,
+        ),
     }
     results, predictions = {}, {}
     for name, predict in methods.items():
         log(f"  {name}")
         predictions[name] = predict()
-        results[name] = metrics.classification_report(truth, predictions[name], labels,
-                                                       n_resamples=config.n_resamples, seed=config.seed)
+        results[name] = metrics.classification_report(
+            truth, predictions[name], labels, n_resamples=config.n_resamples, seed=config.seed
+        )
     results["encoder_kb"]["versus"] = {  # paired: macro-F1 of encoder_kb minus each other method's
-        name: metrics.macro_f1_difference(truth, predictions["encoder_kb"], predicted, labels,
-                                          n_resamples=config.n_resamples, seed=config.seed)
-        for name, predicted in predictions.items() if name != "encoder_kb"
+        name: metrics.macro_f1_difference(
+            truth, predictions["encoder_kb"], predicted, labels, n_resamples=config.n_resamples, seed=config.seed
+        )
+        for name, predicted in predictions.items()
+        if name != "encoder_kb"
     }
     return results, {"train": len(train_ids), "test": len(test_ids)}
 
 
 # --- Tables 3-4, Figures 4-5 --------------------------------------------------------------------------
+
 
 def _mixed_test_set() -> list[int]:
     """Held-out spectra that any search labelling labels: BPT classes, lenses and outliers together."""
@@ -214,7 +252,7 @@ class _Search:
     found: vector_index.Neighbours
 
     @classmethod
-    def of(cls, data: _Data, kb: KnowledgeBase, ids: list[int], max_k: int) -> "_Search":
+    def of(cls, data: _Data, kb: KnowledgeBase, ids: list[int], max_k: int) -> _Search:
         labels = task_labels(labelling=kb.task.labelling, held_out=True)
         truth = np.array([i in labels and labels[i].label in kb.task.target_labels for i in ids])
         return cls(kb, dict(_entries(kb)), truth, _neighbours(data, kb, ids, max_k))
@@ -235,8 +273,10 @@ def _recall_by_kind(outliers: _Search, ids: list[int], config: EvaluationConfig)
     for i, v in zip(ids, votes):
         if i in labels and labels[i].label == "outlier":
             by_kind.setdefault(labels[i].details["kind"], []).append(v.label == "outlier")
-    return {kind: {"recall": float(np.mean(hits)), "found": int(sum(hits)), "n": len(hits)}
-            for kind, hits in sorted(by_kind.items())}
+    return {
+        kind: {"recall": float(np.mean(hits)), "found": int(sum(hits)), "n": len(hits)}
+        for kind, hits in sorted(by_kind.items())
+    }
 
 
 def _proportion_sweep(data: _Data, truth: np.ndarray, ids: list[int], config: EvaluationConfig) -> list[dict]:
@@ -250,8 +290,9 @@ def _proportion_sweep(data: _Data, truth: np.ndarray, ids: list[int], config: Ev
         except ValueError:
             continue  # too few lenses or others for this share
         labels = [pool[i] for i in chosen]
-        votes = knn_vote(data.vectors[data.rows(chosen)], labels, queries, k=config.k,
-                         weight_function=config.weight_function)
+        votes = knn_vote(
+            data.vectors[data.rows(chosen)], labels, queries, k=config.k, weight_function=config.weight_function
+        )
         predicted = np.array([v.label == "lens" for v in votes])
         report = metrics.search_report(truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
         rows.append({"target_fraction": fraction, "size": len(chosen), "lenses": labels.count("lens"), **report})
@@ -260,6 +301,7 @@ def _proportion_sweep(data: _Data, truth: np.ndarray, ids: list[int], config: Ev
 
 # --- Table A1 -----------------------------------------------------------------------------------------
 
+
 def _weight_functions(data: _Data, searches: dict[str, _Search], config: EvaluationConfig) -> dict:
     """Table A1 on the LINER knowledge base: distances, the weights each function gives, and P/R/F1."""
     liner = searches["liner"]
@@ -267,9 +309,11 @@ def _weight_functions(data: _Data, searches: dict[str, _Search], config: Evaluat
     entry_ids = sorted(liner.label_of)
     sample = sorted(rng.choice(entry_ids, min(config.distance_sample, len(entry_ids)), replace=False).tolist())
     distances = pdist(data.vectors[data.rows(sample)].astype(np.float64))
-    result = {"pairwise_distances": metrics.distribution_stats(distances),
-              "neighbour_distances": metrics.distribution_stats(liner.found.distances[:, : config.k]),
-              "functions": {}}
+    result = {
+        "pairwise_distances": metrics.distribution_stats(distances),
+        "neighbour_distances": metrics.distribution_stats(liner.found.distances[:, : config.k]),
+        "functions": {},
+    }
     for function in WEIGHT_FUNCTIONS:
         weights = np.concatenate([v.weights for v in liner.votes(config.k, function)])
         result["functions"][function] = {
@@ -282,6 +326,7 @@ def _weight_functions(data: _Data, searches: dict[str, _Search], config: Evaluat
 
 # --- Figure C1 ----------------------------------------------------------------------------------------
 
+
 def _retrieval_time(data: _Data, config: EvaluationConfig) -> dict:
     vectors = np.ascontiguousarray(data.vectors, dtype=np.float32)
     rows = timing.retrieval_time_curve(vectors, sizes=config.retrieval_sizes, kinds=("flat",), seed=config.seed)
@@ -292,10 +337,16 @@ def _retrieval_time(data: _Data, config: EvaluationConfig) -> dict:
 
 # --- Appendix B.2 and the real spectra -------------------------------------------------------------------
 
+
 def _points(spectrum: Spectrum, name: str, label: str) -> dict:
     ratios = bpt_ratios(spectrum.lines)
-    return {"x": ratios.get("n2"), "y": ratios.get("o3"), "name": name, "label": label,  # None where a line is missing
-            **{f"log_{key}": value for key, value in ratios.items()}}
+    return {
+        "x": ratios.get("n2"),
+        "y": ratios.get("o3"),
+        "name": name,
+        "label": label,  # None where a line is missing
+        **{f"log_{key}": value for key, value in ratios.items()},
+    }
 
 
 def _case_study(data: _Data, liner: _Search, ids: list[int], config: EvaluationConfig) -> dict | None:
@@ -310,12 +361,28 @@ def _case_study(data: _Data, liner: _Search, ids: list[int], config: EvaluationC
     neighbours = []
     for i, d, w in zip(found.ids[j, : config.k], found.distances[j, : config.k], v.weights):
         s = data.spectra[int(i)]
-        neighbours.append({"specobjid": s.specobjid, "plate_mjd_fiber": s.plate_mjd_fiber, "label": label_of[int(i)],
-                           "distance": float(d), "weight": float(w), "z": s.z,
-                           **_points(s, s.plate_mjd_fiber, label_of[int(i)])})
-    return {"query": {"specobjid": query.specobjid, "plate_mjd_fiber": query.plate_mjd_fiber, "z": query.z,
-                      **_points(query, query.plate_mjd_fiber, "query (LINER)")},
-            "vote": v.label, "share": v.share, "neighbours": neighbours}
+        neighbours.append(
+            {
+                "specobjid": s.specobjid,
+                "plate_mjd_fiber": s.plate_mjd_fiber,
+                "label": label_of[int(i)],
+                "distance": float(d),
+                "weight": float(w),
+                "z": s.z,
+                **_points(s, s.plate_mjd_fiber, label_of[int(i)]),
+            }
+        )
+    return {
+        "query": {
+            "specobjid": query.specobjid,
+            "plate_mjd_fiber": query.plate_mjd_fiber,
+            "z": query.z,
+            **_points(query, query.plate_mjd_fiber, "query (LINER)"),
+        },
+        "vote": v.label,
+        "share": v.share,
+        "neighbours": neighbours,
+    }
 
 
 def _real_spectra(kbs: dict[str, KnowledgeBase], config: EvaluationConfig) -> list[dict]:
@@ -323,51 +390,101 @@ def _real_spectra(kbs: dict[str, KnowledgeBase], config: EvaluationConfig) -> li
     folder = Path(settings.SHARED_DATA_DIR) / "sdss-spectra"
     rows = []
     for path in sorted(folder.glob("spec-*.fits")):
-        lines = {name: {"flux": line.flux, "flux_err": line.flux_err} for name, line in read_spectrum(path).lines.items()}
+        lines = {
+            name: {"flux": line.flux, "flux_err": line.flux_err} for name, line in read_spectrum(path).lines.items()
+        }
         own = bpt_class_from_lines(lines)
-        five, three = (search(task=name, path=path, k=config.k, weight_function=config.weight_function,
-                              knowledge_base=kbs[name]) for name in ("bpt5", "bpt3"))
-        rows.append({"file": path.name, "own_bpt5": own, "own_bpt3": bpt_three_class(own),
-                     "vote_bpt5": five.label, "share_bpt5": five.share, "vote_bpt3": three.label,
-                     "share_bpt3": three.share, "agrees_bpt3": three.label == bpt_three_class(own),
-                     "neighbours_bpt3": [n.label for n in three.neighbours]})
+        five, three = (
+            search(task=name, path=path, k=config.k, weight_function=config.weight_function, knowledge_base=kbs[name])
+            for name in ("bpt5", "bpt3")
+        )
+        rows.append(
+            {
+                "file": path.name,
+                "own_bpt5": own,
+                "own_bpt3": bpt_three_class(own),
+                "vote_bpt5": five.label,
+                "share_bpt5": five.share,
+                "vote_bpt3": three.label,
+                "share_bpt3": three.share,
+                "agrees_bpt3": three.label == bpt_three_class(own),
+                "neighbours_bpt3": [n.label for n in three.neighbours],
+            }
+        )
     return rows
 
 
 # --- figures ------------------------------------------------------------------------------------------
 
+
 def _figures(results: dict, data: _Data, out: Path) -> dict:
     made = {}
-    for key, title in (("classification_3class", "Three-class BPT classification"),
-                       ("classification_5class", "Five-class BPT classification")):
+    for key, title in (
+        ("classification_3class", "Three-class BPT classification"),
+        ("classification_5class", "Five-class BPT classification"),
+    ):
         methods = results[key]
         made[f"{key}"] = figures.write_figure(figures.classification_bars(methods, title), out, key)
-        made[f"{key}_per_class"] = figures.write_figure(figures.per_class_f1(methods, title + ": F1 per class"), out,
-                                                         f"{key}_per_class")
+        made[f"{key}_per_class"] = figures.write_figure(
+            figures.per_class_f1(methods, title + ": F1 per class"), out, f"{key}_per_class"
+        )
     made["search"] = figures.write_figure(figures.search_bars(results["search"], PAPER_SEARCH), out, "search")
-    made["proportion_sweep"] = figures.write_figure(figures.sweep_lines(
-        results["proportion_sweep"], "target_fraction", "Lens search against the share of lenses in the KB",
-        "share of lenses in the knowledge base"), out, "proportion_sweep")
-    made["topk_sweep"] = figures.write_figure(figures.sweep_lines(
-        results["topk_sweep"], "k", "Search against K, the neighbours that vote", "K"), out, "topk_sweep")
+    made["proportion_sweep"] = figures.write_figure(
+        figures.sweep_lines(
+            results["proportion_sweep"],
+            "target_fraction",
+            "Lens search against the share of lenses in the KB",
+            "share of lenses in the knowledge base",
+        ),
+        out,
+        "proportion_sweep",
+    )
+    made["topk_sweep"] = figures.write_figure(
+        figures.sweep_lines(results["topk_sweep"], "k", "Search against K, the neighbours that vote", "K"),
+        out,
+        "topk_sweep",
+    )
     weights = results["weight_functions"]
-    made["distances"] = figures.write_figure(figures.histograms(
-        {"pairwise L2 distance in the LINER KB": np.array(weights.pop("_histograms")["distances"])},
-        "Pairwise distances between knowledge-base embeddings", "L2 distance"), out, "distances")
+    made["distances"] = figures.write_figure(
+        figures.histograms(
+            {"pairwise L2 distance in the LINER KB": np.array(weights.pop("_histograms")["distances"])},
+            "Pairwise distances between knowledge-base embeddings",
+            "L2 distance",
+        ),
+        out,
+        "distances",
+    )
     retrieval = results["retrieval_time"]
-    made["retrieval_time"] = figures.write_figure(figures.retrieval_time(retrieval["rows"], retrieval["fits"]), out,
-                                                  "retrieval_time")
+    made["retrieval_time"] = figures.write_figure(
+        figures.retrieval_time(retrieval["rows"], retrieval["fits"]), out, "retrieval_time"
+    )
     case = results["case_study"]
     if case:
         spectra = {s.specobjid: s for s in data.spectra.values()}
         query = spectra[case["query"]["specobjid"]]
         wave = wave_grid()
-        neighbours = [{**n, "flux": data.flux[spectra[n["specobjid"]].store_row],
-                       "valid": data.valid[spectra[n["specobjid"]].store_row]} for n in case["neighbours"]]
-        made["case_study"] = figures.write_figure(figures.case_study(
-            wave, data.flux[query.store_row], neighbours, DIAGNOSTIC_LINES,
-            f"LINER {query.plate_mjd_fiber} and its {len(neighbours)} nearest knowledge-base spectra",
-            query_z=query.z, query_valid=data.valid[query.store_row]), out, "case_study")
-        made["case_study_bpt"] = figures.write_figure(bpt_diagram(
-            [case["query"], *case["neighbours"]], "BPT positions of the case study"), out, "case_study_bpt")
+        neighbours = [
+            {
+                **n,
+                "flux": data.flux[spectra[n["specobjid"]].store_row],
+                "valid": data.valid[spectra[n["specobjid"]].store_row],
+            }
+            for n in case["neighbours"]
+        ]
+        made["case_study"] = figures.write_figure(
+            figures.case_study(
+                wave,
+                data.flux[query.store_row],
+                neighbours,
+                DIAGNOSTIC_LINES,
+                f"LINER {query.plate_mjd_fiber} and its {len(neighbours)} nearest knowledge-base spectra",
+                query_z=query.z,
+                query_valid=data.valid[query.store_row],
+            ),
+            out,
+            "case_study",
+        )
+        made["case_study_bpt"] = figures.write_figure(
+            bpt_diagram([case["query"], *case["neighbours"]], "BPT positions of the case study"), out, "case_study_bpt"
+        )
     return made

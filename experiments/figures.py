@@ -9,6 +9,7 @@ comes with an interval (a ``..._ci`` entry ``[lo, hi]``), it is drawn as an asym
 works (it needs kaleido and a Chrome); where it does not, the HTML still stands and the reason is
 returned. Pure plotly/numpy; never imports Django.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,6 +26,7 @@ from kb.plots import PALETTE, error_bars
 
 METRICS = (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))
 
+
 def _with_interval(entry: dict, metric: str) -> tuple[float, list[float] | None]:
     return float(entry[metric]), entry.get(f"{metric}_ci")
 
@@ -35,8 +37,12 @@ def classification_bars(results: dict[str, dict], title: str) -> go.Figure:
     figure = go.Figure()
     for metric, name, colour in (("macro_f1", "Macro-F1", PALETTE[0]), ("accuracy", "Accuracy", PALETTE[1])):
         values, intervals = zip(*(_with_interval(results[m], metric) for m in methods)) if methods else ((), ())
-        figure.add_trace(go.Bar(x=methods, y=list(values), name=name, marker_color=colour, error_y=error_bars(values, intervals)))
-    figure.update_layout(title=title, barmode="group", yaxis={"title": "score", "range": [0, 1.05]}, xaxis_title="method")
+        figure.add_trace(
+            go.Bar(x=methods, y=list(values), name=name, marker_color=colour, error_y=error_bars(values, intervals))
+        )
+    figure.update_layout(
+        title=title, barmode="group", yaxis={"title": "score", "range": [0, 1.05]}, xaxis_title="method"
+    )
     return figure
 
 
@@ -48,36 +54,68 @@ def per_class_f1(results: dict[str, dict], title: str) -> go.Figure:
         entries = [report["per_class"].get(label) for label in labels]
         values = [entry["f1"] if entry else None for entry in entries]
         intervals = [entry.get("f1_ci") if entry else None for entry in entries]
-        figure.add_trace(go.Bar(
-            x=labels, y=values, name=method, marker_color=PALETTE[i % len(PALETTE)],
-            error_y=error_bars([v or 0.0 for v in values], intervals),
-        ))
+        figure.add_trace(
+            go.Bar(
+                x=labels,
+                y=values,
+                name=method,
+                marker_color=PALETTE[i % len(PALETTE)],
+                error_y=error_bars([v or 0.0 for v in values], intervals),
+            )
+        )
     figure.update_layout(
-        title=title, barmode="group", yaxis={"title": "F1 (one class against the rest)", "range": [0, 1.05]}, xaxis_title="class",
+        title=title,
+        barmode="group",
+        yaxis={"title": "F1 (one class against the rest)", "range": [0, 1.05]},
+        xaxis_title="class",
     )
     return figure
 
 
-def search_bars(search: dict[str, dict], reference: dict[str, dict] | None = None, *, title: str = "Target galaxy search") -> go.Figure:
+def search_bars(
+    search: dict[str, dict], reference: dict[str, dict] | None = None, *, title: str = "Target galaxy search"
+) -> go.Figure:
     """Precision, recall and F1 per search task (Table 4): search {task: search_report dict}; the paper's
     values, if given as reference {task: {"precision", "recall", "f1"}}, are diamonds on their bars."""
     tasks = list(search)
     figure = go.Figure()
     for i, (metric, name) in enumerate(METRICS):
         values, intervals = zip(*(_with_interval(search[t], metric) for t in tasks)) if tasks else ((), ())
-        figure.add_trace(go.Bar(
-            x=tasks, y=list(values), name=name, offsetgroup=metric, marker_color=PALETTE[i], error_y=error_bars(values, intervals),
-        ))
+        figure.add_trace(
+            go.Bar(
+                x=tasks,
+                y=list(values),
+                name=name,
+                offsetgroup=metric,
+                marker_color=PALETTE[i],
+                error_y=error_bars(values, intervals),
+            )
+        )
     for i, (metric, name) in enumerate(METRICS):
         known = [t for t in tasks if reference and metric in reference.get(t, {})]
         if known:
-            figure.add_trace(go.Scatter(
-                x=known, y=[reference[t][metric] for t in known], name=f"{name}, paper", mode="markers", offsetgroup=metric,
-                marker={"symbol": "diamond", "size": 11, "color": "black", "line": {"color": PALETTE[i], "width": 2}},
-                legendgroup="paper",
-            ))
+            figure.add_trace(
+                go.Scatter(
+                    x=known,
+                    y=[reference[t][metric] for t in known],
+                    name=f"{name}, paper",
+                    mode="markers",
+                    offsetgroup=metric,
+                    marker={
+                        "symbol": "diamond",
+                        "size": 11,
+                        "color": "black",
+                        "line": {"color": PALETTE[i], "width": 2},
+                    },
+                    legendgroup="paper",
+                )
+            )
     figure.update_layout(
-        title=title, barmode="group", scattermode="group", yaxis={"title": "score", "range": [0, 1.05]}, xaxis_title="task",
+        title=title,
+        barmode="group",
+        scattermode="group",
+        yaxis={"title": "score", "range": [0, 1.05]},
+        xaxis_title="task",
     )
     return figure
 
@@ -95,11 +133,17 @@ def sweep_lines(rows: Sequence[dict], x: str, title: str, x_title: str) -> go.Fi
         mine = sorted((row for row in rows if row.get("task") == task), key=lambda row: row[x])
         for i, (metric, name) in enumerate(METRICS):
             values, intervals = zip(*(_with_interval(row, metric) for row in mine))
-            figure.add_trace(go.Scatter(
-                x=[row[x] for row in mine], y=list(values), mode="lines+markers",
-                name=f"{task} {name.lower()}" if task is not None else name, legendgroup=str(task),
-                line={"color": PALETTE[i], "dash": dashes[j % len(dashes)]}, error_y=error_bars(values, intervals),
-            ))
+            figure.add_trace(
+                go.Scatter(
+                    x=[row[x] for row in mine],
+                    y=list(values),
+                    mode="lines+markers",
+                    name=f"{task} {name.lower()}" if task is not None else name,
+                    legendgroup=str(task),
+                    line={"color": PALETTE[i], "dash": dashes[j % len(dashes)]},
+                    error_y=error_bars(values, intervals),
+                )
+            )
     figure.update_layout(title=title, xaxis_title=x_title, yaxis={"title": "score", "range": [0, 1.05]})
     return figure
 
@@ -111,10 +155,16 @@ def histograms(values: dict[str, np.ndarray], title: str, x_title: str, *, bins:
     for i, (name, array) in enumerate(values.items()):
         array = np.asarray(array, dtype=np.float64).ravel()
         array = array[np.isfinite(array)]
-        figure.add_trace(go.Histogram(
-            x=array, name=f"{name} (n={len(array):,})", nbinsx=bins, histnorm="probability density",
-            opacity=0.6, marker_color=PALETTE[i % len(PALETTE)],
-        ))
+        figure.add_trace(
+            go.Histogram(
+                x=array,
+                name=f"{name} (n={len(array):,})",
+                nbinsx=bins,
+                histnorm="probability density",
+                opacity=0.6,
+                marker_color=PALETTE[i % len(PALETTE)],
+            )
+        )
     figure.update_layout(title=title, barmode="overlay", xaxis_title=x_title, yaxis_title="probability density")
     return figure
 
@@ -128,28 +178,43 @@ def retrieval_time(rows: Sequence[dict], fits: dict[str, dict], *, time_key: str
     for i, kind in enumerate(kinds):
         mine = sorted((row for row in rows if row["kind"] == kind), key=lambda row: row["size"])
         colour = PALETTE[i % len(PALETTE)]
-        figure.add_trace(go.Scatter(
-            x=[row["size"] for row in mine], y=[row[time_key] for row in mine], mode="lines+markers", name=kind,
-            line={"color": colour}, legendgroup=kind,
-            text=[
-                f"recall@k {row['recall_at_k']:.3f}<br>build {row['build_s']:.2f} s<br>"
-                f"single query p50 {row['single_query_ms_p50']:.3f} ms<br>synthetic {100 * row['synthetic_fraction']:.0f}%"
-                for row in mine
-            ],
-            hovertemplate="%{x:,} vectors: %{y:.4f} ms/query<br>%{text}<extra>" + kind + "</extra>",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[row["size"] for row in mine],
+                y=[row[time_key] for row in mine],
+                mode="lines+markers",
+                name=kind,
+                line={"color": colour},
+                legendgroup=kind,
+                text=[
+                    f"recall@k {row['recall_at_k']:.3f}<br>build {row['build_s']:.2f} s<br>"
+                    f"single query p50 {row['single_query_ms_p50']:.3f} ms<br>"
+                    f"synthetic {100 * row['synthetic_fraction']:.0f}%"
+                    for row in mine
+                ],
+                hovertemplate="%{x:,} vectors: %{y:.4f} ms/query<br>%{text}<extra>" + kind + "</extra>",
+            )
+        )
         fit = fits.get(kind)
         if fit and mine:
             sizes = np.geomspace(mine[0]["size"], mine[-1]["size"], 50)
             line = fit["slope_ms_per_vector"] * sizes + fit["intercept_ms"]
             shown = line > 0  # a log axis cannot show a negative intercept's part of the line
-            figure.add_trace(go.Scatter(
-                x=sizes[shown], y=line[shown], mode="lines", line={"color": colour, "dash": "dash"}, legendgroup=kind,
-                name=f"{kind} fit: {fit['slope_ms_per_vector']:.3g} ms/vector + {fit['intercept_ms']:.3g} ms (R² {fit['r2']:.3f})",
-            ))
+            figure.add_trace(
+                go.Scatter(
+                    x=sizes[shown],
+                    y=line[shown],
+                    mode="lines",
+                    line={"color": colour, "dash": "dash"},
+                    legendgroup=kind,
+                    name=f"{kind} fit: {fit['slope_ms_per_vector']:.3g} ms/vector + {fit['intercept_ms']:.3g} ms "
+                    f"(R² {fit['r2']:.3f})",
+                )
+            )
     label = "batched search, ms per query" if time_key == "batch_ms_per_query" else time_key.replace("_", " ")
     figure.update_layout(
-        title="Retrieval time against knowledge-base size", xaxis={"title": "knowledge-base size (vectors)", "type": "log"},
+        title="Retrieval time against knowledge-base size",
+        xaxis={"title": "knowledge-base size (vectors)", "type": "log"},
         yaxis={"title": label, "type": "log"},
     )
     return figure
@@ -193,7 +258,9 @@ def case_study(
     for name, flux, _ in spectra:
         if flux.shape != wave.shape:
             raise ValueError(f"{name}: flux has shape {flux.shape} but wave has {wave.shape}")
-    spans = [np.nanpercentile(flux, 99) - np.nanpercentile(flux, 1) for _, flux, _ in spectra if np.isfinite(flux).any()]
+    spans = [
+        np.nanpercentile(flux, 99) - np.nanpercentile(flux, 1) for _, flux, _ in spectra if np.isfinite(flux).any()
+    ]
     step = 1.1 * float(np.median(spans)) if spans and np.median(spans) > 0 else 1.0
     figure = go.Figure()
     lo, hi = np.inf, -np.inf
@@ -201,16 +268,32 @@ def case_study(
         wave_rest = wave / (1.0 + z)
         lo, hi = min(lo, wave_rest[0]), max(hi, wave_rest[-1])
         offset = (len(spectra) - 1 - i) * step  # the query on top, the nearest neighbour next
-        figure.add_trace(go.Scatter(
-            x=wave_rest, y=flux + offset, mode="lines", name=name, line={"width": 1.6 if i == 0 else 1, "color": PALETTE[i % len(PALETTE)]},
-            hovertemplate="%{x:.1f} Å: %{customdata:.3f}<extra>" + name.split(" · ")[0] + "</extra>", customdata=flux,
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=wave_rest,
+                y=flux + offset,
+                mode="lines",
+                name=name,
+                line={"width": 1.6 if i == 0 else 1, "color": PALETTE[i % len(PALETTE)]},
+                hovertemplate="%{x:.1f} Å: %{customdata:.3f}<extra>" + name.split(" · ")[0] + "</extra>",
+                customdata=flux,
+            )
+        )
     for name, rest in lines.items():
         if lo <= rest <= hi:
-            figure.add_vline(x=rest, line={"dash": "dot", "width": 1, "color": "grey"}, annotation_text=name, annotation_textangle=-90)
+            figure.add_vline(
+                x=rest,
+                line={"dash": "dot", "width": 1, "color": "grey"},
+                annotation_text=name,
+                annotation_textangle=-90,
+            )
     figure.update_layout(
-        title=title, xaxis_title="rest-frame wavelength (Å)", yaxis_title="normalised flux + offset", hovermode="x unified",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.15}, margin={"t": 110},
+        title=title,
+        xaxis_title="rest-frame wavelength (Å)",
+        yaxis_title="normalised flux + offset",
+        hovermode="x unified",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.15},
+        margin={"t": 110},
     )
     return figure
 
@@ -257,8 +340,11 @@ def write_figure(figure: go.Figure, folder: str | Path, name: str) -> dict:
     figure.write_html(folder / f"{name}.html", include_plotlyjs="directory", full_html=True)
     png = folder / f"{name}.png"
     if png_browser() is None:
-        return {"html": f"{name}.html", "png": None,
-                "png_error": "no Chrome or chromium for kaleido (Debian: apt-get install chromium)"}
+        return {
+            "html": f"{name}.html",
+            "png": None,
+            "png_error": "no Chrome or chromium for kaleido (Debian: apt-get install chromium)",
+        }
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The kopts argument is ignored")

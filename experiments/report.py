@@ -2,6 +2,7 @@
 
 Pure Python (the results are plain JSON-like dicts); never imports Django.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +32,11 @@ def _ratio(value: float | None) -> str:
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(str, r)) + " |" for r in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(map(str, r)) + " |" for r in rows),
+    ]
 
 
 def _figure(figures: dict, key: str) -> str:
@@ -44,30 +49,68 @@ def _figure(figures: dict, key: str) -> str:
 
 def _classification(methods: dict, split: dict, title: str, figures: dict, key: str) -> list[str]:
     labels = list(next(iter(methods.values()))["per_class"])
-    lines = [f"### {title}", "", f"Trained on the {split.get('train')} knowledge-base spectra, tested on "
-             f"{split.get('test')} held-out spectra. Accuracy and macro-F1 with bootstrap 95% intervals; F1 per class.", ""]
-    rows = [[METHODS.get(name, name), _ci(r["accuracy"], r.get("accuracy_ci")), _ci(r["macro_f1"], r.get("macro_f1_ci")),
-             *(f"{r['per_class'][label]['f1']:.3f}" for label in labels)] for name, r in methods.items()]
+    lines = [
+        f"### {title}",
+        "",
+        f"Trained on the {split.get('train')} knowledge-base spectra, tested on "
+        f"{split.get('test')} held-out spectra. Accuracy and macro-F1 with bootstrap 95% intervals; F1 per class.",
+        "",
+    ]
+    rows = [
+        [
+            METHODS.get(name, name),
+            _ci(r["accuracy"], r.get("accuracy_ci")),
+            _ci(r["macro_f1"], r.get("macro_f1_ci")),
+            *(f"{r['per_class'][label]['f1']:.3f}" for label in labels),
+        ]
+        for name, r in methods.items()
+    ]
     lines += _table(["method", "accuracy", "macro-F1", *labels], rows)
     lines += ["", "Per-class precision / recall (support):", ""]
-    rows = [[METHODS.get(name, name), *(f"{r['per_class'][label]['precision']:.2f} / {r['per_class'][label]['recall']:.2f} "
-                                         f"({r['per_class'][label]['support']})" for label in labels)]
-            for name, r in methods.items()]
+    rows = [
+        [
+            METHODS.get(name, name),
+            *(
+                f"{r['per_class'][label]['precision']:.2f} / {r['per_class'][label]['recall']:.2f} "
+                f"({r['per_class'][label]['support']})"
+                for label in labels
+            ),
+        ]
+        for name, r in methods.items()
+    ]
     lines += _table(["method", *labels], rows)
     versus = methods.get("encoder_kb", {}).get("versus", {})
     if versus:
-        lines += ["", "Paired comparison: macro-F1 of the encoder + KB minus each method's, scored on the same "
-                  "bootstrap resamples (95% interval; share of resamples where the encoder + KB is ahead):", ""]
-        lines += _table(["against", "difference", "encoder + KB ahead"], [
-            [METHODS.get(name, name), _ci(d["difference"], d["difference_ci"]), f"{d['a_better_share']:.1%}"]
-            for name, d in versus.items()])
+        lines += [
+            "",
+            "Paired comparison: macro-F1 of the encoder + KB minus each method's, scored on the same "
+            "bootstrap resamples (95% interval; share of resamples where the encoder + KB is ahead):",
+            "",
+        ]
+        lines += _table(
+            ["against", "difference", "encoder + KB ahead"],
+            [
+                [METHODS.get(name, name), _ci(d["difference"], d["difference_ci"]), f"{d['a_better_share']:.1%}"]
+                for name, d in versus.items()
+            ],
+        )
     return [*lines, "", _figure(figures, key), _figure(figures, key + "_per_class"), ""]
 
 
 def write_report(results: dict, path: str | Path) -> None:
     """report.md: one section per experiment, each table beside its figure and the paper's figures."""
     figures = results.get("figures", {})
-    sections = (_data, _classifications, _searches, _proportions, _top_k, _weights, _retrieval, _case_study, _real_spectra)
+    sections = (
+        _data,
+        _classifications,
+        _searches,
+        _proportions,
+        _top_k,
+        _weights,
+        _retrieval,
+        _case_study,
+        _real_spectra,
+    )
     lines = [line for section in sections for line in section(results, figures)]
     Path(path).write_text("\n".join(lines) + "\n")
 
@@ -76,52 +119,107 @@ def _data(results: dict, figures: dict) -> list[str]:
     data = results["dataset"]
     config = data["config"]
     return [
-        "# GalSpec evaluation: the experiments of Tang et al. (2025)", "",
+        "# GalSpec evaluation: the experiments of Tang et al. (2025)",
+        "",
         "**These figures come from the data this deployment holds.** On the mock survey that `make demo` "
         "generates they are figures on generated spectra, not on SDSS: they show that the method and the "
-        "code work and how the methods compare on the same data, not how they would do on SDSS.", "",
-        "## Data", "",
+        "code work and how the methods compare on the same data, not how they would do on SDSS.",
+        "",
+        "## Data",
+        "",
         f"- {data['spectra']} spectra ingested; {data['held_out']} reserved for testing (never in a knowledge base "
         "or in pre-training).",
         f"- Checkpoint `{data['checkpoint']}` (preset {data['preset']}, {data['pretraining_steps']} steps on "
         f"{data['n_pretraining']} spectra), embedding width {data['embedding_width']}.",
         f"- Real SDSS spectra in the knowledge bases: {data['real_sdss_spectra_in_kbs']}.",
-        "", *_table(["task", "KB version", "entries", "composition", "index"], [
-            [name, kb["version"], kb["size"], ", ".join(f"{k} {v}" for k, v in kb["composition"].items()), kb["index"]]
-            for name, kb in data["knowledge_bases"].items()]),
-        "", f"K = {config['k']}, weights {config['weight_function']} (softmax-normalised), "
-        f"{config['n_resamples']} bootstrap resamples.", "",
+        "",
+        *_table(
+            ["task", "KB version", "entries", "composition", "index"],
+            [
+                [
+                    name,
+                    kb["version"],
+                    kb["size"],
+                    ", ".join(f"{k} {v}" for k, v in kb["composition"].items()),
+                    kb["index"],
+                ]
+                for name, kb in data["knowledge_bases"].items()
+            ],
+        ),
+        "",
+        f"K = {config['k']}, weights {config['weight_function']} (softmax-normalised), "
+        f"{config['n_resamples']} bootstrap resamples.",
+        "",
     ]
 
 
 def _classifications(results: dict, figures: dict) -> list[str]:
     splits = results["dataset"]["splits"]
-    return ["## Table 2: classification", "", *(
-        line for key, title in (("classification_3class", "Three classes"), ("classification_5class", "Five classes"))
-        for line in _classification(results[key], splits[key], title, figures, key))]
+    return [
+        "## Table 2: classification",
+        "",
+        *(
+            line
+            for key, title in (("classification_3class", "Three classes"), ("classification_5class", "Five classes"))
+            for line in _classification(results[key], splits[key], title, figures, key)
+        ),
+    ]
 
 
 def _searches(results: dict, figures: dict) -> list[str]:
     test = results["dataset"]["splits"]["search"]
-    lines = ["## Tables 3-4: target galaxy searches", "",
-             f"One mixed test set of {test['test']} held-out spectra: {test['liner_targets']} LINERs, "
-             f"{test['lens_targets']} lenses, {test['outlier_targets']} outliers.", ""]
-    lines += _table(["search", "precision", "recall", "F1", "paper P / R / F1"], [
-        [name, _ci(r["precision"], r.get("precision_ci")), _ci(r["recall"], r.get("recall_ci")), _ci(r["f1"], r.get("f1_ci")),
-         " / ".join(f"{PAPER_SEARCH[name][m]:.4f}" for m in ("precision", "recall", "f1"))]
-        for name, r in results["search"].items()])
+    lines = [
+        "## Tables 3-4: target galaxy searches",
+        "",
+        f"One mixed test set of {test['test']} held-out spectra: {test['liner_targets']} LINERs, "
+        f"{test['lens_targets']} lenses, {test['outlier_targets']} outliers.",
+        "",
+    ]
+    lines += _table(
+        ["search", "precision", "recall", "F1", "paper P / R / F1"],
+        [
+            [
+                name,
+                _ci(r["precision"], r.get("precision_ci")),
+                _ci(r["recall"], r.get("recall_ci")),
+                _ci(r["f1"], r.get("f1_ci")),
+                " / ".join(f"{PAPER_SEARCH[name][m]:.4f}" for m in ("precision", "recall", "f1")),
+            ]
+            for name, r in results["search"].items()
+        ],
+    )
     lines += ["", _figure(figures, "search"), "", "Outlier recall by kind (appendix B.1):", ""]
-    lines += _table(["kind", "found / n", "recall"], [[kind, f"{r['found']} / {r['n']}", f"{r['recall']:.2f}"]
-                                                    for kind, r in results["outlier_recall_by_kind"].items()])
+    lines += _table(
+        ["kind", "found / n", "recall"],
+        [
+            [kind, f"{r['found']} / {r['n']}", f"{r['recall']:.2f}"]
+            for kind, r in results["outlier_recall_by_kind"].items()
+        ],
+    )
     return [*lines, ""]
 
 
 def _proportions(results: dict, figures: dict) -> list[str]:
-    lines = ["## Figure 4: the share of lenses in the knowledge base", "",
-             "Each knowledge base is as large as its share allows from the same pool of labelled spectra.", ""]
-    lines += _table(["lens share", "entries", "lenses", "precision", "recall", "F1"], [
-        [f"{r['target_fraction']:.2f}", r["size"], r["lenses"], _ci(r["precision"], r.get("precision_ci")),
-         _ci(r["recall"], r.get("recall_ci")), _ci(r["f1"], r.get("f1_ci"))] for r in results["proportion_sweep"]])
+    lines = [
+        "## Figure 4: the share of lenses in the knowledge base",
+        "",
+        "Each knowledge base is as large as its share allows from the same pool of labelled spectra.",
+        "",
+    ]
+    lines += _table(
+        ["lens share", "entries", "lenses", "precision", "recall", "F1"],
+        [
+            [
+                f"{r['target_fraction']:.2f}",
+                r["size"],
+                r["lenses"],
+                _ci(r["precision"], r.get("precision_ci")),
+                _ci(r["recall"], r.get("recall_ci")),
+                _ci(r["f1"], r.get("f1_ci")),
+            ]
+            for r in results["proportion_sweep"]
+        ],
+    )
     return [*lines, "", _figure(figures, "proportion_sweep"), ""]
 
 
@@ -129,44 +227,88 @@ def _top_k(results: dict, figures: dict) -> list[str]:
     sweep = results["topk_sweep"]
     tasks = list(dict.fromkeys(r["task"] for r in sweep))
     lines = ["## Figure 5: K, the neighbours that vote", ""]
-    lines += _table(["K", *(f"{t} F1" for t in tasks)], [
-        [k, *(f"{next(r['f1'] for r in sweep if r['task'] == t and r['k'] == k):.3f}" for t in tasks)]
-        for k in sorted({r["k"] for r in sweep})])
+    lines += _table(
+        ["K", *(f"{t} F1" for t in tasks)],
+        [
+            [k, *(f"{next(r['f1'] for r in sweep if r['task'] == t and r['k'] == k):.3f}" for t in tasks)]
+            for k in sorted({r["k"] for r in sweep})
+        ],
+    )
     return [*lines, "", _figure(figures, "topk_sweep"), ""]
 
 
 def _weights(results: dict, figures: dict) -> list[str]:
     weights = results["weight_functions"]
     stats = ("mean", "median", "std", "skewness", "kurtosis")
-    lines = ["## Table A1: distances and weight functions", "",
-             "Skewness and excess kurtosis (a normal distribution gives 0; the paper's weight kurtosis of 3.43 "
-             "reads as Pearson's, excess + 3). Weights are each function of the distance, softmax-normalised "
-             "over the K neighbours, as the paper describes.", ""]
-    lines += _table(["", *stats], [
-        ["pairwise distance (LINER KB)", *(f"{weights['pairwise_distances'][s]:.3f}" for s in stats)],
-        ["query-to-neighbour distance", *(f"{weights['neighbour_distances'][s]:.3f}" for s in stats)],
-        *([f"weights, {name}", *(f"{r['weights'][s]:.3f}" for s in stats)] for name, r in weights["functions"].items())])
+    lines = [
+        "## Table A1: distances and weight functions",
+        "",
+        "Skewness and excess kurtosis (a normal distribution gives 0; the paper's weight kurtosis of 3.43 "
+        "reads as Pearson's, excess + 3). Weights are each function of the distance, softmax-normalised "
+        "over the K neighbours, as the paper describes.",
+        "",
+    ]
+    lines += _table(
+        ["", *stats],
+        [
+            ["pairwise distance (LINER KB)", *(f"{weights['pairwise_distances'][s]:.3f}" for s in stats)],
+            ["query-to-neighbour distance", *(f"{weights['neighbour_distances'][s]:.3f}" for s in stats)],
+            *(
+                [f"weights, {name}", *(f"{r['weights'][s]:.3f}" for s in stats)]
+                for name, r in weights["functions"].items()
+            ),
+        ],
+    )
     lines += ["", "Paper: distances mean 2.84, median 2.71, std 1.18, skewness 0.44, kurtosis -0.40.", ""]
-    lines += _table(["weight function", *(f"{t} P / R / F1" for t in PAPER_SEARCH)], [
-        [name, *(" / ".join(f"{r[t][m]:.3f}" for m in ("precision", "recall", "f1")) for t in PAPER_SEARCH)]
-        for name, r in weights["functions"].items()])
+    lines += _table(
+        ["weight function", *(f"{t} P / R / F1" for t in PAPER_SEARCH)],
+        [
+            [name, *(" / ".join(f"{r[t][m]:.3f}" for m in ("precision", "recall", "f1")) for t in PAPER_SEARCH)]
+            for name, r in weights["functions"].items()
+        ],
+    )
     return [*lines, "", _figure(figures, "distances"), ""]
 
 
 def _retrieval(results: dict, figures: dict) -> list[str]:
     retrieval = results["retrieval_time"]
-    lines = ["## Figure C1: retrieval time against knowledge-base size", "",
-             f"{retrieval['real_vectors']} real embeddings, topped up with Gaussian vectors of the same mean and "
-             "spread where a knowledge base is larger; 200 queries searched in one batch.", ""]
-    lines += _table(["entries", "index", "build (s)", "ms per query (batch)", "ms, one query (median)", "recall@3", "synthetic"], [
-        [r["size"], r["kind"], f"{r['build_s']:.2f}", f"{r['batch_ms_per_query']:.4f}", f"{r['single_query_ms_p50']:.3f}",
-         f"{r['recall_at_k']:.3f}", f"{r['synthetic_fraction']:.0%}"] for r in retrieval["rows"]])
-    fits = "; ".join(f"{kind}: {fit['slope_ms_per_vector']:.3g} ms per entry, log-log slope {fit['loglog_slope']:.2f}"
-                     for kind, fit in retrieval["fits"].items())
-    return [*lines, "", "Fitted lines (time per query = slope x entries + intercept): " + fits, "",
-            "Recall of the approximate indexes on mostly synthetic vectors understates what they do on real "
-            "embeddings, which cluster; each knowledge base built with one records its recall on our own embeddings.",
-            "", _figure(figures, "retrieval_time"), ""]
+    lines = [
+        "## Figure C1: retrieval time against knowledge-base size",
+        "",
+        f"{retrieval['real_vectors']} real embeddings, topped up with Gaussian vectors of the same mean and "
+        "spread where a knowledge base is larger; 200 queries searched in one batch.",
+        "",
+    ]
+    lines += _table(
+        ["entries", "index", "build (s)", "ms per query (batch)", "ms, one query (median)", "recall@3", "synthetic"],
+        [
+            [
+                r["size"],
+                r["kind"],
+                f"{r['build_s']:.2f}",
+                f"{r['batch_ms_per_query']:.4f}",
+                f"{r['single_query_ms_p50']:.3f}",
+                f"{r['recall_at_k']:.3f}",
+                f"{r['synthetic_fraction']:.0%}",
+            ]
+            for r in retrieval["rows"]
+        ],
+    )
+    fits = "; ".join(
+        f"{kind}: {fit['slope_ms_per_vector']:.3g} ms per entry, log-log slope {fit['loglog_slope']:.2f}"
+        for kind, fit in retrieval["fits"].items()
+    )
+    return [
+        *lines,
+        "",
+        "Fitted lines (time per query = slope x entries + intercept): " + fits,
+        "",
+        "Recall of the approximate indexes on mostly synthetic vectors understates what they do on real "
+        "embeddings, which cluster; each knowledge base built with one records its recall on our own embeddings.",
+        "",
+        _figure(figures, "retrieval_time"),
+        "",
+    ]
 
 
 def _case_study(results: dict, figures: dict) -> list[str]:
@@ -175,24 +317,54 @@ def _case_study(results: dict, figures: dict) -> list[str]:
     if not case:
         return [*lines, "No held-out LINER was found by the LINER search, so there is no case to show.", ""]
     query = case["query"]
-    lines += [f"Query {query['plate_mjd_fiber']} (specobjid {query['specobjid']}, z = "
-              f"{query['z']:.4f}): voted {case['vote']} with {case['share']:.1%} of the weight.", ""]
-    lines += _table(["neighbour", "label", "distance", "weight", "log [N II]/Hα", "log [O III]/Hβ"], [
-        [n["plate_mjd_fiber"], n["label"], f"{n['distance']:.4f}", f"{n['weight']:.1%}",
-         _ratio(n["x"]), _ratio(n["y"])] for n in case["neighbours"]])
+    lines += [
+        f"Query {query['plate_mjd_fiber']} (specobjid {query['specobjid']}, z = "
+        f"{query['z']:.4f}): voted {case['vote']} with {case['share']:.1%} of the weight.",
+        "",
+    ]
+    lines += _table(
+        ["neighbour", "label", "distance", "weight", "log [N II]/Hα", "log [O III]/Hβ"],
+        [
+            [
+                n["plate_mjd_fiber"],
+                n["label"],
+                f"{n['distance']:.4f}",
+                f"{n['weight']:.1%}",
+                _ratio(n["x"]),
+                _ratio(n["y"]),
+            ]
+            for n in case["neighbours"]
+        ],
+    )
     return [*lines, "", _figure(figures, "case_study"), _figure(figures, "case_study_bpt"), ""]
 
 
 def _real_spectra(results: dict, figures: dict) -> list[str]:
     real = results["real_spectra"]
-    lines = ["## The ten real SDSS spectra", "",
-             "Each file's vote against the BPT class of its own SPZLINE fluxes (S/N >= 3 in Hβ, [O III], Hα and "
-             "[N II]; Kauffmann 2003, Kewley 2001, Schawinski 2007). The knowledge bases hold the spectra this "
-             "deployment ingested: with a mock survey, this asks how an encoder trained on mock spectra "
-             "reads real ones.", ""]
-    lines += _table(["file", "own class", "vote (3 classes)", "share", "neighbours", "vote (5 classes)", "agrees"], [
-        [r["file"], r["own_bpt5"], r["vote_bpt3"], f"{r['share_bpt3']:.0%}", ", ".join(r["neighbours_bpt3"]),
-         r["vote_bpt5"], "yes" if r["agrees_bpt3"] else "no"] for r in real])
+    lines = [
+        "## The ten real SDSS spectra",
+        "",
+        "Each file's vote against the BPT class of its own SPZLINE fluxes (S/N >= 3 in Hβ, [O III], Hα and "
+        "[N II]; Kauffmann 2003, Kewley 2001, Schawinski 2007). The knowledge bases hold the spectra this "
+        "deployment ingested: with a mock survey, this asks how an encoder trained on mock spectra "
+        "reads real ones.",
+        "",
+    ]
+    lines += _table(
+        ["file", "own class", "vote (3 classes)", "share", "neighbours", "vote (5 classes)", "agrees"],
+        [
+            [
+                r["file"],
+                r["own_bpt5"],
+                r["vote_bpt3"],
+                f"{r['share_bpt3']:.0%}",
+                ", ".join(r["neighbours_bpt3"]),
+                r["vote_bpt5"],
+                "yes" if r["agrees_bpt3"] else "no",
+            ]
+            for r in real
+        ],
+    )
     if real:
         lines += ["", f"Three-class agreement: {sum(r['agrees_bpt3'] for r in real)} of {len(real)}."]
     return lines

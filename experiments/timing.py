@@ -20,6 +20,7 @@ searches of all queries divided by their number, ``single_query_ms_p50`` the med
 one-query searches (the latency one user sees). Both go through ``inference.index.search``, the path
 the application uses. Pure numpy/faiss; never imports Django.
 """
+
 from __future__ import annotations
 
 import time
@@ -34,7 +35,9 @@ PAPER_SIZES = (1_000, 10_000, 100_000, 500_000)
 CHUNK_ROWS = 65_536  # synthetic vectors are drawn this many rows at a time, in float32
 
 
-def _gaussian(rng: np.random.Generator, rows: int, mean: np.ndarray, std: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def _gaussian(
+    rng: np.random.Generator, rows: int, mean: np.ndarray, std: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """(rows, D) float32 drawn per dimension from N(mean, std), filled chunk by chunk without float64 copies."""
     out = np.empty((rows, len(mean)), dtype=np.float32) if out is None else out
     for start in range(0, rows, CHUNK_ROWS):
@@ -79,7 +82,9 @@ def retrieval_time_curve(
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) < 2:
-        raise ValueError(f"need real vectors (n, D) with n >= 2 to estimate their distribution, got shape {vectors.shape}")
+        raise ValueError(
+            f"need real vectors (n, D) with n >= 2 to estimate their distribution, got shape {vectors.shape}"
+        )
     sizes = sorted({int(s) for s in sizes})
     if not sizes or sizes[0] < 1:
         raise ValueError(f"sizes must be positive, got {sizes}")
@@ -102,19 +107,23 @@ def retrieval_time_curve(
         if exact is None:  # the reference, not timed
             exact = search(build(kb, ids), queries, k)
         for timings, found in measured:
-            rows.append({
-                "size": size,
-                **timings,
-                "recall_at_k": float(recall_at_k(exact, found)),
-                "synthetic_fraction": (size - min(real, size)) / size,
-                "threads": threads,
-            })
+            rows.append(
+                {
+                    "size": size,
+                    **timings,
+                    "recall_at_k": float(recall_at_k(exact, found)),
+                    "synthetic_fraction": (size - min(real, size)) / size,
+                    "threads": threads,
+                }
+            )
     if on_progress:
         on_progress(total, total, "done")
     return rows
 
 
-def _measure(kb: np.ndarray, ids: np.ndarray, spec: IndexSpec, queries: np.ndarray, k: int, repeats: int) -> tuple[dict, Neighbours]:
+def _measure(
+    kb: np.ndarray, ids: np.ndarray, spec: IndexSpec, queries: np.ndarray, k: int, repeats: int
+) -> tuple[dict, Neighbours]:
     """Build one index and time its searches; returns the row's timings and the batched search's result."""
     start = time.perf_counter()
     index = build(kb, ids, spec)
@@ -156,8 +165,17 @@ def fit_line(sizes: Sequence[float], times: Sequence[float]) -> dict:
     spread = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - residual / spread if spread > 0 else (1.0 if residual == 0 else 0.0)
     positive = (x > 0) & (y > 0)
-    loglog = float(np.polyfit(np.log10(x[positive]), np.log10(y[positive]), 1)[0]) if len(np.unique(x[positive])) >= 2 else 0.0
-    return {"slope_ms_per_vector": float(slope), "intercept_ms": float(intercept), "loglog_slope": loglog, "r2": float(r2)}
+    loglog = (
+        float(np.polyfit(np.log10(x[positive]), np.log10(y[positive]), 1)[0])
+        if len(np.unique(x[positive])) >= 2
+        else 0.0
+    )
+    return {
+        "slope_ms_per_vector": float(slope),
+        "intercept_ms": float(intercept),
+        "loglog_slope": loglog,
+        "r2": float(r2),
+    }
 
 
 def fit_lines(rows: Sequence[dict], *, time_key: str = "batch_ms_per_query") -> dict[str, dict]:

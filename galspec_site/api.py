@@ -4,6 +4,7 @@ Every error answers ``{"error": {"status": 400, "code": "invalid", "message": ".
 ``message`` is a sentence a person can act on, ``fields`` (only for invalid input) says what is wrong
 with each field, and a throttled request also gets ``retry_after`` in seconds.
 """
+
 from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -16,7 +17,7 @@ class Pagination(pagination.PageNumberPagination):
 
 
 def paginated(view, items, serializer_class, **serializer_options) -> Response:
-    """One page of ``items`` (a queryset or a list) as ``serializer_class`` writes them, with the links to the others."""
+    """One page of ``items`` (a queryset or a list) as ``serializer_class`` writes them, with links to the others."""
     paginator = Pagination()
     page = paginator.paginate_queryset(items, view.request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True, **serializer_options).data)

@@ -12,6 +12,7 @@ request reads no body without one (the view would see an empty form and answer a
 file"), so there is nothing for an upload handler to count and nothing reaches the disk either way.
 (Under ASGI Django reads the whole body before any middleware runs; GalSpec is served by WSGI.)
 """
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
@@ -65,13 +66,22 @@ class RequestSizeLimitMiddleware:
         except (KeyError, ValueError, TypeError):
             length = None  # Django reads no body without a valid Content-Length
         if length is None and "HTTP_TRANSFER_ENCODING" in request.META:
-            return _refusal(request, LengthRequired(
-                "This request sends its body without a Content-Length header (Transfer-Encoding: chunked), "
-                "which this server does not read: send it with one (browsers, curl -F and Python's requests "
-                "sending a file do)."))
+            return _refusal(
+                request,
+                LengthRequired(
+                    "This request sends its body without a Content-Length header (Transfer-Encoding: chunked), "
+                    "which this server does not read: send it with one (browsers, curl -F and Python's requests "
+                    "sending a file do)."
+                ),
+            )
         if length is not None and length > max_request_bytes():
-            return _refusal(request, RequestTooLarge(
-                f"This request is {_megabytes(length)}, over the limit of {_megabytes(max_request_bytes())} "
-                f"(one spectrum file of at most {_megabytes(settings.GALSPEC_MAX_UPLOAD_BYTES)} and the rest "
-                f"of the form); none of it was read. Send a smaller file, or split a batch's files over several jobs."))
+            return _refusal(
+                request,
+                RequestTooLarge(
+                    f"This request is {_megabytes(length)}, over the limit of {_megabytes(max_request_bytes())} "
+                    f"(one spectrum file of at most {_megabytes(settings.GALSPEC_MAX_UPLOAD_BYTES)} and the rest "
+                    "of the form); none of it was read. Send a smaller file, or split a batch's files over "
+                    "several jobs."
+                ),
+            )
         return self.get_response(request)

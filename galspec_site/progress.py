@@ -1,4 +1,5 @@
 """Progress for people: a tqdm bar in management commands, and the JSON a page's progress bar polls."""
+
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,21 +23,47 @@ def progress_bar(desc: str, unit: str, *, verbosity: int = 1) -> Iterator[Callab
         bar.close()
 
 
-def progress_json(*, status: str, finished: bool, succeeded: bool, current: int, total: int, description: str = "",
-                  error: str = "", **extra) -> JsonResponse:
+def progress_json(
+    *,
+    status: str,
+    finished: bool,
+    succeeded: bool,
+    current: int,
+    total: int,
+    description: str = "",
+    error: str = "",
+    **extra,
+) -> JsonResponse:
     """A background run's progress in the format celery-progress's bar polls, read from the run's own row
     (which outlives the broker's task results); ``extra`` keys are added for the page's own scripts."""
-    return JsonResponse({
-        "state": status.upper(), "complete": finished, "success": succeeded if finished else None,
-        "progress": {"current": current, "total": total, "description": description,
-                     "percent": round(100 * current / total, 1) if total else (100.0 if finished else 0.0),
-                     "pending": status == "queued"},
-        "result": error or status, **extra,
-    })
+    return JsonResponse(
+        {
+            "state": status.upper(),
+            "complete": finished,
+            "success": succeeded if finished else None,
+            "progress": {
+                "current": current,
+                "total": total,
+                "description": description,
+                "percent": round(100 * current / total, 1) if total else (100.0 if finished else 0.0),
+                "pending": status == "queued",
+            },
+            "result": error or status,
+            **extra,
+        }
+    )
 
 
 def stage_progress_json(row, *, finished: bool, succeeded: bool, **extra) -> JsonResponse:
     """``progress_json`` of a run whose row says what it is doing (an operation, a survey search): its
     ``status``, ``step`` of ``total``, ``stage`` and ``error``."""
-    return progress_json(status=row.status, finished=finished, succeeded=succeeded, current=row.step, total=row.total,
-                         description=row.stage, error=row.error, **extra)
+    return progress_json(
+        status=row.status,
+        finished=finished,
+        succeeded=succeeded,
+        current=row.step,
+        total=row.total,
+        description=row.stage,
+        error=row.error,
+        **extra,
+    )

@@ -4,6 +4,7 @@ Defaults run on a laptop with nothing installed: SQLite, a filesystem Celery bro
 Production sets DATABASE_URL (PostgreSQL) and REDIS_URL (Celery broker and result backend).
 Every variable is listed with its default in .env.example.
 """
+
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -77,9 +78,9 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-            ],
+            ]
         },
-    },
+    }
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'galspec.sqlite3'}")}
@@ -161,9 +162,13 @@ LOGOUT_REDIRECT_URL = "inference:search"
 
 # Throttles count requests in this cache: Redis when there is one, so that every web process shares it.
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "galspec"}
-    if REDIS_URL else
-    {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "galspec",
+    }
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")}
 }
 
 REST_FRAMEWORK = {

@@ -2,6 +2,7 @@
 
 DATABASE_URL and REDIS_URL still choose the backends, so CI runs the suite on PostgreSQL and Redis.
 """
+
 import os
 import tempfile
 

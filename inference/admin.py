@@ -27,8 +27,23 @@ class SearchJobAdmin(admin.ModelAdmin):
     list_display = ["public_id", "owner", "task", "status", "done", "total", "failed", "created_at"]
     list_filter = ["status", "task"]
     search_fields = ["public_id", "owner__username"]
-    readonly_fields = ["public_id", "owner", "task", "knowledge_base", "k", "inputs", "folder", "status", "total",
-                       "done", "failed", "error", "created_at", "started_at", "finished_at"]
+    readonly_fields = [
+        "public_id",
+        "owner",
+        "task",
+        "knowledge_base",
+        "k",
+        "inputs",
+        "folder",
+        "status",
+        "total",
+        "done",
+        "failed",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
 
     def has_add_permission(self, request):
         return False
@@ -42,5 +57,16 @@ class OperationAdmin(ReadOnlyAdmin):
 
 @admin.register(SurveySearch)
 class SurveySearchAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "task", "knowledge_base", "labels", "k", "status", "found", "total", "requested_by", "created_at"]
+    list_display = [
+        "pk",
+        "task",
+        "knowledge_base",
+        "labels",
+        "k",
+        "status",
+        "found",
+        "total",
+        "requested_by",
+        "created_at",
+    ]
     list_filter = ["status", "task"]

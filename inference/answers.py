@@ -3,6 +3,7 @@
 Plain dataclasses, shared by the search service that makes them, the selectors that turn them into
 pages, and the API that serialises them. Never imports Django.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

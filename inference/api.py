@@ -3,6 +3,7 @@
 ``POST /api/v1/search/`` answers one spectrum at once, for anyone (throttled); batch jobs need a token
 and belong to the user who made them. Survey searches are shared: anyone reads them, a token starts one.
 """
+
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -48,8 +49,9 @@ class AnswerSerializer(serializers.Serializer):
     label = serializers.CharField(help_text="The label the neighbours voted for")
     share = serializers.FloatField(help_text="Its share of the vote weight")
     shares = serializers.DictField(child=serializers.FloatField())
-    is_target = serializers.BooleanField(allow_null=True, help_text="The label is a target of the task; null for a "
-                                         "classification task")
+    is_target = serializers.BooleanField(
+        allow_null=True, help_text="The label is a target of the task; null for a classification task"
+    )
     neighbours = NeighbourSerializer(many=True)
     knowledge_base = serializers.IntegerField(help_text="Id of the knowledge-base version that answered")
     kb_version = serializers.IntegerField()
@@ -76,8 +78,11 @@ class SearchApi(APIView):
         k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
         weight_function = serializers.ChoiceField(choices=sorted(WEIGHT_FUNCTIONS), required=False, default="exp")
         knowledge_base = serializers.PrimaryKeyRelatedField(
-            queryset=KnowledgeBase.objects.filter(status=KnowledgeBase.Status.READY), required=False, allow_null=True,
-            default=None, help_text="A knowledge-base version id, to repeat an old search; default: the one in service",
+            queryset=KnowledgeBase.objects.filter(status=KnowledgeBase.Status.READY),
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="A knowledge-base version id, to repeat an old search; default: the one in service",
         )
 
     @extend_schema(request=SearchInputSerializer, responses=AnswerSerializer)
@@ -89,9 +94,16 @@ class SearchApi(APIView):
         upload = data.get("file")
         try:
             answer, _ = search_query(
-                task=data["task"], identifier=data["identifier"], ra=data["ra"], dec=data["dec"],
-                radius_arcsec=data["radius_arcsec"], upload=upload, upload_name=upload.name if upload else "",
-                k=data["k"], weight_function=data["weight_function"], knowledge_base=kb,
+                task=data["task"],
+                identifier=data["identifier"],
+                ra=data["ra"],
+                dec=data["dec"],
+                radius_arcsec=data["radius_arcsec"],
+                upload=upload,
+                upload_name=upload.name if upload else "",
+                k=data["k"],
+                weight_function=data["weight_function"],
+                knowledge_base=kb,
             )
         except ValueError as error:
             raise ValidationError(str(error)) from None
@@ -117,13 +129,28 @@ class JobSerializer(_BackgroundSearchSerializer):
 
     class Meta:
         model = SearchJob
-        fields = ["id", "task", "knowledge_base", "kb_version", "k", "status", "total", "done", "failed", "error",
-                  "created_at", "started_at", "finished_at", "links"]
+        fields = [
+            "id",
+            "task",
+            "knowledge_base",
+            "kb_version",
+            "k",
+            "status",
+            "total",
+            "done",
+            "failed",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "links",
+        ]
 
     def get_links(self, job) -> dict:
         key = job.public_id
         return {
-            "self": self._absolute("api:job-detail", key), "results": self._absolute("api:job-results", key),
+            "self": self._absolute("api:job-detail", key),
+            "results": self._absolute("api:job-results", key),
             "csv": self._absolute("api:job-results", key, "?format=csv"),
             "votable": self._absolute("api:job-results", key, "?format=votable"),
             "page": self._absolute("inference:job", key),
@@ -139,15 +166,25 @@ class JobListApi(APIView):
     class JobInputSerializer(serializers.Serializer):
         task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
         k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
-        identifiers = serializers.ListField(child=serializers.CharField(), required=False, default=list,
-                                            help_text="specobjids or PLATE-MJD-FIBERs")
-        positions = serializers.ListField(child=serializers.DictField(child=serializers.FloatField()), required=False,
-                                          default=list, help_text='[{"ra": deg, "dec": deg}, ...]')
-        csv = serializers.FileField(required=False, help_text="CSV: a specobjid, plate_mjd_fiber or ra,dec header, "
-                                     "or one identifier per line")
-        files = serializers.ListField(child=serializers.FileField(), required=False, default=list,
-                                      help_text="SDSS spec-lite FITS files, about 20 MB in all per request "
-                                      "(GALSPEC_MAX_UPLOAD_BYTES + 1 MB): split a larger set over several jobs")
+        identifiers = serializers.ListField(
+            child=serializers.CharField(), required=False, default=list, help_text="specobjids or PLATE-MJD-FIBERs"
+        )
+        positions = serializers.ListField(
+            child=serializers.DictField(child=serializers.FloatField()),
+            required=False,
+            default=list,
+            help_text='[{"ra": deg, "dec": deg}, ...]',
+        )
+        csv = serializers.FileField(
+            required=False, help_text="CSV: a specobjid, plate_mjd_fiber or ra,dec header, or one identifier per line"
+        )
+        files = serializers.ListField(
+            child=serializers.FileField(),
+            required=False,
+            default=list,
+            help_text="SDSS spec-lite FITS files, about 20 MB in all per request "
+            "(GALSPEC_MAX_UPLOAD_BYTES + 1 MB): split a larger set over several jobs",
+        )
 
     @extend_schema(responses=JobSerializer(many=True))
     def get(self, request):
@@ -157,9 +194,15 @@ class JobListApi(APIView):
     def post(self, request):
         data = validated(self.JobInputSerializer, request)
         try:
-            job = search_job_create(owner=request.user, task=data["task"], k=data["k"], identifiers=data["identifiers"],
-                                    positions=data["positions"], query_list=data.get("csv"),
-                                    files=[(f.name, f) for f in data["files"]])
+            job = search_job_create(
+                owner=request.user,
+                task=data["task"],
+                k=data["k"],
+                identifiers=data["identifiers"],
+                positions=data["positions"],
+                query_list=data.get("csv"),
+                files=[(f.name, f) for f in data["files"]],
+            )
         except ValueError as error:
             raise ValidationError(str(error)) from None
         return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
@@ -246,7 +289,9 @@ class JobResultsApi(APIView):
             body = table_csv(table) if fmt == "csv" else table_votable(table)
             extension = "csv" if fmt == "csv" else "vot"
             response = HttpResponse(body, content_type=request.accepted_renderer.media_type)
-            response["Content-Disposition"] = f'attachment; filename="galspec-{job.task.name}-{job.public_id}.{extension}"'
+            response["Content-Disposition"] = (
+                f'attachment; filename="galspec-{job.task.name}-{job.public_id}.{extension}"'
+            )
             return response
         rows = search_job_rows(job=job)
         return paginated(self, rows, self.JobResultSerializer)
@@ -257,13 +302,34 @@ class SurveySerializer(_BackgroundSearchSerializer):
 
     class Meta:
         model = SurveySearch
-        fields = ["id", "task", "knowledge_base", "kb_version", "labels", "k", "status", "stage", "step", "total", "found",
-                  "label_counts", "error", "requested_by", "created_at", "finished_at", "links"]
+        fields = [
+            "id",
+            "task",
+            "knowledge_base",
+            "kb_version",
+            "labels",
+            "k",
+            "status",
+            "stage",
+            "step",
+            "total",
+            "found",
+            "label_counts",
+            "error",
+            "requested_by",
+            "created_at",
+            "finished_at",
+            "links",
+        ]
 
     def get_links(self, survey) -> dict:
-        names = {"self": "api:survey-detail", "candidates": "api:survey-candidates",
-                 "candidates_csv": "inference:survey-candidates-csv", "all_csv": "inference:survey-all-csv",
-                 "page": "inference:survey"}
+        names = {
+            "self": "api:survey-detail",
+            "candidates": "api:survey-candidates",
+            "candidates_csv": "inference:survey-candidates-csv",
+            "all_csv": "inference:survey-all-csv",
+            "page": "inference:survey",
+        }
         return {link: self._absolute(name, survey.pk) for link, name in names.items()}
 
 
@@ -281,8 +347,12 @@ class SurveyListApi(APIView):
 
     class SurveyInputSerializer(serializers.Serializer):
         task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
-        labels = serializers.ListField(child=serializers.CharField(), required=False, default=list,
-                                       help_text="Labels of interest (default: the task's targets)")
+        labels = serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            default=list,
+            help_text="Labels of interest (default: the task's targets)",
+        )
         k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
 
     @extend_schema(responses=SurveySerializer(many=True))
@@ -293,7 +363,9 @@ class SurveyListApi(APIView):
     def post(self, request):
         data = validated(self.SurveyInputSerializer, request)
         try:
-            survey, created = survey_search_start(user=request.user, task=data["task"], labels=data["labels"], k=data["k"])
+            survey, created = survey_search_start(
+                user=request.user, task=data["task"], labels=data["labels"], k=data["k"]
+            )
         except ValueError as error:
             raise ValidationError(str(error)) from None
         code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK

@@ -1,4 +1,5 @@
 """Embedding spectra with a GalSpecEncoder: batched, no gradients, bf16 autocast on CUDA."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,12 +12,7 @@ from training.model import GalSpecEncoder
 
 @torch.no_grad()
 def embed(
-    model: GalSpecEncoder,
-    flux,
-    valid,
-    *,
-    batch_size: int = 64,
-    on_progress: Callable[[int, int], None] | None = None,
+    model: GalSpecEncoder, flux, valid, *, batch_size: int = 64, on_progress: Callable[[int, int], None] | None = None
 ) -> np.ndarray:
     """flux (N, L) float32 and valid (N, L) bool, any array-like (np.memmap is read batch by batch)
     -> embeddings (N, G * D) float32 (``config.embedding_width``), on the model's device."""

@@ -1,10 +1,11 @@
 """Forms of the search and batch pages: they parse what a person typed; the rules live in the services."""
+
 from django import forms
 
+from inference.models import Operation
 from inference.services.search import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.knowledge import LABELLINGS, labelling_labels
-from inference.models import Operation
 from kb.models import KnowledgeBase, SearchTask
 from training.model import PRESETS
 
@@ -16,17 +17,25 @@ class TaskChoiceField(forms.ModelChoiceField):
 
 class SearchForm(forms.Form):
     task = TaskChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", empty_label=None)
-    identifier = forms.CharField(required=False, label="specobjid or plate-MJD-fiber",
-                                 widget=forms.TextInput(attrs={"placeholder": "e.g. 0266-51630-0168"}))
+    identifier = forms.CharField(
+        required=False,
+        label="specobjid or plate-MJD-fiber",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. 0266-51630-0168"}),
+    )
     ra = forms.FloatField(required=False, label="RA (°)", min_value=0, max_value=360)
     dec = forms.FloatField(required=False, label="Dec (°)", min_value=-90, max_value=90)
     radius_arcsec = forms.FloatField(required=False, initial=3.0, min_value=0.01, max_value=3600, label="within (″)")
     file = forms.FileField(required=False, label="or upload a spectrum (SDSS spec-lite FITS)")
     k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
-    weight_function = forms.ChoiceField(choices=[(w, w) for w in sorted(WEIGHT_FUNCTIONS)], initial="exp",
-                                        label="weights")
-    knowledge_base = forms.ModelChoiceField(queryset=KnowledgeBase.objects.all(), required=False, widget=forms.HiddenInput,
-                                            help_text="a version other than the one in service (to repeat an answer)")
+    weight_function = forms.ChoiceField(
+        choices=[(w, w) for w in sorted(WEIGHT_FUNCTIONS)], initial="exp", label="weights"
+    )
+    knowledge_base = forms.ModelChoiceField(
+        queryset=KnowledgeBase.objects.all(),
+        required=False,
+        widget=forms.HiddenInput,
+        help_text="a version other than the one in service (to repeat an answer)",
+    )
 
     def result_params(self) -> dict:
         """A valid search by identifier or position as the query string of its result page."""
@@ -41,9 +50,15 @@ class SearchForm(forms.Form):
         data = self.cleaned_data
         upload = data.get("file")
         return {
-            "task": data["task"], "identifier": (data.get("identifier") or "").strip(), "ra": data.get("ra"),
-            "dec": data.get("dec"), "radius_arcsec": data.get("radius_arcsec") or 3.0, "upload": upload,
-            "upload_name": upload.name if upload else "", "k": data["k"], "weight_function": data["weight_function"],
+            "task": data["task"],
+            "identifier": (data.get("identifier") or "").strip(),
+            "ra": data.get("ra"),
+            "dec": data.get("dec"),
+            "radius_arcsec": data.get("radius_arcsec") or 3.0,
+            "upload": upload,
+            "upload_name": upload.name if upload else "",
+            "k": data["k"],
+            "weight_function": data["weight_function"],
             "knowledge_base": data.get("knowledge_base"),
         }
 
@@ -64,12 +79,18 @@ class MultipleFileField(forms.FileField):
 
 class BatchForm(forms.Form):
     task = TaskChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", empty_label=None)
-    identifiers = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}),
-                                  label="identifiers, one per line (specobjid or plate-MJD-fiber)")
+    identifiers = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        label="identifiers, one per line (specobjid or plate-MJD-fiber)",
+    )
     csv = forms.FileField(required=False, label="or a CSV list (a specobjid, plate_mjd_fiber or ra,dec header)")
-    files = MultipleFileField(required=False, label="or spectrum files (SDSS spec-lite FITS)",
-                              help_text="one request carries about 20 MB of files (some 100 spectra): split a larger "
-                                        "set over several jobs, or search ingested spectra by identifier")
+    files = MultipleFileField(
+        required=False,
+        label="or spectrum files (SDSS spec-lite FITS)",
+        help_text="one request carries about 20 MB of files (some 100 spectra): split a larger "
+        "set over several jobs, or search ingested spectra by identifier",
+    )
     k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
 
 
@@ -80,14 +101,25 @@ def _all_labels() -> list[tuple[str, str]]:
 
 class SurveySearchForm(forms.Form):
     task = TaskChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", empty_label=None)
-    labels = forms.MultipleChoiceField(choices=_all_labels, required=False, label="labels of interest",
-                                       help_text="default: the task's targets; a classification task needs them named")
+    labels = forms.MultipleChoiceField(
+        choices=_all_labels,
+        required=False,
+        label="labels of interest",
+        help_text="default: the task's targets; a classification task needs them named",
+    )
     k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
 
 
 class OperationForm(forms.Form):
     kind = forms.ChoiceField(choices=Operation.Kind.choices)
-    task = forms.ModelChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", required=False,
-                                  empty_label="every task", help_text="for a rebuild")
-    preset = forms.ChoiceField(choices=[(name, name) for name in PRESETS], initial="small", help_text="for pre-training")
+    task = forms.ModelChoiceField(
+        queryset=SearchTask.objects.all(),
+        to_field_name="name",
+        required=False,
+        empty_label="every task",
+        help_text="for a rebuild",
+    )
+    preset = forms.ChoiceField(
+        choices=[(name, name) for name in PRESETS], initial="small", help_text="for pre-training"
+    )
     max_steps = forms.IntegerField(required=False, min_value=1, help_text="for pre-training (default: the preset's)")

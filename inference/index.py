@@ -8,6 +8,7 @@ name and renamed into place, so a reader never opens half of one.
 
 Distances are Euclidean (L2), not faiss's squared L2: the vote's weights are exp(-distance).
 """
+
 from __future__ import annotations
 
 import json
@@ -99,8 +100,9 @@ def recall_at_k(exact: Neighbours, approximate: Neighbours) -> float:
     return hits / total if total else 1.0
 
 
-def tune(index: faiss.Index, spec: IndexSpec, queries: np.ndarray, exact: Neighbours, *, target: float = 0.95,
-         k: int = 3) -> tuple[IndexSpec, float]:
+def tune(
+    index: faiss.Index, spec: IndexSpec, queries: np.ndarray, exact: Neighbours, *, target: float = 0.95, k: int = 3
+) -> tuple[IndexSpec, float]:
     """Widen an approximate index's search (HNSW efSearch, IVF nprobe; doubling) until its recall@k
     against ``exact`` (the flat index's answer for ``queries``) reaches ``target`` or can grow no more.
 

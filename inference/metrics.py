@@ -17,6 +17,7 @@ the same indices for every array, and the statistic is computed on all resamples
 counts by ``np.bincount``, not one scikit-learn call per resample). A seed gives the same interval.
 Pure numpy/scipy; never imports Django. Everything returned is plain Python (JSON-serialisable).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -30,7 +31,9 @@ MAX_RESAMPLED_ELEMENTS = 4_000_000  # resamples are drawn in chunks of at most t
 # --- confusion counts, shared by the point estimates and the bootstrap ---------------------------------
 
 
-def _encode(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+def _encode(
+    truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Integer codes for truth (n,) and predicted (n,): 0..len(labels)-1 for ``labels`` in their order,
     further codes for any other value (they count for accuracy, but are no class of their own)."""
     if len(truth) != len(predicted):
@@ -57,7 +60,9 @@ def _confusion(truth: np.ndarray, predicted: np.ndarray, size: int) -> np.ndarra
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, 0.0 where the denominator is 0 (an undefined metric), without warnings."""
     numerator, denominator = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
-    return np.divide(numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape), where=denominator > 0)
+    return np.divide(
+        numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape), where=denominator > 0
+    )
 
 
 def _class_scores(confusion: np.ndarray, n_labels: int) -> dict[str, np.ndarray]:
@@ -139,7 +144,9 @@ def binary_scores(truth: np.ndarray, predicted: np.ndarray) -> dict:
 # --- the bootstrap -------------------------------------------------------------------------------------
 
 
-def _resampled_statistics(statistic: Callable, arrays: Sequence[np.ndarray], n_resamples: int, seed: int, vectorized: bool) -> np.ndarray:
+def _resampled_statistics(
+    statistic: Callable, arrays: Sequence[np.ndarray], n_resamples: int, seed: int, vectorized: bool
+) -> np.ndarray:
     """The statistic on ``n_resamples`` row resamples: (n_resamples,) or (n_resamples, m) float64."""
     arrays = [np.asarray(a) for a in arrays]
     if not arrays:
@@ -193,7 +200,13 @@ def _pair(interval: np.ndarray) -> list[float]:
 
 
 def classification_report(
-    truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str], *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+    truth: Sequence[str],
+    predicted: Sequence[str],
+    labels: Sequence[str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> dict:
     """``classification_scores`` with bootstrap intervals: ``accuracy_ci`` and ``macro_f1_ci`` at the top
     level, ``f1_ci`` in every ``per_class`` entry (each ``[lo, hi]``), all from the same resamples;
@@ -205,7 +218,9 @@ def classification_report(
         scores = _class_scores(_confusion(t, p, size), len(labels))
         return np.column_stack([scores["accuracy"], scores["f1"].mean(axis=1), scores["f1"]])
 
-    intervals = _interval(_resampled_statistics(statistic, [truth_codes, predicted_codes], n_resamples, seed, True), level)
+    intervals = _interval(
+        _resampled_statistics(statistic, [truth_codes, predicted_codes], n_resamples, seed, True), level
+    )
     report["accuracy_ci"], report["macro_f1_ci"] = _pair(intervals[:, 0]), _pair(intervals[:, 1])
     for i, label in enumerate(labels):
         report["per_class"][label]["f1_ci"] = _pair(intervals[:, 2 + i])
@@ -214,8 +229,14 @@ def classification_report(
 
 
 def macro_f1_difference(
-    truth: Sequence[str], predicted_a: Sequence[str], predicted_b: Sequence[str], labels: Sequence[str], *,
-    n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+    truth: Sequence[str],
+    predicted_a: Sequence[str],
+    predicted_b: Sequence[str],
+    labels: Sequence[str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> dict:
     """Macro-F1 of predictions a minus that of b on the same spectra, with a paired bootstrap interval
     (both scored on each resample's rows): ``{"difference", "difference_ci", "a_better_share"}``, the
@@ -233,11 +254,16 @@ def macro_f1_difference(
 
     point = float(statistic(truth_codes[None], a_codes[None], b_codes[None])[0])
     values = _resampled_statistics(statistic, [truth_codes, a_codes, b_codes], n_resamples, seed, True)
-    return {"difference": point, "difference_ci": _pair(_interval(values, level)),
-            "a_better_share": float((values > 0).mean())}
+    return {
+        "difference": point,
+        "difference_ci": _pair(_interval(values, level)),
+        "a_better_share": float((values > 0).mean()),
+    }
 
 
-def search_report(truth: np.ndarray, predicted: np.ndarray, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+def search_report(
+    truth: np.ndarray, predicted: np.ndarray, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict:
     """``binary_scores`` with bootstrap intervals ``precision_ci``, ``recall_ci`` and ``f1_ci`` ([lo, hi])."""
     report = binary_scores(truth, predicted)
     truth, predicted = _as_bool(truth, "truth"), _as_bool(predicted, "predicted")
@@ -271,7 +297,15 @@ def distribution_stats(values) -> dict:
     array = array[np.isfinite(array)]
     n = len(array)
     if n == 0:
-        return {"mean": 0.0, "median": 0.0, "std": 0.0, "skewness": 0.0, "kurtosis": 0.0, "kurtosis_pearson": 3.0, "n": 0}
+        return {
+            "mean": 0.0,
+            "median": 0.0,
+            "std": 0.0,
+            "skewness": 0.0,
+            "kurtosis": 0.0,
+            "kurtosis_pearson": 3.0,
+            "n": 0,
+        }
     spread = float(np.std(array, ddof=1)) if n > 1 else 0.0
     constant = np.ptp(array) <= 1e-12 * max(1.0, float(np.abs(array).max()))
     with np.errstate(all="ignore"):

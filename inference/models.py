@@ -1,4 +1,5 @@
 """Embeddings of the ingested spectra, one matrix per checkpoint."""
+
 from django.db import models
 
 from training.models import TrainingRun
@@ -73,7 +74,9 @@ class SearchJob(BackgroundWork):
     owner = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="search_jobs")
     task = models.ForeignKey("kb.SearchTask", on_delete=models.PROTECT, related_name="search_jobs")
     knowledge_base = models.ForeignKey(
-        "kb.KnowledgeBase", on_delete=models.PROTECT, related_name="search_jobs",
+        "kb.KnowledgeBase",
+        on_delete=models.PROTECT,
+        related_name="search_jobs",
         help_text="The version every search of the job is answered from (the one in service when it was made)",
     )
     k = models.PositiveSmallIntegerField(default=3)
@@ -86,7 +89,9 @@ class SearchJob(BackgroundWork):
     started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(BackgroundWork.Meta):
-        constraints = [models.CheckConstraint(condition=models.Q(done__lte=models.F("total")), name="search_job_done_le_total")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(done__lte=models.F("total")), name="search_job_done_le_total")
+        ]
 
     def __str__(self):
         return f"search job {self.public_id} ({self.task.name}, {self.done}/{self.total}, {self.status})"
@@ -106,7 +111,9 @@ class SearchJobResult(models.Model):
     label = models.CharField(max_length=64, blank=True)
     share = models.FloatField(null=True, blank=True, help_text="The winning label's share of the vote weight")
     is_target = models.BooleanField(null=True, blank=True)
-    neighbours = models.JSONField(default=list, blank=True, help_text="specobjid, label, distance, weight per neighbour")
+    neighbours = models.JSONField(
+        default=list, blank=True, help_text="specobjid, label, distance, weight per neighbour"
+    )
     error = models.TextField(blank=True)
 
     class Meta:
@@ -139,11 +146,23 @@ class Operation(LeasedWork):
         DISCARDED = "discarded"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    task = models.ForeignKey("kb.SearchTask", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                             help_text="For a rebuild: one task; empty: every task with a KB in service")
+    task = models.ForeignKey(
+        "kb.SearchTask",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="For a rebuild: one task; empty: every task with a KB in service",
+    )
     params = models.JSONField(default=dict, blank=True, help_text="For pre-training: preset and max_steps")
-    training_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                     help_text="The checkpoint the candidates use (a new one for pre-training)")
+    training_run = models.ForeignKey(
+        TrainingRun,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The checkpoint the candidates use (a new one for pre-training)",
+    )
     candidates = models.ManyToManyField("kb.KnowledgeBase", blank=True, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)
@@ -178,9 +197,15 @@ class SurveySearch(LeasedWork):
     Status = RunStatus
 
     task = models.ForeignKey("kb.SearchTask", on_delete=models.PROTECT, related_name="survey_searches")
-    knowledge_base = models.ForeignKey("kb.KnowledgeBase", on_delete=models.PROTECT, related_name="survey_searches",
-                                       help_text="The version that answers (the one in service when it was started)")
-    labels = models.JSONField(default=list, help_text="Labels of interest: spectra voted one of them are the candidates")
+    knowledge_base = models.ForeignKey(
+        "kb.KnowledgeBase",
+        on_delete=models.PROTECT,
+        related_name="survey_searches",
+        help_text="The version that answers (the one in service when it was started)",
+    )
+    labels = models.JSONField(
+        default=list, help_text="Labels of interest: spectra voted one of them are the candidates"
+    )
     k = models.PositiveSmallIntegerField(default=3)
     requested_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="survey_searches")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)

@@ -4,6 +4,7 @@ The same path serves the knowledge base (encoder embeddings) and the baselines t
 vectors (PCA components, raw normalised flux), so that every K-vote in an experiment is the same code.
 Pure numpy/faiss; never imports Django.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,9 @@ def neighbours_excluding(index, queries: np.ndarray, k: int, *, own_ids) -> Neig
     found = search(index, queries, k + 1)
     keep = found.ids != own_ids[:, None]
     keep[keep.sum(axis=1) > k, k] = False
-    return Neighbours(ids=found.ids[keep].reshape(len(own_ids), k),
-                      distances=found.distances[keep].reshape(len(own_ids), k))
+    return Neighbours(
+        ids=found.ids[keep].reshape(len(own_ids), k), distances=found.distances[keep].reshape(len(own_ids), k)
+    )
 
 
 def knn_vote(

@@ -2,6 +2,7 @@
 shows it, an operation's candidates beside the versions in service, and whether the files agree with
 the database (``store_check``). Reads only: nothing here writes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -39,6 +40,7 @@ def stale_before() -> datetime:
 
 # --- embeddings -----------------------------------------------------------------------------------------
 
+
 def embedding_store(embedding_set: EmbeddingSet) -> RowStore:
     """The array store of an embedding set: row i is the embedding of the spectrum with ``store_row`` i."""
     return RowStore(embedding_set.path, "vectors", width=embedding_set.width, dtype="float32")
@@ -64,21 +66,32 @@ def embeddings_in_service() -> tuple[EmbeddingSet | None, np.ndarray]:
 
 
 def pipeline_summary() -> dict:
-    """The pipeline at a glance: spectra and their labels, the last ingest, the training runs, the embeddings in service."""
+    """The pipeline at a glance: spectra and labels, the last ingest, the training runs, the embeddings in service."""
     embedding_set, _ = embeddings_in_service()
     return {
-        "n_spectra": Spectrum.objects.count(), "labels": label_counts(),
-        "bpt_consensus": Counter(bpt_labels().values()).most_common(), "runs": training_run_list(),
-        "embedding_set": embedding_set, "ingest": last_ingest(),
+        "n_spectra": Spectrum.objects.count(),
+        "labels": label_counts(),
+        "bpt_consensus": Counter(bpt_labels().values()).most_common(),
+        "runs": training_run_list(),
+        "embedding_set": embedding_set,
+        "ingest": last_ingest(),
     }
 
 
 def search_job_rows(*, job: SearchJob) -> list[dict]:
     """The job's answers in input order, as ``inference.tables.results_table`` takes them."""
     return [
-        {"position": r.position, "query": r.query, "specobjid": r.spectrum.specobjid if r.spectrum else None,
-         "plate_mjd_fiber": r.spectrum.plate_mjd_fiber if r.spectrum else None, "label": r.label or None,
-         "share": r.share, "is_target": r.is_target, "neighbours": r.neighbours, "error": r.error or None}
+        {
+            "position": r.position,
+            "query": r.query,
+            "specobjid": r.spectrum.specobjid if r.spectrum else None,
+            "plate_mjd_fiber": r.spectrum.plate_mjd_fiber if r.spectrum else None,
+            "label": r.label or None,
+            "share": r.share,
+            "is_target": r.is_target,
+            "neighbours": r.neighbours,
+            "error": r.error or None,
+        }
         for r in job.results.select_related("spectrum")
     ]
 
@@ -86,8 +99,14 @@ def search_job_rows(*, job: SearchJob) -> list[dict]:
 def search_job_table(*, job: SearchJob) -> Table:
     """The job's answers as an astropy table (inference.tables.results_table), in input order."""
     kb = job.knowledge_base
-    meta = {"task": job.task.name, "kb_version": kb.version, "knowledge_base": kb.pk,
-            "checkpoint": str(kb.training_run.checkpoint_path), "k": job.k, "job": str(job.public_id)}
+    meta = {
+        "task": job.task.name,
+        "kb_version": kb.version,
+        "knowledge_base": kb.pk,
+        "checkpoint": str(kb.training_run.checkpoint_path),
+        "k": job.k,
+        "job": str(job.public_id),
+    }
     return results_table(search_job_rows(job=job), k=job.k, meta=meta)
 
 
@@ -128,8 +147,10 @@ def survey_rows(*, survey: SurveySearch) -> Iterator[dict]:
 def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterator[str]:
     """The search as CSV text, a few lines at a time: every spectrum's row, or only the candidates'."""
     kb = survey.knowledge_base
-    yield (f"# GalSpec survey search {survey.pk}: task {survey.task.name}, KB v{kb.version} (id {kb.pk}), "
-           f"checkpoint run {kb.training_run_id}, K={survey.k}, labels of interest: {' '.join(survey.labels)}\n")
+    yield (
+        f"# GalSpec survey search {survey.pk}: task {survey.task.name}, KB v{kb.version} (id {kb.pk}), "
+        f"checkpoint run {kb.training_run_id}, K={survey.k}, labels of interest: {' '.join(survey.labels)}\n"
+    )
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=SURVEY_COLUMNS)
     writer.writeheader()
@@ -146,11 +167,18 @@ def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterat
 
 # --- a search's evidence ---------------------------------------------------------------------------------
 
+
 def spectrum_query(spectrum: Spectrum) -> Query:
     """An ingested spectrum as a query the result page draws: its stored flux and its own lines."""
     flux, valid = spectrum_store().read()
-    return Query(name=f"spec-{spectrum.plate_mjd_fiber}", z=spectrum.z, flux=np.array(flux[spectrum.store_row]),
-                 valid=np.array(valid[spectrum.store_row]), lines=spectrum.lines, spectrum=spectrum)
+    return Query(
+        name=f"spec-{spectrum.plate_mjd_fiber}",
+        z=spectrum.z,
+        flux=np.array(flux[spectrum.store_row]),
+        valid=np.array(valid[spectrum.store_row]),
+        lines=spectrum.lines,
+        spectrum=spectrum,
+    )
 
 
 def _with_gaps(flux, valid) -> list:
@@ -166,15 +194,29 @@ def evidence_get(*, answer: Answer, query: Query, api_url: str) -> dict:
     points = [{"name": "query", "label": answer.label, "query": True, **bpt_ratios(query.lines)}]
     for i, n in enumerate(answer.neighbours, start=1):
         spectrum = neighbours[n.spectrum_id]
-        spectra.append({"name": f"#{i} {n.label} (d={n.distance:.3f}, w={n.weight:.2f})", "z": spectrum.z,
-                        "flux": _with_gaps(flux[spectrum.store_row], valid[spectrum.store_row])})
+        spectra.append(
+            {
+                "name": f"#{i} {n.label} (d={n.distance:.3f}, w={n.weight:.2f})",
+                "z": spectrum.z,
+                "flux": _with_gaps(flux[spectrum.store_row], valid[spectrum.store_row]),
+            }
+        )
         points.append({"name": f"#{i} {n.specobjid}", "label": n.label, **bpt_ratios(spectrum.lines)})
-    plot = {"wave": np.round(wave_grid(PAPER), 2).tolist(), "lines": EMISSION_LINES, "spectra": spectra,
-            "frame": "rest", "title": f"{query.name} and its {len(answer.neighbours)} nearest neighbours"}
+    plot = {
+        "wave": np.round(wave_grid(PAPER), 2).tolist(),
+        "lines": EMISSION_LINES,
+        "spectra": spectra,
+        "frame": "rest",
+        "title": f"{query.name} and its {len(answer.neighbours)} nearest neighbours",
+    }
     placed = [p for p in points if "o3" in p and any(ratio in p for ratio in ("n2", "s2", "o1"))]
     return {
-        "answer": answer, "query": query, "plot": plot, "snippet": _api_snippet(answer, query, api_url),
-        "share_percent": 100 * answer.share, "bpt": bpt_panels(points).to_plotly_json() if placed else None,
+        "answer": answer,
+        "query": query,
+        "plot": plot,
+        "snippet": _api_snippet(answer, query, api_url),
+        "share_percent": 100 * answer.share,
+        "bpt": bpt_panels(points).to_plotly_json() if placed else None,
         "unplaced": [p["name"] for p in points if p not in placed],
         "shares": [(label, 100 * share) for label, share in sorted(answer.shares.items(), key=lambda item: -item[1])],
     }
@@ -188,16 +230,17 @@ def _api_snippet(answer: Answer, query: Query, api_url: str) -> str:
         call = f'data={{"task": "{answer.task}", "identifier": "{query.spectrum.specobjid}", "k": {answer.k}}}'
     return (
         "import requests\n\n"
-        f"answer = requests.post(\n    \"{api_url}\",\n    {call},\n"
-        "    headers={\"Authorization\": \"Token YOUR-TOKEN\"},  # optional: a token raises the rate limit\n"
+        f'answer = requests.post(\n    "{api_url}",\n    {call},\n'
+        '    headers={"Authorization": "Token YOUR-TOKEN"},  # optional: a token raises the rate limit\n'
         ").json()\n"
-        "print(answer[\"label\"], answer[\"share\"], answer[\"kb_version\"], answer[\"checkpoint\"])\n"
-        "for n in answer[\"neighbours\"]:\n"
-        "    print(n[\"specobjid\"], n[\"label\"], n[\"distance\"], n[\"weight\"])\n"
+        'print(answer["label"], answer["share"], answer["kb_version"], answer["checkpoint"])\n'
+        'for n in answer["neighbours"]:\n'
+        '    print(n["specobjid"], n["label"], n["distance"], n["weight"])\n'
     )
 
 
 # --- operations -----------------------------------------------------------------------------------------
+
 
 def operation_list() -> QuerySet[Operation]:
     return Operation.objects.select_related("task", "requested_by")
@@ -211,8 +254,12 @@ def operations_left() -> QuerySet[Operation]:
 def operation_comparison(*, operation: Operation) -> list[dict]:
     """Each candidate beside the version in service for its task, scored on the same test reserve."""
     candidates = list(operation.candidates.select_related("task", "training_run").order_by("task__name"))
-    in_service = {kb.task_id: kb for kb in KnowledgeBase.objects.filter(
-        task__in=[c.task_id for c in candidates], in_service=True).exclude(pk__in=[c.pk for c in candidates])}
+    in_service = {
+        kb.task_id: kb
+        for kb in KnowledgeBase.objects.filter(task__in=[c.task_id for c in candidates], in_service=True).exclude(
+            pk__in=[c.pk for c in candidates]
+        )
+    }
     rows = []
     for candidate in candidates:
         current = in_service.get(candidate.task_id)
@@ -220,13 +267,21 @@ def operation_comparison(*, operation: Operation) -> list[dict]:
         for name in candidate.task.scores:
             before, after = (current.evaluation if current else {}).get(name), candidate.evaluation.get(name)
             change = after - before if before is not None and after is not None else None
-            scores.append({"name": name, "current": before, "candidate": after, "change": change,
-                           "candidate_ci": candidate.evaluation.get(f"{name}_ci")})
+            scores.append(
+                {
+                    "name": name,
+                    "current": before,
+                    "candidate": after,
+                    "change": change,
+                    "candidate_ci": candidate.evaluation.get(f"{name}_ci"),
+                }
+            )
         rows.append({"candidate": candidate, "current": current, "metrics": scores})
     return rows
 
 
 # --- do the files agree with the database? -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -246,12 +301,22 @@ def _spectra() -> list[Finding]:
     findings = []
     beyond = used[used >= rows]
     if len(beyond):
-        findings.append(Finding("error", f"{len(beyond)} spectra point past the end of the array store ({rows} rows), "
-                                f"e.g. row {int(beyond[0])}", "re-ingest their files"))
+        findings.append(
+            Finding(
+                "error",
+                f"{len(beyond)} spectra point past the end of the array store ({rows} rows), e.g. row {int(beyond[0])}",
+                "re-ingest their files",
+            )
+        )
     orphans = rows - len(np.unique(used[used < rows]))
     if orphans:
-        findings.append(Finding("warning", f"{orphans} rows of the array store belong to no spectrum (an interrupted "
-                                "ingest)", "harmless; ingest reuses nothing, so they only take space"))
+        findings.append(
+            Finding(
+                "warning",
+                f"{orphans} rows of the array store belong to no spectrum (an interrupted ingest)",
+                "harmless; ingest reuses nothing, so they only take space",
+            )
+        )
     return findings
 
 
@@ -260,16 +325,32 @@ def _embeddings() -> list[Finding]:
     spectra = Spectrum.objects.count()
     for embedding_set in EmbeddingSet.objects.select_related("training_run"):
         if not Path(embedding_set.path).exists():
-            findings.append(Finding("error", f"{embedding_set}: its folder {embedding_set.path} is missing",
-                                    f"run `manage.py embed` for training run {embedding_set.training_run_id}"))
+            findings.append(
+                Finding(
+                    "error",
+                    f"{embedding_set}: its folder {embedding_set.path} is missing",
+                    f"run `manage.py embed` for training run {embedding_set.training_run_id}",
+                )
+            )
             continue
         stored = embedding_store(embedding_set).rows
         if stored < embedding_set.rows:
-            findings.append(Finding("error", f"{embedding_set}: the database says {embedding_set.rows} rows are "
-                                    f"embedded but the file holds {stored}", "run `manage.py embed` again"))
+            findings.append(
+                Finding(
+                    "error",
+                    f"{embedding_set}: the database says {embedding_set.rows} rows are "
+                    f"embedded but the file holds {stored}",
+                    "run `manage.py embed` again",
+                )
+            )
         if embedding_set.rows < spectra:
-            findings.append(Finding("warning", f"{embedding_set}: {spectra - embedding_set.rows} spectra are not "
-                                    "embedded yet", "run `manage.py embed`"))
+            findings.append(
+                Finding(
+                    "warning",
+                    f"{embedding_set}: {spectra - embedding_set.rows} spectra are not embedded yet",
+                    "run `manage.py embed`",
+                )
+            )
     return findings
 
 
@@ -279,8 +360,13 @@ def _checkpoints() -> list[Finding]:
     for run in needed:
         if not (run.checkpoint_path).exists():
             used = run.in_service or KnowledgeBase.objects.filter(training_run=run, status="ready").exists()
-            findings.append(Finding("error" if used else "warning", f"{run}: checkpoint {run.checkpoint_dir}/best is "
-                                    "missing", "restore it from backup, or pre-train again"))
+            findings.append(
+                Finding(
+                    "error" if used else "warning",
+                    f"{run}: checkpoint {run.checkpoint_dir}/best is missing",
+                    "restore it from backup, or pre-train again",
+                )
+            )
     return findings
 
 
@@ -289,27 +375,48 @@ def _knowledge_bases() -> list[Finding]:
     for kb in KnowledgeBase.objects.select_related("task").filter(status=KnowledgeBase.Status.READY):
         folder = Path(kb.index_path)
         if not (folder / "index.json").exists() or not (folder / "index.faiss").exists():
-            findings.append(Finding("error", f"{kb}: its index is missing at {folder}",
-                                    f"build a new version: `manage.py build_kb --task {kb.task.name}`"))
+            findings.append(
+                Finding(
+                    "error",
+                    f"{kb}: its index is missing at {folder}",
+                    f"build a new version: `manage.py build_kb --task {kb.task.name}`",
+                )
+            )
             continue
         index, sidecar = vector_index.load(folder)
         if sidecar.get("knowledge_base") != kb.pk:
-            findings.append(Finding("error", f"{kb}: {folder} holds knowledge base {sidecar.get('knowledge_base')}",
-                                    "build a new version"))
+            findings.append(
+                Finding(
+                    "error",
+                    f"{kb}: {folder} holds knowledge base {sidecar.get('knowledge_base')}",
+                    "build a new version",
+                )
+            )
             continue
         ids = set(vector_index.index_ids(index).tolist())
         entries = set(KBEntry.objects.filter(knowledge_base=kb).values_list("spectrum_id", flat=True))
         if ids != entries:
-            findings.append(Finding("error", f"{kb}: its index holds {len(ids)} ids and the database {len(entries)} "
-                                    f"entries; {len(ids ^ entries)} differ", "build a new version"))
+            findings.append(
+                Finding(
+                    "error",
+                    f"{kb}: its index holds {len(ids)} ids and the database {len(entries)} "
+                    f"entries; {len(ids ^ entries)} differ",
+                    "build a new version",
+                )
+            )
     for kb in KnowledgeBase.objects.filter(in_service=True).exclude(status=KnowledgeBase.Status.READY):
         findings.append(Finding("error", f"{kb} is in service but {kb.status}", "promote a ready version"))
     stale = timezone.now() - timedelta(hours=1)
     building = KnowledgeBase.objects.filter(status=KnowledgeBase.Status.BUILDING, created_at__lt=stale)
     if building.exists() and not Operation.objects.filter(status=Operation.Status.RUNNING).exists():
-        findings.append(Finding("warning", f"{building.count()} knowledge bases have been 'building' for over an hour "
-                                "with no operation running (a build whose worker stopped)",
-                                "harmless: never in service; build a new version"))
+        findings.append(
+            Finding(
+                "warning",
+                f"{building.count()} knowledge bases have been 'building' for over an hour "
+                "with no operation running (a build whose worker stopped)",
+                "harmless: never in service; build a new version",
+            )
+        )
     return findings
 
 
@@ -317,12 +424,22 @@ def _index_folders() -> list[Finding]:
     root = settings.DATA_DIR / "indexes"
     if not root.exists():
         return []
-    known = {str(Path(path).resolve()) for path in KnowledgeBase.objects.exclude(index_path="").values_list("index_path", flat=True)}
+    known = {
+        str(Path(path).resolve())
+        for path in KnowledgeBase.objects.exclude(index_path="").values_list("index_path", flat=True)
+    }
     findings = []
     for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
         if folder.name.endswith((".tmp", ".old")):
-            findings.append(Finding("warning", f"{folder}: left by an index write that stopped midway; never read",
-                                    "harmless; an operation that takes the build up again clears it, else delete it"))
+            findings.append(
+                Finding(
+                    "warning",
+                    f"{folder}: left by an index write that stopped midway; never read",
+                    "harmless; an operation that takes the build up again clears it, else delete it",
+                )
+            )
         elif str(folder.resolve()) not in known:
-            findings.append(Finding("warning", f"{folder}: an index no knowledge base names", "delete it to free space"))
+            findings.append(
+                Finding("warning", f"{folder}: an index no knowledge base names", "delete it to free space")
+            )
     return findings

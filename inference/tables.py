@@ -5,6 +5,7 @@ Plain Python over astropy tables (no Django). A query list is CSV with a header 
 ``specobjid``, ``plate_mjd_fiber`` (or ``plate``, ``mjd``, ``fiberid``), ``identifier``, or ``ra`` and
 ``dec`` in degrees; a file with no recognised header is read as one identifier per line.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,7 +35,9 @@ def read_queries(text: str) -> list[dict]:
             try:
                 queries.append({"ra": float(row[ra]), "dec": float(row[dec])})
             except (IndexError, ValueError):
-                raise ValueError(f"line {number}: expected numbers in the ra and dec columns, got {','.join(row)!r}") from None
+                raise ValueError(
+                    f"line {number}: expected numbers in the ra and dec columns, got {','.join(row)!r}"
+                ) from None
         return queries
     if {"plate", "mjd", "fiberid"} <= set(header):
         columns = [header.index(name) for name in ("plate", "mjd", "fiberid")]

@@ -4,6 +4,7 @@ The web side (``inference.services``) queues these; each runs the worker side (`
 or a service. A worker that starts sends again the operations and survey searches a dead worker left
 running; whoever claims each carries it on.
 """
+
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
@@ -22,8 +23,10 @@ from training.models import TrainingRun
 
 def _reporter(task):
     """A progress callback (done, total) that celery-progress reads from the task's state."""
+
     def progress(done: int, total: int) -> None:
         task.update_state(state="PROGRESS", meta={"current": done, "total": total})
+
     return progress
 
 
@@ -64,14 +67,18 @@ def bulk_search_task(self, task_id: int, out: str, chunk: int = 10_000, k: int =
 @shared_task(acks_late=True, reject_on_worker_lost=True)  # a killed pool process's task goes back to the broker
 def survey_search_task(survey_id: int) -> str:
     """A survey search started from the site or the API; delivered again, it carries on from its last part."""
-    return survey_search_run(survey=SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id)).status
+    return survey_search_run(
+        survey=SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id)
+    ).status
 
 
 def operations_resume() -> list[int]:
     """Send again every operation left running; claiming decides who runs it."""
     resumed = []
     for operation in operations_left():
-        operation_run_task.apply_async((operation.pk,), queue=operation.queue, countdown=settings.GALSPEC_OPERATION_STALE_S)
+        operation_run_task.apply_async(
+            (operation.pk,), queue=operation.queue, countdown=settings.GALSPEC_OPERATION_STALE_S
+        )
         resumed.append(operation.pk)
     return resumed
 

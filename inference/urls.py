@@ -15,7 +15,9 @@ urlpatterns = [
     path("surveys/<int:pk>/", surveys.survey, name="survey"),
     path("surveys/<int:pk>/progress/", surveys.survey_progress, name="survey-progress"),
     path("surveys/<int:pk>/cancel/", surveys.survey_cancel, name="survey-cancel"),
-    path("surveys/<int:pk>/candidates.csv", surveys.survey_download, {"what": "candidates"}, name="survey-candidates-csv"),
+    path(
+        "surveys/<int:pk>/candidates.csv", surveys.survey_download, {"what": "candidates"}, name="survey-candidates-csv"
+    ),
     path("surveys/<int:pk>/all.csv", surveys.survey_download, {"what": "all"}, name="survey-all-csv"),
     path("curation/", curation.queue, name="curation"),
     path("curation/<slug:task>/<int:spectrum_id>/", curation.item, name="curation-item"),

@@ -6,6 +6,7 @@ each label's share is the sum of its neighbours' weights. The label with the lar
 share goes to the label of the nearest neighbour among the tied ones, so the answer is deterministic.
 Missing neighbours (id -1, when the knowledge base holds fewer than K) take no part.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """Admin lists of spectra, labels, tasks and knowledge bases. Knowledge bases are built and promoted by
 services (``manage.py build_kb``), never edited here: a built version never changes."""
+
 from django.contrib import admin
 
 from kb.curation import search_task_configure
@@ -33,14 +34,24 @@ class SearchTaskAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        search_task_configure(task=obj, consensus_flags=obj.consensus_flags, curator_decides=obj.curator_decides,
-                              actor=request.user)
+        search_task_configure(
+            task=obj, consensus_flags=obj.consensus_flags, curator_decides=obj.curator_decides, actor=request.user
+        )
 
 
 @admin.register(KnowledgeBase)
 class KnowledgeBaseAdmin(admin.ModelAdmin):
-    list_display = ["task", "version", "status", "in_service", "size", "index_kind", "index_recall", "training_run",
-                    "finished_at"]
+    list_display = [
+        "task",
+        "version",
+        "status",
+        "in_service",
+        "size",
+        "index_kind",
+        "index_recall",
+        "training_run",
+        "finished_at",
+    ]
     list_filter = ["task", "status", "in_service", "index_kind"]
     readonly_fields = [field.name for field in KnowledgeBase._meta.fields]
 

@@ -4,6 +4,7 @@ A *rating* is one person's label for one item (a spectrum in a task): the label 
 for a curator, the label they decided it should have (the current one when they rejected the flags).
 Plain Python and numpy; never imports Django.
 """
+
 from __future__ import annotations
 
 from collections import Counter

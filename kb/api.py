@@ -1,4 +1,5 @@
 """REST API for spectra, search tasks and knowledge bases: reads, open to everyone (throttled)."""
+
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -28,8 +29,25 @@ class SpectrumSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Spectrum
-        fields = ["id", "specobjid", "plate", "mjd", "fiberid", "plate_mjd_fiber", "ra", "dec", "z", "z_err",
-                  "zwarning", "sdss_class", "subclass", "sn_median", "vdisp", "held_out", "labels"]
+        fields = [
+            "id",
+            "specobjid",
+            "plate",
+            "mjd",
+            "fiberid",
+            "plate_mjd_fiber",
+            "ra",
+            "dec",
+            "z",
+            "z_err",
+            "zwarning",
+            "sdss_class",
+            "subclass",
+            "sn_median",
+            "vdisp",
+            "held_out",
+            "labels",
+        ]
 
 
 def _spectra():
@@ -66,9 +84,13 @@ class SpectrumFluxApi(APIView):
     class FluxSerializer(serializers.Serializer):
         specobjid = serializers.CharField()
         wave = serializers.ListField(child=serializers.FloatField(), help_text="Observed wavelength, Angstrom, vacuum")
-        flux = serializers.ListField(child=serializers.FloatField(allow_null=True),
-                                     help_text="Flux divided by norm (dimensionless); null where not valid")
-        norm = serializers.FloatField(help_text="Median flux over rest-frame 5300-5850 Angstrom, 1e-17 erg/s/cm^2/Angstrom")
+        flux = serializers.ListField(
+            child=serializers.FloatField(allow_null=True),
+            help_text="Flux divided by norm (dimensionless); null where not valid",
+        )
+        norm = serializers.FloatField(
+            help_text="Median flux over rest-frame 5300-5850 Angstrom, 1e-17 erg/s/cm^2/Angstrom"
+        )
         z = serializers.FloatField()
 
     @extend_schema(responses=FluxSerializer)
@@ -77,8 +99,11 @@ class SpectrumFluxApi(APIView):
         spectrum = get_object_or_404(Spectrum, pk=pk)
         wave, flux, valid = spectrum_flux(spectrum=spectrum)
         data = {
-            "specobjid": spectrum.specobjid, "wave": [round(float(w), 3) for w in wave],
-            "flux": [float(f) if v else None for f, v in zip(flux, valid)], "norm": spectrum.norm, "z": spectrum.z,
+            "specobjid": spectrum.specobjid,
+            "wave": [round(float(w), 3) for w in wave],
+            "flux": [float(f) if v else None for f, v in zip(flux, valid)],
+            "norm": spectrum.norm,
+            "z": spectrum.z,
         }
         return Response(self.FluxSerializer(data).data)
 
@@ -89,9 +114,25 @@ class KnowledgeBaseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = KnowledgeBase
-        fields = ["id", "task", "version", "status", "in_service", "size", "composition", "target_fraction", "seed",
-                  "training_run", "checkpoint", "index_kind", "index_params", "index_metric", "index_recall",
-                  "created_at", "finished_at"]
+        fields = [
+            "id",
+            "task",
+            "version",
+            "status",
+            "in_service",
+            "size",
+            "composition",
+            "target_fraction",
+            "seed",
+            "training_run",
+            "checkpoint",
+            "index_kind",
+            "index_params",
+            "index_metric",
+            "index_recall",
+            "created_at",
+            "finished_at",
+        ]
 
     def get_checkpoint(self, kb) -> str:
         return f"{kb.training_run.checkpoint_dir}/best"
@@ -165,8 +206,22 @@ class FlagSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Flag
-        fields = ["id", "task", "spectrum", "specobjid", "entry", "label", "proposed_label", "reason", "raised_by",
-                  "status", "created_at", "closed_at", "closed_by", "note"]
+        fields = [
+            "id",
+            "task",
+            "spectrum",
+            "specobjid",
+            "entry",
+            "label",
+            "proposed_label",
+            "reason",
+            "raised_by",
+            "status",
+            "created_at",
+            "closed_at",
+            "closed_by",
+            "note",
+        ]
 
 
 class FlagListApi(APIView):
@@ -183,16 +238,22 @@ class FlagListApi(APIView):
 
     @extend_schema(responses=FlagSerializer(many=True))
     def get(self, request):
-        flags = flag_list(user=request.user, task=request.query_params.get("task", ""),
-                          status=request.query_params.get("status", ""))
+        flags = flag_list(
+            user=request.user, task=request.query_params.get("task", ""), status=request.query_params.get("status", "")
+        )
         return paginated(self, flags, FlagSerializer)
 
     @extend_schema(request=FlagInputSerializer, responses={201: FlagSerializer})
     def post(self, request):
         data = validated(self.FlagInputSerializer, request)
         try:
-            flag = flag_raise(user=request.user, task=data["task"], spectrum=data["spectrum"],
-                              proposed_label=data["proposed_label"], reason=data["reason"])
+            flag = flag_raise(
+                user=request.user,
+                task=data["task"],
+                spectrum=data["spectrum"],
+                proposed_label=data["proposed_label"],
+                reason=data["reason"],
+            )
         except ValueError as error:
             raise ValidationError(str(error)) from None
         return Response(FlagSerializer(flag).data, status=status.HTTP_201_CREATED)
@@ -229,14 +290,30 @@ class CurationDecisionApi(APIView):
 
         class Meta:
             model = Correction
-            fields = ["id", "task", "spectrum", "label", "corrected_label", "rule", "decided_by", "reason", "created_at"]
+            fields = [
+                "id",
+                "task",
+                "spectrum",
+                "label",
+                "corrected_label",
+                "rule",
+                "decided_by",
+                "reason",
+                "created_at",
+            ]
 
     @extend_schema(request=DecisionInputSerializer, responses=CorrectionSerializer)
     def post(self, request):
         data = validated(self.DecisionInputSerializer, request)
         try:
-            correction = flag_review(user=request.user, task=data["task"], spectrum=data["spectrum"], accept=data["accept"],
-                                     label=data["label"], note=data["note"])
+            correction = flag_review(
+                user=request.user,
+                task=data["task"],
+                spectrum=data["spectrum"],
+                accept=data["accept"],
+                label=data["label"],
+                note=data["note"],
+            )
         except ValueError as error:
             raise ValidationError(str(error)) from None
         return Response(self.CorrectionSerializer(correction).data if correction else {"rejected": True})

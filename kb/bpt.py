@@ -9,21 +9,35 @@ s2 = ([S II] 6716 + 6730) / H-alpha, o1 = [O I] 6300 / H-alpha. Lines:
 - Schawinski et al. (2007): the Seyfert/LINER line in the [N II] diagram.
 Line names are SDSS SPZLINE's LINENAME. Pure Python; never imports Django.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-LINES = {"h_beta": "H_beta", "o3": "[O_III] 5007", "o1": "[O_I] 6300", "h_alpha": "H_alpha",
-         "n2": "[N_II] 6583", "s2a": "[S_II] 6716", "s2b": "[S_II] 6730"}
+LINES = {
+    "h_beta": "H_beta",
+    "o3": "[O_III] 5007",
+    "o1": "[O_I] 6300",
+    "h_alpha": "H_alpha",
+    "n2": "[N_II] 6583",
+    "s2a": "[S_II] 6716",
+    "s2b": "[S_II] 6730",
+}
 CLASSIFYING = ("h_beta", "o3", "h_alpha", "n2")  # S/N >= min_snr in all four to classify
 # MPA-JHU BPTCLASS -> label. 1 star-forming, 2 low-S/N star-forming, 3 composite, 4 AGN, 5 low-S/N
 # LINER, -1 unclassifiable (no or weak emission lines: "normal" here).
 BPTCLASS = {-1: "normal", 1: "star-forming", 2: "star-forming", 3: "composite", 4: "agn", 5: "liner"}
 # Portsmouth BPT strings, normalised by port_bpt_key (case, spaces, hyphens, underscores) -> label.
-PORT_BPT = {"star forming": "star-forming", "starforming": "star-forming", "composite": "composite",
-            "seyfert": "seyfert", "liner": "liner", "blank": "normal"}
+PORT_BPT = {
+    "star forming": "star-forming",
+    "starforming": "star-forming",
+    "composite": "composite",
+    "seyfert": "seyfert",
+    "liner": "liner",
+    "blank": "normal",
+}
 FIVE_CLASSES = ("star-forming", "composite", "seyfert", "liner", "normal")
 THREE_CLASSES = ("star-forming", "agn", "normal")
 
@@ -80,8 +94,12 @@ def bpt_ratios(lines: dict[str, dict]) -> dict[str, float]:
         return math.log10(top / bottom)
 
     s2 = flux["s2a"] + flux["s2b"] if flux["s2a"] is not None and flux["s2b"] is not None else None
-    ratios = {"n2": ratio(flux["n2"], flux["h_alpha"]), "o3": ratio(flux["o3"], flux["h_beta"]),
-              "s2": ratio(s2, flux["h_alpha"]), "o1": ratio(flux["o1"], flux["h_alpha"])}
+    ratios = {
+        "n2": ratio(flux["n2"], flux["h_alpha"]),
+        "o3": ratio(flux["o3"], flux["h_beta"]),
+        "s2": ratio(s2, flux["h_alpha"]),
+        "o1": ratio(flux["o1"], flux["h_alpha"]),
+    }
     return {key: value for key, value in ratios.items() if value is not None}
 
 

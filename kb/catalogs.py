@@ -14,6 +14,7 @@ Column names are matched without regard to case. Each reader returns a list of `
 anything wrong with a file raises ``CatalogError`` naming the file (and the row) and the problem.
 RA and Dec are in degrees (ICRS/J2000) throughout. Pure Python (numpy, astropy); never imports Django.
 """
+
 from __future__ import annotations
 
 import csv
@@ -55,6 +56,7 @@ class CatalogRow:
 
 
 # --- tables --------------------------------------------------------------------------------------------
+
 
 class _Table:
     """HDU 1 of a FITS file, or a CSV file ('#' lines skipped), with columns found regardless of case.
@@ -107,8 +109,10 @@ class _Table:
     def need(self, *names: str) -> list[list]:
         missing = [n for n in names if not self.has(n)]
         if missing:
-            raise CatalogError(self.path, f"no column {', '.join(repr(m) for m in missing)} "
-                                          f"(it has {', '.join(self.names.values()) or 'none'})")
+            raise CatalogError(
+                self.path,
+                f"no column {', '.join(repr(m) for m in missing)} (it has {', '.join(self.names.values()) or 'none'})",
+            )
         return [self.column(n) for n in names]
 
 
@@ -159,6 +163,7 @@ def _identity(table: _Table, plate_column: str) -> tuple[list, list]:
 
 # --- readers -------------------------------------------------------------------------------------------
 
+
 def read_galspecextra(path: str | Path, info_path: str | Path | None = None) -> list[CatalogRow]:
     """MPA-JHU BPTCLASS per spectrum.
 
@@ -175,13 +180,19 @@ def read_galspecextra(path: str | Path, info_path: str | Path | None = None) -> 
     else:
         info = Path(info_path) if info_path else _beside(path, "galSpecInfo-dr8.fits")
         if info is None:
-            raise CatalogError(path, "has no SPECOBJID column and galSpecInfo-dr8.fits, whose rows it follows, "
-                                     "is not beside it (pass info_path, or use a CAS export with specObjID)")
+            raise CatalogError(
+                path,
+                "has no SPECOBJID column and galSpecInfo-dr8.fits, whose rows it follows, "
+                "is not beside it (pass info_path, or use a CAS export with specObjID)",
+            )
         info_table = _Table(info)
         (sid,) = info_table.need("SPECOBJID")
         if info_table.length != table.length:
-            raise CatalogError(path, f"{table.length} rows but {info.name} has {info_table.length}; "
-                                     "the two files must be row-aligned (same DR8 release)")
+            raise CatalogError(
+                path,
+                f"{table.length} rows but {info.name} has {info_table.length}; "
+                "the two files must be row-aligned (same DR8 release)",
+            )
         ids = [_specobjid(info, v, i) for i, v in enumerate(sid, 1)]
         pmf, position = _identity(info_table, "PLATEID")
     rows = []
@@ -189,8 +200,11 @@ def read_galspecextra(path: str | Path, info_path: str | Path | None = None) -> 
         value = _integer(path, value, number, "BPTCLASS")
         if value not in BPTCLASS:
             raise CatalogError(path, f"row {number}: BPTCLASS {value} is not one of {sorted(BPTCLASS)}")
-        rows.append(CatalogRow(value=str(value), label=BPTCLASS[value], specobjid=specobjid,
-                               plate_mjd_fiber=ident, ra=ra, dec=dec))
+        rows.append(
+            CatalogRow(
+                value=str(value), label=BPTCLASS[value], specobjid=specobjid, plate_mjd_fiber=ident, ra=ra, dec=dec
+            )
+        )
     return rows
 
 
@@ -216,10 +230,19 @@ def read_emissionlinesport(path: str | Path) -> list[CatalogRow]:
         text = str(value).strip()
         label = PORT_BPT.get(port_bpt_key(text))
         if label is None:
-            raise CatalogError(path, f"row {number}: BPT value {text!r} is not one of "
-                                     "Star Forming, Composite, Seyfert, LINER, BLANK")
-        rows.append(CatalogRow(value=text, label=label, specobjid=_specobjid(path, specobjid, number),
-                               plate_mjd_fiber=ident, ra=ra, dec=dec))
+            raise CatalogError(
+                path, f"row {number}: BPT value {text!r} is not one of Star Forming, Composite, Seyfert, LINER, BLANK"
+            )
+        rows.append(
+            CatalogRow(
+                value=text,
+                label=label,
+                specobjid=_specobjid(path, specobjid, number),
+                plate_mjd_fiber=ident,
+                ra=ra,
+                dec=dec,
+            )
+        )
     return rows
 
 
@@ -260,18 +283,29 @@ def read_lenses(path: str | Path, reference: str = TALBOT_REF) -> list[CatalogRo
 
         ra, dec = _float(pick("RA [deg]")), _float(pick("DEC [deg]"))
         if ra is None or dec is None or not (0 <= ra < 360 and -90 <= dec <= 90):
-            raise CatalogError(path, f"row {number + 1} ({columns['name'][number]}): RA, Dec "
-                                     f"{pick('RA [deg]')!r}, {pick('DEC [deg]')!r} are not a position in degrees")
+            raise CatalogError(
+                path,
+                f"row {number + 1} ({columns['name'][number]}): RA, Dec "
+                f"{pick('RA [deg]')!r}, {pick('DEC [deg]')!r} are not a position in degrees",
+            )
         grading = pick("grading")
-        rows.append(CatalogRow(value=grading, label="lens", ra=ra, dec=dec, details={
-            "name": columns["name"][number].strip(),  # every alias, as lenscat lists them
-            "catalog_name": pick("name"),  # the name in the cited catalog
-            "zlens": _float(pick("zlens")),
-            "zlens_published": pick("zlens"),
-            "type": pick("type"),
-            "grading": grading,
-            "ref": refs[citing[0]].strip(),
-        }))
+        rows.append(
+            CatalogRow(
+                value=grading,
+                label="lens",
+                ra=ra,
+                dec=dec,
+                details={
+                    "name": columns["name"][number].strip(),  # every alias, as lenscat lists them
+                    "catalog_name": pick("name"),  # the name in the cited catalog
+                    "zlens": _float(pick("zlens")),
+                    "zlens_published": pick("zlens"),
+                    "type": pick("type"),
+                    "grading": grading,
+                    "ref": refs[citing[0]].strip(),
+                },
+            )
+        )
     return rows
 
 
@@ -304,6 +338,7 @@ def read_outliers(path: str | Path) -> list[CatalogRow]:
 
 # --- matching and finding ------------------------------------------------------------------------------
 
+
 def match_by_position(cat_ra, cat_dec, spec_ra, spec_dec, radius_arcsec: float = 2.0) -> np.ndarray:
     """For each catalog position, the index of the nearest spectrum within ``radius_arcsec``, else -1.
 
@@ -317,8 +352,10 @@ def match_by_position(cat_ra, cat_dec, spec_ra, spec_dec, radius_arcsec: float =
     cat_ra, cat_dec = np.asarray(cat_ra, dtype=float), np.asarray(cat_dec, dtype=float)
     spec_ra, spec_dec = np.asarray(spec_ra, dtype=float), np.asarray(spec_dec, dtype=float)
     if cat_ra.shape != cat_dec.shape or spec_ra.shape != spec_dec.shape:
-        raise ValueError(f"RA and Dec differ in shape: catalog {cat_ra.shape} vs {cat_dec.shape}, "
-                         f"spectra {spec_ra.shape} vs {spec_dec.shape}")
+        raise ValueError(
+            f"RA and Dec differ in shape: catalog {cat_ra.shape} vs {cat_dec.shape}, "
+            f"spectra {spec_ra.shape} vs {spec_dec.shape}"
+        )
     if radius_arcsec <= 0:
         raise ValueError(f"radius_arcsec must be positive (got {radius_arcsec})")
     matched = np.full(len(cat_ra), -1, dtype=np.int64)
@@ -347,8 +384,15 @@ def _is_lenscat(path: Path) -> bool:
 # galSpecExtra-dr8.fits, whose rows it follows.
 READERS: dict[str, tuple[tuple[str, ...], Callable[[Path], list[CatalogRow]]]] = {
     "galspecextra": (("galSpecExtra*.fits", "galSpecExtra*.fits.gz", "galSpecExtra*.csv"), read_galspecextra),
-    "emissionlinesport": (("portsmouth_emlinekin*.fits", "portsmouth_emlinekin*.fits.gz", "emissionLinesPort*.csv",
-                           "emissionLinesPort*.fits"), read_emissionlinesport),
+    "emissionlinesport": (
+        (
+            "portsmouth_emlinekin*.fits",
+            "portsmouth_emlinekin*.fits.gz",
+            "emissionLinesPort*.csv",
+            "emissionLinesPort*.fits",
+        ),
+        read_emissionlinesport,
+    ),
     "talbot2021": (("lenscat*.csv", "catalog.csv"), read_lenses),
     "baron2017": (("baron_poznanski*.csv",), read_outliers),
 }

@@ -7,6 +7,7 @@ knowledge-base version built afterwards applies the correction; the versions alr
 change, so an old answer can still be explained. Every change is written to the audit trail in the
 same transaction as the change itself.
 """
+
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
@@ -33,8 +34,9 @@ def _flag_state(flag: Flag) -> dict:
 
 
 @transaction.atomic
-def flag_raise(*, user, task: SearchTask, spectrum: Spectrum, proposed_label: str, reason: str,
-               entry: KBEntry | None = None) -> Flag:
+def flag_raise(
+    *, user, task: SearchTask, spectrum: Spectrum, proposed_label: str, reason: str, entry: KBEntry | None = None
+) -> Flag:
     """Flag ``spectrum`` as mislabelled in ``task``; may complete a consensus, which then corrects it.
 
     ValueError, with nothing written, for an empty reason, a label the task does not use, the label it
@@ -55,16 +57,32 @@ def flag_raise(*, user, task: SearchTask, spectrum: Spectrum, proposed_label: st
     Spectrum.objects.select_for_update().get(pk=spectrum.pk)  # flags and decisions on one entry take turns
     mine = Flag.objects.filter(task=task, spectrum=spectrum, raised_by=user, status=Flag.Status.OPEN).first()
     if mine is not None:
-        raise ValueError(f"you already have an open flag on this entry (flag {mine.pk}, proposing "
-                         f"{mine.proposed_label}); withdraw it to flag again")
+        raise ValueError(
+            f"you already have an open flag on this entry (flag {mine.pk}, proposing "
+            f"{mine.proposed_label}); withdraw it to flag again"
+        )
     try:
         with transaction.atomic():
-            flag = Flag.objects.create(task=task, spectrum=spectrum, entry=entry, label=current,
-                                       proposed_label=proposed_label, reason=reason, raised_by=user)
+            flag = Flag.objects.create(
+                task=task,
+                spectrum=spectrum,
+                entry=entry,
+                label=current,
+                proposed_label=proposed_label,
+                reason=reason,
+                raised_by=user,
+            )
     except IntegrityError:  # the same person, at the same moment, in another request
         raise ValueError("you already have an open flag on this entry; withdraw it to flag again") from None
-    audit_record(actor=user, action="flag_raised", subject=f"flag {flag.pk}", task=task, spectrum=spectrum,
-                 after=_flag_state(flag), reason=reason)
+    audit_record(
+        actor=user,
+        action="flag_raised",
+        subject=f"flag {flag.pk}",
+        task=task,
+        spectrum=spectrum,
+        after=_flag_state(flag),
+        reason=reason,
+    )
     _consensus_apply(task=task, spectrum=spectrum)
     flag.refresh_from_db()
     return flag
@@ -79,17 +97,33 @@ def _consensus_apply(*, task: SearchTask, spectrum: Spectrum) -> Correction | No
         return None
     agreeing = [flag for flag in open_flags if flag.proposed_label == agreed]
     reason = f"{len(agreeing)} independent flags propose {agreed} (the task needs {needed})"
-    return _correction_apply(task=task, spectrum=spectrum, corrected_label=agreed, rule=Correction.Rule.CONSENSUS,
-                             actor=None, flags=open_flags, reason=reason)
+    return _correction_apply(
+        task=task,
+        spectrum=spectrum,
+        corrected_label=agreed,
+        rule=Correction.Rule.CONSENSUS,
+        actor=None,
+        flags=open_flags,
+        reason=reason,
+    )
 
 
-def _correction_apply(*, task, spectrum, corrected_label: str, rule: str, actor, flags: list[Flag], reason: str) -> Correction:
+def _correction_apply(
+    *, task, spectrum, corrected_label: str, rule: str, actor, flags: list[Flag], reason: str
+) -> Correction:
     """Record a correction, replacing any earlier one, and close the flags: accepted where they proposed
     ``corrected_label``, rejected otherwise."""
     current = spectrum_task_label(task=task, spectrum=spectrum)
     Correction.objects.filter(task=task, spectrum=spectrum, active=True).update(active=False)
-    correction = Correction.objects.create(task=task, spectrum=spectrum, label=current, corrected_label=corrected_label,
-                                           rule=rule, decided_by=actor, reason=reason)
+    correction = Correction.objects.create(
+        task=task,
+        spectrum=spectrum,
+        label=current,
+        corrected_label=corrected_label,
+        rule=rule,
+        decided_by=actor,
+        reason=reason,
+    )
     correction.flags.set(flags)
     now = timezone.now()
     for flag in flags:
@@ -97,16 +131,33 @@ def _correction_apply(*, task, spectrum, corrected_label: str, rule: str, actor,
         flag.status = Flag.Status.ACCEPTED if flag.proposed_label == corrected_label else Flag.Status.REJECTED
         flag.closed_at, flag.closed_by, flag.note = now, actor, reason
         flag.save(update_fields=["status", "closed_at", "closed_by", "note"])
-        audit_record(actor=actor, action=f"flag_{flag.status}", subject=f"flag {flag.pk}", task=task, spectrum=spectrum,
-                     before=before, after=_flag_state(flag), reason=reason)
-    audit_record(actor=actor, action="correction_applied", subject=f"correction {correction.pk}", task=task,
-                 spectrum=spectrum, before={"label": current}, after={"label": corrected_label, "rule": rule},
-                 reason=reason)
+        audit_record(
+            actor=actor,
+            action=f"flag_{flag.status}",
+            subject=f"flag {flag.pk}",
+            task=task,
+            spectrum=spectrum,
+            before=before,
+            after=_flag_state(flag),
+            reason=reason,
+        )
+    audit_record(
+        actor=actor,
+        action="correction_applied",
+        subject=f"correction {correction.pk}",
+        task=task,
+        spectrum=spectrum,
+        before={"label": current},
+        after={"label": corrected_label, "rule": rule},
+        reason=reason,
+    )
     return correction
 
 
 @transaction.atomic
-def flag_review(*, user, task: SearchTask, spectrum: Spectrum, accept: bool, note: str, label: str | None = None) -> Correction | None:
+def flag_review(
+    *, user, task: SearchTask, spectrum: Spectrum, accept: bool, note: str, label: str | None = None
+) -> Correction | None:
     """A curator's decision on the open flags of one entry: accept (correcting it to ``label``, by default
     the label most flags propose) or reject them all. ValueError if they were decided meanwhile."""
     _require(user, REVIEW, "review flags")
@@ -117,7 +168,9 @@ def flag_review(*, user, task: SearchTask, spectrum: Spectrum, accept: bool, not
     open_flags = list(Flag.objects.filter(task=task, spectrum=spectrum, status=Flag.Status.OPEN).order_by("created_at"))
     if not open_flags:
         last = Flag.objects.filter(task=task, spectrum=spectrum).exclude(closed_at=None).order_by("-closed_at").first()
-        decided = f": {last.status} by {last.closed_by or 'consensus'} at {last.closed_at:%Y-%m-%d %H:%M:%S}" if last else ""
+        decided = (
+            f": {last.status} by {last.closed_by or 'consensus'} at {last.closed_at:%Y-%m-%d %H:%M:%S}" if last else ""
+        )
         raise ValueError(f"spec-{spectrum.plate_mjd_fiber} has no open flags in task {task.name}{decided}")
     if not accept:
         now = timezone.now()
@@ -125,8 +178,16 @@ def flag_review(*, user, task: SearchTask, spectrum: Spectrum, accept: bool, not
             before = _flag_state(flag)
             flag.status, flag.closed_at, flag.closed_by, flag.note = Flag.Status.REJECTED, now, user, note
             flag.save(update_fields=["status", "closed_at", "closed_by", "note"])
-            audit_record(actor=user, action="flag_rejected", subject=f"flag {flag.pk}", task=task, spectrum=spectrum,
-                         before=before, after=_flag_state(flag), reason=note)
+            audit_record(
+                actor=user,
+                action="flag_rejected",
+                subject=f"flag {flag.pk}",
+                task=task,
+                spectrum=spectrum,
+                before=before,
+                after=_flag_state(flag),
+                reason=note,
+            )
         return None
     if not SearchTask.objects.values_list("curator_decides", flat=True).get(pk=task.pk):
         raise ValueError(f"in task {task.name} only agreeing flags correct an entry ({task.consensus_flags} needed)")
@@ -134,8 +195,15 @@ def flag_review(*, user, task: SearchTask, spectrum: Spectrum, accept: bool, not
     label = label or max(dict.fromkeys(proposed), key=proposed.count)
     if label not in (*labelling_labels(task.labelling), EXCLUDE):
         raise ValueError(f"{label!r} is not a label of task {task.name}")
-    return _correction_apply(task=task, spectrum=spectrum, corrected_label=label, rule=Correction.Rule.CURATOR,
-                             actor=user, flags=open_flags, reason=note)
+    return _correction_apply(
+        task=task,
+        spectrum=spectrum,
+        corrected_label=label,
+        rule=Correction.Rule.CURATOR,
+        actor=user,
+        flags=open_flags,
+        reason=note,
+    )
 
 
 @transaction.atomic
@@ -148,8 +216,15 @@ def flag_withdraw(*, user, flag: Flag) -> Flag:
     before = _flag_state(flag)
     flag.status, flag.closed_at, flag.closed_by = Flag.Status.WITHDRAWN, timezone.now(), user
     flag.save(update_fields=["status", "closed_at", "closed_by"])
-    audit_record(actor=user, action="flag_withdrawn", subject=f"flag {flag.pk}", task=flag.task, spectrum=flag.spectrum,
-                 before=before, after=_flag_state(flag))
+    audit_record(
+        actor=user,
+        action="flag_withdrawn",
+        subject=f"flag {flag.pk}",
+        task=flag.task,
+        spectrum=flag.spectrum,
+        before=before,
+        after=_flag_state(flag),
+    )
     return flag
 
 
@@ -159,6 +234,8 @@ def search_task_configure(*, task: SearchTask, consensus_flags: int, curator_dec
     before = SearchTask.objects.select_for_update().values("consensus_flags", "curator_decides").get(pk=task.pk)
     after = {"consensus_flags": consensus_flags, "curator_decides": curator_decides}
     SearchTask.objects.filter(pk=task.pk).update(**after)
-    audit_record(actor=actor, action="task_rule_changed", subject=f"task {task.name}", task=task, before=before, after=after)
+    audit_record(
+        actor=actor, action="task_rule_changed", subject=f"task {task.name}", task=task, before=before, after=after
+    )
     task.refresh_from_db()
     return task

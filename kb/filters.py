@@ -1,4 +1,5 @@
 """Filters for the spectra and knowledge-base lists, shared by the pages and the API (django-filter)."""
+
 import django_filters
 from django.db.models import Exists, OuterRef
 
@@ -8,10 +9,14 @@ from kb.models import Catalog, Flag, KBEntry, KnowledgeBase, Spectrum
 class SpectrumFilter(django_filters.FilterSet):
     z_min = django_filters.NumberFilter(field_name="z", lookup_expr="gte", label="Redshift at least")
     z_max = django_filters.NumberFilter(field_name="z", lookup_expr="lte", label="Redshift at most")
-    label = django_filters.CharFilter(field_name="catalog_labels__label", distinct=True,
-                                      label="A catalog gives this normalised label (e.g. liner, lens)")
-    catalog = django_filters.ChoiceFilter(field_name="catalog_labels__catalog", choices=Catalog.choices, distinct=True,
-                                          label="Labelled by this catalog")
+    label = django_filters.CharFilter(
+        field_name="catalog_labels__label",
+        distinct=True,
+        label="A catalog gives this normalised label (e.g. liner, lens)",
+    )
+    catalog = django_filters.ChoiceFilter(
+        field_name="catalog_labels__catalog", choices=Catalog.choices, distinct=True, label="Labelled by this catalog"
+    )
 
     class Meta:
         model = Spectrum
@@ -32,8 +37,9 @@ class KBEntryFilter(django_filters.FilterSet):
     def filter_flagged(self, queryset, name, value):
         if value is None:
             return queryset
-        open_flags = Flag.objects.filter(task=OuterRef("knowledge_base__task"), spectrum=OuterRef("spectrum"),
-                                         status=Flag.Status.OPEN)
+        open_flags = Flag.objects.filter(
+            task=OuterRef("knowledge_base__task"), spectrum=OuterRef("spectrum"), status=Flag.Status.OPEN
+        )
         return queryset.filter(Exists(open_flags)) if value else queryset.exclude(Exists(open_flags))
 
 

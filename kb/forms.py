@@ -1,4 +1,5 @@
 """Forms of the curation pages: they parse what a person typed; the rules live in kb.curation."""
+
 from django import forms
 
 from kb.knowledge import labelling_labels
@@ -6,7 +7,9 @@ from kb.models import EXCLUDE, SearchTask
 
 
 def label_choices(task: SearchTask) -> list[tuple[str, str]]:
-    return [(label, label) for label in labelling_labels(task.labelling)] + [(EXCLUDE, "exclude from the knowledge base")]
+    return [(label, label) for label in labelling_labels(task.labelling)] + [
+        (EXCLUDE, "exclude from the knowledge base")
+    ]
 
 
 class FlagForm(forms.Form):

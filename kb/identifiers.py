@@ -2,6 +2,7 @@
 
 Pure Python; never imports Django.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,12 @@ def specobjid_encode(plate: int, mjd: int, fiber: int, run2d: int | str = 26) ->
     A Python int: from plate 8192 on it no longer fits a signed 64-bit integer.
     """
     run2d = _run2d_number(run2d)
-    limits = {"plate": (plate, 1 << 14), "fiber": (fiber, 1 << 12), "mjd - 50000": (mjd - 50000, 1 << 14),
-              "run2d": (run2d, 1 << 14)}
+    limits = {
+        "plate": (plate, 1 << 14),
+        "fiber": (fiber, 1 << 12),
+        "mjd - 50000": (mjd - 50000, 1 << 14),
+        "run2d": (run2d, 1 << 14),
+    }
     for name, (value, limit) in limits.items():
         if not 0 <= value < limit:
             raise ValueError(f"{name} = {value} does not fit SDSS's specobjid ({name} must be in [0, {limit}))")

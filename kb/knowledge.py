@@ -15,6 +15,7 @@ A spectrum the labelling says nothing of (no consistent label) is not eligible f
 
 Pure Python; never imports Django.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,20 +42,44 @@ class TaskDefinition:
 TASKS = {
     t.name: t
     for t in (
-        TaskDefinition("bpt3", "BPT classification, three classes", "bpt3", (),
-                       "Star-forming / AGN (Seyfert, LINER and composite) / normal, from the BPT class both "
-                       "emission-line catalogs agree on (paper section 4.1, Table 2)."),
-        TaskDefinition("bpt5", "BPT classification, five classes", "bpt5", (),
-                       "Star-forming / composite / Seyfert / LINER / normal, where both emission-line catalogs "
-                       "agree."),
-        TaskDefinition("liner", "LINER search", "bpt5", ("liner",),
-                       "Finds LINERs: a five-class BPT knowledge base whose vote is a LINER (paper Table 4)."),
-        TaskDefinition("lens", "Strong-lens search", "lens", ("lens",),
-                       "Finds eBOSS strong gravitational lens candidates (Talbot et al. 2021) among galaxies "
-                       "with consistent BPT labels (paper Table 4, Figure 4)."),
-        TaskDefinition("outlier", "Outlier search", "outlier", ("outlier",),
-                       "Finds the kinds of outlier Baron & Poznanski (2017) catalogued among galaxies with "
-                       "consistent BPT labels (paper Table 4, appendix B.1)."),
+        TaskDefinition(
+            "bpt3",
+            "BPT classification, three classes",
+            "bpt3",
+            (),
+            "Star-forming / AGN (Seyfert, LINER and composite) / normal, from the BPT class both "
+            "emission-line catalogs agree on (paper section 4.1, Table 2).",
+        ),
+        TaskDefinition(
+            "bpt5",
+            "BPT classification, five classes",
+            "bpt5",
+            (),
+            "Star-forming / composite / Seyfert / LINER / normal, where both emission-line catalogs agree.",
+        ),
+        TaskDefinition(
+            "liner",
+            "LINER search",
+            "bpt5",
+            ("liner",),
+            "Finds LINERs: a five-class BPT knowledge base whose vote is a LINER (paper Table 4).",
+        ),
+        TaskDefinition(
+            "lens",
+            "Strong-lens search",
+            "lens",
+            ("lens",),
+            "Finds eBOSS strong gravitational lens candidates (Talbot et al. 2021) among galaxies "
+            "with consistent BPT labels (paper Table 4, Figure 4).",
+        ),
+        TaskDefinition(
+            "outlier",
+            "Outlier search",
+            "outlier",
+            ("outlier",),
+            "Finds the kinds of outlier Baron & Poznanski (2017) catalogued among galaxies with "
+            "consistent BPT labels (paper Table 4, appendix B.1).",
+        ),
     )
 }
 LABELLINGS = ("bpt5", "bpt3", "lens", "outlier")
@@ -62,7 +87,9 @@ LABELLINGS = ("bpt5", "bpt3", "lens", "outlier")
 
 def labelling_labels(labelling: str) -> tuple[str, ...]:
     """Every label ``labelling`` can give: what a curator may choose from."""
-    return {"bpt5": FIVE_CLASSES, "bpt3": THREE_CLASSES, "lens": ("lens", OTHER), "outlier": ("outlier", OTHER)}[labelling]
+    return {"bpt5": FIVE_CLASSES, "bpt3": THREE_CLASSES, "lens": ("lens", OTHER), "outlier": ("outlier", OTHER)}[
+        labelling
+    ]
 
 
 def held_out(specobjid: str | int) -> bool:
@@ -111,12 +138,7 @@ def label_spectrum(labelling: str, catalog_labels: dict[str, tuple[str, str]]) -
 
 
 def compose(
-    candidates: dict[int, str],
-    *,
-    targets: tuple[str, ...],
-    size: int | None,
-    target_fraction: float | None,
-    seed: int,
+    candidates: dict[int, str], *, targets: tuple[str, ...], size: int | None, target_fraction: float | None, seed: int
 ) -> list[int]:
     """Choose the keys of a knowledge base from ``candidates`` {key: label}: deterministic for a seed.
 

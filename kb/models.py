@@ -3,6 +3,7 @@
 The preprocessed flux of each spectrum lives in the array store (kb/store.py) at row ``store_row``;
 the database holds what is searched and filtered on.
 """
+
 from django.db import models
 
 
@@ -40,7 +41,8 @@ class Spectrum(models.Model):
     )
     store_row = models.PositiveIntegerField(unique=True, help_text="Row in the preprocessed-flux array store")
     held_out = models.BooleanField(
-        default=False, db_index=True,
+        default=False,
+        db_index=True,
         help_text="Reserved for testing (kb.knowledge.held_out): never in a knowledge base nor in pre-training",
     )
     source_file = models.CharField(max_length=500)
@@ -79,17 +81,15 @@ class CatalogLabel(models.Model):
     catalog = models.CharField(max_length=32, choices=Catalog.choices)
     value = models.CharField(max_length=64, help_text="The catalog's own value, e.g. BPTCLASS 4 or 'LINER'")
     label = models.CharField(
-        max_length=64, help_text="Normalised label: star-forming, composite, seyfert, liner, normal, agn, lens, "
-        "or the outlier kind"
+        max_length=64,
+        help_text="Normalised label: star-forming, composite, seyfert, liner, normal, agn, lens, or the outlier kind",
     )
     details = models.JSONField(default=dict, blank=True, help_text="Other catalog fields (grading, zlens, ...)")
     source_file = models.CharField(max_length=500)
 
     class Meta:
         ordering = ["spectrum_id", "catalog"]
-        constraints = [
-            models.UniqueConstraint(fields=["spectrum", "catalog"], name="catalog_label_one_per_catalog"),
-        ]
+        constraints = [models.UniqueConstraint(fields=["spectrum", "catalog"], name="catalog_label_one_per_catalog")]
         indexes = [models.Index(fields=["catalog", "label"])]
 
     def __str__(self):
@@ -118,11 +118,14 @@ class SearchTask(models.Model):
     title = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     labelling = models.CharField(max_length=16, help_text="How spectra are labelled: bpt5, bpt3, lens or outlier")
-    target_labels = models.JSONField(default=list, blank=True, help_text="Labels that count as found; none "
-                                     "for a classification task")
+    target_labels = models.JSONField(
+        default=list, blank=True, help_text="Labels that count as found; none for a classification task"
+    )
     consensus_flags = models.PositiveSmallIntegerField(
-        default=3, help_text="Independent flags proposing the same label that correct an entry on their own; "
-        "0: only a curator's decision does")
+        default=3,
+        help_text="Independent flags proposing the same label that correct an entry on their own; "
+        "0: only a curator's decision does",
+    )
     curator_decides = models.BooleanField(default=True, help_text="A curator accepting a flag corrects the entry")
 
     class Meta:
@@ -150,22 +153,30 @@ class KnowledgeBase(models.Model):
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING)
     size = models.PositiveIntegerField(help_text="Entries")
-    target_fraction = models.FloatField(null=True, blank=True, help_text="Share of entries with a target label, "
-                                        "as asked; empty for natural proportions")
+    target_fraction = models.FloatField(
+        null=True, blank=True, help_text="Share of entries with a target label, as asked; empty for natural proportions"
+    )
     seed = models.IntegerField(default=0)
     composition = models.JSONField(default=dict, help_text="Entries per label")
     training_run = models.ForeignKey(
-        "training.TrainingRun", on_delete=models.PROTECT, related_name="knowledge_bases",
+        "training.TrainingRun",
+        on_delete=models.PROTECT,
+        related_name="knowledge_bases",
         help_text="The encoder checkpoint whose embeddings the index holds",
     )
     index_kind = models.CharField(max_length=8, default="flat", help_text="flat (exact), hnsw or ivf")
     index_params = models.JSONField(default=dict, blank=True)
     index_metric = models.CharField(max_length=8, default="L2")
-    index_recall = models.FloatField(null=True, blank=True, help_text="recall@3 against the exact index on "
-                                     "held-out embeddings (approximate indexes only)")
+    index_recall = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="recall@3 against the exact index on held-out embeddings (approximate indexes only)",
+    )
     index_path = models.CharField(max_length=500, blank=True)
     evaluation = models.JSONField(
-        default=dict, blank=True, help_text="Scores of its K=3 vote on the test reserve (held-out spectra): "
+        default=dict,
+        blank=True,
+        help_text="Scores of its K=3 vote on the test reserve (held-out spectra): "
         "precision/recall/F1 for a search, accuracy/macro-F1 per class for a classification, with 95% intervals",
     )
     in_service = models.BooleanField(default=False, help_text="The version that answers this task's searches")
@@ -178,8 +189,9 @@ class KnowledgeBase(models.Model):
         permissions = [("operate_knowledgebase", "Can retrain, re-embed, rebuild, promote and discard (admin)")]
         constraints = [
             models.UniqueConstraint(fields=["task", "version"], name="knowledge_base_unique_version"),
-            models.UniqueConstraint(fields=["task"], condition=models.Q(in_service=True),
-                                    name="knowledge_base_one_in_service_per_task"),
+            models.UniqueConstraint(
+                fields=["task"], condition=models.Q(in_service=True), name="knowledge_base_one_in_service_per_task"
+            ),
             models.CheckConstraint(
                 condition=models.Q(target_fraction__isnull=True)
                 | models.Q(target_fraction__gt=0, target_fraction__lt=1),
@@ -204,9 +216,7 @@ class KBEntry(models.Model):
         ordering = ["knowledge_base", "spectrum"]
         verbose_name = "KB entry"
         verbose_name_plural = "KB entries"
-        constraints = [
-            models.UniqueConstraint(fields=["knowledge_base", "spectrum"], name="kb_entry_one_per_spectrum"),
-        ]
+        constraints = [models.UniqueConstraint(fields=["knowledge_base", "spectrum"], name="kb_entry_one_per_spectrum")]
         indexes = [models.Index(fields=["knowledge_base", "label"])]
 
     def __str__(self):
@@ -227,8 +237,14 @@ class Flag(models.Model):
 
     task = models.ForeignKey(SearchTask, on_delete=models.PROTECT, related_name="flags")
     spectrum = models.ForeignKey(Spectrum, on_delete=models.PROTECT, related_name="flags")
-    entry = models.ForeignKey(KBEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="flags",
-                              help_text="The entry flagged (its KB version is what the flagger saw)")
+    entry = models.ForeignKey(
+        KBEntry,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="flags",
+        help_text="The entry flagged (its KB version is what the flagger saw)",
+    )
     label = models.CharField(max_length=64, help_text="The label when flagged")
     proposed_label = models.CharField(max_length=64, help_text=f"The label proposed, or '{EXCLUDE}' to leave it out")
     reason = models.TextField()
@@ -243,9 +259,14 @@ class Flag(models.Model):
         ordering = ["-created_at"]
         permissions = [("review_flag", "Can accept or reject flags (curator)")]
         constraints = [
-            models.UniqueConstraint(fields=["task", "spectrum", "raised_by"], condition=models.Q(status="open"),
-                                    name="flag_one_open_per_user_and_entry"),
-            models.CheckConstraint(condition=~models.Q(proposed_label=models.F("label")), name="flag_proposes_a_change"),
+            models.UniqueConstraint(
+                fields=["task", "spectrum", "raised_by"],
+                condition=models.Q(status="open"),
+                name="flag_one_open_per_user_and_entry",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(proposed_label=models.F("label")), name="flag_proposes_a_change"
+            ),
         ]
         indexes = [models.Index(fields=["task", "spectrum", "status"])]
 
@@ -265,8 +286,14 @@ class Correction(models.Model):
     label = models.CharField(max_length=64, help_text="The catalog label it replaces")
     corrected_label = models.CharField(max_length=64, help_text=f"The new label, or '{EXCLUDE}'")
     rule = models.CharField(max_length=16, choices=Rule.choices)
-    decided_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                   help_text="The curator; empty when agreeing flags decided")
+    decided_by = models.ForeignKey(
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The curator; empty when agreeing flags decided",
+    )
     flags = models.ManyToManyField(Flag, related_name="corrections")
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -275,8 +302,9 @@ class Correction(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["task", "spectrum"], condition=models.Q(active=True),
-                                    name="correction_one_active_per_entry"),
+            models.UniqueConstraint(
+                fields=["task", "spectrum"], condition=models.Q(active=True), name="correction_one_active_per_entry"
+            )
         ]
 
     def __str__(self):
@@ -287,8 +315,14 @@ class AuditEvent(models.Model):
     """One change, as it happened: who, when, what it was before and after, and why. Never edited."""
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                              help_text="Empty for the system (a consensus, a worker)")
+    actor = models.ForeignKey(
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty for the system (a consensus, a worker)",
+    )
     action = models.CharField(max_length=48, db_index=True)
     subject = models.CharField(max_length=100, help_text="What changed, e.g. 'flag 12' or 'knowledge base 7'")
     task = models.ForeignKey(SearchTask, null=True, blank=True, on_delete=models.PROTECT, related_name="+")

@@ -4,6 +4,7 @@ lines marked on spectra, and a task's knowledge-base versions side by side.
 Every builder takes plain dicts, lists and arrays (or objects read by attribute) and returns a
 ``plotly.graph_objects.Figure``. Pure plotly/numpy; never imports Django.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -18,15 +19,40 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 # Lines marked on plots: rest-frame vacuum wavelength, Angstrom (SDSS SPZLINE LINEWAVE where it has them)
 EMISSION_LINES = {
-    "[O II] 3727": 3728.48, "Ca II K": 3934.78, "Ca II H": 3969.59, "H-delta": 4102.89, "G band": 4305.0,
-    "H-gamma": 4341.68, "H-beta": 4862.68, "[O III] 4959": 4960.30, "[O III] 5007": 5008.24, "Mg b": 5175.0,
-    "Na D": 5894.0, "[O I] 6300": 6302.05, "[N II] 6548": 6549.86, "H-alpha": 6564.61, "[N II] 6583": 6585.27,
-    "[S II] 6716": 6718.29, "[S II] 6731": 6732.67,
+    "[O II] 3727": 3728.48,
+    "Ca II K": 3934.78,
+    "Ca II H": 3969.59,
+    "H-delta": 4102.89,
+    "G band": 4305.0,
+    "H-gamma": 4341.68,
+    "H-beta": 4862.68,
+    "[O III] 4959": 4960.30,
+    "[O III] 5007": 5008.24,
+    "Mg b": 5175.0,
+    "Na D": 5894.0,
+    "[O I] 6300": 6302.05,
+    "[N II] 6548": 6549.86,
+    "H-alpha": 6564.61,
+    "[N II] 6583": 6585.27,
+    "[S II] 6716": 6718.29,
+    "[S II] 6731": 6732.67,
 }
 # The lines of the BPT diagrams, as marked on a case study's spectra
-DIAGNOSTIC_LINES = {name: EMISSION_LINES[name] for name in (
-    "H-beta", "[O III] 4959", "[O III] 5007", "[O I] 6300", "[N II] 6548", "H-alpha", "[N II] 6583", "[S II] 6716",
-    "[S II] 6731")}
+DIAGNOSTIC_LINES = {
+    name: EMISSION_LINES[name]
+    for name in (
+        "H-beta",
+        "[O III] 4959",
+        "[O III] 5007",
+        "[O I] 6300",
+        "[N II] 6548",
+        "H-alpha",
+        "[N II] 6583",
+        "[S II] 6716",
+        "[S II] 6731",
+    )
+}
+
 
 def error_bars(values: Sequence[float | None], intervals: Sequence[Sequence[float] | None]) -> dict | None:
     """Plotly's asymmetric error bars from [lo, hi] intervals around values (none where a value or its
@@ -61,19 +87,28 @@ def bpt_diagram(points: Sequence[dict], title: str, *, show_paper_b1: bool = Fal
     line's); ``show_paper_b1`` draws it too, dotted, for comparison with appendix B.2.
     """
     figure = go.Figure()
+
     def finite(value) -> bool:
         return value is not None and bool(np.isfinite(value))
 
     shown = [p for p in points if finite(p.get("x")) and finite(p.get("y"))]
     for i, label in enumerate(dict.fromkeys(p["label"] for p in shown)):
         mine = [p for p in shown if p["label"] == label]
-        figure.add_trace(go.Scatter(
-            x=[p["x"] for p in mine], y=[p["y"] for p in mine], mode="markers", name=label, text=[p["name"] for p in mine],
-            marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
-            hovertemplate="%{text}<br>x=%{x:.3f}, y=%{y:.3f}<extra>" + label + "</extra>",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[p["x"] for p in mine],
+                y=[p["y"] for p in mine],
+                mode="markers",
+                name=label,
+                text=[p["name"] for p in mine],
+                marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
+                hovertemplate="%{text}<br>x=%{x:.3f}, y=%{y:.3f}<extra>" + label + "</extra>",
+            )
+        )
     x = np.linspace(-2.0, 0.0, 200)
-    figure.add_trace(go.Scatter(x=x, y=kauffmann03(x), mode="lines", name=KAUFFMANN_2003, line={"color": "black", "dash": "dash"}))
+    figure.add_trace(
+        go.Scatter(x=x, y=kauffmann03(x), mode="lines", name=KAUFFMANN_2003, line={"color": "black", "dash": "dash"})
+    )
     x = np.linspace(-2.0, 0.4, 240)
     figure.add_trace(go.Scatter(x=x, y=kewley01(x), mode="lines", name=KEWLEY_2001, line={"color": "black"}))
     # where 1.05 x + 0.45 meets the Kewley curve: 1.05 x^2 - 1.2335 x - 0.2622 = 0
@@ -82,9 +117,12 @@ def bpt_diagram(points: Sequence[dict], title: str, *, show_paper_b1: bool = Fal
     figure.add_trace(go.Scatter(x=x, y=schawinski07(x), mode="lines", name=SCHAWINSKI_2007, line={"color": "grey"}))
     if show_paper_b1:
         x = np.linspace(-0.6, 0.8, 50)
-        figure.add_trace(go.Scatter(x=x, y=1.18 * x + 0.77, mode="lines", name=PAPER_B1, line={"color": "grey", "dash": "dot"}))
+        figure.add_trace(
+            go.Scatter(x=x, y=1.18 * x + 0.77, mode="lines", name=PAPER_B1, line={"color": "grey", "dash": "dot"})
+        )
     figure.update_layout(
-        title=title, xaxis={"title": "log₁₀([N II] 6583 / Hα)", "range": [-2.0, 1.0]},
+        title=title,
+        xaxis={"title": "log₁₀([N II] 6583 / Hα)", "range": [-2.0, 1.0]},
         yaxis={"title": "log₁₀([O III] 5007 / Hβ)", "range": [-1.5, 1.5]},
     )
     return figure
@@ -99,18 +137,27 @@ def _meets(f, g, lo: float, hi: float) -> float:
 
 # The three diagrams: ratio on x, its axis title, and the curves as (name, function, x from, x to, style).
 BPT_PANELS = {
-    "n2": ("log₁₀([N II] 6583 / Hα)", [
-        (KAUFFMANN_2003, kauffmann03, -2.0, 0.0, {"color": "black", "dash": "dash"}),
-        (KEWLEY_2001, kewley01, -2.0, 0.4, {"color": "black"}),
-    ]),
-    "s2": ("log₁₀([S II] 6716+6731 / Hα)", [
-        (KEWLEY_2001, kewley01_s2, -1.2, 0.25, {"color": "black"}),
-        (KEWLEY_2006, kewley06_s2, _meets(kewley06_s2, kewley01_s2, -1.0, 0.3), 0.6, {"color": "grey"}),
-    ]),
-    "o1": ("log₁₀([O I] 6300 / Hα)", [
-        (KEWLEY_2001, kewley01_o1, -2.2, -0.7, {"color": "black"}),
-        (KEWLEY_2006, kewley06_o1, _meets(kewley06_o1, kewley01_o1, -2.0, -0.7), 0.2, {"color": "grey"}),
-    ]),
+    "n2": (
+        "log₁₀([N II] 6583 / Hα)",
+        [
+            (KAUFFMANN_2003, kauffmann03, -2.0, 0.0, {"color": "black", "dash": "dash"}),
+            (KEWLEY_2001, kewley01, -2.0, 0.4, {"color": "black"}),
+        ],
+    ),
+    "s2": (
+        "log₁₀([S II] 6716+6731 / Hα)",
+        [
+            (KEWLEY_2001, kewley01_s2, -1.2, 0.25, {"color": "black"}),
+            (KEWLEY_2006, kewley06_s2, _meets(kewley06_s2, kewley01_s2, -1.0, 0.3), 0.6, {"color": "grey"}),
+        ],
+    ),
+    "o1": (
+        "log₁₀([O I] 6300 / Hα)",
+        [
+            (KEWLEY_2001, kewley01_o1, -2.2, -0.7, {"color": "black"}),
+            (KEWLEY_2006, kewley06_o1, _meets(kewley06_o1, kewley01_o1, -2.0, -0.7), 0.2, {"color": "grey"}),
+        ],
+    ),
 }
 
 
@@ -127,18 +174,42 @@ def bpt_panels(points: Sequence[dict], title: str = "") -> go.Figure:
     for col, (ratio, (x_title, curves)) in enumerate(BPT_PANELS.items(), start=1):
         for name, curve, lo, hi, style in curves:
             x = np.linspace(lo, hi, 200)
-            figure.add_trace(go.Scatter(x=x, y=curve(x), mode="lines", name=name, line=style, legendgroup=name,
-                                        showlegend=name not in in_legend, hoverinfo="skip"), row=1, col=col)
+            figure.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=curve(x),
+                    mode="lines",
+                    name=name,
+                    line=style,
+                    legendgroup=name,
+                    showlegend=name not in in_legend,
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=col,
+            )
             in_legend.add(name)
         placed = [p for p in points if p.get(ratio) is not None and p.get("o3") is not None]
         for p in placed:
-            figure.add_trace(go.Scatter(
-                x=[p[ratio]], y=[p["o3"]], mode="markers", name=p["name"], legendgroup=p["name"],
-                showlegend=p["name"] not in in_legend,
-                marker={"size": 15 if p.get("query") else 10, "symbol": "star" if p.get("query") else "circle",
-                        "color": colour[p["name"]], "line": {"width": 1, "color": "white"}},
-                hovertemplate=f"{p['name']} ({p.get('label', '')})<br>x=%{{x:.3f}}, y=%{{y:.3f}}<extra></extra>",
-            ), row=1, col=col)
+            figure.add_trace(
+                go.Scatter(
+                    x=[p[ratio]],
+                    y=[p["o3"]],
+                    mode="markers",
+                    name=p["name"],
+                    legendgroup=p["name"],
+                    showlegend=p["name"] not in in_legend,
+                    marker={
+                        "size": 15 if p.get("query") else 10,
+                        "symbol": "star" if p.get("query") else "circle",
+                        "color": colour[p["name"]],
+                        "line": {"width": 1, "color": "white"},
+                    },
+                    hovertemplate=f"{p['name']} ({p.get('label', '')})<br>x=%{{x:.3f}}, y=%{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
             in_legend.add(p["name"])
         figure.update_xaxes(title_text=x_title, row=1, col=col)
     figure.update_yaxes(title_text="log₁₀([O III] 5007 / Hβ)", range=[-1.5, 1.5], row=1, col=1)
@@ -157,16 +228,24 @@ def version_figures(versions: Sequence, scores: Sequence[str]) -> dict:
         return {}
     versions = sorted(versions, key=lambda kb: kb.version)
     names = [f"v{kb.version}" for kb in versions]
-    composition = go.Figure([
-        go.Bar(name=label, x=names, y=[kb.composition.get(label, 0) for kb in versions])
-        for label in sorted({label for kb in versions for label in kb.composition})
-    ])
+    composition = go.Figure(
+        [
+            go.Bar(name=label, x=names, y=[kb.composition.get(label, 0) for kb in versions])
+            for label in sorted({label for kb in versions for label in kb.composition})
+        ]
+    )
     composition.update_layout(barmode="stack", title="Entries per label", yaxis_title="entries", margin={"t": 40})
     scored = go.Figure()
     for metric in scores:
         values = [kb.evaluation.get(metric) for kb in versions]
         intervals = [kb.evaluation.get(f"{metric}_ci") for kb in versions]
-        scored.add_trace(go.Bar(name=metric.replace("_", "-"), x=names, y=values, error_y=error_bars(values, intervals)))
-    scored.update_layout(barmode="group", yaxis={"range": [0, 1], "title": "on the test reserve (95% interval)"},
-                         title="Scores of the K=3 vote", margin={"t": 40})
+        scored.add_trace(
+            go.Bar(name=metric.replace("_", "-"), x=names, y=values, error_y=error_bars(values, intervals))
+        )
+    scored.update_layout(
+        barmode="group",
+        yaxis={"range": [0, 1], "title": "on the test reserve (95% interval)"},
+        title="Scores of the K=3 vote",
+        margin={"t": 40},
+    )
     return {"composition": composition.to_plotly_json(), "scores": scored.to_plotly_json()}

@@ -11,6 +11,7 @@ How missing data is represented (decided here, used everywhere after):
 - Invalid pixels hold flux 0.0 and ``valid`` False. The model gets ``valid`` as an input channel, so
   a 0.0 that was measured is never confused with a gap, and no loss is ever computed on a gap.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,7 +35,7 @@ class PreprocessConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "PreprocessConfig":
+    def from_dict(cls, values: dict) -> PreprocessConfig:
         values = dict(values)
         values["norm_window_rest"] = tuple(values["norm_window_rest"])
         return cls(**values)

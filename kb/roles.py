@@ -1,6 +1,7 @@
 """The roles, as Django auth groups: astronomer (search, flag), curator (review flags), admin (retrain,
 rebuild, promote). A person has a role by being in its group; an administrator adds them in the admin
 site. Each role holds the permissions of the ones before it."""
+
 from django.contrib.auth.models import Group, Permission
 
 ROLES = {

@@ -16,6 +16,7 @@ place atomically: a file at its final name is always complete.
 
 Pure Python (requests, astropy); never imports Django.
 """
+
 from __future__ import annotations
 
 import csv
@@ -196,7 +197,7 @@ class Archive:
         urls = self.candidate_urls(plate, mjd, fiber)
         for url in urls:
             if self._download(url, target):
-                layout = url[len(self.base) + 1:].split("/spectra/lite/")[0]
+                layout = url[len(self.base) + 1 :].split("/spectra/lite/")[0]
                 self.answered[plate] = self.last_answered[plate < FIRST_BOSS_PLATE] = layout
                 return target
         raise NotInArchive(f"not in the archive (404 at all {len(urls)} locations under {self.base})")

@@ -1,4 +1,5 @@
 """Reads for spectra and catalog labels."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,7 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
 from kb.agreement import krippendorff_alpha, vote_fractions
-from kb.bpt import bpt_class_from_lines
-from kb.bpt import bpt_three_class
+from kb.bpt import bpt_class_from_lines, bpt_three_class
 from kb.knowledge import Labelled, label_spectrum
 from kb.models import (
     AuditEvent,
@@ -69,15 +69,18 @@ def spectrum_near(*, ra: float, dec: float, radius_arcsec: float = 3.0) -> Spect
     candidates = list(near.exclude(ra=None))
     if candidates:
         target = SkyCoord(ra * u.deg, dec * u.deg)
-        separation = target.separation(SkyCoord([c.ra for c in candidates] * u.deg, [c.dec for c in candidates] * u.deg))
+        separation = target.separation(
+            SkyCoord([c.ra for c in candidates] * u.deg, [c.dec for c in candidates] * u.deg)
+        )
         best = int(np.argmin(separation))
         if separation[best] <= radius_arcsec * u.arcsec:
             return candidates[best]
     raise ValueError(f"no ingested spectrum within {radius_arcsec:g} arcsec of RA {ra:.6f}, Dec {dec:.6f}")
 
 
-def spectrum_lookup(*, identifier: str = "", ra: float | None = None, dec: float | None = None,
-                    radius_arcsec: float = 3.0) -> Spectrum:
+def spectrum_lookup(
+    *, identifier: str = "", ra: float | None = None, dec: float | None = None, radius_arcsec: float = 3.0
+) -> Spectrum:
     """An ingested spectrum by specobjid, PLATE-MJD-FIBER, or position: exactly one of the two ways."""
     by_position = ra is not None or dec is not None
     if identifier and by_position:
@@ -153,8 +156,10 @@ def search_task_get(*, name: str) -> SearchTask:
 def knowledge_base_in_service(*, task: SearchTask) -> KnowledgeBase:
     kb = KnowledgeBase.objects.select_related("task", "training_run").filter(task=task, in_service=True).first()
     if kb is None:
-        raise ValueError(f"task {task.name!r} has no knowledge base in service: build one with "
-                         f"`manage.py build_kb --task {task.name}`")
+        raise ValueError(
+            f"task {task.name!r} has no knowledge base in service: build one with "
+            f"`manage.py build_kb --task {task.name}`"
+        )
     return kb
 
 
@@ -177,7 +182,8 @@ def knowledge_base_list(*, task: SearchTask) -> list[KnowledgeBase]:
 
 def kb_entry_list(*, in_service_only: bool = True) -> QuerySet[KBEntry]:
     entries = KBEntry.objects.select_related("spectrum", "knowledge_base__task").order_by(
-        "knowledge_base__task__name", "label", "spectrum__plate", "spectrum__mjd", "spectrum__fiberid")
+        "knowledge_base__task__name", "label", "spectrum__plate", "spectrum__mjd", "spectrum__fiberid"
+    )
     return entries.filter(knowledge_base__in_service=True) if in_service_only else entries
 
 
@@ -187,7 +193,11 @@ def spectrum_task_label(*, task: SearchTask, spectrum: Spectrum) -> str | None:
     correction = Correction.objects.filter(task=task, spectrum=spectrum, active=True).first()
     if correction is not None:
         return correction.corrected_label
-    entry = KBEntry.objects.filter(knowledge_base__task=task, spectrum=spectrum).order_by("-knowledge_base__version").first()
+    entry = (
+        KBEntry.objects.filter(knowledge_base__task=task, spectrum=spectrum)
+        .order_by("-knowledge_base__version")
+        .first()
+    )
     return entry.label if entry else None
 
 
@@ -221,7 +231,11 @@ class CurationItem:
 
 def curation_items(*, task: SearchTask | None = None) -> list[CurationItem]:
     """Every entry with open flags (of one task, or all), most evidence first."""
-    flags = Flag.objects.filter(status=Flag.Status.OPEN).select_related("task", "spectrum", "raised_by").order_by("created_at")
+    flags = (
+        Flag.objects.filter(status=Flag.Status.OPEN)
+        .select_related("task", "spectrum", "raised_by")
+        .order_by("created_at")
+    )
     if task is not None:
         flags = flags.filter(task=task)
     grouped: dict[tuple[int, int], list[Flag]] = {}
@@ -235,8 +249,16 @@ def curation_items(*, task: SearchTask | None = None) -> list[CurationItem]:
         if first.task.labelling in ("bpt5", "bpt3"):
             own = bpt_class_from_lines(first.spectrum.lines)
             own = bpt_three_class(own) if first.task.labelling == "bpt3" else own
-        items.append(CurationItem(task=first.task, spectrum=first.spectrum, label=label, flags=group,
-                                  fractions=vote_fractions({f.raised_by_id: f.proposed_label for f in group}), own_lines=own))
+        items.append(
+            CurationItem(
+                task=first.task,
+                spectrum=first.spectrum,
+                label=label,
+                flags=group,
+                fractions=vote_fractions({f.raised_by_id: f.proposed_label for f in group}),
+                own_lines=own,
+            )
+        )
     return sorted(items, key=lambda item: (-item.evidence, item.flags[0].created_at))
 
 
@@ -244,7 +266,9 @@ def agreement_report(*, task: SearchTask | None = None) -> dict:
     """How far people agree on flagged entries: per entry, each label's share of the ratings (each
     flagger's latest proposal, and each curator's decision: the accepted label, or the label kept when
     they rejected), and Krippendorff's alpha over entries rated by two or more people."""
-    flags = Flag.objects.exclude(status=Flag.Status.WITHDRAWN).select_related("task", "spectrum", "raised_by", "closed_by")
+    flags = Flag.objects.exclude(status=Flag.Status.WITHDRAWN).select_related(
+        "task", "spectrum", "raised_by", "closed_by"
+    )
     if task is not None:
         flags = flags.filter(task=task)
     ratings: dict[tuple[int, int], dict[str, str]] = {}
@@ -263,15 +287,25 @@ def agreement_report(*, task: SearchTask | None = None) -> dict:
     for key, decided in decisions.items():
         ratings[key].update(decided)
     entries = [
-        {"task": names[key][0], "spectrum_id": key[1], "plate_mjd_fiber": names[key][1], "raters": len(r),
-         "fractions": vote_fractions(r)}
+        {
+            "task": names[key][0],
+            "spectrum_id": key[1],
+            "plate_mjd_fiber": names[key][1],
+            "raters": len(r),
+            "fractions": vote_fractions(r),
+        }
         for key, r in ratings.items()
     ]
-    return {"entries": entries, "krippendorff_alpha": krippendorff_alpha(ratings),
-            "entries_rated_twice": sum(len(r) >= 2 for r in ratings.values())}
+    return {
+        "entries": entries,
+        "krippendorff_alpha": krippendorff_alpha(ratings),
+        "entries_rated_twice": sum(len(r) >= 2 for r in ratings.values()),
+    }
 
 
-def audit_list(*, task: SearchTask | None = None, spectrum: Spectrum | None = None, action: str = "") -> QuerySet[AuditEvent]:
+def audit_list(
+    *, task: SearchTask | None = None, spectrum: Spectrum | None = None, action: str = ""
+) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.select_related("actor", "task", "spectrum")
     if task is not None:
         events = events.filter(task=task)

@@ -1,4 +1,5 @@
 """Writes to the kb tables: ingesting a folder of SDSS-format files and catalogs; knowledge bases."""
+
 from __future__ import annotations
 
 import fcntl
@@ -210,12 +211,23 @@ def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
                 matched = [(r, positioned[i][0] if i >= 0 else None) for r, i in zip(rows, index)]
             else:
                 matched = [
-                    (r, by_specobjid.get(r.specobjid) if r.specobjid is not None else by_plate_mjd_fiber.get(r.plate_mjd_fiber))
+                    (
+                        r,
+                        by_specobjid.get(r.specobjid)
+                        if r.specobjid is not None
+                        else by_plate_mjd_fiber.get(r.plate_mjd_fiber),
+                    )
                     for r in rows
                 ]
             labels = [
-                CatalogLabel(spectrum_id=spectrum_id, catalog=key, value=row.value, label=row.label,
-                             details=row.details, source_file=str(path))
+                CatalogLabel(
+                    spectrum_id=spectrum_id,
+                    catalog=key,
+                    value=row.value,
+                    label=row.label,
+                    details=row.details,
+                    source_file=str(path),
+                )
                 for row, spectrum_id in matched
                 if spectrum_id is not None
             ]
@@ -223,13 +235,17 @@ def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
             before = CatalogLabel.objects.filter(catalog=key).count()
             with transaction.atomic():
                 CatalogLabel.objects.bulk_create(
-                    labels, batch_size=500, update_conflicts=True, unique_fields=["spectrum", "catalog"],
+                    labels,
+                    batch_size=500,
+                    update_conflicts=True,
+                    unique_fields=["spectrum", "catalog"],
                     update_fields=["value", "label", "details", "source_file"],
                 )
             summary.labels_added[key] += CatalogLabel.objects.filter(catalog=key).count() - before
 
 
 # --- knowledge bases -------------------------------------------------------------------------------
+
 
 def knowledge_base_create(
     *,
@@ -253,36 +269,65 @@ def knowledge_base_create(
         if correction.corrected_label == EXCLUDE:
             labelled.pop(spectrum_id, None)
         elif spectrum_id in labelled:
-            labelled[spectrum_id] = Labelled(correction.corrected_label, ("curation",), {
-                "corrected_from": correction.label, "correction": correction.pk, "rule": correction.rule})
+            labelled[spectrum_id] = Labelled(
+                correction.corrected_label,
+                ("curation",),
+                {"corrected_from": correction.label, "correction": correction.pk, "rule": correction.rule},
+            )
     chosen = compose(
         {pk: item.label for pk, item in labelled.items()},
-        targets=tuple(task.target_labels), size=size, target_fraction=target_fraction, seed=seed,
+        targets=tuple(task.target_labels),
+        size=size,
+        target_fraction=target_fraction,
+        seed=seed,
     )
     composition = dict(Counter(labelled[pk].label for pk in chosen).most_common())
     with transaction.atomic():
         SearchTask.objects.select_for_update().get(pk=task.pk)  # builds of one task take versions in turn
         last = KnowledgeBase.objects.filter(task=task).aggregate(v=Max("version"))["v"] or 0
         kb = KnowledgeBase.objects.create(
-            task=task, version=last + 1, size=len(chosen), target_fraction=target_fraction, seed=seed,
-            composition=composition, training_run=training_run, index_kind=index_kind,
+            task=task,
+            version=last + 1,
+            size=len(chosen),
+            target_fraction=target_fraction,
+            seed=seed,
+            composition=composition,
+            training_run=training_run,
+            index_kind=index_kind,
             index_params=index_params or {},
         )
         KBEntry.objects.bulk_create(
-            [KBEntry(knowledge_base=kb, spectrum_id=pk, label=labelled[pk].label,
-                     catalogs=list(labelled[pk].catalogs), details=labelled[pk].details) for pk in chosen],
+            [
+                KBEntry(
+                    knowledge_base=kb,
+                    spectrum_id=pk,
+                    label=labelled[pk].label,
+                    catalogs=list(labelled[pk].catalogs),
+                    details=labelled[pk].details,
+                )
+                for pk in chosen
+            ],
             batch_size=1000,
         )
     return kb
 
 
-def knowledge_base_finish(*, knowledge_base: KnowledgeBase, index_path: str, recall: float | None,
-                          evaluation: dict | None = None, promote: bool = True) -> KnowledgeBase:
+def knowledge_base_finish(
+    *,
+    knowledge_base: KnowledgeBase,
+    index_path: str,
+    recall: float | None,
+    evaluation: dict | None = None,
+    promote: bool = True,
+) -> KnowledgeBase:
     """Record a built index and its scores on the test reserve; with ``promote``, put this version into
     service for its task. ValueError if the build was abandoned meanwhile (marked failed by a worker that
     took it for dead): a failed version stays failed."""
     finished = KnowledgeBase.objects.filter(pk=knowledge_base.pk, status=KnowledgeBase.Status.BUILDING).update(
-        status=KnowledgeBase.Status.READY, index_path=index_path, index_recall=recall, evaluation=evaluation or {},
+        status=KnowledgeBase.Status.READY,
+        index_path=index_path,
+        index_recall=recall,
+        evaluation=evaluation or {},
         finished_at=timezone.now(),
     )
     knowledge_base.refresh_from_db()
@@ -305,15 +350,24 @@ def knowledge_base_promote(*, knowledge_base: KnowledgeBase, actor=None, reason:
     record who did it in the audit trail."""
     if knowledge_base.status != KnowledgeBase.Status.READY:
         raise ValueError(f"{knowledge_base} is not ready; only a built knowledge base can go into service")
-    previous = KnowledgeBase.objects.select_for_update().filter(task=knowledge_base.task, in_service=True).exclude(
-        pk=knowledge_base.pk
+    previous = (
+        KnowledgeBase.objects.select_for_update()
+        .filter(task=knowledge_base.task, in_service=True)
+        .exclude(pk=knowledge_base.pk)
     )
     before = {"in_service": [kb.version for kb in previous]}
     previous.update(in_service=False)
     KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(in_service=True)
     knowledge_base.in_service = True
-    audit_record(actor=actor, action="knowledge_base_promoted", subject=f"knowledge base {knowledge_base.pk}",
-                 task=knowledge_base.task, before=before, after={"in_service": [knowledge_base.version]}, reason=reason)
+    audit_record(
+        actor=actor,
+        action="knowledge_base_promoted",
+        subject=f"knowledge base {knowledge_base.pk}",
+        task=knowledge_base.task,
+        before=before,
+        after={"in_service": [knowledge_base.version]},
+        reason=reason,
+    )
     return knowledge_base
 
 
@@ -329,15 +383,37 @@ def knowledge_base_discard(*, knowledge_base: KnowledgeBase, actor=None, reason:
     before = {"status": kb.status}
     kb.status = KnowledgeBase.Status.DISCARDED
     kb.save(update_fields=["status"])
-    audit_record(actor=actor, action="knowledge_base_discarded", subject=f"knowledge base {kb.pk}", task=kb.task,
-                 before=before, after={"status": kb.status}, reason=reason)
+    audit_record(
+        actor=actor,
+        action="knowledge_base_discarded",
+        subject=f"knowledge base {kb.pk}",
+        task=kb.task,
+        before=before,
+        after={"status": kb.status},
+        reason=reason,
+    )
     return kb
 
 
-def audit_record(*, actor, action: str, subject: str, task: SearchTask | None = None, spectrum: Spectrum | None = None,
-                 before: dict | None = None, after: dict | None = None, reason: str = "") -> AuditEvent:
+def audit_record(
+    *,
+    actor,
+    action: str,
+    subject: str,
+    task: SearchTask | None = None,
+    spectrum: Spectrum | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str = "",
+) -> AuditEvent:
     """One entry of the audit trail; call it inside the transaction that makes the change."""
     return AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None, action=action, subject=subject,
-        task=task, spectrum=spectrum, before=before or {}, after=after or {}, reason=reason,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        subject=subject,
+        task=task,
+        spectrum=spectrum,
+        before=before or {},
+        after=after or {},
+        reason=reason,
     )

@@ -12,6 +12,7 @@ emission line). Units are converted here, at the edge, and nowhere else:
 
 Everything that can go wrong with a file raises ``SpectrumFileError`` naming the file and the reason.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,11 +28,29 @@ from astropy.utils.exceptions import AstropyUserWarning
 # SDSS spectroscopic pixel mask bits (SPPIXMASK) that make an and_mask pixel unusable. Left out as
 # harmless: NEARBADPIXEL (16), PARTIALREJECT (19) and REDMONSTER (28), which flag pixels that are fine.
 SPPIXMASK_BAD_BITS = {
-    "NOPLUG": 0, "BADTRACE": 1, "BADFLAT": 2, "BADARC": 3, "MANYBADCOLUMNS": 4, "MANYREJECTED": 5,
-    "LARGESHIFT": 6, "BADSKYFIBER": 7, "NEARWHOPPER": 8, "WHOPPER": 9, "SMEARIMAGE": 10,
-    "SMEARHIGHSN": 11, "SMEARMEDSN": 12, "LOWFLAT": 17, "FULLREJECT": 18, "SCATTEREDLIGHT": 20,
-    "CROSSTALK": 21, "NOSKY": 22, "BRIGHTSKY": 23, "NODATA": 24, "COMBINEREJ": 25,
-    "BADFLUXFACTOR": 26, "BADSKYCHI": 27,
+    "NOPLUG": 0,
+    "BADTRACE": 1,
+    "BADFLAT": 2,
+    "BADARC": 3,
+    "MANYBADCOLUMNS": 4,
+    "MANYREJECTED": 5,
+    "LARGESHIFT": 6,
+    "BADSKYFIBER": 7,
+    "NEARWHOPPER": 8,
+    "WHOPPER": 9,
+    "SMEARIMAGE": 10,
+    "SMEARHIGHSN": 11,
+    "SMEARMEDSN": 12,
+    "LOWFLAT": 17,
+    "FULLREJECT": 18,
+    "SCATTEREDLIGHT": 20,
+    "CROSSTALK": 21,
+    "NOSKY": 22,
+    "BRIGHTSKY": 23,
+    "NODATA": 24,
+    "COMBINEREJ": 25,
+    "BADFLUXFACTOR": 26,
+    "BADSKYCHI": 27,
 }
 BAD_AND_MASK = sum(1 << bit for bit in SPPIXMASK_BAD_BITS.values())
 
@@ -98,12 +117,18 @@ class SdssSpectrum:
 
 def lines_as_dict(lines: dict[str, EmissionLine]) -> dict[str, dict]:
     """Line fits as JSON-ready dicts by LINENAME, with None for any value that is not finite."""
+
     def finite(value: float) -> float | None:
         return value if math.isfinite(value) else None
 
     return {
-        name: {"wave_rest": line.wave_rest, "flux": finite(line.flux), "flux_err": finite(line.flux_err),
-               "ew": finite(line.ew), "sigma": finite(line.sigma)}
+        name: {
+            "wave_rest": line.wave_rest,
+            "flux": finite(line.flux),
+            "flux_err": finite(line.flux_err),
+            "ew": finite(line.ew),
+            "sigma": finite(line.sigma),
+        }
         for name, line in lines.items()
     }
 
@@ -118,7 +143,9 @@ def read_spectrum(path: str | Path) -> SdssSpectrum:
             raise SpectrumFileError(path, f"not a FITS file (it starts with {start[:16]!r}, not 'SIMPLE  =')")
         size = path.stat().st_size
         if size % FITS_BLOCK and not path.name.endswith(".gz"):
-            raise SpectrumFileError(path, f"truncated: {size} bytes is not a whole number of {FITS_BLOCK}-byte FITS blocks")
+            raise SpectrumFileError(
+                path, f"truncated: {size} bytes is not a whole number of {FITS_BLOCK}-byte FITS blocks"
+            )
         with warnings.catch_warnings(record=True) as caught, fits.open(path, memmap=False) as hdus:
             warnings.simplefilter("always", AstropyUserWarning)
             hdus.readall()
@@ -135,8 +162,16 @@ def read_spectrum(path: str | Path) -> SdssSpectrum:
         raise SpectrumFileError(path, "file not found") from None
     except OSError as error:  # astropy raises OSError for non-FITS files and truncated data
         raise SpectrumFileError(path, f"not a readable FITS file ({error})") from None
-    except (TypeError, ValueError, IndexError, KeyError, AttributeError, ArithmeticError, struct.error,
-            fits.VerifyError) as error:  # what astropy raises on corrupt headers and tables (found by fuzzing)
+    except (
+        TypeError,
+        ValueError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        ArithmeticError,
+        struct.error,
+        fits.VerifyError,
+    ) as error:  # what astropy raises on corrupt headers and tables (found by fuzzing)
         raise SpectrumFileError(path, f"malformed FITS content ({type(error).__name__}: {error})") from None
 
 

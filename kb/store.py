@@ -12,6 +12,7 @@ overwrites: readers never see a half-written row.
 Folders written whole (an index beside its sidecar, a checkpoint) go through ``folder_write``: filled
 under a temporary name and renamed into place, so a reader sees the old folder or the new one.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """HTML pages of the ingested spectra, the search tasks and their knowledge bases."""
+
 import numpy as np
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -11,8 +12,8 @@ from kb.bpt import bpt_ratios
 from kb.curation import flag_raise
 from kb.filters import KBEntryFilter
 from kb.forms import FlagForm
-from kb.plots import EMISSION_LINES, version_figures
 from kb.models import AuditEvent, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.plots import EMISSION_LINES, version_figures
 from kb.selectors import (
     audit_list,
     kb_entry_list,
@@ -25,6 +26,7 @@ from kb.selectors import (
     spectrum_list,
     spectrum_task_label,
 )
+
 
 def spectra(request):
     page = Paginator(spectrum_list(label=request.GET.get("label")), 25).get_page(request.GET.get("page"))
@@ -47,15 +49,24 @@ def spectrum_detail(request, pk: int):
     wave, flux, valid = spectrum_flux(spectrum=spectrum)
     plot = {
         "wave": np.round(wave, 2).tolist(),
-        "spectra": [{"name": f"spec-{spectrum.plate_mjd_fiber}", "z": spectrum.z,
-                     "flux": [round(float(f), 4) if v else None for f, v in zip(flux, valid)]}],
+        "spectra": [
+            {
+                "name": f"spec-{spectrum.plate_mjd_fiber}",
+                "z": spectrum.z,
+                "flux": [round(float(f), 4) if v else None for f, v in zip(flux, valid)],
+            }
+        ],
         "lines": EMISSION_LINES,
         "title": f"spec-{spectrum.plate_mjd_fiber}, z = {spectrum.z:.4f}",
     }
     lines = sorted(spectrum.lines.items(), key=lambda item: item[1]["wave_rest"])
     context = {
-        "spectrum": spectrum, "plot": plot, "lines": lines, "valid_percent": 100 * spectrum.valid_fraction,
-        "bpt": bpt_ratios(spectrum.lines), "entries": spectrum.kb_entries.select_related("knowledge_base__task"),
+        "spectrum": spectrum,
+        "plot": plot,
+        "lines": lines,
+        "valid_percent": 100 * spectrum.valid_fraction,
+        "bpt": bpt_ratios(spectrum.lines),
+        "entries": spectrum.kb_entries.select_related("knowledge_base__task"),
         "tasks": search_task_list(),
     }
     return render(request, "kb/spectrum_detail.html", context)
@@ -70,19 +81,29 @@ def flag(request, task: str, spectrum_id: int):
     current = spectrum_task_label(task=task, spectrum=spectrum)
     if request.method == "POST" and form.is_valid():
         try:
-            flag_raise(user=request.user, task=task, spectrum=spectrum, reason=form.cleaned_data["reason"],
-                       proposed_label=form.cleaned_data["proposed_label"],
-                       entry=KBEntry.objects.filter(knowledge_base__task=task, knowledge_base__in_service=True,
-                                                    spectrum=spectrum).first())
+            flag_raise(
+                user=request.user,
+                task=task,
+                spectrum=spectrum,
+                reason=form.cleaned_data["reason"],
+                proposed_label=form.cleaned_data["proposed_label"],
+                entry=KBEntry.objects.filter(
+                    knowledge_base__task=task, knowledge_base__in_service=True, spectrum=spectrum
+                ).first(),
+            )
         except ValueError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"Flag recorded: spec-{spectrum.plate_mjd_fiber} in {task.name}, "
-                             f"{current} -> {form.cleaned_data['proposed_label']}. Curators will review it.")
+            messages.success(
+                request,
+                f"Flag recorded: spec-{spectrum.plate_mjd_fiber} in {task.name}, "
+                f"{current} -> {form.cleaned_data['proposed_label']}. Curators will review it.",
+            )
             return redirect("kb:spectrum-detail", pk=spectrum.pk)
     status = 400 if request.method == "POST" else 200
-    return render(request, "kb/flag.html", {"form": form, "task": task, "spectrum": spectrum, "current": current},
-                  status=status)
+    return render(
+        request, "kb/flag.html", {"form": form, "task": task, "spectrum": spectrum, "current": current}, status=status
+    )
 
 
 @permission_required("kb.view_auditevent", raise_exception=True)
@@ -95,8 +116,16 @@ def audit(request):
     page = Paginator(events, 100).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)
-    return render(request, "kb/audit.html", {"events": page, "query": params.urlencode(), "tasks": search_task_list(),
-                                             "actions": AuditEvent.objects.values_list("action", flat=True).distinct()})
+    return render(
+        request,
+        "kb/audit.html",
+        {
+            "events": page,
+            "query": params.urlencode(),
+            "tasks": search_task_list(),
+            "actions": AuditEvent.objects.values_list("action", flat=True).distinct(),
+        },
+    )
 
 
 def tasks(request):
@@ -110,10 +139,16 @@ def task(request, name: str):
         raise Http404(f"no search task {name}") from None
     versions = knowledge_base_list(task=task)
     in_service = next((kb for kb in versions if kb.in_service), None)
-    return render(request, "kb/task.html", {
-        "task": task, "versions": versions, "in_service": in_service,
-        "figures": version_figures([kb for kb in versions if kb.status == KnowledgeBase.Status.READY], task.scores),
-    })
+    return render(
+        request,
+        "kb/task.html",
+        {
+            "task": task,
+            "versions": versions,
+            "in_service": in_service,
+            "figures": version_figures([kb for kb in versions if kb.status == KnowledgeBase.Status.READY], task.scores),
+        },
+    )
 
 
 def entries(request):
@@ -123,7 +158,13 @@ def entries(request):
     entry_filter = KBEntryFilter(params, queryset=queryset)
     page = Paginator(entry_filter.qs, 50).get_page(request.GET.get("page"))
     params.pop("page", None)
-    knowledge_base = KnowledgeBase.objects.filter(pk=params.get("knowledge_base")).first() if params.get("knowledge_base", "").isdigit() else None
-    return render(request, "kb/entries.html", {
-        "filter": entry_filter, "entries": page, "query": params.urlencode(), "knowledge_base": knowledge_base,
-    })
+    knowledge_base = (
+        KnowledgeBase.objects.filter(pk=params.get("knowledge_base")).first()
+        if params.get("knowledge_base", "").isdigit()
+        else None
+    )
+    return render(
+        request,
+        "kb/entries.html",
+        {"filter": entry_filter, "entries": page, "query": params.urlencode(), "knowledge_base": knowledge_base},
+    )

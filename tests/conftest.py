@@ -70,9 +70,26 @@ def start_worker(data_dir, settings, *, module: str = "celery", **environment):
     log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
     log = open(log_path, "w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", module, "-A", "galspec_site", "worker", "--pool=solo", "-Q", "default,embedding,training",
-         "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "info"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            module,
+            "-A",
+            "galspec_site",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            "default,embedding,training",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "info",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     worker.log_path = log_path
     deadline = time.monotonic() + 60
@@ -127,7 +144,7 @@ class Snapshot:
 
 
 def build_snapshot(tmp_path_factory, django_db_blocker, name: str, build) -> Snapshot:
-    """Run ``build(folder)`` in a fresh data folder inside a transaction that is rolled back once its rows are dumped."""
+    """Run ``build(folder)`` in a fresh data folder, in a transaction rolled back once its rows are dumped."""
     from django.core.management import call_command
     from django.db import transaction
     from django.test import override_settings
@@ -187,9 +204,15 @@ def shipped_task(name: str):
     from kb.models import SearchTask
 
     task = TASKS[name]
-    row, _ = SearchTask.objects.get_or_create(name=name, defaults={
-        "title": task.title, "description": task.description, "labelling": task.labelling,
-        "target_labels": list(task.target_labels)})
+    row, _ = SearchTask.objects.get_or_create(
+        name=name,
+        defaults={
+            "title": task.title,
+            "description": task.description,
+            "labelling": task.labelling,
+            "target_labels": list(task.target_labels),
+        },
+    )
     return row
 
 

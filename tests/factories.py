@@ -1,4 +1,5 @@
 """factory_boy factories for rows tests need without ingesting files."""
+
 import factory
 
 from kb.models import Spectrum

@@ -6,6 +6,7 @@ named by ``GALSPEC_TEST_GATE`` and blocks for good: the sidecar is not written a
 renamed, so a test can SIGKILL the worker in the middle of ``inference.index.save``
 (``kb.store.folder_write``).
 """
+
 import os
 import sys
 import time

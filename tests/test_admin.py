@@ -1,4 +1,5 @@
 """The admin lists every model an administrator looks after, and refuses to hand-edit a knowledge base."""
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import User
@@ -16,7 +17,9 @@ def test_every_admin_list_and_detail_page_opens(client, searchable):
         assert listing.status_code == 200, meta.label
         first = model.objects.first()
         if first is not None:
-            assert client.get(f"/admin/{meta.app_label}/{meta.model_name}/{first.pk}/change/").status_code == 200, meta.label
+            assert client.get(f"/admin/{meta.app_label}/{meta.model_name}/{first.pk}/change/").status_code == 200, (
+                meta.label
+            )
 
 
 def test_a_knowledge_base_cannot_be_added_by_hand(client, searchable):

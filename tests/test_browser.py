@@ -3,6 +3,7 @@
 No browser is downloaded: Playwright launches /usr/bin/chromium (installed by .ci/run through apt).
 Batch jobs are run by a real Celery worker process.
 """
+
 import csv
 import io
 import os
@@ -18,8 +19,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     # skipped on a machine without chromium, never in CI (.ci/run installs it), where its absence must fail
-    pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
-                       reason="Debian's chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(
+        CHROMIUM is None and not os.environ.get("CI"),
+        reason="Debian's chromium is not installed (apt-get install chromium)",
+    ),
 ]
 
 
@@ -52,9 +55,11 @@ def page(browser):
 
 
 def _plot_layout(page, element_id: str) -> dict:
-    return page.evaluate(f"() => {{ const p = document.getElementById('{element_id}'); "
-                         "return {traces: p.data.map(t => t.name), layout: p._fullLayout.xaxis.range, "
-                         "title: p._fullLayout.xaxis.title.text}; }")
+    return page.evaluate(
+        f"() => {{ const p = document.getElementById('{element_id}'); "
+        "return {traces: p.data.map(t => t.name), layout: p._fullLayout.xaxis.range, "
+        "title: p._fullLayout.xaxis.title.text}; }"
+    )
 
 
 def test_upload_a_real_spectrum_and_read_its_evidence(live_server, page, searchable, real_spectra):
@@ -67,7 +72,10 @@ def test_upload_a_real_spectrum_and_read_its_evidence(live_server, page, searcha
     expected = search(task="bpt3", path=spectrum_file)
     assert page.text_content(".verdict") == expected.label
     assert page.locator("#neighbours tbody tr").count() == 3
-    assert page.locator("#neighbours tbody tr").first.locator("td").nth(1).text_content() == expected.neighbours[0].specobjid
+    assert (
+        page.locator("#neighbours tbody tr").first.locator("td").nth(1).text_content()
+        == expected.neighbours[0].specobjid
+    )
 
     plot = _plot_layout(page, "spectrum-plot")
     assert len(plot["traces"]) == 4 and plot["traces"][0] == f"query: {spectrum_file.name}"
@@ -200,8 +208,9 @@ def test_an_admin_rebuilds_watches_and_promotes(live_server, page, searchable, c
     assert all(kb.in_service for kb in operation.candidates.all())
 
 
-def test_a_survey_search_runs_and_its_candidates_lead_to_their_evidence(live_server, page, searchable,
-                                                                         celery_worker_process):
+def test_a_survey_search_runs_and_its_candidates_lead_to_their_evidence(
+    live_server, page, searchable, celery_worker_process
+):
     User.objects.create_user("henrietta", password="a-long-password-7")
     _log_in(page, live_server, "henrietta", "a-long-password-7", "/surveys/")
     _start_and_wait(page, "select[name=task]", "lens", "**/surveys/*/", "#candidates")

@@ -1,5 +1,6 @@
 """A thousand bad uploads: every one gets an answer a person can act on (4xx with a message, or a
 search answer when the file is still a usable spectrum), never a 5xx, and nothing is written."""
+
 import io
 import random
 
@@ -14,8 +15,19 @@ from tests.conftest import api_client
 
 pytestmark = pytest.mark.django_db
 
-HOSTILE_NAMES = ["../../../etc/passwd", "..", "a\\..\\..\\win.ini", "spec\x00.fits", "x" * 600 + ".fits", "CON",
-                 "<script>alert(1)</script>.fits", "spéc-ünïcode.fits", "  ", "/absolute/path.fits", "$(rm -rf ~).fits"]
+HOSTILE_NAMES = [
+    "../../../etc/passwd",
+    "..",
+    "a\\..\\..\\win.ini",
+    "spec\x00.fits",
+    "x" * 600 + ".fits",
+    "CON",
+    "<script>alert(1)</script>.fits",
+    "spéc-ünïcode.fits",
+    "  ",
+    "/absolute/path.fits",
+    "$(rm -rf ~).fits",
+]
 
 
 def _variant(path, kind: str, rng: random.Random) -> bytes:
@@ -54,8 +66,18 @@ def _variant(path, kind: str, rng: random.Random) -> bytes:
     raise AssertionError(kind)
 
 
-KINDS = ["random", "fits_prefix", "truncated", "block_truncated", "flipped", "nan", "inf", "wrong_shape",
-         "far_redshift", "no_coadd"]
+KINDS = [
+    "random",
+    "fits_prefix",
+    "truncated",
+    "block_truncated",
+    "flipped",
+    "nan",
+    "inf",
+    "wrong_shape",
+    "far_redshift",
+    "no_coadd",
+]
 
 
 def test_a_thousand_bad_uploads(searchable, real_spectra, data_dir):
@@ -81,7 +103,10 @@ def test_a_thousand_bad_uploads(searchable, real_spectra, data_dir):
             assert response.status_code == 400 and response.json()["error"]["message"], (kind, response.content[:300])
     assert not any((data_dir / "uploads").iterdir())  # no upload left behind, whatever its name
     assert Spectrum.objects.count() == spectra_before
-    assert not SearchJob.objects.exists() and not Flag.objects.exists() and not AuditEvent.objects.exclude(
-        action="knowledge_base_promoted").exists()
+    assert (
+        not SearchJob.objects.exists()
+        and not Flag.objects.exists()
+        and not AuditEvent.objects.exclude(action="knowledge_base_promoted").exists()
+    )
     for kind in ("random", "fits_prefix", "truncated", "nan", "wrong_shape", "no_coadd"):
         assert set(outcomes[kind]) == {400}, (kind, outcomes[kind])

@@ -4,6 +4,7 @@ They are found, not listed: every module of the apps that plays no Django role. 
 allowed importers of the ``science`` contract in pyproject.toml, which `lint-imports` holds statically;
 this test holds the same line at run time, where a lazy import inside a function would show.
 """
+
 import fnmatch
 import pkgutil
 import subprocess
@@ -43,10 +44,27 @@ def science_modules() -> list[str]:
 def test_the_science_is_found_where_it_lives():
     """The discovery finds what the house style calls science, and nothing that plays a Django role."""
     found = set(science_modules())
-    assert {"kb.spectra", "kb.mock.writer", "kb.plots", "training.model", "training.pretrain", "inference.index",
-            "inference.vote", "inference.answers", "experiments.baselines", "experiments.figures"} <= found
-    assert not found & {"kb.models", "inference.services.search", "inference.worker.lease", "inference.selectors",
-                        "experiments.evaluation", "kb.curation", "inference.views.search"}
+    assert {
+        "kb.spectra",
+        "kb.mock.writer",
+        "kb.plots",
+        "training.model",
+        "training.pretrain",
+        "inference.index",
+        "inference.vote",
+        "inference.answers",
+        "experiments.baselines",
+        "experiments.figures",
+    } <= found
+    assert not found & {
+        "kb.models",
+        "inference.services.search",
+        "inference.worker.lease",
+        "inference.selectors",
+        "experiments.evaluation",
+        "kb.curation",
+        "inference.views.search",
+    }
 
 
 @pytest.mark.parametrize("module", science_modules())

@@ -1,4 +1,5 @@
 """Deployment security: check --deploy, DEBUG off, secrets from the environment, CSRF, authentication on writes."""
+
 import os
 import subprocess
 import sys
@@ -11,14 +12,26 @@ from tests.conftest import REPO, api_client, person
 
 pytestmark = pytest.mark.django_db
 
-PRODUCTION = {"GALSPEC_HTTPS": "true", "GALSPEC_SECRET_KEY": "k3y-" + "x9Qz!vB7#pL2@" * 5, "GALSPEC_DEBUG": "false",
-              "DJANGO_SETTINGS_MODULE": "galspec_site.settings"}
+PRODUCTION = {
+    "GALSPEC_HTTPS": "true",
+    "GALSPEC_SECRET_KEY": "k3y-" + "x9Qz!vB7#pL2@" * 5,
+    "GALSPEC_DEBUG": "false",
+    "DJANGO_SETTINGS_MODULE": "galspec_site.settings",
+}
 
 
 def _manage(*args, **environment) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GALSPEC_") or key == "GALSPEC_DATA_DIR"}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env={**env, **environment},
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith("GALSPEC_") or key == "GALSPEC_DATA_DIR"
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env={**env, **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_check_deploy_is_clean_with_production_settings():
@@ -29,8 +42,9 @@ def test_check_deploy_is_clean_with_production_settings():
 
 
 def test_debug_is_off_and_the_secret_comes_from_the_environment():
-    shown = _manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG, settings.SECRET_KEY)",
-                    **PRODUCTION)
+    shown = _manage(
+        "shell", "-c", "from django.conf import settings; print(settings.DEBUG, settings.SECRET_KEY)", **PRODUCTION
+    )
     assert shown.stdout.splitlines()[-1].split() == ["False", PRODUCTION["GALSPEC_SECRET_KEY"]], shown.stderr
 
 
@@ -38,9 +52,16 @@ def test_forms_need_their_csrf_token(searchable):
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(person("vera", "astronomer"))
     entry = searchable["lens"].entries.first()
-    assert browser.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "lens", "reason": "x"}).status_code == 403
+    assert (
+        browser.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "lens", "reason": "x"}).status_code == 403
+    )
     assert browser.post("/batch/", {"task": "lens", "identifiers": "1"}).status_code == 403
-    assert browser.post("/api/v1/jobs/", {"task": "lens", "identifiers": ["1"]}, content_type="application/json").status_code == 403
+    assert (
+        browser.post(
+            "/api/v1/jobs/", {"task": "lens", "identifiers": ["1"]}, content_type="application/json"
+        ).status_code
+        == 403
+    )
 
 
 def test_every_api_write_needs_authentication_but_a_search(client):

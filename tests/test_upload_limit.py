@@ -1,4 +1,5 @@
 """An upload over the size limit is refused from its Content-Length, before any of its body is read."""
+
 import http.client
 import io
 import json
@@ -40,13 +41,19 @@ def upload_temp_dir(settings, tmp_path):
 
 
 def test_an_api_upload_announcing_a_gigabyte_gets_413_in_the_error_format_unread(upload_temp_dir):
-    response = api_client().post("/api/v1/search/", _tiny_upload(), content_type=MULTIPART, CONTENT_LENGTH=str(GIGABYTE))
+    response = api_client().post(
+        "/api/v1/search/", _tiny_upload(), content_type=MULTIPART, CONTENT_LENGTH=str(GIGABYTE)
+    )
     assert response.status_code == 413, response.content
-    assert response.json() == {"error": {
-        "status": 413, "code": "request_too_large",
-        "message": "This request is 1,024.0 MB, over the limit of 21.0 MB (one spectrum file of at most 20.0 MB "
-                   "and the rest of the form); none of it was read. Send a smaller file, or split a batch's files "
-                   "over several jobs."}}
+    assert response.json() == {
+        "error": {
+            "status": 413,
+            "code": "request_too_large",
+            "message": "This request is 1,024.0 MB, over the limit of 21.0 MB (one spectrum file of at most 20.0 MB "
+            "and the rest of the form); none of it was read. Send a smaller file, or split a batch's files "
+            "over several jobs.",
+        }
+    }
     assert not response.wsgi_request.environ["wsgi.input"].read_started  # not one byte of the body was read
     assert not any(upload_temp_dir.iterdir())
 
@@ -74,12 +81,15 @@ def _exchange(live_server, request: bytes) -> http.client.HTTPResponse:
     return response
 
 
-@pytest.mark.parametrize("path, content_type", [("/api/v1/search/", "application/json"),
-                                                ("/", "text/plain; charset=utf-8")])
+@pytest.mark.parametrize(
+    "path, content_type", [("/api/v1/search/", "application/json"), ("/", "text/plain; charset=utf-8")]
+)
 def test_a_live_server_answers_413_without_waiting_for_the_body(live_server, path, content_type):
     # A well-formed CSRF cookie, as a browser has: without one, CSRF checking refuses a page POST unread.
-    head = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {MULTIPART}\r\n"
-            f"Cookie: csrftoken={'a' * 32}\r\nContent-Length: {GIGABYTE}\r\n\r\n").encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {MULTIPART}\r\n"
+        f"Cookie: csrftoken={'a' * 32}\r\nContent-Length: {GIGABYTE}\r\n\r\n"
+    ).encode()
     response = _exchange(live_server, head + _tiny_upload())  # a gigabyte announced, 250 bytes sent
     assert response.status == 413, response.body
     assert response.getheader("Content-Type") == content_type
@@ -90,8 +100,10 @@ def test_a_live_server_answers_413_without_waiting_for_the_body(live_server, pat
 
 def test_a_chunked_body_is_refused_with_411_and_a_reason(live_server):
     body = _tiny_upload()
-    head = (f"POST /api/v1/search/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: {MULTIPART}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    head = (
+        f"POST /api/v1/search/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: {MULTIPART}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
     response = _exchange(live_server, head + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
     assert response.status == 411, response.body
     assert response.getheader("Content-Type") == "application/json"
@@ -117,7 +129,8 @@ def _padded_spectrum(path, size: int) -> bytes:
 
 @pytest.mark.django_db
 def test_a_file_just_under_the_limit_searches_and_one_byte_more_of_form_is_refused(
-        searchable, real_spectra, data_dir, upload_temp_dir, settings):
+    searchable, real_spectra, data_dir, upload_temp_dir, settings
+):
     assert max_request_bytes() == settings.GALSPEC_MAX_UPLOAD_BYTES + UPLOAD_OVERHEAD_BYTES == 21 * 2**20
     spectrum = io.BytesIO(_padded_spectrum(real_spectra[0], settings.GALSPEC_MAX_UPLOAD_BYTES))
     spectrum.name = real_spectra[0].name

@@ -7,6 +7,7 @@
 
 Folders are written whole (``kb.store.folder_write``), so a reader never sees half of one.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,12 @@ def load_checkpoint(folder: str | Path, device=None) -> GalSpecEncoder:
 def save_training_state(folder, *, model, optimizer, generator: torch.Generator, state: dict, shared: dict) -> None:
     """A ``last`` checkpoint: weights and config as any checkpoint, plus what resuming needs."""
     weights = {name: tensor.detach().float().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    extra = {"optimizer": optimizer.state_dict(), "generator": generator.get_state(), "state": state,
-             "torch_rng": torch.get_rng_state()}
+    extra = {
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "state": state,
+        "torch_rng": torch.get_rng_state(),
+    }
 
     def write(tmp: Path) -> None:
         save_file(weights, tmp / "model.safetensors")

@@ -18,6 +18,7 @@ Decisions the paper leaves open:
   interpolation from its visible neighbours and flagged by the validity channel, so a hidden pixel
   looks exactly like a gap in the data and neither shows up as an artificial drop to zero.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,7 +74,7 @@ PRESETS = {
 def pad(flux: torch.Tensor, valid: torch.Tensor, config: EncoderConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, L) -> (N, Lp): padding pixels at the red end are 0 and invalid."""
     N, L = flux.shape
-    if L != config.n_pixels:
+    if config.n_pixels != L:
         raise ValueError(f"Input length ({L}) doesn't match model ({config.n_pixels})")
     extra = config.padded_pixels - L
     return F.pad(flux, (0, extra)), F.pad(valid, (0, extra), value=False)
@@ -87,7 +88,7 @@ def patchify(x: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
 def unpatchify(patches: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
     """(N, P, S) -> (N, Lp), each pixel the mean of the patches that contain it."""
     N, P, S = patches.shape
-    index = (torch.arange(P, device=patches.device)[:, None] * config.stride + torch.arange(S, device=patches.device))
+    index = torch.arange(P, device=patches.device)[:, None] * config.stride + torch.arange(S, device=patches.device)
     index = index.reshape(1, P * S).expand(N, -1)  # (N, P*S) pixel of each patch entry
     total = patches.new_zeros(N, config.padded_pixels).scatter_add_(1, index, patches.reshape(N, P * S))
     count = patches.new_zeros(1, config.padded_pixels).scatter_add_(1, index[:1], patches.new_ones(1, P * S))
@@ -231,7 +232,9 @@ class MaskedSpectrumModel(nn.Module):
         corrections are averaged."""
         return filled + unpatchify(self.head(tokens), self.config)[:, : self.config.n_pixels]
 
-    def forward_loss(self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_loss(
+        self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """MSE over pixels that are hidden and valid. Returns (loss, prediction (N, L))."""
         visible = valid & ~hidden
         tokens, _ = self.encoder.forward_tokens(flux, visible)

@@ -1,4 +1,5 @@
 """Pre-training runs of the encoder and the checkpoints they leave."""
+
 from pathlib import Path
 
 from django.db import models
@@ -33,7 +34,7 @@ class TrainingRun(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["in_service"], condition=models.Q(in_service=True), name="one_training_run_in_service"
-            ),
+            )
         ]
 
     def __str__(self):

@@ -4,6 +4,7 @@ AdamW, linear warm-up then cosine decay, batches of 32, validation on held-out s
 mask, the best checkpoint kept by validation loss, and a ``last`` checkpoint to resume from.
 Deterministic for a given seed on the CPU.
 """
+
 from __future__ import annotations
 
 import json
@@ -153,8 +154,14 @@ def pretrain(
         if step % config.eval_every == 0 or step == config.max_steps:
             report["val_masked_mse"] = validate_and_save(loop, flux, valid, step, report, out_dir)
             loop.state.update(step=step, seconds=time.perf_counter() - started)
-            save_training_state(out_dir / LAST, model=loop.model, optimizer=loop.optimizer, generator=loop.generator,
-                                state=loop.state, shared=loop.shared)
+            save_training_state(
+                out_dir / LAST,
+                model=loop.model,
+                optimizer=loop.optimizer,
+                generator=loop.generator,
+                state=loop.state,
+                shared=loop.shared,
+            )
         if on_progress:
             on_progress(step, config.max_steps, report)
     metrics = _metrics(loop, step, time.perf_counter() - started)
@@ -162,8 +169,16 @@ def pretrain(
     return metrics
 
 
-def _prepare(flux, valid, model_config: EncoderConfig, config: PretrainConfig, out_dir: Path,
-             preprocess_config: dict | None, resume: bool, rows: np.ndarray | None) -> _Loop:
+def _prepare(
+    flux,
+    valid,
+    model_config: EncoderConfig,
+    config: PretrainConfig,
+    out_dir: Path,
+    preprocess_config: dict | None,
+    resume: bool,
+    rows: np.ndarray | None,
+) -> _Loop:
     """The device, the train/validation split and its fixed mask, the model and optimizer (restored from
     out_dir/last when resuming), and interpolation's validation errors."""
     device = resolve_device(config.device)
@@ -176,7 +191,9 @@ def _prepare(flux, valid, model_config: EncoderConfig, config: PretrainConfig, o
     if len(train_idx) == 0:
         raise ValueError(f"{len(usable)} spectra leave none to train on after the validation split")
     val_hidden = span_mask(
-        (len(val_idx), model_config.n_pixels), mask_ratio=config.mask_ratio, span=config.mask_span,
+        (len(val_idx), model_config.n_pixels),
+        mask_ratio=config.mask_ratio,
+        span=config.mask_span,
         generator=torch.Generator().manual_seed(config.seed + 1),
     )
     model = MaskedSpectrumModel(model_config).to(device)
@@ -186,8 +203,18 @@ def _prepare(flux, valid, model_config: EncoderConfig, config: PretrainConfig, o
     if resume and (out_dir / LAST).exists():
         state = load_training_state(out_dir / LAST, model=model, optimizer=optimizer, generator=generator)
     shared = {"model": model_config.to_dict(), "training": config.to_dict(), "preprocess": preprocess_config or {}}
-    return _Loop(model, optimizer, generator, device, train_idx, val_idx, val_hidden,
-                 interpolation_errors(flux, valid, val_idx, val_hidden), state, shared)
+    return _Loop(
+        model,
+        optimizer,
+        generator,
+        device,
+        train_idx,
+        val_idx,
+        val_hidden,
+        interpolation_errors(flux, valid, val_idx, val_hidden),
+        state,
+        shared,
+    )
 
 
 def train_step(loop: _Loop, flux, valid, step: int, config: PretrainConfig) -> dict:
@@ -195,10 +222,13 @@ def train_step(loop: _Loop, flux, valid, step: int, config: PretrainConfig) -> d
     model, optimizer = loop.model, loop.optimizer
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, config)
-    picks = np.sort(loop.train_idx[torch.randint(len(loop.train_idx), (config.batch_size,), generator=loop.generator).numpy()])
+    picks = np.sort(
+        loop.train_idx[torch.randint(len(loop.train_idx), (config.batch_size,), generator=loop.generator).numpy()]
+    )
     f, v = _batch(flux, valid, picks, loop.device)
-    hidden = span_mask(f.shape, mask_ratio=config.mask_ratio, span=config.mask_span, generator=loop.generator,
-                       device=loop.device)
+    hidden = span_mask(
+        f.shape, mask_ratio=config.mask_ratio, span=config.mask_span, generator=loop.generator, device=loop.device
+    )
     with _autocast(loop.device):
         loss = model(f, v, hidden)
     optimizer.zero_grad(set_to_none=True)
@@ -213,16 +243,25 @@ def validate_and_save(loop: _Loop, flux, valid, step: int, report: dict, out_dir
     out_dir/best, with how it compares with interpolation spectrum by spectrum. Returns the MSE."""
     errors = validation_errors(loop.model, flux, valid, loop.val_idx, loop.val_hidden, loop.device)
     val, interp = mse(errors), mse(loop.interp_errors)
-    loop.state["history"].append({"step": step, "train_loss": report["loss"], "val_masked_mse": val, "lr": report["lr"]})
+    loop.state["history"].append(
+        {"step": step, "train_loss": report["loss"], "val_masked_mse": val, "lr": report["lr"]}
+    )
     if val < loop.state["best_val"]:
         # per spectrum: does the model beat interpolation on its own hidden pixels?
         scored = errors[:, 1] > 0
         per_spectrum = errors[scored, 0] / errors[scored, 1]
         interp_per_spectrum = loop.interp_errors[scored, 0] / loop.interp_errors[scored, 1]
-        loop.state.update(best_val=val, best_beats=float((per_spectrum < interp_per_spectrum).mean()),
-                          best_median=float(np.median(per_spectrum)), interp_median=float(np.median(interp_per_spectrum)))
-        save_checkpoint(out_dir / BEST, loop.model,
-                        {**loop.shared, "metrics": {"step": step, "val_masked_mse": val, "val_interp_mse": interp}})
+        loop.state.update(
+            best_val=val,
+            best_beats=float((per_spectrum < interp_per_spectrum).mean()),
+            best_median=float(np.median(per_spectrum)),
+            interp_median=float(np.median(interp_per_spectrum)),
+        )
+        save_checkpoint(
+            out_dir / BEST,
+            loop.model,
+            {**loop.shared, "metrics": {"step": step, "val_masked_mse": val, "val_interp_mse": interp}},
+        )
     return val
 
 

@@ -1,4 +1,5 @@
 """Reads for training runs and checkpoints."""
+
 from training.models import TrainingRun
 
 

@@ -1,4 +1,5 @@
 """Writes for training: creating and executing pre-training runs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +12,8 @@ from django.utils import timezone
 
 from kb.preprocess import PAPER
 from kb.selectors import spectrum_store, spectrum_training_rows
-from training.models import TrainingRun
 from training.model import PRESETS, EncoderConfig
+from training.models import TrainingRun
 from training.pretrain import PRESET_DEFAULTS, PretrainConfig, pretrain
 
 ProgressCallback = Callable[[int, int, dict], None]
@@ -50,8 +51,9 @@ def training_run_execute(
     flux, valid = spectrum_store().read()
     rows = spectrum_training_rows()
     if len(rows) < 10:
-        raise ValueError(f"only {len(rows)} spectra are ingested and not reserved for testing; pre-training "
-                         "needs at least 10")
+        raise ValueError(
+            f"only {len(rows)} spectra are ingested and not reserved for testing; pre-training needs at least 10"
+        )
     run.status, run.started_at, run.n_spectra, run.error = TrainingRun.Status.RUNNING, timezone.now(), len(rows), ""
     run.save(update_fields=["status", "started_at", "n_spectra", "error"])
 

@@ -1,4 +1,5 @@
 """Celery tasks for training: ids in, services called."""
+
 from celery import shared_task
 
 from training.models import TrainingRun

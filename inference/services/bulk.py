@@ -7,6 +7,7 @@ for any reason, carries on from the first chunk with no file, so a survey of mil
 however often it is interrupted. ``manifest.json`` names the task, the knowledge-base version and
 checkpoint, and a run against another version refuses the folder.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,9 +28,16 @@ from kb.selectors import knowledge_base_in_service
 FIELDS = ("pk", "store_row", "specobjid", "plate", "mjd", "fiberid", "z")
 
 
-def bulk_search(*, task: SearchTask, out: str | Path, chunk: int = 10_000, k: int = 3,
-                knowledge_base: KnowledgeBase | None = None, labels: list[str] | None = None,
-                on_progress: Callable[[int, int], None] | None = None) -> dict:
+def bulk_search(
+    *,
+    task: SearchTask,
+    out: str | Path,
+    chunk: int = 10_000,
+    k: int = 3,
+    knowledge_base: KnowledgeBase | None = None,
+    labels: list[str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Search every ingested spectrum; returns the manifest. A spectrum in the knowledge base is not its
     own neighbour. ``is_target`` says whether the vote went to one of ``labels`` (default: the task's
     targets; empty for a classification task). ValueError if ``out`` holds a run against another
@@ -38,14 +46,23 @@ def bulk_search(*, task: SearchTask, out: str | Path, chunk: int = 10_000, k: in
     wanted = sorted(task.target_labels if labels is None else labels)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {"task": task.name, "knowledge_base": kb.pk, "kb_version": kb.version, "training_run": kb.training_run_id,
-                "k": k, "chunk": chunk, "labels": wanted}
+    manifest = {
+        "task": task.name,
+        "knowledge_base": kb.pk,
+        "kb_version": kb.version,
+        "training_run": kb.training_run_id,
+        "k": k,
+        "chunk": chunk,
+        "labels": wanted,
+    }
     existing = out / "manifest.json"
     if existing.exists():
         previous = json.loads(existing.read_text())
         if {key: previous.get(key) for key in manifest} != manifest:
-            raise ValueError(f"{out} holds a bulk search of {previous.get('task')} KB v{previous.get('kb_version')} "
-                             f"(chunk {previous.get('chunk')}, k {previous.get('k')}): use another folder")
+            raise ValueError(
+                f"{out} holds a bulk search of {previous.get('task')} KB v{previous.get('kb_version')} "
+                f"(chunk {previous.get('chunk')}, k {previous.get('k')}): use another folder"
+            )
     else:
         existing.write_text(json.dumps(manifest, indent=2))
     embedding_update(training_run=kb.training_run)
@@ -53,15 +70,19 @@ def bulk_search(*, task: SearchTask, out: str | Path, chunk: int = 10_000, k: in
     label_of, specobjid_of = {}, {}
     for pk, label, specobjid in kb.entries.values_list("spectrum_id", "label", "spectrum__specobjid").iterator():
         label_of[pk], specobjid_of[pk] = label, specobjid
-    store_rows = np.fromiter(Spectrum.objects.order_by("store_row").values_list("store_row", flat=True).iterator(),
-                             dtype=np.int64)  # 8 bytes a spectrum; the rows themselves are read a chunk at a time
+    store_rows = np.fromiter(
+        Spectrum.objects.order_by("store_row").values_list("store_row", flat=True).iterator(), dtype=np.int64
+    )  # 8 bytes a spectrum; the rows themselves are read a chunk at a time
     chunks = range(0, len(store_rows), chunk)
     for number, start in enumerate(chunks, start=1):
         part = out / f"part-{number:05d}.csv"
         if not part.exists():
             first, last = store_rows[start], store_rows[min(start + chunk, len(store_rows)) - 1]
-            rows = list(Spectrum.objects.filter(store_row__gte=first, store_row__lte=last).order_by("store_row")
-                        .values_list(*FIELDS))
+            rows = list(
+                Spectrum.objects.filter(store_row__gte=first, store_row__lte=last)
+                .order_by("store_row")
+                .values_list(*FIELDS)
+            )
             _search_chunk(rows, part, kb, index, label_of, specobjid_of, set(wanted), k)
         if on_progress:
             on_progress(min(start + chunk, len(store_rows)), len(store_rows))
@@ -70,8 +91,9 @@ def bulk_search(*, task: SearchTask, out: str | Path, chunk: int = 10_000, k: in
     return manifest
 
 
-def _search_chunk(rows: list[tuple], part: Path, kb: KnowledgeBase, index, label_of: dict, specobjid_of: dict,
-                  targets: set, k: int) -> None:
+def _search_chunk(
+    rows: list[tuple], part: Path, kb: KnowledgeBase, index, label_of: dict, specobjid_of: dict, targets: set, k: int
+) -> None:
     ids = np.array([row[0] for row in rows], dtype=np.int64)
     vectors = embedding_vectors(training_run=kb.training_run, store_rows=[row[1] for row in rows])
     neighbours = neighbours_excluding(index, vectors, k, own_ids=ids)
@@ -80,8 +102,20 @@ def _search_chunk(rows: list[tuple], part: Path, kb: KnowledgeBase, index, label
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SURVEY_COLUMNS)
-        for (_, _, specobjid, plate, mjd, fiber, z), vote, nids, dists in zip(rows, votes, neighbours.ids, neighbours.distances):
+        for (_, _, specobjid, plate, mjd, fiber, z), vote, nids, dists in zip(
+            rows, votes, neighbours.ids, neighbours.distances
+        ):
             found_ids = " ".join(specobjid_of[n] for n in nids.tolist() if n >= 0)
-            writer.writerow([specobjid, f"{plate:04d}-{mjd:05d}-{fiber:04d}", f"{z:.6f}", vote.label, f"{vote.share:.4f}",
-                             vote.label in targets if targets else "", found_ids, " ".join(f"{d:.5f}" for d in dists.tolist())])
+            writer.writerow(
+                [
+                    specobjid,
+                    f"{plate:04d}-{mjd:05d}-{fiber:04d}",
+                    f"{z:.6f}",
+                    vote.label,
+                    f"{vote.share:.4f}",
+                    vote.label in targets if targets else "",
+                    found_ids,
+                    " ".join(f"{d:.5f}" for d in dists.tolist()),
+                ]
+            )
     tmp.replace(part)

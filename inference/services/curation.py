@@ -4,6 +4,7 @@ vote, and one entry with its evidence.
 It lives in inference, not kb, because the evidence for a label is a search: the entry's neighbours in
 the knowledge base in service and how they vote (kb never imports inference). Reads only.
 """
+
 from __future__ import annotations
 
 from inference.selectors import evidence_get, spectrum_query
@@ -22,7 +23,9 @@ def curation_queue(*, task: SearchTask | None = None) -> dict:
             vote = search(task=item.task, spectrum=item.spectrum).label
         except ValueError:  # no knowledge base in service: no neighbours to ask
             vote = None
-        rows.append({"item": item, "vote": vote, "evidence": item.evidence + (1.0 if vote not in (None, item.label) else 0.0)})
+        rows.append(
+            {"item": item, "vote": vote, "evidence": item.evidence + (1.0 if vote not in (None, item.label) else 0.0)}
+        )
     rows.sort(key=lambda row: -row["evidence"])
     return {"rows": rows, "task": task, "tasks": SearchTask.objects.all(), "agreement": agreement_report(task=task)}
 
@@ -30,11 +33,15 @@ def curation_queue(*, task: SearchTask | None = None) -> dict:
 def curation_item_get(*, task: SearchTask, spectrum: Spectrum, api_url: str) -> dict:
     """One flagged entry: every flag on it, and the evidence of its neighbours' vote (``evidence_get``),
     or why there is none (``no_evidence``)."""
-    context = {"task": task, "spectrum": spectrum,
-               "flags": Flag.objects.filter(task=task, spectrum=spectrum).select_related("raised_by", "closed_by")}
+    context = {
+        "task": task,
+        "spectrum": spectrum,
+        "flags": Flag.objects.filter(task=task, spectrum=spectrum).select_related("raised_by", "closed_by"),
+    }
     try:
-        context.update(evidence_get(answer=search(task=task, spectrum=spectrum), query=spectrum_query(spectrum),
-                                    api_url=api_url))
+        context.update(
+            evidence_get(answer=search(task=task, spectrum=spectrum), query=spectrum_query(spectrum), api_url=api_url)
+        )
     except ValueError as error:
         context["no_evidence"] = str(error)
     return context

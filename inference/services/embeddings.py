@@ -1,4 +1,5 @@
 """Embedding the ingested spectra under a checkpoint: batched, resumable, one embedder at a time."""
+
 from __future__ import annotations
 
 import fcntl
@@ -38,7 +39,9 @@ def embedding_update(
     if run.status != TrainingRun.Status.SUCCEEDED:
         raise ValueError(f"{run} has not succeeded; its checkpoint cannot embed")
     model = load_checkpoint(run.checkpoint_path, device=device or settings.GALSPEC_DEVICE)
-    with _exclusive(settings.DATA_DIR / "embeddings" / f"run-{run.pk}.lock"):  # another embedder waits, then finds it done
+    with _exclusive(
+        settings.DATA_DIR / "embeddings" / f"run-{run.pk}.lock"
+    ):  # another embedder waits, then finds it done
         return _embedding_carry_on(run, model, batch_size, on_progress)
 
 
@@ -58,7 +61,10 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 def _embedding_carry_on(run: TrainingRun, model, batch_size: int, on_progress) -> EmbeddingSet:
     embedding_set, _ = EmbeddingSet.objects.get_or_create(
         training_run=run,
-        defaults={"width": model.config.embedding_width, "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}")},
+        defaults={
+            "width": model.config.embedding_width,
+            "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}"),
+        },
     )
     if embedding_set.width != model.config.embedding_width:  # the embedding changed since: start over
         embedding_set.width, embedding_set.rows = model.config.embedding_width, 0

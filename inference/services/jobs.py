@@ -3,6 +3,7 @@
 A job is answered from the knowledge-base version in service when it was created, whatever is
 promoted while it runs; a worker answers it (``inference.worker.jobs``).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -63,8 +64,10 @@ def search_job_create(
     for name, handle in files:
         size = getattr(handle, "size", None)
         if size is not None and size > settings.GALSPEC_MAX_UPLOAD_BYTES:
-            raise ValueError(f"{upload_name_safe(name)}: {size:,} bytes, over the limit of "
-                             f"{settings.GALSPEC_MAX_UPLOAD_BYTES:,} bytes for one spectrum file")
+            raise ValueError(
+                f"{upload_name_safe(name)}: {size:,} bytes, over the limit of "
+                f"{settings.GALSPEC_MAX_UPLOAD_BYTES:,} bytes for one spectrum file"
+            )
     kb = knowledge_base_in_service(task=task)
     public_id = uuid.uuid4()
     folder = settings.DATA_DIR / "jobs" / str(public_id)
@@ -78,8 +81,14 @@ def search_job_create(
                 shutil.copyfileobj(handle, out)
             inputs.append({"file": stored, "name": upload_name_safe(name)})
         job = SearchJob.objects.create(
-            public_id=public_id, owner=owner, task=task, knowledge_base=kb, k=k, inputs=inputs,
-            folder=str(folder) if files else "", total=total,
+            public_id=public_id,
+            owner=owner,
+            task=task,
+            knowledge_base=kb,
+            k=k,
+            inputs=inputs,
+            folder=str(folder) if files else "",
+            total=total,
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -89,8 +98,9 @@ def search_job_create(
 
 
 def search_job_cancel(*, job: SearchJob) -> SearchJob:
-    """Stop a queued or running job after the input it is on; what is answered stays. A finished job is left as it is."""
+    """Stop a queued or running job after the input it is on; what is answered stays. A finished job stays as it is."""
     SearchJob.objects.filter(pk=job.pk, status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING]).update(
-        status=SearchJob.Status.CANCELLED, finished_at=timezone.now())
+        status=SearchJob.Status.CANCELLED, finished_at=timezone.now()
+    )
     job.refresh_from_db()
     return job

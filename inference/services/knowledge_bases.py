@@ -1,4 +1,5 @@
 """Building a knowledge-base version: its entries embedded, its index written, its scores on the test reserve."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -46,8 +47,15 @@ def knowledge_base_build(
     if run is None:
         raise ValueError("no checkpoint is in service: pre-train the encoder first (manage.py pretrain)")
     spec = vector_index.IndexSpec(kind=index_kind)
-    kb = knowledge_base_create(task=task, training_run=run, size=size, target_fraction=target_fraction, seed=seed,
-                               index_kind=index_kind, index_params=vector_index.spec_dict(spec))
+    kb = knowledge_base_create(
+        task=task,
+        training_run=run,
+        size=size,
+        target_fraction=target_fraction,
+        seed=seed,
+        index_kind=index_kind,
+        index_params=vector_index.spec_dict(spec),
+    )
     return knowledge_base_index(knowledge_base=kb, promote=promote, on_progress=on_progress)
 
 
@@ -85,17 +93,27 @@ def knowledge_base_index(
                 spec, recall = vector_index.tune(index, spec, queries, exact, target=RECALL_TARGET)
                 KnowledgeBase.objects.filter(pk=kb.pk).update(index_params=vector_index.spec_dict(spec))
         folder = knowledge_base_folder(kb)
-        vector_index.save(index, folder, {
-            "task": kb.task.name, "kb_version": kb.version, "knowledge_base": kb.pk, "kind": kb.index_kind,
-            "training_run": run.pk, "checkpoint": str(run.checkpoint_path), "recall_at_3": recall,
-            "params": vector_index.spec_dict(spec),
-        })
+        vector_index.save(
+            index,
+            folder,
+            {
+                "task": kb.task.name,
+                "kb_version": kb.version,
+                "knowledge_base": kb.pk,
+                "kind": kb.index_kind,
+                "training_run": run.pk,
+                "checkpoint": str(run.checkpoint_path),
+                "recall_at_3": recall,
+                "params": vector_index.spec_dict(spec),
+            },
+        )
         evaluation = knowledge_base_evaluate(knowledge_base=kb, index=index)
     except BaseException as error:
         knowledge_base_abandon(knowledge_base=kb, error=repr(error))
         raise
-    return knowledge_base_finish(knowledge_base=kb, index_path=str(folder), recall=recall, evaluation=evaluation,
-                                 promote=promote)
+    return knowledge_base_finish(
+        knowledge_base=kb, index_path=str(folder), recall=recall, evaluation=evaluation, promote=promote
+    )
 
 
 def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, index, k: int = 3, n_resamples: int = 200) -> dict:

@@ -8,6 +8,7 @@ Promotion puts the new checkpoint and every candidate into service in one transa
 either all the old versions or all the new ones. Until then, and if the operation fails, is cancelled
 or its worker dies, the versions in service keep answering.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -33,14 +34,19 @@ def _require_operator(user) -> None:
 
 
 @transaction.atomic
-def operation_start(*, user, kind: str, task: SearchTask | None = None, preset: str = "small",
-                    max_steps: int | None = None) -> Operation:
+def operation_start(
+    *, user, kind: str, task: SearchTask | None = None, preset: str = "small", max_steps: int | None = None
+) -> Operation:
     """Queue an operation (one at a time); its Celery task goes to the training queue for pre-training,
     the embedding queue otherwise, once the operation is committed."""
     _require_operator(user)
     if kind not in Operation.Kind.values:
         raise ValueError(f"unknown operation {kind!r}; choose one of {', '.join(Operation.Kind.values)}")
-    running = Operation.objects.select_for_update().filter(status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING]).first()
+    running = (
+        Operation.objects.select_for_update()
+        .filter(status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING])
+        .first()
+    )
     if running is not None:
         raise ValueError(f"{running} is under way: wait for it or cancel it first")
     params = {}
@@ -52,10 +58,20 @@ def operation_start(*, user, kind: str, task: SearchTask | None = None, preset: 
         run = training_run_in_service()
         if run is None:
             raise ValueError("no checkpoint is in service: pre-train one first")
-    operation = Operation.objects.create(kind=kind, task=task if kind == Operation.Kind.REBUILD else None, params=params,
-                                         training_run=run, requested_by=user)
-    audit_record(actor=user, action="operation_started", subject=f"operation {operation.pk}", task=operation.task,
-                 after={"kind": kind, "training_run": run.pk, **params})
+    operation = Operation.objects.create(
+        kind=kind,
+        task=task if kind == Operation.Kind.REBUILD else None,
+        params=params,
+        training_run=run,
+        requested_by=user,
+    )
+    audit_record(
+        actor=user,
+        action="operation_started",
+        subject=f"operation {operation.pk}",
+        task=operation.task,
+        after={"kind": kind, "training_run": run.pk, **params},
+    )
     transaction.on_commit(lambda: operation_run_task.apply_async((operation.pk,), queue=operation.queue))
     return operation
 
@@ -68,10 +84,16 @@ def operation_cancel(*, user, operation: Operation) -> Operation:
     if not operation.active:
         raise ValueError(f"{operation} has ended; there is nothing to cancel")
     if operation.status == Operation.Status.QUEUED:
-        operation.status, operation.finished_at, operation.stage = Operation.Status.CANCELLED, timezone.now(), "cancelled"
+        operation.status, operation.finished_at, operation.stage = (
+            Operation.Status.CANCELLED,
+            timezone.now(),
+            "cancelled",
+        )
     operation.cancel_requested = True
     operation.save(update_fields=["status", "finished_at", "stage", "cancel_requested"])
-    audit_record(actor=user, action="operation_cancel_requested", subject=f"operation {operation.pk}", task=operation.task)
+    audit_record(
+        actor=user, action="operation_cancel_requested", subject=f"operation {operation.pk}", task=operation.task
+    )
     return operation
 
 
@@ -83,8 +105,10 @@ def operation_promote(*, user, operation: Operation, reason: str = "") -> Operat
             training_run_promote(run=operation.training_run)
         for kb in operation.candidates.filter(status=KnowledgeBase.Status.READY).select_related("task"):
             knowledge_base_promote(knowledge_base=kb, actor=user, reason=reason)
-        return {"training_run": operation.training_run_id,
-                "knowledge_bases": sorted(operation.candidates.values_list("pk", flat=True))}
+        return {
+            "training_run": operation.training_run_id,
+            "knowledge_bases": sorted(operation.candidates.values_list("pk", flat=True)),
+        }
 
     return _decide(user, operation, Operation.Status.PROMOTED, promote, reason)
 
@@ -100,8 +124,9 @@ def operation_discard(*, user, operation: Operation, reason: str = "") -> Operat
 
 
 @transaction.atomic
-def _decide(user, operation: Operation, status: str, act: Callable[[Operation, str], dict | None],
-            reason: str) -> Operation:
+def _decide(
+    user, operation: Operation, status: str, act: Callable[[Operation, str], dict | None], reason: str
+) -> Operation:
     """An admin's decision on a finished operation's candidates: ``act`` on them, record who decided, audit it."""
     _require_operator(user)
     operation = Operation.objects.select_for_update().get(pk=operation.pk)
@@ -111,6 +136,12 @@ def _decide(user, operation: Operation, status: str, act: Callable[[Operation, s
     after = act(operation, reason or f"operation {operation.pk}")
     operation.status, operation.decided_by, operation.decided_at = status, user, timezone.now()
     operation.save(update_fields=["status", "decided_by", "decided_at"])
-    audit_record(actor=user, action=f"operation_{verb}", subject=f"operation {operation.pk}", task=operation.task,
-                 after=after, reason=reason)
+    audit_record(
+        actor=user,
+        action=f"operation_{verb}",
+        subject=f"operation {operation.pk}",
+        task=operation.task,
+        after=after,
+        reason=reason,
+    )
     return operation

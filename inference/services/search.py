@@ -5,6 +5,7 @@ read and preprocessed as at ingest. The answer names everything needed to explai
 neighbour with its label, distance, weight and the catalogs the label came from, the knowledge-base
 version and the checkpoint.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -61,7 +62,9 @@ def load_index(knowledge_base: KnowledgeBase):
     return index
 
 
-def query_vector(*, knowledge_base: KnowledgeBase, spectrum: Spectrum | None = None, flux=None, valid=None) -> np.ndarray:
+def query_vector(
+    *, knowledge_base: KnowledgeBase, spectrum: Spectrum | None = None, flux=None, valid=None
+) -> np.ndarray:
     """(D,) embedding of the query under the knowledge base's checkpoint."""
     run = knowledge_base.training_run
     if spectrum is not None:
@@ -125,18 +128,33 @@ def search(
     result = vote([entries[i].label if i in entries else "" for i in ids.tolist()], distances, weight_function)
     neighbours = [
         Neighbour(
-            spectrum_id=i, specobjid=entries[i].spectrum.specobjid, plate_mjd_fiber=entries[i].spectrum.plate_mjd_fiber,
-            z=entries[i].spectrum.z, label=entries[i].label, distance=float(d), weight=float(w),
-            catalogs=list(entries[i].catalogs), details=dict(entries[i].details),
+            spectrum_id=i,
+            specobjid=entries[i].spectrum.specobjid,
+            plate_mjd_fiber=entries[i].spectrum.plate_mjd_fiber,
+            z=entries[i].spectrum.z,
+            label=entries[i].label,
+            distance=float(d),
+            weight=float(w),
+            catalogs=list(entries[i].catalogs),
+            details=dict(entries[i].details),
         )
         for i, d, w in zip(present, distances[: len(present)], result.weights)
     ]
     targets = tuple(task.target_labels)
     return Answer(
-        task=task.name, label=result.label, share=result.share, shares=result.shares,
-        is_target=(result.label in targets) if targets else None, neighbours=neighbours,
-        knowledge_base=kb.pk, kb_version=kb.version, checkpoint=str(kb.training_run.checkpoint_path),
-        training_run=kb.training_run_id, k=k, weight_function=weight_function, query=query,
+        task=task.name,
+        label=result.label,
+        share=result.share,
+        shares=result.shares,
+        is_target=(result.label in targets) if targets else None,
+        neighbours=neighbours,
+        knowledge_base=kb.pk,
+        kb_version=kb.version,
+        checkpoint=str(kb.training_run.checkpoint_path),
+        training_run=kb.training_run_id,
+        k=k,
+        weight_function=weight_function,
+        query=query,
     )
 
 
@@ -157,7 +175,9 @@ def search_query(
     PLATE-MJD-FIBER or position. ValueError with a message for that person; nothing is kept of an upload."""
     if upload is None:
         spectrum = spectrum_lookup(identifier=identifier, ra=ra, dec=dec, radius_arcsec=radius_arcsec)
-        answer = search(task=task, spectrum=spectrum, k=k, weight_function=weight_function, knowledge_base=knowledge_base)
+        answer = search(
+            task=task, spectrum=spectrum, k=k, weight_function=weight_function, knowledge_base=knowledge_base
+        )
         return answer, spectrum_query(spectrum)
     if identifier or ra is not None or dec is not None:
         raise ValueError("give either a spectrum file or an identifier or position, not both")
@@ -172,9 +192,17 @@ def search_query(
         with open(path, "wb") as out:
             shutil.copyfileobj(upload, out)
         prepared = read_query(path)
-        answer = search(task=task, prepared=prepared, k=k, weight_function=weight_function, knowledge_base=knowledge_base)
-    query = Query(name=name, z=prepared.spectrum.z, flux=prepared.grid.flux, valid=prepared.grid.valid,
-                  lines=lines_as_dict(prepared.spectrum.lines), spectrum=None)
+        answer = search(
+            task=task, prepared=prepared, k=k, weight_function=weight_function, knowledge_base=knowledge_base
+        )
+    query = Query(
+        name=name,
+        z=prepared.spectrum.z,
+        flux=prepared.grid.flux,
+        valid=prepared.grid.valid,
+        lines=lines_as_dict(prepared.spectrum.lines),
+        spectrum=None,
+    )
     return answer, query
 
 

@@ -7,6 +7,7 @@ voted a label of interest as candidates.
 One search per knowledge-base version, K and labels is enough while the survey does not grow: asking
 again returns the one under way or done. A person has one search under way at a time.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -32,7 +33,9 @@ def _labels_of_interest(task: SearchTask, labels: list[str] | None) -> list[str]
     allowed = labelling_labels(task.labelling)
     labels = sorted(set(labels or task.target_labels))
     if not labels:
-        raise ValueError(f"{task.name} is a classification task: choose the labels of interest among {', '.join(allowed)}")
+        raise ValueError(
+            f"{task.name} is a classification task: choose the labels of interest among {', '.join(allowed)}"
+        )
     unknown = [label for label in labels if label not in allowed]
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not a label of {task.name}; choose among {', '.join(allowed)}")
@@ -40,8 +43,9 @@ def _labels_of_interest(task: SearchTask, labels: list[str] | None) -> list[str]
 
 
 @transaction.atomic
-def survey_search_start(*, user, task: SearchTask, labels: list[str] | None = None,
-                        k: int = 3) -> tuple[SurveySearch, bool]:
+def survey_search_start(
+    *, user, task: SearchTask, labels: list[str] | None = None, k: int = 3
+) -> tuple[SurveySearch, bool]:
     """Queue a search of the whole survey, or find the same search already under way or done; returns it
     and whether it is new.
 
@@ -57,14 +61,17 @@ def survey_search_start(*, user, task: SearchTask, labels: list[str] | None = No
     SearchTask.objects.select_for_update().get(pk=task.pk)  # starts for one task take turns: no twin searches
     kb = knowledge_base_in_service(task=task)
     total = Spectrum.objects.count()
-    same = SurveySearch.objects.filter(knowledge_base=kb, k=k, labels=labels, total=total,
-                                       status__in=[*UNDER_WAY, SurveySearch.Status.DONE]).first()
+    same = SurveySearch.objects.filter(
+        knowledge_base=kb, k=k, labels=labels, total=total, status__in=[*UNDER_WAY, SurveySearch.Status.DONE]
+    ).first()
     if same is not None:
         return same, False
     mine = SurveySearch.objects.filter(requested_by=user, status__in=UNDER_WAY).first()
     if mine is not None:
         raise ValueError(f"your {mine} is under way: wait for it or cancel it first")
-    survey = SurveySearch.objects.create(task=task, knowledge_base=kb, labels=labels, k=k, requested_by=user, total=total)
+    survey = SurveySearch.objects.create(
+        task=task, knowledge_base=kb, labels=labels, k=k, requested_by=user, total=total
+    )
     survey.folder = str(settings.DATA_DIR / "surveys" / str(survey.pk))
     survey.save(update_fields=["folder"])
     transaction.on_commit(lambda: survey_search_task.apply_async((survey.pk,), queue="embedding"))

@@ -1,4 +1,5 @@
 """The curators' pages: the queue of flagged entries, and one entry with its evidence and flags."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,13 +27,23 @@ def item(request, task: str, spectrum_id: int):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            flag_review(user=request.user, task=task, spectrum=spectrum, accept=data["decision"] == "accept",
-                        label=data["label"] or None, note=data["note"])
+            flag_review(
+                user=request.user,
+                task=task,
+                spectrum=spectrum,
+                accept=data["decision"] == "accept",
+                label=data["label"] or None,
+                note=data["note"],
+            )
         except ValueError as error:
             form.add_error(None, str(error))
         else:
             messages.success(request, f"spec-{spectrum.plate_mjd_fiber} in {task.name}: flags {data['decision']}ed.")
             return redirect("inference:curation")
     context = curation_item_get(task=task, spectrum=spectrum, api_url=request.build_absolute_uri(reverse("api:search")))
-    return render(request, "inference/curation_item.html", {**context, "form": form},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "inference/curation_item.html",
+        {**context, "form": form},
+        status=400 if request.method == "POST" else 200,
+    )

@@ -1,5 +1,6 @@
 """The admins' operations page: start pre-training, re-embedding or rebuilds, watch them, then compare
 their candidates with the versions in service and promote or discard them."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404
@@ -20,21 +21,33 @@ def operations(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            operation = operation_start(user=request.user, kind=data["kind"], task=data["task"], preset=data["preset"],
-                                        max_steps=data["max_steps"])
+            operation = operation_start(
+                user=request.user,
+                kind=data["kind"],
+                task=data["task"],
+                preset=data["preset"],
+                max_steps=data["max_steps"],
+            )
         except ValueError as error:
             form.add_error(None, str(error))
         else:
             return redirect("inference:operation", pk=operation.pk)
-    return render(request, "inference/operations.html", {
-        "form": form, "operations": operation_list()[:30],
-    }, status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "inference/operations.html",
+        {"form": form, "operations": operation_list()[:30]},
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @permission_required(OPERATE, raise_exception=True)
 def operation(request, pk: int):
     operation = get_object_or_404(Operation.objects.select_related("task", "training_run", "requested_by"), pk=pk)
-    return render(request, "inference/operation.html", {"operation": operation, "comparison": operation_comparison(operation=operation)})
+    return render(
+        request,
+        "inference/operation.html",
+        {"operation": operation, "comparison": operation_comparison(operation=operation)},
+    )
 
 
 @permission_required(OPERATE, raise_exception=True)
@@ -42,9 +55,11 @@ def operation_progress(request, pk: int):
     """Progress in celery-progress's format, plus the stage and the loss curve, from the operation row."""
     operation = get_object_or_404(Operation, pk=pk)
     return stage_progress_json(
-        operation, finished=not operation.active,
+        operation,
+        finished=not operation.active,
         succeeded=operation.status not in (Operation.Status.FAILED, Operation.Status.CANCELLED),
-        stage=operation.stage, history=operation.history,
+        stage=operation.stage,
+        history=operation.history,
     )
 
 

@@ -1,4 +1,5 @@
 """Pages: the pipeline at a glance, and searching one spectrum with its evidence."""
+
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode

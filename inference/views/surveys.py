@@ -1,7 +1,7 @@
 """Survey-search pages: start a search of the whole survey, watch it, browse and download its candidates."""
+
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,13 +23,19 @@ def surveys(request):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                survey, _ = survey_search_start(user=request.user, task=data["task"], labels=data["labels"], k=data["k"])
+                survey, _ = survey_search_start(
+                    user=request.user, task=data["task"], labels=data["labels"], k=data["k"]
+                )
             except ValueError as error:
                 form.add_error(None, str(error))
             else:
                 return redirect("inference:survey", pk=survey.pk)
-    return render(request, "inference/surveys.html", {"form": form, "surveys": survey_search_list()[:50]},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "inference/surveys.html",
+        {"form": form, "surveys": survey_search_list()[:50]},
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 def _survey(pk: int) -> SurveySearch:
@@ -41,10 +47,18 @@ def survey(request, pk: int):
     label = request.GET.get("label", "")
     page = Paginator(survey_candidates(survey=survey, label=label), 50).get_page(request.GET.get("page"))
     can_cancel = not survey.finished and survey_search_can_cancel(user=request.user, survey=survey)
-    return render(request, "inference/survey.html", {
-        "survey": survey, "candidates": page, "label": label, "query": urlencode({"label": label}) if label else "",
-        "can_cancel": can_cancel, "counts": sorted(survey.label_counts.items(), key=lambda item: -item[1]),
-    })
+    return render(
+        request,
+        "inference/survey.html",
+        {
+            "survey": survey,
+            "candidates": page,
+            "label": label,
+            "query": urlencode({"label": label}) if label else "",
+            "can_cancel": can_cancel,
+            "counts": sorted(survey.label_counts.items(), key=lambda item: -item[1]),
+        },
+    )
 
 
 def survey_progress(request, pk: int):
@@ -59,8 +73,9 @@ def survey_download(request, pk: int, what: str):
     if survey.status != SurveySearch.Status.DONE:
         messages.error(request, f"{survey} has no table to download: it is {survey.status}.")
         return redirect("inference:survey", pk=survey.pk)
-    response = StreamingHttpResponse(survey_csv(survey=survey, candidates_only=what == "candidates"),
-                                     content_type="text/csv")
+    response = StreamingHttpResponse(
+        survey_csv(survey=survey, candidates_only=what == "candidates"), content_type="text/csv"
+    )
     response["Content-Disposition"] = f'attachment; filename="galspec-survey-{survey.pk}-{survey.task.name}-{what}.csv"'
     return response
 

@@ -3,6 +3,7 @@
 Answers are written one input at a time, so a job whose worker died carries on from the first
 unanswered input when its task is delivered again.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,10 +27,17 @@ def query_label(query: dict) -> str:
 
 def _answer_row(answer: Answer) -> dict:
     return {
-        "label": answer.label, "share": answer.share, "is_target": answer.is_target,
+        "label": answer.label,
+        "share": answer.share,
+        "is_target": answer.is_target,
         "neighbours": [
-            {"specobjid": n.specobjid, "plate_mjd_fiber": n.plate_mjd_fiber, "label": n.label,
-             "distance": n.distance, "weight": n.weight}
+            {
+                "specobjid": n.specobjid,
+                "plate_mjd_fiber": n.plate_mjd_fiber,
+                "label": n.label,
+                "distance": n.distance,
+                "weight": n.weight,
+            }
             for n in answer.neighbours
         ],
     }
@@ -37,7 +45,9 @@ def _answer_row(answer: Answer) -> dict:
 
 def _search_one(job: SearchJob, query: dict) -> dict:
     if "file" in query:
-        answer = search(task=job.task, path=Path(job.folder) / query["file"], k=job.k, knowledge_base=job.knowledge_base)
+        answer = search(
+            task=job.task, path=Path(job.folder) / query["file"], k=job.k, knowledge_base=job.knowledge_base
+        )
         return _answer_row(answer)
     spectrum = spectrum_lookup(identifier=query.get("identifier", ""), ra=query.get("ra"), dec=query.get("dec"))
     answer = search(task=job.task, spectrum=spectrum, k=job.k, knowledge_base=job.knowledge_base)
@@ -48,7 +58,9 @@ def search_job_run(*, job: SearchJob, on_progress=None) -> SearchJob:
     """Answer every input not yet answered, committing each; stops early if the job is cancelled."""
     if job.finished:
         return job
-    SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.RUNNING, started_at=job.started_at or timezone.now())
+    SearchJob.objects.filter(pk=job.pk).update(
+        status=SearchJob.Status.RUNNING, started_at=job.started_at or timezone.now()
+    )
     answered = set(job.results.values_list("position", flat=True))
     done, failed = len(answered), job.results.exclude(error="").count()
     try:
@@ -68,10 +80,12 @@ def search_job_run(*, job: SearchJob, on_progress=None) -> SearchJob:
             if on_progress:
                 on_progress(done, job.total)
     except Exception as error:
-        SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.FAILED, error=repr(error),
-                                                   finished_at=timezone.now())
+        SearchJob.objects.filter(pk=job.pk).update(
+            status=SearchJob.Status.FAILED, error=repr(error), finished_at=timezone.now()
+        )
         raise
     SearchJob.objects.filter(pk=job.pk).exclude(status=SearchJob.Status.CANCELLED).update(
-        status=SearchJob.Status.DONE, finished_at=timezone.now())
+        status=SearchJob.Status.DONE, finished_at=timezone.now()
+    )
     job.refresh_from_db()
     return job

@@ -11,6 +11,7 @@ Progress reports stamp the heartbeat, but some steps report nothing for minutes 
 index over a million vectors takes three on two cores); ``Lease.heartbeat`` runs a thread that keeps a
 live worker from looking dead meanwhile, and stops with it, so a killed worker still goes silent.
 """
+
 from __future__ import annotations
 
 import threading
@@ -44,7 +45,8 @@ class Lease:
         claimable = Q(status=QUEUED) | Q(status=RUNNING, heartbeat_at__lt=stale_before())
         with transaction.atomic():
             if not model.objects.filter(claimable, pk=pk).update(
-                    status=RUNNING, heartbeat_at=timezone.now(), attempts=F("attempts") + 1):
+                status=RUNNING, heartbeat_at=timezone.now(), attempts=F("attempts") + 1
+            ):
                 return None
             return cls(model, pk, model.objects.values_list("attempts", flat=True).get(pk=pk))
 

@@ -5,6 +5,7 @@ sends it again (``inference.tasks``); whoever claims it (``inference.worker.leas
 pre-training resumes from its last checkpoint, embedding from its last committed chunk, and finished
 candidates are kept.
 """
+
 from __future__ import annotations
 
 from inference.models import Operation
@@ -52,16 +53,28 @@ def operation_run(*, operation: Operation) -> Operation:
         pass  # the worker that took it over carries on
     except OperationCancelled:
         if lease.finish(Operation.Status.CANCELLED, stage="cancelled"):
-            audit_record(actor=None, action="operation_cancelled", subject=f"operation {operation.pk}", task=operation.task)
+            audit_record(
+                actor=None, action="operation_cancelled", subject=f"operation {operation.pk}", task=operation.task
+            )
     except Exception as error:
         if lease.finish(Operation.Status.FAILED, error=repr(error), stage="failed"):  # else a worker taken for dead
-            audit_record(actor=None, action="operation_failed", subject=f"operation {operation.pk}",
-                         task=operation.task, reason=repr(error))
+            audit_record(
+                actor=None,
+                action="operation_failed",
+                subject=f"operation {operation.pk}",
+                task=operation.task,
+                reason=repr(error),
+            )
             raise
     else:
         if lease.finish(Operation.Status.DONE, stage="waiting for an admin to promote or discard"):
-            audit_record(actor=None, action="operation_finished", subject=f"operation {operation.pk}",
-                         task=operation.task, after={"candidates": sorted(operation.candidates.values_list("pk", flat=True))})
+            audit_record(
+                actor=None,
+                action="operation_finished",
+                subject=f"operation {operation.pk}",
+                task=operation.task,
+                after={"candidates": sorted(operation.candidates.values_list("pk", flat=True))},
+            )
     operation.refresh_from_db()
     return operation
 
@@ -80,8 +93,9 @@ def _operation_carry_on(operation: Operation, lease: Lease) -> None:
             _beat(lease, stage=f"building the {task.name} knowledge base", step=0, total=0)
             kb = _candidate_create(task, run)
             operation.candidates.add(kb)
-            knowledge_base_index(knowledge_base=kb, promote=False,
-                                 on_progress=lambda done, total: _beat(lease, step=done, total=total))
+            knowledge_base_index(
+                knowledge_base=kb, promote=False, on_progress=lambda done, total: _beat(lease, step=done, total=total)
+            )
 
 
 def _pretrain(operation: Operation, lease: Lease) -> None:
@@ -90,8 +104,12 @@ def _pretrain(operation: Operation, lease: Lease) -> None:
 
     def trained(step, max_steps, report):
         if "val_masked_mse" in report or step % max(1, max_steps // 200) == 0 or step == max_steps:
-            point = {"step": step, "train_loss": report["loss"], "val_masked_mse": report.get("val_masked_mse"),
-                     "attempt": lease.attempt}
+            point = {
+                "step": step,
+                "train_loss": report["loss"],
+                "val_masked_mse": report.get("val_masked_mse"),
+                "attempt": lease.attempt,
+            }
             operation.history = [p for p in operation.history if p["step"] < step] + [point]
             _beat(lease, stage="pre-training", step=step, total=max_steps, history=operation.history)
 
@@ -108,9 +126,15 @@ def _candidate_create(task: SearchTask, run: TrainingRun) -> KnowledgeBase:
     """A new version of ``task``'s knowledge base under ``run``, composed like the version in service."""
     like = KnowledgeBase.objects.filter(task=task, in_service=True).first()
     return knowledge_base_create(
-        task=task, training_run=run, size=like.size if like and like.target_fraction else None,
-        target_fraction=like.target_fraction if like else None, seed=like.seed if like else 0,
+        task=task,
+        training_run=run,
+        size=like.size if like and like.target_fraction else None,
+        target_fraction=like.target_fraction if like else None,
+        seed=like.seed if like else 0,
         index_kind=like.index_kind if like else "flat",
-        index_params={key: value for key, value in (like.index_params if like else {}).items()
-                      if key in ("kind", "hnsw_m", "ivf_lists")},  # the search widths are tuned afresh
+        index_params={
+            key: value
+            for key, value in (like.index_params if like else {}).items()
+            if key in ("kind", "hnsw_m", "ivf_lists")
+        },  # the search widths are tuned afresh
     )

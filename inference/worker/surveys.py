@@ -4,6 +4,7 @@ A worker that dies leaves its search 'running' with a heartbeat that stops. The 
 sends it again (``inference.tasks``); whoever claims it (``inference.worker.lease``) carries it
 on from its last written part. After ``MAX_ATTEMPTS`` the search fails instead of looping.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,11 @@ def survey_search_claim(*, survey: SurveySearch) -> Lease | None:
     """Take the search up (``Lease.claim``); a search whose workers died ``MAX_ATTEMPTS`` times is failed instead."""
     lease = Lease.claim(SurveySearch, survey.pk)
     if lease is not None and lease.attempt > MAX_ATTEMPTS:
-        lease.finish(SurveySearch.Status.FAILED, stage="failed",
-                     error=f"its worker died {MAX_ATTEMPTS} times (out of memory?): see the workers' logs")
+        lease.finish(
+            SurveySearch.Status.FAILED,
+            stage="failed",
+            error=f"its worker died {MAX_ATTEMPTS} times (out of memory?): see the workers' logs",
+        )
         shutil.rmtree(survey.folder, ignore_errors=True)
         return None
     return lease
@@ -43,6 +47,7 @@ def _progress(lease: Lease, stage: str):
     def report(done: int, total: int) -> None:
         if not lease.write(stage=stage, step=done):
             raise SurveySearchStopped()
+
     return report
 
 
@@ -68,8 +73,15 @@ def survey_search_run(*, survey: SurveySearch) -> SurveySearch:
 def _survey_search_carry_on(survey: SurveySearch, lease: Lease) -> None:
     kb = survey.knowledge_base
     embedding_update(training_run=kb.training_run, on_progress=_progress(lease, "embedding the survey"))
-    bulk_search(task=survey.task, out=survey.folder, chunk=CHUNK, k=survey.k, knowledge_base=kb, labels=survey.labels,
-                on_progress=_progress(lease, "searching"))
+    bulk_search(
+        task=survey.task,
+        out=survey.folder,
+        chunk=CHUNK,
+        k=survey.k,
+        knowledge_base=kb,
+        labels=survey.labels,
+        on_progress=_progress(lease, "searching"),
+    )
     _progress(lease, "collecting the candidates")(survey.total, survey.total)
     _candidates_record(survey, lease)
 
@@ -93,20 +105,34 @@ def _candidates_record(survey: SurveySearch, lease: Lease) -> None:
             _candidates_create(survey, batch)
             batch = []
     _candidates_create(survey, batch)
-    if not lease.finish(SurveySearch.Status.DONE, stage="done", label_counts=dict(counts.most_common()),
-                        found=sum(counts[label] for label in wanted)):
+    if not lease.finish(
+        SurveySearch.Status.DONE,
+        stage="done",
+        label_counts=dict(counts.most_common()),
+        found=sum(counts[label] for label in wanted),
+    ):
         raise SurveySearchStopped()
 
 
 def _candidates_create(survey: SurveySearch, rows: list[dict]) -> None:
-    pk_of = dict(Spectrum.objects.filter(specobjid__in=[row["specobjid"] for row in rows]).values_list("specobjid", "pk"))
+    pk_of = dict(
+        Spectrum.objects.filter(specobjid__in=[row["specobjid"] for row in rows]).values_list("specobjid", "pk")
+    )
     candidates = []
     for row in rows:
         # nearest first; a KB of fewer than K entries leaves inf distances with no neighbour, at the end
         distances = [d for d in map(float, row["distances"].split()) if math.isfinite(d)]
         if not distances:
             raise ValueError(f"{row['specobjid']} was voted {row['label']} with no neighbour at a finite distance")
-        candidates.append(SurveyCandidate(
-            survey=survey, spectrum_id=pk_of[row["specobjid"]], label=row["label"], share=float(row["share"]),
-            distance=distances[0], neighbours=row["neighbours"].split()[: len(distances)], distances=distances))
+        candidates.append(
+            SurveyCandidate(
+                survey=survey,
+                spectrum_id=pk_of[row["specobjid"]],
+                label=row["label"],
+                share=float(row["share"]),
+                distance=distances[0],
+                neighbours=row["neighbours"].split()[: len(distances)],
+                distances=distances,
+            )
+        )
     SurveyCandidate.objects.bulk_create(candidates)

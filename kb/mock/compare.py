@@ -7,6 +7,7 @@ Measured on each spectrum (from the file alone, as ingest reads it):
 - ``halpha_ew``: SPZLINE H-alpha equivalent width, Angstrom;
 - ``log_o3_hb``, ``log_n2_ha``: SPZLINE line ratios where all four lines have S/N >= 3.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,7 +58,10 @@ def summarise(folder: Path, limit: int | None = None) -> dict[str, dict]:
     for m, vs in values.items():
         vs = np.array(vs, dtype=float)
         vs = vs[np.isfinite(vs)]
-        out[m] = {"n": len(vs), "p16": float(np.percentile(vs, 16)) if len(vs) else np.nan,
-                  "median": float(np.median(vs)) if len(vs) else np.nan,
-                  "p84": float(np.percentile(vs, 84)) if len(vs) else np.nan}
+        out[m] = {
+            "n": len(vs),
+            "p16": float(np.percentile(vs, 16)) if len(vs) else np.nan,
+            "median": float(np.median(vs)) if len(vs) else np.nan,
+            "p84": float(np.percentile(vs, 84)) if len(vs) else np.nan,
+        }
     return out

@@ -10,6 +10,7 @@ run time): the means and covariances in RATIO_MEAN and RATIO_COV below. Star-for
 the Kauffmann et al. (2003) line, composites between it and Kewley et al. (2001), Seyferts and LINERs
 above it on either side of Schawinski et al. (2007)'s division.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,22 +24,69 @@ INSTRUMENT_SIGMA_KMS = 70.0  # SDSS resolution R ~ 1800-2200
 
 # Emission lines: name (as in SDSS SPZLINE), rest wavelength (Angstrom, vacuum).
 LINE_WAVES = {
-    "[O_II] 3725": 3727.09, "[O_II] 3727": 3729.88, "[Ne_III] 3868": 3869.86, "H_delta": 4102.89,
-    "H_gamma": 4341.68, "He_II 4685": 4686.99, "H_beta": 4862.68, "[O_III] 4959": 4960.29,
-    "[O_III] 5007": 5008.24, "[O_I] 6300": 6302.05, "[O_I] 6363": 6365.54, "[N_II] 6548": 6549.86,
-    "H_alpha": 6564.61, "[N_II] 6583": 6585.27, "[S_II] 6716": 6718.29, "[S_II] 6730": 6732.68,
+    "[O_II] 3725": 3727.09,
+    "[O_II] 3727": 3729.88,
+    "[Ne_III] 3868": 3869.86,
+    "H_delta": 4102.89,
+    "H_gamma": 4341.68,
+    "He_II 4685": 4686.99,
+    "H_beta": 4862.68,
+    "[O_III] 4959": 4960.29,
+    "[O_III] 5007": 5008.24,
+    "[O_I] 6300": 6302.05,
+    "[O_I] 6363": 6365.54,
+    "[N_II] 6548": 6549.86,
+    "H_alpha": 6564.61,
+    "[N_II] 6583": 6585.27,
+    "[S_II] 6716": 6718.29,
+    "[S_II] 6730": 6732.68,
 }
 # Stellar absorption features: rest wavelength (Angstrom), depth for an old population, intrinsic width.
 ABSORPTION_OLD = [
-    (3934.78, 0.55, 6.0), (3969.59, 0.45, 6.0), (4102.89, 0.10, 4.0), (4305.0, 0.18, 8.0),
-    (4341.68, 0.10, 4.0), (4383.5, 0.12, 4.0), (4862.68, 0.08, 4.0), (5176.7, 0.20, 7.0),
-    (5270.0, 0.10, 4.0), (5335.0, 0.08, 4.0), (5895.6, 0.15, 4.0), (6564.61, 0.06, 4.0),
-    (8544.4, 0.10, 4.0), (8664.5, 0.10, 4.0),
+    (3934.78, 0.55, 6.0),
+    (3969.59, 0.45, 6.0),
+    (4102.89, 0.10, 4.0),
+    (4305.0, 0.18, 8.0),
+    (4341.68, 0.10, 4.0),
+    (4383.5, 0.12, 4.0),
+    (4862.68, 0.08, 4.0),
+    (5176.7, 0.20, 7.0),
+    (5270.0, 0.10, 4.0),
+    (5335.0, 0.08, 4.0),
+    (5895.6, 0.15, 4.0),
+    (6564.61, 0.06, 4.0),
+    (8544.4, 0.10, 4.0),
+    (8664.5, 0.10, 4.0),
 ]
 BALMER = [3798.98, 3836.47, 3890.15, 3971.20, 4102.89, 4341.68, 4862.68, 6564.61]
-SKY_LINES = [5578.9, 5891.6, 5897.6, 6302.0, 6365.5, 6865.0, 7246.0, 7316.3, 7341.0, 7751.0, 7794.1,
-             7821.5, 7914.8, 7993.3, 8344.6, 8399.2, 8430.2, 8465.4, 8493.4, 8791.2, 8827.1, 8885.9, 8919.6,
-             8958.1, 9001.5, 9038.1]
+SKY_LINES = [
+    5578.9,
+    5891.6,
+    5897.6,
+    6302.0,
+    6365.5,
+    6865.0,
+    7246.0,
+    7316.3,
+    7341.0,
+    7751.0,
+    7794.1,
+    7821.5,
+    7914.8,
+    7993.3,
+    8344.6,
+    8399.2,
+    8430.2,
+    8465.4,
+    8493.4,
+    8791.2,
+    8827.1,
+    8885.9,
+    8919.6,
+    8958.1,
+    9001.5,
+    9038.1,
+]
 
 
 def gaussian(wave: np.ndarray, centre: float, sigma: float) -> np.ndarray:
@@ -48,9 +96,11 @@ def gaussian(wave: np.ndarray, centre: float, sigma: float) -> np.ndarray:
 
 def planck_shape(wave_rest: np.ndarray, temperature: float) -> np.ndarray:
     """A blackbody's shape in f_lambda, normalised to 1 at 5575 Angstrom (rest)."""
+
     def b(w):
         x = 1.4388e8 / (w * temperature)  # h c / (lambda k T), lambda in Angstrom
         return w**-5 / np.expm1(x)
+
     return b(wave_rest) / b(5575.0)
 
 
@@ -63,8 +113,15 @@ def calzetti(wave_rest: np.ndarray, ebv: float) -> np.ndarray:
     return 10 ** (-0.4 * ebv * np.clip(k, 0, None))
 
 
-def stellar_continuum(wave_rest: np.ndarray, *, young: float, vdisp: float, rng: np.random.Generator,
-                      balmer_boost: float = 1.0, na_d_boost: float = 1.0) -> np.ndarray:
+def stellar_continuum(
+    wave_rest: np.ndarray,
+    *,
+    young: float,
+    vdisp: float,
+    rng: np.random.Generator,
+    balmer_boost: float = 1.0,
+    na_d_boost: float = 1.0,
+) -> np.ndarray:
     """Continuum shape (dimensionless, ~1 at 5575 Angstrom rest) of old + ``young`` fraction populations.
 
     Old: a 4500 K-like spectrum with a strong 4000 Angstrom break and metal lines; young: a
@@ -102,13 +159,25 @@ RATIO_MEAN = {
     "seyfert": (-0.124, 0.804, -0.334, -1.117),
     "liner": (0.05, 0.15, -0.10, -0.75),
 }
-_SEYFERT_COV = ((0.024, 0.028, 0.014, 0.019), (0.028, 0.116, 0.034, 0.064), (0.014, 0.034, 0.030, 0.043),
-                (0.019, 0.064, 0.043, 0.099))
+_SEYFERT_COV = (
+    (0.024, 0.028, 0.014, 0.019),
+    (0.028, 0.116, 0.034, 0.064),
+    (0.014, 0.034, 0.030, 0.043),
+    (0.019, 0.064, 0.043, 0.099),
+)
 RATIO_COV = {
-    "star-forming": ((0.021, -0.037, -0.005, -0.015), (-0.037, 0.082, 0.014, 0.035), (-0.005, 0.014, 0.009, 0.013),
-                     (-0.015, 0.035, 0.013, 0.052)),
-    "composite": ((0.007, -0.006, -0.002, -0.003), (-0.006, 0.035, 0.007, 0.013), (-0.002, 0.007, 0.009, 0.011),
-                  (-0.003, 0.013, 0.011, 0.072)),
+    "star-forming": (
+        (0.021, -0.037, -0.005, -0.015),
+        (-0.037, 0.082, 0.014, 0.035),
+        (-0.005, 0.014, 0.009, 0.013),
+        (-0.015, 0.035, 0.013, 0.052),
+    ),
+    "composite": (
+        (0.007, -0.006, -0.002, -0.003),
+        (-0.006, 0.035, 0.007, 0.013),
+        (-0.002, 0.007, 0.009, 0.011),
+        (-0.003, 0.013, 0.011, 0.072),
+    ),
     "seyfert": _SEYFERT_COV,
     "liner": _SEYFERT_COV,
 }
@@ -126,8 +195,9 @@ def draw_ratios(kind: str, rng: np.random.Generator) -> dict[str, float]:
     raise RuntimeError(f"could not draw line ratios for {kind}")
 
 
-def line_fluxes(ratios: dict[str, float], halpha: float, *, balmer_decrement: float = 2.86,
-                o2_over_hb: float = 0.3) -> dict[str, float]:
+def line_fluxes(
+    ratios: dict[str, float], halpha: float, *, balmer_decrement: float = 2.86, o2_over_hb: float = 0.3
+) -> dict[str, float]:
     """Fluxes (1e-17 erg s^-1 cm^-2) of every line from H-alpha's flux and log10 ratios."""
     hb = halpha / balmer_decrement
     o3 = hb * 10 ** ratios["o3"]
@@ -136,15 +206,27 @@ def line_fluxes(ratios: dict[str, float], halpha: float, *, balmer_decrement: fl
     o1 = halpha * 10 ** ratios["o1"]
     o2 = hb * 10**o2_over_hb
     return {
-        "H_alpha": halpha, "H_beta": hb, "H_gamma": 0.47 * hb, "H_delta": 0.26 * hb,
-        "[O_III] 5007": o3, "[O_III] 4959": o3 / 2.98, "[N_II] 6583": n2, "[N_II] 6548": n2 / 2.94,
-        "[S_II] 6716": 0.55 * s2, "[S_II] 6730": 0.45 * s2, "[O_I] 6300": o1, "[O_I] 6363": o1 / 3.0,
-        "[O_II] 3725": 0.45 * o2, "[O_II] 3727": 0.55 * o2, "[Ne_III] 3868": 0.08 * o3,
+        "H_alpha": halpha,
+        "H_beta": hb,
+        "H_gamma": 0.47 * hb,
+        "H_delta": 0.26 * hb,
+        "[O_III] 5007": o3,
+        "[O_III] 4959": o3 / 2.98,
+        "[N_II] 6583": n2,
+        "[N_II] 6548": n2 / 2.94,
+        "[S_II] 6716": 0.55 * s2,
+        "[S_II] 6730": 0.45 * s2,
+        "[O_I] 6300": o1,
+        "[O_I] 6363": o1 / 3.0,
+        "[O_II] 3725": 0.45 * o2,
+        "[O_II] 3727": 0.55 * o2,
+        "[Ne_III] 3868": 0.08 * o3,
     }
 
 
-def emission_spectrum(wave_obs: np.ndarray, fluxes: dict[str, float], z: float, sigma_kms: float,
-                      offsets_kms: tuple[float, ...] = (0.0,)) -> np.ndarray:
+def emission_spectrum(
+    wave_obs: np.ndarray, fluxes: dict[str, float], z: float, sigma_kms: float, offsets_kms: tuple[float, ...] = (0.0,)
+) -> np.ndarray:
     """Gaussian lines (flux densities) at redshift z; several ``offsets_kms`` split each line evenly."""
     out = np.zeros_like(wave_obs)
     width = np.hypot(sigma_kms, INSTRUMENT_SIGMA_KMS) / C_KMS

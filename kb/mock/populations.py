@@ -4,6 +4,7 @@ Populations and their shares follow SDSS's main galaxy sample roughly: star-form
 weak-line ("normal") 37%, composite 10%, LINER 10%, Seyfert 4%, and two rare groups, strong lenses and
 outliers of eleven kinds after Baron & Poznanski (2017), 2.5% each by default.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,16 +16,34 @@ from kb.mock.physics import C_KMS, WAVE
 
 POPULATIONS = {"star-forming": 0.34, "normal": 0.37, "composite": 0.10, "liner": 0.10, "seyfert": 0.04}
 OUTLIER_KINDS = [
-    "post-starburst", "extreme Na D", "heavily reddened", "double-peaked lines", "broad-line AGN",
-    "extreme [O III] emitter", "Wolf-Rayet features", "superposed star", "high velocity dispersion",
-    "BPT outlier", "weak H-alpha, strong [N II]",
+    "post-starburst",
+    "extreme Na D",
+    "heavily reddened",
+    "double-peaked lines",
+    "broad-line AGN",
+    "extreme [O III] emitter",
+    "Wolf-Rayet features",
+    "superposed star",
+    "high velocity dispersion",
+    "BPT outlier",
+    "weak H-alpha, strong [N II]",
 ]
 # Rest-frame H-alpha equivalent width (Angstrom): log-normal median and scatter (dex) per class.
 HALPHA_EW = {"star-forming": (25.0, 0.3), "composite": (9.0, 0.25), "seyfert": (14.0, 0.3), "liner": (2.2, 0.2)}
-YOUNG_FRACTION = {"star-forming": (0.3, 0.7), "composite": (0.12, 0.35), "seyfert": (0.08, 0.3),
-                  "liner": (0.0, 0.1), "normal": (0.0, 0.06)}
-VDISP = {"star-forming": (60, 120), "composite": (100, 180), "seyfert": (110, 230), "liner": (140, 260),
-         "normal": (140, 290)}
+YOUNG_FRACTION = {
+    "star-forming": (0.3, 0.7),
+    "composite": (0.12, 0.35),
+    "seyfert": (0.08, 0.3),
+    "liner": (0.0, 0.1),
+    "normal": (0.0, 0.06),
+}
+VDISP = {
+    "star-forming": (60, 120),
+    "composite": (100, 180),
+    "seyfert": (110, 230),
+    "liner": (140, 260),
+    "normal": (140, 290),
+}
 
 
 @dataclass
@@ -72,7 +91,9 @@ def draw_galaxy(rng: np.random.Generator, *, lens_fraction: float, outlier_fract
     if population == "lens":
         z = float(rng.uniform(0.12, 0.40))
     galaxy = MockGalaxy(
-        population=population, kind=kind, z=z,
+        population=population,
+        kind=kind,
+        z=z,
         vdisp=float(rng.uniform(*VDISP[base])),
         ebv=float(rng.uniform(0.05, 0.35) if base == "star-forming" else rng.uniform(0.0, 0.12)),
         young=float(rng.uniform(*YOUNG_FRACTION[base])),
@@ -90,15 +111,21 @@ def draw_galaxy(rng: np.random.Generator, *, lens_fraction: float, outlier_fract
         galaxy.vdisp = float(rng.uniform(200, 320))
         galaxy.z_source = float(rng.uniform(z + 0.15, min(z + 0.5, 0.80)))
         o3 = float(rng.uniform(6, 25))
-        galaxy.source_lines = {"[O_II] 3725": 0.45 * o3 * 1.4, "[O_II] 3727": 0.55 * o3 * 1.4,
-                               "H_beta": o3 / rng.uniform(1.5, 4.0), "[O_III] 5007": o3, "[O_III] 4959": o3 / 2.98}
+        galaxy.source_lines = {
+            "[O_II] 3725": 0.45 * o3 * 1.4,
+            "[O_II] 3727": 0.55 * o3 * 1.4,
+            "H_beta": o3 / rng.uniform(1.5, 4.0),
+            "[O_III] 5007": o3,
+            "[O_III] 4959": o3 / 2.98,
+        }
     if population == "outlier":
         _make_outlier(galaxy, rng)
     return galaxy
 
 
-def _lines_from_ew(galaxy: MockGalaxy, rng: np.random.Generator, median_ew: float, scatter_dex: float,
-                   ) -> dict[str, float]:
+def _lines_from_ew(
+    galaxy: MockGalaxy, rng: np.random.Generator, median_ew: float, scatter_dex: float
+) -> dict[str, float]:
     ew = median_ew * 10 ** rng.normal(0, scatter_dex)
     halpha = ew * galaxy.amplitude * _continuum_at(galaxy, 6564.61)  # rest EW x rest-frame continuum
     decrement = 2.86 * 10 ** (0.4 * 1.27 * 2.0 * galaxy.ebv)  # gas sees about twice the stellar reddening
@@ -107,14 +134,24 @@ def _lines_from_ew(galaxy: MockGalaxy, rng: np.random.Generator, median_ew: floa
 
 def _continuum_at(galaxy: MockGalaxy, wave_rest: float) -> float:
     """Relative continuum level near ``wave_rest`` (the shape is ~1 at 5575 Angstrom)."""
-    return float(physics.planck_shape(np.array([wave_rest]), 5500.0)[0] * physics.calzetti(np.array([wave_rest]), galaxy.ebv)[0]
-                 / physics.calzetti(np.array([5575.0]), galaxy.ebv)[0])
+    return float(
+        physics.planck_shape(np.array([wave_rest]), 5500.0)[0]
+        * physics.calzetti(np.array([wave_rest]), galaxy.ebv)[0]
+        / physics.calzetti(np.array([5575.0]), galaxy.ebv)[0]
+    )
 
 
 def _make_outlier(galaxy: MockGalaxy, rng: np.random.Generator) -> None:
     kind = galaxy.kind
-    if kind in ("heavily reddened", "double-peaked lines", "Wolf-Rayet features", "BPT outlier",
-                "extreme [O III] emitter", "broad-line AGN", "weak H-alpha, strong [N II]"):
+    if kind in (
+        "heavily reddened",
+        "double-peaked lines",
+        "Wolf-Rayet features",
+        "BPT outlier",
+        "extreme [O III] emitter",
+        "broad-line AGN",
+        "weak H-alpha, strong [N II]",
+    ):
         galaxy.young = float(rng.uniform(0.3, 0.7))
         galaxy.vdisp = float(rng.uniform(60, 150))
     if kind == "post-starburst":
@@ -151,8 +188,12 @@ def render(galaxy: MockGalaxy, rng: np.random.Generator) -> dict[str, np.ndarray
     wave_rest = WAVE / (1 + galaxy.z)
     kind = galaxy.kind
     continuum = physics.stellar_continuum(
-        wave_rest, young=galaxy.young, vdisp=galaxy.vdisp, rng=rng,
-        balmer_boost=1.8 if kind == "post-starburst" else 1.0, na_d_boost=5.0 if kind == "extreme Na D" else 1.0,
+        wave_rest,
+        young=galaxy.young,
+        vdisp=galaxy.vdisp,
+        rng=rng,
+        balmer_boost=1.8 if kind == "post-starburst" else 1.0,
+        na_d_boost=5.0 if kind == "extreme Na D" else 1.0,
     )
     continuum *= physics.calzetti(wave_rest, galaxy.ebv) / physics.calzetti(np.array([5575.0]), galaxy.ebv)
     model = galaxy.amplitude * continuum
@@ -205,5 +246,11 @@ def observe(model: np.ndarray, snr: float, rng: np.random.Generator) -> dict[str
         stop = start + int(rng.integers(2, 12))
         and_mask[start:stop] |= 1 << 24  # NODATA
     ivar[(and_mask & (1 << 24)) != 0] = 0.0  # BRIGHTSKY pixels keep their ivar, as in SDSS files
-    return {"flux": flux.astype(np.float32), "ivar": ivar.astype(np.float32), "and_mask": and_mask,
-            "sky": sky.astype(np.float32), "model": model.astype(np.float32), "sigma": sigma}
+    return {
+        "flux": flux.astype(np.float32),
+        "ivar": ivar.astype(np.float32),
+        "and_mask": and_mask,
+        "sky": sky.astype(np.float32),
+        "model": model.astype(np.float32),
+        "sigma": sigma,
+    }

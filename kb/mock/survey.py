@@ -3,6 +3,7 @@
 Each galaxy has its own random stream (spawned from the survey seed), so the survey is identical
 whatever the number of worker processes, and the same seed gives byte-identical files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.identifiers import specobjid_encode
 from kb.mock import physics
 from kb.mock.populations import draw_galaxy, render
-from kb.identifiers import specobjid_encode
 from kb.mock.writer import measure_lines, write_catalogs, write_spectrum
 
 FIBERS_PER_PLATE = 600
@@ -33,8 +34,14 @@ def plate_layout(index: int, seed: int) -> dict:
     radius, angle = 1.49 * np.sqrt(fibre_rng.random()), fibre_rng.uniform(0, 2 * np.pi)
     dec = dec0 + radius * np.sin(angle)
     ra = (ra0 + radius * np.cos(angle) / np.cos(np.radians(dec))) % 360
-    return {"PLATE": plate, "MJD": mjd, "FIBERID": fiber, "PLUG_RA": float(ra), "PLUG_DEC": float(dec),
-            "SPECOBJID": specobjid_encode(plate, mjd, fiber)}
+    return {
+        "PLATE": plate,
+        "MJD": mjd,
+        "FIBERID": fiber,
+        "PLUG_RA": float(ra),
+        "PLUG_DEC": float(dec),
+        "SPECOBJID": specobjid_encode(plate, mjd, fiber),
+    }
 
 
 def galspec_bptclass(lines: dict[str, tuple[float, float]]) -> int:
@@ -76,20 +83,40 @@ def make_one(task: tuple[int, int, np.random.SeedSequence, Path, float, float]) 
     port = measure_lines(true_lines, galaxy.z, observed["sigma"] * 1.15, sigma_gas, rng)
     row = plate_layout(index, seed)
     sn = float(np.median(observed["flux"] * np.sqrt(observed["ivar"])))
-    row.update(Z=galaxy.z, Z_ERR=2e-5 * (1 + galaxy.z), VDISP=galaxy.vdisp, VDISP_ERR=0.08 * galaxy.vdisp,
-               SN_MEDIAN_ALL=sn, SUBCLASS="STARFORMING" if galaxy.population == "star-forming" else "",
-               BPTCLASS=galspec_bptclass(mpa), PORT_BPT=port_bpt(port), LGM=float(rng.normal(10.6, 0.4)),
-               population=galaxy.population, kind=galaxy.kind, z_source=galaxy.z_source,
-               grading="confident" if rng.random() < 0.6 else "probable", n2=galaxy.ratios.get("n2"),
-               o3=galaxy.ratios.get("o3"), snr=galaxy.snr)
+    row.update(
+        Z=galaxy.z,
+        Z_ERR=2e-5 * (1 + galaxy.z),
+        VDISP=galaxy.vdisp,
+        VDISP_ERR=0.08 * galaxy.vdisp,
+        SN_MEDIAN_ALL=sn,
+        SUBCLASS="STARFORMING" if galaxy.population == "star-forming" else "",
+        BPTCLASS=galspec_bptclass(mpa),
+        PORT_BPT=port_bpt(port),
+        LGM=float(rng.normal(10.6, 0.4)),
+        population=galaxy.population,
+        kind=galaxy.kind,
+        z_source=galaxy.z_source,
+        grading="confident" if rng.random() < 0.6 else "probable",
+        n2=galaxy.ratios.get("n2"),
+        o3=galaxy.ratios.get("o3"),
+        snr=galaxy.snr,
+    )
     name = f"spec-{row['PLATE']:04d}-{row['MJD']:05d}-{row['FIBERID']:04d}.fits"
-    write_spectrum(spectra_dir / f"{row['PLATE']:04d}" / name, row=row, observed=observed, lines=spzline, sigma_kms=sigma_gas)
+    write_spectrum(
+        spectra_dir / f"{row['PLATE']:04d}" / name, row=row, observed=observed, lines=spzline, sigma_kms=sigma_gas
+    )
     return row
 
 
 def generate_survey(
-    *, out: str | Path, size: int, seed: int = 0, lens_fraction: float = 0.025, outlier_fraction: float = 0.025,
-    workers: int = 1, on_progress: Callable[[int, int], None] | None = None,
+    *,
+    out: str | Path,
+    size: int,
+    seed: int = 0,
+    lens_fraction: float = 0.025,
+    outlier_fraction: float = 0.025,
+    workers: int = 1,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Write ``size`` spectra to out/spectra/PLATE/spec-*.fits, the catalogs to out/catalogs/, and the
     truth to out/mock_truth.csv. Returns counts per population, outlier kind and catalog class."""
@@ -112,16 +139,44 @@ def generate_survey(
             if on_progress:
                 on_progress(len(rows), size)
     write_catalogs(out / "catalogs", rows)
-    truth = ["specobjid", "plate", "mjd", "fiberid", "population", "kind", "z", "z_source", "vdisp", "snr", "n2", "o3",
-             "BPTCLASS", "PORT_BPT"]
+    truth = [
+        "specobjid",
+        "plate",
+        "mjd",
+        "fiberid",
+        "population",
+        "kind",
+        "z",
+        "z_source",
+        "vdisp",
+        "snr",
+        "n2",
+        "o3",
+        "BPTCLASS",
+        "PORT_BPT",
+    ]
     with open(out / "mock_truth.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(truth)
         for r in rows:
-            writer.writerow([r["SPECOBJID"], r["PLATE"], r["MJD"], r["FIBERID"], r["population"], r["kind"],
-                             f"{r['Z']:.5f}", "" if r["z_source"] is None else f"{r['z_source']:.5f}", f"{r['VDISP']:.1f}",
-                             f"{r['snr']:.2f}", "" if r["n2"] is None else f"{r['n2']:.3f}",
-                             "" if r["o3"] is None else f"{r['o3']:.3f}", r["BPTCLASS"], r["PORT_BPT"]])
+            writer.writerow(
+                [
+                    r["SPECOBJID"],
+                    r["PLATE"],
+                    r["MJD"],
+                    r["FIBERID"],
+                    r["population"],
+                    r["kind"],
+                    f"{r['Z']:.5f}",
+                    "" if r["z_source"] is None else f"{r['z_source']:.5f}",
+                    f"{r['VDISP']:.1f}",
+                    f"{r['snr']:.2f}",
+                    "" if r["n2"] is None else f"{r['n2']:.3f}",
+                    "" if r["o3"] is None else f"{r['o3']:.3f}",
+                    r["BPTCLASS"],
+                    r["PORT_BPT"],
+                ]
+            )
     return {
         "spectra": len(rows),
         "populations": dict(Counter(r["population"] for r in rows)),

@@ -23,10 +23,16 @@ def synthetic_survey(n_per_class, seed):
     for label in ("absorber", "doublet", "emitter"):
         for _ in range(n_per_class):
             shift = rng.integers(-10, 11)
-            line = lambda centre, amplitude, sigma: amplitude * np.exp(-0.5 * ((x - centre - shift) / sigma) ** 2)
+
+            def line(centre, amplitude, sigma, shift=shift):
+                return amplitude * np.exp(-0.5 * ((x - centre - shift) / sigma) ** 2)
+
             f = 1 + rng.normal(0, 0.2) * (x / L - 0.5) + rng.normal(0, 0.1, L)
-            f += {"emitter": line(900, 1.5, 4), "doublet": line(1800, 1.0, 4) + line(1830, 1.0, 4),
-                  "absorber": line(2700, -0.6, 8)}[label]
+            f += {
+                "emitter": line(900, 1.5, 4),
+                "doublet": line(1800, 1.0, 4) + line(1830, 1.0, 4),
+                "absorber": line(2700, -0.6, 8),
+            }[label]
             v = x >= rng.integers(0, 40)
             flux.append(np.where(v, f, 0))
             valid.append(v)
@@ -66,7 +72,8 @@ METHODS = {
     "random_forest": lambda f, v, l, tf, tv, **kw: baselines.random_forest(f, l, tf, n_estimators=50, **kw),
     "cnn": lambda f, v, l, tf, tv, **kw: baselines.cnn(f, v, l, tf, tv, **{"epochs": 6, "batch_size": 16, **kw}),
     "encoder_finetuned": lambda f, v, l, tf, tv, checkpoint=None, **kw: baselines.encoder_finetuned(
-        checkpoint, f, v, l, tf, tv, **{"epochs": 3, "lr": 3e-3, "batch_size": 16, **kw}),
+        checkpoint, f, v, l, tf, tv, **{"epochs": 3, "lr": 3e-3, "batch_size": 16, **kw}
+    ),
 }
 
 
@@ -117,8 +124,16 @@ def test_the_cnn_learns_repeats_for_a_seed_and_leaves_the_global_rng_alone(label
 
     def run(seed, **options):
         reports = []
-        predicted = METHODS["cnn"](flux, valid, labels, test_flux, test_valid, seed=seed, **options,
-                                   on_progress=lambda step, total, report: reports.append((step, total, report)))
+        predicted = METHODS["cnn"](
+            flux,
+            valid,
+            labels,
+            test_flux,
+            test_valid,
+            seed=seed,
+            **options,
+            on_progress=lambda step, total, report: reports.append((step, total, report)),
+        )
         return predicted, reports
 
     torch.manual_seed(123)

@@ -1,4 +1,5 @@
 """`manage.py evaluate` end to end on a tiny survey: every experiment runs and reports what it measured."""
+
 import json
 import shutil
 
@@ -15,8 +16,20 @@ METHODS = {"encoder_kb", "pca_knn", "flux_knn", "random_forest", "cnn", "encoder
 def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settings):
     settings.SHARED_DATA_DIR = shared_data
     out = tmp_path / "evaluation"
-    call_command("evaluate", "--out", str(out), "--bootstrap", "50", "--retrieval-sizes", "200,1000",
-                 "--cnn-epochs", "1", "--finetune-epochs", "1", verbosity=0)
+    call_command(
+        "evaluate",
+        "--out",
+        str(out),
+        "--bootstrap",
+        "50",
+        "--retrieval-sizes",
+        "200,1000",
+        "--cnn-epochs",
+        "1",
+        "--finetune-epochs",
+        "1",
+        verbosity=0,
+    )
     results = json.loads((out / "results.json").read_text())
     for key in ("classification_3class", "classification_5class"):
         assert set(results[key]) == METHODS
@@ -28,7 +41,9 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     versus = results["classification_5class"]["encoder_kb"]["versus"]
     assert set(versus) == METHODS - {"encoder_kb"}
     five = results["classification_5class"]
-    assert versus["pca_knn"]["difference"] == pytest.approx(five["encoder_kb"]["macro_f1"] - five["pca_knn"]["macro_f1"])
+    assert versus["pca_knn"]["difference"] == pytest.approx(
+        five["encoder_kb"]["macro_f1"] - five["pca_knn"]["macro_f1"]
+    )
     for task in ("liner", "lens", "outlier"):
         assert {"precision", "recall", "f1"} <= set(results["search"][task])
     assert {r["k"] for r in results["topk_sweep"]} == set(range(1, 16))
@@ -36,13 +51,18 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     assert set(results["weight_functions"]["functions"]) == {"exp", "inverse", "inverse_square", "linear"}
     assert {(r["size"], r["kind"]) for r in results["retrieval_time"]["rows"]} >= {(1000, "flat"), (1000, "hnsw")}
     assert len(results["real_spectra"]) == 10
-    assert all(r["own_bpt5"] in ("star-forming", "composite", "seyfert", "liner", "normal") for r in results["real_spectra"])
+    assert all(
+        r["own_bpt5"] in ("star-forming", "composite", "seyfert", "liner", "normal") for r in results["real_spectra"]
+    )
     # the three real spectra the data README calls star-forming are classified so from their own lines
     own = {r["file"]: r["own_bpt3"] for r in results["real_spectra"]}
     assert [f for f, c in own.items() if c == "star-forming"] == [
-        "spec-0266-51630-0168.fits", "spec-0266-51630-0215.fits", "spec-0268-51633-0251.fits"]
+        "spec-0266-51630-0168.fits",
+        "spec-0266-51630-0215.fits",
+        "spec-0268-51633-0251.fits",
+    ]
     # the evaluated KBs are recorded versions with the checkpoint in service; built for it, none serves
-    for name, kb in results["dataset"]["knowledge_bases"].items():
+    for kb in results["dataset"]["knowledge_bases"].values():
         assert KnowledgeBase.objects.get(pk=kb["id"]).training_run == trained
     assert KnowledgeBase.objects.count() == 5 and not KnowledgeBase.objects.filter(in_service=True).exists()
     report = (out / "report.md").read_text()

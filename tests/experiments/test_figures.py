@@ -103,7 +103,11 @@ def test_sweep_lines_one_group_per_task_sorted_by_x():
 
 def test_sweep_lines_without_tasks():
     rows = [{"proportion": x, "precision": 0.9 - x, "recall": 0.5 + x, "f1": 0.7} for x in (0.1, 0.3)]
-    assert names(figures.sweep_lines(rows, "proportion", "Lens proportion", "share of lenses")) == ["Precision", "Recall", "F1"]
+    assert names(figures.sweep_lines(rows, "proportion", "Lens proportion", "share of lenses")) == [
+        "Precision",
+        "Recall",
+        "F1",
+    ]
 
 
 def test_histograms_overlay_each_set_without_missing_values():
@@ -115,8 +119,16 @@ def test_histograms_overlay_each_set_without_missing_values():
 
 def test_retrieval_time_draws_measured_and_fitted_lines_on_log_axes():
     rows = [
-        {"size": s, "kind": kind, "build_s": 0.1, "batch_ms_per_query": t, "single_query_ms_p50": t,
-         "recall_at_k": r, "synthetic_fraction": 0.5, "threads": 2}
+        {
+            "size": s,
+            "kind": kind,
+            "build_s": 0.1,
+            "batch_ms_per_query": t,
+            "single_query_ms_p50": t,
+            "recall_at_k": r,
+            "synthetic_fraction": 0.5,
+            "threads": 2,
+        }
         for kind, scale, r in (("flat", 1e-4, 1.0), ("hnsw", 1e-6, 0.93))
         for s, t in ((1_000, scale * 1_000 + 0.01), (10_000, scale * 10_000 + 0.01))
     ]
@@ -136,7 +148,15 @@ def test_case_study_offsets_spectra_and_marks_lines_in_the_rest_frame():
     valid = np.ones(500, bool)
     valid[:10] = False
     neighbours = [
-        {"flux": flux * 2, "label": "LINER", "distance": 0.41, "weight": 0.68, "specobjid": 111, "z": 0.1, "valid": valid},
+        {
+            "flux": flux * 2,
+            "label": "LINER",
+            "distance": 0.41,
+            "weight": 0.68,
+            "specobjid": 111,
+            "z": 0.1,
+            "valid": valid,
+        },
         {"flux": flux, "label": "Seyfert", "distance": 0.52, "weight": 0.32, "specobjid": 222},
     ]
     lines = {"Hα": 6564.6, "[O III]": 5008.2, "Lyα": 1215.7}
@@ -165,7 +185,11 @@ def test_write_figure_writes_offline_html_and_survives_a_failed_png(tmp_path, mo
     monkeypatch.setattr(go.Figure, "write_image", no_chrome)
     figure = figures.histograms({"d": np.arange(10.0)}, "Distances", "L2 distance")
     result = figures.write_figure(figure, tmp_path / "report", "distances")
-    assert result == {"html": "distances.html", "png": None, "png_error": "RuntimeError: Kaleido requires Google Chrome to be installed."}
+    assert result == {
+        "html": "distances.html",
+        "png": None,
+        "png_error": "RuntimeError: Kaleido requires Google Chrome to be installed.",
+    }
     html = (tmp_path / "report" / "distances.html").read_text()
     sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html)
     assert sources == ["plotly.min.js"]  # relative, no CDN

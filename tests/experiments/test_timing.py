@@ -8,7 +8,16 @@ import pytest
 from experiments.timing import fit_line, fit_lines, retrieval_time_curve
 from tests.conftest import REPO
 
-ROW_KEYS = {"size", "kind", "build_s", "batch_ms_per_query", "single_query_ms_p50", "recall_at_k", "synthetic_fraction", "threads"}
+ROW_KEYS = {
+    "size",
+    "kind",
+    "build_s",
+    "batch_ms_per_query",
+    "single_query_ms_p50",
+    "recall_at_k",
+    "synthetic_fraction",
+    "threads",
+}
 
 
 def real_like(n: int = 500, width: int = 16, seed: int = 0) -> np.ndarray:
@@ -35,7 +44,9 @@ def test_timing_module_imports_without_django():
 
 def test_one_row_per_size_and_kind_with_positive_times(curve):
     rows, _ = curve
-    assert [(row["size"], row["kind"]) for row in rows] == [(s, k) for s in (200, 1000) for k in ("flat", "hnsw", "ivf")]
+    assert [(row["size"], row["kind"]) for row in rows] == [
+        (s, k) for s in (200, 1000) for k in ("flat", "hnsw", "ivf")
+    ]
     for row in rows:
         assert set(row) == ROW_KEYS
         assert row["build_s"] > 0 and row["batch_ms_per_query"] > 0 and row["single_query_ms_p50"] > 0
@@ -70,7 +81,8 @@ def test_synthetic_vectors_follow_the_real_distribution(monkeypatch):
     seen = {}
     real_build = timing.build
 
-    def spy(vectors, ids, spec=timing.IndexSpec()):
+    def spy(vectors, ids, spec=None):
+        spec = spec or timing.IndexSpec()
         seen[len(vectors)] = np.array(vectors)
         return real_build(vectors, ids, spec)
 

@@ -1,4 +1,5 @@
 """The search and batch-job API, as a collaborator's script uses it."""
+
 import csv
 import io
 import secrets
@@ -18,8 +19,6 @@ from tests.conftest import api_client as _client
 from tests.conftest import shipped_task
 
 pytestmark = pytest.mark.django_db
-
-
 
 
 @pytest.fixture
@@ -56,8 +55,11 @@ def test_search_by_plate_mjd_fiber_and_by_position_find_the_same_spectrum(search
     spectrum = _member(searchable)
     by_id = _client().post("/api/v1/search/", {"task": "bpt3", "identifier": spectrum.specobjid}).json()
     by_pmf = _client().post("/api/v1/search/", {"task": "bpt3", "identifier": spectrum.plate_mjd_fiber}).json()
-    by_position = _client().post("/api/v1/search/", {"task": "bpt3", "ra": spectrum.ra + 0.3 / 3600, "dec": spectrum.dec},
-                                 format="json").json()
+    by_position = (
+        _client()
+        .post("/api/v1/search/", {"task": "bpt3", "ra": spectrum.ra + 0.3 / 3600, "dec": spectrum.dec}, format="json")
+        .json()
+    )
     assert by_id["query"] == by_pmf["query"] == by_position["query"] == f"specobjid {spectrum.specobjid}"
     assert by_id["neighbours"] == by_pmf["neighbours"] == by_position["neighbours"]
 
@@ -71,7 +73,8 @@ def test_search_an_uploaded_real_sdss_file(searchable, real_spectra, data_dir):
     assert body["query"] == real_spectra[0].name and len(body["neighbours"]) == 3
     assert body["label"] == expected.label
     assert [(n["specobjid"], n["weight"]) for n in body["neighbours"]] == [
-        (n.specobjid, pytest.approx(n.weight)) for n in expected.neighbours]
+        (n.specobjid, pytest.approx(n.weight)) for n in expected.neighbours
+    ]
     assert not any((data_dir / "uploads").iterdir())  # nothing of the upload is kept
 
 
@@ -81,20 +84,26 @@ def test_an_old_knowledge_base_version_still_answers(searchable):
     old = searchable["lens"]
     new = knowledge_base_build(task=shipped_task("lens"), seed=1)
     spectrum = _member(searchable)
-    body = _client().post("/api/v1/search/", {"task": "lens", "identifier": spectrum.specobjid,
-                                              "knowledge_base": old.pk}).json()
+    body = (
+        _client()
+        .post("/api/v1/search/", {"task": "lens", "identifier": spectrum.specobjid, "knowledge_base": old.pk})
+        .json()
+    )
     assert body["kb_version"] == old.version != new.version
 
 
-@pytest.mark.parametrize("data, field_or_text", [
-    ({"task": "lens"}, "give a specobjid"),
-    ({"task": "lens", "identifier": "99999999999"}, "no ingested spectrum"),
-    ({"task": "lens", "ra": 10.0}, "needs both RA and Dec"),
-    ({"task": "lens", "ra": 400.0, "dec": 0.0}, "RA must be in"),
-    ({"task": "nope", "identifier": "1"}, "task"),
-    ({"task": "lens", "identifier": "1", "k": 0}, "k"),
-    ({"task": "lens", "identifier": "1", "weight_function": "cubic"}, "weight_function"),
-])
+@pytest.mark.parametrize(
+    "data, field_or_text",
+    [
+        ({"task": "lens"}, "give a specobjid"),
+        ({"task": "lens", "identifier": "99999999999"}, "no ingested spectrum"),
+        ({"task": "lens", "ra": 10.0}, "needs both RA and Dec"),
+        ({"task": "lens", "ra": 400.0, "dec": 0.0}, "RA must be in"),
+        ({"task": "nope", "identifier": "1"}, "task"),
+        ({"task": "lens", "identifier": "1", "k": 0}, "k"),
+        ({"task": "lens", "identifier": "1", "weight_function": "cubic"}, "weight_function"),
+    ],
+)
 def test_bad_searches_get_a_clear_400(searchable, data, field_or_text):
     error = _error(_client().post("/api/v1/search/", data, format="json"), 400)
     assert field_or_text in error["message"] or field_or_text in error.get("fields", {})
@@ -117,8 +126,13 @@ def test_an_upload_over_the_size_limit_is_refused(searchable, real_spectra, sett
 
 def test_a_knowledge_base_of_another_task_is_refused(searchable):
     spectrum = _member(searchable)
-    error = _error(_client().post("/api/v1/search/", {"task": "lens", "identifier": spectrum.specobjid,
-                                                      "knowledge_base": searchable["bpt3"].pk}), 400)
+    error = _error(
+        _client().post(
+            "/api/v1/search/",
+            {"task": "lens", "identifier": spectrum.specobjid, "knowledge_base": searchable["bpt3"].pk},
+        ),
+        400,
+    )
     assert "belongs to task bpt3" in error["message"]
 
 
@@ -139,15 +153,17 @@ def eager_jobs():
     celery_app.conf.task_always_eager = previous
 
 
-def test_a_job_of_identifiers_positions_and_files(searchable, astronomer, real_spectra, eager_jobs,
-                                                  django_capture_on_commit_callbacks):
+def test_a_job_of_identifiers_positions_and_files(
+    searchable, astronomer, real_spectra, eager_jobs, django_capture_on_commit_callbacks
+):
     spectra = list(Spectrum.objects.filter(held_out=True)[:3])
     listing = io.BytesIO(("specobjid\n" + "\n".join(s.specobjid for s in spectra[:2]) + "\n").encode())
     listing.name = "targets.csv"
     client = _client(astronomer)
     with django_capture_on_commit_callbacks(execute=True), open(real_spectra[1], "rb") as fits:
-        response = client.post("/api/v1/jobs/", {"task": "lens", "k": 3, "csv": listing, "files": [fits]},
-                               format="multipart")
+        response = client.post(
+            "/api/v1/jobs/", {"task": "lens", "k": 3, "csv": listing, "files": [fits]}, format="multipart"
+        )
     assert response.status_code == 202, response.content
     job_id = response.json()["id"]
     status = client.get(f"/api/v1/jobs/{job_id}/").json()
@@ -168,13 +184,20 @@ def test_a_job_of_identifiers_positions_and_files(searchable, astronomer, real_s
     assert list(parsed["label"]) == [r["label"] for r in rows]
 
 
-def test_a_job_reports_inputs_it_cannot_search_and_goes_on(searchable, astronomer, eager_jobs,
-                                                           django_capture_on_commit_callbacks):
+def test_a_job_reports_inputs_it_cannot_search_and_goes_on(
+    searchable, astronomer, eager_jobs, django_capture_on_commit_callbacks
+):
     spectrum = Spectrum.objects.filter(held_out=True).first()
     with django_capture_on_commit_callbacks(execute=True):
-        response = _client(astronomer).post("/api/v1/jobs/", {
-            "task": "lens", "identifiers": ["12345", spectrum.plate_mjd_fiber],
-            "positions": [{"ra": spectrum.ra, "dec": spectrum.dec}]}, format="json")
+        response = _client(astronomer).post(
+            "/api/v1/jobs/",
+            {
+                "task": "lens",
+                "identifiers": ["12345", spectrum.plate_mjd_fiber],
+                "positions": [{"ra": spectrum.ra, "dec": spectrum.dec}],
+            },
+            format="json",
+        )
     job = SearchJob.objects.get(public_id=response.json()["id"])
     assert (job.status, job.done, job.failed) == ("done", 3, 1)
     results = list(job.results.order_by("position"))
@@ -182,11 +205,14 @@ def test_a_job_reports_inputs_it_cannot_search_and_goes_on(searchable, astronome
     assert results[1].spectrum == results[2].spectrum == spectrum
 
 
-@pytest.mark.parametrize("payload, text", [
-    ({"task": "lens"}, "nothing to search"),
-    ({"task": "lens", "positions": [{"ra": 1.0}]}, "each position"),
-    ({"task": "lens", "identifiers": ["1"], "k": 99}, "k"),
-])
+@pytest.mark.parametrize(
+    "payload, text",
+    [
+        ({"task": "lens"}, "nothing to search"),
+        ({"task": "lens", "positions": [{"ra": 1.0}]}, "each position"),
+        ({"task": "lens", "identifiers": ["1"], "k": 99}, "k"),
+    ],
+)
 def test_bad_jobs_are_refused_and_nothing_is_written(searchable, astronomer, payload, text):
     error = _error(_client(astronomer).post("/api/v1/jobs/", payload, format="json"), 400)
     assert text in error["message"] or text in error.get("fields", {})
@@ -195,14 +221,19 @@ def test_bad_jobs_are_refused_and_nothing_is_written(searchable, astronomer, pay
 
 def test_a_job_too_big_is_refused(searchable, astronomer, settings):
     settings.GALSPEC_MAX_BATCH = 2
-    error = _error(_client(astronomer).post("/api/v1/jobs/", {"task": "lens", "identifiers": ["1", "2", "3"]},
-                                            format="json"), 400)
+    error = _error(
+        _client(astronomer).post("/api/v1/jobs/", {"task": "lens", "identifiers": ["1", "2", "3"]}, format="json"), 400
+    )
     assert "at most 2" in error["message"] and not SearchJob.objects.exists()
 
 
 def test_a_job_is_seen_only_by_its_owner(searchable, astronomer, eager_jobs, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        job_id = _client(astronomer).post("/api/v1/jobs/", {"task": "lens", "identifiers": ["1"]}, format="json").json()["id"]
+        job_id = (
+            _client(astronomer)
+            .post("/api/v1/jobs/", {"task": "lens", "identifiers": ["1"]}, format="json")
+            .json()["id"]
+        )
     other = _client(User.objects.create_user("mallory", password="x-password-2"))
     assert _error(other.get(f"/api/v1/jobs/{job_id}/"), 404)["code"] == "not_found"
     assert _error(other.get(f"/api/v1/jobs/{job_id}/results/?format=csv"), 404)
@@ -240,8 +271,9 @@ def test_a_real_worker_runs_a_job_to_the_end(searchable, celery_worker_process):
     user = User.objects.create_user("henrietta", password="x-password-3")
     spectra = list(Spectrum.objects.filter(held_out=True)[:4])
     client = _client(user)
-    job_id = client.post("/api/v1/jobs/", {"task": "lens", "identifiers": [s.specobjid for s in spectra]},
-                         format="json").json()["id"]
+    job_id = client.post(
+        "/api/v1/jobs/", {"task": "lens", "identifiers": [s.specobjid for s in spectra]}, format="json"
+    ).json()["id"]
     deadline = time.monotonic() + 240
     while (status := client.get(f"/api/v1/jobs/{job_id}/").json())["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, (celery_worker_process.args, status)
@@ -255,5 +287,6 @@ def test_a_token_for_a_username_and_password(astronomer):
     response = _client().post("/api/v1/auth/token/", {"username": "vera", "password": "not-a-real-password-1"})
     token = response.json()["token"]
     assert token == Token.objects.get(user=astronomer).key
-    assert _client().post("/api/v1/auth/token/", {"username": "vera", "password": "wrong"}).json()["error"]["message"] == (
-        "Unable to log in with provided credentials.")
+    assert _client().post("/api/v1/auth/token/", {"username": "vera", "password": "wrong"}).json()["error"][
+        "message"
+    ] == ("Unable to log in with provided credentials.")

@@ -1,4 +1,5 @@
 """`manage.py demo` runs the whole pipeline, knowledge bases included, and a second run keeps what is done."""
+
 import pytest
 from django.core.management import call_command
 

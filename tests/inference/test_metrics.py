@@ -99,7 +99,9 @@ def test_report_intervals_contain_the_estimate_and_are_plain_json():
 def test_report_intervals_agree_with_the_generic_bootstrap():
     truth, predicted = noisy_predictions(400)
     report = classification_report(truth, predicted, LABELS, n_resamples=300, seed=7)
-    accuracy = bootstrap(lambda t, p: (t == p).mean(axis=-1), np.array(truth), np.array(predicted), n_resamples=300, seed=7)
+    accuracy = bootstrap(
+        lambda t, p: (t == p).mean(axis=-1), np.array(truth), np.array(predicted), n_resamples=300, seed=7
+    )
     assert report["accuracy_ci"] == pytest.approx(list(accuracy))
 
 
@@ -137,7 +139,13 @@ def test_binary_scores_of_a_search():
     truth = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
     found = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0], dtype=bool)  # TP 3, FN 1, FP 1
     assert binary_scores(truth, found) == {"precision": 0.75, "recall": 0.75, "f1": 0.75, "support": 4, "n": 10}
-    assert binary_scores(truth, np.zeros(10, bool)) == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 4, "n": 10}
+    assert binary_scores(truth, np.zeros(10, bool)) == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 4,
+        "n": 10,
+    }
 
 
 def test_search_report_intervals():
@@ -173,7 +181,15 @@ def test_distribution_stats_of_constant_values_is_defined():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = distribution_stats([1.5, 1.5, 1.5])
-    assert result == {"mean": 1.5, "median": 1.5, "std": 0.0, "skewness": 0.0, "kurtosis": 0.0, "kurtosis_pearson": 3.0, "n": 3}
+    assert result == {
+        "mean": 1.5,
+        "median": 1.5,
+        "std": 0.0,
+        "skewness": 0.0,
+        "kurtosis": 0.0,
+        "kurtosis_pearson": 3.0,
+        "n": 3,
+    }
 
 
 def test_the_paired_difference_of_macro_f1_is_signed_and_sure_when_one_method_is_always_better():
@@ -184,8 +200,10 @@ def test_the_paired_difference_of_macro_f1_is_signed_and_sure_when_one_method_is
     good = [t if rng.random() < 0.9 else "a" for t in truth]
     poor = [t if rng.random() < 0.5 else "a" for t in truth]
     result = macro_f1_difference(truth, good, poor, ["a", "b", "c"], n_resamples=300, seed=1)
-    expected = classification_scores(truth, good, ["a", "b", "c"])["macro_f1"] - classification_scores(
-        truth, poor, ["a", "b", "c"])["macro_f1"]
+    expected = (
+        classification_scores(truth, good, ["a", "b", "c"])["macro_f1"]
+        - classification_scores(truth, poor, ["a", "b", "c"])["macro_f1"]
+    )
     assert result["difference"] == pytest.approx(expected) and result["difference"] > 0.2
     assert 0 < result["difference_ci"][0] <= result["difference"] <= result["difference_ci"][1]
     assert result["a_better_share"] == 1.0

@@ -1,4 +1,5 @@
 """check_store finds each way the database and the files can disagree, and says how to mend it."""
+
 import shutil
 from pathlib import Path
 

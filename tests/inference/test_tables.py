@@ -1,4 +1,5 @@
 """Query lists in, answer tables out (plain Python, no database)."""
+
 import io
 
 import pytest
@@ -7,21 +8,30 @@ from astropy.io.votable import parse_single_table
 from inference.tables import read_queries, results_table, table_csv, table_votable
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("299489677444933632\n0266-51630-0168\n", [{"identifier": "299489677444933632"}, {"identifier": "0266-51630-0168"}]),
-    ("# my targets\nspecobjid,note\n299489677444933632,nice\n\n", [{"identifier": "299489677444933632"}]),
-    ("plate,mjd,fiberid\n266,51630,168\n", [{"identifier": "266-51630-168"}]),
-    ("name,RA,Dec\nA,146.71421,-1.04128\n", [{"ra": 146.71421, "dec": -1.04128}]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "299489677444933632\n0266-51630-0168\n",
+            [{"identifier": "299489677444933632"}, {"identifier": "0266-51630-0168"}],
+        ),
+        ("# my targets\nspecobjid,note\n299489677444933632,nice\n\n", [{"identifier": "299489677444933632"}]),
+        ("plate,mjd,fiberid\n266,51630,168\n", [{"identifier": "266-51630-168"}]),
+        ("name,RA,Dec\nA,146.71421,-1.04128\n", [{"ra": 146.71421, "dec": -1.04128}]),
+    ],
+)
 def test_query_lists_in_the_shapes_people_keep_them(text, expected):
     assert read_queries(text) == expected
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "the list is empty"),
-    ("ra,dec\n10.0,north\n", "line 2: expected numbers in the ra and dec columns"),
-    ("specobjid,note\n,empty\n", "line 2: no identifier"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "the list is empty"),
+        ("ra,dec\n10.0,north\n", "line 2: expected numbers in the ra and dec columns"),
+        ("specobjid,note\n,empty\n", "line 2: no identifier"),
+    ],
+)
 def test_bad_query_lists_say_which_line(text, message):
     with pytest.raises(ValueError, match=message):
         read_queries(text)
@@ -29,16 +39,28 @@ def test_bad_query_lists_say_which_line(text, message):
 
 def test_an_answer_table_round_trips_through_csv_and_votable():
     rows = [
-        {"position": 0, "query": "0266-51630-0168", "specobjid": "299489677444933632", "plate_mjd_fiber": "0266-51630-0168",
-         "label": "lens", "share": 0.67, "is_target": True, "error": None,
-         "neighbours": [{"specobjid": "1", "label": "lens", "distance": 0.1, "weight": 0.34},
-                        {"specobjid": "2", "label": "other", "distance": 0.2, "weight": 0.33}]},
+        {
+            "position": 0,
+            "query": "0266-51630-0168",
+            "specobjid": "299489677444933632",
+            "plate_mjd_fiber": "0266-51630-0168",
+            "label": "lens",
+            "share": 0.67,
+            "is_target": True,
+            "error": None,
+            "neighbours": [
+                {"specobjid": "1", "label": "lens", "distance": 0.1, "weight": 0.34},
+                {"specobjid": "2", "label": "other", "distance": 0.2, "weight": 0.33},
+            ],
+        },
         {"position": 1, "query": "nonsense", "neighbours": [], "error": "no ingested spectrum has ..."},
     ]
     table = results_table(rows, k=2, meta={"task": "lens", "kb_version": 3})
     assert table.colnames[:7] == ["position", "query", "specobjid", "plate_mjd_fiber", "label", "share", "is_target"]
     csv_text = table_csv(table)
-    assert csv_text.splitlines()[1].startswith("0,0266-51630-0168,299489677444933632,0266-51630-0168,lens,0.67,True,1,lens,0.1,0.34,2,other")
+    assert csv_text.splitlines()[1].startswith(
+        "0,0266-51630-0168,299489677444933632,0266-51630-0168,lens,0.67,True,1,lens,0.1,0.34,2,other"
+    )
     assert csv_text.splitlines()[2] == "1,nonsense,,,,,,,,,,,,,,no ingested spectrum has ..."
     parsed = parse_single_table(io.BytesIO(table_votable(table))).to_table()
     assert list(parsed["neighbour2_label"].filled("")) == ["other", ""]

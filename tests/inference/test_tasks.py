@@ -1,4 +1,5 @@
 """Embedding and pre-training as Celery tasks, run by a real worker process."""
+
 from pathlib import Path
 
 import pytest
@@ -44,11 +45,14 @@ def test_a_worker_pretrains_then_embeds(data_dir, tmp_path, celery_worker_proces
 def test_a_worker_builds_a_knowledge_base_index(data_dir, tmp_path, celery_worker_process):
     generate_survey(out=tmp_path / "survey", size=40, seed=5, lens_fraction=0.2)
     ingest_folder(folder=tmp_path / "survey")
-    run = training_run_execute(run=training_run_create(preset="small", max_steps=2, eval_every=1, batch_size=4,
-                                                       warmup_steps=1))
+    run = training_run_execute(
+        run=training_run_create(preset="small", max_steps=2, eval_every=1, batch_size=4, warmup_steps=1)
+    )
     lens = TASKS["lens"]  # created by a migration, which a transactional test's flush may have emptied
-    task, _ = SearchTask.objects.get_or_create(name="lens", defaults={
-        "title": lens.title, "labelling": lens.labelling, "target_labels": list(lens.target_labels)})
+    task, _ = SearchTask.objects.get_or_create(
+        name="lens",
+        defaults={"title": lens.title, "labelling": lens.labelling, "target_labels": list(lens.target_labels)},
+    )
     kb = knowledge_base_create(task=task, training_run=run)
     assert kb.status == "building"
 

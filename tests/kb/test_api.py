@@ -1,4 +1,5 @@
 """The read API: spectra, tasks, knowledge bases and their entries, the schema and its documentation page."""
+
 import pytest
 import yaml
 from rest_framework.test import APIClient
@@ -26,7 +27,8 @@ def test_spectra_are_listed_paginated_and_filtered(client, searchable):
 
     nearby = client.get("/api/v1/spectra/?z_min=0.05&z_max=0.1&page_size=1000").json()["results"]
     assert {s["specobjid"] for s in nearby} == set(
-        Spectrum.objects.filter(z__gte=0.05, z__lte=0.1).values_list("specobjid", flat=True))
+        Spectrum.objects.filter(z__gte=0.05, z__lte=0.1).values_list("specobjid", flat=True)
+    )
 
 
 def test_a_bad_filter_gets_a_400_naming_the_field(client, searchable):
@@ -51,7 +53,10 @@ def test_a_spectrum_with_its_lines_bpt_ratios_and_flux(client, searchable):
 
 def test_tasks_and_their_knowledge_bases(client, searchable):
     tasks = {t["name"]: t for t in client.get("/api/v1/tasks/").json()["results"]}
-    assert tasks["lens"]["target_labels"] == ["lens"] and tasks["lens"]["knowledge_base_in_service"] == searchable["lens"].pk
+    assert (
+        tasks["lens"]["target_labels"] == ["lens"]
+        and tasks["lens"]["knowledge_base_in_service"] == searchable["lens"].pk
+    )
     assert tasks["bpt5"]["knowledge_base_in_service"] is None
     assert client.get("/api/v1/tasks/lens/").json()["title"] == tasks["lens"]["title"]
 
@@ -77,8 +82,14 @@ def test_writes_to_read_only_endpoints_are_refused(client, searchable):
 def test_the_schema_describes_every_endpoint_and_its_docs_work_offline(client):
     schema = yaml.safe_load(client.get("/api/v1/schema/").content)
     paths = set(schema["paths"])
-    assert {"/api/v1/search/", "/api/v1/jobs/", "/api/v1/jobs/{public_id}/results/", "/api/v1/spectra/{id}/flux/",
-            "/api/v1/knowledge-bases/{id}/entries/", "/api/v1/tasks/"} <= paths
+    assert {
+        "/api/v1/search/",
+        "/api/v1/jobs/",
+        "/api/v1/jobs/{public_id}/results/",
+        "/api/v1/spectra/{id}/flux/",
+        "/api/v1/knowledge-bases/{id}/entries/",
+        "/api/v1/tasks/",
+    } <= paths
     assert "tokenAuth" in schema["components"]["securitySchemes"]
     docs = client.get("/api/v1/docs/").content.decode()
     assert "swagger-ui" in docs and "cdn" not in docs.lower() and "/static/drf_spectacular_sidecar/" in docs

@@ -7,8 +7,15 @@ from kb.bpt import bpt_class_from_lines, bpt_consensus, bpt_ratios, bpt_three_cl
 
 def lines(n2, o3, snr=20.0, ha=100.0, hb=30.0):
     """SPZLINE-like fluxes with log [N II]/Ha = n2 and log [O III]/Hb = o3."""
-    flux = {"H_alpha": ha, "H_beta": hb, "[N_II] 6583": ha * 10**n2, "[O_III] 5007": hb * 10**o3,
-            "[S_II] 6716": 20.0, "[S_II] 6730": 15.0, "[O_I] 6300": 5.0}
+    flux = {
+        "H_alpha": ha,
+        "H_beta": hb,
+        "[N_II] 6583": ha * 10**n2,
+        "[O_III] 5007": hb * 10**o3,
+        "[S_II] 6716": 20.0,
+        "[S_II] 6730": 15.0,
+        "[O_I] 6300": 5.0,
+    }
     return {name: {"flux": f, "flux_err": f / snr} for name, f in flux.items()}
 
 
@@ -18,12 +25,15 @@ def test_ratios_are_logs_of_the_line_fluxes():
     assert ratios["s2"] == pytest.approx(math.log10(35 / 100)) and ratios["o1"] == pytest.approx(math.log10(0.05))
 
 
-@pytest.mark.parametrize("n2, o3, expected", [
-    (-0.6, -0.2, "star-forming"),  # below Kauffmann et al. (2003)
-    (-0.1, 0.0, "composite"),  # between the two lines
-    (0.0, 0.9, "seyfert"),  # above Kewley et al. (2001) and Schawinski et al. (2007)
-    (0.2, 0.1, "liner"),  # above Kewley 2001, below Schawinski 2007
-])
+@pytest.mark.parametrize(
+    "n2, o3, expected",
+    [
+        (-0.6, -0.2, "star-forming"),  # below Kauffmann et al. (2003)
+        (-0.1, 0.0, "composite"),  # between the two lines
+        (0.0, 0.9, "seyfert"),  # above Kewley et al. (2001) and Schawinski et al. (2007)
+        (0.2, 0.1, "liner"),  # above Kewley 2001, below Schawinski 2007
+    ],
+)
 def test_regions_of_the_n2_diagram(n2, o3, expected):
     assert bpt_class_from_lines(lines(n2, o3)) == expected
 
@@ -76,6 +86,11 @@ def test_values_neither_catalog_publishes_are_errors_not_disagreements():
 
 def test_three_classes_count_composites_as_agn():
     assert [bpt_three_class(c) for c in ("star-forming", "composite", "seyfert", "liner", "normal")] == [
-        "star-forming", "agn", "agn", "agn", "normal"]
+        "star-forming",
+        "agn",
+        "agn",
+        "agn",
+        "normal",
+    ]
     with pytest.raises(ValueError, match="'lens' is not a five-class BPT label"):
         bpt_three_class("lens")

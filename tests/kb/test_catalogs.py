@@ -1,4 +1,5 @@
 """Catalog readers against small files written in each published format, and the real lenscat file."""
+
 import subprocess
 import sys
 
@@ -32,19 +33,20 @@ def assert_refused(path, text: str, reader, message: str) -> None:
 def _write_mpa(folder, ids, classes):
     """galSpecInfo-dr8.fits and galSpecExtra-dr8.fits as published: ids as 19-character strings."""
     n = len(ids)
-    fits.BinTableHDU.from_columns([
-        fits.Column("SPECOBJID", "19A", array=[f"{i:>19d}" for i in ids]),
-        fits.Column("PLATEID", "J", array=[specobjid_decode(i)[0] for i in ids]),
-        fits.Column("MJD", "J", array=[specobjid_decode(i)[1] for i in ids]),
-        fits.Column("FIBERID", "J", array=[specobjid_decode(i)[2] for i in ids]),
-        fits.Column("RA", "E", array=np.linspace(10, 20, n)),
-        fits.Column("DEC", "E", array=np.linspace(-1, 1, n)),
-        fits.Column("Z", "E", array=np.full(n, 0.1)),
-    ]).writeto(folder / "galSpecInfo-dr8.fits")
-    fits.BinTableHDU.from_columns([
-        fits.Column("BPTCLASS", "I", array=classes),
-        fits.Column("LGM_TOT_P50", "E", array=np.full(n, 10.5)),
-    ]).writeto(folder / "galSpecExtra-dr8.fits")
+    fits.BinTableHDU.from_columns(
+        [
+            fits.Column("SPECOBJID", "19A", array=[f"{i:>19d}" for i in ids]),
+            fits.Column("PLATEID", "J", array=[specobjid_decode(i)[0] for i in ids]),
+            fits.Column("MJD", "J", array=[specobjid_decode(i)[1] for i in ids]),
+            fits.Column("FIBERID", "J", array=[specobjid_decode(i)[2] for i in ids]),
+            fits.Column("RA", "E", array=np.linspace(10, 20, n)),
+            fits.Column("DEC", "E", array=np.linspace(-1, 1, n)),
+            fits.Column("Z", "E", array=np.full(n, 0.1)),
+        ]
+    ).writeto(folder / "galSpecInfo-dr8.fits")
+    fits.BinTableHDU.from_columns(
+        [fits.Column("BPTCLASS", "I", array=classes), fits.Column("LGM_TOT_P50", "E", array=np.full(n, 10.5))]
+    ).writeto(folder / "galSpecExtra-dr8.fits")
 
 
 def test_galspecextra_dr8_pair_is_read_row_aligned(tmp_path):
@@ -52,7 +54,10 @@ def test_galspecextra_dr8_pair_is_read_row_aligned(tmp_path):
     _write_mpa(tmp_path, ids, [1, 4, -1])
     rows = read_galspecextra(tmp_path / "galSpecExtra-dr8.fits")
     assert [(r.specobjid, r.value, r.label) for r in rows] == [
-        (ids[0], "1", "star-forming"), (ids[1], "4", "agn"), (ids[2], "-1", "normal")]
+        (ids[0], "1", "star-forming"),
+        (ids[1], "4", "agn"),
+        (ids[2], "-1", "normal"),
+    ]
     assert rows[0].plate_mjd_fiber == (266, 51630, 168) and rows[2].plate_mjd_fiber == (267, 51608, 413)
     assert rows[2].ra == pytest.approx(20) and rows[2].dec == pytest.approx(1)
 
@@ -61,44 +66,58 @@ def test_galspecextra_cas_exports_as_csv_and_fits(tmp_path):
     csv_path = tmp_path / "galSpecExtra_cas.csv"
     csv_path.write_text(f"#Table1\nspecObjID,bptclass\n{SPEC_266_168},5\n\n{specobjid_encode(266, 51630, 215)},2\n")
     assert [(r.specobjid, r.label) for r in read_galspecextra(csv_path)] == [
-        (SPEC_266_168, "liner"), (specobjid_encode(266, 51630, 215), "star-forming")]
+        (SPEC_266_168, "liner"),
+        (specobjid_encode(266, 51630, 215), "star-forming"),
+    ]
     big = specobjid_encode(9000, 57000, 12)
     fits_path = tmp_path / "galSpecExtra_cas.fits"  # specObjID in a signed 64-bit column, as CAS writes it
-    fits.BinTableHDU.from_columns([
-        fits.Column("specObjID", "K", array=np.array([SPEC_266_168, big - 2**64], dtype=np.int64)),
-        fits.Column("bptclass", "I", array=[3, 4]),
-    ]).writeto(fits_path)
+    fits.BinTableHDU.from_columns(
+        [
+            fits.Column("specObjID", "K", array=np.array([SPEC_266_168, big - 2**64], dtype=np.int64)),
+            fits.Column("bptclass", "I", array=[3, 4]),
+        ]
+    ).writeto(fits_path)
     assert [(r.specobjid, r.label) for r in read_galspecextra(fits_path)] == [(SPEC_266_168, "composite"), (big, "agn")]
 
 
 def test_galspecextra_problems_name_the_file_and_the_row(tmp_path):
     _write_mpa(tmp_path, [1, 2], [1, 1])
     fits.BinTableHDU.from_columns([fits.Column("BPTCLASS", "I", array=[1, 1, 3])]).writeto(
-        tmp_path / "galSpecExtra-dr8.fits", overwrite=True)
+        tmp_path / "galSpecExtra-dr8.fits", overwrite=True
+    )
     with pytest.raises(CatalogError, match="galSpecExtra-dr8.fits: 3 rows but galSpecInfo-dr8.fits has 2"):
         read_galspecextra(tmp_path / "galSpecExtra-dr8.fits")
     (tmp_path / "galSpecInfo-dr8.fits").unlink()
     with pytest.raises(CatalogError, match="galSpecInfo-dr8.fits, whose rows it follows, is not beside it"):
         read_galspecextra(tmp_path / "galSpecExtra-dr8.fits")
     bad = tmp_path / "galSpecExtra.csv"
-    assert_refused(bad, "specObjID,bptclass\n1,1\n2,0\n", read_galspecextra, "galSpecExtra.csv: row 2: BPTCLASS 0 is not one of")
+    assert_refused(
+        bad, "specObjID,bptclass\n1,1\n2,0\n", read_galspecextra, "galSpecExtra.csv: row 2: BPTCLASS 0 is not one of"
+    )
     no_class = tmp_path / "galSpecExtra2.csv"
-    assert_refused(no_class, "specObjID,bpt\n1,1\n", read_galspecextra, "galSpecExtra2.csv: no column 'BPTCLASS' \\(it has specObjID, bpt\\)")
+    assert_refused(
+        no_class,
+        "specObjID,bpt\n1,1\n",
+        read_galspecextra,
+        "galSpecExtra2.csv: no column 'BPTCLASS' \\(it has specObjID, bpt\\)",
+    )
 
 
 def test_portsmouth_bpt_strings_are_normalised_and_checked(tmp_path):
     path = tmp_path / "portsmouth_emlinekin_full-DR12.fits"
     values = ["Star Forming", "Star-Forming", "Composite", "Seyfert", "LINER", "BLANK"]
-    fits.BinTableHDU.from_columns([
-        fits.Column("SPECOBJID", "20A", array=[str(specobjid_encode(4000, 55400, f)) for f in range(1, 7)]),
-        fits.Column("PLATE", "J", array=[4000] * 6),
-        fits.Column("MJD", "J", array=[55400] * 6),
-        fits.Column("FIBERID", "J", array=list(range(1, 7))),
-        fits.Column("RA", "D", array=np.arange(6.0)),
-        fits.Column("DEC", "D", array=np.zeros(6)),
-        fits.Column("Z", "E", array=np.full(6, 0.3)),
-        fits.Column("BPT", "12A", array=values),
-    ]).writeto(path)
+    fits.BinTableHDU.from_columns(
+        [
+            fits.Column("SPECOBJID", "20A", array=[str(specobjid_encode(4000, 55400, f)) for f in range(1, 7)]),
+            fits.Column("PLATE", "J", array=[4000] * 6),
+            fits.Column("MJD", "J", array=[55400] * 6),
+            fits.Column("FIBERID", "J", array=list(range(1, 7))),
+            fits.Column("RA", "D", array=np.arange(6.0)),
+            fits.Column("DEC", "D", array=np.zeros(6)),
+            fits.Column("Z", "E", array=np.full(6, 0.3)),
+            fits.Column("BPT", "12A", array=values),
+        ]
+    ).writeto(path)
     rows = read_emissionlinesport(path)
     assert [r.label for r in rows] == ["star-forming", "star-forming", "composite", "seyfert", "liner", "normal"]
     assert [r.value for r in rows] == values
@@ -106,7 +125,12 @@ def test_portsmouth_bpt_strings_are_normalised_and_checked(tmp_path):
     cas = tmp_path / "emissionLinesPort.csv"
     cas.write_text(f"specObjID,bpt\n{SPEC_266_168},star forming\n{SPEC_266_168 + 1},Liner\n")
     assert [r.label for r in read_emissionlinesport(cas)] == ["star-forming", "liner"]
-    assert_refused(cas, "specObjID,bpt\n5,LINER\n6,Quasar\n", read_emissionlinesport, "emissionLinesPort.csv: row 2: BPT value 'Quasar'")
+    assert_refused(
+        cas,
+        "specObjID,bpt\n5,LINER\n6,Quasar\n",
+        read_emissionlinesport,
+        "emissionLinesPort.csv: row 2: BPT value 'Quasar'",
+    )
     assert_refused(cas, "specObjID,class\n5,LINER\n", read_emissionlinesport, "no column 'BPT'")
 
 
@@ -128,7 +152,12 @@ def test_lenscat_rows_citing_talbot_take_talbots_values(tmp_path):
     assert [r.value for r in rows] == ["probable", "confident", "probable"]
     assert rows[0].details["name"] == "J0002+2531 | 1211" and rows[0].ra == 0.51579 and rows[0].dec == 25.52364
     assert all(r.label == "lens" and "arXiv:2007.09006" in r.details["ref"] for r in rows)
-    assert_refused(path, LENSCAT_SAMPLE.replace("359.9999", "400.0"), read_lenses, "row 4 \\(77\\): RA, Dec '400.0', '-0.5' are not a position")
+    assert_refused(
+        path,
+        LENSCAT_SAMPLE.replace("359.9999", "400.0"),
+        read_lenses,
+        "row 4 \\(77\\): RA, Dec '400.0', '-0.5' are not a position",
+    )
     assert_refused(path, "name,RA,DEC\nx,1,2\n", read_lenses, "no column 'RA \\[deg\\]'")
 
 
@@ -143,7 +172,9 @@ def test_the_packaged_lenscat_file_holds_the_talbot_candidates():
 
 
 def test_the_lenscat_file_is_found_without_importing_lenscat():
-    code = "import sys; from kb.catalogs import lenscat_path; print(lenscat_path()); assert 'lenscat' not in sys.modules"
+    code = (
+        "import sys; from kb.catalogs import lenscat_path; print(lenscat_path()); assert 'lenscat' not in sys.modules"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("lenscat/data/catalog.csv")
@@ -158,14 +189,20 @@ def test_outliers_by_specobjid_or_plate_mjd_fiber(tmp_path):
     only_pmf = tmp_path / "baron_poznanski_2017_b.csv"
     only_pmf.write_text("plate,mjd,fiberid,class\n266,51630,168,broad lines\n")
     assert read_outliers(only_pmf)[0].plate_mjd_fiber == (266, 51630, 168)
-    assert_refused(path, "specobjid,plate,mjd,fiberid,class\n,,,,E+A\n", read_outliers, "row 1: neither specobjid nor plate, mjd, fiberid")
+    assert_refused(
+        path,
+        "specobjid,plate,mjd,fiberid,class\n,,,,E+A\n",
+        read_outliers,
+        "row 1: neither specobjid nor plate, mjd, fiberid",
+    )
     assert_refused(path, "ra,dec,class\n1,2,E+A\n", read_outliers, "needs a specobjid column or plate, mjd and fiberid")
 
 
 def test_position_matching_takes_the_nearest_spectrum_within_the_radius():
     spec_ra, spec_dec = np.array([10.0, 10.0008, np.nan, 200.0, 0.0001]), np.array([0.0, 0.0, 0.0, -5.0, 0.0])
-    index = match_by_position([10.0005, 200.01, 50.0, 359.9999, np.nan], [0.0, -5.0, 1.0, 0.0, 0.0],
-                              spec_ra, spec_dec, radius_arcsec=2.0)
+    index = match_by_position(
+        [10.0005, 200.01, 50.0, 359.9999, np.nan], [0.0, -5.0, 1.0, 0.0, 0.0], spec_ra, spec_dec, radius_arcsec=2.0
+    )
     # 1.8" and 1.08" from the first two: the nearer wins; 36" from the fourth; nowhere near; across RA 0
     # to the fifth (an index into the spectra given, the unplaced third counted); NaN matches nothing
     assert index.tolist() == [1, -1, -1, 4, -1] and index.dtype == np.int64
@@ -187,7 +224,9 @@ def test_catalog_files_are_found_by_their_published_names(tmp_path):
     (tmp_path / "baron_poznanski_2017.csv").write_text("specobjid,class\n")
     (tmp_path / "notes.csv").write_text("x\n")
     (tmp_path / "galSpecExtra-dr8.fits.part").write_bytes(b"")
-    found = {key: sorted(p.relative_to(tmp_path).as_posix() for p in paths) for key, paths in find_catalogs(tmp_path).items()}
+    found = {
+        key: sorted(p.relative_to(tmp_path).as_posix() for p in paths) for key, paths in find_catalogs(tmp_path).items()
+    }
     assert found == {
         "galspecextra": ["cas/galspecextra_query.csv", "galSpecExtra-dr8.fits"],
         "emissionlinesport": ["cas/emissionLinesPort-2024.csv", "portsmouth_emlinekin_full-DR12.fits"],

@@ -1,4 +1,5 @@
 """Flags, curators' decisions, corrections in the next knowledge-base version, and the audit trail."""
+
 import threading
 
 import pytest
@@ -15,8 +16,6 @@ from tests.conftest import person, shipped_task
 pytestmark = pytest.mark.django_db
 
 
-
-
 def curation_events():
     """The audit trail without the knowledge-base promotions the fixture's builds recorded."""
     return AuditEvent.objects.exclude(action="knowledge_base_promoted", actor=None, reason="").order_by("id")
@@ -28,8 +27,14 @@ def _other_entry(kb) -> KBEntry:
 
 def test_a_flag_is_recorded_with_its_reason_and_audited(searchable):
     entry, vera = _other_entry(searchable["lens"]), person("vera")
-    flag = flag_raise(user=vera, task=entry.knowledge_base.task, spectrum=entry.spectrum, proposed_label="lens",
-                      reason="arc in the image; [O II] at a second redshift", entry=entry)
+    flag = flag_raise(
+        user=vera,
+        task=entry.knowledge_base.task,
+        spectrum=entry.spectrum,
+        proposed_label="lens",
+        reason="arc in the image; [O II] at a second redshift",
+        entry=entry,
+    )
     assert (flag.status, flag.label, flag.proposed_label) == ("open", "other", "lens")
     (event,) = curation_events()
     assert (event.actor, event.action, event.subject) == (vera, "flag_raised", f"flag {flag.pk}")
@@ -53,20 +58,30 @@ def test_only_people_with_a_role_may_flag(searchable, who):
     entry = _other_entry(searchable["lens"])
     user = AnonymousUser() if who == "anonymous" else person("mallory", role=None)
     with pytest.raises(PermissionDenied):
-        flag_raise(user=user, task=entry.knowledge_base.task, spectrum=entry.spectrum, proposed_label="lens", reason="x")
+        flag_raise(
+            user=user, task=entry.knowledge_base.task, spectrum=entry.spectrum, proposed_label="lens", reason="x"
+        )
     assert not Flag.objects.exists() and not curation_events().exists()
 
 
-@pytest.mark.parametrize("label, reason, message", [
-    ("lens", "  ", "a flag needs a reason"),
-    ("other", "wrong", "already labelled other"),
-    ("seyfert", "wrong", "not a label of task lens"),
-])
+@pytest.mark.parametrize(
+    "label, reason, message",
+    [
+        ("lens", "  ", "a flag needs a reason"),
+        ("other", "wrong", "already labelled other"),
+        ("seyfert", "wrong", "not a label of task lens"),
+    ],
+)
 def test_bad_flags_are_refused(searchable, label, reason, message):
     entry = _other_entry(searchable["lens"])
     with pytest.raises(ValueError, match=message):
-        flag_raise(user=person("vera"), task=entry.knowledge_base.task, spectrum=entry.spectrum, proposed_label=label,
-                   reason=reason)
+        flag_raise(
+            user=person("vera"),
+            task=entry.knowledge_base.task,
+            spectrum=entry.spectrum,
+            proposed_label=label,
+            reason=reason,
+        )
     assert not Flag.objects.exists()
 
 
@@ -75,10 +90,17 @@ def test_three_agreeing_flags_relabel_the_entry_in_the_next_version_only(searcha
     entry = _other_entry(old)
     task = old.task
     assert task.consensus_flags == 3
-    flags = [flag_raise(user=person(name), task=task, spectrum=entry.spectrum, proposed_label="lens", reason=f"{name}: arc")
-             for name in ("ann", "bob", "cy")]
+    flags = [
+        flag_raise(user=person(name), task=task, spectrum=entry.spectrum, proposed_label="lens", reason=f"{name}: arc")
+        for name in ("ann", "bob", "cy")
+    ]
     correction = Correction.objects.get(task=task, spectrum=entry.spectrum, active=True)
-    assert (correction.rule, correction.label, correction.corrected_label, correction.decided_by) == ("consensus", "other", "lens", None)
+    assert (correction.rule, correction.label, correction.corrected_label, correction.decided_by) == (
+        "consensus",
+        "other",
+        "lens",
+        None,
+    )
     assert {f.pk for f in correction.flags.all()} == {f.pk for f in flags}
     assert set(Flag.objects.values_list("status", flat=True)) == {"accepted"}
 
@@ -92,19 +114,31 @@ def test_three_agreeing_flags_relabel_the_entry_in_the_next_version_only(searcha
     assert actions == ["flag_raised"] * 3 + ["flag_accepted"] * 3 + ["correction_applied"]
     promoted = AuditEvent.objects.order_by("id").last()
     assert (promoted.action, promoted.subject, promoted.after) == (
-        "knowledge_base_promoted", f"knowledge base {new.pk}", {"in_service": [new.version]})
+        "knowledge_base_promoted",
+        f"knowledge base {new.pk}",
+        {"in_service": [new.version]},
+    )
 
 
 def test_a_curator_excludes_an_entry_and_another_rejects_flags(searchable):
     kb = searchable["bpt3"]
     first, second = kb.entries.select_related("spectrum")[:2]
-    flag_raise(user=person("vera"), task=kb.task, spectrum=first.spectrum, proposed_label=EXCLUDE, reason="sky residuals")
-    flag_raise(user=person("ann"), task=kb.task, spectrum=second.spectrum,
-               proposed_label="normal" if second.label != "normal" else "agn", reason="weak lines")
+    flag_raise(
+        user=person("vera"), task=kb.task, spectrum=first.spectrum, proposed_label=EXCLUDE, reason="sky residuals"
+    )
+    flag_raise(
+        user=person("ann"),
+        task=kb.task,
+        spectrum=second.spectrum,
+        proposed_label="normal" if second.label != "normal" else "agn",
+        reason="weak lines",
+    )
     curator = person("cecilia", "curator")
     assert [item.spectrum for item in curation_items(task=kb.task)] != []
     flag_review(user=curator, task=kb.task, spectrum=first.spectrum, accept=True, note="confirmed: sky lines")
-    assert flag_review(user=curator, task=kb.task, spectrum=second.spectrum, accept=False, note="lines are real") is None
+    assert (
+        flag_review(user=curator, task=kb.task, spectrum=second.spectrum, accept=False, note="lines are real") is None
+    )
     assert Flag.objects.get(spectrum=second.spectrum).status == "rejected"
     assert not Correction.objects.filter(spectrum=second.spectrum).exists()
     assert curation_items(task=kb.task) == []
@@ -116,9 +150,17 @@ def test_a_curator_excludes_an_entry_and_another_rejects_flags(searchable):
 
 def test_an_astronomer_cannot_review(searchable):
     entry = _other_entry(searchable["lens"])
-    flag_raise(user=person("vera"), task=entry.knowledge_base.task, spectrum=entry.spectrum, proposed_label="lens", reason="arc")
+    flag_raise(
+        user=person("vera"),
+        task=entry.knowledge_base.task,
+        spectrum=entry.spectrum,
+        proposed_label="lens",
+        reason="arc",
+    )
     with pytest.raises(PermissionDenied):
-        flag_review(user=person("ann"), task=entry.knowledge_base.task, spectrum=entry.spectrum, accept=True, note="me too")
+        flag_review(
+            user=person("ann"), task=entry.knowledge_base.task, spectrum=entry.spectrum, accept=True, note="me too"
+        )
     assert Flag.objects.get().status == "open"
 
 
@@ -128,7 +170,9 @@ def test_agreement_among_flaggers_and_curators(searchable):
     other = {a.pk: "normal", b.pk: "normal"}
     for name in ("ann", "bob"):
         flag_raise(user=person(name), task=kb.task, spectrum=a.spectrum, proposed_label=other[a.pk], reason="r")
-    flag_raise(user=User.objects.get(username="ann"), task=kb.task, spectrum=b.spectrum, proposed_label=other[b.pk], reason="r")
+    flag_raise(
+        user=User.objects.get(username="ann"), task=kb.task, spectrum=b.spectrum, proposed_label=other[b.pk], reason="r"
+    )
     flag_review(user=person("cecilia", "curator"), task=kb.task, spectrum=b.spectrum, accept=False, note="no")
     report = agreement_report(task=kb.task)
     by_spectrum = {e["spectrum_id"]: e for e in report["entries"]}
@@ -150,7 +194,9 @@ def test_two_curators_deciding_one_entry_at_once(searchable):
     def decide(curator, accept):
         start.wait()
         try:
-            flag_review(user=curator, task=task, spectrum=entry.spectrum, accept=accept, note=f"{curator.username} decides")
+            flag_review(
+                user=curator, task=task, spectrum=entry.spectrum, accept=accept, note=f"{curator.username} decides"
+            )
             outcomes[curator.username] = "decided"
         except ValueError as error:
             outcomes[curator.username] = str(error)

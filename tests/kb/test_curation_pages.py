@@ -1,4 +1,5 @@
 """Curation through the pages and the API: flag, review in the queue, the audit trail, agreement."""
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -8,10 +9,6 @@ from tests.conftest import api_client as api
 from tests.conftest import person
 
 pytestmark = pytest.mark.django_db
-
-
-
-
 
 
 @pytest.fixture
@@ -24,7 +21,7 @@ def test_flag_from_the_spectrum_page(client, entry):
     page = client.get(f"/spectra/{entry.spectrum_id}/").content.decode()
     assert f'href="/flag/lens/{entry.spectrum_id}/"' in page
     form = client.get(f"/flag/lens/{entry.spectrum_id}/").content.decode()
-    assert 'value="exclude"' in form and 'value="lens"' in form and "labelled <span class=\"tag\">other</span>" in form
+    assert 'value="exclude"' in form and 'value="lens"' in form and 'labelled <span class="tag">other</span>' in form
     response = client.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "lens", "reason": "an arc"})
     assert response.status_code == 302
     flag = Flag.objects.get()
@@ -38,23 +35,38 @@ def test_anonymous_people_and_people_without_a_role_cannot_flag(client, entry):
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     client.force_login(person("mallory", None))
     assert client.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "lens", "reason": "x"}).status_code == 403
-    assert api().post("/api/v1/flags/", {"task": "lens", "spectrum": entry.spectrum_id, "proposed_label": "lens",
-                                          "reason": "x"}).status_code == 401
+    assert (
+        api()
+        .post(
+            "/api/v1/flags/", {"task": "lens", "spectrum": entry.spectrum_id, "proposed_label": "lens", "reason": "x"}
+        )
+        .status_code
+        == 401
+    )
     assert not Flag.objects.exists()
 
 
 def test_a_curator_works_through_the_queue(client, entry):
-    flag_raise(user=person("vera", "astronomer"), task=entry.knowledge_base.task, spectrum=entry.spectrum,
-               proposed_label="lens", reason="an arc")
+    flag_raise(
+        user=person("vera", "astronomer"),
+        task=entry.knowledge_base.task,
+        spectrum=entry.spectrum,
+        proposed_label="lens",
+        reason="an arc",
+    )
     curator = person("cecilia", "curator")
     client.force_login(curator)
     queue = client.get("/curation/").content.decode()
     assert f"/curation/lens/{entry.spectrum_id}/" in queue and "lens (1.00)" in queue
     item = client.get(f"/curation/lens/{entry.spectrum_id}/").content.decode()
     assert "an arc" in item and 'id="spectrum-plot"' in item and "spectrum-data" in item
-    missing_note = client.post(f"/curation/lens/{entry.spectrum_id}/", {"decision": "accept", "label": "lens", "note": ""})
+    missing_note = client.post(
+        f"/curation/lens/{entry.spectrum_id}/", {"decision": "accept", "label": "lens", "note": ""}
+    )
     assert missing_note.status_code == 400 and not Correction.objects.exists()
-    done = client.post(f"/curation/lens/{entry.spectrum_id}/", {"decision": "accept", "label": "lens", "note": "clear arc"})
+    done = client.post(
+        f"/curation/lens/{entry.spectrum_id}/", {"decision": "accept", "label": "lens", "note": "clear arc"}
+    )
     assert done.status_code == 302
     correction = Correction.objects.get()
     assert (correction.decided_by, correction.corrected_label, correction.rule) == (curator, "lens", "curator")
@@ -88,16 +100,27 @@ def test_flags_through_the_api(entry):
 
 def test_decisions_audit_and_agreement_through_the_api(entry):
     for name in ("vera", "ann"):
-        api(person(name, "astronomer")).post("/api/v1/flags/", {"task": "lens", "spectrum": entry.spectrum_id,
-                                                                   "proposed_label": "lens", "reason": "arc"})
+        api(person(name, "astronomer")).post(
+            "/api/v1/flags/", {"task": "lens", "spectrum": entry.spectrum_id, "proposed_label": "lens", "reason": "arc"}
+        )
     curator = person("cecilia", "curator")
-    assert api(User.objects.get(username="ann")).post("/api/v1/curation/decisions/", {
-        "task": "lens", "spectrum": entry.spectrum_id, "accept": True, "note": "me"}).status_code == 403
-    decided = api(curator).post("/api/v1/curation/decisions/", {"task": "lens", "spectrum": entry.spectrum_id,
-                                                                "accept": True, "note": "arc confirmed"})
+    assert (
+        api(User.objects.get(username="ann"))
+        .post(
+            "/api/v1/curation/decisions/", {"task": "lens", "spectrum": entry.spectrum_id, "accept": True, "note": "me"}
+        )
+        .status_code
+        == 403
+    )
+    decided = api(curator).post(
+        "/api/v1/curation/decisions/",
+        {"task": "lens", "spectrum": entry.spectrum_id, "accept": True, "note": "arc confirmed"},
+    )
     assert decided.json()["corrected_label"] == "lens" and decided.json()["decided_by"] == "cecilia"
-    late = api(curator).post("/api/v1/curation/decisions/", {"task": "lens", "spectrum": entry.spectrum_id,
-                                                             "accept": False, "note": "second thoughts"})
+    late = api(curator).post(
+        "/api/v1/curation/decisions/",
+        {"task": "lens", "spectrum": entry.spectrum_id, "accept": False, "note": "second thoughts"},
+    )
     assert late.status_code == 400 and "has no open flags" in late.json()["error"]["message"]
     events = api(curator).get("/api/v1/audit/?task=lens&action=flag_accepted").json()["results"]
     assert len(events) == 2 and {e["actor"] for e in events} == {"cecilia"}
@@ -108,8 +131,13 @@ def test_decisions_audit_and_agreement_through_the_api(entry):
 
 
 def test_the_kb_browser_and_api_filter_flagged_entries(client, entry):
-    flag_raise(user=person("vera", "astronomer"), task=entry.knowledge_base.task, spectrum=entry.spectrum,
-               proposed_label="lens", reason="an arc")
+    flag_raise(
+        user=person("vera", "astronomer"),
+        task=entry.knowledge_base.task,
+        spectrum=entry.spectrum,
+        proposed_label="lens",
+        reason="an arc",
+    )
     page = client.get("/kb/", {"task": "lens", "flagged": "true"}).content.decode()
     assert "1 entries." in page and entry.spectrum.plate_mjd_fiber in page
     unflagged = api().get(f"/api/v1/knowledge-bases/{entry.knowledge_base_id}/entries/?flagged=false&page_size=1000")
@@ -120,13 +148,20 @@ def test_an_admin_changes_a_tasks_consensus_rule_and_it_is_audited(client, entry
     from django.contrib.auth.models import User
 
     client.force_login(User.objects.create_superuser("ada", password="ada-password-1"))
-    response = client.post("/admin/kb/searchtask/" + str(entry.knowledge_base.task_id) + "/change/",
-                           {"consensus_flags": 2, "curator_decides": "on"})
+    response = client.post(
+        "/admin/kb/searchtask/" + str(entry.knowledge_base.task_id) + "/change/",
+        {"consensus_flags": 2, "curator_decides": "on"},
+    )
     assert response.status_code == 302
     event = AuditEvent.objects.get(action="task_rule_changed")
     assert event.before == {"consensus_flags": 3, "curator_decides": True}
     assert event.after == {"consensus_flags": 2, "curator_decides": True} and event.actor.username == "ada"
     for name in ("vera", "ann"):
-        flag_raise(user=person(name, "astronomer"), task=entry.knowledge_base.task, spectrum=entry.spectrum,
-                   proposed_label="lens", reason="arc")
+        flag_raise(
+            user=person(name, "astronomer"),
+            task=entry.knowledge_base.task,
+            spectrum=entry.spectrum,
+            proposed_label="lens",
+            reason="arc",
+        )
     assert Correction.objects.get().rule == "consensus"  # two flags are now enough

@@ -1,4 +1,5 @@
 """SDSS specobjids: the bit layout, both ways."""
+
 import pytest
 
 from kb.identifiers import specobjid_decode, specobjid_encode

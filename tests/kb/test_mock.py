@@ -75,7 +75,11 @@ def test_lenses_show_background_lines_at_the_source_redshift(survey):
     lenses = [r for r in truth.values() if r["population"] == "lens"]
     assert lenses
     for row in lenses:
-        path = next((out / "spectra").rglob(f"spec-{int(row['plate']):04d}-{int(row['mjd']):05d}-{int(row['fiberid']):04d}.fits"))
+        path = next(
+            (out / "spectra").rglob(
+                f"spec-{int(row['plate']):04d}-{int(row['mjd']):05d}-{int(row['fiberid']):04d}.fits"
+            )
+        )
         with fits.open(path) as hdus:
             wave, model = 10 ** hdus["COADD"].data["loglam"], hdus["COADD"].data["model"]
         centre = 5008.24 * (1 + float(row["z_source"]))
@@ -112,7 +116,18 @@ def test_catalogs_cover_every_spectrum_and_the_rare_ones(survey):
     outliers = list(csv.DictReader(open(out / "catalogs" / "baron_poznanski_2017.csv")))
     assert {int(r["specobjid"]) for r in outliers} == {k for k, r in truth.items() if r["population"] == "outlier"}
     # the two emission-line catalogs agree mostly, not always
-    agree = sum(1 for r in truth.values() if (r["BPTCLASS"], r["PORT_BPT"]) in
-                {("1", "Star Forming"), ("2", "Star Forming"), ("3", "Composite"), ("4", "Seyfert"), ("4", "LINER"),
-                 ("5", "LINER"), ("-1", "BLANK")})
+    agree = sum(
+        1
+        for r in truth.values()
+        if (r["BPTCLASS"], r["PORT_BPT"])
+        in {
+            ("1", "Star Forming"),
+            ("2", "Star Forming"),
+            ("3", "Composite"),
+            ("4", "Seyfert"),
+            ("4", "LINER"),
+            ("5", "LINER"),
+            ("-1", "BLANK"),
+        }
+    )
     assert 0.5 < agree / len(truth) < 0.99

@@ -1,4 +1,5 @@
 """The plots the site and the experiments share: BPT diagrams, and a task's versions side by side."""
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -32,24 +33,36 @@ def test_bpt_diagram_has_points_per_label_and_the_demarcations():
 
 
 def test_the_three_bpt_panels_place_each_point_where_its_ratios_exist():
-    points = [{"name": "query", "label": "liner", "query": True, "n2": 0.1, "o3": 0.2, "s2": -0.3},
-              {"name": "#1", "label": "seyfert", "n2": -0.2, "o3": 0.8},
-              {"name": "#2", "label": "normal", "n2": 0.3}]  # no [O III]/H-beta: on no panel
+    points = [
+        {"name": "query", "label": "liner", "query": True, "n2": 0.1, "o3": 0.2, "s2": -0.3},
+        {"name": "#1", "label": "seyfert", "n2": -0.2, "o3": 0.8},
+        {"name": "#2", "label": "normal", "n2": 0.3},
+    ]  # no [O III]/H-beta: on no panel
     figure = plots.bpt_panels(points)
     markers = [trace for trace in figure.data if trace.mode == "markers"]
     assert [(trace.name, trace.xaxis, trace.x[0]) for trace in markers] == [
-        ("query", "x", 0.1), ("#1", "x", -0.2), ("query", "x2", -0.3)]
+        ("query", "x", 0.1),
+        ("#1", "x", -0.2),
+        ("query", "x2", -0.3),
+    ]
     assert markers[0].marker.color == markers[2].marker.color != markers[1].marker.color  # a spectrum keeps its colour
 
 
 def test_version_figures_stack_the_composition_and_bar_each_score_with_its_interval():
-    versions = [SimpleNamespace(version=2, composition={"lens": 5, "other": 20},
-                                evaluation={"f1": 0.6, "f1_ci": [0.5, 0.7], "precision": 0.8}),
-                SimpleNamespace(version=1, composition={"lens": 4}, evaluation={})]
+    versions = [
+        SimpleNamespace(
+            version=2,
+            composition={"lens": 5, "other": 20},
+            evaluation={"f1": 0.6, "f1_ci": [0.5, 0.7], "precision": 0.8},
+        ),
+        SimpleNamespace(version=1, composition={"lens": 4}, evaluation={}),
+    ]
     figures = plots.version_figures(versions, ("precision", "f1"))
     composition, scores = figures["composition"]["data"], figures["scores"]["data"]
     assert [(bar["name"], list(bar["x"]), list(bar["y"])) for bar in composition] == [
-        ("lens", ["v1", "v2"], [4, 5]), ("other", ["v1", "v2"], [0, 20])]
+        ("lens", ["v1", "v2"], [4, 5]),
+        ("other", ["v1", "v2"], [0, 20]),
+    ]
     f1 = next(bar for bar in scores if bar["name"] == "f1")
     assert list(f1["y"]) == [None, 0.6]
     assert list(f1["error_y"]["array"]) == [None, pytest.approx(0.1)]
@@ -61,5 +74,7 @@ def test_version_figures_stack_the_composition_and_bar_each_score_with_its_inter
 
 def test_the_diagnostic_lines_are_the_emission_lines_the_bpt_diagrams_use():
     assert set(plots.DIAGNOSTIC_LINES) <= set(plots.EMISSION_LINES)
-    assert {"H-beta", "[O III] 5007", "H-alpha", "[N II] 6583", "[S II] 6716", "[O I] 6300"} <= set(plots.DIAGNOSTIC_LINES)
+    assert {"H-beta", "[O III] 5007", "H-alpha", "[N II] 6583", "[S II] 6716", "[O I] 6300"} <= set(
+        plots.DIAGNOSTIC_LINES
+    )
     assert all(3500 < wave < 7000 for wave in np.array(list(plots.EMISSION_LINES.values())))

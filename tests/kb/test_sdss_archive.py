@@ -4,6 +4,7 @@ The server (http.server in a thread on 127.0.0.1) serves symlinks to the ten rea
 made in a temporary folder, and can misbehave on demand: answer 500, cut a body short, hang up without an
 answer, ignore Range headers, or send an HTML page instead of the file.
 """
+
 import http.server
 import io
 import threading
@@ -121,31 +122,46 @@ def test_download_by_identifier_gives_the_archive_bytes(archive_server, tmp_path
     got = tmp_path / "out" / "0266" / "spec-0266-51630-0168.fits"
     assert got.read_bytes() == real_spectra[0].read_bytes()
     assert [path for path, _ in archive_server.requests] == [
-        "/dr16/sdss/spectro/redux/26/spectra/lite/0266/spec-0266-51630-0168.fits"]  # legacy plate: legacy first
+        "/dr16/sdss/spectro/redux/26/spectra/lite/0266/spec-0266-51630-0168.fits"
+    ]  # legacy plate: legacy first
 
 
 def test_command_with_a_list_file_then_again_skips_everything(archive_server, tmp_path, real_spectra):
     listing = tmp_path / "ids.txt"
     listing.write_text("\n".join(identifier(p) for p in real_spectra))
     out, first = tmp_path / "out", io.StringIO()
-    call_command("fetch_sdss", list=str(listing), out=str(out), base_url=archive_server.base_url, stdout=first, verbosity=0)
+    call_command(
+        "fetch_sdss", list=str(listing), out=str(out), base_url=archive_server.base_url, stdout=first, verbosity=0
+    )
     assert "10 downloaded, 0 already here, 0 failed" in first.getvalue()
     for path in real_spectra:
         assert (out / path.name.split("-")[1] / path.name).read_bytes() == path.read_bytes()
     assert not list(out.rglob("*.part"))
     archive_server.requests.clear()
     again = io.StringIO()
-    call_command("fetch_sdss", list=str(listing), out=str(out), base_url=archive_server.base_url, stdout=again, verbosity=0)
+    call_command(
+        "fetch_sdss", list=str(listing), out=str(out), base_url=archive_server.base_url, stdout=again, verbosity=0
+    )
     assert "0 downloaded, 10 already here, 0 failed" in again.getvalue()
     assert archive_server.requests == []
 
 
 def test_identifiers_on_the_command_line(archive_server, tmp_path):
     out = io.StringIO()
-    call_command("fetch_sdss", "0266-51630-0215", "267-51608-413", out=str(tmp_path), base_url=archive_server.base_url,
-                 stdout=out, verbosity=0)
+    call_command(
+        "fetch_sdss",
+        "0266-51630-0215",
+        "267-51608-413",
+        out=str(tmp_path),
+        base_url=archive_server.base_url,
+        stdout=out,
+        verbosity=0,
+    )
     assert "2 downloaded" in out.getvalue()
-    assert sorted(p.name for p in tmp_path.rglob("*.fits")) == ["spec-0266-51630-0215.fits", "spec-0267-51608-0413.fits"]
+    assert sorted(p.name for p in tmp_path.rglob("*.fits")) == [
+        "spec-0266-51630-0215.fits",
+        "spec-0267-51608-0413.fits",
+    ]
 
 
 def test_the_location_that_answered_is_tried_first_for_the_same_plate(archive_server, tmp_path):
@@ -219,8 +235,15 @@ def test_a_missing_spectrum_is_reported_and_the_others_fetched(archive_server, t
     assert summary.downloaded == ["spec-0268-51633-0074.fits"]
     out = io.StringIO()
     with pytest.raises(CommandError, match="1 spectra could not be fetched"):
-        call_command("fetch_sdss", "266-51630-999", "266-51630-481", out=str(tmp_path), base_url=archive_server.base_url,
-                     verbosity=0, stdout=out)
+        call_command(
+            "fetch_sdss",
+            "266-51630-999",
+            "266-51630-481",
+            out=str(tmp_path),
+            base_url=archive_server.base_url,
+            verbosity=0,
+            stdout=out,
+        )
     assert "1 downloaded, 0 already here, 1 failed" in out.getvalue()
     assert "spec-0266-51630-0999.fits: not in the archive" in out.getvalue()
 
@@ -236,7 +259,7 @@ def test_html_instead_of_fits_is_an_error_and_leaves_no_file(archive_server, tmp
 def test_a_damaged_file_at_the_final_name_is_fetched_again(archive_server, tmp_path, real_spectra):
     target = tmp_path / "0266" / "spec-0266-51630-0168.fits"
     target.parent.mkdir(parents=True)
-    target.write_bytes(real_spectra[0].read_bytes()[:5 * 2880])  # whole FITS blocks, data cut short
+    target.write_bytes(real_spectra[0].read_bytes()[: 5 * 2880])  # whole FITS blocks, data cut short
     summary = fetch_spectra([(266, 51630, 168)], tmp_path, archive(archive_server))
     assert summary.downloaded == ["spec-0266-51630-0168.fits"]
     assert target.read_bytes() == real_spectra[0].read_bytes()

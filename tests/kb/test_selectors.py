@@ -1,4 +1,5 @@
 """Finding an ingested spectrum by identifier or position."""
+
 import pytest
 
 from kb.selectors import spectrum_lookup, spectrum_near

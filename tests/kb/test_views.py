@@ -31,7 +31,9 @@ def test_spectrum_page_plots_the_stored_flux_with_gaps_for_invalid_pixels(client
     page = response.content.decode()
     assert response.status_code == 200 and spectrum.specobjid in page
     assert "vendor/plotly/plotly.min.js" in page  # served from our own static files, no CDN
-    data = json.loads(re.search(r'<script id="spectrum-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    data = json.loads(
+        re.search(r'<script id="spectrum-data" type="application/json">(.*?)</script>', page, re.S).group(1)
+    )
     (plotted,) = data["spectra"]
     assert len(data["wave"]) == len(plotted["flux"]) == 3688 and plotted["z"] == spectrum.z
     gaps = sum(value is None for value in plotted["flux"])

@@ -88,7 +88,9 @@ def test_embedding_does_not_depend_on_the_batch_size(tmp_path):
     flux, valid = toy_survey()
     pretrain(flux, valid, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
     model = load_checkpoint(tmp_path / "best")
-    np.testing.assert_allclose(embed(model, flux, valid, batch_size=5), embed(model, flux, valid, batch_size=48), atol=1e-5)
+    np.testing.assert_allclose(
+        embed(model, flux, valid, batch_size=5), embed(model, flux, valid, batch_size=48), atol=1e-5
+    )
 
 
 def test_a_folder_without_weights_is_not_a_checkpoint(tmp_path):

@@ -89,9 +89,19 @@ def test_an_embedder_waits_while_another_process_embeds_for_the_same_checkpoint(
     run = training_run_execute(run=training_run_create(preset="small", **QUICK))
     lock = settings.DATA_DIR / "embeddings" / f"run-{run.pk}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, sys, time; handle = open(sys.argv[1], 'a'); fcntl.lockf(handle, fcntl.LOCK_EX); "
-        "print('held', flush=True); time.sleep(600)"), str(lock)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, sys, time; handle = open(sys.argv[1], 'a'); fcntl.lockf(handle, fcntl.LOCK_EX); "
+                "print('held', flush=True); time.sleep(600)"
+            ),
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         result = []

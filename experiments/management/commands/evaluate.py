@@ -1,4 +1,5 @@
 """python manage.py evaluate --out DIR: every experiment of the paper on the held-out test spectra."""
+
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -11,25 +12,49 @@ def sizes(text: str) -> tuple[int, ...]:
 
 
 class Command(BaseCommand):
-    help = ("Reproduce the paper's experiments (Table 2, Tables 3-4, Figures 4, 5 and C1, Table A1, appendix B.2, "
-            "the real SDSS spectra) and write DIR/report.md, DIR/results.json and the figures.")
+    help = (
+        "Reproduce the paper's experiments (Table 2, Tables 3-4, Figures 4, 5 and C1, Table A1, appendix B.2, "
+        "the real SDSS spectra) and write DIR/report.md, DIR/results.json and the figures."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--out", required=True, help="folder for report.md, results.json and the figures")
         parser.add_argument("-k", type=int, default=3)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% intervals")
-        parser.add_argument("--retrieval-sizes", type=sizes, default=EvaluationConfig.retrieval_sizes,
-                            help="comma-separated KB sizes for the retrieval-time curve")
+        parser.add_argument(
+            "--retrieval-sizes",
+            type=sizes,
+            default=EvaluationConfig.retrieval_sizes,
+            help="comma-separated KB sizes for the retrieval-time curve",
+        )
         parser.add_argument("--approximate-max-size", type=int, default=EvaluationConfig.approximate_max_size)
         parser.add_argument("--cnn-epochs", type=int, default=EvaluationConfig.cnn_epochs)
         parser.add_argument("--finetune-epochs", type=int, default=EvaluationConfig.finetune_epochs)
 
-    def handle(self, *args, out, k, seed, bootstrap, retrieval_sizes, approximate_max_size, cnn_epochs,
-               finetune_epochs, verbosity, **options):
-        config = EvaluationConfig(k=k, seed=seed, n_resamples=bootstrap, retrieval_sizes=retrieval_sizes,
-                                  approximate_max_size=approximate_max_size, cnn_epochs=cnn_epochs,
-                                  finetune_epochs=finetune_epochs)
+    def handle(
+        self,
+        *args,
+        out,
+        k,
+        seed,
+        bootstrap,
+        retrieval_sizes,
+        approximate_max_size,
+        cnn_epochs,
+        finetune_epochs,
+        verbosity,
+        **options,
+    ):
+        config = EvaluationConfig(
+            k=k,
+            seed=seed,
+            n_resamples=bootstrap,
+            retrieval_sizes=retrieval_sizes,
+            approximate_max_size=approximate_max_size,
+            cnn_epochs=cnn_epochs,
+            finetune_epochs=finetune_epochs,
+        )
         start = time.perf_counter()
 
         def log(message: str) -> None:
@@ -41,9 +66,12 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(str(error)) from None
         three, five = results["classification_3class"], results["classification_5class"]
-        self.stdout.write(self.style.SUCCESS(
-            f"macro-F1, 3 classes: encoder+KB {three['encoder_kb']['macro_f1']:.3f}, PCA+K-vote "
-            f"{three['pca_knn']['macro_f1']:.3f}, flux K-vote {three['flux_knn']['macro_f1']:.3f}; 5 classes: "
-            f"{five['encoder_kb']['macro_f1']:.3f}, {five['pca_knn']['macro_f1']:.3f}, {five['flux_knn']['macro_f1']:.3f}"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"macro-F1, 3 classes: encoder+KB {three['encoder_kb']['macro_f1']:.3f}, PCA+K-vote "
+                f"{three['pca_knn']['macro_f1']:.3f}, flux K-vote {three['flux_knn']['macro_f1']:.3f}; 5 classes: "
+                f"{five['encoder_kb']['macro_f1']:.3f}, {five['pca_knn']['macro_f1']:.3f}, "
+                f"{five['flux_knn']['macro_f1']:.3f}"
+            )
+        )
         self.stdout.write(f"report: {out}/report.md")

@@ -1,4 +1,5 @@
 """python manage.py check_store: does the database agree with the array store, embeddings, checkpoints and indexes?"""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from inference.selectors import store_check
@@ -11,7 +12,9 @@ class Command(BaseCommand):
         findings = store_check()
         for finding in findings:
             style = self.style.ERROR if finding.level == "error" else self.style.WARNING
-            self.stdout.write(style(f"{finding.level}: {finding.what}") + (f"\n    fix: {finding.fix}" if finding.fix else ""))
+            self.stdout.write(
+                style(f"{finding.level}: {finding.what}") + (f"\n    fix: {finding.fix}" if finding.fix else "")
+            )
         errors = sum(finding.level == "error" for finding in findings)
         if errors:
             raise CommandError(f"{errors} errors, {len(findings) - errors} warnings")

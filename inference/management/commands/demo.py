@@ -5,6 +5,7 @@ small preset -> embed -> a knowledge base for every shipped task -> serve. Steps
 on disk, a checkpoint in service, knowledge bases built with it) are kept, so running it again goes
 straight to the site.
 """
+
 import secrets
 import subprocess
 import sys
@@ -52,10 +53,13 @@ class Command(BaseCommand):
             stage("pre-train (small preset)", "pretrain", preset="small", max_steps=max_steps, seed=seed)
         stage("embed", "embed")
         for task in TASKS:
-            if not KnowledgeBase.objects.filter(task__name=task, in_service=True,
-                                                training_run=training_run_in_service()).exists():
+            if not KnowledgeBase.objects.filter(
+                task__name=task, in_service=True, training_run=training_run_in_service()
+            ).exists():
                 stage(f"knowledge base: {task}", "build_kb", task=task, seed=seed, verbosity=0)
-        self.stdout.write(self.style.SUCCESS("pipeline done in " + ", ".join(f"{k}: {v:.0f} s" for k, v in timings.items())))
+        self.stdout.write(
+            self.style.SUCCESS("pipeline done in " + ", ".join(f"{k}: {v:.0f} s" for k, v in timings.items()))
+        )
         self.stdout.write(f"total {sum(timings.values()):.0f} s")
         if no_serve:
             return
@@ -82,7 +86,20 @@ class Command(BaseCommand):
         log = settings.DATA_DIR / "worker.log"
         self.stdout.write(f"Celery worker (queues default, embedding, training) logging to {log}")
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "galspec_site", "worker", "--pool=solo", "-Q",
-             "default,embedding,training", "-l", "info"],
-            cwd=settings.BASE_DIR, stdout=open(log, "a"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "galspec_site",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                "default,embedding,training",
+                "-l",
+                "info",
+            ],
+            cwd=settings.BASE_DIR,
+            stdout=open(log, "a"),
+            stderr=subprocess.STDOUT,
         )

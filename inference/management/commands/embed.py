@@ -1,4 +1,5 @@
 """python manage.py embed: embed every ingested spectrum with the checkpoint in service."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from galspec_site.progress import progress_bar

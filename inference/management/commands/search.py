@@ -1,4 +1,5 @@
 """python manage.py search FILE_OR_SPECOBJID --task TASK: the vote and its evidence."""
+
 import json
 from pathlib import Path
 
@@ -30,9 +31,17 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(answer.as_dict(), indent=2))
             return
         verdict = "" if answer.is_target is None else ("  -> a target" if answer.is_target else "  -> not a target")
-        self.stdout.write(f"{answer.query}, task {answer.task}: {answer.label} ({answer.share:.1%} of the weight){verdict}")
-        self.stdout.write(f"knowledge base v{answer.kb_version} (id {answer.knowledge_base}), checkpoint {answer.checkpoint}")
-        self.stdout.write(f"{'specobjid':>20}  {'plate-mjd-fiber':>16}  {'label':<14} {'distance':>9} {'weight':>7}  from")
+        self.stdout.write(
+            f"{answer.query}, task {answer.task}: {answer.label} ({answer.share:.1%} of the weight){verdict}"
+        )
+        self.stdout.write(
+            f"knowledge base v{answer.kb_version} (id {answer.knowledge_base}), checkpoint {answer.checkpoint}"
+        )
+        self.stdout.write(
+            f"{'specobjid':>20}  {'plate-mjd-fiber':>16}  {'label':<14} {'distance':>9} {'weight':>7}  from"
+        )
         for n in answer.neighbours:
-            self.stdout.write(f"{n.specobjid:>20}  {n.plate_mjd_fiber:>16}  {n.label:<14} {n.distance:9.4f} "
-                              f"{n.weight:7.1%}  {', '.join(n.catalogs)}{' ' + str(n.details) if n.details else ''}")
+            self.stdout.write(
+                f"{n.specobjid:>20}  {n.plate_mjd_fiber:>16}  {n.label:<14} {n.distance:9.4f} "
+                f"{n.weight:7.1%}  {', '.join(n.catalogs)}{' ' + str(n.details) if n.details else ''}"
+            )

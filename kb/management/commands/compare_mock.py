@@ -1,4 +1,5 @@
 """python manage.py compare_mock --mock DIR: the mock survey against the real SDSS spectra."""
+
 from pathlib import Path
 
 from django.conf import settings
@@ -29,8 +30,13 @@ class Command(BaseCommand):
         if not Path(mock).is_dir() or not real.is_dir():
             raise CommandError(f"need two folders of spec-*.fits files: {mock}, {real}")
         ours, theirs = summarise(Path(mock), limit), summarise(real)
-        self.stdout.write(f"{'measure':42s} {'mock (' + str(ours['files']) + ' spectra)':>30s} {'real (' + str(theirs['files']) + ' spectra)':>30s}")
+        self.stdout.write(
+            f"{'measure':42s} {'mock (' + str(ours['files']) + ' spectra)':>30s} "
+            f"{'real (' + str(theirs['files']) + ' spectra)':>30s}"
+        )
         self.stdout.write(f"{'':42s} {'p16 / median / p84 (n)':>30s} {'p16 / median / p84 (n)':>30s}")
         for m in MEASURES:
-            cells = [f"{s[m]['p16']:.2f} / {s[m]['median']:.2f} / {s[m]['p84']:.2f} ({s[m]['n']})" for s in (ours, theirs)]
+            cells = [
+                f"{s[m]['p16']:.2f} / {s[m]['median']:.2f} / {s[m]['p84']:.2f} ({s[m]['n']})" for s in (ours, theirs)
+            ]
             self.stdout.write(f"{LABELS[m]:42s} {cells[0]:>30s} {cells[1]:>30s}")

@@ -1,4 +1,5 @@
 """python manage.py fetch_sdss: download spec-lite files from the SDSS archive (DR16 layout)."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from galspec_site.progress import progress_bar
@@ -14,7 +15,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("identifiers", nargs="*", help="PLATE-MJD-FIBER, e.g. 0266-51630-0168")
         parser.add_argument(
-            "--list", dest="list_file", metavar="FILE",
+            "--list",
+            dest="list_file",
+            metavar="FILE",
             help="one PLATE-MJD-FIBER per line, or a CSV with plate, mjd, fiberid columns ('#' comments allowed)",
         )
         parser.add_argument("--out", required=True, help="folder to write OUT/PLATE/spec-*.fits into")

@@ -1,4 +1,5 @@
 """python manage.py ingest DIR: load SDSS-format spectra and catalogs (real or mock) into GalSpec."""
+
 import os
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,4 +1,5 @@
 """python manage.py mock_survey --out DIR --size N --seed S: an SDSS-format mock survey."""
+
 import json
 import os
 
@@ -29,6 +30,13 @@ class Command(BaseCommand):
         if not 0 <= lens_fraction + outlier_fraction <= 1:
             raise CommandError("--lens-fraction plus --outlier-fraction must lie between 0 and 1")
         with progress_bar("mock survey", "spectra", verbosity=verbosity) as progress:
-            summary = generate_survey(out=out, size=size, seed=seed, lens_fraction=lens_fraction,
-                                      outlier_fraction=outlier_fraction, workers=workers, on_progress=progress)
+            summary = generate_survey(
+                out=out,
+                size=size,
+                seed=seed,
+                lens_fraction=lens_fraction,
+                outlier_fraction=outlier_fraction,
+                workers=workers,
+                on_progress=progress,
+            )
         self.stdout.write(json.dumps(summary, indent=2))

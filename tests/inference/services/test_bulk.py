@@ -1,4 +1,5 @@
 """Bulk search of the whole survey: chunked, the same answers as one search at a time, resumable."""
+
 import csv
 
 import pytest
@@ -6,8 +7,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from inference.services.bulk import bulk_search
-from inference.services.search import search
 from inference.services.knowledge_bases import knowledge_base_build
+from inference.services.search import search
 from kb.models import Spectrum
 from tests.conftest import shipped_task
 

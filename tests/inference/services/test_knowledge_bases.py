@@ -1,4 +1,5 @@
 """Knowledge bases: building versions, searching them, the commands, and an index build by a worker."""
+
 import json
 import shutil
 from collections import Counter
@@ -8,9 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from inference import index as vector_index
-from inference.services.search import search
 from inference.selectors import embedding_vectors
 from inference.services.knowledge_bases import knowledge_base_build
+from inference.services.search import search
 from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import task_labels
 
@@ -34,7 +35,8 @@ def test_a_build_samples_labelled_spectra_never_the_test_reserve_and_records_its
     index, sidecar = vector_index.load(kb.index_path)
     assert index.ntotal == kb.size and sidecar["kb_version"] == 1 and sidecar["training_run"] == trained.pk
     assert set(vector_index.search(index, np.zeros((1, index.d)), kb.size).ids[0]) == set(
-        entries.values_list("spectrum_id", flat=True))  # ids are spectrum keys
+        entries.values_list("spectrum_id", flat=True)
+    )  # ids are spectrum keys
 
 
 def test_a_new_version_takes_over_service_and_the_old_one_stays_resolvable(trained):
@@ -88,7 +90,9 @@ def test_a_file_search_matches_the_search_of_the_same_ingested_spectrum(trained,
     by_file = search(task="lens", path=query.source_file)
     by_id = search(task="lens", spectrum=query)
     assert [n.spectrum_id for n in by_file.neighbours] == [n.spectrum_id for n in by_id.neighbours]
-    np.testing.assert_allclose([n.distance for n in by_file.neighbours], [n.distance for n in by_id.neighbours], atol=1e-3)
+    np.testing.assert_allclose(
+        [n.distance for n in by_file.neighbours], [n.distance for n in by_id.neighbours], atol=1e-3
+    )
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
@@ -172,7 +176,9 @@ def test_a_built_knowledge_base_is_scored_on_the_test_reserve(searchable):
 
     bpt3 = searchable["bpt3"]
     reserve = task_labels(labelling="bpt3", held_out=True)
-    correct = sum(search_one(task="bpt3", spectrum=s).label == reserve[s.pk].label
-                  for s in Spectrum.objects.filter(pk__in=reserve))
+    correct = sum(
+        search_one(task="bpt3", spectrum=s).label == reserve[s.pk].label
+        for s in Spectrum.objects.filter(pk__in=reserve)
+    )
     assert bpt3.evaluation["accuracy"] == pytest.approx(correct / len(reserve))
     assert set(bpt3.evaluation["per_class"]) >= set(bpt3.composition)

@@ -1,5 +1,6 @@
 """Searches under load while knowledge bases are rebuilt and promoted: none fails, and each is answered
 wholly from one knowledge-base version (its neighbours and their labels are that version's entries)."""
+
 import threading
 
 import pytest
@@ -42,8 +43,12 @@ def test_searches_during_rebuilds_and_promotions(searchable):
     assert not failures and len(answers) > 20
     versions = {answer["knowledge_base"] for answer in answers}
     assert len(versions) >= 2  # the searches saw promotions happen
-    entries = {(kb, spectrum): label for kb, spectrum, label in
-               KBEntry.objects.filter(knowledge_base__in=versions).values_list("knowledge_base", "spectrum", "label")}
+    entries = {
+        (kb, spectrum): label
+        for kb, spectrum, label in KBEntry.objects.filter(knowledge_base__in=versions).values_list(
+            "knowledge_base", "spectrum", "label"
+        )
+    }
     for answer in answers:
         for neighbour in answer["neighbours"]:
             assert entries[(answer["knowledge_base"], neighbour["spectrum_id"])] == neighbour["label"]

@@ -1,4 +1,5 @@
 """The search, result, batch and task pages, through Django's test client (the browser tests drive chromium)."""
+
 import json
 import re
 
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _json(page: str, element_id: str):
-    return json.loads(re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', page, re.S).group(1))
+    return json.loads(
+        re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', page, re.S).group(1)
+    )
 
 
 def test_the_search_page_offers_every_task(client, searchable):
@@ -26,7 +29,9 @@ def test_the_search_page_offers_every_task(client, searchable):
 
 def test_a_search_by_identifier_has_its_own_address_and_shows_the_evidence(client, searchable):
     spectrum = searchable["lens"].entries.first().spectrum
-    response = client.post("/", {"task": "lens", "identifier": spectrum.plate_mjd_fiber, "k": 3, "weight_function": "exp"})
+    response = client.post(
+        "/", {"task": "lens", "identifier": spectrum.plate_mjd_fiber, "k": 3, "weight_function": "exp"}
+    )
     assert response.status_code == 302 and response["Location"].startswith("/search/result/?")
     page = client.get(response["Location"]).content.decode()
     answer = search(task="lens", spectrum=spectrum)
@@ -37,12 +42,14 @@ def test_a_search_by_identifier_has_its_own_address_and_shows_the_evidence(clien
     plot = _json(page, "spectrum-data")
     assert [s["z"] for s in plot["spectra"]] == [spectrum.z] + [n.z for n in answer.neighbours]
     assert plot["spectra"][1]["name"].startswith(f"#1 {answer.neighbours[0].label}")
-    assert "requests.post(" in page and f'&quot;identifier&quot;: &quot;{spectrum.specobjid}&quot;' in page
+    assert "requests.post(" in page and f"&quot;identifier&quot;: &quot;{spectrum.specobjid}&quot;" in page
 
 
 def test_the_bpt_diagrams_place_the_query_from_its_own_lines(client, searchable):
     spectrum = next(s for s in Spectrum.objects.all() if {"n2", "o3", "s2", "o1"} <= set(bpt_ratios(s.lines)))
-    page = client.get(f"/search/result/?task=bpt3&identifier={spectrum.specobjid}&k=3&weight_function=exp").content.decode()
+    page = client.get(
+        f"/search/result/?task=bpt3&identifier={spectrum.specobjid}&k=3&weight_function=exp"
+    ).content.decode()
     figure = _json(page, "bpt-data")
     names = [trace.get("name") for trace in figure["data"]]
     assert {"Kauffmann et al. (2003)", "Kewley et al. (2001)", "Kewley et al. (2006) Seyfert/LINER"} <= set(names)
@@ -58,15 +65,18 @@ def test_an_uploaded_real_spectrum_is_answered_on_the_spot(client, searchable, r
     page = response.content.decode()
     assert response.status_code == 200 and real_spectra[2].name in page
     assert f'<span class="verdict">{search(task="bpt3", path=real_spectra[2]).label}</span>' in page
-    assert 'open(&quot;' + real_spectra[2].name in page  # the snippet uploads the same file
+    assert "open(&quot;" + real_spectra[2].name in page  # the snippet uploads the same file
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"identifier": "0000-00000-0000"}, "no ingested spectrum has the specobjid or PLATE-MJD-FIBER"),
-    ({"ra": "10"}, "a position needs both RA and Dec"),
-    ({"ra": "10", "dec": "-89.9"}, "no ingested spectrum within 3 arcsec"),
-    ({}, "give a specobjid, a PLATE-MJD-FIBER, or an RA and Dec"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"identifier": "0000-00000-0000"}, "no ingested spectrum has the specobjid or PLATE-MJD-FIBER"),
+        ({"ra": "10"}, "a position needs both RA and Dec"),
+        ({"ra": "10", "dec": "-89.9"}, "no ingested spectrum within 3 arcsec"),
+        ({}, "give a specobjid, a PLATE-MJD-FIBER, or an RA and Dec"),
+    ],
+)
 def test_bad_searches_show_the_form_again_with_a_message(client, searchable, data, message):
     response = client.get("/search/result/", {"task": "lens", "k": 3, "weight_function": "exp", **data})
     assert response.status_code == 400 and message in response.content.decode()
@@ -94,8 +104,10 @@ def test_a_batch_job_from_the_page(client, searchable, django_capture_on_commit_
     app.conf.task_always_eager = True
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            response = client.post("/batch/", {"task": "lens", "k": 3,
-                                               "identifiers": "\n".join(s.specobjid for s in spectra) + "\nnonsense\n"})
+            response = client.post(
+                "/batch/",
+                {"task": "lens", "k": 3, "identifiers": "\n".join(s.specobjid for s in spectra) + "\nnonsense\n"},
+            )
     finally:
         app.conf.task_always_eager = False
     job = SearchJob.objects.get(owner=user)
@@ -104,8 +116,13 @@ def test_a_batch_job_from_the_page(client, searchable, django_capture_on_commit_
     assert "?format=csv" in page and "?format=votable" in page and "no ingested spectrum" in page
     progress = client.get(f"/jobs/{job.public_id}/progress/").json()
     assert progress["complete"] is True and progress["success"] is True
-    assert progress["progress"] == {"current": 3, "total": 3, "percent": 100.0, "description": "1 could not be searched",
-                                    "pending": False}
+    assert progress["progress"] == {
+        "current": 3,
+        "total": 3,
+        "percent": 100.0,
+        "description": "1 could not be searched",
+        "pending": False,
+    }
     client.force_login(User.objects.create_user("eve", password="x-password-5"))
     assert client.get(f"/jobs/{job.public_id}/").status_code == 404
     assert client.get(f"/jobs/{job.public_id}/progress/").status_code == 404
@@ -143,5 +160,5 @@ def test_the_kb_browser_filters_by_task_label_and_redshift(client, searchable):
 def test_a_spectrum_page_says_which_knowledge_bases_hold_it(client, searchable):
     entry = searchable["bpt3"].entries.select_related("spectrum").first()
     page = client.get(f"/spectra/{entry.spectrum_id}/").content.decode()
-    assert f"bpt3 v{searchable['bpt3'].version}</a>: <span class=\"tag\">{entry.label}</span>" in page
+    assert f'bpt3 v{searchable["bpt3"].version}</a>: <span class="tag">{entry.label}</span>' in page
     assert f"/search/result/?task=lens&amp;identifier={entry.spectrum.specobjid}" in page

@@ -4,6 +4,7 @@ The kill is aimed, not timed: the first worker runs ``tests.gated_worker``, whos
 blocks once the index file is written into the ``.tmp`` folder of ``kb.store.folder_write`` (before the
 sidecar and the rename), and says so by touching a gate file.
 """
+
 import signal
 import time
 from pathlib import Path
@@ -12,9 +13,9 @@ import pytest
 
 from inference import index as vector_index
 from inference.models import Operation
+from inference.selectors import store_check
 from inference.services.operations import operation_promote, operation_start
 from inference.services.search import search
-from inference.selectors import store_check
 from kb.models import KnowledgeBase, Spectrum
 from kb.services import knowledge_base_promote
 from tests.conftest import person, shipped_task, start_worker
@@ -35,8 +36,10 @@ def test_a_worker_killed_while_writing_an_index(searchable, data_dir, settings):
     answers = []
 
     def searches():
-        return [(answer.knowledge_base, answer.kb_version) for answer in
-                (search(task=name, spectrum=probe) for name in old for probe in probes)]
+        return [
+            (answer.knowledge_base, answer.kb_version)
+            for answer in (search(task=name, spectrum=probe) for name in old for probe in probes)
+        ]
 
     gate = data_dir / "gate"
     environment = {"GALSPEC_OPERATION_STALE_S": "2"}

@@ -1,4 +1,5 @@
 """A live worker is never taken for a dead one, and a build taken for dead stays failed."""
+
 import time
 from datetime import timedelta
 
@@ -16,8 +17,12 @@ from tests.conftest import person, shipped_task
 @pytest.mark.django_db(transaction=True)
 def test_a_step_that_reports_nothing_keeps_its_operation_alive_until_it_ends(settings):
     settings.GALSPEC_OPERATION_STALE_S = 1
-    operation = Operation.objects.create(kind="embed", requested_by=person("grace", "admin"), status="running",
-                                         heartbeat_at=timezone.now() - timedelta(hours=1))
+    operation = Operation.objects.create(
+        kind="embed",
+        requested_by=person("grace", "admin"),
+        status="running",
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
     lease = Lease.claim(Operation, operation.pk)
     with lease.heartbeat(every=0.05):
         time.sleep(1.5)  # longer than the stale limit, with no progress report

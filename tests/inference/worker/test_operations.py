@@ -1,4 +1,5 @@
 """Admins' operations: rebuild and retrain as candidates, compare, promote or discard; cancel; resume."""
+
 import signal
 import time
 from datetime import timedelta
@@ -9,15 +10,13 @@ from django.utils import timezone
 
 from inference.models import Operation
 from inference.services.operations import operation_cancel, operation_discard, operation_promote, operation_start
-from inference.worker.operations import operation_claim, operation_run
 from inference.services.search import search
+from inference.worker.operations import operation_claim, operation_run
 from kb.models import AuditEvent, KnowledgeBase, Spectrum
 from tests.conftest import person, shipped_task, start_worker
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
-
-
 
 
 @pytest.fixture
@@ -32,7 +31,9 @@ def test_a_rebuild_builds_candidates_that_serve_nothing_until_promoted(searchabl
     operation = operation_run(operation=operation)
     (candidate,) = operation.candidates.all()
     assert operation.status == "done" and candidate.status == "ready" and not candidate.in_service
-    assert candidate.version == old.version + 1 and candidate.evaluation["test_spectra"] == old.evaluation["test_spectra"]
+    assert (
+        candidate.version == old.version + 1 and candidate.evaluation["test_spectra"] == old.evaluation["test_spectra"]
+    )
     assert search(task="lens", spectrum=probe).kb_version == old.version  # the old version still answers
 
     operation_promote(user=admin_user, operation=operation)
@@ -103,7 +104,8 @@ def test_a_running_operation_is_taken_up_again_only_once_its_worker_is_silent(se
     assert operation_claim(operation=operation)
     assert not operation_claim(operation=operation)  # its worker is alive
     Operation.objects.filter(pk=operation.pk).update(
-        heartbeat_at=timezone.now() - timedelta(seconds=settings.GALSPEC_OPERATION_STALE_S + 1))
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.GALSPEC_OPERATION_STALE_S + 1)
+    )
     assert operation_claim(operation=operation)
     assert Operation.objects.get(pk=operation.pk).attempts == 2
 
@@ -138,7 +140,8 @@ def test_a_worker_killed_during_training_while_searches_go_on(searchable, data_d
     with transaction.atomic():  # the worker takes it up once committed, with checkpoints every 5 steps
         operation = operation_start(user=admin, kind="pretrain", preset="small", max_steps=40)
         TrainingRun.objects.filter(pk=operation.training_run_id).update(
-            train_config={**operation.training_run.train_config, "eval_every": 5, "batch_size": 8})
+            train_config={**operation.training_run.train_config, "eval_every": 5, "batch_size": 8}
+        )
 
     answers = []
     deadline = time.monotonic() + 300

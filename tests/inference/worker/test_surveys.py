@@ -1,4 +1,5 @@
 """Survey searches from the site and the API: every spectrum against a KB, the candidates kept, resumable."""
+
 import csv
 import io
 import time
@@ -10,11 +11,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import F
 from django.utils import timezone
 
-from inference.worker import surveys
 from inference.models import SurveyCandidate, SurveySearch
 from inference.services.search import search
 from inference.services.surveys import survey_search_cancel, survey_search_start
 from inference.tasks import survey_searches_resume
+from inference.worker import surveys
 from inference.worker.surveys import survey_search_run
 from kb.models import Spectrum
 from tests.conftest import api_client, person, shipped_task
@@ -38,6 +39,7 @@ def _after_each_part(monkeypatch, step) -> None:
         def on_progress(done, total):
             step()
             report(done, total)
+
         return real(**options, on_progress=on_progress)
 
     monkeypatch.setattr(surveys, "bulk_search", bulk_search)
@@ -77,17 +79,23 @@ def test_a_survey_search_finds_what_one_search_at_a_time_finds(searchable, small
         assert candidate.neighbours == [n.specobjid for n in answer.neighbours]
         assert candidate.distance == pytest.approx(answer.neighbours[0].distance, abs=1e-4)
     assert sum(survey.label_counts.values()) == 80
-    assert survey.label_counts == {label: sum(a.label == label for a in answers.values()) for label in survey.label_counts}
+    assert survey.label_counts == {
+        label: sum(a.label == label for a in answers.values()) for label in survey.label_counts
+    }
 
     page = client.get(f"/surveys/{survey.pk}/")
     shares = [c.share for c in candidates]
-    assert page.status_code == 200 and f"<strong id=\"found\">{len(expected)}</strong>" in page.content.decode()
+    assert page.status_code == 200 and f'<strong id="found">{len(expected)}</strong>' in page.content.decode()
     assert list(page.context["candidates"]) == sorted(candidates, key=lambda c: (-c.share, c.distance, c.spectrum_id))
     assert max(shares) == page.context["candidates"][0].share
     everything = _csv(client.get(f"/surveys/{survey.pk}/all.csv"))
-    assert [row["specobjid"] for row in everything] == list(Spectrum.objects.order_by("store_row").values_list("specobjid", flat=True))
+    assert [row["specobjid"] for row in everything] == list(
+        Spectrum.objects.order_by("store_row").values_list("specobjid", flat=True)
+    )
     only = _csv(client.get(f"/surveys/{survey.pk}/candidates.csv"))
-    assert {row["specobjid"] for row in only} == set(Spectrum.objects.filter(pk__in=expected).values_list("specobjid", flat=True))
+    assert {row["specobjid"] for row in only} == set(
+        Spectrum.objects.filter(pk__in=expected).values_list("specobjid", flat=True)
+    )
 
 
 def test_a_classification_task_hunts_the_labels_it_is_given(searchable, small_chunks):
@@ -101,8 +109,11 @@ def test_a_classification_task_hunts_the_labels_it_is_given(searchable, small_ch
     assert not SurveySearch.objects.exists()
     survey, _ = survey_search_start(user=alice, task=shipped_task("bpt3"), labels=["agn"])
     survey = survey_search_run(survey=survey)
-    voted = {pk for pk in Spectrum.objects.values_list("pk", flat=True)
-             if search(task="bpt3", spectrum=Spectrum.objects.get(pk=pk)).label == "agn"}
+    voted = {
+        pk
+        for pk in Spectrum.objects.values_list("pk", flat=True)
+        if search(task="bpt3", spectrum=Spectrum.objects.get(pk=pk)).label == "agn"
+    }
     assert set(survey.candidates.values_list("spectrum_id", flat=True)) == voted
     assert set(survey.candidates.values_list("label", flat=True)) <= {"agn"}
 
@@ -147,8 +158,9 @@ def test_anonymous_users_cannot_start_and_only_the_starter_or_an_admin_can_cance
     assert not Path(survey.folder).exists()
 
 
-def test_cancelling_a_search_whose_worker_died_removes_its_parts_at_once(searchable, small_chunks, monkeypatch,
-                                                                         django_capture_on_commit_callbacks):
+def test_cancelling_a_search_whose_worker_died_removes_its_parts_at_once(
+    searchable, small_chunks, monkeypatch, django_capture_on_commit_callbacks
+):
     alice = person("alice")
     survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
     _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch)
@@ -180,12 +192,14 @@ def test_a_search_cancelled_while_its_candidates_are_collected_keeps_none(search
     assert not SurveyCandidate.objects.filter(survey=survey).exists() and not Path(survey.folder).exists()
 
 
-def test_a_worker_taken_for_dead_stops_and_leaves_the_search_to_the_one_that_took_it(searchable, small_chunks,
-                                                                                    monkeypatch):
+def test_a_worker_taken_for_dead_stops_and_leaves_the_search_to_the_one_that_took_it(
+    searchable, small_chunks, monkeypatch
+):
     alice = person("alice")
     survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
-    _after_each_part(monkeypatch, lambda: SurveySearch.objects.filter(pk=survey.pk).update(
-        attempts=F("attempts") + 1))  # another worker's claim
+    _after_each_part(
+        monkeypatch, lambda: SurveySearch.objects.filter(pk=survey.pk).update(attempts=F("attempts") + 1)
+    )  # another worker's claim
     late = survey_search_run(survey=survey)
     assert late.status == "running" and late.attempts == 2  # the second worker's, untouched
     assert (Path(survey.folder) / "part-00001.csv").exists() and not (Path(survey.folder) / "part-00002.csv").exists()
@@ -194,8 +208,9 @@ def test_a_worker_taken_for_dead_stops_and_leaves_the_search_to_the_one_that_too
 
 def test_a_worker_that_dies_again_and_again_fails_the_search(searchable):
     survey, _ = survey_search_start(user=person("alice"), task=shipped_task("lens"))
-    SurveySearch.objects.filter(pk=survey.pk).update(status="running", attempts=surveys.MAX_ATTEMPTS,
-                                                     heartbeat_at=timezone.now() - timedelta(hours=1))
+    SurveySearch.objects.filter(pk=survey.pk).update(
+        status="running", attempts=surveys.MAX_ATTEMPTS, heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
     survey = survey_search_run(survey=survey)
     assert survey.status == "failed" and "died 5 times" in survey.error
 
@@ -239,8 +254,12 @@ def test_a_run_interrupted_after_some_parts_carries_on_from_them(searchable, sma
     from inference.tasks import survey_search_task
 
     sent = []
-    monkeypatch.setattr(survey_search_task, "apply_async", lambda args, **options: sent.append((args, options["queue"])))
-    assert survey_searches_resume() == [survey.pk] and sent == [((survey.pk,), "embedding")]  # what a starting worker does
+    monkeypatch.setattr(
+        survey_search_task, "apply_async", lambda args, **options: sent.append((args, options["queue"]))
+    )
+    assert survey_searches_resume() == [survey.pk] and sent == [
+        ((survey.pk,), "embedding")
+    ]  # what a starting worker does
     survey = survey_search_run(survey=SurveySearch.objects.get(pk=survey.pk))
     assert survey.status == "done" and survey.attempts == 2 and first.stat().st_mtime_ns == written
     assert sum(survey.label_counts.values()) == 80
@@ -269,8 +288,9 @@ def test_a_worker_runs_a_survey_search_started_over_the_api(searchable, celery_w
     assert api_client(alice).post("/api/v1/surveys/", {"task": "lens"}, format="json").json()["id"] == survey["id"]
     deadline = time.monotonic() + 240
     while survey["status"] in ("queued", "running"):
-        assert celery_worker_process.poll() is None and time.monotonic() < deadline, \
+        assert celery_worker_process.poll() is None and time.monotonic() < deadline, (
             celery_worker_process.log_path.read_text()[-3000:]
+        )
         time.sleep(0.5)
         survey = api_client().get(survey["links"]["self"]).json()
     assert survey["status"] == "done", survey["error"]

@@ -1,4 +1,5 @@
 """python manage.py pretrain: masked-modelling pre-training of the encoder on the ingested spectra."""
+
 import json
 
 from django.core.management.base import BaseCommand, CommandError
