@@ -45,7 +45,7 @@ def _site(work: Path, args: argparse.Namespace, setup: dict):
     from inference.services.knowledge_bases import knowledge_base_build
     from kb.mock import generate_survey
     from kb.models import SearchTask
-    from kb.services import ingest_folder
+    from kb.services.ingest import ingest_folder
     from training.services import training_run_create, training_run_execute
 
     cores = os.cpu_count() or 1

@@ -33,7 +33,7 @@ def main() -> None:  # run as a script: worker processes are spawned and re-impo
     work = throwaway_site()
     from django.db import connection
 
-    from kb.services import ingest_folder
+    from kb.services.ingest import ingest_folder
 
     survey = args.survey
     generate_s = None

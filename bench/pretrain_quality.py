@@ -21,6 +21,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
 
 
+def _noise_floor(val_idx: np.ndarray, hidden, valid) -> np.ndarray:
+    """(n, 2): what a perfect model would still score on each validation spectrum's hidden valid pixels
+    (the variance from its file's ivar, in normalised units), and how many pixels were scored."""
+    from kb.models import Spectrum
+    from kb.preprocess import wave_grid
+    from kb.spectra import read_spectrum
+
+    records = {s.store_row: s for s in Spectrum.objects.filter(store_row__in=[int(i) for i in val_idx])}
+    noise = []
+    for i, row in enumerate(val_idx):
+        record = records[int(row)]
+        spectrum = read_spectrum(record.source_file)
+        variance = np.where(spectrum.ivar > 0, 1 / np.maximum(spectrum.ivar, 1e-30), 0.0)
+        on_grid = np.interp(wave_grid(), spectrum.wave_obs, variance) / record.norm**2  # normalised units
+        scored = hidden[i].numpy() & valid[row]
+        noise.append((on_grid[scored].sum(), scored.sum()))
+    return np.array(noise)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
@@ -29,10 +48,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from kb.models import Spectrum
-    from kb.preprocess import wave_grid
     from kb.selectors import spectrum_store
-    from kb.spectra import read_spectrum
     from training.checkpoint import load_masked_model, read_info
     from training.model import span_mask
     from training.pretrain import PretrainConfig, interpolation_errors, mse, split, validation_errors
@@ -46,16 +62,7 @@ def main() -> None:
         span=config.mask_span,
         generator=torch.Generator().manual_seed(config.seed + 1),
     )
-    records = {s.store_row: s for s in Spectrum.objects.filter(store_row__in=[int(i) for i in val_idx])}
-    noise = []
-    for i, row in enumerate(val_idx):
-        record = records[int(row)]
-        spectrum = read_spectrum(record.source_file)
-        variance = np.where(spectrum.ivar > 0, 1 / np.maximum(spectrum.ivar, 1e-30), 0.0)
-        on_grid = np.interp(wave_grid(), spectrum.wave_obs, variance) / record.norm**2  # normalised units
-        scored = hidden[i].numpy() & valid[row]
-        noise.append((on_grid[scored].sum(), scored.sum()))
-    noise = np.array(noise)
+    noise = _noise_floor(val_idx, hidden, valid)
     interp = interpolation_errors(flux, valid, val_idx, hidden)
     model = validation_errors(
         load_masked_model(args.checkpoint, "cpu"), flux, valid, val_idx, hidden, torch.device("cpu")

@@ -4,26 +4,19 @@ Every builder takes plain dicts and lists, as written by ``inference.metrics`` a
 (or read back from their JSON), and returns a ``plotly.graph_objects.Figure``. Where a point estimate
 comes with an interval (a ``..._ci`` entry ``[lo, hi]``), it is drawn as an asymmetric error bar.
 
-``write_figure`` writes ``name.html`` next to one shared ``plotly.min.js`` (plotly's
-``include_plotlyjs="directory"``), so a report folder opens offline, and a PNG where static export
-works (it needs kaleido and a Chrome); where it does not, the HTML still stands and the reason is
-returned. Pure plotly/numpy; never imports Django.
+``experiments.figure_files`` writes them. Pure plotly/numpy; never imports Django.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from kb.plots import PALETTE, error_bars
 
+LINE_MARK = {"dash": "dot", "width": 1, "color": "grey"}  # an emission line marked on a spectrum
 METRICS = (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))
 
 
@@ -227,6 +220,12 @@ def _with_gaps(flux, valid) -> np.ndarray:
     return flux
 
 
+def _offset_step(fluxes: list[np.ndarray]) -> float:
+    """How far apart stacked spectra are drawn: a little more than a typical one's 1-99 percentile range."""
+    spans = [np.nanpercentile(f, 99) - np.nanpercentile(f, 1) for f in fluxes if np.isfinite(f).any()]
+    return 1.1 * float(np.median(spans)) if spans and np.median(spans) > 0 else 1.0
+
+
 def case_study(
     wave: np.ndarray,
     query_flux: np.ndarray,
@@ -247,21 +246,14 @@ def case_study(
     invalid pixels are left as gaps.
     """
     wave = np.asarray(wave, dtype=np.float64)
-    spectra = [("query", _with_gaps(query_flux, query_valid), query_z)] + [
-        (
-            f"#{i + 1} {n['label']} · d={n['distance']:.3f} · w={n['weight']:.3f} · {n['specobjid']}",
-            _with_gaps(n["flux"], n.get("valid")),
-            n.get("z", 0.0),
-        )
-        for i, n in enumerate(neighbours)
-    ]
+    spectra = [("query", _with_gaps(query_flux, query_valid), query_z)]
+    for i, n in enumerate(neighbours, start=1):
+        name = f"#{i} {n['label']} · d={n['distance']:.3f} · w={n['weight']:.3f} · {n['specobjid']}"
+        spectra.append((name, _with_gaps(n["flux"], n.get("valid")), n.get("z", 0.0)))
     for name, flux, _ in spectra:
         if flux.shape != wave.shape:
             raise ValueError(f"{name}: flux has shape {flux.shape} but wave has {wave.shape}")
-    spans = [
-        np.nanpercentile(flux, 99) - np.nanpercentile(flux, 1) for _, flux, _ in spectra if np.isfinite(flux).any()
-    ]
-    step = 1.1 * float(np.median(spans)) if spans and np.median(spans) > 0 else 1.0
+    step = _offset_step([flux for _, flux, _ in spectra])
     figure = go.Figure()
     lo, hi = np.inf, -np.inf
     for i, (name, flux, z) in enumerate(spectra):
@@ -281,12 +273,7 @@ def case_study(
         )
     for name, rest in lines.items():
         if lo <= rest <= hi:
-            figure.add_vline(
-                x=rest,
-                line={"dash": "dot", "width": 1, "color": "grey"},
-                annotation_text=name,
-                annotation_textangle=-90,
-            )
+            figure.add_vline(x=rest, line=LINE_MARK, annotation_text=name, annotation_textangle=-90)
     figure.update_layout(
         title=title,
         xaxis_title="rest-frame wavelength (Å)",
@@ -296,61 +283,3 @@ def case_study(
         margin={"t": 110},
     )
     return figure
-
-
-@functools.cache
-def png_browser() -> str | None:
-    """The Chrome or chromium kaleido would render PNGs with, or None (then only HTML is written:
-    kaleido without a browser fails, and its background server then hangs)."""
-    try:
-        from choreographer.browsers.chromium import Chromium
-    except ImportError:  # no kaleido
-        return None
-    return Chromium.find_browser(skip_local=False)
-
-
-@contextmanager
-def image_server() -> Iterator[None]:
-    """One headless browser for a run of PNG exports, which would otherwise start one each (5 s against
-    0.3 s here); without kaleido or a browser, nothing, and ``write_figure`` reports why per figure."""
-    if png_browser() is None:
-        yield
-        return
-    import kaleido
-
-    kaleido.start_sync_server(silence_warnings=True)
-    try:
-        yield
-    finally:
-        kaleido.stop_sync_server(silence_warnings=True)
-
-
-def write_figure(figure: go.Figure, folder: str | Path, name: str) -> dict:
-    """Write ``folder/name.html`` (plotly.js from a ``plotly.min.js`` written once into the folder: no
-    CDN, opens offline) and, where static export works, ``folder/name.png``.
-
-    Returns ``{"html": "name.html", "png": "name.png" or None, "png_error": None or the reason}``, paths
-    relative to ``folder``. PNG export needs kaleido and a Chrome; any failure of it is reported, not
-    raised, because the HTML is the report and the PNG a convenience.
-    """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise ValueError(f"figure name {name!r} must be a plain file name (letters, digits, '.', '_', '-')")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    figure.write_html(folder / f"{name}.html", include_plotlyjs="directory", full_html=True)
-    png = folder / f"{name}.png"
-    if png_browser() is None:
-        return {
-            "html": f"{name}.html",
-            "png": None,
-            "png_error": "no Chrome or chromium for kaleido (Debian: apt-get install chromium)",
-        }
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-            figure.write_image(png, width=1100, height=650)
-    except Exception as error:  # noqa: BLE001 - see the docstring: every export failure is reported alike
-        png.unlink(missing_ok=True)
-        reason = (str(error).strip().splitlines() or [""])[0][:200]
-        return {"html": f"{name}.html", "png": None, "png_error": f"{type(error).__name__}: {reason}".rstrip(": ")}
-    return {"html": f"{name}.html", "png": png.name, "png_error": None}

@@ -39,15 +39,15 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     ]
 
 
-def _figure(figures: dict, key: str) -> str:
-    made = figures.get(key)
-    if not made:
+def _figure(made: dict, key: str) -> str:
+    files = made.get(key)
+    if not files:
         return ""
-    png = f", [PNG]({made['png']})" if made.get("png") else ""
-    return f"Figure: [{key}]({made['html']}){png}"
+    png = f", [PNG]({files['png']})" if files.get("png") else ""
+    return f"Figure: [{key}]({files['html']}){png}"
 
 
-def _classification(methods: dict, split: dict, title: str, figures: dict, key: str) -> list[str]:
+def _classification(methods: dict, split: dict, title: str, made: dict, key: str) -> list[str]:
     labels = list(next(iter(methods.values()))["per_class"])
     lines = [
         f"### {title}",
@@ -94,12 +94,12 @@ def _classification(methods: dict, split: dict, title: str, figures: dict, key: 
                 for name, d in versus.items()
             ],
         )
-    return [*lines, "", _figure(figures, key), _figure(figures, key + "_per_class"), ""]
+    return [*lines, "", _figure(made, key), _figure(made, key + "_per_class"), ""]
 
 
 def write_report(results: dict, path: str | Path) -> None:
     """report.md: one section per experiment, each table beside its figure and the paper's figures."""
-    figures = results.get("figures", {})
+    made = results.get("figures", {})
     sections = (
         _data,
         _classifications,
@@ -111,11 +111,11 @@ def write_report(results: dict, path: str | Path) -> None:
         _case_study,
         _real_spectra,
     )
-    lines = [line for section in sections for line in section(results, figures)]
+    lines = [line for section in sections for line in section(results, made)]
     Path(path).write_text("\n".join(lines) + "\n")
 
 
-def _data(results: dict, figures: dict) -> list[str]:
+def _data(results: dict, made: dict) -> list[str]:
     data = results["dataset"]
     config = data["config"]
     return [
@@ -153,7 +153,7 @@ def _data(results: dict, figures: dict) -> list[str]:
     ]
 
 
-def _classifications(results: dict, figures: dict) -> list[str]:
+def _classifications(results: dict, made: dict) -> list[str]:
     splits = results["dataset"]["splits"]
     return [
         "## Table 2: classification",
@@ -161,12 +161,12 @@ def _classifications(results: dict, figures: dict) -> list[str]:
         *(
             line
             for key, title in (("classification_3class", "Three classes"), ("classification_5class", "Five classes"))
-            for line in _classification(results[key], splits[key], title, figures, key)
+            for line in _classification(results[key], splits[key], title, made, key)
         ),
     ]
 
 
-def _searches(results: dict, figures: dict) -> list[str]:
+def _searches(results: dict, made: dict) -> list[str]:
     test = results["dataset"]["splits"]["search"]
     lines = [
         "## Tables 3-4: target galaxy searches",
@@ -188,7 +188,7 @@ def _searches(results: dict, figures: dict) -> list[str]:
             for name, r in results["search"].items()
         ],
     )
-    lines += ["", _figure(figures, "search"), "", "Outlier recall by kind (appendix B.1):", ""]
+    lines += ["", _figure(made, "search"), "", "Outlier recall by kind (appendix B.1):", ""]
     lines += _table(
         ["kind", "found / n", "recall"],
         [
@@ -199,7 +199,7 @@ def _searches(results: dict, figures: dict) -> list[str]:
     return [*lines, ""]
 
 
-def _proportions(results: dict, figures: dict) -> list[str]:
+def _proportions(results: dict, made: dict) -> list[str]:
     lines = [
         "## Figure 4: the share of lenses in the knowledge base",
         "",
@@ -220,10 +220,10 @@ def _proportions(results: dict, figures: dict) -> list[str]:
             for r in results["proportion_sweep"]
         ],
     )
-    return [*lines, "", _figure(figures, "proportion_sweep"), ""]
+    return [*lines, "", _figure(made, "proportion_sweep"), ""]
 
 
-def _top_k(results: dict, figures: dict) -> list[str]:
+def _top_k(results: dict, made: dict) -> list[str]:
     sweep = results["topk_sweep"]
     tasks = list(dict.fromkeys(r["task"] for r in sweep))
     lines = ["## Figure 5: K, the neighbours that vote", ""]
@@ -234,10 +234,10 @@ def _top_k(results: dict, figures: dict) -> list[str]:
             for k in sorted({r["k"] for r in sweep})
         ],
     )
-    return [*lines, "", _figure(figures, "topk_sweep"), ""]
+    return [*lines, "", _figure(made, "topk_sweep"), ""]
 
 
-def _weights(results: dict, figures: dict) -> list[str]:
+def _weights(results: dict, made: dict) -> list[str]:
     weights = results["weight_functions"]
     stats = ("mean", "median", "std", "skewness", "kurtosis")
     lines = [
@@ -267,10 +267,10 @@ def _weights(results: dict, figures: dict) -> list[str]:
             for name, r in weights["functions"].items()
         ],
     )
-    return [*lines, "", _figure(figures, "distances"), ""]
+    return [*lines, "", _figure(made, "distances"), ""]
 
 
-def _retrieval(results: dict, figures: dict) -> list[str]:
+def _retrieval(results: dict, made: dict) -> list[str]:
     retrieval = results["retrieval_time"]
     lines = [
         "## Figure C1: retrieval time against knowledge-base size",
@@ -306,12 +306,12 @@ def _retrieval(results: dict, figures: dict) -> list[str]:
         "Recall of the approximate indexes on mostly synthetic vectors understates what they do on real "
         "embeddings, which cluster; each knowledge base built with one records its recall on our own embeddings.",
         "",
-        _figure(figures, "retrieval_time"),
+        _figure(made, "retrieval_time"),
         "",
     ]
 
 
-def _case_study(results: dict, figures: dict) -> list[str]:
+def _case_study(results: dict, made: dict) -> list[str]:
     case = results.get("case_study")
     lines = ["## Appendix B.2: a LINER case study", ""]
     if not case:
@@ -336,10 +336,10 @@ def _case_study(results: dict, figures: dict) -> list[str]:
             for n in case["neighbours"]
         ],
     )
-    return [*lines, "", _figure(figures, "case_study"), _figure(figures, "case_study_bpt"), ""]
+    return [*lines, "", _figure(made, "case_study"), _figure(made, "case_study_bpt"), ""]
 
 
-def _real_spectra(results: dict, figures: dict) -> list[str]:
+def _real_spectra(results: dict, made: dict) -> list[str]:
     real = results["real_spectra"]
     lines = [
         "## The ten real SDSS spectra",

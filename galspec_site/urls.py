@@ -4,20 +4,22 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
-from inference import api as inference_api
+from inference.api import jobs as job_api
+from inference.api import search as search_api
+from inference.api import surveys as survey_api
 from kb import api as kb_api
 
 api = (
     [
-        path("search/", inference_api.SearchApi.as_view(), name="search"),
-        path("jobs/", inference_api.JobListApi.as_view(), name="jobs"),
-        path("jobs/<uuid:public_id>/", inference_api.JobDetailApi.as_view(), name="job-detail"),
-        path("jobs/<uuid:public_id>/results/", inference_api.JobResultsApi.as_view(), name="job-results"),
-        path("jobs/<uuid:public_id>/cancel/", inference_api.JobCancelApi.as_view(), name="job-cancel"),
-        path("surveys/", inference_api.SurveyListApi.as_view(), name="surveys"),
-        path("surveys/<int:pk>/", inference_api.SurveyDetailApi.as_view(), name="survey-detail"),
-        path("surveys/<int:pk>/cancel/", inference_api.SurveyCancelApi.as_view(), name="survey-cancel"),
-        path("surveys/<int:pk>/candidates/", inference_api.SurveyCandidatesApi.as_view(), name="survey-candidates"),
+        path("search/", search_api.SearchApi.as_view(), name="search"),
+        path("jobs/", job_api.JobListApi.as_view(), name="jobs"),
+        path("jobs/<uuid:public_id>/", job_api.JobDetailApi.as_view(), name="job-detail"),
+        path("jobs/<uuid:public_id>/results/", job_api.JobResultsApi.as_view(), name="job-results"),
+        path("jobs/<uuid:public_id>/cancel/", job_api.JobCancelApi.as_view(), name="job-cancel"),
+        path("surveys/", survey_api.SurveyListApi.as_view(), name="surveys"),
+        path("surveys/<int:pk>/", survey_api.SurveyDetailApi.as_view(), name="survey-detail"),
+        path("surveys/<int:pk>/cancel/", survey_api.SurveyCancelApi.as_view(), name="survey-cancel"),
+        path("surveys/<int:pk>/candidates/", survey_api.SurveyCandidatesApi.as_view(), name="survey-candidates"),
         path("spectra/", kb_api.SpectrumListApi.as_view(), name="spectra"),
         path("spectra/<int:pk>/", kb_api.SpectrumDetailApi.as_view(), name="spectrum-detail"),
         path("spectra/<int:pk>/flux/", kb_api.SpectrumFluxApi.as_view(), name="spectrum-flux"),

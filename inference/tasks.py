@@ -10,7 +10,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from inference.models import Operation, SearchJob, SurveySearch
-from inference.selectors import operations_left, survey_searches_left
+from inference.selectors.background import operations_left, survey_searches_left
 from inference.services.bulk import bulk_search
 from inference.services.embeddings import embedding_update
 from inference.services.knowledge_bases import knowledge_base_index

@@ -3,8 +3,8 @@ services (``manage.py build_kb``), never edited here: a built version never chan
 
 from django.contrib import admin
 
-from kb.curation import search_task_configure
 from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.services.curation import search_task_configure
 
 
 class CatalogLabelInline(admin.TabularInline):

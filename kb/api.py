@@ -11,10 +11,10 @@ from rest_framework.views import APIView
 
 from galspec_site.api import paginated, validated
 from kb.bpt import bpt_ratios
-from kb.curation import flag_raise, flag_review, flag_withdraw
 from kb.filters import KBEntryFilter, KnowledgeBaseFilter, SpectrumFilter
 from kb.models import AuditEvent, CatalogLabel, Correction, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import agreement_report, audit_list, flag_list, knowledge_base_entries, spectrum_flux
+from kb.services.curation import flag_raise, flag_review, flag_withdraw
 
 
 class CatalogLabelSerializer(serializers.ModelSerializer):

@@ -1,4 +1,4 @@
-"""Forms of the curation pages: they parse what a person typed; the rules live in kb.curation."""
+"""Forms of the curation pages: they parse what a person typed; the rules live in kb.services.curation."""
 
 from django import forms
 

@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 
 from kb.bpt import bpt_ratios
-from kb.curation import flag_raise
 from kb.filters import KBEntryFilter
 from kb.forms import FlagForm
 from kb.models import AuditEvent, KBEntry, KnowledgeBase, SearchTask, Spectrum
@@ -26,6 +25,7 @@ from kb.selectors import (
     spectrum_list,
     spectrum_task_label,
 )
+from kb.services.curation import flag_raise
 
 
 def spectra(request):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kb.mock import generate_survey
-from kb.services import ingest_folder
+from kb.services.ingest import ingest_folder
 from training.services import training_run_create, training_run_execute
 
 REPO = Path(__file__).resolve().parent.parent

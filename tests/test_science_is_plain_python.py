@@ -60,9 +60,9 @@ def test_the_science_is_found_where_it_lives():
         "kb.models",
         "inference.services.search",
         "inference.worker.lease",
-        "inference.selectors",
+        "inference.selectors.store_check",
         "experiments.evaluation",
-        "kb.curation",
+        "kb.services.curation",
         "inference.views.search",
     }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.retrieval import neighbours_excluding, vote_all
-from inference.selectors import embedding_vectors
+from inference.selectors.embeddings import embedding_vectors
 from inference.services.embeddings import embedding_update
 from inference.services.search import load_index
 from inference.tables import SURVEY_COLUMNS
@@ -55,16 +55,7 @@ def bulk_search(
         "chunk": chunk,
         "labels": wanted,
     }
-    existing = out / "manifest.json"
-    if existing.exists():
-        previous = json.loads(existing.read_text())
-        if {key: previous.get(key) for key in manifest} != manifest:
-            raise ValueError(
-                f"{out} holds a bulk search of {previous.get('task')} KB v{previous.get('kb_version')} "
-                f"(chunk {previous.get('chunk')}, k {previous.get('k')}): use another folder"
-            )
-    else:
-        existing.write_text(json.dumps(manifest, indent=2))
+    _manifest_claim(out, manifest)
     embedding_update(training_run=kb.training_run)
     index = load_index(kb)
     label_of, specobjid_of = {}, {}
@@ -87,8 +78,22 @@ def bulk_search(
         if on_progress:
             on_progress(min(start + chunk, len(store_rows)), len(store_rows))
     manifest["spectra"], manifest["parts"] = len(store_rows), len(chunks)
-    existing.write_text(json.dumps(manifest, indent=2))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def _manifest_claim(out: Path, manifest: dict) -> None:
+    """Write ``manifest.json`` into a new folder, or check that the folder holds a run of the same search."""
+    existing = out / "manifest.json"
+    if not existing.exists():
+        existing.write_text(json.dumps(manifest, indent=2))
+        return
+    previous = json.loads(existing.read_text())
+    if {key: previous.get(key) for key in manifest} != manifest:
+        raise ValueError(
+            f"{out} holds a bulk search of {previous.get('task')} KB v{previous.get('kb_version')} "
+            f"(chunk {previous.get('chunk')}, k {previous.get('k')}): use another folder"
+        )
 
 
 def _search_chunk(

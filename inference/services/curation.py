@@ -7,7 +7,7 @@ the knowledge base in service and how they vote (kb never imports inference). Re
 
 from __future__ import annotations
 
-from inference.selectors import evidence_get, spectrum_query
+from inference.selectors.evidence import evidence_get, spectrum_query
 from inference.services.search import search
 from kb.models import Flag, SearchTask, Spectrum
 from kb.selectors import agreement_report, curation_items

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from inference.embed import embed
 from inference.models import EmbeddingSet
-from inference.selectors import embedding_store
+from inference.selectors.embeddings import embedding_store
 from kb.selectors import spectrum_store
 from training.checkpoint import load_checkpoint
 from training.models import TrainingRun

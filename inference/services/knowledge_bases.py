@@ -11,12 +11,12 @@ from django.conf import settings
 from inference import index as vector_index
 from inference import metrics
 from inference.retrieval import vote_all
-from inference.selectors import embedding_vectors
+from inference.selectors.embeddings import embedding_vectors
 from inference.services.embeddings import embedding_update
 from kb.knowledge import LABELLINGS
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import task_labels
-from kb.services import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
+from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
 from kb.store import folder_leftovers_clear
 from training.models import TrainingRun
 from training.selectors import training_run_in_service

@@ -21,7 +21,8 @@ from inference.models import Operation
 from inference.tasks import operation_run_task
 from kb.models import KnowledgeBase, SearchTask
 from kb.roles import OPERATE
-from kb.services import audit_record, knowledge_base_discard, knowledge_base_promote
+from kb.services.audit import audit_record
+from kb.services.knowledge_bases import knowledge_base_discard, knowledge_base_promote
 from training.selectors import training_run_in_service
 from training.services import training_run_create, training_run_promote
 

@@ -24,7 +24,8 @@ from inference.answers import Answer, Neighbour, Query
 from inference.embed import embed
 from inference.models import EmbeddingSet
 from inference.retrieval import NO_ID, neighbours_excluding
-from inference.selectors import embedding_vectors, spectrum_query
+from inference.selectors.embeddings import embedding_vectors
+from inference.selectors.evidence import spectrum_query
 from inference.vote import vote
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import PreparedFile, prepare_file
@@ -106,11 +107,7 @@ def search(
     if k < 1:
         raise ValueError(f"k must be at least 1 (the neighbours that vote), got {k}")
     task = search_task_get(name=task) if isinstance(task, str) else task
-    kb = knowledge_base or knowledge_base_in_service(task=task)
-    if kb.task_id != task.pk:
-        raise ValueError(f"knowledge base {kb.pk} belongs to task {kb.task.name}, not {task.name}")
-    if kb.status != KnowledgeBase.Status.READY:
-        raise ValueError(f"{kb} is not ready to search")
+    kb = _searchable(task, knowledge_base)
     if path is not None:
         prepared = read_query(path)
     if prepared is not None:
@@ -126,20 +123,6 @@ def search(
     present = [int(i) for i in ids if i >= 0]
     entries = {e.spectrum_id: e for e in knowledge_base_entries(knowledge_base=kb).filter(spectrum_id__in=present)}
     result = vote([entries[i].label if i in entries else "" for i in ids.tolist()], distances, weight_function)
-    neighbours = [
-        Neighbour(
-            spectrum_id=i,
-            specobjid=entries[i].spectrum.specobjid,
-            plate_mjd_fiber=entries[i].spectrum.plate_mjd_fiber,
-            z=entries[i].spectrum.z,
-            label=entries[i].label,
-            distance=float(d),
-            weight=float(w),
-            catalogs=list(entries[i].catalogs),
-            details=dict(entries[i].details),
-        )
-        for i, d, w in zip(present, distances[: len(present)], result.weights)
-    ]
     targets = tuple(task.target_labels)
     return Answer(
         task=task.name,
@@ -147,7 +130,7 @@ def search(
         share=result.share,
         shares=result.shares,
         is_target=(result.label in targets) if targets else None,
-        neighbours=neighbours,
+        neighbours=[_neighbour(entries[i], d, w) for i, d, w in zip(present, distances, result.weights)],
         knowledge_base=kb.pk,
         kb_version=kb.version,
         checkpoint=str(kb.training_run.checkpoint_path),
@@ -155,6 +138,32 @@ def search(
         k=k,
         weight_function=weight_function,
         query=query,
+    )
+
+
+def _searchable(task: SearchTask, knowledge_base: KnowledgeBase | None) -> KnowledgeBase:
+    """The version that answers: ``knowledge_base`` if given (the task's own, and ready), else the one in service."""
+    kb = knowledge_base or knowledge_base_in_service(task=task)
+    if kb.task_id != task.pk:
+        raise ValueError(f"knowledge base {kb.pk} belongs to task {kb.task.name}, not {task.name}")
+    if kb.status != KnowledgeBase.Status.READY:
+        raise ValueError(f"{kb} is not ready to search")
+    return kb
+
+
+def _neighbour(entry, distance: float, weight: float) -> Neighbour:
+    """A knowledge-base entry as a neighbour of the query, with its L2 distance and its weight in the vote."""
+    spectrum = entry.spectrum
+    return Neighbour(
+        spectrum_id=entry.spectrum_id,
+        specobjid=spectrum.specobjid,
+        plate_mjd_fiber=spectrum.plate_mjd_fiber,
+        z=spectrum.z,
+        label=entry.label,
+        distance=float(distance),
+        weight=float(weight),
+        catalogs=list(entry.catalogs),
+        details=dict(entry.details),
     )
 
 

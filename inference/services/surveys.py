@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inference.models import SurveySearch
-from inference.selectors import stale_before
+from inference.selectors.background import stale_before
 from inference.services.search import MAX_K
 from inference.tasks import survey_search_task
 from kb.knowledge import labelling_labels

@@ -6,10 +6,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from inference.services.curation import curation_item_get, curation_queue
-from kb.curation import flag_review
 from kb.forms import ReviewForm
 from kb.models import SearchTask, Spectrum
 from kb.roles import REVIEW
+from kb.services.curation import flag_review
 
 
 @permission_required(REVIEW, raise_exception=True)

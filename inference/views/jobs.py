@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from galspec_site.progress import progress_json
 from inference.forms import BatchForm
 from inference.models import SearchJob
-from inference.selectors import search_job_get, search_job_list, search_job_rows
+from inference.selectors.background import search_job_get, search_job_list, search_job_rows
 from inference.services.jobs import search_job_cancel, search_job_create
 
 

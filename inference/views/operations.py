@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from galspec_site.progress import stage_progress_json
 from inference.forms import OperationForm
 from inference.models import Operation
-from inference.selectors import operation_comparison, operation_list
+from inference.selectors.background import operation_comparison, operation_list
 from inference.services.operations import operation_cancel, operation_discard, operation_promote, operation_start
 from kb.roles import OPERATE
 

@@ -5,7 +5,8 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from inference.forms import SearchForm
-from inference.selectors import evidence_get, pipeline_summary
+from inference.selectors.embeddings import pipeline_summary
+from inference.selectors.evidence import evidence_get
 from inference.services.search import search_query
 
 

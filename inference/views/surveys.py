@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from galspec_site.progress import stage_progress_json
 from inference.forms import SurveySearchForm
 from inference.models import SurveySearch
-from inference.selectors import survey_candidates, survey_csv, survey_search_list
+from inference.selectors.background import survey_candidates, survey_csv, survey_search_list
 from inference.services.surveys import survey_search_can_cancel, survey_search_cancel, survey_search_start
 
 

@@ -25,7 +25,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from inference.models import LeasedWork
-from inference.selectors import stale_before
+from inference.selectors.background import stale_before
 
 QUEUED, RUNNING = "queued", "running"  # the statuses every leased model shares
 

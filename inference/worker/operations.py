@@ -13,7 +13,8 @@ from inference.services.embeddings import embedding_update
 from inference.services.knowledge_bases import knowledge_base_abandon, knowledge_base_index
 from inference.worker.lease import Lease
 from kb.models import KnowledgeBase, SearchTask
-from kb.services import audit_record, knowledge_base_create
+from kb.services.audit import audit_record
+from kb.services.knowledge_bases import knowledge_base_create
 from training.models import TrainingRun
 from training.services import training_run_execute
 

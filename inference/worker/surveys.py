@@ -14,7 +14,7 @@ from collections import Counter
 from django.db import transaction
 
 from inference.models import SurveyCandidate, SurveySearch
-from inference.selectors import survey_rows
+from inference.selectors.background import survey_rows
 from inference.services.bulk import bulk_search
 from inference.services.embeddings import embedding_update
 from inference.worker.lease import Lease

@@ -139,25 +139,43 @@ def generate_survey(
             if on_progress:
                 on_progress(len(rows), size)
     write_catalogs(out / "catalogs", rows)
-    truth = [
-        "specobjid",
-        "plate",
-        "mjd",
-        "fiberid",
-        "population",
-        "kind",
-        "z",
-        "z_source",
-        "vdisp",
-        "snr",
-        "n2",
-        "o3",
-        "BPTCLASS",
-        "PORT_BPT",
-    ]
-    with open(out / "mock_truth.csv", "w", newline="") as handle:
+    _write_truth(out / "mock_truth.csv", rows)
+    return {
+        "spectra": len(rows),
+        "populations": dict(Counter(r["population"] for r in rows)),
+        "outlier_kinds": dict(Counter(r["kind"] for r in rows if r["population"] == "outlier")),
+        "galspecextra_bptclass": dict(Counter(r["BPTCLASS"] for r in rows)),
+        "portsmouth_bpt": dict(Counter(r["PORT_BPT"] for r in rows)),
+    }
+
+
+TRUTH = (
+    "specobjid",
+    "plate",
+    "mjd",
+    "fiberid",
+    "population",
+    "kind",
+    "z",
+    "z_source",
+    "vdisp",
+    "snr",
+    "n2",
+    "o3",
+    "BPTCLASS",
+    "PORT_BPT",
+)
+
+
+def _write_truth(path: Path, rows: list[dict]) -> None:
+    """What each mock spectrum really is (population, kind, redshifts, BPT ratios, catalog classes), as CSV."""
+
+    def number(value, spec: str) -> str:
+        return "" if value is None else format(value, spec)
+
+    with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(truth)
+        writer.writerow(TRUTH)
         for r in rows:
             writer.writerow(
                 [
@@ -168,19 +186,12 @@ def generate_survey(
                     r["population"],
                     r["kind"],
                     f"{r['Z']:.5f}",
-                    "" if r["z_source"] is None else f"{r['z_source']:.5f}",
+                    number(r["z_source"], ".5f"),
                     f"{r['VDISP']:.1f}",
                     f"{r['snr']:.2f}",
-                    "" if r["n2"] is None else f"{r['n2']:.3f}",
-                    "" if r["o3"] is None else f"{r['o3']:.3f}",
+                    number(r["n2"], ".3f"),
+                    number(r["o3"], ".3f"),
                     r["BPTCLASS"],
                     r["PORT_BPT"],
                 ]
             )
-    return {
-        "spectra": len(rows),
-        "populations": dict(Counter(r["population"] for r in rows)),
-        "outlier_kinds": dict(Counter(r["kind"] for r in rows if r["population"] == "outlier")),
-        "galspecextra_bptclass": dict(Counter(r["BPTCLASS"] for r in rows)),
-        "portsmouth_bpt": dict(Counter(r["PORT_BPT"] for r in rows)),
-    }

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-from experiments import baselines
+from experiments import baselines, supervised
 from training.checkpoint import save_checkpoint
 from training.model import EncoderConfig, MaskedSpectrumModel
 
@@ -79,19 +79,19 @@ METHODS = {
 
 def test_the_validation_split_is_stratified_seeded_and_trains_on_every_class():
     y = np.repeat([0, 1, 2], [50, 20, 1])
-    fit, val = baselines.validation_split(y, seed=3)
+    fit, val = supervised.validation_split(y, seed=3)
     assert np.bincount(y[val], minlength=3).tolist() == [5, 2, 0]  # 10% of each; a lone spectrum stays
     assert np.array_equal(np.sort(np.concatenate([fit, val])), np.arange(len(y)))
-    again_fit, again_val = baselines.validation_split(y, seed=3)
+    again_fit, again_val = supervised.validation_split(y, seed=3)
     assert np.array_equal(fit, again_fit) and np.array_equal(val, again_val)
-    assert not np.array_equal(val, baselines.validation_split(y, seed=4)[1])
+    assert not np.array_equal(val, supervised.validation_split(y, seed=4)[1])
 
 
 def test_tiny_classes_still_give_one_validation_spectrum_or_a_clear_error():
-    fit, val = baselines.validation_split(np.array([0, 0, 1]), seed=0)
+    fit, val = supervised.validation_split(np.array([0, 0, 1]), seed=0)
     assert len(val) == 1 and val[0] in (0, 1) and 2 in fit
     with pytest.raises(ValueError, match="single training spectrum"):
-        baselines.validation_split(np.array([0, 1]), seed=0)
+        supervised.validation_split(np.array([0, 1]), seed=0)
 
 
 def test_the_flux_vote_finds_each_training_spectrum_itself(labelled):

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from experiments import figures
+from experiments import figure_files, figures
 from inference.metrics import classification_report, search_report
 from tests.conftest import REPO
 
@@ -181,10 +181,10 @@ def test_write_figure_writes_offline_html_and_survives_a_failed_png(tmp_path, mo
     def no_chrome(self, *args, **kwargs):
         raise RuntimeError("Kaleido requires Google Chrome to be installed.\nmore detail")
 
-    monkeypatch.setattr(figures, "png_browser", lambda: "/usr/bin/chromium")
+    monkeypatch.setattr(figure_files, "png_browser", lambda: "/usr/bin/chromium")
     monkeypatch.setattr(go.Figure, "write_image", no_chrome)
     figure = figures.histograms({"d": np.arange(10.0)}, "Distances", "L2 distance")
-    result = figures.write_figure(figure, tmp_path / "report", "distances")
+    result = figure_files.write_figure(figure, tmp_path / "report", "distances")
     assert result == {
         "html": "distances.html",
         "png": None,
@@ -196,14 +196,14 @@ def test_write_figure_writes_offline_html_and_survives_a_failed_png(tmp_path, mo
     assert not re.search(r"https?://[^\"' ]*plotly[^\"' ]*\.js", html)
     assert (tmp_path / "report" / "plotly.min.js").stat().st_size > 1_000_000
     assert not (tmp_path / "report" / "distances.png").exists()
-    figures.write_figure(figure, tmp_path / "report", "again")  # the bundle is shared, written once
+    figure_files.write_figure(figure, tmp_path / "report", "again")  # the bundle is shared, written once
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["again.html", "distances.html", "plotly.min.js"]
 
 
 def test_write_figure_reports_a_png_when_export_works(tmp_path, monkeypatch):
-    monkeypatch.setattr(figures, "png_browser", lambda: "/usr/bin/chromium")
+    monkeypatch.setattr(figure_files, "png_browser", lambda: "/usr/bin/chromium")
     monkeypatch.setattr(go.Figure, "write_image", lambda self, path, *a, **k: path.write_bytes(b"\x89PNG"))
-    result = figures.write_figure(go.Figure(), tmp_path, "empty")
+    result = figure_files.write_figure(go.Figure(), tmp_path, "empty")
     assert result == {"html": "empty.html", "png": "empty.png", "png_error": None}
 
 
@@ -213,15 +213,15 @@ def test_without_a_browser_only_html_is_written_and_no_png_server_starts(tmp_pat
     def must_not_start(*args, **kwargs):
         raise AssertionError("kaleido's server started with no browser: it would hang")
 
-    monkeypatch.setattr(figures, "png_browser", lambda: None)
+    monkeypatch.setattr(figure_files, "png_browser", lambda: None)
     monkeypatch.setattr(kaleido, "start_sync_server", must_not_start)
     monkeypatch.setattr(go.Figure, "write_image", must_not_start)
-    with figures.image_server():
-        result = figures.write_figure(go.Figure(), tmp_path, "empty")
+    with figure_files.image_server():
+        result = figure_files.write_figure(go.Figure(), tmp_path, "empty")
     assert result["png"] is None and "no Chrome or chromium" in result["png_error"]
     assert (tmp_path / "empty.html").exists()
 
 
 def test_write_figure_refuses_a_path_as_name(tmp_path):
     with pytest.raises(ValueError, match="plain file name"):
-        figures.write_figure(go.Figure(), tmp_path, "../outside")
+        figure_files.write_figure(go.Figure(), tmp_path, "../outside")

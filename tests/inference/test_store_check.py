@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from inference.selectors import store_check
+from inference.selectors.store_check import store_check
 from kb.models import KBEntry, Spectrum
 from training.models import TrainingRun
 

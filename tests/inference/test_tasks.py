@@ -10,7 +10,8 @@ from inference.tasks import bulk_search_task, embedding_update_task, knowledge_b
 from kb.knowledge import TASKS
 from kb.mock import generate_survey
 from kb.models import SearchTask
-from kb.services import ingest_folder, knowledge_base_create
+from kb.services.ingest import ingest_folder
+from kb.services.knowledge_bases import knowledge_base_create
 from training.models import TrainingRun
 from training.services import training_run_create, training_run_execute
 from training.tasks import training_run_execute_task

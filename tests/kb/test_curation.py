@@ -8,9 +8,9 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 
 from inference.services.knowledge_bases import knowledge_base_build
-from kb.curation import flag_raise, flag_review, flag_withdraw
 from kb.models import EXCLUDE, AuditEvent, Correction, Flag, KBEntry
 from kb.selectors import agreement_report, curation_items
+from kb.services.curation import flag_raise, flag_review, flag_withdraw
 from tests.conftest import person, shipped_task
 
 pytestmark = pytest.mark.django_db

@@ -3,8 +3,8 @@
 import pytest
 from django.contrib.auth.models import User
 
-from kb.curation import flag_raise
 from kb.models import AuditEvent, Correction, Flag
+from kb.services.curation import flag_raise
 from tests.conftest import api_client as api
 from tests.conftest import person
 

@@ -7,7 +7,8 @@ from django.core.management import call_command
 
 from kb.models import IngestRun, Spectrum
 from kb.preprocess import preprocess
-from kb.services import ingest_folder, spectrum_store
+from kb.selectors import spectrum_store
+from kb.services.ingest import ingest_folder
 from kb.spectra import read_spectrum
 
 pytestmark = pytest.mark.django_db

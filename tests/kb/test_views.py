@@ -4,7 +4,7 @@ import re
 import pytest
 
 from kb.models import Spectrum
-from kb.services import ingest_folder
+from kb.services.ingest import ingest_folder
 
 pytestmark = pytest.mark.django_db
 

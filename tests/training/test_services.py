@@ -4,11 +4,12 @@ from django.core.management import call_command
 
 from inference.embed import embed
 from inference.models import EmbeddingSet
-from inference.selectors import embedding_store
+from inference.selectors.embeddings import embedding_store
 from inference.services.embeddings import embedding_update
 from kb.mock import generate_survey
 from kb.models import Spectrum
-from kb.services import ingest_folder, spectrum_store
+from kb.selectors import spectrum_store
+from kb.services.ingest import ingest_folder
 from training.checkpoint import load_checkpoint
 from training.models import TrainingRun
 from training.services import training_run_create, training_run_execute, training_run_promote

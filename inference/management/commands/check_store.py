@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.selectors import store_check
+from inference.selectors.store_check import store_check
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 
 from galspec_site.progress import progress_bar
-from kb.services import ingest_folder
+from kb.services.ingest import ingest_folder
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from inference import index as vector_index
-from inference.selectors import embedding_vectors
+from inference.selectors.embeddings import embedding_vectors
 from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.search import search
 from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum

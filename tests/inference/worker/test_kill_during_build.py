@@ -13,11 +13,11 @@ import pytest
 
 from inference import index as vector_index
 from inference.models import Operation
-from inference.selectors import store_check
+from inference.selectors.store_check import store_check
 from inference.services.operations import operation_promote, operation_start
 from inference.services.search import search
 from kb.models import KnowledgeBase, Spectrum
-from kb.services import knowledge_base_promote
+from kb.services.knowledge_bases import knowledge_base_promote
 from tests.conftest import person, shipped_task, start_worker
 
 

@@ -10,7 +10,7 @@ from inference.models import Operation
 from inference.worker.lease import Lease
 from inference.worker.operations import operation_claim
 from kb.models import KnowledgeBase
-from kb.services import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
+from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
 from tests.conftest import person, shipped_task
 
 

@@ -1,4 +1,4 @@
-"""Writes to the kb tables: ingesting a folder of SDSS-format files and catalogs; knowledge bases."""
+"""Ingesting a folder of SDSS-format spectrum files and the catalogs that label them."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from kb import catalogs
-from kb.knowledge import Labelled, compose, held_out
-from kb.models import EXCLUDE, AuditEvent, CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.knowledge import held_out
+from kb.models import CatalogLabel, IngestRun, Spectrum
 from kb.preprocess import prepare_file
-from kb.selectors import spectrum_store, task_corrections, task_labels
+from kb.selectors import spectrum_store
+from kb.sky import match_by_position
 from kb.spectra import SdssSpectrum, lines_as_dict
 from kb.store import SpectrumStore
 
@@ -205,7 +206,7 @@ def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
                 summary.catalog_errors[path.name] = error.reason
                 continue
             if key == "talbot2021":
-                index = catalogs.match_by_position(
+                index = match_by_position(
                     [r.ra for r in rows], [r.dec for r in rows], [s[5] for s in positioned], [s[6] for s in positioned]
                 )
                 matched = [(r, positioned[i][0] if i >= 0 else None) for r, i in zip(rows, index)]
@@ -242,178 +243,3 @@ def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
                     update_fields=["value", "label", "details", "source_file"],
                 )
             summary.labels_added[key] += CatalogLabel.objects.filter(catalog=key).count() - before
-
-
-# --- knowledge bases -------------------------------------------------------------------------------
-
-
-def knowledge_base_create(
-    *,
-    task: SearchTask,
-    training_run,
-    size: int | None = None,
-    target_fraction: float | None = None,
-    seed: int = 0,
-    index_kind: str = "flat",
-    index_params: dict | None = None,
-) -> KnowledgeBase:
-    """A new version of ``task``'s knowledge base, status 'building', with its entries chosen.
-
-    Entries are sampled (``kb.knowledge.compose``) from the labelled spectra not reserved for testing,
-    with the task's corrections applied (relabelled, or left out);
-    ``training_run`` is the encoder checkpoint whose embeddings its index will hold. Nothing is written
-    if the composition cannot be made.
-    """
-    labelled = task_labels(labelling=task.labelling, held_out=False)
-    for spectrum_id, correction in task_corrections(task=task).items():  # curators' and consensus corrections
-        if correction.corrected_label == EXCLUDE:
-            labelled.pop(spectrum_id, None)
-        elif spectrum_id in labelled:
-            labelled[spectrum_id] = Labelled(
-                correction.corrected_label,
-                ("curation",),
-                {"corrected_from": correction.label, "correction": correction.pk, "rule": correction.rule},
-            )
-    chosen = compose(
-        {pk: item.label for pk, item in labelled.items()},
-        targets=tuple(task.target_labels),
-        size=size,
-        target_fraction=target_fraction,
-        seed=seed,
-    )
-    composition = dict(Counter(labelled[pk].label for pk in chosen).most_common())
-    with transaction.atomic():
-        SearchTask.objects.select_for_update().get(pk=task.pk)  # builds of one task take versions in turn
-        last = KnowledgeBase.objects.filter(task=task).aggregate(v=Max("version"))["v"] or 0
-        kb = KnowledgeBase.objects.create(
-            task=task,
-            version=last + 1,
-            size=len(chosen),
-            target_fraction=target_fraction,
-            seed=seed,
-            composition=composition,
-            training_run=training_run,
-            index_kind=index_kind,
-            index_params=index_params or {},
-        )
-        KBEntry.objects.bulk_create(
-            [
-                KBEntry(
-                    knowledge_base=kb,
-                    spectrum_id=pk,
-                    label=labelled[pk].label,
-                    catalogs=list(labelled[pk].catalogs),
-                    details=labelled[pk].details,
-                )
-                for pk in chosen
-            ],
-            batch_size=1000,
-        )
-    return kb
-
-
-def knowledge_base_finish(
-    *,
-    knowledge_base: KnowledgeBase,
-    index_path: str,
-    recall: float | None,
-    evaluation: dict | None = None,
-    promote: bool = True,
-) -> KnowledgeBase:
-    """Record a built index and its scores on the test reserve; with ``promote``, put this version into
-    service for its task. ValueError if the build was abandoned meanwhile (marked failed by a worker that
-    took it for dead): a failed version stays failed."""
-    finished = KnowledgeBase.objects.filter(pk=knowledge_base.pk, status=KnowledgeBase.Status.BUILDING).update(
-        status=KnowledgeBase.Status.READY,
-        index_path=index_path,
-        index_recall=recall,
-        evaluation=evaluation or {},
-        finished_at=timezone.now(),
-    )
-    knowledge_base.refresh_from_db()
-    if not finished:
-        raise ValueError(f"{knowledge_base} is {knowledge_base.status}, no longer building: it was abandoned")
-    if promote:
-        knowledge_base_promote(knowledge_base=knowledge_base)
-    return knowledge_base
-
-
-def knowledge_base_fail(*, knowledge_base: KnowledgeBase, error: str) -> None:
-    KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(
-        status=KnowledgeBase.Status.FAILED, error=error, finished_at=timezone.now()
-    )
-
-
-@transaction.atomic
-def knowledge_base_promote(*, knowledge_base: KnowledgeBase, actor=None, reason: str = "") -> KnowledgeBase:
-    """Put a ready version into service for its task, taking the previous one out (one switch), and
-    record who did it in the audit trail."""
-    if knowledge_base.status != KnowledgeBase.Status.READY:
-        raise ValueError(f"{knowledge_base} is not ready; only a built knowledge base can go into service")
-    previous = (
-        KnowledgeBase.objects.select_for_update()
-        .filter(task=knowledge_base.task, in_service=True)
-        .exclude(pk=knowledge_base.pk)
-    )
-    before = {"in_service": [kb.version for kb in previous]}
-    previous.update(in_service=False)
-    KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(in_service=True)
-    knowledge_base.in_service = True
-    audit_record(
-        actor=actor,
-        action="knowledge_base_promoted",
-        subject=f"knowledge base {knowledge_base.pk}",
-        task=knowledge_base.task,
-        before=before,
-        after={"in_service": [knowledge_base.version]},
-        reason=reason,
-    )
-    return knowledge_base
-
-
-@transaction.atomic
-def knowledge_base_discard(*, knowledge_base: KnowledgeBase, actor=None, reason: str = "") -> KnowledgeBase:
-    """Mark a built version that is not in service as discarded: it stays resolvable (old answers name
-    it) but is never promoted."""
-    kb = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
-    if kb.in_service:
-        raise ValueError(f"{kb} is in service: promote another version first")
-    if kb.status == KnowledgeBase.Status.DISCARDED:
-        return kb
-    before = {"status": kb.status}
-    kb.status = KnowledgeBase.Status.DISCARDED
-    kb.save(update_fields=["status"])
-    audit_record(
-        actor=actor,
-        action="knowledge_base_discarded",
-        subject=f"knowledge base {kb.pk}",
-        task=kb.task,
-        before=before,
-        after={"status": kb.status},
-        reason=reason,
-    )
-    return kb
-
-
-def audit_record(
-    *,
-    actor,
-    action: str,
-    subject: str,
-    task: SearchTask | None = None,
-    spectrum: Spectrum | None = None,
-    before: dict | None = None,
-    after: dict | None = None,
-    reason: str = "",
-) -> AuditEvent:
-    """One entry of the audit trail; call it inside the transaction that makes the change."""
-    return AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        action=action,
-        subject=subject,
-        task=task,
-        spectrum=spectrum,
-        before=before or {},
-        after=after or {},
-        reason=reason,
-    )

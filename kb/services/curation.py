@@ -19,7 +19,7 @@ from kb.knowledge import labelling_labels
 from kb.models import EXCLUDE, Correction, Flag, KBEntry, SearchTask, Spectrum
 from kb.roles import FLAG, REVIEW
 from kb.selectors import spectrum_task_label
-from kb.services import audit_record
+from kb.services.audit import audit_record
 
 
 def _require(user, permission: str, doing: str) -> None:

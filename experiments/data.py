@@ -1,0 +1,49 @@
+"""What every experiment draws on: its configuration, the arrays of the ingested spectra, and the
+knowledge bases' entries and neighbours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from experiments import timing
+from inference import index as vector_index
+from inference.services.search import load_index
+from kb.models import KnowledgeBase, Spectrum
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    k: int = 3
+    weight_function: str = "exp"
+    seed: int = 0
+    n_resamples: int = 1000  # bootstrap resamples for every 95% interval
+    max_k: int = 15  # the K sweep runs 1..max_k
+    proportions: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # lens share of the KB (Figure 4)
+    retrieval_sizes: tuple[int, ...] = timing.PAPER_SIZES
+    approximate_max_size: int = 100_000  # HNSW/IVF builds past this take minutes on two cores
+    cnn_epochs: int = 15
+    finetune_epochs: int = 1
+    distance_sample: int = 2000  # KB entries whose pairwise distances Table A1 describes
+
+
+@dataclass
+class Data:
+    """The arrays every experiment draws on; rows of ``flux``/``valid``/``vectors`` are store rows."""
+
+    flux: np.ndarray  # (n, L) normalised flux
+    valid: np.ndarray  # (n, L) bool
+    vectors: np.ndarray  # (n, D) embeddings under the checkpoint in service
+    spectra: dict[int, Spectrum]  # spectrum id -> row (store_row, z, lines, ...)
+
+    def rows(self, ids) -> np.ndarray:
+        return np.array([self.spectra[i].store_row for i in ids], dtype=np.int64)
+
+
+def kb_entries(kb: KnowledgeBase) -> list[tuple[int, str]]:
+    return list(kb.entries.order_by("spectrum_id").values_list("spectrum_id", "label"))
+
+
+def kb_neighbours(data: Data, kb: KnowledgeBase, ids: list[int], k: int) -> vector_index.Neighbours:
+    return vector_index.search(load_index(kb), data.vectors[data.rows(ids)], k)

@@ -1,0 +1,190 @@
+"""The searches of the paper on one mixed test set: Tables 3-4 (precision, recall and F1 of the LINER,
+lens and outlier searches), Figure 4 (the share of lenses in the KB), Figure 5 (K), Table A1 (distances
+and weight functions) and the LINER case study of appendix B.2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.distance import pdist
+
+from experiments.data import Data, EvaluationConfig, kb_entries, kb_neighbours
+from inference import index as vector_index
+from inference import metrics
+from inference.retrieval import knn_vote, vote_all
+from inference.vote import WEIGHT_FUNCTIONS
+from kb.bpt import bpt_ratios
+from kb.knowledge import compose
+from kb.models import KnowledgeBase, Spectrum
+from kb.selectors import task_labels
+
+SEARCH_TASKS = ("liner", "lens", "outlier")
+
+
+# --- Tables 3-4, Figures 4-5 --------------------------------------------------------------------------
+
+
+def search_experiments(data: Data, kbs: dict[str, KnowledgeBase], config: EvaluationConfig, log) -> tuple[dict, dict]:
+    """Every search experiment on one mixed test set, and the set's size and targets."""
+    log("Tables 3-4: LINER, lens and outlier searches on one mixed test set")
+    mixed = mixed_test_set()
+    searches = {name: Search.of(data, kbs[name], mixed, config.max_k) for name in SEARCH_TASKS}
+    results = {
+        "search": {name: searches[name].report(config) for name in SEARCH_TASKS},
+        "outlier_recall_by_kind": recall_by_kind(searches["outlier"], mixed, config),
+    }
+    split = {"test": len(mixed), **{f"{name}_targets": int(searches[name].truth.sum()) for name in SEARCH_TASKS}}
+    log(f"Figure 5: K from 1 to {config.max_k}")
+    results["topk_sweep"] = [
+        {"task": name, "k": k, **searches[name].report(config, k=k)}
+        for name in SEARCH_TASKS
+        for k in range(1, config.max_k + 1)
+    ]
+    log("Figure 4: share of lenses in the knowledge base")
+    results["proportion_sweep"] = proportion_sweep(data, searches["lens"].truth, mixed, config)
+    log("Table A1: distances and weight functions")
+    results["weight_functions"] = weight_functions(data, searches, config)
+    log("Appendix B.2: a LINER case study")
+    results["case_study"] = case_study(data, searches["liner"], mixed, config)
+    return results, split
+
+
+def mixed_test_set() -> list[int]:
+    """Held-out spectra that any search labelling labels: BPT classes, lenses and outliers together."""
+    ids = set()
+    for labelling in ("bpt5", "lens", "outlier"):
+        ids |= set(task_labels(labelling=labelling, held_out=True))
+    return sorted(ids)
+
+
+@dataclass(frozen=True)
+class Search:
+    """One search task on the mixed test set: its KB's labels, the truth, and max_k neighbours per query."""
+
+    kb: KnowledgeBase
+    label_of: dict[int, str]
+    truth: np.ndarray  # (n,) bool: the test spectrum carries a target label
+    found: vector_index.Neighbours
+
+    @classmethod
+    def of(cls, data: Data, kb: KnowledgeBase, ids: list[int], max_k: int) -> Search:
+        labels = task_labels(labelling=kb.task.labelling, held_out=True)
+        truth = np.array([i in labels and labels[i].label in kb.task.target_labels for i in ids])
+        return cls(kb, dict(kb_entries(kb)), truth, kb_neighbours(data, kb, ids, max_k))
+
+    def votes(self, k: int, weight_function: str):
+        return vote_all(self.found, self.label_of, k=k, weight_function=weight_function)
+
+    def report(self, config: EvaluationConfig, *, k: int | None = None, weight_function: str | None = None) -> dict:
+        votes = self.votes(k or config.k, weight_function or config.weight_function)
+        predicted = np.array([v.label in self.kb.task.target_labels for v in votes])
+        return metrics.search_report(self.truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
+
+
+def recall_by_kind(outliers: Search, ids: list[int], config: EvaluationConfig) -> dict:
+    votes = outliers.votes(config.k, config.weight_function)
+    labels = task_labels(labelling="outlier", held_out=True)
+    by_kind: dict[str, list[bool]] = {}
+    for i, v in zip(ids, votes):
+        if i in labels and labels[i].label == "outlier":
+            by_kind.setdefault(labels[i].details["kind"], []).append(v.label == "outlier")
+    return {
+        kind: {"recall": float(np.mean(hits)), "found": int(sum(hits)), "n": len(hits)}
+        for kind, hits in sorted(by_kind.items())
+    }
+
+
+def proportion_sweep(data: Data, truth: np.ndarray, ids: list[int], config: EvaluationConfig) -> list[dict]:
+    """The lens share of the KB swept; each KB as large as its share allows from the same pool."""
+    pool = {i: item.label for i, item in task_labels(labelling="lens", held_out=False).items()}
+    queries = data.vectors[data.rows(ids)]
+    rows = []
+    for fraction in config.proportions:
+        try:
+            chosen = compose(pool, targets=("lens",), size=None, target_fraction=fraction, seed=config.seed)
+        except ValueError:
+            continue  # too few lenses or others for this share
+        labels = [pool[i] for i in chosen]
+        votes = knn_vote(
+            data.vectors[data.rows(chosen)], labels, queries, k=config.k, weight_function=config.weight_function
+        )
+        predicted = np.array([v.label == "lens" for v in votes])
+        report = metrics.search_report(truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
+        rows.append({"target_fraction": fraction, "size": len(chosen), "lenses": labels.count("lens"), **report})
+    return rows
+
+
+# --- Table A1 -----------------------------------------------------------------------------------------
+
+
+def weight_functions(data: Data, searches: dict[str, Search], config: EvaluationConfig) -> dict:
+    """Table A1 on the LINER knowledge base: distances, the weights each function gives, and P/R/F1."""
+    liner = searches["liner"]
+    rng = np.random.default_rng(config.seed)
+    entry_ids = sorted(liner.label_of)
+    sample = sorted(rng.choice(entry_ids, min(config.distance_sample, len(entry_ids)), replace=False).tolist())
+    distances = pdist(data.vectors[data.rows(sample)].astype(np.float64))
+    result = {
+        "pairwise_distances": metrics.distribution_stats(distances),
+        "neighbour_distances": metrics.distribution_stats(liner.found.distances[:, : config.k]),
+        "functions": {},
+    }
+    for function in WEIGHT_FUNCTIONS:
+        weights = np.concatenate([v.weights for v in liner.votes(config.k, function)])
+        result["functions"][function] = {
+            "weights": metrics.distribution_stats(weights),
+            **{name: search.report(config, weight_function=function) for name, search in searches.items()},
+        }
+    result["_histograms"] = {"distances": distances[:: max(1, len(distances) // 20000)].tolist()}
+    return result
+
+
+# --- Appendix B.2 and the real spectra -------------------------------------------------------------------
+
+
+def _points(spectrum: Spectrum, name: str, label: str) -> dict:
+    ratios = bpt_ratios(spectrum.lines)
+    return {
+        "x": ratios.get("n2"),
+        "y": ratios.get("o3"),
+        "name": name,
+        "label": label,  # None where a line is missing
+        **{f"log_{key}": value for key, value in ratios.items()},
+    }
+
+
+def case_study(data: Data, liner: Search, ids: list[int], config: EvaluationConfig) -> dict | None:
+    """A held-out LINER that the LINER search finds: preferably one outvoting a neighbour of another class."""
+    votes, found, label_of = liner.votes(config.k, config.weight_function), liner.found, liner.label_of
+    hits = [(j, v) for j, v in enumerate(votes) if liner.truth[j] and v.label == "liner"]
+    if not hits:
+        return None
+    mixed = [(j, v) for j, v in hits if len({label_of[int(i)] for i in found.ids[j, : config.k] if i >= 0}) > 1]
+    j, v = max(mixed or hits, key=lambda item: item[1].share)
+    query = data.spectra[ids[j]]
+    neighbours = []
+    for i, d, w in zip(found.ids[j, : config.k], found.distances[j, : config.k], v.weights):
+        s = data.spectra[int(i)]
+        neighbours.append(
+            {
+                "specobjid": s.specobjid,
+                "plate_mjd_fiber": s.plate_mjd_fiber,
+                "label": label_of[int(i)],
+                "distance": float(d),
+                "weight": float(w),
+                "z": s.z,
+                **_points(s, s.plate_mjd_fiber, label_of[int(i)]),
+            }
+        )
+    return {
+        "query": {
+            "specobjid": query.specobjid,
+            "plate_mjd_fiber": query.plate_mjd_fiber,
+            "z": query.z,
+            **_points(query, query.plate_mjd_fiber, "query (LINER)"),
+        },
+        "vote": v.label,
+        "share": v.share,
+        "neighbours": neighbours,
+    }

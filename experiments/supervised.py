@@ -1,0 +1,235 @@
+"""What the supervised baselines share: their inputs checked, a stratified validation split, and one
+training loop (AdamW on cross-entropy, the weights with the lowest validation loss kept, early stopping).
+
+Data enter as ``flux`` (N, L) float32, the preprocessed flux (dimensionless: divided by the median over
+rest-frame 5300-5850 Angstrom), with 0 where a pixel was not observed, and ``valid`` (N, L) bool. Pure
+numpy/torch; never imports Django.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VAL_FRACTION = 0.1  # of each class's training spectra, held out to choose the best weights
+PATIENCE = 5  # validations in a row without a lower loss before training stops early
+BATCH_NORM_SPECTRA = 128  # training spectra on which batch-norm statistics are measured before validating
+Progress = Callable[[int, int, dict], None]  # (step, total steps, {"epoch", "loss"[, "val_loss"]})
+
+
+class TrainTest(NamedTuple):
+    train_flux: np.ndarray  # (N, L) float32
+    train_valid: np.ndarray | None  # (N, L) bool
+    train_y: np.ndarray  # (N,) int64, index into classes
+    classes: list[str]  # sorted distinct training labels
+    test_flux: np.ndarray  # (M, L) float32
+    test_valid: np.ndarray | None  # (M, L) bool
+
+
+def checked(train_flux, train_labels, test_flux, train_valid=None, test_valid=None) -> TrainTest:
+    """Arrays as float32/bool, labels as class indices, and errors a person can act on."""
+    train_flux = np.asarray(train_flux, dtype=np.float32)
+    test_flux = np.asarray(test_flux, dtype=np.float32)
+    labels = list(train_labels)
+    if train_flux.ndim != 2 or test_flux.ndim != 2:
+        raise ValueError(f"flux must be (N, L) arrays; got train {train_flux.shape} and test {test_flux.shape}")
+    if len(labels) != len(train_flux):
+        raise ValueError(f"{len(train_flux)} training spectra but {len(labels)} labels: give one label per spectrum")
+    if len(test_flux) == 0:
+        raise ValueError("no test spectra to classify: give at least one")
+    if train_flux.shape[1] != test_flux.shape[1]:
+        raise ValueError(
+            f"training spectra have {train_flux.shape[1]} pixels but test spectra {test_flux.shape[1]}: "
+            "resample both onto the same grid"
+        )
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise ValueError(f"the training labels hold {len(classes)} class {classes}: a classifier needs at least 2")
+    checked_valid = []
+    for name, flux, valid in (("train", train_flux, train_valid), ("test", test_flux, test_valid)):
+        if not np.isfinite(flux).all():
+            raise ValueError(
+                f"{name}_flux holds NaN or inf at {int((~np.isfinite(flux)).sum())} pixels; "
+                "store unobserved pixels as 0 with valid False"
+            )
+        if valid is not None:
+            valid = np.asarray(valid, dtype=bool)
+            if valid.shape != flux.shape:
+                raise ValueError(f"{name}_valid is {valid.shape} but {name}_flux is {flux.shape}: they must match")
+        checked_valid.append(valid)
+    index = {label: i for i, label in enumerate(classes)}
+    train_y = np.array([index[label] for label in labels], dtype=np.int64)
+    return TrainTest(train_flux, checked_valid[0], train_y, classes, test_flux, checked_valid[1])
+
+
+def validation_split(y: np.ndarray, *, fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified hold-out of class indices y (N,): (fit indices, validation indices), both sorted.
+
+    Each class gives round(fraction x its count) spectra, but never its last one, so every class is
+    trained on (scikit-learn's stratified splits refuse classes of one spectrum instead). If no class is
+    large enough to give one, one spectrum of the largest class is held out.
+    """
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        held.append(members[: min(math.floor(fraction * len(members) + 0.5), len(members) - 1)])
+    val = np.concatenate(held)
+    if len(val) == 0:
+        values, counts = np.unique(y, return_counts=True)
+        if counts.max() < 2:
+            raise ValueError(
+                "every class has a single training spectrum: one class needs two, "
+                "so that one can be held out for validation"
+            )
+        val = rng.permutation(np.flatnonzero(y == values[np.argmax(counts)]))[:1]
+    val = np.sort(val)
+    return np.setdiff1d(np.arange(len(y)), val), val
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device):
+    """Seed torch for model initialisation and dropout; the caller's RNG state is given back after."""
+    cuda = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
+
+
+def train_and_predict(
+    model: nn.Module,
+    data: TrainTest,
+    fit: np.ndarray,
+    val: np.ndarray,
+    *,
+    seed: int,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    evals_per_epoch: int,
+    device: torch.device,
+    on_progress: Progress | None,
+    weight_decay: float = 0.01,
+) -> list[str]:
+    """Fit ``model`` (flux, valid -> logits) on the training spectra ``fit`` by cross-entropy, keep the
+    weights with the lowest loss on the spectra ``val``, and return its predictions for the test spectra.
+
+    ``evals_per_epoch`` validations per epoch; training stops after ``PATIENCE`` of them in a row
+    without a lower loss."""
+    if epochs < 1 or batch_size < 2:
+        raise ValueError(f"need epochs >= 1 and batch_size >= 2 (batch norm); got {epochs} and {batch_size}")
+    if data.train_valid is None or data.test_valid is None:
+        raise ValueError("the networks need train_valid and test_valid, (N, L) bool, True where a pixel was observed")
+    model = model.to(device)
+    flux, valid = torch.from_numpy(np.array(data.train_flux)), torch.from_numpy(np.array(data.train_valid))
+    y = torch.from_numpy(data.train_y)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    n_batches = max(1, len(fit) // batch_size)  # each epoch deals the fit spectra into this many near-equal batches
+    reference = fit[:: max(1, len(fit) // BATCH_NORM_SPECTRA)]  # evenly spaced
+    checks = {round((i + 1) * n_batches / evals_per_epoch) for i in range(evals_per_epoch)}  # batches then validated
+    total, step, best = epochs * n_batches, 0, _Best()
+    for epoch in range(epochs):
+        order = fit[torch.randperm(len(fit), generator=generator).numpy()]
+        for b, batch in enumerate(np.array_split(order, n_batches)):
+            loss = _train_batch(model, optimizer, flux[batch], valid[batch], y[batch], device)
+            step += 1
+            report = {"epoch": epoch + 1, "loss": loss}
+            if b + 1 in checks:
+                _precise_batch_norm(model, flux[reference], valid[reference], device)
+                report["val_loss"] = F.cross_entropy(_logits(model, flux[val], valid[val], device), y[val]).item()
+                best.offer(model, report["val_loss"])
+            if on_progress:
+                on_progress(step, total, report)
+            if best.stale >= PATIENCE:
+                break
+        if best.stale >= PATIENCE:
+            break
+    if best.state is None:
+        raise RuntimeError(
+            f"the validation loss was never finite (last training loss {report['loss']}): "
+            "lower lr, or look for extreme flux values"
+        )
+    model.load_state_dict(best.state)
+    test_flux, test_valid = torch.from_numpy(np.array(data.test_flux)), torch.from_numpy(np.array(data.test_valid))
+    test_logits = _logits(model, test_flux, test_valid, device)  # (M, C)
+    return [data.classes[i] for i in test_logits.argmax(dim=1).tolist()]
+
+
+def _train_batch(
+    model: nn.Module, optimizer, flux: torch.Tensor, valid: torch.Tensor, y: torch.Tensor, device: torch.device
+) -> float:
+    """One optimizer step on a batch, cross-entropy against its labels ``y``; returns the loss."""
+    model.train()
+    loss = F.cross_entropy(_forward(model, flux, valid, device), y.to(device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss.item()
+
+
+class _Best:
+    """The weights with the lowest validation loss so far, and how many validations have passed since."""
+
+    def __init__(self) -> None:
+        self.loss, self.state, self.stale = math.inf, None, 0
+
+    def offer(self, model: nn.Module, loss: float) -> None:
+        if loss < self.loss:
+            self.loss, self.stale = loss, 0
+            self.state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+        else:
+            self.stale += 1
+
+
+@torch.no_grad()
+def _precise_batch_norm(model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device) -> None:
+    """Re-measure every batch norm's running mean and variance with the current weights on these spectra.
+
+    The running averages that training keeps lag behind the weights; evaluated with them, a model
+    can score far worse than it trains (badly so for the fine-tuned encoder's head, whose inputs
+    move by more than their spread as the encoder learns). Precise statistics (Wu & Johnson 2021,
+    "Rethinking 'Batch' in BatchNorm") make evaluation see what training saw.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over the batches below
+        m.train()
+    for batch in np.array_split(np.arange(len(flux)), max(1, len(flux) // 64)):
+        _forward(model, flux[batch], valid[batch], device)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+
+
+def _forward(model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device) -> torch.Tensor:
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return model(flux.to(device), valid.to(device)).float()
+
+
+@torch.no_grad()
+def _logits(
+    model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device, batch_size: int = 64
+) -> torch.Tensor:
+    """(n, C) logits on the CPU, in eval mode (batch norm's running statistics, no dropout)."""
+    model.eval()
+    return torch.cat(
+        [
+            _forward(model, flux[s : s + batch_size], valid[s : s + batch_size], device).cpu()
+            for s in range(0, len(flux), batch_size)
+        ]
+    )

@@ -1,0 +1,91 @@
+"""Searching one spectrum: ``POST /api/v1/search/``, the vote with its evidence."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from galspec_site.api import validated
+from inference.services.search import MAX_K, search_query
+from inference.vote import WEIGHT_FUNCTIONS
+from kb.models import KnowledgeBase, SearchTask
+
+
+class NeighbourSerializer(serializers.Serializer):
+    spectrum_id = serializers.IntegerField()
+    specobjid = serializers.CharField()
+    plate_mjd_fiber = serializers.CharField()
+    z = serializers.FloatField()
+    label = serializers.CharField()
+    distance = serializers.FloatField(help_text="L2 distance between embeddings")
+    weight = serializers.FloatField(help_text="Share of the vote: softmax of the weight function of the distances")
+    catalogs = serializers.ListField(child=serializers.CharField(), help_text="Catalogs the label came from")
+    details = serializers.DictField()
+
+
+class AnswerSerializer(serializers.Serializer):
+    query = serializers.CharField(help_text="What was searched")
+    task = serializers.CharField()
+    label = serializers.CharField(help_text="The label the neighbours voted for")
+    share = serializers.FloatField(help_text="Its share of the vote weight")
+    shares = serializers.DictField(child=serializers.FloatField())
+    is_target = serializers.BooleanField(
+        allow_null=True, help_text="The label is a target of the task; null for a classification task"
+    )
+    neighbours = NeighbourSerializer(many=True)
+    knowledge_base = serializers.IntegerField(help_text="Id of the knowledge-base version that answered")
+    kb_version = serializers.IntegerField()
+    checkpoint = serializers.CharField(help_text="The encoder checkpoint of that version")
+    training_run = serializers.IntegerField()
+    k = serializers.IntegerField()
+    weight_function = serializers.CharField()
+
+
+class SearchApi(APIView):
+    """Search one spectrum against a task's knowledge base: a spec-lite FITS file (multipart ``file``),
+    or an ingested spectrum by ``identifier`` (specobjid or PLATE-MJD-FIBER) or ``ra``/``dec`` (degrees,
+    nearest within ``radius_arcsec``). The answer is the vote with its evidence."""
+
+    permission_classes = [permissions.AllowAny]
+
+    class SearchInputSerializer(serializers.Serializer):
+        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        file = serializers.FileField(required=False, help_text="An SDSS spec-lite FITS file")
+        identifier = serializers.CharField(required=False, default="", help_text="specobjid or PLATE-MJD-FIBER")
+        ra = serializers.FloatField(required=False, allow_null=True, default=None, help_text="degrees, J2000")
+        dec = serializers.FloatField(required=False, allow_null=True, default=None, help_text="degrees, J2000")
+        radius_arcsec = serializers.FloatField(required=False, default=3.0)
+        k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
+        weight_function = serializers.ChoiceField(choices=sorted(WEIGHT_FUNCTIONS), required=False, default="exp")
+        knowledge_base = serializers.PrimaryKeyRelatedField(
+            queryset=KnowledgeBase.objects.filter(status=KnowledgeBase.Status.READY),
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="A knowledge-base version id, to repeat an old search; default: the one in service",
+        )
+
+    @extend_schema(request=SearchInputSerializer, responses=AnswerSerializer)
+    def post(self, request):
+        data = validated(self.SearchInputSerializer, request)
+        kb = data["knowledge_base"]
+        if kb is not None and kb.task != data["task"]:
+            raise ValidationError({"knowledge_base": f"knowledge base {kb.pk} belongs to task {kb.task.name}"})
+        upload = data.get("file")
+        try:
+            answer, _ = search_query(
+                task=data["task"],
+                identifier=data["identifier"],
+                ra=data["ra"],
+                dec=data["dec"],
+                radius_arcsec=data["radius_arcsec"],
+                upload=upload,
+                upload_name=upload.name if upload else "",
+                k=data["k"],
+                weight_function=data["weight_function"],
+                knowledge_base=kb,
+            )
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        return Response(AnswerSerializer(answer.as_dict()).data)

@@ -1,0 +1,148 @@
+"""Reads of the work done in the background: batch search jobs, survey searches and the admins' operations."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from astropy.table import Table
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from inference.models import Operation, SearchJob, SurveyCandidate, SurveySearch
+from inference.tables import SURVEY_COLUMNS, results_table
+from kb.models import KnowledgeBase
+
+
+def stale_before() -> datetime:
+    """A running operation or survey search whose heartbeat is older than this has lost its worker."""
+    return timezone.now() - timedelta(seconds=settings.GALSPEC_OPERATION_STALE_S)
+
+
+def search_job_rows(*, job: SearchJob) -> list[dict]:
+    """The job's answers in input order, as ``inference.tables.results_table`` takes them."""
+    return [
+        {
+            "position": r.position,
+            "query": r.query,
+            "specobjid": r.spectrum.specobjid if r.spectrum else None,
+            "plate_mjd_fiber": r.spectrum.plate_mjd_fiber if r.spectrum else None,
+            "label": r.label or None,
+            "share": r.share,
+            "is_target": r.is_target,
+            "neighbours": r.neighbours,
+            "error": r.error or None,
+        }
+        for r in job.results.select_related("spectrum")
+    ]
+
+
+def search_job_table(*, job: SearchJob) -> Table:
+    """The job's answers as an astropy table (inference.tables.results_table), in input order."""
+    kb = job.knowledge_base
+    meta = {
+        "task": job.task.name,
+        "kb_version": kb.version,
+        "knowledge_base": kb.pk,
+        "checkpoint": str(kb.training_run.checkpoint_path),
+        "k": job.k,
+        "job": str(job.public_id),
+    }
+    return results_table(search_job_rows(job=job), k=job.k, meta=meta)
+
+
+def search_job_list(*, owner) -> QuerySet[SearchJob]:
+    return SearchJob.objects.filter(owner=owner).select_related("task", "knowledge_base")
+
+
+def search_job_get(*, public_id, owner) -> SearchJob:
+    """One of ``owner``'s jobs (a staff member may see any); SearchJob.DoesNotExist otherwise."""
+    jobs = SearchJob.objects.select_related("task", "knowledge_base__training_run", "owner")
+    return jobs.get(public_id=public_id, **({} if owner.is_staff else {"owner": owner}))
+
+
+def survey_search_list() -> QuerySet[SurveySearch]:
+    return SurveySearch.objects.select_related("task", "knowledge_base", "requested_by")
+
+
+def survey_searches_left() -> list[int]:
+    """Searches left running (their worker may have died), or queued for longer than the stale limit
+    (their message may be lost): what a worker that starts sends again."""
+    left = Q(status=SurveySearch.Status.RUNNING) | Q(status=SurveySearch.Status.QUEUED, created_at__lt=stale_before())
+    return list(SurveySearch.objects.filter(left).values_list("pk", flat=True))
+
+
+def survey_candidates(*, survey: SurveySearch, label: str = "") -> QuerySet[SurveyCandidate]:
+    """The search's candidates, the surest first (highest share of the vote, then nearest)."""
+    candidates = survey.candidates.select_related("spectrum")
+    return candidates.filter(label=label) if label else candidates
+
+
+def survey_rows(*, survey: SurveySearch) -> Iterator[dict]:
+    """Every spectrum's row from the search's CSV parts, in survey order (``inference.tables.SURVEY_COLUMNS``)."""
+    for part in sorted(Path(survey.folder).glob("part-*.csv")):
+        with open(part, newline="") as handle:
+            yield from csv.DictReader(handle)
+
+
+def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterator[str]:
+    """The search as CSV text, a few lines at a time: every spectrum's row, or only the candidates'."""
+    kb = survey.knowledge_base
+    yield (
+        f"# GalSpec survey search {survey.pk}: task {survey.task.name}, KB v{kb.version} (id {kb.pk}), "
+        f"checkpoint run {kb.training_run_id}, K={survey.k}, labels of interest: {' '.join(survey.labels)}\n"
+    )
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SURVEY_COLUMNS)
+    writer.writeheader()
+    wanted = set(survey.labels)
+    for number, row in enumerate(survey_rows(survey=survey), start=1):
+        if not candidates_only or row["label"] in wanted:
+            writer.writerow(row)
+        if number % 1000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def operation_list() -> QuerySet[Operation]:
+    return Operation.objects.select_related("task", "requested_by")
+
+
+def operations_left() -> QuerySet[Operation]:
+    """Operations left running (their worker may have died): what a worker that starts sends again."""
+    return Operation.objects.filter(status=Operation.Status.RUNNING)
+
+
+def operation_comparison(*, operation: Operation) -> list[dict]:
+    """Each candidate beside the version in service for its task, scored on the same test reserve."""
+    candidates = list(operation.candidates.select_related("task", "training_run").order_by("task__name"))
+    in_service = {
+        kb.task_id: kb
+        for kb in KnowledgeBase.objects.filter(task__in=[c.task_id for c in candidates], in_service=True).exclude(
+            pk__in=[c.pk for c in candidates]
+        )
+    }
+    rows = []
+    for candidate in candidates:
+        current = in_service.get(candidate.task_id)
+        scores = []
+        for name in candidate.task.scores:
+            before, after = (current.evaluation if current else {}).get(name), candidate.evaluation.get(name)
+            change = after - before if before is not None and after is not None else None
+            scores.append(
+                {
+                    "name": name,
+                    "current": before,
+                    "candidate": after,
+                    "change": change,
+                    "candidate_ci": candidate.evaluation.get(f"{name}_ci"),
+                }
+            )
+        rows.append({"candidate": candidate, "current": current, "metrics": scores})
+    return rows

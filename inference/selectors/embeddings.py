@@ -1,0 +1,51 @@
+"""Reads of the embeddings, and the pipeline at a glance."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from inference.models import EmbeddingSet
+from kb.models import Spectrum
+from kb.selectors import bpt_labels, label_counts, last_ingest
+from kb.store import RowStore
+from training.models import TrainingRun
+from training.selectors import training_run_in_service, training_run_list
+
+
+def embedding_store(embedding_set: EmbeddingSet) -> RowStore:
+    """The array store of an embedding set: row i is the embedding of the spectrum with ``store_row`` i."""
+    return RowStore(embedding_set.path, "vectors", width=embedding_set.width, dtype="float32")
+
+
+def embedding_vectors(*, training_run: TrainingRun, store_rows) -> np.ndarray:
+    """(n, width) float32 embeddings under ``training_run`` of the spectra at ``store_rows`` (n,), which
+    must already be embedded (``inference.services.embeddings.embedding_update``)."""
+    embedding_set = EmbeddingSet.objects.get(training_run=training_run)
+    store_rows = np.asarray(store_rows, dtype=np.int64)
+    if len(store_rows) and store_rows.max() >= embedding_set.rows:
+        raise ValueError(f"spectra beyond row {embedding_set.rows} are not embedded yet: run `manage.py embed`")
+    return np.array(embedding_store(embedding_set).read()[store_rows], dtype=np.float32)
+
+
+def embeddings_in_service() -> tuple[EmbeddingSet | None, np.ndarray]:
+    """The embedding set of the checkpoint in service and its (rows, D) memory-mapped vectors."""
+    run = training_run_in_service()
+    embedding_set = EmbeddingSet.objects.filter(training_run=run).first() if run else None
+    if embedding_set is None:
+        return None, np.empty((0, 0), dtype=np.float32)
+    return embedding_set, embedding_store(embedding_set).read()[: embedding_set.rows]
+
+
+def pipeline_summary() -> dict:
+    """The pipeline at a glance: spectra and labels, the last ingest, the training runs, the embeddings in service."""
+    embedding_set, _ = embeddings_in_service()
+    return {
+        "n_spectra": Spectrum.objects.count(),
+        "labels": label_counts(),
+        "bpt_consensus": Counter(bpt_labels().values()).most_common(),
+        "runs": training_run_list(),
+        "embedding_set": embedding_set,
+        "ingest": last_ingest(),
+    }
