@@ -27,23 +27,7 @@ class SearchJobAdmin(admin.ModelAdmin):
     list_display = ["public_id", "owner", "task", "status", "done", "total", "failed", "created_at"]
     list_filter = ["status", "task"]
     search_fields = ["public_id", "owner__username"]
-    readonly_fields = [
-        "public_id",
-        "owner",
-        "task",
-        "knowledge_base",
-        "k",
-        "inputs",
-        "folder",
-        "status",
-        "total",
-        "done",
-        "failed",
-        "error",
-        "created_at",
-        "started_at",
-        "finished_at",
-    ]
+    readonly_fields = [field.name for field in SearchJob._meta.fields if field.name != "id"]
 
     def has_add_permission(self, request):
         return False

@@ -247,13 +247,7 @@ class FlagListApi(APIView):
     def post(self, request):
         data = validated(self.FlagInputSerializer, request)
         try:
-            flag = flag_raise(
-                user=request.user,
-                task=data["task"],
-                spectrum=data["spectrum"],
-                proposed_label=data["proposed_label"],
-                reason=data["reason"],
-            )
+            flag = flag_raise(user=request.user, **data)
         except ValueError as error:
             raise ValidationError(str(error)) from None
         return Response(FlagSerializer(flag).data, status=status.HTTP_201_CREATED)
@@ -306,14 +300,7 @@ class CurationDecisionApi(APIView):
     def post(self, request):
         data = validated(self.DecisionInputSerializer, request)
         try:
-            correction = flag_review(
-                user=request.user,
-                task=data["task"],
-                spectrum=data["spectrum"],
-                accept=data["accept"],
-                label=data["label"],
-                note=data["note"],
-            )
+            correction = flag_review(user=request.user, **data)
         except ValueError as error:
             raise ValidationError(str(error)) from None
         return Response(self.CorrectionSerializer(correction).data if correction else {"rejected": True})

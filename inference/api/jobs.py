@@ -84,7 +84,9 @@ class JobListApi(APIView):
             help_text='[{"ra": deg, "dec": deg}, ...]',
         )
         csv = serializers.FileField(
-            required=False, help_text="CSV: a specobjid, plate_mjd_fiber or ra,dec header, or one identifier per line"
+            source="query_list",
+            required=False,
+            help_text="CSV: a specobjid, plate_mjd_fiber or ra,dec header, or one identifier per line",
         )
         files = serializers.ListField(
             child=serializers.FileField(),
@@ -102,15 +104,7 @@ class JobListApi(APIView):
     def post(self, request):
         data = validated(self.JobInputSerializer, request)
         try:
-            job = search_job_create(
-                owner=request.user,
-                task=data["task"],
-                k=data["k"],
-                identifiers=data["identifiers"],
-                positions=data["positions"],
-                query_list=data.get("csv"),
-                files=[(f.name, f) for f in data["files"]],
-            )
+            job = search_job_create(owner=request.user, **data)
         except ValueError as error:
             raise ValidationError(str(error)) from None
         return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)

@@ -34,6 +34,16 @@ def _queries(identifiers: Sequence[str], positions: Sequence[dict], query_list: 
     return queries
 
 
+def _check_sizes(files: Sequence[BinaryIO]) -> None:
+    for handle in files:
+        size = getattr(handle, "size", None)
+        if size is not None and size > settings.GALSPEC_MAX_UPLOAD_BYTES:
+            raise ValueError(
+                f"{upload_name_safe(handle.name)}: {size:,} bytes, over the limit of "
+                f"{settings.GALSPEC_MAX_UPLOAD_BYTES:,} bytes for one spectrum file"
+            )
+
+
 @transaction.atomic
 def search_job_create(
     *,
@@ -43,12 +53,12 @@ def search_job_create(
     identifiers: Sequence[str] = (),
     positions: Sequence[dict] = (),
     query_list: BinaryIO | None = None,
-    files: Sequence[tuple[str, BinaryIO]] = (),
+    files: Sequence[BinaryIO] = (),
 ) -> SearchJob:
     """A queued job over, in this order, ``identifiers`` (specobjid or PLATE-MJD-FIBER; blanks skipped),
     ``positions`` (``{"ra": deg, "dec": deg}``), the lines of an uploaded ``query_list`` (CSV or one
-    identifier per line: ``inference.tables.read_queries``) and uploaded ``files`` (name, file object);
-    its task is sent to a worker once the job is committed.
+    identifier per line: ``inference.tables.read_queries``) and uploaded ``files`` (file objects, each
+    with the ``name`` it was uploaded under); its task is sent to a worker once the job is committed.
 
     ValueError, with nothing written, when a list or a position is malformed, there is nothing to
     search, too much, a file over the size limit, or no knowledge base in service for the task.
@@ -61,13 +71,7 @@ def search_job_create(
         raise ValueError("nothing to search: give identifiers, positions or spectrum files")
     if total > settings.GALSPEC_MAX_BATCH:
         raise ValueError(f"{total} inputs, but a job takes at most {settings.GALSPEC_MAX_BATCH}: split the list")
-    for name, handle in files:
-        size = getattr(handle, "size", None)
-        if size is not None and size > settings.GALSPEC_MAX_UPLOAD_BYTES:
-            raise ValueError(
-                f"{upload_name_safe(name)}: {size:,} bytes, over the limit of "
-                f"{settings.GALSPEC_MAX_UPLOAD_BYTES:,} bytes for one spectrum file"
-            )
+    _check_sizes(files)
     kb = knowledge_base_in_service(task=task)
     public_id = uuid.uuid4()
     folder = settings.DATA_DIR / "jobs" / str(public_id)
@@ -75,11 +79,12 @@ def search_job_create(
     try:
         if files:
             folder.mkdir(parents=True)
-        for i, (name, handle) in enumerate(files):
-            stored = f"{i:05d}-{upload_name_safe(name)}"  # never the name as given: no path leaves the folder
+        for i, handle in enumerate(files):
+            name = upload_name_safe(handle.name)
+            stored = f"{i:05d}-{name}"  # never the name as given: no path leaves the folder
             with open(folder / stored, "wb") as out:
                 shutil.copyfileobj(handle, out)
-            inputs.append({"file": stored, "name": upload_name_safe(name)})
+            inputs.append({"file": stored, "name": name})
         job = SearchJob.objects.create(
             public_id=public_id,
             owner=owner,

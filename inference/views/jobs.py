@@ -24,8 +24,8 @@ def batch(request):
                 task=data["task"],
                 k=data["k"],
                 identifiers=data["identifiers"].splitlines(),
-                query_list=data.get("csv"),
-                files=[(f.name, f) for f in data["files"]],
+                query_list=data["csv"],
+                files=data["files"],
             )
         except ValueError as error:
             form.add_error(None, str(error))

@@ -19,15 +19,8 @@ from kb.roles import OPERATE
 def operations(request):
     form = OperationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
-            operation = operation_start(
-                user=request.user,
-                kind=data["kind"],
-                task=data["task"],
-                preset=data["preset"],
-                max_steps=data["max_steps"],
-            )
+            operation = operation_start(user=request.user, **form.cleaned_data)
         except ValueError as error:
             form.add_error(None, str(error))
         else:

@@ -46,7 +46,8 @@ def test_anonymous_people_and_people_without_a_role_cannot_flag(client, entry):
     assert not Flag.objects.exists()
 
 
-def test_a_curator_works_through_the_queue(client, entry):
+def _flag_as_lens(entry) -> None:
+    """An astronomer's flag: the entry is a lens."""
     flag_raise(
         user=person("vera", "astronomer"),
         task=entry.knowledge_base.task,
@@ -54,6 +55,10 @@ def test_a_curator_works_through_the_queue(client, entry):
         proposed_label="lens",
         reason="an arc",
     )
+
+
+def test_a_curator_works_through_the_queue(client, entry):
+    _flag_as_lens(entry)
     curator = person("cecilia", "curator")
     client.force_login(curator)
     queue = client.get("/curation/").content.decode()
@@ -131,13 +136,7 @@ def test_decisions_audit_and_agreement_through_the_api(entry):
 
 
 def test_the_kb_browser_and_api_filter_flagged_entries(client, entry):
-    flag_raise(
-        user=person("vera", "astronomer"),
-        task=entry.knowledge_base.task,
-        spectrum=entry.spectrum,
-        proposed_label="lens",
-        reason="an arc",
-    )
+    _flag_as_lens(entry)
     page = client.get("/kb/", {"task": "lens", "flagged": "true"}).content.decode()
     assert "1 entries." in page and entry.spectrum.plate_mjd_fiber in page
     unflagged = api().get(f"/api/v1/knowledge-bases/{entry.knowledge_base_id}/entries/?flagged=false&page_size=1000")
