@@ -10,9 +10,9 @@ spectra), and predicts one training label per test spectrum, deterministically f
 - ``encoder_finetuned``: the pre-trained GalSpecEncoder with a linear head, fine-tuned end to end
   (the paper's "supervised GalSpecEncoder").
 
-The two networks share one training loop: AdamW on cross-entropy (the paper gives both the same loss
-and optimizer), 10% of the training spectra held out (stratified) and the weights with the lowest
-validation loss kept. Neither weights its loss by class, like the random forest: class imbalance is
+The two networks share one training loop (``experiments.supervised``): AdamW on cross-entropy (the
+paper gives both the same loss and optimizer), 10% of the training spectra held out (stratified) and
+the weights with the lowest validation loss kept. Neither weights its loss by class, like the random forest: class imbalance is
 left as it is in every method, as it is in the knowledge base's vote.
 
 Data enter as ``flux`` (N, L) float32, the preprocessed flux (dimensionless: divided by the median over
@@ -179,23 +179,17 @@ def cnn(
     data = supervised.checked(train_flux, train_labels, test_flux, train_valid, test_valid)
     if data.train_flux.shape[1] < 64:  # a stride of 4, then 4 poolings by 2
         raise ValueError(f"the CNN needs spectra of 64 pixels or more, got {data.train_flux.shape[1]}")
-    device = resolve_device(device)
-    fit, val = supervised.validation_split(data.train_y, seed=seed)
-    with supervised.seeded(seed, device):
-        model = SpectrumCNN(len(data.classes))
-        return supervised.train_and_predict(
-            model,
-            data,
-            fit,
-            val,
-            seed=seed,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            evals_per_epoch=1,
-            device=device,
-            on_progress=on_progress,
-        )
+    return supervised.fit_and_predict(
+        lambda device: SpectrumCNN(len(data.classes)),
+        data,
+        seed=seed,
+        device=resolve_device(device),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        evals_per_epoch=1,
+        on_progress=on_progress,
+    )
 
 
 def encoder_finetuned(
@@ -216,27 +210,21 @@ def encoder_finetuned(
     """The supervised GalSpecEncoder: the pre-trained encoder plus a linear head, fine-tuned end to end.
 
     ``checkpoint`` is a checkpoint folder (``TrainingRun.checkpoint_path``); it is only read. Same loop as
-    ``cnn``, with the validation loss measured four times
-    per epoch, so that even one epoch chooses among four sets of weights. The defaults fit the ``small``
+    ``cnn``, with the validation loss measured four times per epoch, so that even one epoch chooses among
+    four sets of weights. The defaults fit the ``small``
     preset on two CPU cores: one epoch over 2000 spectra, with its validations and the test spectra,
     takes two to three minutes (self-attention over 736 patches costs about 2 s per batch of 32 forward
     and backward). On a GPU raise ``epochs`` and let early stopping end it.
     """
     data = supervised.checked(train_flux, train_labels, test_flux, train_valid, test_valid)
-    device = resolve_device(device)
-    fit, val = supervised.validation_split(data.train_y, seed=seed)
-    with supervised.seeded(seed, device):
-        model = EncoderClassifier(load_checkpoint(checkpoint, device=device), len(data.classes))
-        return supervised.train_and_predict(
-            model,
-            data,
-            fit,
-            val,
-            seed=seed,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            evals_per_epoch=4,
-            device=device,
-            on_progress=on_progress,
-        )
+    return supervised.fit_and_predict(
+        lambda device: EncoderClassifier(load_checkpoint(checkpoint, device=device), len(data.classes)),
+        data,
+        seed=seed,
+        device=resolve_device(device),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        evals_per_epoch=4,
+        on_progress=on_progress,
+    )

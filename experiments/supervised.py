@@ -106,6 +106,16 @@ def seeded(seed: int, device: torch.device):
         yield
 
 
+def fit_and_predict(
+    make_model: Callable[[torch.device], nn.Module], data: TrainTest, *, seed: int, device: torch.device, **training
+) -> list[str]:
+    """Split the training spectra (``validation_split``), build the model ``make_model(device)`` under
+    ``seed``, train it (``train_and_predict``, with ``training``'s options) and classify the test spectra."""
+    fit, val = validation_split(data.train_y, seed=seed)
+    with seeded(seed, device):
+        return train_and_predict(make_model(device), data, fit, val, seed=seed, device=device, **training)
+
+
 def train_and_predict(
     model: nn.Module,
     data: TrainTest,
