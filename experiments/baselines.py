@@ -10,10 +10,10 @@ spectra), and predicts one training label per test spectrum, deterministically f
 - ``encoder_finetuned``: the pre-trained GalSpecEncoder with a linear head, fine-tuned end to end
   (the paper's "supervised GalSpecEncoder").
 
-The two networks share one training loop (``experiments.supervised``): AdamW on cross-entropy (the
-paper gives both the same loss and optimizer), 10% of the training spectra held out (stratified) and
-the weights with the lowest validation loss kept. Neither weights its loss by class, like the random forest: class imbalance is
-left as it is in every method, as it is in the knowledge base's vote.
+The two networks share one training loop (``experiments.supervised``): AdamW on cross-entropy (the paper
+gives both the same loss and optimizer), 10% of the training spectra held out (stratified) and the
+weights with the lowest validation loss kept. Neither weights its loss by class, like the random forest:
+class imbalance is left as it is in every method, as it is in the knowledge base's vote.
 
 Data enter as ``flux`` (N, L) float32, the preprocessed flux (dimensionless: divided by the median over
 rest-frame 5300-5850 Angstrom, see kb/preprocess.py; L = 3688 on the paper's grid), with 0 where a pixel
