@@ -1,6 +1,7 @@
 """The Celery application: `celery -A galspec_site worker -Q default,embedding,training`."""
 
 import os
+import sys
 
 from celery import Celery
 
@@ -9,3 +10,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
 app = Celery("galspec")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+QUEUES = ("default", "embedding", "training")
+
+
+def worker_command(*, module: str = "celery", options: tuple[str, ...] = ()) -> list[str]:
+    """The command line of one Celery worker (a solo pool) on every queue, in this Python; ``module`` is
+    what runs as ``python -m`` (celery, or a test's wrapper of it)."""
+    command = [sys.executable, "-m", module, "-A", "galspec_site", "worker", "--pool=solo", "-l", "info"]
+    return [*command, "-Q", ",".join(QUEUES), *options]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from galspec_site.celery import worker_command
 from kb.mock import generate_survey
 from kb.services.ingest import ingest_folder
 from training.services import training_run_create, training_run_execute
@@ -53,7 +54,6 @@ def start_worker(data_dir, settings, *, module: str = "celery", **environment):
 
     ``module`` is run with ``python -m`` in place of celery's own (``tests.gated_worker`` injects a fault)."""
     import subprocess
-    import sys
     import time
 
     from django.db import connection
@@ -70,22 +70,7 @@ def start_worker(data_dir, settings, *, module: str = "celery", **environment):
     log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
     log = open(log_path, "w")
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            module,
-            "-A",
-            "galspec_site",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            "default,embedding,training",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "info",
-        ],
+        worker_command(module=module, options=("--without-heartbeat", "--without-mingle", "--without-gossip")),
         cwd=REPO,
         env=env,
         stdout=log,

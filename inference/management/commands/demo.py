@@ -8,7 +8,6 @@ straight to the site.
 
 import secrets
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from galspec_site.celery import worker_command
 from kb.knowledge import TASKS
 from kb.models import KnowledgeBase
 from training.selectors import training_run_in_service
@@ -86,20 +86,5 @@ class Command(BaseCommand):
         log = settings.DATA_DIR / "worker.log"
         self.stdout.write(f"Celery worker (queues default, embedding, training) logging to {log}")
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "galspec_site",
-                "worker",
-                "--pool=solo",
-                "-Q",
-                "default,embedding,training",
-                "-l",
-                "info",
-            ],
-            cwd=settings.BASE_DIR,
-            stdout=open(log, "a"),
-            stderr=subprocess.STDOUT,
+            worker_command(), cwd=settings.BASE_DIR, stdout=open(log, "a"), stderr=subprocess.STDOUT
         )
