@@ -1,6 +1,7 @@
 """The import contracts in pyproject.toml hold the layering: they pass on the tree and fail on a copy of
 it with an import that breaks each of them."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -64,3 +65,17 @@ def test_an_import_against_the_layering_breaks_its_contract(tree, module, line, 
     assert result.returncode != 0
     broken = result.stdout.split("Broken contracts", 1)[1]
     assert contract in broken and module in broken
+
+
+def test_where_things_are_in_the_readme_matches_the_tree():
+    """Every top-level package has a row in README's table, and every module named in a row's "what lives
+    there" exists in its folder."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Where things are", 1)[1].split("\n## ", 1)[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z_]+)/`[^|]*\| ([^|]*)\|", section, re.M)}
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests"}
+    assert packages <= set(rows), f"no row for {sorted(packages - set(rows))}"
+    for folder, row in rows.items():
+        named = set(re.findall(r"`([a-z_]+)/?`", row))
+        missing = [n for n in named if not any((REPO / folder).rglob(f"{n}.py")) and not any((REPO / folder).rglob(n))]
+        assert not missing, f"{folder}/: README names {missing}, which are not there"
