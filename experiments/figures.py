@@ -1,4 +1,4 @@
-"""Plotly figures for the evaluation report (paper Figures 4, 5, A1, B1, C1 and Tables 2, 4), and writing them.
+"""Plotly figures for the evaluation report (paper Figures 4, 5, A1, B1, C1 and Tables 2, 4).
 
 Every builder takes plain dicts and lists, as written by ``inference.metrics`` and ``experiments.timing``
 (or read back from their JSON), and returns a ``plotly.graph_objects.Figure``. Where a point estimate

@@ -2,8 +2,8 @@
 
 Django reads a body only when something asks for ``request.POST``, ``request.FILES`` or ``request.body``
 (a view, or CSRF checking), and then reads all of it, spooling an upload over
-``FILE_UPLOAD_MAX_MEMORY_SIZE`` to a temporary file; the limits in ``inference.search`` and
-``inference.jobs`` see the file only after that. This middleware, first in ``MIDDLEWARE``, looks at the
+``FILE_UPLOAD_MAX_MEMORY_SIZE`` to a temporary file; the limits in ``inference.services.search`` and
+``inference.services.jobs`` see the file only after that. This middleware, first in ``MIDDLEWARE``, looks at the
 Content-Length header alone and answers 413 when it is over ``max_request_bytes()``, so a client cannot
 make a web process receive and store gigabytes before being told no.
 

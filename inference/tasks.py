@@ -1,8 +1,8 @@
 """Celery tasks for inference: ids in, one service or worker function called, its result out.
 
-The web side (``inference.services``) queues these; each runs the worker side (``inference.worker``)
-or a service. A worker that starts sends again the operations and survey searches a dead worker left
-running; whoever claims each carries it on.
+The web side (``inference.services.jobs``, ``.surveys``, ``.operations``) queues these; each runs the
+worker side (``inference.worker``) or a core service. A worker that starts sends again the operations
+and survey searches a dead worker left running; whoever claims each carries it on.
 """
 
 from celery import shared_task

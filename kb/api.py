@@ -135,7 +135,7 @@ class KnowledgeBaseSerializer(serializers.ModelSerializer):
         ]
 
     def get_checkpoint(self, kb) -> str:
-        return f"{kb.training_run.checkpoint_dir}/best"
+        return str(kb.training_run.checkpoint_path)
 
 
 class TaskSerializer(serializers.ModelSerializer):

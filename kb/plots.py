@@ -20,10 +20,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 # Lines marked on plots: rest-frame vacuum wavelength, Angstrom (SDSS SPZLINE LINEWAVE where it has them)
 EMISSION_LINES = {
     "[O II] 3727": 3728.48,
-    "Ca II K": 3934.78,
-    "Ca II H": 3969.59,
     "H-delta": 4102.89,
-    "G band": 4305.0,
     "H-gamma": 4341.68,
     "H-beta": 4862.68,
     "[O III] 4959": 4960.30,
@@ -35,7 +32,10 @@ EMISSION_LINES = {
     "H-alpha": 6564.61,
     "[N II] 6583": 6585.27,
     "[S II] 6716": 6718.29,
-    "[S II] 6731": 6732.67,
+    "[S II] 6731": 6732.68,
+    "Ca II K": 3934.78,
+    "Ca II H": 3969.59,
+    "G band": 4305.0,
 }
 # The lines of the BPT diagrams, as marked on a case study's spectra
 DIAGNOSTIC_LINES = {

@@ -42,10 +42,10 @@ class PretrainConfig:
         return asdict(self)
 
 
-# Training defaults per model preset: the paper's for `paper`; for `small`, a schedule that learns in
-# about five minutes on two CPU cores (measured: see README).
 BEST, LAST = "best", "last"  # the checkpoints in a run's folder: lowest validation loss, and the one to resume from
 
+# Training defaults per model preset: the paper's for `paper`; for `small`, a schedule that learns in
+# about five minutes on two CPU cores (measured: see README).
 PRESET_DEFAULTS = {
     "paper": {},
     "small": dict(lr=2e-3, warmup_steps=20, max_steps=300, eval_every=50, max_val_spectra=256),
@@ -182,6 +182,8 @@ def _prepare(
     """The device, the train/validation split and its fixed mask, the model and optimizer (restored from
     out_dir/last when resuming), and interpolation's validation errors."""
     device = resolve_device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)

@@ -96,6 +96,11 @@ class JobListApi(APIView):
             "(GALSPEC_MAX_UPLOAD_BYTES + 1 MB): split a larger set over several jobs",
         )
 
+        def validate_positions(self, positions: list[dict]) -> list[dict]:
+            if any(set(position) != {"ra", "dec"} for position in positions):
+                raise serializers.ValidationError('each position is {"ra": degrees, "dec": degrees}')
+            return positions
+
     @extend_schema(responses=JobSerializer(many=True))
     def get(self, request):
         return paginated(self, search_job_list(owner=request.user), JobSerializer, context={"request": request})

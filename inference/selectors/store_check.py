@@ -95,12 +95,12 @@ def _checkpoints() -> list[Finding]:
     findings = []
     needed = TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED)
     for run in needed:
-        if not (run.checkpoint_path).exists():
+        if not run.checkpoint_path.exists():
             used = run.in_service or KnowledgeBase.objects.filter(training_run=run, status="ready").exists()
             findings.append(
                 Finding(
                     "error" if used else "warning",
-                    f"{run}: checkpoint {run.checkpoint_dir}/best is missing",
+                    f"{run}: checkpoint {run.checkpoint_path} is missing",
                     "restore it from backup, or pre-train again",
                 )
             )

@@ -1,4 +1,4 @@
-"""Writes for inference, one module per sub-domain, in two layers.
+"""What inference does, one module per sub-domain, in two layers (``curation`` only reads, built on a search).
 
 The core, which the worker side runs: ``search`` (one query against a knowledge base), ``embeddings``
 (the ingested spectra under a checkpoint), ``knowledge_bases`` (a version's index and scores), ``bulk``

@@ -55,7 +55,7 @@ def bulk_search(
         "chunk": chunk,
         "labels": wanted,
     }
-    _manifest_claim(out, manifest)
+    _manifest_write_or_check(out, manifest)
     embedding_update(training_run=kb.training_run)
     index = load_index(kb)
     label_of, specobjid_of = {}, {}
@@ -82,7 +82,7 @@ def bulk_search(
     return manifest
 
 
-def _manifest_claim(out: Path, manifest: dict) -> None:
+def _manifest_write_or_check(out: Path, manifest: dict) -> None:
     """Write ``manifest.json`` into a new folder, or check that the folder holds a run of the same search."""
     existing = out / "manifest.json"
     if not existing.exists():

@@ -39,9 +39,8 @@ def embedding_update(
     if run.status != TrainingRun.Status.SUCCEEDED:
         raise ValueError(f"{run} has not succeeded; its checkpoint cannot embed")
     model = load_checkpoint(run.checkpoint_path, device=device or settings.GALSPEC_DEVICE)
-    with _exclusive(
-        settings.DATA_DIR / "embeddings" / f"run-{run.pk}.lock"
-    ):  # another embedder waits, then finds it done
+    lock = settings.DATA_DIR / "embeddings" / f"run-{run.pk}.lock"
+    with _exclusive(lock):  # another embedder waits, then finds it done
         return _embedding_carry_on(run, model, batch_size, on_progress)
 
 

@@ -24,10 +24,10 @@ from django.db import Error, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from inference.models import LeasedWork
+from inference.models import LeasedWork, RunStatus
 from inference.selectors.background import stale_before
 
-QUEUED, RUNNING = "queued", "running"  # the statuses every leased model shares
+QUEUED, RUNNING = RunStatus.QUEUED, RunStatus.RUNNING  # every leased model's first two statuses
 
 
 @dataclass(frozen=True)

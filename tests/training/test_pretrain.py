@@ -96,3 +96,10 @@ def test_embedding_does_not_depend_on_the_batch_size(tmp_path):
 def test_a_folder_without_weights_is_not_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a GalSpec checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_a_training_run_serves_the_checkpoint_pretraining_keeps_as_best(tmp_path):
+    from training.models import TrainingRun
+    from training.pretrain import BEST
+
+    assert TrainingRun(checkpoint_dir=str(tmp_path)).checkpoint_path == tmp_path / BEST

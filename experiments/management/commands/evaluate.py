@@ -4,7 +4,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from experiments.evaluation import EvaluationConfig, evaluate
+from experiments.data import EvaluationConfig
+from experiments.evaluation import evaluate
 
 
 def sizes(text: str) -> tuple[int, ...]:

@@ -76,3 +76,17 @@ def test_a_lease_writes_only_while_its_attempt_is_the_rows_last():
     row = Operation.objects.get(pk=operation.pk)
     assert (row.status, row.stage, row.error, row.attempts) == ("done", "done", "", 2) and row.finished_at
     assert Lease.claim(Operation, operation.pk) is None  # finished work is never taken up again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_taken_for_dead_keeps_no_sign_of_life_on_the_row(settings):
+    """Its heartbeat thread stamps only its own attempt: the row looks as alive as the new worker keeps it."""
+    operation = Operation.objects.create(kind="embed", requested_by=person("grace", "admin"))
+    late = Lease.claim(Operation, operation.pk)
+    stale = timezone.now() - timedelta(hours=1)
+    Operation.objects.filter(pk=operation.pk).update(heartbeat_at=stale)
+    Lease.claim(Operation, operation.pk)  # another worker's claim stamps the row once
+    Operation.objects.filter(pk=operation.pk).update(heartbeat_at=stale)
+    with late.heartbeat(every=0.05):
+        time.sleep(0.5)
+    assert Operation.objects.get(pk=operation.pk).heartbeat_at == stale

@@ -219,6 +219,12 @@ def test_bad_jobs_are_refused_and_nothing_is_written(searchable, astronomer, pay
     assert not SearchJob.objects.exists()
 
 
+def test_a_malformed_position_is_named_as_the_field_at_fault(searchable, astronomer):
+    payload = {"task": "lens", "positions": [{"ra": 1.0, "dec": 2.0}, {"ra": 1.0}]}
+    error = _error(_client(astronomer).post("/api/v1/jobs/", payload, format="json"), 400)
+    assert error["message"].startswith("positions: each position is") and "positions" in error["fields"]
+
+
 def test_a_job_too_big_is_refused(searchable, astronomer, settings):
     settings.GALSPEC_MAX_BATCH = 2
     error = _error(
