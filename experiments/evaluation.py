@@ -3,8 +3,8 @@
 The knowledge bases evaluated are the ones in service (built with the checkpoint in service; one is
 built where a task has none), so what is measured is what answers users. Every method of Table 2 is
 trained on exactly the spectra of the knowledge base and tested on the same held-out spectra, which
-no knowledge base and no pre-training ever sees (``kb.knowledge.held_out``). Sweeps compose their
-knowledge bases with the same ``kb.knowledge.compose`` as ``build_kb``, in memory.
+no knowledge base and no pre-training ever sees (``kb.search_tasks.held_out``). Sweeps compose their
+knowledge bases with the same ``kb.search_tasks.compose`` as ``build_kb``, in memory.
 """
 
 from __future__ import annotations

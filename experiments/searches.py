@@ -15,8 +15,8 @@ from inference import metrics
 from inference.retrieval import knn_vote, vote_all
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.bpt import bpt_ratios
-from kb.knowledge import compose
 from kb.models import KnowledgeBase, Spectrum
+from kb.search_tasks import compose
 from kb.selectors import task_labels
 
 SEARCH_TASKS = ("liner", "lens", "outlier")

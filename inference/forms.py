@@ -5,8 +5,8 @@ from django import forms
 from inference.models import Operation
 from inference.services.search import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
-from kb.knowledge import LABELLINGS, labelling_labels
 from kb.models import KnowledgeBase, SearchTask
+from kb.search_tasks import LABELLINGS, labelling_labels
 from training.model import PRESETS
 
 

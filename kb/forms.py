@@ -2,8 +2,8 @@
 
 from django import forms
 
-from kb.knowledge import labelling_labels
 from kb.models import EXCLUDE, SearchTask
+from kb.search_tasks import labelling_labels
 
 
 def label_choices(task: SearchTask) -> list[tuple[str, str]]:

@@ -43,7 +43,7 @@ class Spectrum(models.Model):
     held_out = models.BooleanField(
         default=False,
         db_index=True,
-        help_text="Reserved for testing (kb.knowledge.held_out): never in a knowledge base nor in pre-training",
+        help_text="Reserved for testing (kb.search_tasks.held_out): never in a knowledge base nor in pre-training",
     )
     source_file = models.CharField(max_length=500)
     source_sha256 = models.CharField(max_length=64)
@@ -112,7 +112,7 @@ class IngestRun(models.Model):
 
 
 class SearchTask(models.Model):
-    """A search or classification task: a knowledge-base configuration (kb.knowledge.TASKS)."""
+    """A search or classification task: a knowledge-base configuration (kb.search_tasks.TASKS)."""
 
     name = models.SlugField(max_length=32, unique=True)
     title = models.CharField(max_length=100)

@@ -12,7 +12,6 @@ from django.db.models import Count, Q, QuerySet
 
 from kb.agreement import krippendorff_alpha, vote_fractions
 from kb.bpt import bpt_class_from_lines, bpt_three_class
-from kb.knowledge import Labelled, label_spectrum
 from kb.models import (
     AuditEvent,
     CatalogLabel,
@@ -25,6 +24,7 @@ from kb.models import (
     Spectrum,
 )
 from kb.preprocess import PAPER, wave_grid
+from kb.search_tasks import Labelled, label_spectrum
 from kb.store import SpectrumStore
 
 

@@ -185,8 +185,8 @@ def searchable(data_dir, searchable_snapshot):
 
 def shipped_task(name: str):
     """The shipped SearchTask row (created by a migration, so gone after a transactional test's flush)."""
-    from kb.knowledge import TASKS
     from kb.models import SearchTask
+    from kb.search_tasks import TASKS
 
     task = TASKS[name]
     row, _ = SearchTask.objects.get_or_create(

@@ -13,8 +13,8 @@ from inference import metrics
 from inference.retrieval import vote_all
 from inference.selectors.embeddings import embedding_vectors
 from inference.services.embeddings import embedding_update
-from kb.knowledge import LABELLINGS
 from kb.models import KnowledgeBase, SearchTask, Spectrum
+from kb.search_tasks import LABELLINGS
 from kb.selectors import task_labels
 from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
 from kb.store import folder_leftovers_clear

@@ -21,9 +21,9 @@ from inference.models import SurveySearch
 from inference.selectors.background import stale_before
 from inference.services.search import MAX_K
 from inference.tasks import survey_search_task
-from kb.knowledge import labelling_labels
 from kb.models import SearchTask, Spectrum
 from kb.roles import OPERATE
+from kb.search_tasks import labelling_labels
 from kb.selectors import knowledge_base_in_service
 
 UNDER_WAY = (SurveySearch.Status.QUEUED, SurveySearch.Status.RUNNING)

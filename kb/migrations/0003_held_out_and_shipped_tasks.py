@@ -1,7 +1,7 @@
 """Mark the spectra reserved for testing, and create the shipped search tasks."""
 from django.db import migrations
 
-from kb.knowledge import TASKS, held_out
+from kb.search_tasks import TASKS, held_out
 
 
 def forwards(apps, schema_editor):

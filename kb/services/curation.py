@@ -15,9 +15,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kb.agreement import consensus
-from kb.knowledge import labelling_labels
 from kb.models import EXCLUDE, Correction, Flag, KBEntry, SearchTask, Spectrum
 from kb.roles import FLAG, REVIEW
+from kb.search_tasks import labelling_labels
 from kb.selectors import spectrum_task_label
 from kb.services.audit import audit_record
 

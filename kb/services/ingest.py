@@ -21,9 +21,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from kb import catalogs
-from kb.knowledge import held_out
 from kb.models import CatalogLabel, IngestRun, Spectrum
 from kb.preprocess import prepare_file
+from kb.search_tasks import held_out
 from kb.selectors import spectrum_store
 from kb.sky import match_by_position
 from kb.spectra import SdssSpectrum, lines_as_dict

@@ -8,8 +8,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from kb.knowledge import Labelled, compose
 from kb.models import EXCLUDE, KBEntry, KnowledgeBase, SearchTask
+from kb.search_tasks import Labelled, compose
 from kb.selectors import task_corrections, task_labels
 from kb.services.audit import audit_record
 
@@ -26,7 +26,7 @@ def knowledge_base_create(
 ) -> KnowledgeBase:
     """A new version of ``task``'s knowledge base, status 'building', with its entries chosen.
 
-    Entries are sampled (``kb.knowledge.compose``) from the labelled spectra not reserved for testing,
+    Entries are sampled (``kb.search_tasks.compose``) from the labelled spectra not reserved for testing,
     with the task's corrections applied (relabelled, or left out);
     ``training_run`` is the encoder checkpoint whose embeddings its index will hold. Nothing is written
     if the composition cannot be made.

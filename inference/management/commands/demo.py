@@ -17,8 +17,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from galspec_site.celery import worker_command
-from kb.knowledge import TASKS
 from kb.models import KnowledgeBase
+from kb.search_tasks import TASKS
 from training.selectors import training_run_in_service
 
 

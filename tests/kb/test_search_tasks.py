@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from kb.knowledge import OTHER, TASKS, TEST_FRACTION, compose, held_out, label_spectrum
+from kb.search_tasks import OTHER, TASKS, TEST_FRACTION, compose, held_out, label_spectrum
 
 MPA, PORT = "galspecextra", "emissionlinesport"
 
