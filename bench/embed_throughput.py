@@ -1,11 +1,11 @@
 """Embedding throughput of the encoder presets: spectra/s and peak memory, printed as JSON.
 
     .venv/bin/python bench/embed_throughput.py                      # CPU: small and paper presets
-    .venv/bin/python bench/embed_throughput.py --device cuda --peak-tflops 989   # H100 bf16 dense peak
+    .venv/bin/python bench/embed_throughput.py --device cuda --peak-tflops 67   # H100/H200 float32 peak
 
-Random weights and random spectra: throughput does not depend on what the model has learned. On CUDA the
-forward pass runs under bf16 autocast with fused attention, and model FLOP utilisation (MFU) is the
-forward FLOPs per second over the given peak. ``--out FILE`` also writes the JSON.
+Random weights and random spectra: throughput does not depend on what the model has learned. The forward
+pass runs in float32, as ``inference.embed`` embeds on every device, and model FLOP utilisation (MFU) is
+the forward FLOPs per second over the given float32 peak. ``--out FILE`` also writes the JSON.
 """
 
 import argparse
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["small", "paper"])
     parser.add_argument("--spectra", type=int, help="spectra per preset (default 512 on CPU, 8192 on CUDA)")
     parser.add_argument("--batch-size", type=int, help="default 64 on CPU, 256 on CUDA")
-    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, for MFU")
+    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense float32 peak (TFLOP/s), for MFU")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     cuda = args.device == "cuda"

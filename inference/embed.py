@@ -1,4 +1,9 @@
-"""Embedding spectra with a GalSpecEncoder: batched, no gradients, bf16 autocast on CUDA."""
+"""Embedding spectra with a GalSpecEncoder: batched, no gradients, in full precision (float32) on every device.
+
+Pre-training runs under bf16 autocast on a GPU, but embeddings do not: emulated on the CPU, bf16 changed
+7% of nearest neighbours and 18% of top-3 sets on the mock survey, so a knowledge base built on a GPU and
+a query embedded on a CPU would not meet in the same space. Both are embedded alike, in float32.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +28,7 @@ def embed(
         stop = min(start + batch_size, len(flux))
         f = torch.from_numpy(np.array(flux[start:stop], dtype=np.float32)).to(device)  # a copy: memmaps are read-only
         v = torch.from_numpy(np.array(valid[start:stop], dtype=bool)).to(device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out[start:stop] = model.forward_features(f, v).float().cpu().numpy()
+        out[start:stop] = model.forward_features(f, v).float().cpu().numpy()
         if on_progress:
             on_progress(stop, len(flux))
     return out
