@@ -28,6 +28,21 @@ def test_embeddings_are_float32_batch_by_batch_as_one_batch():
     np.testing.assert_allclose(vectors, embed(model, flux, valid, batch_size=10), rtol=1e-5, atol=1e-6)
 
 
+def test_embedding_never_runs_under_autocast(monkeypatch):
+    """No reduced precision on any device: not even a disabled autocast is entered."""
+    entered = []
+
+    class Recorded(torch.autocast):
+        def __enter__(self):
+            entered.append(self.fast_dtype)
+            return super().__enter__()
+
+    monkeypatch.setattr(torch, "autocast", Recorded)
+    flux, valid = spectra(4)
+    embed(GalSpecEncoder(TINY), flux, valid)
+    assert entered == []
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_gpu_embeds_as_the_cpu_does():
