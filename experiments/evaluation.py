@@ -30,6 +30,7 @@ from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.search import search
 from kb.bpt import FIVE_CLASSES, THREE_CLASSES, bpt_class_from_lines, bpt_three_class
 from kb.models import KnowledgeBase, SearchTask, Spectrum
+from kb.search_tasks import TEST
 from kb.selectors import spectrum_store, task_labels
 from kb.spectra import read_spectrum
 from training.selectors import training_run_in_service
@@ -121,7 +122,7 @@ def _classification(data: Data, kb: KnowledgeBase, run, config: EvaluationConfig
     """Each method's classification report, and the split's sizes."""
     labels = list(FIVE_CLASSES if kb.task.labelling == "bpt5" else THREE_CLASSES)
     train = kb_entries(kb)
-    test = sorted(task_labels(labelling=kb.task.labelling, held_out=True).items())
+    test = sorted(task_labels(labelling=kb.task.labelling, reserve=TEST).items())
     train_ids, train_labels = [i for i, _ in train], [label for _, label in train]
     test_ids, truth = [i for i, _ in test], [item.label for _, item in test]
     tr, te = data.rows(train_ids), data.rows(test_ids)

@@ -16,7 +16,7 @@ from inference.retrieval import knn_vote, vote_all
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.bpt import bpt_ratios
 from kb.models import KnowledgeBase, Spectrum
-from kb.search_tasks import compose
+from kb.search_tasks import TEST, TRAIN, compose
 from kb.selectors import task_labels
 
 SEARCH_TASKS = ("liner", "lens", "outlier")
@@ -54,7 +54,7 @@ def mixed_test_set() -> list[int]:
     """Held-out spectra that any search labelling labels: BPT classes, lenses and outliers together."""
     ids = set()
     for labelling in ("bpt5", "lens", "outlier"):
-        ids |= set(task_labels(labelling=labelling, held_out=True))
+        ids |= set(task_labels(labelling=labelling, reserve=TEST))
     return sorted(ids)
 
 
@@ -69,7 +69,7 @@ class Search:
 
     @classmethod
     def of(cls, data: Data, kb: KnowledgeBase, ids: list[int], max_k: int) -> Search:
-        labels = task_labels(labelling=kb.task.labelling, held_out=True)
+        labels = task_labels(labelling=kb.task.labelling, reserve=TEST)
         truth = np.array([i in labels and labels[i].label in kb.task.target_labels for i in ids])
         return cls(kb, dict(kb_entries(kb)), truth, kb_neighbours(data, kb, ids, max_k))
 
@@ -84,7 +84,7 @@ class Search:
 
 def recall_by_kind(outliers: Search, ids: list[int], config: EvaluationConfig) -> dict:
     votes = outliers.votes(config.k, config.weight_function)
-    labels = task_labels(labelling="outlier", held_out=True)
+    labels = task_labels(labelling="outlier", reserve=TEST)
     by_kind: dict[str, list[bool]] = {}
     for i, v in zip(ids, votes):
         if i in labels and labels[i].label == "outlier":
@@ -97,7 +97,7 @@ def recall_by_kind(outliers: Search, ids: list[int], config: EvaluationConfig) -
 
 def proportion_sweep(data: Data, truth: np.ndarray, ids: list[int], config: EvaluationConfig) -> list[dict]:
     """The lens share of the KB swept; each KB as large as its share allows from the same pool."""
-    pool = {i: item.label for i, item in task_labels(labelling="lens", held_out=False).items()}
+    pool = {i: item.label for i, item in task_labels(labelling="lens", reserve=TRAIN).items()}
     queries = data.vectors[data.rows(ids)]
     rows = []
     for fraction in config.proportions:

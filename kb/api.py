@@ -46,6 +46,7 @@ class SpectrumSerializer(serializers.ModelSerializer):
             "sn_median",
             "vdisp",
             "held_out",
+            "validation",
             "labels",
         ]
 

@@ -20,7 +20,7 @@ class SpectrumFilter(django_filters.FilterSet):
 
     class Meta:
         model = Spectrum
-        fields = ["specobjid", "plate", "mjd", "fiberid", "sdss_class", "held_out"]
+        fields = ["specobjid", "plate", "mjd", "fiberid", "sdss_class", "held_out", "validation"]
 
 
 class KBEntryFilter(django_filters.FilterSet):

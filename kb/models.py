@@ -43,7 +43,13 @@ class Spectrum(models.Model):
     held_out = models.BooleanField(
         default=False,
         db_index=True,
-        help_text="Reserved for testing (kb.search_tasks.held_out): never in a knowledge base nor in pre-training",
+        help_text="Reserved for testing (kb.search_tasks.reserve): never in a knowledge base nor in pre-training",
+    )
+    validation = models.BooleanField(
+        default=False,
+        db_index=True,
+        help_text="Reserved for choices (kb.search_tasks.reserve): pre-training's checkpoint, experiment settings "
+        "and the trust signals are chosen on it; never in a knowledge base nor trained on",
     )
     source_file = models.CharField(max_length=500)
     source_sha256 = models.CharField(max_length=64)
@@ -57,6 +63,9 @@ class Spectrum(models.Model):
             models.UniqueConstraint(fields=["plate", "mjd", "fiberid"], name="spectrum_unique_plate_mjd_fiber"),
             models.CheckConstraint(condition=models.Q(z__gte=-0.01), name="spectrum_z_not_negative"),
             models.CheckConstraint(condition=models.Q(norm__gt=0), name="spectrum_norm_positive"),
+            models.CheckConstraint(
+                condition=~(models.Q(held_out=True) & models.Q(validation=True)), name="spectrum_one_reserve"
+            ),
         ]
 
     def __str__(self):

@@ -26,6 +26,9 @@ import numpy as np
 from kb.bpt import FIVE_CLASSES, THREE_CLASSES, bpt_consensus, bpt_three_class
 
 TEST_FRACTION = 0.2  # share of spectra reserved for testing, by a hash of the specobjid (never changes)
+VALIDATION_FRACTION = 0.1  # share reserved for every choice (checkpoint, pooling, K, ...), disjoint from it
+TRAIN, VALIDATION, TEST = "train", "validation", "test"
+RESERVES = (TRAIN, VALIDATION, TEST)
 BPT_CATALOGS = ("galspecextra", "emissionlinesport")
 OTHER = "other"
 
@@ -92,13 +95,23 @@ def labelling_labels(labelling: str) -> tuple[str, ...]:
     ]
 
 
-def held_out(specobjid: str | int) -> bool:
-    """Whether a spectrum is reserved for testing: a fixed TEST_FRACTION, chosen by a hash of its id.
+def reserve(specobjid: str | int) -> str:
+    """Which reserve a spectrum belongs to, fixed by a hash of its id: TEST, VALIDATION or TRAIN.
 
-    A reserved spectrum never enters a knowledge base (nor pre-training), whatever else changes.
+    TEST (a fixed TEST_FRACTION) is read only by ``evaluate``'s final figures; VALIDATION (the next
+    VALIDATION_FRACTION) is where every choice is made: pre-training's checkpoint, the experiments'
+    settings, the trust signals' calibration. Neither ever enters a knowledge base nor trains the
+    encoder; TRAIN is everything else.
     """
     digest = hashlib.sha256(f"galspec-test:{int(specobjid)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < TEST_FRACTION
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return TEST if u < TEST_FRACTION else VALIDATION if u < TEST_FRACTION + VALIDATION_FRACTION else TRAIN
+
+
+def held_out(specobjid: str | int) -> bool:
+    """Whether a spectrum is reserved for testing (``reserve`` is TEST): never in a knowledge base nor in
+    pre-training, whatever else changes."""
+    return reserve(specobjid) == TEST
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from kb.models import (
     Spectrum,
 )
 from kb.preprocess import PAPER, wave_grid
-from kb.search_tasks import Labelled, label_spectrum
+from kb.search_tasks import RESERVES, TEST, TRAIN, VALIDATION, Labelled, label_spectrum
 from kb.store import SpectrumStore
 
 
@@ -94,9 +94,18 @@ def spectrum_lookup(
     return spectrum_find(query=identifier)
 
 
-def spectrum_training_rows() -> np.ndarray:
-    """(n,) int64 store rows of the spectra not reserved for testing: what pre-training may see."""
-    rows = Spectrum.objects.filter(held_out=False).values_list("store_row", flat=True)
+def reserve_filter(reserve: str, prefix: str = "") -> Q:
+    """The spectra of one reserve (kb.search_tasks.reserve): TRAIN, VALIDATION or TEST; ``prefix`` reaches
+    them through a relation, e.g. "spectrum__"."""
+    if reserve not in RESERVES:
+        raise ValueError(f"unknown reserve {reserve!r}; choose one of {', '.join(RESERVES)}")
+    return Q(**{f"{prefix}held_out": reserve == TEST, f"{prefix}validation": reserve == VALIDATION})
+
+
+def spectrum_reserve_rows(reserve: str = TRAIN) -> np.ndarray:
+    """(n,) int64 store rows of one reserve's spectra, in store order: TRAIN is what pre-training may
+    learn from, VALIDATION what it is judged on."""
+    rows = Spectrum.objects.filter(reserve_filter(reserve)).order_by("store_row").values_list("store_row", flat=True)
     return np.fromiter(rows, dtype=np.int64)
 
 
@@ -124,21 +133,21 @@ def bpt_labels() -> dict[int, str]:
     return {pk: labelled.label for pk, labelled in task_labels(labelling="bpt5").items()}
 
 
-def catalog_labels_by_spectrum(*, held_out: bool | None = None) -> dict[int, dict[str, tuple[str, str]]]:
-    """Spectrum id -> {catalog: (value, label)}, for spectra reserved for testing or not (None: all)."""
+def catalog_labels_by_spectrum(*, reserve: str | None = None) -> dict[int, dict[str, tuple[str, str]]]:
+    """Spectrum id -> {catalog: (value, label)}, for the spectra of one reserve (None: all)."""
     rows = CatalogLabel.objects.all()
-    if held_out is not None:
-        rows = rows.filter(spectrum__held_out=held_out)
+    if reserve is not None:
+        rows = rows.filter(reserve_filter(reserve, "spectrum__"))
     by_spectrum: dict[int, dict[str, tuple[str, str]]] = {}
     for spectrum_id, catalog, value, label in rows.values_list("spectrum_id", "catalog", "value", "label"):
         by_spectrum.setdefault(spectrum_id, {})[catalog] = (value, label)
     return by_spectrum
 
 
-def task_labels(*, labelling: str, held_out: bool | None = None) -> dict[int, Labelled]:
-    """Spectrum id -> what ``labelling`` makes of it, for every spectrum it labels."""
+def task_labels(*, labelling: str, reserve: str | None = None) -> dict[int, Labelled]:
+    """Spectrum id -> what ``labelling`` makes of it, for every spectrum of ``reserve`` (None: all) it labels."""
     labels = {}
-    for spectrum_id, catalog_labels in catalog_labels_by_spectrum(held_out=held_out).items():
+    for spectrum_id, catalog_labels in catalog_labels_by_spectrum(reserve=reserve).items():
         labelled = label_spectrum(labelling, catalog_labels)
         if labelled is not None:
             labels[spectrum_id] = labelled

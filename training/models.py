@@ -18,7 +18,11 @@ class TrainingRun(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     step = models.PositiveIntegerField(default=0)
     max_steps = models.PositiveIntegerField(default=0)
-    n_spectra = models.PositiveIntegerField(default=0, help_text="Spectra the run trained and validated on")
+    n_spectra = models.PositiveIntegerField(
+        default=0,
+        help_text="Spectra the run trained on: the training reserve (its checkpoint is chosen on the validation "
+        "reserve)",
+    )
     metrics = models.JSONField(
         default=dict, blank=True, help_text="val_masked_mse, val_interp_mse (dimensionless normalised flux^2), ..."
     )

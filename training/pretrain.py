@@ -68,6 +68,13 @@ def split(n: int, config: PretrainConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def _sample(rows: np.ndarray, config: PretrainConfig) -> np.ndarray:
+    """At most config.max_val_spectra of ``rows``, a seeded sample, sorted."""
+    if len(rows) <= config.max_val_spectra:
+        return rows
+    return np.sort(np.random.default_rng(config.seed).choice(rows, config.max_val_spectra, replace=False))
+
+
 def _batch(flux, valid, indices: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of the (memory-mapped) arrays as tensors; indices sorted for sequential reads."""
     return (
@@ -136,15 +143,17 @@ def pretrain(
     on_progress: Callable[[int, int, dict], None] | None = None,
     resume: bool = True,
     rows: np.ndarray | None = None,
+    val_rows: np.ndarray | None = None,
 ) -> dict:
     """Pre-train on flux (n, L) float32 and valid (n, L) bool; returns the metrics also written to
     out_dir/metrics.json. Checkpoints: out_dir/best (lowest validation loss), out_dir/last (resume).
 
-    ``rows`` (m,) limits training and validation to those rows (default: all), e.g. to leave out the
-    spectra reserved for testing."""
+    ``rows`` (m,) are the rows to learn from (default: all) and ``val_rows`` the rows the checkpoint is
+    chosen on (at most ``max_val_spectra`` of them, a seeded sample); without ``val_rows`` a seeded
+    ``val_fraction`` of ``rows`` is set aside instead."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loop = _prepare(flux, valid, model_config, config, out_dir, preprocess_config, resume, rows)
+    loop = _prepare(flux, valid, model_config, config, out_dir, preprocess_config, resume, rows, val_rows)
     started = time.perf_counter() - loop.state["seconds"]
     loop.model.train()
     step = loop.state["step"]
@@ -178,6 +187,7 @@ def _prepare(
     preprocess_config: dict | None,
     resume: bool,
     rows: np.ndarray | None,
+    val_rows: np.ndarray | None,
 ) -> _Loop:
     """The device, the train/validation split and its fixed mask, the model and optimizer (restored from
     out_dir/last when resuming), and interpolation's validation errors."""
@@ -188,10 +198,17 @@ def _prepare(
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     usable = np.arange(len(flux)) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
-    train_pos, val_pos = split(len(usable), config)
-    train_idx, val_idx = usable[train_pos], usable[val_pos]
+    if val_rows is None:
+        train_pos, val_pos = split(len(usable), config)
+        train_idx, val_idx = usable[train_pos], usable[val_pos]
+    else:
+        train_idx, val_idx = usable, _sample(np.unique(np.asarray(val_rows, dtype=np.int64)), config)
+        if np.intersect1d(train_idx, val_idx).size:
+            raise ValueError("the validation rows overlap the rows to train on")
     if len(train_idx) == 0:
         raise ValueError(f"{len(usable)} spectra leave none to train on after the validation split")
+    if len(val_idx) == 0:
+        raise ValueError("no spectrum to validate on: the checkpoint could not be chosen")
     val_hidden = span_mask(
         (len(val_idx), model_config.n_pixels),
         mask_ratio=config.mask_ratio,

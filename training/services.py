@@ -11,7 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from kb.preprocess import PAPER
-from kb.selectors import spectrum_store, spectrum_training_rows
+from kb.search_tasks import TRAIN, VALIDATION
+from kb.selectors import spectrum_reserve_rows, spectrum_store
 from training.model import PRESETS, EncoderConfig
 from training.models import TrainingRun
 from training.pretrain import PRESET_DEFAULTS, PretrainConfig, pretrain
@@ -43,16 +44,17 @@ def training_run_create(*, preset: str, out_dir: str | Path | None = None, **tra
 def training_run_execute(
     *, run: TrainingRun, promote: bool = True, on_progress: ProgressCallback | None = None
 ) -> TrainingRun:
-    """Pre-train on every ingested spectrum not reserved for testing; resumes from the run's last
-    checkpoint if there is one.
+    """Pre-train on every ingested spectrum of the training reserve, choosing the checkpoint on the
+    validation reserve (kb.search_tasks.reserve); resumes from the run's last checkpoint if there is one.
 
     On success the run records its metrics and, with ``promote``, its checkpoint goes into service.
     """
     flux, valid = spectrum_store().read()
-    rows = spectrum_training_rows()
-    if len(rows) < 10:
+    rows, val_rows = spectrum_reserve_rows(TRAIN), spectrum_reserve_rows(VALIDATION)
+    if len(rows) < 10 or len(val_rows) < 1:
         raise ValueError(
-            f"only {len(rows)} spectra are ingested and not reserved for testing; pre-training needs at least 10"
+            f"{len(rows)} ingested spectra are in the training reserve and {len(val_rows)} in the validation "
+            "reserve; pre-training needs at least 10 and 1: ingest more spectra"
         )
     run.status, run.started_at, run.n_spectra, run.error = TrainingRun.Status.RUNNING, timezone.now(), len(rows), ""
     run.save(update_fields=["status", "started_at", "n_spectra", "error"])
@@ -75,6 +77,7 @@ def training_run_execute(
             preprocess_config=PAPER.to_dict(),
             on_progress=progress,
             rows=rows,
+            val_rows=val_rows,
         )
     except BaseException as error:
         run.status, run.error, run.finished_at = TrainingRun.Status.FAILED, repr(error), timezone.now()

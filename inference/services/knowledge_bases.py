@@ -14,8 +14,8 @@ from inference.retrieval import vote_all
 from inference.selectors.embeddings import embedding_vectors
 from inference.services.embeddings import embedding_update
 from kb.models import KnowledgeBase, SearchTask, Spectrum
-from kb.search_tasks import LABELLINGS
-from kb.selectors import task_labels
+from kb.search_tasks import LABELLINGS, TEST, VALIDATION
+from kb.selectors import spectrum_reserve_rows, task_labels
 from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
 from kb.store import folder_leftovers_clear
 from training.models import TrainingRun
@@ -86,8 +86,8 @@ def knowledge_base_index(
         index = vector_index.build(vectors, ids, spec)
         recall = None
         if kb.index_kind != "flat":
-            rows = Spectrum.objects.filter(held_out=True).order_by("pk").values_list("store_row", flat=True)
-            queries = embedding_vectors(training_run=run, store_rows=list(rows[:RECALL_QUERIES]))
+            rows = spectrum_reserve_rows(VALIDATION)  # nprobe/efSearch is a choice: made on the validation reserve
+            queries = embedding_vectors(training_run=run, store_rows=rows[:RECALL_QUERIES].tolist())
             if len(queries):
                 exact = vector_index.search(vector_index.build(vectors, ids), queries, 3)
                 spec, recall = vector_index.tune(index, spec, queries, exact, target=RECALL_TARGET)
@@ -125,9 +125,9 @@ def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, index, k: int = 3,
     and per-class scores. Every figure has a bootstrap 95% interval. Empty when nothing is held out.
     """
     kb, task = knowledge_base, knowledge_base.task
-    truth_of = task_labels(labelling=task.labelling, held_out=True)
+    truth_of = task_labels(labelling=task.labelling, reserve=TEST)
     if task.target_labels:
-        ids = sorted(set().union(*(task_labels(labelling=name, held_out=True) for name in LABELLINGS)))
+        ids = sorted(set().union(*(task_labels(labelling=name, reserve=TEST) for name in LABELLINGS)))
         truth = [i in truth_of and truth_of[i].label in task.target_labels for i in ids]
     else:
         ids = sorted(truth_of)

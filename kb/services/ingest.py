@@ -23,7 +23,7 @@ from django.utils import timezone
 from kb import catalogs
 from kb.models import CatalogLabel, IngestRun, Spectrum
 from kb.preprocess import prepare_file
-from kb.search_tasks import held_out
+from kb.search_tasks import TEST, VALIDATION, reserve
 from kb.selectors import spectrum_store
 from kb.sky import match_by_position
 from kb.spectra import SdssSpectrum, lines_as_dict
@@ -176,7 +176,8 @@ def _spectrum_record(spectrum: SdssSpectrum, norm: float, valid: np.ndarray, sha
         **{name: getattr(spectrum, name) for name in COPIED},
         **{name: _finite(getattr(spectrum, name)) for name in MEASURED},
         norm=norm,
-        held_out=held_out(spectrum.specobjid),
+        held_out=reserve(spectrum.specobjid) == TEST,
+        validation=reserve(spectrum.specobjid) == VALIDATION,
         valid_fraction=float(valid.mean()),
         lines=lines_as_dict(spectrum.lines),
         source_file=spectrum.path,

@@ -9,7 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from kb.models import EXCLUDE, KBEntry, KnowledgeBase, SearchTask
-from kb.search_tasks import Labelled, compose
+from kb.search_tasks import TRAIN, Labelled, compose
 from kb.selectors import task_corrections, task_labels
 from kb.services.audit import audit_record
 
@@ -71,9 +71,9 @@ def knowledge_base_create(
 
 
 def _labelled_as_corrected(task: SearchTask) -> dict[int, Labelled]:
-    """The task's labelled spectra outside the test reserve, with the curators' and consensus corrections
-    applied: relabelled, or left out."""
-    labelled = task_labels(labelling=task.labelling, held_out=False)
+    """The task's labelled spectra of the training reserve (neither test nor validation), with the curators'
+    and consensus corrections applied: relabelled, or left out."""
+    labelled = task_labels(labelling=task.labelling, reserve=TRAIN)
     for spectrum_id, correction in task_corrections(task=task).items():
         if correction.corrected_label == EXCLUDE:
             labelled.pop(spectrum_id, None)

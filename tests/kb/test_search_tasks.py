@@ -2,7 +2,19 @@ from collections import Counter
 
 import pytest
 
-from kb.search_tasks import OTHER, TASKS, TEST_FRACTION, compose, held_out, label_spectrum
+from kb.search_tasks import (
+    OTHER,
+    TASKS,
+    TEST,
+    TEST_FRACTION,
+    TRAIN,
+    VALIDATION,
+    VALIDATION_FRACTION,
+    compose,
+    held_out,
+    label_spectrum,
+    reserve,
+)
 
 MPA, PORT = "galspecextra", "emissionlinesport"
 
@@ -12,6 +24,15 @@ def test_the_test_reserve_is_a_fixed_fifth_chosen_by_specobjid():
     share = sum(held_out(i) for i in ids) / 20000
     assert share == pytest.approx(TEST_FRACTION, abs=0.01)
     assert [held_out(i) for i in ids[:50]] == [held_out(str(i)) for i in ids[:50]]  # same for text ids
+
+
+def test_the_validation_reserve_is_a_fixed_tenth_disjoint_from_the_test_reserve():
+    ids = range(10**17, 10**17 + 20000)
+    reserves = Counter(reserve(i) for i in ids)
+    assert reserves[VALIDATION] / 20000 == pytest.approx(VALIDATION_FRACTION, abs=0.01)
+    assert reserves[TEST] / 20000 == pytest.approx(TEST_FRACTION, abs=0.01)
+    assert reserves[TRAIN] + reserves[VALIDATION] + reserves[TEST] == 20000
+    assert all(held_out(i) == (reserve(i) == TEST) for i in ids)  # the test reserve did not move
 
 
 def test_bpt_labels_need_both_catalogs_to_agree():

@@ -53,6 +53,17 @@ def test_training_lowers_the_loss_and_writes_metrics(tmp_path):
     assert info["model"]["d_model"] == 16 and info["training"]["lr"] == 3e-3
 
 
+def test_the_checkpoint_is_chosen_on_the_validation_rows_given_and_never_trained_on(tmp_path):
+    flux, valid = toy_survey()
+    rows, val_rows = np.arange(0, 40), np.arange(40, 48)
+    metrics = pretrain(
+        flux, valid, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path, rows=rows, val_rows=val_rows
+    )
+    assert metrics["n_train"] == 40 and metrics["n_val"] == 8
+    with pytest.raises(ValueError, match="overlap"):
+        pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path / "x", rows=rows, val_rows=[39, 40])
+
+
 class Interrupted(Exception):
     pass
 

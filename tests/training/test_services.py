@@ -28,7 +28,9 @@ def test_a_run_trains_records_its_metrics_and_goes_into_service(ingested):
     run = training_run_execute(run=training_run_create(preset="small", **QUICK))
     run.refresh_from_db()
     assert run.status == "succeeded" and run.in_service
-    assert run.n_spectra == Spectrum.objects.filter(held_out=False).count() < 40  # the test reserve is left out
+    training = Spectrum.objects.filter(held_out=False, validation=False)
+    assert run.n_spectra == training.count() == run.metrics["n_train"] < 40  # both reserves are left out
+    assert run.metrics["n_val"] == Spectrum.objects.filter(validation=True).count() > 0  # chosen on validation
     assert run.step == 4 and run.train_config["lr"] == 2e-3  # the small preset's default learning rate
     assert run.metrics["val_interp_mse"] > 0 and run.metrics["val_masked_mse"] > 0
     assert run.model_config["d_model"] == 64

@@ -27,7 +27,8 @@ def test_a_build_samples_labelled_spectra_never_the_test_reserve_and_records_its
     entries = KBEntry.objects.filter(knowledge_base=kb)
     assert kb.status == "ready" and kb.in_service and kb.version == 1 and kb.training_run == trained
     assert not entries.filter(spectrum__held_out=True).exists()
-    eligible = task_labels(labelling="lens", held_out=False)
+    assert not entries.filter(spectrum__validation=True).exists()
+    eligible = task_labels(labelling="lens", reserve="train")
     assert entries.count() == kb.size == len(eligible)  # no size: every eligible spectrum
     assert kb.composition == dict(Counter(entries.values_list("label", flat=True)))
     lens = entries.filter(label="lens").first()
@@ -159,8 +160,8 @@ def test_a_built_knowledge_base_is_scored_on_the_test_reserve(searchable):
     from kb.selectors import task_labels
 
     lens = searchable["lens"]
-    labelled = set().union(*(task_labels(labelling=name, held_out=True) for name in LABELLINGS))
-    truth = task_labels(labelling="lens", held_out=True)
+    labelled = set().union(*(task_labels(labelling=name, reserve="test") for name in LABELLINGS))
+    truth = task_labels(labelling="lens", reserve="test")
     found = tp = fn = 0
     for spectrum in Spectrum.objects.filter(pk__in=labelled):
         target = spectrum.pk in truth and truth[spectrum.pk].label == "lens"
@@ -175,7 +176,7 @@ def test_a_built_knowledge_base_is_scored_on_the_test_reserve(searchable):
     assert lo <= lens.evaluation["f1"] <= hi
 
     bpt3 = searchable["bpt3"]
-    reserve = task_labels(labelling="bpt3", held_out=True)
+    reserve = task_labels(labelling="bpt3", reserve="test")
     correct = sum(
         search_one(task="bpt3", spectrum=s).label == reserve[s.pk].label
         for s in Spectrum.objects.filter(pk__in=reserve)
