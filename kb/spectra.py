@@ -25,32 +25,27 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-# SDSS spectroscopic pixel mask bits (SPPIXMASK) that make an and_mask pixel unusable. Left out as
-# harmless: NEARBADPIXEL (16), PARTIALREJECT (19) and REDMONSTER (28), which flag pixels that are fine.
+# SDSS spectroscopic pixel mask bits (SPPIXMASK) that make an and_mask pixel unusable (set in every
+# exposure). SDSS's advice (DR10 "bitmask_sppixmask"): the pipeline already sets ivar to 0 where a pixel is
+# very bad, and BRIGHTSKY is the most useful bit beyond that. Bits 0-15 are fiber bits, set on every pixel
+# of a camera half; of them only those saying the trace, flat or wavelength solution failed (or no fiber
+# was plugged) make the flux wrong. Left out on purpose: MANYBADCOLUMNS (4; idlspec2d sets it when many
+# rows have a bad CCD column near the trace, on half a spectrum at once, while the ivar already carries
+# the real uncertainty), MANYREJECTED (5), LARGESHIFT (6), BADSKYFIBER (7), the deprecated WHOPPER and
+# SMEAR bits (8-12), and the pixel bits describing the CCD or a correction (16 NEARBADPIXEL, 17 LOWFLAT,
+# 19 PARTIALREJECT, 20 SCATTEREDLIGHT, 21 CROSSTALK, 26 BADFLUXFACTOR, 28 REDMONSTER). specutils, bossdata
+# and spender mask every set bit, which would drop half such a spectrum for no documented reason.
 SPPIXMASK_BAD_BITS = {
     "NOPLUG": 0,
     "BADTRACE": 1,
     "BADFLAT": 2,
     "BADARC": 3,
-    "MANYBADCOLUMNS": 4,
-    "MANYREJECTED": 5,
-    "LARGESHIFT": 6,
-    "BADSKYFIBER": 7,
-    "NEARWHOPPER": 8,
-    "WHOPPER": 9,
-    "SMEARIMAGE": 10,
-    "SMEARHIGHSN": 11,
-    "SMEARMEDSN": 12,
-    "LOWFLAT": 17,
-    "FULLREJECT": 18,
-    "SCATTEREDLIGHT": 20,
-    "CROSSTALK": 21,
+    "FULLREJECT": 18,  # these four come with ivar 0 already
     "NOSKY": 22,
-    "BRIGHTSKY": 23,
     "NODATA": 24,
     "COMBINEREJ": 25,
-    "BADFLUXFACTOR": 26,
-    "BADSKYCHI": 27,
+    "BRIGHTSKY": 23,
+    "BADSKYCHI": 27,  # sky-subtraction residuals; SDSS's redshift code masks it (skymask.pro)
 }
 BAD_AND_MASK = sum(1 << bit for bit in SPPIXMASK_BAD_BITS.values())
 

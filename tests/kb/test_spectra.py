@@ -56,6 +56,31 @@ def test_invalid_pixels_are_those_without_ivar_or_with_bad_mask(real_spectra):
         assert np.all(spectrum.flux[~spectrum.valid] == 0)
 
 
+def with_bits(path, out, bits: int, pixels: slice):
+    """A copy of a real file with ``bits`` set in and_mask over ``pixels``, as SDSS sets a fiber bit."""
+    with fits.open(path) as hdus:
+        hdus["COADD"].data["and_mask"][pixels] |= bits
+        hdus.writeto(out)
+    return out
+
+
+def test_a_fiber_flagged_many_bad_columns_on_half_its_pixels_keeps_its_flux(real_spectra, tmp_path):
+    # MANYBADCOLUMNS (bit 4) marks a camera half, not bad pixels: the ivar carries the uncertainty
+    original = read_spectrum(real_spectra[0])
+    half = slice(0, len(original.flux) // 2)
+    flagged = read_spectrum(with_bits(real_spectra[0], tmp_path / real_spectra[0].name, 1 << 4, half))
+    assert flagged.valid.mean() == original.valid.mean() > 0.9
+    assert np.array_equal(flagged.flux, original.flux)
+
+
+def test_a_failed_wavelength_solution_or_bright_sky_invalidates_the_pixels(real_spectra, tmp_path):
+    original = read_spectrum(real_spectra[0])
+    half = slice(0, len(original.flux) // 2)
+    for bit in (3, 23):  # BADARC, BRIGHTSKY
+        flagged = read_spectrum(with_bits(real_spectra[0], tmp_path / f"{bit}-{real_spectra[0].name}", 1 << bit, half))
+        assert not flagged.valid[half].any() and np.array_equal(flagged.valid[half.stop :], original.valid[half.stop :])
+
+
 def test_a_truncated_file_is_an_error_naming_it(real_spectra, tmp_path):
     truncated = tmp_path / "spec-0266-51630-0168.fits"
     truncated.write_bytes(real_spectra[0].read_bytes()[:40000])
