@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from inference.trust import Trust
+
 if TYPE_CHECKING:
     from kb.models import Spectrum
 
@@ -43,6 +45,7 @@ class Answer:
     k: int
     weight_function: str
     query: str  # what was searched: 'specobjid ...' or a file name
+    trust: Trust  # how far to trust it: is the query like what the knowledge base was checked on?
 
     def as_dict(self) -> dict:
         return asdict(self)

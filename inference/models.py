@@ -114,6 +114,9 @@ class SearchJobResult(models.Model):
     neighbours = models.JSONField(
         default=list, blank=True, help_text="specobjid, label, distance, weight per neighbour"
     )
+    trust = models.JSONField(
+        default=dict, blank=True, help_text="How far to trust the answer (inference.trust.Trust): in_distribution, ..."
+    )
     error = models.TextField(blank=True)
 
     class Meta:
@@ -166,7 +169,9 @@ class Operation(LeasedWork):
     candidates = models.ManyToManyField("kb.KnowledgeBase", blank=True, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)
-    history = models.JSONField(default=list, blank=True, help_text="Pre-training: [{step, train_loss, val_masked_mse}]")
+    history = models.JSONField(
+        default=list, blank=True, help_text="Pre-training: [{step, train_loss, val_masked_mse, val_masked_chi2}]"
+    )
     cancel_requested = models.BooleanField(default=False)
     requested_by = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
     decided_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -232,6 +237,9 @@ class SurveyCandidate(models.Model):
     distance = models.FloatField(help_text="L2 distance to the nearest neighbour")
     neighbours = models.JSONField(default=list, help_text="The K neighbours' specobjids, nearest first")
     distances = models.JSONField(default=list, help_text="Their L2 distances")
+    in_distribution = models.BooleanField(
+        null=True, help_text="Like the spectra the knowledge base was checked on (inference.trust); null: unknown"
+    )
 
     class Meta:
         ordering = ["survey", "-share", "distance", "spectrum"]

@@ -17,7 +17,21 @@ from astropy.table import MaskedColumn, Table
 
 IDENTIFIER_COLUMNS = ("identifier", "specobjid", "plate_mjd_fiber", "objid")
 # one row per spectrum of a survey search: its vote, and its neighbours' specobjids and L2 distances, nearest first
-SURVEY_COLUMNS = ["specobjid", "plate_mjd_fiber", "z", "label", "share", "is_target", "neighbours", "distances"]
+# and how far to trust the vote (inference.trust)
+SURVEY_COLUMNS = [
+    "specobjid",
+    "plate_mjd_fiber",
+    "z",
+    "label",
+    "share",
+    "is_target",
+    "neighbours",
+    "distances",
+    "valid_fraction",
+    "z_in_range",
+    "distance_percentile",
+    "in_distribution",
+]
 
 
 def read_queries(text: str) -> list[dict]:
@@ -71,7 +85,8 @@ def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
     """One row per query: what was searched, the vote, and each of the ``k`` neighbours.
 
     ``rows`` are dicts with position, query, specobjid, plate_mjd_fiber, label, share, is_target,
-    neighbours (a list of dicts with specobjid, label, distance, weight) and error; missing values are
+    neighbours (a list of dicts with specobjid, label, distance, weight), trust (``inference.trust.Trust``
+    as a dict) and error; missing values are
     masked (empty in CSV, null in VOTable). ``meta`` (task, KB version, checkpoint) goes in the header.
     """
     columns = [
@@ -92,6 +107,24 @@ def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
             _column(f"neighbour{n}_distance", [p.get("distance") for p in picked], np.float64, "L2 between embeddings"),
             _column(f"neighbour{n}_weight", [p.get("weight") for p in picked], np.float64, "share of the vote"),
         ]
+    trust = [r.get("trust") or {} for r in rows]
+    columns += [
+        _column(
+            "in_distribution",
+            [t.get("in_distribution") for t in trust],
+            bool,
+            "the query is like the spectra the knowledge base was checked on (false: do not act on the vote unseen)",
+        ),
+        _column("valid_fraction", [t.get("valid_fraction") for t in trust], np.float64, "share of pixels valid"),
+        _column("z_in_range", [t.get("z_in_range") for t in trust], bool, "z within the knowledge base's range"),
+        _column(
+            "distance_percentile",
+            [t.get("distance_percentile") for t in trust],
+            np.float64,
+            "the nearest distance's percentile among validation spectra's",
+        ),
+        _column("trust_reasons", ["; ".join(t.get("reasons") or []) or None for t in trust], str, "why not"),
+    ]
     columns.append(_column("error", [r.get("error") or None for r in rows], str, "why the query has no answer"))
     return Table(columns, meta=dict(meta))
 

@@ -188,6 +188,12 @@ class KnowledgeBase(models.Model):
         help_text="Scores of its K=3 vote on the test reserve (held-out spectra): "
         "precision/recall/F1 for a search, accuracy/macro-F1 per class for a classification, with 95% intervals",
     )
+    calibration = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What answers are judged against (inference.trust.calibrate): the L2 distances of validation "
+        "spectra to their nearest entry, as quantiles, and the entries' z range",
+    )
     in_service = models.BooleanField(default=False, help_text="The version that answers this task's searches")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

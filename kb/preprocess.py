@@ -8,7 +8,9 @@
 How missing data is represented (decided here, used everywhere after):
 - A grid pixel is valid only if both native pixels it interpolates between are valid. Grid pixels
   outside the observed wavelength range are invalid too.
-- Invalid pixels hold flux 0.0 and ``valid`` False. The model gets ``valid`` as an input channel, so
+- The inverse variance follows the interpolation: a grid pixel at fraction t between native pixels a
+  and b has variance (1-t)^2 / ivar_a + t^2 / ivar_b, and is divided by norm^2 with the flux.
+- Invalid pixels hold flux 0.0, ivar 0.0 and ``valid`` False. The model gets ``valid`` as an input channel, so
   a 0.0 that was measured is never confused with a gap, and no loss is ever computed on a gap.
 """
 
@@ -52,12 +54,23 @@ class PreprocessError(ValueError):
 class Preprocessed:
     flux: np.ndarray  # (n_pixels,) float32, dimensionless: flux / norm; 0.0 where not valid
     valid: np.ndarray  # (n_pixels,) bool
+    ivar: np.ndarray  # (n_pixels,) float32, 1 / (normalised flux)^2: ivar * norm^2; 0.0 where not valid
     norm: float  # 1e-17 erg s^-1 cm^-2 Angstrom^-1: median over rest-frame norm_window_rest
 
 
 def wave_grid(config: PreprocessConfig = PAPER) -> np.ndarray:
     """The model's wavelength grid: (n_pixels,) float64, Angstrom, observed frame, linear spacing."""
     return np.linspace(config.wave_min, config.wave_max, config.n_pixels)
+
+
+def _neighbours(wave_obs: np.ndarray, config: PreprocessConfig):
+    """For each grid point: whether it is inside wave_obs, its native pixels left and right, and whether
+    it falls exactly on the right one (then that pixel alone is used)."""
+    grid = wave_grid(config)
+    inside = (grid >= wave_obs[0]) & (grid <= wave_obs[-1])
+    right = np.clip(np.searchsorted(wave_obs, grid), 0, len(wave_obs) - 1)  # first pixel at or red of grid
+    left = np.clip(right - 1, 0, len(wave_obs) - 1)
+    return grid, inside, left, right, wave_obs[right] == grid
 
 
 def resample(
@@ -67,15 +80,30 @@ def resample(
 
     wave_obs (L,) Angstrom increasing; flux (L,) any unit; valid (L,) bool.
     """
-    grid = wave_grid(config)
     wave_obs = np.asarray(wave_obs, dtype=np.float64)
-    inside = (grid >= wave_obs[0]) & (grid <= wave_obs[-1])
-    right = np.clip(np.searchsorted(wave_obs, grid), 0, len(wave_obs) - 1)  # first pixel at or red of grid
-    left = np.clip(right - 1, 0, len(wave_obs) - 1)
-    on_pixel = wave_obs[right] == grid  # then that pixel alone is used
+    grid, inside, left, right, on_pixel = _neighbours(wave_obs, config)
     grid_valid = inside & np.where(on_pixel, valid[right], valid[left] & valid[right])
     grid_flux = np.interp(grid, wave_obs, np.where(valid, flux, 0.0))
     return np.where(grid_valid, grid_flux, 0.0).astype(np.float32), grid_valid
+
+
+def resample_ivar(
+    wave_obs: np.ndarray, ivar: np.ndarray, valid: np.ndarray, config: PreprocessConfig = PAPER
+) -> np.ndarray:
+    """The inverse variance (n_pixels,) float32 of ``resample``'s flux: a grid pixel at fraction t from
+    native pixel a to b has variance (1-t)^2 / ivar_a + t^2 / ivar_b; 0 where the grid pixel is not valid.
+
+    wave_obs (L,) Angstrom increasing; ivar (L,) in the flux unit^-2; valid (L,) bool.
+    """
+    wave_obs = np.asarray(wave_obs, dtype=np.float64)
+    grid, inside, left, right, on_pixel = _neighbours(wave_obs, config)
+    step = np.where(right > left, wave_obs[right] - wave_obs[left], 1.0)
+    t = np.where(on_pixel | (right == left), 1.0, (grid - wave_obs[left]) / step)
+    usable = np.where(valid, ivar, 0.0).astype(np.float64) > 0
+    sigma2 = np.where(usable, 1.0 / np.where(usable, ivar, 1.0), np.inf)  # (L,) native variance
+    variance = (1 - t) ** 2 * np.where(t < 1, sigma2[left], 0.0) + t**2 * sigma2[right]
+    grid_valid = inside & np.isfinite(variance) & (variance > 0)
+    return np.where(grid_valid, 1.0 / np.where(grid_valid, variance, 1.0), 0.0).astype(np.float32)
 
 
 def normalisation(flux: np.ndarray, valid: np.ndarray, z: float, config: PreprocessConfig = PAPER) -> float:
@@ -96,12 +124,24 @@ def normalisation(flux: np.ndarray, valid: np.ndarray, z: float, config: Preproc
 
 
 def preprocess(
-    wave_obs: np.ndarray, flux: np.ndarray, valid: np.ndarray, z: float, config: PreprocessConfig = PAPER
+    wave_obs: np.ndarray,
+    flux: np.ndarray,
+    ivar: np.ndarray,
+    valid: np.ndarray,
+    z: float,
+    config: PreprocessConfig = PAPER,
 ) -> Preprocessed:
-    """Resample and normalise one spectrum (arrays (L,), flux in 1e-17 erg s^-1 cm^-2 Angstrom^-1)."""
+    """Resample and normalise one spectrum (arrays (L,), flux in 1e-17 erg s^-1 cm^-2 Angstrom^-1, ivar
+    in its inverse square)."""
     grid_flux, grid_valid = resample(wave_obs, flux, valid, config)
+    grid_ivar = np.where(grid_valid, resample_ivar(wave_obs, ivar, valid, config), 0.0)
     norm = normalisation(grid_flux, grid_valid, z, config)
-    return Preprocessed(flux=(grid_flux / norm).astype(np.float32), valid=grid_valid, norm=norm)
+    return Preprocessed(
+        flux=(grid_flux / norm).astype(np.float32),
+        valid=grid_valid,
+        ivar=(grid_ivar * norm**2).astype(np.float32),
+        norm=norm,
+    )
 
 
 @dataclass(frozen=True)
@@ -120,7 +160,7 @@ def prepare_file(path: Path, config: PreprocessConfig = PAPER) -> PreparedFile:
     try:
         data = path.read_bytes()
         spectrum = read_spectrum(path)
-        grid = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.valid, spectrum.z, config)
+        grid = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.ivar, spectrum.valid, spectrum.z, config)
     except SpectrumFileError as error:
         return PreparedFile(path, error=error.reason)
     except PreprocessError as error:

@@ -102,43 +102,59 @@ class RowStore:
 
 
 class SpectrumStore:
-    """Preprocessed spectra: ``flux`` (rows, n_pixels) float32 and ``valid`` (rows, n_pixels) bool.
+    """Preprocessed spectra: ``flux`` (rows, n_pixels) float32, ``valid`` (rows, n_pixels) bool and ``ivar``
+    (rows, n_pixels) float32, the inverse variance of the normalised flux (0 where not valid).
 
-    Row i of both belongs to the spectrum whose database record has ``store_row == i``.
+    Row i of each belongs to the spectrum whose database record has ``store_row == i``.
     """
 
     def __init__(self, folder: str | Path, *, n_pixels: int):
         self.folder = Path(folder)
+        if (self.folder / "flux.json").exists() and not (self.folder / "ivar.json").exists():
+            raise ValueError(
+                f"{self.folder} was written before spectra kept their inverse variance: ingest the survey again "
+                "into a new GALSPEC_DATA_DIR (this store is left as it is)"
+            )
         self.flux_rows = RowStore(folder, "flux", width=n_pixels, dtype="float32")
         self.valid_rows = RowStore(folder, "valid", width=n_pixels, dtype="bool")
+        self.ivar_rows = RowStore(folder, "ivar", width=n_pixels, dtype="float32")
         self.repair()
 
+    @property
+    def _parts(self) -> tuple[RowStore, RowStore, RowStore]:
+        return self.flux_rows, self.valid_rows, self.ivar_rows
+
     def repair(self) -> None:
-        """After a crash between the two appends, keep only rows present in both files."""
-        rows = min(self.flux_rows.rows, self.valid_rows.rows)
-        self.flux_rows.truncate(rows)
-        self.valid_rows.truncate(rows)
+        """After a crash between the appends, keep only rows present in every file."""
+        rows = self.rows
+        for part in self._parts:
+            part.truncate(rows)
 
     @property
     def rows(self) -> int:
-        return min(self.flux_rows.rows, self.valid_rows.rows)
+        return min(part.rows for part in self._parts)
 
-    def append(self, flux: np.ndarray, valid: np.ndarray) -> int:
-        """Append (n, n_pixels) flux and valid rows; returns the first row index."""
-        if flux.shape != valid.shape:
-            raise ValueError(f"flux {flux.shape} and valid {valid.shape} differ in shape")
+    def append(self, flux: np.ndarray, valid: np.ndarray, ivar: np.ndarray) -> int:
+        """Append (n, n_pixels) flux, valid and ivar rows; returns the first row index."""
+        if not flux.shape == valid.shape == ivar.shape:
+            raise ValueError(f"flux {flux.shape}, valid {valid.shape} and ivar {ivar.shape} differ in shape")
         first = self.flux_rows.append(flux)
         self.valid_rows.append(valid)
+        self.ivar_rows.append(ivar)
         return first
 
     def truncate(self, rows: int) -> None:
-        self.flux_rows.truncate(rows)
-        self.valid_rows.truncate(rows)
+        for part in self._parts:
+            part.truncate(rows)
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """(flux, valid), both memory-mapped (rows, n_pixels)."""
         rows = self.rows
         return self.flux_rows.read()[:rows], self.valid_rows.read()[:rows]
+
+    def read_ivar(self) -> np.ndarray:
+        """ivar, memory-mapped (rows, n_pixels)."""
+        return self.ivar_rows.read()[: self.rows]
 
 
 def folder_write(folder: str | Path, write: Callable[[Path], None]) -> None:

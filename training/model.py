@@ -233,18 +233,23 @@ class MaskedSpectrumModel(nn.Module):
         return filled + unpatchify(self.head(tokens), self.config)[:, : self.config.n_pixels]
 
     def forward_loss(
-        self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor
+        self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor, ivar: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """MSE over pixels that are hidden and valid. Returns (loss, prediction (N, L))."""
+        """The mean over pixels that are hidden and valid of the squared error, weighted by ``ivar`` (N, L)
+        where given (chi-squared per pixel), so a strong line counts by its significance rather than its
+        height. Returns (loss, prediction (N, L))."""
         visible = valid & ~hidden
         tokens, _ = self.encoder.forward_tokens(flux, visible)
         prediction = self.forward_decoder(tokens, fill_gaps(flux, visible))
-        scored = (hidden & valid).to(prediction.dtype)
-        loss = ((prediction.float() - flux) ** 2 * scored).sum() / scored.sum().clamp(min=1.0)
+        scored = (hidden & valid).float()
+        weight = scored if ivar is None else scored * ivar
+        loss = ((prediction.float() - flux) ** 2 * weight).sum() / scored.sum().clamp(min=1.0)
         return loss, prediction
 
-    def forward(self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        return self.forward_loss(flux, valid, hidden)[0]
+    def forward(
+        self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor, ivar: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.forward_loss(flux, valid, hidden, ivar)[0]
 
 
 def span_mask(

@@ -49,7 +49,8 @@ def training_run_execute(
 
     On success the run records its metrics and, with ``promote``, its checkpoint goes into service.
     """
-    flux, valid = spectrum_store().read()
+    store = spectrum_store()
+    flux, valid = store.read()
     rows, val_rows = spectrum_reserve_rows(TRAIN), spectrum_reserve_rows(VALIDATION)
     if len(rows) < 10 or len(val_rows) < 1:
         raise ValueError(
@@ -71,6 +72,7 @@ def training_run_execute(
         metrics = pretrain(
             flux,
             valid,
+            store.read_ivar(),
             model_config=model_config,
             config=config,
             out_dir=Path(run.checkpoint_dir),

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from galspec_site.api import validated
 from inference.services.search import MAX_K, search_query
+from inference.trust import MAX_PERCENTILE
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.models import KnowledgeBase, SearchTask
 
@@ -22,6 +23,26 @@ class NeighbourSerializer(serializers.Serializer):
     weight = serializers.FloatField(help_text="Share of the vote: softmax of the weight function of the distances")
     catalogs = serializers.ListField(child=serializers.CharField(), help_text="Catalogs the label came from")
     details = serializers.DictField()
+
+
+class TrustSerializer(serializers.Serializer):
+    valid_fraction = serializers.FloatField(help_text="Share of the query's 3688 grid pixels observed and not masked")
+    z = serializers.FloatField(help_text="The query's redshift")
+    z_in_range = serializers.BooleanField(
+        allow_null=True, help_text="z lies within the knowledge base entries' range; null if not calibrated"
+    )
+    nearest_distance = serializers.FloatField(allow_null=True, help_text="L2 distance to the nearest entry")
+    distance_percentile = serializers.FloatField(
+        allow_null=True,
+        help_text="Where that distance falls among validation spectra's nearest distances (0-100; above "
+        f"{MAX_PERCENTILE:g}: unlike what the knowledge base was checked on)",
+    )
+    in_distribution = serializers.BooleanField(
+        allow_null=True,
+        help_text="All three signals within bounds: the vote can be read as the task's test figures say; "
+        "false: do not act on it without looking; null: unknown (knowledge base not calibrated)",
+    )
+    reasons = serializers.ListField(child=serializers.CharField(), help_text="Why not in distribution, in words")
 
 
 class AnswerSerializer(serializers.Serializer):
@@ -40,6 +61,7 @@ class AnswerSerializer(serializers.Serializer):
     training_run = serializers.IntegerField()
     k = serializers.IntegerField()
     weight_function = serializers.CharField()
+    trust = TrustSerializer(help_text="How far to trust the vote")
 
 
 class SearchApi(APIView):

@@ -35,6 +35,7 @@ def search_job_rows(*, job: SearchJob) -> list[dict]:
             "share": r.share,
             "is_target": r.is_target,
             "neighbours": r.neighbours,
+            "trust": r.trust,
             "error": r.error or None,
         }
         for r in job.results.select_related("spectrum")

@@ -22,10 +22,11 @@ from inference.selectors.embeddings import embedding_vectors
 from inference.services.embeddings import embedding_update
 from inference.services.search import load_index
 from inference.tables import SURVEY_COLUMNS
+from inference.trust import assess
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import knowledge_base_in_service
 
-FIELDS = ("pk", "store_row", "specobjid", "plate", "mjd", "fiberid", "z")
+FIELDS = ("pk", "store_row", "specobjid", "plate", "mjd", "fiberid", "z", "valid_fraction")
 
 
 def bulk_search(
@@ -107,10 +108,12 @@ def _search_chunk(
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SURVEY_COLUMNS)
-        for (_, _, specobjid, plate, mjd, fiber, z), vote, nids, dists in zip(
+        for (_, _, specobjid, plate, mjd, fiber, z, valid_fraction), vote, nids, dists in zip(
             rows, votes, neighbours.ids, neighbours.distances
         ):
             found_ids = " ".join(specobjid_of[n] for n in nids.tolist() if n >= 0)
+            nearest = float(dists[0]) if nids[0] >= 0 else None
+            trust = assess(kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest)
             writer.writerow(
                 [
                     specobjid,
@@ -121,6 +124,14 @@ def _search_chunk(
                     vote.label in targets if targets else "",
                     found_ids,
                     " ".join(f"{d:.5f}" for d in dists.tolist()),
+                    f"{valid_fraction:.4f}",
+                    _csv_bool(trust.z_in_range),
+                    "" if trust.distance_percentile is None else f"{trust.distance_percentile:.1f}",
+                    _csv_bool(trust.in_distribution),
                 ]
             )
     tmp.replace(part)
+
+
+def _csv_bool(value: bool | None) -> str:
+    return "" if value is None else str(value)

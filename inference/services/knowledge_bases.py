@@ -13,6 +13,7 @@ from inference import metrics
 from inference.retrieval import vote_all
 from inference.selectors.embeddings import embedding_vectors
 from inference.services.embeddings import embedding_update
+from inference.trust import calibrate
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.search_tasks import LABELLINGS, TEST, VALIDATION
 from kb.selectors import spectrum_reserve_rows, task_labels
@@ -108,12 +109,28 @@ def knowledge_base_index(
             },
         )
         evaluation = knowledge_base_evaluate(knowledge_base=kb, index=index)
+        calibration = knowledge_base_calibrate(knowledge_base=kb, index=index)
     except BaseException as error:
         knowledge_base_abandon(knowledge_base=kb, error=repr(error))
         raise
     return knowledge_base_finish(
-        knowledge_base=kb, index_path=str(folder), recall=recall, evaluation=evaluation, promote=promote
+        knowledge_base=kb,
+        index_path=str(folder),
+        recall=recall,
+        evaluation=evaluation,
+        calibration=calibration,
+        promote=promote,
     )
+
+
+def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, index) -> dict:
+    """What its answers are judged against (``inference.trust.calibrate``): every spectrum of the
+    validation reserve searched in ``index``, and the z range of the entries."""
+    rows = spectrum_reserve_rows(VALIDATION)
+    queries = embedding_vectors(training_run=knowledge_base.training_run, store_rows=rows.tolist())
+    nearest = vector_index.search(index, queries, 1).distances[:, 0] if len(rows) else np.empty(0)
+    entry_z = np.fromiter(knowledge_base.entries.values_list("spectrum__z", flat=True), dtype=np.float64)
+    return calibrate(nearest[np.isfinite(nearest)], entry_z)
 
 
 def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, index, k: int = 3, n_resamples: int = 200) -> dict:

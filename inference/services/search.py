@@ -26,6 +26,7 @@ from inference.models import EmbeddingSet
 from inference.retrieval import NO_ID, neighbours_excluding
 from inference.selectors.embeddings import embedding_vectors
 from inference.selectors.evidence import spectrum_query
+from inference.trust import assess
 from inference.vote import vote
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import PreparedFile, prepare_file
@@ -113,14 +114,15 @@ def search(
     if prepared is not None:
         query = prepared.path.name
         vector = query_vector(knowledge_base=kb, flux=prepared.grid.flux, valid=prepared.grid.valid)
-        own = NO_ID
+        own, z, valid_fraction = NO_ID, prepared.spectrum.z, float(prepared.grid.valid.mean())
     else:
         query = f"specobjid {spectrum.specobjid}"
         vector = query_vector(knowledge_base=kb, spectrum=spectrum)
-        own = spectrum.pk
+        own, z, valid_fraction = spectrum.pk, spectrum.z, spectrum.valid_fraction
     found = neighbours_excluding(load_index(kb), vector[None], k, own_ids=[own])
     ids, distances = found.ids[0], found.distances[0]
     present = [int(i) for i in ids if i >= 0]
+    nearest = float(distances[0]) if present else None
     entries = {e.spectrum_id: e for e in knowledge_base_entries(knowledge_base=kb).filter(spectrum_id__in=present)}
     result = vote([entries[i].label if i in entries else "" for i in ids.tolist()], distances, weight_function)
     targets = tuple(task.target_labels)
@@ -138,6 +140,7 @@ def search(
         k=k,
         weight_function=weight_function,
         query=query,
+        trust=assess(kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest),
     )
 
 

@@ -6,6 +6,7 @@ unanswered input when its task is delivered again.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from django.utils import timezone
@@ -30,6 +31,7 @@ def _answer_row(answer: Answer) -> dict:
         "label": answer.label,
         "share": answer.share,
         "is_target": answer.is_target,
+        "trust": asdict(answer.trust),
         "neighbours": [
             {
                 "specobjid": n.specobjid,

@@ -109,6 +109,7 @@ def _pretrain(operation: Operation, lease: Lease) -> None:
                 "step": step,
                 "train_loss": report["loss"],
                 "val_masked_mse": report.get("val_masked_mse"),
+                "val_masked_chi2": report.get("val_masked_chi2"),
                 "attempt": lease.attempt,
             }
             operation.history = [p for p in operation.history if p["step"] < step] + [point]

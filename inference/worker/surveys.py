@@ -133,6 +133,7 @@ def _candidates_create(survey: SurveySearch, rows: list[dict]) -> None:
                 distance=distances[0],
                 neighbours=row["neighbours"].split()[: len(distances)],
                 distances=distances,
+                in_distribution={"True": True, "False": False}.get(row.get("in_distribution") or ""),
             )
         )
     SurveyCandidate.objects.bulk_create(candidates)

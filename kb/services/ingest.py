@@ -131,7 +131,7 @@ def _committed_rows() -> int:
 
 def _ingest_batch(paths: list[Path], store: SpectrumStore, summary: IngestSummary, read=map) -> None:
     """Read and preprocess ``paths`` (with ``read``, map or a process pool's map), then store them."""
-    records, fluxes, valids = [], [], []
+    records, grids = [], []
     seen = set()  # specobjids in this batch: the same spectrum under two file names is ingested once
     for prepared in read(prepare_file, paths):
         if prepared.error:
@@ -144,8 +144,7 @@ def _ingest_batch(paths: list[Path], store: SpectrumStore, summary: IngestSummar
             continue
         seen.add(key)
         records.append(_spectrum_record(spectrum, grid.norm, grid.valid, prepared.sha256))
-        fluxes.append(grid.flux)
-        valids.append(grid.valid)
+        grids.append(grid)
     if not records:
         return
     ids = [record.specobjid for record in records]
@@ -154,7 +153,7 @@ def _ingest_batch(paths: list[Path], store: SpectrumStore, summary: IngestSummar
     summary.already += len(records) - len(keep)
     if not keep:
         return
-    first = store.append(np.stack([fluxes[i] for i in keep]), np.stack([valids[i] for i in keep]))
+    first = store.append(*(np.stack([getattr(grids[i], part) for i in keep]) for part in ("flux", "valid", "ivar")))
     for offset, i in enumerate(keep):
         records[i].store_row = first + offset
     with transaction.atomic():

@@ -92,16 +92,18 @@ def knowledge_base_finish(
     index_path: str,
     recall: float | None,
     evaluation: dict | None = None,
+    calibration: dict | None = None,
     promote: bool = True,
 ) -> KnowledgeBase:
-    """Record a built index and its scores on the test reserve; with ``promote``, put this version into
-    service for its task. ValueError if the build was abandoned meanwhile (marked failed by a worker that
-    took it for dead): a failed version stays failed."""
+    """Record a built index, its scores on the test reserve and its trust calibration; with ``promote``,
+    put this version into service for its task. ValueError if the build was abandoned meanwhile (marked
+    failed by a worker that took it for dead): a failed version stays failed."""
     finished = KnowledgeBase.objects.filter(pk=knowledge_base.pk, status=KnowledgeBase.Status.BUILDING).update(
         status=KnowledgeBase.Status.READY,
         index_path=index_path,
         index_recall=recall,
         evaluation=evaluation or {},
+        calibration=calibration or {},
         finished_at=timezone.now(),
     )
     knowledge_base.refresh_from_db()

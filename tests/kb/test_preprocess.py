@@ -4,7 +4,7 @@ import pytest
 from specutils import Spectrum
 from specutils.manipulation import LinearInterpolatedResampler
 
-from kb.preprocess import PAPER, PreprocessError, normalisation, preprocess, resample, wave_grid
+from kb.preprocess import PAPER, PreprocessError, normalisation, preprocess, resample, resample_ivar, wave_grid
 from kb.spectra import read_spectrum
 
 
@@ -50,10 +50,33 @@ def test_pixels_outside_the_observed_range_are_invalid():
     assert np.allclose(grid_flux[grid_valid], 2.0)
 
 
+def test_the_inverse_variance_follows_the_interpolation_weights():
+    wave = np.linspace(3800, 9200, 2000)  # native pixels 2.7 Angstrom apart: grid points fall between them
+    ivar = np.full(wave.shape, 4.0)  # sigma 0.5
+    valid = np.ones(wave.shape, bool)
+    grid_ivar = resample_ivar(wave, ivar, valid)
+    t = (wave_grid() - wave[0]) / (wave[1] - wave[0]) % 1
+    expected = 1 / (0.25 * ((1 - t) ** 2 + t**2))
+    np.testing.assert_allclose(grid_ivar, expected, rtol=1e-4)  # 4 on a native pixel, 8 half-way
+    rng = np.random.default_rng(0)  # and it is the variance interpolated noise really has
+    draws = np.array([resample(wave, rng.normal(0, 0.5, wave.shape), valid)[0] for _ in range(400)])
+    assert np.median(draws.var(axis=0) * grid_ivar) == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_stored_inverse_variance_is_in_normalised_units(real_spectra):
+    spectrum = read_spectrum(real_spectra[0])
+    result = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.ivar, spectrum.valid, spectrum.z)
+    raw = resample_ivar(spectrum.wave_obs, spectrum.ivar, spectrum.valid)
+    np.testing.assert_allclose(result.ivar[result.valid], raw[result.valid] * result.norm**2, rtol=1e-5)
+    assert np.all(result.ivar[~result.valid] == 0) and np.all(result.ivar[result.valid] > 0)
+    snr = np.median(result.flux[result.valid] * np.sqrt(result.ivar[result.valid]))
+    assert 2 < snr < 100  # per grid pixel, as SDSS galaxies are
+
+
 def test_normalised_flux_has_median_one_in_the_rest_frame_window(real_spectra):
     for path in real_spectra:
         spectrum = read_spectrum(path)
-        result = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.valid, spectrum.z)
+        result = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.ivar, spectrum.valid, spectrum.z)
         lo, hi = 5300 * (1 + spectrum.z), 5850 * (1 + spectrum.z)
         window = result.valid & (wave_grid() >= lo) & (wave_grid() <= hi)
         assert np.median(result.flux[window]) == pytest.approx(1.0, abs=1e-5)

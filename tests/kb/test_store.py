@@ -39,10 +39,20 @@ def test_a_store_refuses_rows_of_another_width(tmp_path):
         RowStore(tmp_path, "x", width=3).append(np.zeros((1, 5)))
 
 
-def test_spectrum_store_keeps_flux_and_valid_aligned_after_a_crash(tmp_path):
+def test_spectrum_store_keeps_flux_valid_and_ivar_aligned_after_a_crash(tmp_path):
     store = SpectrumStore(tmp_path, n_pixels=5)
-    store.append(np.ones((2, 5)), np.ones((2, 5), bool))
-    store.flux_rows.append(np.ones((1, 5)))  # crash between the two appends
+    store.append(np.ones((2, 5)), np.ones((2, 5), bool), np.full((2, 5), 4.0))
+    store.flux_rows.append(np.ones((1, 5)))  # crash between the appends
+    store.valid_rows.append(np.ones((1, 5), bool))
     reopened = SpectrumStore(tmp_path, n_pixels=5)
     flux, valid = reopened.read()
-    assert flux.shape == valid.shape == (2, 5) and valid.dtype == bool
+    assert flux.shape == valid.shape == reopened.read_ivar().shape == (2, 5) and valid.dtype == bool
+    assert np.all(reopened.read_ivar() == 4.0)
+
+
+def test_a_store_from_before_inverse_variances_is_refused_and_left_whole(tmp_path):
+    RowStore(tmp_path, "flux", width=5).append(np.ones((3, 5)))
+    RowStore(tmp_path, "valid", width=5, dtype="bool").append(np.ones((3, 5), bool))
+    with pytest.raises(ValueError, match="ingest the survey again"):
+        SpectrumStore(tmp_path, n_pixels=5)
+    assert RowStore(tmp_path, "flux", width=5).rows == 3 and not (tmp_path / "ivar.json").exists()

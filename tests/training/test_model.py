@@ -75,6 +75,9 @@ def test_loss_counts_only_hidden_valid_pixels():
     loss, prediction = model.forward_loss(flux, valid, hidden)
     scored = hidden & valid
     torch.testing.assert_close(loss, ((prediction - flux) ** 2)[scored].mean())
+    ivar = torch.rand(flux.shape)
+    weighted, _ = model.forward_loss(flux, valid, hidden, ivar)  # chi-squared per hidden pixel
+    torch.testing.assert_close(weighted, ((prediction - flux) ** 2 * ivar)[scored].sum() / scored.sum())
 
 
 def test_embedding_ignores_patches_outside_the_observed_range():

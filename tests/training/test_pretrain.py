@@ -7,7 +7,7 @@ import torch
 from inference.embed import embed
 from training.checkpoint import load_checkpoint, read_info
 from training.model import EncoderConfig
-from training.pretrain import PretrainConfig, learning_rate, pretrain, split
+from training.pretrain import SELECTED_BY, PretrainConfig, learning_rate, pretrain, split
 
 TINY = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2)
 
@@ -21,7 +21,8 @@ def toy_survey(n=48, seed=0):
     flux += 2.0 * np.exp(-0.5 * ((x[None] - centre) / 2.0) ** 2)
     valid = np.ones((n, 200), bool)
     valid[:, :5] = False
-    return flux.astype(np.float32), valid
+    ivar = np.where(valid, 1 / 0.02**2, 0.0)
+    return flux.astype(np.float32), valid, ivar.astype(np.float32)
 
 
 def config(**overrides):
@@ -42,26 +43,36 @@ def test_split_is_seeded_and_disjoint():
 
 
 def test_training_lowers_the_loss_and_writes_metrics(tmp_path):
-    flux, valid = toy_survey()
-    metrics = pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path, resume=False)
+    flux, valid, ivar = toy_survey()
+    metrics = pretrain(flux, valid, ivar, model_config=TINY, config=config(), out_dir=tmp_path, resume=False)
     history = metrics["history"]
     assert history[-1]["val_masked_mse"] < history[0]["val_masked_mse"]
     written = json.loads((tmp_path / "metrics.json").read_text())
-    assert written["val_masked_mse"] == metrics["val_masked_mse"] == min(h["val_masked_mse"] for h in history)
+    assert written[SELECTED_BY] == metrics[SELECTED_BY] == min(h[SELECTED_BY] for h in history)
+    assert written["val_masked_chi2"] > 0 and written["val_interp_chi2"] > 0 and written["loss"] == "chi2"
     assert written["val_interp_mse"] > 0 and written["steps"] == 30
     info = read_info(tmp_path / "best")
     assert info["model"]["d_model"] == 16 and info["training"]["lr"] == 3e-3
 
 
 def test_the_checkpoint_is_chosen_on_the_validation_rows_given_and_never_trained_on(tmp_path):
-    flux, valid = toy_survey()
+    flux, valid, ivar = toy_survey()
     rows, val_rows = np.arange(0, 40), np.arange(40, 48)
     metrics = pretrain(
-        flux, valid, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path, rows=rows, val_rows=val_rows
+        flux,
+        valid,
+        ivar,
+        model_config=TINY,
+        config=config(max_steps=10),
+        out_dir=tmp_path,
+        rows=rows,
+        val_rows=val_rows,
     )
     assert metrics["n_train"] == 40 and metrics["n_val"] == 8
     with pytest.raises(ValueError, match="overlap"):
-        pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path / "x", rows=rows, val_rows=[39, 40])
+        pretrain(
+            flux, valid, ivar, model_config=TINY, config=config(), out_dir=tmp_path / "x", rows=rows, val_rows=[39, 40]
+        )
 
 
 class Interrupted(Exception):
@@ -69,17 +80,19 @@ class Interrupted(Exception):
 
 
 def test_resuming_gives_the_same_model_as_an_uninterrupted_run(tmp_path):
-    flux, valid = toy_survey()
-    pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path / "straight")
+    flux, valid, ivar = toy_survey()
+    pretrain(flux, valid, ivar, model_config=TINY, config=config(), out_dir=tmp_path / "straight")
 
     def stop_at_20(step, max_steps, report):
         if step == 20:
             raise Interrupted  # a worker killed right after the step-20 checkpoint
 
     with pytest.raises(Interrupted):
-        pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path / "resumed", on_progress=stop_at_20)
+        pretrain(
+            flux, valid, ivar, model_config=TINY, config=config(), out_dir=tmp_path / "resumed", on_progress=stop_at_20
+        )
     assert json.loads((tmp_path / "resumed" / "last" / "config.json").read_text())["metrics"]["step"] == 20
-    metrics = pretrain(flux, valid, model_config=TINY, config=config(), out_dir=tmp_path / "resumed")
+    metrics = pretrain(flux, valid, ivar, model_config=TINY, config=config(), out_dir=tmp_path / "resumed")
     assert metrics["steps"] == 30
     straight = load_checkpoint(tmp_path / "straight" / "last").state_dict()
     resumed = load_checkpoint(tmp_path / "resumed" / "last").state_dict()
@@ -88,16 +101,16 @@ def test_resuming_gives_the_same_model_as_an_uninterrupted_run(tmp_path):
 
 
 def test_a_checkpoint_reloads_to_identical_embeddings(tmp_path):
-    flux, valid = toy_survey()
-    pretrain(flux, valid, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
+    flux, valid, ivar = toy_survey()
+    pretrain(flux, valid, ivar, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
     first = embed(load_checkpoint(tmp_path / "best"), flux, valid)
     second = embed(load_checkpoint(tmp_path / "best"), flux, valid)
     assert first.shape == (48, TINY.embedding_width) and np.array_equal(first, second)
 
 
 def test_embedding_does_not_depend_on_the_batch_size(tmp_path):
-    flux, valid = toy_survey()
-    pretrain(flux, valid, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
+    flux, valid, ivar = toy_survey()
+    pretrain(flux, valid, ivar, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
     model = load_checkpoint(tmp_path / "best")
     np.testing.assert_allclose(
         embed(model, flux, valid, batch_size=5), embed(model, flux, valid, batch_size=48), atol=1e-5

@@ -37,6 +37,17 @@ class Command(BaseCommand):
         self.stdout.write(
             f"knowledge base v{answer.kb_version} (id {answer.knowledge_base}), checkpoint {answer.checkpoint}"
         )
+        trust = answer.trust
+        if trust.in_distribution is False:
+            self.stdout.write(
+                self.style.WARNING(f"NOT IN DISTRIBUTION, do not act on this vote unseen: {'; '.join(trust.reasons)}")
+            )
+        else:
+            where = (
+                "" if trust.distance_percentile is None else f", nearest at percentile {trust.distance_percentile:.1f}"
+            )
+            known = "in distribution" if trust.in_distribution else "in distribution: unknown (no calibration)"
+            self.stdout.write(f"{known} ({trust.valid_fraction:.0%} of pixels valid{where})")
         self.stdout.write(
             f"{'specobjid':>20}  {'plate-mjd-fiber':>16}  {'label':<14} {'distance':>9} {'weight':>7}  from"
         )

@@ -6,6 +6,7 @@ import secrets
 import time
 
 import pytest
+from astropy.io import fits
 from astropy.io.votable import parse_single_table
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
@@ -76,6 +77,24 @@ def test_search_an_uploaded_real_sdss_file(searchable, real_spectra, data_dir):
         (n.specobjid, pytest.approx(n.weight)) for n in expected.neighbours
     ]
     assert not any((data_dir / "uploads").iterdir())  # nothing of the upload is kept
+    trust = body["trust"]
+    assert trust["valid_fraction"] == pytest.approx(expected.trust.valid_fraction) and trust["valid_fraction"] > 0.9
+    assert trust["distance_percentile"] == pytest.approx(expected.trust.distance_percentile)
+    assert trust["in_distribution"] == expected.trust.in_distribution is not None
+
+
+def test_an_answer_for_a_spectrum_missing_half_its_pixels_is_flagged_not_in_distribution(
+    searchable, real_spectra, tmp_path
+):
+    path = tmp_path / real_spectra[0].name
+    with fits.open(real_spectra[0]) as hdus:  # the red half masked, as bright sky would
+        coadd = hdus["COADD"].data
+        coadd["and_mask"][len(coadd) // 2 :] |= 1 << 23
+        hdus.writeto(path)
+    with open(path, "rb") as handle:
+        body = _client().post("/api/v1/search/", {"task": "bpt3", "file": handle}, format="multipart").json()
+    assert body["label"] and body["trust"]["in_distribution"] is False
+    assert body["trust"]["valid_fraction"] < 0.6 and "of its pixels are valid" in body["trust"]["reasons"][0]
 
 
 def test_an_old_knowledge_base_version_still_answers(searchable):

@@ -30,6 +30,9 @@ def test_every_spectrum_is_answered_as_a_single_search_would(searchable, tmp_pat
         row = by_id[spectrum.specobjid]
         assert row["label"] == answer.label and row["is_target"] == str(answer.is_target)
         assert row["neighbours"].split() == [n.specobjid for n in answer.neighbours]
+        assert row["in_distribution"] == str(answer.trust.in_distribution)  # and how far to trust it
+        assert float(row["distance_percentile"]) == pytest.approx(answer.trust.distance_percentile, abs=0.06)
+        assert float(row["valid_fraction"]) == pytest.approx(spectrum.valid_fraction, abs=1e-4)
         assert (spectrum.pk in in_kb) <= (spectrum.specobjid not in row["neighbours"].split())
 
 

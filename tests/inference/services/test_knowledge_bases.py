@@ -31,6 +31,10 @@ def test_a_build_samples_labelled_spectra_never_the_test_reserve_and_records_its
     eligible = task_labels(labelling="lens", reserve="train")
     assert entries.count() == kb.size == len(eligible)  # no size: every eligible spectrum
     assert kb.composition == dict(Counter(entries.values_list("label", flat=True)))
+    validation = Spectrum.objects.filter(validation=True)
+    entry_z = [e.spectrum.z for e in entries.select_related("spectrum")]
+    assert kb.calibration["n_validation"] == validation.count() > 0  # its trust is judged on the validation reserve
+    assert (kb.calibration["z_min"], kb.calibration["z_max"]) == (min(entry_z), max(entry_z))
     lens = entries.filter(label="lens").first()
     assert lens.catalogs == ["talbot2021"] and "grading" in lens.details
     index, sidecar = vector_index.load(kb.index_path)

@@ -3,7 +3,9 @@
 import json
 import re
 
+import numpy as np
 import pytest
+from astropy.io import fits
 from django.contrib.auth.models import User
 
 from inference.models import SearchJob
@@ -66,6 +68,38 @@ def test_an_uploaded_real_spectrum_is_answered_on_the_spot(client, searchable, r
     assert response.status_code == 200 and real_spectra[2].name in page
     assert f'<span class="verdict">{search(task="bpt3", path=real_spectra[2]).label}</span>' in page
     assert "open(&quot;" + real_spectra[2].name in page  # the snippet uploads the same file
+    assert 'id="trust"' in page and "How far to trust it" in page
+
+
+def shuffled(path, out, seed=0):
+    """A copy of a real spectrum file with its observed flux values shuffled among its pixels: the same
+    numbers, no spectrum."""
+    with fits.open(path) as hdus:
+        coadd = hdus["COADD"].data
+        observed = np.flatnonzero(coadd["ivar"] > 0)
+        coadd["flux"][observed] = np.random.default_rng(seed).permutation(coadd["flux"][observed])
+        hdus.writeto(out)
+    return out
+
+
+def test_a_spectrum_unlike_any_in_the_knowledge_base_gets_a_plain_warning(client, searchable, tmp_path):
+    # a validation spectrum as typical as they come, then the same file with its flux shuffled
+    answers = {s: search(task="bpt3", spectrum=s) for s in Spectrum.objects.filter(validation=True)}
+    typical = sorted(answers, key=lambda s: answers[s].trust.nearest_distance)[len(answers) // 2]
+    assert answers[typical].trust.in_distribution
+    pages = {}
+    for name, path in (
+        ("as observed", typical.source_file),
+        ("shuffled", shuffled(typical.source_file, tmp_path / "x.fits")),
+    ):
+        with open(path, "rb") as handle:
+            data = {"task": "bpt3", "file": handle, "k": 3, "weight_function": "exp"}
+            pages[name] = client.post("/", data).content.decode()
+    assert (
+        "How far to trust it: in distribution" in pages["as observed"] and "trust-warning" not in pages["as observed"]
+    )
+    assert 'id="trust-warning"' in pages["shuffled"] and "Do not act on this vote without looking" in pages["shuffled"]
+    assert "nearest neighbour" in pages["shuffled"] and "not in distribution" in pages["shuffled"]
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,7 @@ def test_a_survey_search_finds_what_one_search_at_a_time_finds(searchable, small
         assert candidate.share == pytest.approx(answer.share, abs=1e-4)
         assert candidate.neighbours == [n.specobjid for n in answer.neighbours]
         assert candidate.distance == pytest.approx(answer.neighbours[0].distance, abs=1e-4)
+        assert candidate.in_distribution == answer.trust.in_distribution is not None
     assert sum(survey.label_counts.values()) == 80
     assert survey.label_counts == {
         label: sum(a.label == label for a in answers.values()) for label in survey.label_counts

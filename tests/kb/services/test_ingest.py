@@ -35,9 +35,10 @@ def test_real_spectra_ingest_with_their_identifiers_and_flux(data_dir, survey, r
         record = Spectrum.objects.get(specobjid=str(spectrum.specobjid))
         assert (record.plate, record.mjd, record.fiberid) == (spectrum.plate, spectrum.mjd, spectrum.fiberid)
         assert record.z == pytest.approx(spectrum.z)
-        expected = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.valid, spectrum.z)
+        expected = preprocess(spectrum.wave_obs, spectrum.flux, spectrum.ivar, spectrum.valid, spectrum.z)
         assert np.array_equal(flux[record.store_row], expected.flux)
         assert np.array_equal(valid[record.store_row], expected.valid)
+        assert np.array_equal(spectrum_store().read_ivar()[record.store_row], expected.ivar)
         assert record.norm == pytest.approx(expected.norm)
         assert record.lines["H_alpha"]["flux"] == pytest.approx(spectrum.lines["H_alpha"].flux)
 
@@ -73,7 +74,7 @@ def test_rows_left_by_an_interrupted_ingest_are_replaced(data_dir, tmp_path, rea
     shutil.copy(real_spectra[1], second)
     ingest_folder(folder=first)
     store = spectrum_store()
-    store.append(np.full((3, 3688), 9.0), np.ones((3, 3688), bool))  # appended, never committed
+    store.append(np.full((3, 3688), 9.0), np.ones((3, 3688), bool), np.ones((3, 3688)))  # appended, never committed
     ingest_folder(folder=second)
     flux, _ = spectrum_store().read()
     assert flux.shape[0] == 2

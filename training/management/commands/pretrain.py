@@ -6,14 +6,17 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from training.models import TrainingRun
+from training.pretrain import LOSSES
 from training.services import training_run_create, training_run_execute
 
 
 class Command(BaseCommand):
     help = (
-        "Pre-train GalSpecEncoder by masked modelling on every ingested spectrum. Writes the checkpoints "
-        "(best by validation loss, last for resuming) and OUT/metrics.json with val_masked_mse and "
-        "val_interp_mse, and records a TrainingRun. The checkpoint goes into service unless --no-promote."
+        "Pre-train GalSpecEncoder by masked modelling on the ingested spectra of the training reserve. Writes "
+        "the checkpoints "
+        "(best by the median validation spectrum's chi-squared, last for resuming) and OUT/metrics.json with "
+        "val_masked_mse, val_masked_chi2 and interpolation's val_interp_mse, val_interp_chi2, and records a "
+        "TrainingRun. The checkpoint goes into service unless --no-promote."
     )
 
     def add_arguments(self, parser):
@@ -25,6 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--warmup-steps", type=int, help="linear warm-up steps before the cosine decay")
         parser.add_argument("--seed", type=int, help="seed for the split, the masks and the weights")
         parser.add_argument("--device", help="cpu, cuda or auto")
+        parser.add_argument(
+            "--loss", choices=LOSSES, help="chi2 (default: squared error x inverse variance) or mse (the paper's)"
+        )
         parser.add_argument("--resume", type=int, metavar="RUN_ID", help="continue an interrupted run")
         parser.add_argument("--no-promote", action="store_true", help="do not put the checkpoint into service")
 
@@ -36,6 +42,7 @@ class Command(BaseCommand):
             "warmup_steps": opts["warmup_steps"],
             "seed": opts["seed"],
             "device": opts["device"],
+            "loss": opts["loss"],
         }
         try:
             if opts["resume"]:
@@ -63,9 +70,14 @@ class Command(BaseCommand):
             bar.close()
         metrics = {k: v for k, v in run.metrics.items() if not isinstance(v, (list, dict))}
         self.stdout.write(json.dumps(metrics, indent=2))
-        model, interp = run.metrics.get("val_masked_mse"), run.metrics.get("val_interp_mse")
-        if model is not None and interp:
-            self.stdout.write(
-                f"masked-pixel MSE on held-out spectra: model {model:.4g}, linear interpolation {interp:.4g} "
-                f"(model/interpolation = {model / interp:.3f})"
-            )
+        for figure, name in (
+            ("val_masked_chi2", "chi-squared per masked pixel"),
+            ("val_median_spectrum_masked_mse", "the median spectrum's masked-pixel MSE"),
+            ("val_masked_mse", "masked-pixel MSE (pooled)"),
+        ):
+            model, interp = run.metrics.get(figure), run.metrics.get(figure.replace("masked", "interp"))
+            if model is not None and interp:
+                self.stdout.write(
+                    f"{name} on the validation reserve: model {model:.4g}, linear interpolation {interp:.4g} "
+                    f"(model/interpolation = {model / interp:.3f})"
+                )
