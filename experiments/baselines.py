@@ -3,6 +3,8 @@
 Every method sees the same training spectra and labels, is fit on them alone (never on the test
 spectra), and predicts one training label per test spectrum, deterministically for a given ``seed``:
 
+- ``shortcut_knn``: the same K-vote on what a survey catalog says of a spectrum without looking at it
+  (redshift, velocity dispersion, S/N): the shortcut a mock or a catalog may leak the label through;
 - ``flux_knn``: the knowledge base's own K-vote (``inference.retrieval.knn_vote``) on the raw flux;
 - ``pca_knn``: the same vote on principal components fit on the training flux;
 - ``random_forest``: the paper's classical ML baseline;
@@ -37,6 +39,33 @@ from training.checkpoint import load_checkpoint, resolve_device
 from training.model import GalSpecEncoder
 
 # --- the K-vote on other vectors ---------------------------------------------------------------------
+
+
+SHORTCUT_FEATURES = ("z", "vdisp", "sn_median")  # a catalog's redshift, km/s and median S/N per pixel
+
+
+def shortcut_knn(train_features, train_labels, test_features, *, k: int = 3, weight_function: str = "exp") -> list[str]:
+    """The knowledge base's K-vote on catalog quantities alone: ``*_features`` (N, F) float, one column per
+    SHORTCUT_FEATURES. Each column is standardised by the training spectra's mean and spread; a value the
+    catalog lacks (NaN) takes the training median. A method that beats the spectra with this is finding
+    the label in the catalog, not in the light.
+    """
+    train = np.asarray(train_features, dtype=np.float64)
+    test = np.asarray(test_features, dtype=np.float64)
+    if train.ndim != 2 or test.ndim != 2 or train.shape[1] != test.shape[1]:
+        raise ValueError(f"features must be (N, F) arrays with the same F; got {train.shape} and {test.shape}")
+    median = np.nanmedian(train, axis=0)
+    train, test = (np.where(np.isnan(a), median, a) for a in (train, test))
+    mean, spread = train.mean(axis=0), train.std(axis=0)
+    spread[spread == 0] = 1.0
+    votes = knn_vote(
+        ((train - mean) / spread).astype(np.float32),
+        list(train_labels),
+        ((test - mean) / spread).astype(np.float32),
+        k=k,
+        weight_function=weight_function,
+    )
+    return [v.label for v in votes]
 
 
 def flux_knn(train_flux, train_labels, test_flux, *, k: int = 3, weight_function: str = "exp") -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from experiments import timing
+from experiments.baselines import SHORTCUT_FEATURES
 from inference import index as vector_index
 from inference.services.search import load_index
 from kb.models import KnowledgeBase, Spectrum
@@ -39,6 +40,13 @@ class Data:
 
     def rows(self, ids) -> np.ndarray:
         return np.array([self.spectra[i].store_row for i in ids], dtype=np.int64)
+
+    def features(self, ids) -> np.ndarray:
+        """(n, 3) redshift, velocity dispersion (km/s) and median S/N: ``baselines.SHORTCUT_FEATURES``; NaN where
+        the catalog has none."""
+        return np.array(
+            [[getattr(self.spectra[i], name) for name in SHORTCUT_FEATURES] for i in ids], dtype=np.float64
+        ).reshape(len(ids), len(SHORTCUT_FEATURES))
 
 
 def kb_entries(kb: KnowledgeBase) -> list[tuple[int, str]]:

@@ -10,11 +10,13 @@ knowledge bases with the same ``kb.search_tasks.compose`` as ``build_kb``, in me
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from django.conf import settings
 
 from experiments import baselines, timing
@@ -22,6 +24,7 @@ from experiments.data import Data, EvaluationConfig, kb_entries, kb_neighbours
 from experiments.figure_files import image_server, write_figures
 from experiments.report import write_report
 from experiments.searches import SEARCH_TASKS, search_experiments
+from experiments.trust_check import trust_figures
 from inference import metrics
 from inference.retrieval import vote_all
 from inference.selectors.embeddings import embedding_store
@@ -61,6 +64,8 @@ def evaluate(
         results[key], results["dataset"]["splits"][key] = _classification(data, kbs[name], run, config, log)
     found, results["dataset"]["splits"]["search"] = search_experiments(data, kbs, config, log)
     results.update(found)
+    log("trust: answers flagged as not in distribution, and how often they are right")
+    results["trust"] = trust_figures(data, kbs, config)
     log("Figure C1: retrieval time against knowledge-base size")
     results["retrieval_time"] = _retrieval_time(data, config)
     log("the real SDSS spectra")
@@ -89,6 +94,7 @@ def _dataset(data: Data, kbs: dict, run, config: EvaluationConfig) -> dict:
     return {
         "spectra": len(data.spectra),
         "held_out": held_out,
+        "validation": sum(s.validation for s in data.spectra.values()),
         "checkpoint": str(run.checkpoint_path),
         "training_run": run.pk,
         "preset": run.preset,
@@ -108,7 +114,7 @@ def _dataset(data: Data, kbs: dict, run, config: EvaluationConfig) -> dict:
             for name, kb in kbs.items()
         },
         "config": asdict(config),
-        "splits": {},
+        "splits": {"validation": sum(s.validation for s in data.spectra.values())},
         "real_sdss_spectra_in_kbs": Spectrum.objects.filter(
             kb_entries__knowledge_base__in=kbs.values(), source_file__startswith=str(settings.SHARED_DATA_DIR)
         ).count(),
@@ -132,6 +138,13 @@ def _classification(data: Data, kb: KnowledgeBase, run, config: EvaluationConfig
     label_of = dict(train)
     methods = {
         "encoder_kb": lambda: [v.label for v in vote_all(found, label_of, weight_function=config.weight_function)],
+        "shortcut_knn": lambda: baselines.shortcut_knn(
+            data.features(train_ids),
+            train_labels,
+            data.features(test_ids),
+            k=config.k,
+            weight_function=config.weight_function,
+        ),
         "pca_knn": lambda: baselines.pca_knn(
             train_flux, train_labels, test_flux, k=config.k, seed=config.seed, weight_function=config.weight_function
         ),
@@ -194,6 +207,13 @@ def _real_spectra(kbs: dict[str, KnowledgeBase], config: EvaluationConfig) -> li
             search(task=name, path=path, k=config.k, weight_function=config.weight_function, knowledge_base=kbs[name])
             for name in ("bpt5", "bpt3")
         )
+        with tempfile.TemporaryDirectory() as folder:
+            scrambled = search(
+                task="bpt3",
+                path=_shuffled(path, Path(folder) / path.name, config.seed),
+                k=config.k,
+                knowledge_base=kbs["bpt3"],
+            )
         rows.append(
             {
                 "file": path.name,
@@ -205,6 +225,21 @@ def _real_spectra(kbs: dict[str, KnowledgeBase], config: EvaluationConfig) -> li
                 "share_bpt3": three.share,
                 "agrees_bpt3": three.label == bpt_three_class(own),
                 "neighbours_bpt3": [n.label for n in three.neighbours],
+                "in_distribution": three.trust.in_distribution,
+                "distance_percentile": three.trust.distance_percentile,
+                "shuffled_in_distribution": scrambled.trust.in_distribution,
+                "shuffled_distance_percentile": scrambled.trust.distance_percentile,
             }
         )
     return rows
+
+
+def _shuffled(path: Path, out: Path, seed: int) -> Path:
+    """A copy of a spectrum file with its observed flux values shuffled among its observed pixels: the same
+    numbers and noise, no spectrum. The trust signals should flag its answer."""
+    with fits.open(path) as hdus:
+        coadd = hdus["COADD"].data
+        observed = np.flatnonzero(coadd["ivar"] > 0)
+        coadd["flux"][observed] = np.random.default_rng(seed).permutation(coadd["flux"][observed])
+        hdus.writeto(out)
+    return out

@@ -15,6 +15,7 @@ PAPER_SEARCH = {
 }
 METHODS = {
     "encoder_kb": "GalSpecEncoder + KB (K-vote on embeddings)",
+    "shortcut_knn": "the same K-vote on z, velocity dispersion and S/N alone (the shortcut check)",
     "pca_knn": "PCA + the same K-vote",
     "flux_knn": "the same K-vote on normalised flux",
     "random_forest": "random forest on normalised flux",
@@ -109,6 +110,7 @@ def write_report(results: dict, path: str | Path) -> None:
         _weights,
         _retrieval,
         _case_study,
+        _trust,
         _real_spectra,
     )
     lines = [line for section in sections for line in section(results, made)]
@@ -188,6 +190,34 @@ def _searches(results: dict, made: dict) -> list[str]:
             for name, r in results["search"].items()
         ],
     )
+    shortcut = results.get("search_baselines", {}).get("shortcut_knn", {})
+    if shortcut:
+        lines += [
+            "",
+            "The shortcut check: the same K-vote over the same knowledge bases on z, velocity dispersion and S/N "
+            "alone. Where it comes near the encoder, the search finds what the catalog gives away, not the spectrum.",
+            "",
+        ]
+        lines += _table(
+            ["search", "encoder F1", "shortcut precision", "shortcut recall", "shortcut F1"],
+            [
+                [
+                    name,
+                    f"{results['search'][name]['f1']:.3f}",
+                    *(_ci(r[m], r.get(f"{m}_ci")) for m in ("precision", "recall", "f1")),
+                ]
+                for name, r in shortcut.items()
+            ],
+        )
+    removed = results.get("lens_lines_removed") or {}
+    if removed.get("n"):
+        lines += [
+            "",
+            f"The lens test with the background lines removed: the {removed['n']} mock lenses rendered again "
+            "without their background galaxy's lines (same host, same noise), each voted in the lens knowledge "
+            f"base with its own entry left out: {removed['voted_lens']:.1%} are still voted lens. A search that "
+            "finds lensing votes almost none of them lens.",
+        ]
     lines += ["", _figure(made, "search"), "", "Outlier recall by kind (appendix B.1):", ""]
     lines += _table(
         ["kind", "found / n", "recall"],
@@ -339,6 +369,51 @@ def _case_study(results: dict, made: dict) -> list[str]:
     return [*lines, "", _figure(made, "case_study"), _figure(made, "case_study_bpt"), ""]
 
 
+def _trusted(in_distribution: bool | None, percentile: float | None) -> str:
+    where = "" if percentile is None else f" (percentile {percentile:.1f})"
+    return {True: "yes", False: "no", None: "unknown"}[in_distribution] + where
+
+
+def _trust(results: dict, made: dict) -> list[str]:
+    trust = results.get("trust")
+    if not trust:
+        return []
+
+    def share(value):
+        return "—" if value is None else f"{value:.3f}"
+
+    lines = [
+        "## How far to trust an answer",
+        "",
+        "An answer is flagged as not in distribution when under 80% of its pixels are valid, its z lies outside "
+        "its knowledge base's range, or its nearest distance is beyond the 99th percentile of the validation "
+        "reserve's (inference/trust.py). If the flag means something, flagged answers are right less often. For a "
+        "search, the share flagged is over every answer and n and the precisions over the answers voting a target.",
+        "",
+    ]
+    rows = [
+        [
+            "five-class votes",
+            trust["n"],
+            share(trust["flagged_share"]),
+            share(trust["precision_flagged"]),
+            share(trust["precision_unflagged"]),
+        ]
+    ]
+    rows += [
+        [
+            f"{name} search",
+            r["n"],
+            share(r["flagged_share"]),
+            share(r["precision_flagged"]),
+            share(r["precision_unflagged"]),
+        ]
+        for name, r in trust["by_search"].items()
+    ]
+    lines += _table(["answers", "n", "share flagged", "precision flagged", "precision unflagged"], rows)
+    return [*lines, ""]
+
+
 def _real_spectra(results: dict, made: dict) -> list[str]:
     real = results["real_spectra"]
     lines = [
@@ -351,7 +426,17 @@ def _real_spectra(results: dict, made: dict) -> list[str]:
         "",
     ]
     lines += _table(
-        ["file", "own class", "vote (3 classes)", "share", "neighbours", "vote (5 classes)", "agrees"],
+        [
+            "file",
+            "own class",
+            "vote (3 classes)",
+            "share",
+            "neighbours",
+            "vote (5 classes)",
+            "agrees",
+            "in distribution",
+            "shuffled copy in distribution",
+        ],
         [
             [
                 r["file"],
@@ -361,6 +446,8 @@ def _real_spectra(results: dict, made: dict) -> list[str]:
                 ", ".join(r["neighbours_bpt3"]),
                 r["vote_bpt5"],
                 "yes" if r["agrees_bpt3"] else "no",
+                _trusted(r.get("in_distribution"), r.get("distance_percentile")),
+                _trusted(r.get("shuffled_in_distribution"), r.get("shuffled_distance_percentile")),
             ]
             for r in real
         ],

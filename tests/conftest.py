@@ -103,9 +103,10 @@ QUICK = dict(max_steps=3, eval_every=3, batch_size=8, warmup_steps=1)
 
 @pytest.fixture(scope="session")
 def survey(tmp_path_factory):
-    """80 mock spectra, rich in lenses and outliers so that every task has targets in the KB and the test reserve."""
+    """80 mock spectra, rich in lenses and outliers so that every task has targets in the KB and the test reserve
+    (and fewer massive galaxies matched to the lenses than a real mock has, to leave room for the BPT classes)."""
     out = tmp_path_factory.mktemp("kb-survey")
-    generate_survey(out=out, size=80, seed=11, lens_fraction=0.15, outlier_fraction=0.15)
+    generate_survey(out=out, size=80, seed=11, lens_fraction=0.15, outlier_fraction=0.15, massive_per_lens=0.5)
     return out
 
 

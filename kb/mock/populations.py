@@ -3,6 +3,12 @@
 Populations and their shares follow SDSS's main galaxy sample roughly: star-forming 34%, passive or
 weak-line ("normal") 37%, composite 10%, LINER 10%, Seyfert 4%, and two rare groups, strong lenses and
 outliers of eleven kinds after Baron & Poznanski (2017), 2.5% each by default.
+
+Lens hosts are massive passive galaxies at BOSS/eBOSS redshifts (Talbot et al. 2021). So that nothing but
+the background galaxy's lines tells a lens from another galaxy, ``massive_per_lens`` passive galaxies per lens
+are drawn from exactly the hosts' distributions of redshift, velocity dispersion, stellar population,
+brightness and S/N (kind "massive", catalogued as normal galaxies), and the background lines range from
+barely detected to bright (SOURCE_SNR). See docs/mock_survey.md.
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ YOUNG_FRACTION = {
     "liner": (0.0, 0.1),
     "normal": (0.0, 0.06),
 }
+HOSTS = ("lens", "massive")  # drawn alike: the lens hosts and the passive galaxies matched to them
+MASSIVE_PER_LENS = 3  # by default
+HOST_Z = (0.1, 0.7)  # BOSS/eBOSS redshifts of lens candidates' foreground galaxies
+HOST_VDISP = (200.0, 320.0)  # km/s
+SOURCE_SNR = (3.0, 30.0)  # S/N of the background galaxy's strongest line on the grid, log-uniform
 VDISP = {
     "star-forming": (60, 120),
     "composite": (100, 180),
@@ -61,7 +72,9 @@ class MockGalaxy:
     sigma_gas: float = 80.0  # emission-line velocity dispersion, km/s
     lines: dict[str, float] = field(default_factory=dict)
     z_source: float | None = None  # lenses: redshift of the background emission-line galaxy
-    source_lines: dict[str, float] = field(default_factory=dict)
+    source_lines: dict[str, float] = field(default_factory=dict)  # relative strengths ([O III] 5007 = 1)
+    source_snr: float = 0.0  # the S/N its strongest line on the grid is given when rendered
+    sigma_source: float = 60.0  # km/s
     ratios: dict[str, float] = field(default_factory=dict)
 
 
@@ -73,28 +86,37 @@ def draw_redshift(rng: np.random.Generator) -> float:
             return float(z)
 
 
-def draw_population(rng: np.random.Generator, lens_fraction: float, outlier_fraction: float) -> tuple[str, str]:
+def draw_population(
+    rng: np.random.Generator, lens_fraction: float, outlier_fraction: float, massive_per_lens: float = MASSIVE_PER_LENS
+) -> tuple[str, str]:
     u = rng.random()
     if u < lens_fraction:
         return "lens", "lens"
     if u < lens_fraction + outlier_fraction:
         return "outlier", OUTLIER_KINDS[rng.integers(len(OUTLIER_KINDS))]
+    if u < lens_fraction * (1 + massive_per_lens) + outlier_fraction:
+        return "normal", "massive"
     names = list(POPULATIONS)
     population = names[rng.choice(len(names), p=np.array(list(POPULATIONS.values())) / sum(POPULATIONS.values()))]
     return population, population
 
 
-def draw_galaxy(rng: np.random.Generator, *, lens_fraction: float, outlier_fraction: float) -> MockGalaxy:
-    population, kind = draw_population(rng, lens_fraction, outlier_fraction)
+def draw_galaxy(
+    rng: np.random.Generator,
+    *,
+    lens_fraction: float,
+    outlier_fraction: float,
+    massive_per_lens: float = MASSIVE_PER_LENS,
+) -> MockGalaxy:
+    population, kind = draw_population(rng, lens_fraction, outlier_fraction, massive_per_lens)
     base = {"lens": "normal", "outlier": "normal"}.get(population, population)
-    z = draw_redshift(rng)
-    if population == "lens":
-        z = float(rng.uniform(0.12, 0.40))
+    host = kind in HOSTS
+    z = float(rng.uniform(*HOST_Z)) if host else draw_redshift(rng)
     galaxy = MockGalaxy(
         population=population,
         kind=kind,
         z=z,
-        vdisp=float(rng.uniform(*VDISP[base])),
+        vdisp=float(rng.uniform(*(HOST_VDISP if host else VDISP[base]))),
         ebv=float(rng.uniform(0.05, 0.35) if base == "star-forming" else rng.uniform(0.0, 0.12)),
         young=float(rng.uniform(*YOUNG_FRACTION[base])),
         amplitude=float(np.clip(14.0 * (0.09 / z) ** 0.7 * rng.lognormal(0, 0.35), 2.0, 300.0)),
@@ -108,16 +130,17 @@ def draw_galaxy(rng: np.random.Generator, *, lens_fraction: float, outlier_fract
         galaxy.ratios = physics.draw_ratios("liner", rng)
         galaxy.lines = _lines_from_ew(galaxy, rng, 0.3, 0.3)
     if population == "lens":
-        galaxy.vdisp = float(rng.uniform(200, 320))
-        galaxy.z_source = float(rng.uniform(z + 0.15, min(z + 0.5, 0.80)))
-        o3 = float(rng.uniform(6, 25))
+        galaxy.z_source = float(rng.uniform(z + 0.1, z + 0.6))
+        o2 = float(rng.uniform(0.8, 2.5))  # [O II] 3727 doublet / [O III] 5007, star-forming sources
         galaxy.source_lines = {
-            "[O_II] 3725": 0.45 * o3 * 1.4,
-            "[O_II] 3727": 0.55 * o3 * 1.4,
-            "H_beta": o3 / rng.uniform(1.5, 4.0),
-            "[O_III] 5007": o3,
-            "[O_III] 4959": o3 / 2.98,
+            "[O_II] 3725": 0.45 * o2,
+            "[O_II] 3727": 0.55 * o2,
+            "H_beta": 1 / rng.uniform(1.5, 4.0),
+            "[O_III] 5007": 1.0,
+            "[O_III] 4959": 1 / 2.98,  # the atomic ratio
         }
+        galaxy.source_snr = float(np.exp(rng.uniform(*np.log(SOURCE_SNR))))
+        galaxy.sigma_source = float(rng.uniform(40, 90))
     if population == "outlier":
         _make_outlier(galaxy, rng)
     return galaxy
@@ -183,8 +206,11 @@ def _make_outlier(galaxy: MockGalaxy, rng: np.random.Generator) -> None:
         galaxy.lines = _lines_from_ew(galaxy, rng, 3.0, 0.1)
 
 
-def render(galaxy: MockGalaxy, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """The noiseless model and what SDSS records: flux, ivar, and_mask, sky (all (3841,), SDSS units)."""
+def render(galaxy: MockGalaxy, rng: np.random.Generator, *, background: bool = True) -> dict[str, np.ndarray]:
+    """The noiseless model and what SDSS records: flux, ivar, and_mask, sky (all (3841,), SDSS units).
+
+    ``background=False`` leaves a lens's background lines out and changes nothing else, noise included:
+    the same galaxy as it would look if it were not a lens."""
     wave_rest = WAVE / (1 + galaxy.z)
     kind = galaxy.kind
     continuum = physics.stellar_continuum(
@@ -203,8 +229,8 @@ def render(galaxy: MockGalaxy, rng: np.random.Generator) -> dict[str, np.ndarray
         split = rng.uniform(250, 450)
         offsets = (-split / 2, split / 2)
     model += physics.emission_spectrum(WAVE, galaxy.lines, galaxy.z, sigma_gas, offsets)
-    if galaxy.source_lines:
-        model += physics.emission_spectrum(WAVE, galaxy.source_lines, galaxy.z_source, float(rng.uniform(40, 90)))
+    if galaxy.source_lines and background:
+        model += physics.emission_spectrum(WAVE, source_lines(galaxy, model), galaxy.z_source, galaxy.sigma_source)
     if kind == "broad-line AGN":
         width = rng.uniform(1800, 3500)
         broad = {"H_alpha": galaxy.lines["H_alpha"] * rng.uniform(3, 8)}
@@ -223,6 +249,22 @@ def render(galaxy: MockGalaxy, rng: np.random.Generator) -> dict[str, np.ndarray
         star *= 1 - 0.5 * physics.gaussian(WAVE, 5895.6, 2.5) * 2.5 * np.sqrt(2 * np.pi)
         model += rng.uniform(0.5, 1.5) * galaxy.amplitude * star
     return observe(model, galaxy.snr, rng)
+
+
+def source_lines(galaxy: MockGalaxy, model: np.ndarray) -> dict[str, float]:
+    """A lens's background lines in 1e-17 erg s^-1 cm^-2, scaled so that the strongest one on the grid has
+    S/N ``source_snr`` over the noise the host's own light sets (per pixel about model / snr)."""
+    best, error = 0.0, 0.0
+    for name, strength in galaxy.source_lines.items():
+        centre = physics.LINE_WAVES[name] * (1 + galaxy.z_source)
+        if not WAVE[0] + 10 < centre < WAVE[-1] - 10 or strength <= best:
+            continue
+        pixel = int(np.searchsorted(WAVE, centre))
+        width = centre * np.hypot(galaxy.sigma_source, physics.INSTRUMENT_SIGMA_KMS) / C_KMS
+        noise = model[pixel] / galaxy.snr  # flux density per pixel
+        best, error = strength, noise * np.sqrt(2 * np.sqrt(np.pi) * width * centre * np.log(10) * 1e-4)
+    scale = galaxy.source_snr * error / best if best else 0.0
+    return {name: strength * scale for name, strength in galaxy.source_lines.items()}
 
 
 def observe(model: np.ndarray, snr: float, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -7,6 +7,7 @@ whatever the number of worker processes, and the same seed gives byte-identical 
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.identifiers import specobjid_encode
+from kb.identifiers import specobjid_decode, specobjid_encode
 from kb.mock import physics
-from kb.mock.populations import draw_galaxy, render
+from kb.mock.populations import MASSIVE_PER_LENS, draw_galaxy, render
 from kb.mock.writer import measure_lines, write_catalogs, write_spectrum
 
+MOCK_VERSION = 2  # docs/mock_survey.md says what each version changed
+SETTINGS = "mock_survey.json"  # beside the spectra: what the survey was generated with
 FIBERS_PER_PLATE = 600
 FIRST_PLATE = 300
 
@@ -70,12 +73,17 @@ def port_bpt(lines: dict[str, tuple[float, float]]) -> str:
     return "Seyfert" if o3 > 1.05 * n2 + 0.45 else "LINER"
 
 
-def make_one(task: tuple[int, int, np.random.SeedSequence, Path, float, float]) -> dict:
-    """Draw, observe, measure and write one galaxy; returns its catalog row."""
-    index, seed, seed_seq, spectra_dir, lens_fraction, outlier_fraction = task
+def make_one(
+    task: tuple[int, int, np.random.SeedSequence, Path, float, float, float], *, background: bool = True
+) -> dict:
+    """Draw, observe, measure and write one galaxy; returns its catalog row. ``background=False`` renders
+    a lens without its background galaxy's lines (``populations.render``)."""
+    index, seed, seed_seq, spectra_dir, lens_fraction, outlier_fraction, massive_per_lens = task
     rng = np.random.default_rng(seed_seq)
-    galaxy = draw_galaxy(rng, lens_fraction=lens_fraction, outlier_fraction=outlier_fraction)
-    observed = render(galaxy, rng)
+    galaxy = draw_galaxy(
+        rng, lens_fraction=lens_fraction, outlier_fraction=outlier_fraction, massive_per_lens=massive_per_lens
+    )
+    observed = render(galaxy, rng, background=background)
     sigma_gas = galaxy.sigma_gas
     true_lines = dict(galaxy.lines)
     spzline = measure_lines(true_lines, galaxy.z, observed["sigma"], sigma_gas, rng)
@@ -115,6 +123,7 @@ def generate_survey(
     seed: int = 0,
     lens_fraction: float = 0.025,
     outlier_fraction: float = 0.025,
+    massive_per_lens: float = MASSIVE_PER_LENS,
     workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
@@ -122,10 +131,29 @@ def generate_survey(
     truth to out/mock_truth.csv. Returns counts per population, outlier kind and catalog class."""
     if size < 1:
         raise ValueError("a survey needs at least one spectrum")
+    if not 0 <= lens_fraction * (1 + massive_per_lens) + outlier_fraction <= 1:
+        raise ValueError(
+            f"lenses, the {massive_per_lens:g} massive galaxies matched to each and outliers would be "
+            f"{lens_fraction * (1 + massive_per_lens) + outlier_fraction:.0%} of the survey: lower the fractions"
+        )
     out = Path(out)
     spectra_dir = out / "spectra"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SETTINGS).write_text(
+        json.dumps(
+            {
+                "version": MOCK_VERSION,
+                "size": size,
+                "seed": seed,
+                "lens_fraction": lens_fraction,
+                "outlier_fraction": outlier_fraction,
+                "massive_per_lens": massive_per_lens,
+            },
+            indent=2,
+        )
+    )
     seeds = np.random.SeedSequence(seed).spawn(size)
-    tasks = [(i, seed, seeds[i], spectra_dir, lens_fraction, outlier_fraction) for i in range(size)]
+    tasks = [(i, seed, seeds[i], spectra_dir, lens_fraction, outlier_fraction, massive_per_lens) for i in range(size)]
     rows = []
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -147,6 +175,25 @@ def generate_survey(
         "galspecextra_bptclass": dict(Counter(r["BPTCLASS"] for r in rows)),
         "portsmouth_bpt": dict(Counter(r["PORT_BPT"] for r in rows)),
     }
+
+
+def render_again(survey: str | Path, specobjid: int, out: str | Path, *, background: bool = True) -> Path:
+    """One spectrum of the mock survey in folder ``survey`` written again into folder ``out``, exactly as
+    generated (same galaxy, same noise), or with ``background=False`` without a lens's background lines.
+    Returns the file's path. ValueError if the folder is not a mock survey or the spectrum is not in it."""
+    survey = Path(survey)
+    if not (survey / SETTINGS).exists():
+        raise ValueError(f"{survey} is not a mock survey (no {SETTINGS}): it cannot be rendered again")
+    settings = json.loads((survey / SETTINGS).read_text())
+    plate, mjd, fiber, _ = specobjid_decode(int(specobjid))
+    index = (plate - FIRST_PLATE) * FIBERS_PER_PLATE + fiber - 1
+    if not 0 <= index < settings["size"] or plate_layout(index, settings["seed"])["MJD"] != mjd:
+        raise ValueError(f"specobjid {specobjid} is not a spectrum of the mock survey in {survey}")
+    seed_seq = np.random.SeedSequence(settings["seed"]).spawn(settings["size"])[index]
+    fractions = (settings["lens_fraction"], settings["outlier_fraction"], settings["massive_per_lens"])
+    task = (index, settings["seed"], seed_seq, Path(out), *fractions)
+    row = make_one(task, background=background)
+    return Path(out) / f"{row['PLATE']:04d}" / f"spec-{row['PLATE']:04d}-{row['MJD']:05d}-{row['FIBERID']:04d}.fits"
 
 
 TRUTH = (

@@ -100,6 +100,20 @@ def test_the_flux_vote_finds_each_training_spectrum_itself(labelled):
     assert baselines.flux_knn(flux, labels, flux[:5], k=500) == labels[:5]  # more neighbours than spectra
 
 
+def test_the_shortcut_vote_finds_a_label_that_only_the_catalog_carries():
+    rng = np.random.default_rng(0)
+    # lenses at high z and dispersion, others low: the catalog alone separates them (the shortcut to catch)
+    z = np.r_[rng.uniform(0.12, 0.4, 40), rng.gamma(3, 0.028, 160)]
+    vdisp = np.r_[rng.uniform(200, 320, 40), rng.uniform(60, 250, 160)]
+    sn = rng.lognormal(np.log(14), 0.4, 200)
+    vdisp[5] = np.nan  # not measured: the training median stands in
+    features, labels = np.c_[z, vdisp, sn], ["lens"] * 40 + ["other"] * 160
+    test = np.array([[0.3, 280.0, 12.0], [0.05, 120.0, 15.0], [0.3, np.nan, 12.0]])
+    assert baselines.shortcut_knn(features, labels, test) == ["lens", "other", "lens"]
+    with pytest.raises(ValueError, match="same F"):
+        baselines.shortcut_knn(features, labels, test[:, :2])
+
+
 @pytest.mark.parametrize("name", ["flux_knn", "pca_knn", "random_forest"])
 def test_the_classical_methods_beat_chance_on_held_out_spectra(name, labelled, held_out):
     flux, valid, labels = labelled

@@ -7,10 +7,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from experiments.report import PAPER_SEARCH
-from kb.models import KnowledgeBase
+from kb.models import KnowledgeBase, Spectrum
 
 pytestmark = pytest.mark.django_db
-METHODS = {"encoder_kb", "pca_knn", "flux_knn", "random_forest", "cnn", "encoder_finetuned"}
+METHODS = {"encoder_kb", "shortcut_knn", "pca_knn", "flux_knn", "random_forest", "cnn", "encoder_finetuned"}
 
 
 def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settings):
@@ -46,6 +46,15 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     )
     for task in ("liner", "lens", "outlier"):
         assert {"precision", "recall", "f1"} <= set(results["search"][task])
+        assert {"precision", "recall", "f1"} <= set(results["search_baselines"]["shortcut_knn"][task])
+    assert results["dataset"]["splits"]["validation"] == results["dataset"]["validation"] > 0
+    removed = results["lens_lines_removed"]
+    assert removed["n"] == Spectrum.objects.filter(catalog_labels__catalog="talbot2021").count() > 0
+    assert 0 <= removed["voted_lens"] <= 1
+    trust = results["trust"]
+    assert trust["n"] > 0 and 0 <= trust["flagged_share"] <= 1 and trust["n_flagged"] <= trust["n"]
+    assert trust["precision_unflagged"] is None or 0 <= trust["precision_unflagged"] <= 1
+    assert set(trust["by_search"]) == {"liner", "lens", "outlier"}
     assert {r["k"] for r in results["topk_sweep"]} == set(range(1, 16))
     assert results["proportion_sweep"] and all(0 < r["target_fraction"] < 1 for r in results["proportion_sweep"])
     assert set(results["weight_functions"]["functions"]) == {"exp", "inverse", "inverse_square", "linear"}
@@ -67,6 +76,7 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     assert KnowledgeBase.objects.count() == 5 and not KnowledgeBase.objects.filter(in_service=True).exists()
     report = (out / "report.md").read_text()
     assert "not on SDSS" in report and f"{PAPER_SEARCH['liner']['precision']:.4f}" in report
+    assert "The shortcut check" in report and "## How far to trust an answer" in report
     for figure in ("classification_3class", "search", "proportion_sweep", "topk_sweep", "retrieval_time"):
         assert (out / f"{figure}.html").exists() and f"({figure}.html)" in report
     assert "cdn.plot.ly" not in (out / "search.html").read_text() and (out / "plotly.min.js").exists()

@@ -3,18 +3,20 @@ import csv
 import numpy as np
 import pytest
 from astropy.io import fits
+from scipy.stats import ks_2samp
 
 from kb.bpt import bpt_region
-from kb.identifiers import specobjid_decode
+from kb.identifiers import specobjid_decode, specobjid_encode
 from kb.mock import generate_survey
 from kb.mock.populations import OUTLIER_KINDS
+from kb.mock.survey import render_again
 from kb.spectra import read_spectrum
 
 
 @pytest.fixture(scope="module")
 def survey(tmp_path_factory):
     out = tmp_path_factory.mktemp("mock")
-    summary = generate_survey(out=out, size=120, seed=3, lens_fraction=0.1, outlier_fraction=0.15)
+    summary = generate_survey(out=out, size=120, seed=3, lens_fraction=0.1, outlier_fraction=0.15, massive_per_lens=1)
     truth = {int(r["specobjid"]): r for r in csv.DictReader(open(out / "mock_truth.csv"))}
     return out, summary, truth
 
@@ -70,23 +72,54 @@ def test_measured_line_ratios_put_galaxies_in_their_bpt_class(survey):
     assert total >= 20 and hits / total > 0.8
 
 
+def _file(out, row):
+    name = f"spec-{int(row['plate']):04d}-{int(row['mjd']):05d}-{int(row['fiberid']):04d}.fits"
+    return next((out / "spectra").rglob(name))
+
+
 def test_lenses_show_background_lines_at_the_source_redshift(survey):
     out, _, truth = survey
     lenses = [r for r in truth.values() if r["population"] == "lens"]
     assert lenses
     for row in lenses:
-        path = next(
-            (out / "spectra").rglob(
-                f"spec-{int(row['plate']):04d}-{int(row['mjd']):05d}-{int(row['fiberid']):04d}.fits"
-            )
-        )
-        with fits.open(path) as hdus:
+        with fits.open(_file(out, row)) as hdus:
             wave, model = 10 ** hdus["COADD"].data["loglam"], hdus["COADD"].data["model"]
-        centre = 5008.24 * (1 + float(row["z_source"]))
-        at = np.abs(wave - centre) < 3
-        beside = (np.abs(wave - centre) > 15) & (np.abs(wave - centre) < 40)
-        assert model[at].max() > np.median(model[beside]) * 1.05
-        assert float(row["z_source"]) > float(row["z"])
+        bumps = []
+        for rest in (3728.5, 5008.24):  # [O II] (blended) and [O III], where they fall on the spectrum
+            centre = rest * (1 + float(row["z_source"]))
+            at = np.abs(wave - centre) < 3
+            beside = (np.abs(wave - centre) > 15) & (np.abs(wave - centre) < 40)
+            if at.any() and beside.any():
+                bumps.append(model[at].max() / np.median(model[beside]))
+        assert max(bumps) > 1.05 and float(row["z_source"]) > float(row["z"])
+
+
+def test_lens_hosts_and_the_massive_galaxies_matched_to_them_share_their_distributions(tmp_path):
+    generate_survey(out=tmp_path, size=400, seed=5, lens_fraction=0.1, outlier_fraction=0.0)
+    truth = list(csv.DictReader(open(tmp_path / "mock_truth.csv")))
+    hosts = {kind: [r for r in truth if r["kind"] == kind] for kind in ("lens", "massive")}
+    assert len(hosts["massive"]) > 2 * len(hosts["lens"]) > 40  # three per lens by default
+    for name in ("z", "vdisp", "snr"):
+        lens, massive = (np.array([float(r[name]) for r in hosts[kind]]) for kind in ("lens", "massive"))
+        assert ks_2samp(lens, massive).pvalue > 0.01, name
+    assert max(float(r["z"]) for r in hosts["lens"]) > 0.55  # BOSS redshifts, beyond the main sample's
+
+
+def test_a_lens_rendered_again_without_its_background_differs_only_there(survey, tmp_path):
+    out, _, truth = survey
+    row = next(r for r in truth.values() if r["population"] == "lens")
+    same = render_again(out, int(row["specobjid"]), tmp_path / "same")
+    assert same.read_bytes() == _file(out, row).read_bytes()
+    delensed = render_again(out, int(row["specobjid"]), tmp_path / "delensed", background=False)
+    with fits.open(_file(out, row)) as lensed, fits.open(delensed) as plain:
+        wave = 10 ** lensed["COADD"].data["loglam"]
+        differs = {name: lensed["COADD"].data[name] != plain["COADD"].data[name] for name in ("model", "flux", "ivar")}
+    source = [rest * (1 + float(row["z_source"])) for rest in (3727.09, 3729.88, 4862.68, 4960.29, 5008.24)]
+    near = np.min(np.abs(wave[:, None] - np.array(source)[None]), axis=1) < 30
+    assert differs["model"].any()  # the lines are gone, and nothing else changed, noise included
+    assert not any(d[~near].any() for d in differs.values())
+    with pytest.raises(ValueError, match="not a spectrum of the mock survey"):
+        render_again(out, specobjid_encode(9999, 55555, 1), tmp_path / "x")
 
 
 def test_outliers_come_in_at_least_ten_kinds(tmp_path):

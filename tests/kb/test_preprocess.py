@@ -91,10 +91,19 @@ def test_normalisation_window_moves_with_redshift():
     assert normalisation(flux, valid, 0.2) == 3.0  # window 6360-7020 observed, mostly red of the step
 
 
+def test_above_z_069_the_blue_fallback_window_normalises():
+    grid = wave_grid()
+    flux = np.where(grid < 8500, 2.0, 5.0).astype(np.float32)
+    valid = np.ones_like(grid, dtype=bool)
+    assert normalisation(flux, valid, 0.65) == 5.0  # window 8745-9652: 183 pixels on the grid, enough
+    assert normalisation(flux, valid, 0.75) == 2.0  # window 9275-: none; fallback 8050-8400 observed
+    assert normalisation(flux, valid, 0.72) == 2.0  # 5300 x 1.72 = 9116: off the grid
+
+
 def test_a_spectrum_without_flux_in_the_window_cannot_be_normalised():
     grid = wave_grid()
-    valid = (grid < 5000) | (grid > 6000)
-    with pytest.raises(PreprocessError, match="valid pixels in rest-frame 5300-5850"):
+    valid = (grid < 4500) | (grid > 6000)  # neither window
+    with pytest.raises(PreprocessError, match="0 in rest-frame 5300-5850 .* and 0 in rest-frame 4600-4800"):
         normalisation(np.ones_like(grid), valid, 0.0)
     with pytest.raises(PreprocessError, match="not positive"):
         normalisation(-np.ones_like(grid), np.ones_like(grid, dtype=bool), 0.0)

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from galspec_site.progress import progress_bar
 from kb.mock import generate_survey
+from kb.mock.populations import MASSIVE_PER_LENS
 
 
 class Command(BaseCommand):
@@ -22,21 +23,31 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--lens-fraction", type=float, default=0.025)
         parser.add_argument("--outlier-fraction", type=float, default=0.025)
+        parser.add_argument(
+            "--massive-per-lens",
+            type=float,
+            default=MASSIVE_PER_LENS,
+            help="massive passive galaxies drawn like the lens hosts, per lens (the lens search's matched others)",
+        )
         parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (output is the same)")
 
-    def handle(self, *args, out, size, seed, lens_fraction, outlier_fraction, workers, verbosity, **options):
-        if size < 1:
-            raise CommandError("--size must be at least 1")
-        if not 0 <= lens_fraction + outlier_fraction <= 1:
-            raise CommandError("--lens-fraction plus --outlier-fraction must lie between 0 and 1")
-        with progress_bar("mock survey", "spectra", verbosity=verbosity) as progress:
-            summary = generate_survey(
-                out=out,
-                size=size,
-                seed=seed,
-                lens_fraction=lens_fraction,
-                outlier_fraction=outlier_fraction,
-                workers=workers,
-                on_progress=progress,
-            )
+    def handle(
+        self, *args, out, size, seed, lens_fraction, outlier_fraction, massive_per_lens, workers, verbosity, **options
+    ):
+        if min(lens_fraction, outlier_fraction, massive_per_lens) < 0:
+            raise CommandError("--lens-fraction, --outlier-fraction and --massive-per-lens cannot be negative")
+        try:
+            with progress_bar("mock survey", "spectra", verbosity=verbosity) as progress:
+                summary = generate_survey(
+                    out=out,
+                    size=size,
+                    seed=seed,
+                    lens_fraction=lens_fraction,
+                    outlier_fraction=outlier_fraction,
+                    massive_per_lens=massive_per_lens,
+                    workers=workers,
+                    on_progress=progress,
+                )
+        except ValueError as error:
+            raise CommandError(str(error)) from None
         self.stdout.write(json.dumps(summary, indent=2))

@@ -1,0 +1,77 @@
+"""Do the trust signals earn their place? On the test reserve: how many answers are flagged as not in
+distribution, and how often flagged and unflagged answers are right.
+
+Each answer is judged as the site judges it (``inference.trust.assess`` with the knowledge base's own
+calibration, made on the validation reserve). A classification answer is right when its vote is the
+catalog's label; a search answer that votes a target is right when the spectrum is one (precision). If
+the signals work, flagged answers are right less often than unflagged ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from experiments.data import Data, EvaluationConfig, kb_entries, kb_neighbours
+from experiments.searches import SEARCH_TASKS, mixed_test_set
+from inference.retrieval import vote_all
+from inference.trust import assess
+from kb.models import KnowledgeBase
+from kb.search_tasks import TEST
+from kb.selectors import task_labels
+
+
+def trust_figures(data: Data, kbs: dict[str, KnowledgeBase], config: EvaluationConfig) -> dict:
+    """The five-class answers' figures at the top level, each search's under ``by_search``."""
+    kb = kbs["bpt5"]
+    truth_of = task_labels(labelling="bpt5", reserve=TEST)
+    ids = sorted(truth_of)
+    votes, flagged = _answers(data, kb, ids, config)
+    right = np.array([v.label == truth_of[i].label for i, v in zip(ids, votes)])
+    figures = {"answers": "five-class BPT votes on the test reserve; precision: the share matching the catalog"}
+    figures.update(_split(flagged, right))
+    mixed = mixed_test_set()
+    figures["by_search"] = {}
+    for name in SEARCH_TASKS:
+        kb = kbs[name]
+        labels = task_labels(labelling=kb.task.labelling, reserve=TEST)
+        votes, flagged = _answers(data, kb, mixed, config)
+        voted = np.array([v.label in kb.task.target_labels for v in votes])
+        target = np.array([i in labels and labels[i].label in kb.task.target_labels for i in mixed])
+        figures["by_search"][name] = {
+            "flagged_share": float(flagged.mean()) if len(flagged) else None,
+            **{key: value for key, value in _split(flagged[voted], target[voted]).items() if key != "flagged_share"},
+        }
+    return figures
+
+
+def _answers(data: Data, kb: KnowledgeBase, ids: list[int], config: EvaluationConfig) -> tuple[list, np.ndarray]:
+    """The K-votes for ``ids`` and whether each answer is flagged (in_distribution False)."""
+    found = kb_neighbours(data, kb, ids, config.k)
+    votes = vote_all(found, dict(kb_entries(kb)), weight_function=config.weight_function)
+    flagged = np.array(
+        [
+            assess(
+                kb.calibration,
+                valid_fraction=data.spectra[i].valid_fraction,
+                z=data.spectra[i].z,
+                nearest_distance=float(found.distances[j, 0]) if found.ids[j, 0] >= 0 else None,
+            ).in_distribution
+            is False
+            for j, i in enumerate(ids)
+        ],
+        dtype=bool,
+    )
+    return votes, flagged
+
+
+def _split(flagged: np.ndarray, right: np.ndarray) -> dict:
+    def precision(chosen: np.ndarray) -> float | None:
+        return float(right[chosen].mean()) if chosen.any() else None
+
+    return {
+        "n": int(len(flagged)),
+        "n_flagged": int(flagged.sum()),
+        "flagged_share": float(flagged.mean()) if len(flagged) else None,
+        "precision_flagged": precision(flagged),
+        "precision_unflagged": precision(~flagged),
+    }
