@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from experiments.data import Data, EvaluationConfig, kb_entries, kb_neighbours
 from experiments.figure_files import image_server, write_figures
 from experiments.report import write_report
 from experiments.searches import SEARCH_TASKS, search_experiments
+from experiments.seeds import headline, spread
 from experiments.trust_check import trust_figures
 from inference import metrics
 from inference.retrieval import vote_all
@@ -37,18 +38,46 @@ from kb.search_tasks import TEST
 from kb.selectors import spectrum_store, task_labels
 from kb.spectra import read_spectrum
 from training.selectors import training_run_in_service
+from training.services import training_run_create, training_run_execute
 
 
 def evaluate(
-    *, out: str | Path, config: EvaluationConfig = EvaluationConfig(), log: Callable[[str], None] = lambda message: None
+    *,
+    out: str | Path,
+    config: EvaluationConfig = EvaluationConfig(),
+    seeds: int = 1,
+    log: Callable[[str], None] = lambda message: None,
 ) -> dict:
-    """Run every experiment, write ``out``/results.json, report.md and the figures; return the results."""
+    """Run every experiment with the checkpoint in service, write ``out``/results.json, report.md and the
+    figures; return the results.
+
+    With ``seeds`` > 1, pre-training and knowledge-base sampling are repeated with the seeds after
+    ``config.seed`` (new training runs and knowledge-base versions, none put into service), every experiment
+    but the timing runs again on each, and ``results["seeds"]`` gives each headline figure's mean and
+    spread over all of them (``experiments.seeds``)."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = training_run_in_service()
     if run is None:
         raise ValueError("no checkpoint is in service: pre-train the encoder first (manage.py pretrain)")
-    log("embedding what is not embedded yet")
+    results, data = _experiments(run, config, log)
+    log("Figure C1: retrieval time against knowledge-base size")
+    results["retrieval_time"] = _retrieval_time(data, config)
+    if seeds > 1:
+        results["seeds"] = _repeats(run, results, config, seeds, log)
+    log("figures and report")
+    with image_server():
+        results["figures"] = write_figures(results, data, out)
+    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
+    write_report(results, out / "report.md")
+    return results
+
+
+def _experiments(run, config: EvaluationConfig, log) -> tuple[dict, Data]:
+    """Every experiment but the timing, with ``run``'s checkpoint and knowledge bases built with it."""
+    log(f"embedding what is not embedded yet under training run {run.pk}")
     embedding_set = embedding_update(training_run=run)
     flux, valid = spectrum_store().read()
     data = Data(
@@ -60,22 +89,28 @@ def evaluate(
     kbs = {name: _knowledge_base(name, run, config, log) for name in ("bpt3", "bpt5", *SEARCH_TASKS)}
     results: dict = {"dataset": _dataset(data, kbs, run, config)}
     for name, key in (("bpt3", "classification_3class"), ("bpt5", "classification_5class")):
-        log(f"Table 2: {name} classification, six methods")
+        log(f"Table 2: {name} classification, seven methods")
         results[key], results["dataset"]["splits"][key] = _classification(data, kbs[name], run, config, log)
     found, results["dataset"]["splits"]["search"] = search_experiments(data, kbs, config, log)
     results.update(found)
     log("trust: answers flagged as not in distribution, and how often they are right")
     results["trust"] = trust_figures(data, kbs, config)
-    log("Figure C1: retrieval time against knowledge-base size")
-    results["retrieval_time"] = _retrieval_time(data, config)
     log("the real SDSS spectra")
     results["real_spectra"] = _real_spectra(kbs, config)
-    log("figures and report")
-    with image_server():
-        results["figures"] = write_figures(results, data, out)
-    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
-    write_report(results, out / "report.md")
-    return results
+    return results, data
+
+
+def _repeats(run, first: dict, config: EvaluationConfig, seeds: int, log) -> dict:
+    """The experiments again with pre-training and knowledge bases of each further seed; the spread."""
+    runs, figures = [run.pk], [headline(first)]
+    for seed in range(config.seed + 1, config.seed + seeds):
+        log(f"seed {seed}: pre-training another encoder (kept out of service), then its knowledge bases")
+        again = training_run_create(preset=run.preset, **{**run.train_config, "seed": seed})
+        training_run_execute(run=again, promote=False)
+        results, _ = _experiments(again, replace(config, seed=seed), log)
+        runs.append(again.pk)
+        figures.append(headline(results))
+    return {"seeds": list(range(config.seed, config.seed + seeds)), "training_runs": runs, "figures": spread(figures)}
 
 
 def _knowledge_base(name: str, run, config: EvaluationConfig, log) -> KnowledgeBase:
@@ -100,6 +135,7 @@ def _dataset(data: Data, kbs: dict, run, config: EvaluationConfig) -> dict:
         "preset": run.preset,
         "pretraining_steps": run.step,
         "n_pretraining": run.n_spectra,
+        "pretraining": {key: value for key, value in run.metrics.items() if not isinstance(value, (list, dict))},
         "embedding_width": int(data.vectors.shape[1]),
         "knowledge_bases": {
             name: {

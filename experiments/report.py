@@ -112,6 +112,7 @@ def write_report(results: dict, path: str | Path) -> None:
         _case_study,
         _trust,
         _real_spectra,
+        _seeds,
     )
     lines = [line for section in sections for line in section(results, made)]
     Path(path).write_text("\n".join(lines) + "\n")
@@ -455,3 +456,23 @@ def _real_spectra(results: dict, made: dict) -> list[str]:
     if real:
         lines += ["", f"Three-class agreement: {sum(r['agrees_bpt3'] for r in real)} of {len(real)}."]
     return lines
+
+
+def _seeds(results: dict, made: dict) -> list[str]:
+    repeated = results.get("seeds")
+    if not repeated:
+        return []
+    lines = [
+        "",
+        "## Over seeds",
+        "",
+        f"Pre-training and knowledge-base sampling repeated with seeds {', '.join(map(str, repeated['seeds']))} "
+        f"(training runs {', '.join(map(str, repeated['training_runs']))}; the first is the one in service). "
+        "Each headline figure's mean, standard deviation and range:",
+        "",
+    ]
+    rows = [
+        [key, f"{r['mean']:.3f}", f"{r['std']:.3f}", f"{r['min']:.3f} - {r['max']:.3f}"]
+        for key, r in repeated["figures"].items()
+    ]
+    return [*lines, *_table(["figure", "mean", "std", "range"], rows), ""]

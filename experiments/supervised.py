@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 VAL_FRACTION = 0.1  # of each class's training spectra, held out to choose the best weights
-PATIENCE = 5  # validations in a row without a lower loss before training stops early
+EVALS_PER_EPOCH = 2  # validation-loss measurements per epoch, for every network
+PATIENCE = 6  # measurements in a row without a lower loss (three epochs) before training stops early
 BATCH_NORM_SPECTRA = 128  # training spectra on which batch-norm statistics are measured before validating
 Progress = Callable[[int, int, dict], None]  # (step, total steps, {"epoch", "loss"[, "val_loss"]})
 

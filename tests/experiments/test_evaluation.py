@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 
 from experiments.report import PAPER_SEARCH
 from kb.models import KnowledgeBase, Spectrum
+from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 METHODS = {"encoder_kb", "shortcut_knn", "pca_knn", "flux_knn", "random_forest", "cnn", "encoder_finetuned"}
@@ -28,6 +29,8 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
         "1",
         "--finetune-epochs",
         "1",
+        "--seeds",
+        "2",
         verbosity=0,
     )
     results = json.loads((out / "results.json").read_text())
@@ -73,7 +76,16 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     # the evaluated KBs are recorded versions with the checkpoint in service; built for it, none serves
     for kb in results["dataset"]["knowledge_bases"].values():
         assert KnowledgeBase.objects.get(pk=kb["id"]).training_run == trained
-    assert KnowledgeBase.objects.count() == 5 and not KnowledgeBase.objects.filter(in_service=True).exists()
+    # a second seed: another encoder and its own knowledge bases, none in service, and the spread of both
+    repeated = results["seeds"]
+    assert repeated["seeds"] == [0, 1] and repeated["training_runs"][0] == trained.pk
+    again = TrainingRun.objects.get(pk=repeated["training_runs"][1])
+    assert again.train_config["seed"] == 1 and TrainingRun.objects.get(in_service=True) == trained
+    assert KnowledgeBase.objects.filter(training_run=again).count() == 5
+    assert KnowledgeBase.objects.count() == 10 and not KnowledgeBase.objects.filter(in_service=True).exists()
+    five = repeated["figures"]["classification_5class.encoder_kb.macro_f1"]
+    assert len(five["values"]) == 2 and five["values"][0] == results["classification_5class"]["encoder_kb"]["macro_f1"]
+    assert five["min"] <= five["mean"] <= five["max"] and "## Over seeds" in (out / "report.md").read_text()
     report = (out / "report.md").read_text()
     assert "not on SDSS" in report and f"{PAPER_SEARCH['liner']['precision']:.4f}" in report
     assert "The shortcut check" in report and "## How far to trust an answer" in report

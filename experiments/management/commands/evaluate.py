@@ -22,6 +22,13 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="folder for report.md, results.json and the figures")
         parser.add_argument("-k", type=int, default=3)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--seeds",
+            type=int,
+            default=1,
+            help="repeat pre-training and knowledge-base sampling with this many seeds in all (new runs, kept out "
+            "of service) and report each headline figure's mean and spread",
+        )
         parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% intervals")
         parser.add_argument(
             "--retrieval-sizes",
@@ -39,6 +46,7 @@ class Command(BaseCommand):
         out,
         k,
         seed,
+        seeds,
         bootstrap,
         retrieval_sizes,
         approximate_max_size,
@@ -63,7 +71,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"[{time.perf_counter() - start:6.0f} s] {message}")
 
         try:
-            results = evaluate(out=out, config=config, log=log)
+            results = evaluate(out=out, config=config, seeds=seeds, log=log)
         except ValueError as error:
             raise CommandError(str(error)) from None
         three, five = results["classification_3class"], results["classification_5class"]

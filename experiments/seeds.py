@@ -1,0 +1,57 @@
+"""The headline figures of one evaluation, and their spread over evaluations repeated with other seeds.
+
+Pure Python over the results dicts of ``experiments.evaluation``; never imports Django.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASSIFICATIONS = ("classification_3class", "classification_5class")
+
+
+def headline(results: dict) -> dict[str, float]:
+    """The figures a reader compares across seeds, flat: 'classification_5class.encoder_kb.macro_f1', ..."""
+    figures = {}
+    for key in CLASSIFICATIONS:
+        for method, report in results[key].items():
+            figures[f"{key}.{method}.macro_f1"] = report["macro_f1"]
+        figures[f"{key}.encoder_kb.versus_pca"] = results[key]["encoder_kb"]["versus"]["pca_knn"]["difference"]
+    figures["classification_5class.encoder_kb.liner_f1"] = results["classification_5class"]["encoder_kb"]["per_class"][
+        "liner"
+    ]["f1"]
+    for task, report in results["search"].items():
+        for measure in ("precision", "recall", "f1"):
+            figures[f"search.{task}.{measure}"] = report[measure]
+    for task, report in results.get("search_baselines", {}).get("shortcut_knn", {}).items():
+        figures[f"search_baselines.shortcut_knn.{task}.f1"] = report["f1"]
+    removed = results.get("lens_lines_removed") or {}
+    if removed.get("voted_lens") is not None:
+        figures["lens_lines_removed.voted_lens"] = removed["voted_lens"]
+    for key in ("flagged_share", "precision_flagged", "precision_unflagged"):
+        if results.get("trust", {}).get(key) is not None:
+            figures[f"trust.{key}"] = results["trust"][key]
+    pretraining = results["dataset"].get("pretraining", {})
+    for model, interp in (
+        ("val_median_spectrum_masked_mse", "val_median_spectrum_interp_mse"),
+        ("val_masked_chi2", "val_interp_chi2"),
+    ):
+        if pretraining.get(model) is not None and pretraining.get(interp):
+            figures[f"pretraining.{model}_over_interp"] = pretraining[model] / pretraining[interp]
+    return figures
+
+
+def spread(rows: list[dict[str, float]]) -> dict[str, dict]:
+    """Each figure's mean, standard deviation (n - 1), range and values over ``rows``, one per seed; a
+    figure missing from a seed's row is left out of that seed."""
+    out = {}
+    for key in rows[0]:
+        values = np.array([row[key] for row in rows if row.get(key) is not None], dtype=np.float64)
+        out[key] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "values": values.tolist(),
+        }
+    return out
