@@ -248,6 +248,7 @@ def _real_spectra(kbs: dict[str, KnowledgeBase], config: EvaluationConfig) -> li
                 task="bpt3",
                 path=_shuffled(path, Path(folder) / path.name, config.seed),
                 k=config.k,
+                weight_function=config.weight_function,
                 knowledge_base=kbs["bpt3"],
             )
         rows.append(

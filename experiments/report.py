@@ -388,8 +388,9 @@ def _trust(results: dict, made: dict) -> list[str]:
         "",
         "An answer is flagged as not in distribution when under 80% of its pixels are valid, its z lies outside "
         "its knowledge base's range, or its nearest distance is beyond the 99th percentile of the validation "
-        "reserve's (inference/trust.py). If the flag means something, flagged answers are right less often. For a "
-        "search, the share flagged is over every answer and n and the precisions over the answers voting a target.",
+        "reserve's (inference/trust.py). If the flag means something, flagged answers are right less often. For the "
+        "five-class votes precision is the share of answers right; for a search every figure is over the answers "
+        "voting a target.",
         "",
     ]
     rows = [

@@ -2,9 +2,11 @@
 distribution, and how often flagged and unflagged answers are right.
 
 Each answer is judged as the site judges it (``inference.trust.assess`` with the knowledge base's own
-calibration, made on the validation reserve). A classification answer is right when its vote is the
-catalog's label; a search answer that votes a target is right when the spectrum is one (precision). If
-the signals work, flagged answers are right less often than unflagged ones.
+calibration, made on the validation reserve). A five-class answer is a claim about every spectrum and is
+right when its vote is the catalog's label, so its "precision" is the share of answers right (accuracy);
+a search answer is a claim only when it votes a target, and its precision is the share of those that are
+targets. For a search every count is over the answers voting a target, and ``flagged_share_all`` gives
+the share flagged among all its answers. If the signals work, flagged answers are right less often.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ def trust_figures(data: Data, kbs: dict[str, KnowledgeBase], config: EvaluationC
     ids = sorted(truth_of)
     votes, flagged = _answers(data, kb, ids, config)
     right = np.array([v.label == truth_of[i].label for i, v in zip(ids, votes)])
-    figures = {"answers": "five-class BPT votes on the test reserve; precision: the share matching the catalog"}
+    figures = {
+        "answers": "five-class BPT votes on the test reserve; precision: the share matching the catalog (accuracy)"
+    }
     figures.update(_split(flagged, right))
     mixed = mixed_test_set()
     figures["by_search"] = {}
@@ -38,8 +42,8 @@ def trust_figures(data: Data, kbs: dict[str, KnowledgeBase], config: EvaluationC
         voted = np.array([v.label in kb.task.target_labels for v in votes])
         target = np.array([i in labels and labels[i].label in kb.task.target_labels for i in mixed])
         figures["by_search"][name] = {
-            "flagged_share": float(flagged.mean()) if len(flagged) else None,
-            **{key: value for key, value in _split(flagged[voted], target[voted]).items() if key != "flagged_share"},
+            **_split(flagged[voted], target[voted]),
+            "flagged_share_all": float(flagged.mean()) if len(flagged) else None,
         }
     return figures
 

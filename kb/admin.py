@@ -16,8 +16,8 @@ class CatalogLabelInline(admin.TabularInline):
 
 @admin.register(Spectrum)
 class SpectrumAdmin(admin.ModelAdmin):
-    list_display = ["plate_mjd_fiber", "specobjid", "z", "sdss_class", "sn_median", "held_out"]
-    list_filter = ["held_out", "sdss_class", "catalog_labels__label"]
+    list_display = ["plate_mjd_fiber", "specobjid", "z", "sdss_class", "sn_median", "held_out", "validation"]
+    list_filter = ["held_out", "validation", "sdss_class", "catalog_labels__label"]
     search_fields = ["specobjid", "=plate"]
     readonly_fields = [field.name for field in Spectrum._meta.fields]
     inlines = [CatalogLabelInline]

@@ -29,8 +29,8 @@ class Spectrum(models.Model):
     vdisp = models.FloatField(null=True, help_text="Stellar velocity dispersion, km/s")
     run2d = models.CharField(max_length=16, blank=True)
     norm = models.FloatField(
-        help_text="Median flux over rest-frame 5300-5850 Angstrom, 1e-17 erg s^-1 cm^-2 Angstrom^-1; "
-        "the stored flux is divided by it"
+        help_text="Median flux over rest-frame 5300-5850 Angstrom (4600-4800 where that holds too few pixels, "
+        "kb.preprocess), 1e-17 erg s^-1 cm^-2 Angstrom^-1; the stored flux is divided by it"
     )
     valid_fraction = models.FloatField(help_text="Fraction of the 3688 grid pixels that are valid")
     lines = models.JSONField(

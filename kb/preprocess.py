@@ -60,7 +60,7 @@ class PreprocessError(ValueError):
 class Preprocessed:
     flux: np.ndarray  # (n_pixels,) float32, dimensionless: flux / norm; 0.0 where not valid
     valid: np.ndarray  # (n_pixels,) bool
-    ivar: np.ndarray  # (n_pixels,) float32, 1 / (normalised flux)^2: ivar * norm^2; 0.0 where not valid
+    ivar: np.ndarray  # (n_pixels,) float32, in (normalised flux)^-2: ivar * norm^2; 0.0 where not valid
     norm: float  # 1e-17 erg s^-1 cm^-2 Angstrom^-1: median over rest-frame norm_window_rest
 
 

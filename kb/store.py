@@ -110,15 +110,37 @@ class SpectrumStore:
 
     def __init__(self, folder: str | Path, *, n_pixels: int):
         self.folder = Path(folder)
-        if (self.folder / "flux.json").exists() and not (self.folder / "ivar.json").exists():
+        if self.lacks_ivar(self.folder):
             raise ValueError(
-                f"{self.folder} was written before spectra kept their inverse variance: ingest the survey again "
-                "into a new GALSPEC_DATA_DIR (this store is left as it is)"
+                f"{self.folder} was written before spectra kept their inverse variance: run "
+                "`manage.py upgrade_store`, which reads each spectrum's file again (nothing is changed until then)"
             )
         self.flux_rows = RowStore(folder, "flux", width=n_pixels, dtype="float32")
         self.valid_rows = RowStore(folder, "valid", width=n_pixels, dtype="bool")
         self.ivar_rows = RowStore(folder, "ivar", width=n_pixels, dtype="float32")
         self.repair()
+
+    @staticmethod
+    def lacks_ivar(folder: str | Path) -> bool:
+        """A store written before ``ivar`` was kept: flux and valid rows, no ivar."""
+        return (Path(folder) / "flux.json").exists() and not (Path(folder) / "ivar.json").exists()
+
+    @staticmethod
+    def ivar_add(folder: str | Path, n_pixels: int, blocks) -> int:
+        """Give such a store its ivar rows: ``blocks`` of (m, n_pixels) rows, in row order, as many rows as
+        the flux holds. They are written under another name and moved into place only when complete, so an
+        interrupted upgrade leaves the store as it was. Returns the rows written."""
+        folder = Path(folder)
+        staging = RowStore(folder, "ivar-new", width=n_pixels, dtype="float32")
+        staging.truncate(0)
+        for block in blocks:
+            staging.append(block)
+        expected = RowStore(folder, "flux", width=n_pixels, dtype="float32").rows
+        if staging.rows != expected:
+            raise ValueError(f"{staging.rows} ivar rows written for {expected} flux rows: the store is left as it was")
+        os.replace(staging.data_path, folder / "ivar.bin")
+        os.replace(staging.meta_path, folder / "ivar.json")
+        return expected
 
     @property
     def _parts(self) -> tuple[RowStore, RowStore, RowStore]:

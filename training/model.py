@@ -235,16 +235,22 @@ class MaskedSpectrumModel(nn.Module):
     def forward_loss(
         self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor, ivar: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mean over pixels that are hidden and valid of the squared error, weighted by ``ivar`` (N, L)
-        where given (chi-squared per pixel), so a strong line counts by its significance rather than its
-        height. Returns (loss, prediction (N, L))."""
+        """The loss on pixels that are hidden and valid, and the prediction (N, L).
+
+        Without ``ivar``: the mean squared error over all of them (the paper's). With ``ivar`` (N, L): each
+        spectrum's chi-squared per hidden pixel (squared error x inverse variance), averaged over the
+        spectra, so a strong line counts by its significance rather than its height and no spectrum by
+        its S/N alone."""
         visible = valid & ~hidden
         tokens, _ = self.encoder.forward_tokens(flux, visible)
         prediction = self.forward_decoder(tokens, fill_gaps(flux, visible))
         scored = (hidden & valid).float()
-        weight = scored if ivar is None else scored * ivar
-        loss = ((prediction.float() - flux) ** 2 * weight).sum() / scored.sum().clamp(min=1.0)
-        return loss, prediction
+        squared = (prediction.float() - flux) ** 2 * scored
+        if ivar is None:
+            return squared.sum() / scored.sum().clamp(min=1.0), prediction
+        counted = scored.sum(1)  # (N,) hidden valid pixels per spectrum
+        per_spectrum = (squared * ivar).sum(1) / counted.clamp(min=1.0)
+        return per_spectrum.sum() / (counted > 0).sum().clamp(min=1), prediction
 
     def forward(
         self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor, ivar: torch.Tensor | None = None

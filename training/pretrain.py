@@ -151,7 +151,7 @@ def figures(errors: np.ndarray, interp_errors: np.ndarray) -> dict:
         "val_masked_chi2": chi2(errors),
         "val_median_spectrum_masked_mse": float(np.median(model_mse)),
         "val_median_spectrum_masked_chi2": float(np.median(model_chi2)),
-        "val_fraction_beating_interp": float((model_chi2 < interp_chi2).mean()),
+        "val_fraction_beating_interp": float((model_chi2 < interp_chi2).mean()),  # each on its own chi-squared
         "val_interp_mse": mse(interp_errors),
         "val_interp_chi2": chi2(interp_errors),
         "val_median_spectrum_interp_mse": float(np.median(interp_mse)),
@@ -269,6 +269,11 @@ def _prepare(
     state = {"step": 0, "best_val": math.inf, "best": {}, "history": [], "seconds": 0.0}
     if resume and (out_dir / LAST).exists():
         state = load_training_state(out_dir / LAST, model=model, optimizer=optimizer, generator=generator)
+        if "best" not in state:
+            raise ValueError(
+                f"{out_dir} holds a run started before pre-training used chi-squared and chose its checkpoint "
+                "on the validation reserve: it cannot be resumed; start a new run (its checkpoints stay readable)"
+            )
     shared = {"model": model_config.to_dict(), "training": config.to_dict(), "preprocess": preprocess_config or {}}
     return _Loop(
         model,

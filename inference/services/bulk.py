@@ -55,6 +55,7 @@ def bulk_search(
         "k": k,
         "chunk": chunk,
         "labels": wanted,
+        "columns": SURVEY_COLUMNS,  # parts written by another version of GalSpec are not mixed in
     }
     _manifest_write_or_check(out, manifest)
     embedding_update(training_run=kb.training_run)

@@ -15,4 +15,9 @@ class Migration(migrations.Migration):
             name='calibration',
             field=models.JSONField(blank=True, default=dict, help_text="What answers are judged against (inference.trust.calibrate): the L2 distances of validation spectra to their nearest entry, as quantiles, and the entries' z range"),
         ),
+        migrations.AlterField(
+            model_name='spectrum',
+            name='norm',
+            field=models.FloatField(help_text='Median flux over rest-frame 5300-5850 Angstrom (4600-4800 where that holds too few pixels, kb.preprocess), 1e-17 erg s^-1 cm^-2 Angstrom^-1; the stored flux is divided by it'),
+        ),
     ]

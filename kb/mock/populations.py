@@ -126,7 +126,7 @@ def draw_galaxy(
     if base in HALPHA_EW:
         galaxy.ratios = physics.draw_ratios(base, rng)
         galaxy.lines = _lines_from_ew(galaxy, rng, *HALPHA_EW[base])
-    elif population == "normal":  # passive, or emission too weak for any catalog to classify
+    elif population in ("normal", "lens"):  # passive, or emission too weak for any catalog to classify
         galaxy.ratios = physics.draw_ratios("liner", rng)
         galaxy.lines = _lines_from_ew(galaxy, rng, 0.3, 0.3)
     if population == "lens":
@@ -229,8 +229,6 @@ def render(galaxy: MockGalaxy, rng: np.random.Generator, *, background: bool = T
         split = rng.uniform(250, 450)
         offsets = (-split / 2, split / 2)
     model += physics.emission_spectrum(WAVE, galaxy.lines, galaxy.z, sigma_gas, offsets)
-    if galaxy.source_lines and background:
-        model += physics.emission_spectrum(WAVE, source_lines(galaxy, model), galaxy.z_source, galaxy.sigma_source)
     if kind == "broad-line AGN":
         width = rng.uniform(1800, 3500)
         broad = {"H_alpha": galaxy.lines["H_alpha"] * rng.uniform(3, 8)}
@@ -248,12 +246,16 @@ def render(galaxy: MockGalaxy, rng: np.random.Generator, *, background: bool = T
             star *= 1 - depth / (1 + np.exp(-(WAVE - lo) / 8)) / (1 + np.exp((WAVE - hi) / 30))
         star *= 1 - 0.5 * physics.gaussian(WAVE, 5895.6, 2.5) * 2.5 * np.sqrt(2 * np.pi)
         model += rng.uniform(0.5, 1.5) * galaxy.amplitude * star
-    return observe(model, galaxy.snr, rng)
+    host = model.copy()  # everything but a lens's background galaxy, which sets the noise level
+    if galaxy.source_lines and background:
+        model += physics.emission_spectrum(WAVE, source_lines(galaxy, host), galaxy.z_source, galaxy.sigma_source)
+    return observe(model, galaxy.snr, rng, reference=host)
 
 
-def source_lines(galaxy: MockGalaxy, model: np.ndarray) -> dict[str, float]:
+def source_lines(galaxy: MockGalaxy, host: np.ndarray) -> dict[str, float]:
     """A lens's background lines in 1e-17 erg s^-1 cm^-2, scaled so that the strongest one on the grid has
-    S/N ``source_snr`` over the noise the host's own light sets (per pixel about model / snr)."""
+    S/N ``source_snr`` over the noise ``observe`` gives the host's light ``host`` there."""
+    _, sigma = noise(host, galaxy.snr)
     best, error = 0.0, 0.0
     for name, strength in galaxy.source_lines.items():
         centre = physics.LINE_WAVES[name] * (1 + galaxy.z_source)
@@ -261,25 +263,37 @@ def source_lines(galaxy: MockGalaxy, model: np.ndarray) -> dict[str, float]:
             continue
         pixel = int(np.searchsorted(WAVE, centre))
         width = centre * np.hypot(galaxy.sigma_source, physics.INSTRUMENT_SIGMA_KMS) / C_KMS
-        noise = model[pixel] / galaxy.snr  # flux density per pixel
-        best, error = strength, noise * np.sqrt(2 * np.sqrt(np.pi) * width * centre * np.log(10) * 1e-4)
+        best, error = strength, sigma[pixel] * np.sqrt(2 * np.sqrt(np.pi) * width * centre * np.log(10) * 1e-4)
     scale = galaxy.source_snr * error / best if best else 0.0
     return {name: strength * scale for name, strength in galaxy.source_lines.items()}
 
 
-def observe(model: np.ndarray, snr: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+SKY = physics.sky_spectrum(WAVE)  # 1e-17 erg s^-1 cm^-2 Angstrom^-1
+SKY_LINES = SKY - physics.sky_spectrum(np.array([5000.0]))[0]  # the lines alone
+THROUGHPUT = 1 + 2.0 * np.exp(-(WAVE - 3800) / 250) + 0.6 * np.exp((WAVE - 9200) / 300)  # noise boost at the ends
+
+
+def noise(model: np.ndarray, snr: float, reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel photon noise of ``model`` plus sky, scaled so that ``reference`` (default: ``model``) has a
+    median S/N of ``snr``, and the pipeline's sigma, which adds the sky-subtraction residual: (3841,) each."""
+    shape = np.sqrt(np.clip(model, 0, None) + SKY) * THROUGHPUT
+    reference = model if reference is None else reference
+    reference_shape = np.sqrt(np.clip(reference, 0, None) + SKY) * THROUGHPUT
+    photon = shape * np.median(np.clip(reference, 1e-3, None) / reference_shape) / snr
+    return photon, np.hypot(photon, 0.015 * SKY_LINES)
+
+
+def observe(
+    model: np.ndarray, snr: float, rng: np.random.Generator, reference: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """SDSS-like noise (sky + source photon noise, a blue end losing throughput), sky-line residuals,
-    and a few masked bad columns."""
-    sky = physics.sky_spectrum(WAVE)
-    throughput = 1 + 2.0 * np.exp(-(WAVE - 3800) / 250) + 0.6 * np.exp((WAVE - 9200) / 300)
-    shape = np.sqrt(np.clip(model, 0, None) + sky) * throughput
-    scale = np.median(np.clip(model, 1e-3, None) / shape) / snr
-    photon = shape * scale  # 1e-17 erg s^-1 cm^-2 Angstrom^-1
-    sky_lines = sky - physics.sky_spectrum(np.array([5000.0]))[0]  # the lines alone
-    residual = 0.015 * sky_lines * rng.normal(0, 1, model.shape)  # imperfect sky subtraction
-    sigma = np.hypot(photon, 0.015 * sky_lines)  # the pipeline's error includes it, as SDSS's does
+    and a few masked bad columns; the noise level is set by ``reference`` (default: ``model``), so a
+    lens's background lines add their own photon noise without changing the host's."""
+    photon, sigma = noise(model, snr, reference)  # 1e-17 erg s^-1 cm^-2 Angstrom^-1
+    residual = 0.015 * SKY_LINES * rng.normal(0, 1, model.shape)  # imperfect sky subtraction
     flux = model + rng.normal(0, 1, model.shape) * photon + residual
     ivar = 1.0 / sigma**2
+    sky = SKY
     and_mask = np.zeros(model.shape, dtype=np.int32)
     bright_sky = sky > 40
     and_mask[bright_sky & (rng.random(model.shape) < 0.3)] |= 1 << 23  # BRIGHTSKY

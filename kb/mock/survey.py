@@ -185,11 +185,17 @@ def render_again(survey: str | Path, specobjid: int, out: str | Path, *, backgro
     if not (survey / SETTINGS).exists():
         raise ValueError(f"{survey} is not a mock survey (no {SETTINGS}): it cannot be rendered again")
     settings = json.loads((survey / SETTINGS).read_text())
+    if settings.get("version") != MOCK_VERSION:
+        raise ValueError(
+            f"{survey} is a mock survey of version {settings.get('version')}; this code renders version "
+            f"{MOCK_VERSION} and would not give the same spectra"
+        )
     plate, mjd, fiber, _ = specobjid_decode(int(specobjid))
     index = (plate - FIRST_PLATE) * FIBERS_PER_PLATE + fiber - 1
-    if not 0 <= index < settings["size"] or plate_layout(index, settings["seed"])["MJD"] != mjd:
+    layout = plate_layout(index, settings["seed"]) if 0 <= index < settings["size"] else {}
+    if (layout.get("PLATE"), layout.get("MJD"), layout.get("FIBERID")) != (plate, mjd, fiber):
         raise ValueError(f"specobjid {specobjid} is not a spectrum of the mock survey in {survey}")
-    seed_seq = np.random.SeedSequence(settings["seed"]).spawn(settings["size"])[index]
+    seed_seq = np.random.SeedSequence(settings["seed"], spawn_key=(index,))  # as generate_survey's spawn(size)[index]
     fractions = (settings["lens_fraction"], settings["outlier_fraction"], settings["massive_per_lens"])
     task = (index, settings["seed"], seed_seq, Path(out), *fractions)
     row = make_one(task, background=background)

@@ -22,12 +22,12 @@ from django.utils import timezone
 
 from kb import catalogs
 from kb.models import CatalogLabel, IngestRun, Spectrum
-from kb.preprocess import prepare_file
+from kb.preprocess import PAPER, prepare_file
 from kb.search_tasks import TEST, VALIDATION, reserve
 from kb.selectors import spectrum_store
 from kb.sky import match_by_position
 from kb.spectra import SdssSpectrum, lines_as_dict
-from kb.store import SpectrumStore
+from kb.store import RowStore, SpectrumStore
 
 SPECTRUM_FILE = re.compile(r"^spec-(\d{4,5})-(\d{5})-(\d{4})\.fits(\.gz)?$")
 BATCH = 128
@@ -243,3 +243,36 @@ def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
                     update_fields=["value", "label", "details", "source_file"],
                 )
             summary.labels_added[key] += CatalogLabel.objects.filter(catalog=key).count() - before
+
+
+def spectrum_store_upgrade(*, on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Give a spectrum store written before inverse variances were kept its ``ivar`` rows, read again from
+    each spectrum's source file (which must be where it was, unchanged: its sha256 is checked) and
+    preprocessed as at ingest. A row no spectrum points to (an append never committed) gets ivar 0. Nothing
+    changes unless every file can be read. Returns the rows written; 0 if the store needs no upgrade."""
+    folder = settings.DATA_DIR / "spectra"
+    if not SpectrumStore.lacks_ivar(folder):
+        return 0
+    rows = RowStore(folder, "flux", width=PAPER.n_pixels).rows
+    sources = {
+        row: (path, sha) for row, path, sha in Spectrum.objects.values_list("store_row", "source_file", "source_sha256")
+    }
+
+    def blocks():
+        for start in range(0, rows, BATCH):
+            block = np.zeros((min(BATCH, rows - start), PAPER.n_pixels), dtype=np.float32)
+            for offset in range(len(block)):
+                if start + offset not in sources:
+                    continue
+                path, sha256 = sources[start + offset]
+                prepared = prepare_file(Path(path))
+                if prepared.error:
+                    raise ValueError(f"{path}: {prepared.error}; the store was not upgraded")
+                if prepared.sha256 != sha256:
+                    raise ValueError(f"{path} changed since it was ingested; the store was not upgraded")
+                block[offset] = prepared.grid.ivar
+            if on_progress:
+                on_progress(start + len(block), rows)
+            yield block
+
+    return SpectrumStore.ivar_add(folder, PAPER.n_pixels, blocks())

@@ -76,8 +76,9 @@ def test_loss_counts_only_hidden_valid_pixels():
     scored = hidden & valid
     torch.testing.assert_close(loss, ((prediction - flux) ** 2)[scored].mean())
     ivar = torch.rand(flux.shape)
-    weighted, _ = model.forward_loss(flux, valid, hidden, ivar)  # chi-squared per hidden pixel
-    torch.testing.assert_close(weighted, ((prediction - flux) ** 2 * ivar)[scored].sum() / scored.sum())
+    weighted, _ = model.forward_loss(flux, valid, hidden, ivar)  # each spectrum's chi-squared per hidden pixel
+    chi2 = [((prediction[i] - flux[i]) ** 2 * ivar[i])[scored[i]].mean() for i in range(len(flux))]
+    torch.testing.assert_close(weighted, torch.stack(chi2).mean())
 
 
 def test_embedding_ignores_patches_outside_the_observed_range():

@@ -55,7 +55,7 @@ def test_training_lowers_the_loss_and_writes_metrics(tmp_path):
     assert info["model"]["d_model"] == 16 and info["training"]["lr"] == 3e-3
 
 
-def test_the_checkpoint_is_chosen_on_the_validation_rows_given_and_never_trained_on(tmp_path):
+def test_validation_rows_given_are_the_ones_validated_on_and_may_not_overlap_the_training_rows(tmp_path):
     flux, valid, ivar = toy_survey()
     rows, val_rows = np.arange(0, 40), np.arange(40, 48)
     metrics = pretrain(
@@ -73,6 +73,17 @@ def test_the_checkpoint_is_chosen_on_the_validation_rows_given_and_never_trained
         pretrain(
             flux, valid, ivar, model_config=TINY, config=config(), out_dir=tmp_path / "x", rows=rows, val_rows=[39, 40]
         )
+
+
+def test_a_run_from_before_chi_squared_is_not_resumed_on_another_loss(tmp_path):
+    flux, valid, ivar = toy_survey()
+    pretrain(flux, valid, ivar, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
+    path = tmp_path / "last" / "training_state.pt"
+    saved = torch.load(path, weights_only=False)
+    del saved["state"]["best"]  # what a run of the MSE era left
+    torch.save(saved, path)
+    with pytest.raises(ValueError, match="cannot be resumed; start a new run"):
+        pretrain(flux, valid, ivar, model_config=TINY, config=config(max_steps=20), out_dir=tmp_path)
 
 
 class Interrupted(Exception):

@@ -1,15 +1,17 @@
 import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from kb.models import IngestRun, Spectrum
 from kb.preprocess import preprocess
 from kb.selectors import spectrum_store
-from kb.services.ingest import ingest_folder
+from kb.services.ingest import ingest_folder, spectrum_store_upgrade
 from kb.spectra import read_spectrum
+from kb.store import SpectrumStore
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +67,27 @@ def test_bad_files_are_reported_by_name_and_the_good_ones_ingested(data_dir, tmp
     assert "not a FITS file" in summary.rejected["spec-0999-51000-0002.fits"]
     assert Spectrum.objects.count() == 2 and spectrum_store().rows == 2
     assert not Spectrum.objects.filter(plate=999).exists()
+
+
+def test_a_store_from_before_inverse_variances_is_upgraded_from_the_files_or_left_whole(data_dir, survey):
+    ingest_folder(folder=survey)
+    folder = data_dir / "spectra"
+    ivar = np.array(spectrum_store().read_ivar())
+    flux = np.array(spectrum_store().read()[0])
+    for name in ("ivar.bin", "ivar.json"):  # what a store written before ivar looks like
+        (folder / name).unlink()
+    with pytest.raises(ValueError, match="manage.py upgrade_store"):
+        spectrum_store()
+    moved = Path(Spectrum.objects.order_by("store_row").last().source_file)
+    moved.rename(moved.with_suffix(".away"))  # one file is missing: nothing changes
+    with pytest.raises(CommandError, match="the store was not upgraded"):
+        call_command("upgrade_store", verbosity=0)
+    assert SpectrumStore.lacks_ivar(folder)
+    moved.with_suffix(".away").rename(moved)
+    call_command("upgrade_store", verbosity=0)
+    store = spectrum_store()
+    assert np.array_equal(store.read_ivar(), ivar) and np.array_equal(store.read()[0], flux)
+    assert spectrum_store_upgrade() == 0  # nothing more to do
 
 
 def test_rows_left_by_an_interrupted_ingest_are_replaced(data_dir, tmp_path, real_spectra):
