@@ -291,13 +291,25 @@ def _weights(results: dict, made: dict) -> list[str]:
         ],
     )
     lines += ["", "Paper: distances mean 2.84, median 2.71, std 1.18, skewness 0.44, kurtosis -0.40.", ""]
-    lines += _table(
-        ["weight function", *(f"{t} P / R / F1" for t in PAPER_SEARCH)],
-        [
-            [name, *(" / ".join(f"{r[t][m]:.3f}" for m in ("precision", "recall", "f1")) for t in PAPER_SEARCH)]
-            for name, r in weights["functions"].items()
-        ],
-    )
+    fitted = weights.get("fitted_temperature", {})
+    rows = [
+        [name, *(" / ".join(f"{r[t][m]:.3f}" for m in ("precision", "recall", "f1")) for t in PAPER_SEARCH)]
+        for name, r in weights["functions"].items()
+    ]
+    if fitted:
+        rows.append(
+            [
+                "exp, temperature fitted on validation ("
+                + ", ".join(f"{t} T={fitted[t]['temperature']:g}" for t in PAPER_SEARCH if t in fitted)
+                + ")",
+                *(
+                    " / ".join(f"{fitted[t]['test'][m]:.3f}" for m in ("precision", "recall", "f1"))
+                    for t in PAPER_SEARCH
+                    if t in fitted
+                ),
+            ]
+        )
+    lines += _table(["weight function", *(f"{t} P / R / F1" for t in PAPER_SEARCH)], rows)
     return [*lines, "", _figure(made, "distances"), ""]
 
 

@@ -21,7 +21,7 @@ from inference.vote import WEIGHT_FUNCTIONS
 from kb.bpt import bpt_ratios
 from kb.mock.survey import SETTINGS, render_again
 from kb.models import KnowledgeBase, Spectrum
-from kb.search_tasks import TEST, TRAIN, compose
+from kb.search_tasks import TEST, TRAIN, VALIDATION, compose
 from kb.selectors import task_labels
 
 SEARCH_TASKS = ("liner", "lens", "outlier")
@@ -60,11 +60,12 @@ def search_experiments(data: Data, kbs: dict[str, KnowledgeBase], config: Evalua
     return results, split
 
 
-def mixed_test_set() -> list[int]:
-    """Held-out spectra that any search labelling labels: BPT classes, lenses and outliers together."""
+def mixed_test_set(reserve: str = TEST) -> list[int]:
+    """Spectra of ``reserve`` (the test reserve by default) that any search labelling labels: BPT classes,
+    lenses and outliers together."""
     ids = set()
     for labelling in ("bpt5", "lens", "outlier"):
-        ids |= set(task_labels(labelling=labelling, reserve=TEST))
+        ids |= set(task_labels(labelling=labelling, reserve=reserve))
     return sorted(ids)
 
 
@@ -78,16 +79,23 @@ class Search:
     found: vector_index.Neighbours
 
     @classmethod
-    def of(cls, data: Data, kb: KnowledgeBase, ids: list[int], max_k: int) -> Search:
-        labels = task_labels(labelling=kb.task.labelling, reserve=TEST)
+    def of(cls, data: Data, kb: KnowledgeBase, ids: list[int], max_k: int, reserve: str = TEST) -> Search:
+        labels = task_labels(labelling=kb.task.labelling, reserve=reserve)
         truth = np.array([i in labels and labels[i].label in kb.task.target_labels for i in ids])
         return cls(kb, dict(kb_entries(kb)), truth, kb_neighbours(data, kb, ids, max_k))
 
-    def votes(self, k: int, weight_function: str):
-        return vote_all(self.found, self.label_of, k=k, weight_function=weight_function)
+    def votes(self, k: int, weight_function: str, temperature: float = 1.0):
+        return vote_all(self.found, self.label_of, k=k, weight_function=weight_function, temperature=temperature)
 
-    def report(self, config: EvaluationConfig, *, k: int | None = None, weight_function: str | None = None) -> dict:
-        votes = self.votes(k or config.k, weight_function or config.weight_function)
+    def report(
+        self,
+        config: EvaluationConfig,
+        *,
+        k: int | None = None,
+        weight_function: str | None = None,
+        temperature: float = 1.0,
+    ) -> dict:
+        votes = self.votes(k or config.k, weight_function or config.weight_function, temperature)
         predicted = np.array([v.label in self.kb.task.target_labels for v in votes])
         return metrics.search_report(self.truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
 
@@ -184,8 +192,31 @@ def weight_functions(data: Data, searches: dict[str, Search], config: Evaluation
             "weights": metrics.distribution_stats(weights),
             **{name: search.report(config, weight_function=function) for name, search in searches.items()},
         }
+    result["fitted_temperature"] = fitted_temperature(data, searches, config)
     result["_histograms"] = {"distances": distances[:: max(1, len(distances) // 20000)].tolist()}
     return result
+
+
+TEMPERATURES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def fitted_temperature(data: Data, searches: dict[str, Search], config: EvaluationConfig) -> dict:
+    """The paper's "learnable weight transformation", at its simplest: for each search, the temperature of
+    the softmax over exp(-distance) (``inference.vote``) that gives the best F1 on the validation reserve
+    (ties go to the temperature nearest 1, the paper's), then its figures on the test reserve."""
+    validation = mixed_test_set(VALIDATION)
+    fitted = {}
+    for name, search in searches.items():
+        checked = Search.of(data, search.kb, validation, config.k, reserve=VALIDATION)
+        f1 = {t: checked.report(config, temperature=t)["f1"] for t in TEMPERATURES}
+        best = max(TEMPERATURES, key=lambda t: (round(f1[t], 6), -abs(np.log(t))))
+        fitted[name] = {
+            "temperature": best,
+            "validation_f1": f1[best],
+            "validation_f1_at_1": f1[1.0],
+            "test": search.report(config, temperature=best),
+        }
+    return fitted
 
 
 # --- Appendix B.2 and the real spectra -------------------------------------------------------------------

@@ -16,7 +16,12 @@ NO_ID = -2  # a query's own id where it is not in the index (ids are database ke
 
 
 def vote_all(
-    neighbours: Neighbours, label_of: dict[int, str], *, k: int | None = None, weight_function: str = "exp"
+    neighbours: Neighbours,
+    label_of: dict[int, str],
+    *,
+    k: int | None = None,
+    weight_function: str = "exp",
+    temperature: float = 1.0,
 ) -> list[Vote]:
     """One vote per query from its neighbours (ids are keys of ``label_of``; -1 is a missing neighbour);
     the first ``k`` if given. An id with no label means the index and the labels disagree: an error."""
@@ -27,7 +32,7 @@ def vote_all(
     if unknown:
         raise ValueError(f"the index holds ids with no label: {sorted(unknown)[:5]}; rebuild the index")
     return [
-        vote([label_of.get(int(i), "") for i in row_ids], row_distances, weight_function)
+        vote([label_of.get(int(i), "") for i in row_ids], row_distances, weight_function, temperature)
         for row_ids, row_distances in zip(ids, distances)
     ]
 

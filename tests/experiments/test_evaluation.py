@@ -61,6 +61,9 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     assert {r["k"] for r in results["topk_sweep"]} == set(range(1, 16))
     assert results["proportion_sweep"] and all(0 < r["target_fraction"] < 1 for r in results["proportion_sweep"])
     assert set(results["weight_functions"]["functions"]) == {"exp", "inverse", "inverse_square", "linear"}
+    fitted = results["weight_functions"]["fitted_temperature"]
+    assert set(fitted) == {"liner", "lens", "outlier"}
+    assert all(r["validation_f1"] >= r["validation_f1_at_1"] and r["temperature"] > 0 for r in fitted.values())
     assert {(r["size"], r["kind"]) for r in results["retrieval_time"]["rows"]} >= {(1000, "flat"), (1000, "hnsw")}
     assert len(results["real_spectra"]) == 10
     assert all(

@@ -125,3 +125,12 @@ def test_tuning_widens_an_ivf_search_until_its_recall_is_reached_and_the_setting
     save(index, tmp_path / "ivf", {})
     assert recall_at_k(exact, search(load(tmp_path / "ivf")[0], queries, 3)) == recall  # nprobe persists
     assert tune(build(data, ids), IndexSpec(), queries, exact) == (IndexSpec(), 1.0)
+
+
+def test_a_low_temperature_lets_the_nearest_neighbour_outvote_two_farther_ones():
+    labels, distances = ["liner", "normal", "normal"], np.array([0.1, 0.5, 0.6])
+    assert vote(labels, distances).label == "normal"  # the paper's exp at temperature 1: close to a majority
+    sharp = vote(labels, distances, temperature=0.01)
+    assert sharp.label == "liner" and sharp.share > 0.99
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        vote(labels, distances, temperature=0)
