@@ -53,6 +53,6 @@ def test_spectrum_store_keeps_flux_valid_and_ivar_aligned_after_a_crash(tmp_path
 def test_a_store_from_before_inverse_variances_is_refused_and_left_whole(tmp_path):
     RowStore(tmp_path, "flux", width=5).append(np.ones((3, 5)))
     RowStore(tmp_path, "valid", width=5, dtype="bool").append(np.ones((3, 5), bool))
-    with pytest.raises(ValueError, match="ingest the survey again"):
+    with pytest.raises(ValueError, match="manage.py upgrade_store"):
         SpectrumStore(tmp_path, n_pixels=5)
     assert RowStore(tmp_path, "flux", width=5).rows == 3 and not (tmp_path / "ivar.json").exists()
