@@ -38,12 +38,13 @@ def measure(preset: str, device: str, n: int, batch_size: int) -> dict:
     rng = np.random.default_rng(0)
     flux = (1 + 0.1 * rng.normal(size=(n, config.n_pixels))).astype(np.float32)
     valid = rng.random((n, config.n_pixels)) > 0.02
-    embed(model, flux[:batch_size], valid[:batch_size], batch_size=batch_size)  # warm-up
+    z = rng.uniform(0.02, 0.3, n)
+    embed(model, flux[:batch_size], valid[:batch_size], z[:batch_size], batch_size=batch_size)  # warm-up
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    embed(model, flux, valid, batch_size=batch_size)
+    embed(model, flux, valid, z, batch_size=batch_size)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

@@ -1,17 +1,19 @@
-"""How the encoder's tokens are pooled, probed on the validation reserve: the five-class K-vote of each.
+"""How the encoder's tokens are pooled, probed on the validation reserve: each pooling's K-vote, task by task.
 
     GALSPEC_DATA_DIR=var .venv/bin/python bench/pooling_probe.py --out var/bench/pooling_probe.json
 
-With the checkpoint in service, the final tokens of every labelled spectrum of the training and validation
-reserves are pooled three ways: today's embedding (the mean token of each of ``pool_segments`` stretches
-of the grid), the mean token of the observed patches whose centres fall in each rest-frame window of a
-diagnostic line (LINE_WINDOWS, moved to the spectrum's z), and both concatenated; each raw and
-standardised by the training entries' mean and spread. The K-vote (K=3, exp) of the training entries
-labels the validation spectra; prints macro-F1 and LINER F1 as JSON. The test reserve is never read.
-A probe for choosing the representation (issue 13, item 5), not a figure to quote as a result.
+With the checkpoint in service, the final tokens of every spectrum of the training and validation reserves
+are pooled three ways (``GalSpecEncoder.pool``): the mean token of each of ``pool_segments`` stretches of
+the grid, the mean token of each rest-frame line window (LINE_WINDOWS_REST at the spectrum's z), and both
+concatenated. For each labelling (bpt5, lens, outlier), every labelled training spectrum is an entry and
+the K-vote (K=3, exp) labels the validation spectra; prints the five-class macro-F1 and LINER F1, and the
+lens and outlier F1 and recall, as JSON. The test reserve is never read. A probe for choosing the
+representation (issue 13, item 5), not a figure to quote as a result.
 """
 
 import argparse
+import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -20,36 +22,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-LINE_WINDOWS = {  # rest frame, vacuum Angstrom
-    "[O II] 3727": (3715, 3740),
-    "H-beta": (4851, 4871),
-    "[O III] 4959, 5007": (4950, 5017),
-    "[O I] 6300, 6363": (6290, 6375),
-    "H-alpha + [N II]": (6540, 6595),
-    "[S II] 6716, 6731": (6710, 6740),
-}
-MARGIN = 8.0  # Angstrom, observed, either side of a window
-
-
-def line_pooled(tokens, observed, z, centre_wave) -> np.ndarray:
-    """(N, P, D) tokens -> (N, W * D): the mean observed token of each line window at each spectrum's z."""
-    N, P, D = tokens.shape
-    out = np.zeros((N, len(LINE_WINDOWS), D), dtype=np.float32)
-    for n in range(N):
-        for w, (lo, hi) in enumerate(LINE_WINDOWS.values()):
-            inside = (centre_wave >= lo * (1 + z[n]) - MARGIN) & (centre_wave <= hi * (1 + z[n]) + MARGIN)
-            chosen = inside & observed[n]
-            if chosen.any():
-                out[n, w] = tokens[n, chosen].mean(0)
-    return out.reshape(N, -1)
+VARIANTS = {"segments": {"pool_lines": False}, "lines": {"pool_segments": 0}, "segments + lines": {}}
+SEARCHES = {"lens": "lens", "outlier": "outlier"}  # labelling -> target label
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-
-    import os
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
     import django
@@ -60,55 +40,65 @@ def main() -> None:
     from inference.retrieval import knn_vote
     from kb.bpt import FIVE_CLASSES
     from kb.models import Spectrum
-    from kb.preprocess import wave_grid
     from kb.search_tasks import TRAIN, VALIDATION
     from kb.selectors import spectrum_store, task_labels
     from training.checkpoint import load_checkpoint
+    from training.model import GalSpecEncoder
     from training.selectors import training_run_in_service
 
     run = training_run_in_service()
     model = load_checkpoint(run.checkpoint_path, device="cpu").eval()
-    config = model.config
+    encoders = {}
+    for name, change in VARIANTS.items():
+        encoders[name] = GalSpecEncoder(dataclasses.replace(model.config, pool_segments=8, pool_lines=True, **change))
+        encoders[name].load_state_dict(model.state_dict())
     flux, valid = spectrum_store().read()
     spectra = {s.pk: s for s in Spectrum.objects.all()}
-    train, val = (task_labels(labelling="bpt5", reserve=reserve) for reserve in (TRAIN, VALIDATION))
-    ids = sorted(train) + sorted(val)
+    labelled = {
+        labelling: [task_labels(labelling=labelling, reserve=reserve) for reserve in (TRAIN, VALIDATION)]
+        for labelling in ("bpt5", *SEARCHES)
+    }
+    ids = sorted({i for split in labelled.values() for reserve in split for i in reserve})
     rows = np.array([spectra[i].store_row for i in ids])
-    z = np.array([spectra[i].z for i in ids])
-    centres = np.arange(config.n_patches) * config.stride + config.patch_size / 2  # each patch's centre pixel
-    centre_wave = np.interp(centres, np.arange(config.n_pixels), wave_grid())
-    pooled = {"segments": [], "lines": []}
+    z = np.array([spectra[i].z for i in ids], dtype=np.float32)
+    pooled = {name: [] for name in VARIANTS}
     with torch.no_grad():
         for start in range(0, len(rows), 64):
             chunk = slice(start, start + 64)
             f = torch.from_numpy(np.asarray(flux[rows[chunk]], dtype=np.float32))
             v = torch.from_numpy(np.asarray(valid[rows[chunk]], dtype=bool))
             tokens, observed = model.forward_tokens(f, v)
-            pooled["segments"].append(model.forward_features(f, v).numpy())
-            pooled["lines"].append(line_pooled(tokens.numpy(), observed.numpy(), z[chunk], centre_wave))
-    variants = {name: np.concatenate(parts) for name, parts in pooled.items()}
-    variants["segments + lines"] = np.concatenate([variants["segments"], variants["lines"]], 1)
-    n_train = len(train)
-    labels = [train[i].label for i in sorted(train)]
-    truth = [val[i].label for i in sorted(val)]
+            for name, encoder in encoders.items():
+                pooled[name].append(encoder.pool(tokens, observed, torch.from_numpy(z[chunk])).numpy())
+    position = {i: n for n, i in enumerate(ids)}
     results = {}
-    for name, vectors in variants.items():
-        for standardised in (False, True):
-            entries, queries = vectors[:n_train], vectors[n_train:]
-            if standardised:
-                mean, spread = entries.mean(0), entries.std(0) + 1e-6
-                entries, queries = (entries - mean) / spread, (queries - mean) / spread
-            predicted = [v.label for v in knn_vote(entries, labels, queries, k=3)]
-            scores = metrics.classification_report(truth, predicted, list(FIVE_CLASSES), n_resamples=200, seed=0)
-            results[f"{name}{', standardised' if standardised else ''}"] = {
-                "width": int(vectors.shape[1]),
-                "macro_f1": scores["macro_f1"],
-                "macro_f1_ci": scores.get("macro_f1_ci"),
-                "liner_f1": scores["per_class"]["liner"]["f1"],
-            }
-    report(
-        {"training_run": run.pk, "entries": n_train, "validation_spectra": len(truth), "variants": results}, args.out
-    )
+    for name, parts in pooled.items():
+        vectors = np.concatenate(parts)
+        scores = {"width": int(vectors.shape[1])}
+        for labelling, (train, val) in labelled.items():
+            entries, queries = sorted(train), sorted(val)
+            found = knn_vote(
+                vectors[[position[i] for i in entries]],
+                [train[i].label for i in entries],
+                vectors[[position[i] for i in queries]],
+                k=3,
+            )
+            truth, predicted = [val[i].label for i in queries], [v.label for v in found]
+            if labelling == "bpt5":
+                table = metrics.classification_report(truth, predicted, list(FIVE_CLASSES), n_resamples=200, seed=0)
+                scores["bpt5_macro_f1"] = table["macro_f1"]
+                scores["bpt5_macro_f1_ci"] = table.get("macro_f1_ci")
+                scores["liner_f1"] = table["per_class"]["liner"]["f1"]
+            else:
+                target = SEARCHES[labelling]
+                classes = sorted({*truth, *predicted, target})
+                table = metrics.classification_report(truth, predicted, classes, n_resamples=200, seed=0)
+                scores[f"{labelling}_f1"] = table["per_class"][target]["f1"]
+                scores[f"{labelling}_recall"] = table["per_class"][target]["recall"]
+                scores[f"{labelling}_validation_targets"] = truth.count(target)
+        results[name] = scores
+    entries = {labelling: len(train) for labelling, (train, _) in labelled.items()}
+    report({"training_run": run.pk, "entries": entries, "variants": results}, args.out)
 
 
 if __name__ == "__main__":

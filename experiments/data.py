@@ -41,6 +41,9 @@ class Data:
     def rows(self, ids) -> np.ndarray:
         return np.array([self.spectra[i].store_row for i in ids], dtype=np.int64)
 
+    def redshifts(self, ids) -> np.ndarray:
+        return np.array([self.spectra[i].z for i in ids], dtype=np.float32)
+
     def features(self, ids) -> np.ndarray:
         """(n, 3) redshift, velocity dispersion (km/s) and median S/N: ``baselines.SHORTCUT_FEATURES``; NaN where
         the catalog has none."""

@@ -198,6 +198,8 @@ def _classification(data: Data, kb: KnowledgeBase, run, config: EvaluationConfig
             train_labels,
             test_flux,
             test_valid,
+            train_z=data.redshifts(train_ids),
+            test_z=data.redshifts(test_ids),
             seed=config.seed,
             epochs=config.finetune_epochs,
         ),

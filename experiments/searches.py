@@ -127,9 +127,10 @@ def lens_lines_removed(kb: KnowledgeBase, config: EvaluationConfig) -> dict:
             if not (survey / SETTINGS).exists():
                 continue  # not from a mock survey: it cannot be rendered again
             path = render_again(survey, int(spectrum.specobjid), folder, background=False)
-            grid = read_query(path).grid
+            prepared = read_query(path)
             ids.append(spectrum.pk)
-            vectors.append(query_vector(knowledge_base=kb, flux=grid.flux, valid=grid.valid))
+            grid = prepared.grid
+            vectors.append(query_vector(knowledge_base=kb, flux=grid.flux, valid=grid.valid, z=prepared.spectrum.z))
     if not ids:
         return {"n": 0, "voted_lens": None}
     found = neighbours_excluding(load_index(kb), np.stack(vectors), config.k, own_ids=np.array(ids))

@@ -2,8 +2,8 @@
 training loop (AdamW on cross-entropy, the weights with the lowest validation loss kept, early stopping).
 
 Data enter as ``flux`` (N, L) float32, the preprocessed flux (dimensionless: divided by the median over
-rest-frame 5300-5850 Angstrom), with 0 where a pixel was not observed, and ``valid`` (N, L) bool. Pure
-numpy/torch; never imports Django.
+rest-frame 5300-5850 Angstrom), with 0 where a pixel was not observed, ``valid`` (N, L) bool and ``z``
+(N,) redshift. A network is called as ``model(flux, valid, z)``. Pure numpy/torch; never imports Django.
 """
 
 from __future__ import annotations
@@ -32,9 +32,13 @@ class TrainTest(NamedTuple):
     classes: list[str]  # sorted distinct training labels
     test_flux: np.ndarray  # (M, L) float32
     test_valid: np.ndarray | None  # (M, L) bool
+    train_z: np.ndarray | None  # (N,) float32 redshift
+    test_z: np.ndarray | None  # (M,) float32
 
 
-def checked(train_flux, train_labels, test_flux, train_valid=None, test_valid=None) -> TrainTest:
+def checked(
+    train_flux, train_labels, test_flux, train_valid=None, test_valid=None, train_z=None, test_z=None
+) -> TrainTest:
     """Arrays as float32/bool, labels as class indices, and errors a person can act on."""
     train_flux = np.asarray(train_flux, dtype=np.float32)
     test_flux = np.asarray(test_flux, dtype=np.float32)
@@ -65,9 +69,16 @@ def checked(train_flux, train_labels, test_flux, train_valid=None, test_valid=No
             if valid.shape != flux.shape:
                 raise ValueError(f"{name}_valid is {valid.shape} but {name}_flux is {flux.shape}: they must match")
         checked_valid.append(valid)
+    checked_z = []
+    for name, flux, z in (("train", train_flux, train_z), ("test", test_flux, test_z)):
+        if z is not None:
+            z = np.asarray(z, dtype=np.float32)
+            if z.shape != (len(flux),) or not np.isfinite(z).all():
+                raise ValueError(f"{name}_z must hold one finite redshift per spectrum ({len(flux)}), got {z.shape}")
+        checked_z.append(z)
     index = {label: i for i, label in enumerate(classes)}
     train_y = np.array([index[label] for label in labels], dtype=np.int64)
-    return TrainTest(train_flux, checked_valid[0], train_y, classes, test_flux, checked_valid[1])
+    return TrainTest(train_flux, checked_valid[0], train_y, classes, test_flux, checked_valid[1], *checked_z)
 
 
 def validation_split(y: np.ndarray, *, fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +143,7 @@ def train_and_predict(
     on_progress: Progress | None,
     weight_decay: float = 0.01,
 ) -> list[str]:
-    """Fit ``model`` (flux, valid -> logits) on the training spectra ``fit`` by cross-entropy, keep the
+    """Fit ``model`` (flux, valid, z -> logits) on the training spectra ``fit`` by cross-entropy, keep the
     weights with the lowest loss on the spectra ``val``, and return its predictions for the test spectra.
 
     ``evals_per_epoch`` validations per epoch; training stops after ``PATIENCE`` of them in a row
@@ -141,8 +152,10 @@ def train_and_predict(
         raise ValueError(f"need epochs >= 1 and batch_size >= 2 (batch norm); got {epochs} and {batch_size}")
     if data.train_valid is None or data.test_valid is None:
         raise ValueError("the networks need train_valid and test_valid, (N, L) bool, True where a pixel was observed")
+    if data.train_z is None or data.test_z is None:
+        raise ValueError("the networks need train_z and test_z, each spectrum's redshift")
     model = model.to(device)
-    flux, valid = torch.from_numpy(np.array(data.train_flux)), torch.from_numpy(np.array(data.train_valid))
+    inputs = _tensors(data.train_flux, data.train_valid, data.train_z)  # (flux, valid, z)
     y = torch.from_numpy(data.train_y)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
@@ -153,12 +166,12 @@ def train_and_predict(
     for epoch in range(epochs):
         order = fit[torch.randperm(len(fit), generator=generator).numpy()]
         for b, batch in enumerate(np.array_split(order, n_batches)):
-            loss = _train_batch(model, optimizer, flux[batch], valid[batch], y[batch], device)
+            loss = _train_batch(model, optimizer, _rows(inputs, batch), y[batch], device)
             step += 1
             report = {"epoch": epoch + 1, "loss": loss}
             if b + 1 in checks:
-                _precise_batch_norm(model, flux[reference], valid[reference], device)
-                report["val_loss"] = F.cross_entropy(_logits(model, flux[val], valid[val], device), y[val]).item()
+                _precise_batch_norm(model, _rows(inputs, reference), device)
+                report["val_loss"] = F.cross_entropy(_logits(model, _rows(inputs, val), device), y[val]).item()
                 best.offer(model, report["val_loss"])
             if on_progress:
                 on_progress(step, total, report)
@@ -172,17 +185,25 @@ def train_and_predict(
             "lower lr, or look for extreme flux values"
         )
     model.load_state_dict(best.state)
-    test_flux, test_valid = torch.from_numpy(np.array(data.test_flux)), torch.from_numpy(np.array(data.test_valid))
-    test_logits = _logits(model, test_flux, test_valid, device)  # (M, C)
+    test_logits = _logits(model, _tensors(data.test_flux, data.test_valid, data.test_z), device)  # (M, C)
     return [data.classes[i] for i in test_logits.argmax(dim=1).tolist()]
 
 
-def _train_batch(
-    model: nn.Module, optimizer, flux: torch.Tensor, valid: torch.Tensor, y: torch.Tensor, device: torch.device
-) -> float:
+Inputs = tuple[torch.Tensor, ...]  # (flux (n, L), valid (n, L), z (n,)): what a network is called with
+
+
+def _tensors(*arrays: np.ndarray) -> Inputs:
+    return tuple(torch.from_numpy(np.array(a)) for a in arrays)
+
+
+def _rows(inputs: Inputs, rows) -> Inputs:
+    return tuple(t[rows] for t in inputs)
+
+
+def _train_batch(model: nn.Module, optimizer, inputs: Inputs, y: torch.Tensor, device: torch.device) -> float:
     """One optimizer step on a batch, cross-entropy against its labels ``y``; returns the loss."""
     model.train()
-    loss = F.cross_entropy(_forward(model, flux, valid, device), y.to(device))
+    loss = F.cross_entropy(_forward(model, inputs, device), y.to(device))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -205,7 +226,7 @@ class _Best:
 
 
 @torch.no_grad()
-def _precise_batch_norm(model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device) -> None:
+def _precise_batch_norm(model: nn.Module, inputs: Inputs, device: torch.device) -> None:
     """Re-measure every batch norm's running mean and variance with the current weights on these spectra.
 
     The running averages that training keeps lag behind the weights; evaluated with them, a model
@@ -220,27 +241,24 @@ def _precise_batch_norm(model: nn.Module, flux: torch.Tensor, valid: torch.Tenso
         m.reset_running_stats()
         m.momentum = None  # a plain average over the batches below
         m.train()
-    for batch in np.array_split(np.arange(len(flux)), max(1, len(flux) // 64)):
-        _forward(model, flux[batch], valid[batch], device)
+    n = len(inputs[0])
+    for batch in np.array_split(np.arange(n), max(1, n // 64)):
+        _forward(model, _rows(inputs, batch), device)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.eval()
 
 
-def _forward(model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _forward(model: nn.Module, inputs: Inputs, device: torch.device) -> torch.Tensor:
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        return model(flux.to(device), valid.to(device)).float()
+        return model(*(t.to(device) for t in inputs)).float()
 
 
 @torch.no_grad()
-def _logits(
-    model: nn.Module, flux: torch.Tensor, valid: torch.Tensor, device: torch.device, batch_size: int = 64
-) -> torch.Tensor:
+def _logits(model: nn.Module, inputs: Inputs, device: torch.device, batch_size: int = 64) -> torch.Tensor:
     """(n, C) logits on the CPU, in eval mode (batch norm's running statistics, no dropout)."""
     model.eval()
+    n = len(inputs[0])
     return torch.cat(
-        [
-            _forward(model, flux[s : s + batch_size], valid[s : s + batch_size], device).cpu()
-            for s in range(0, len(flux), batch_size)
-        ]
+        [_forward(model, _rows(inputs, slice(s, s + batch_size)), device).cpu() for s in range(0, n, batch_size)]
     )

@@ -17,10 +17,16 @@ from training.model import GalSpecEncoder
 
 @torch.no_grad()
 def embed(
-    model: GalSpecEncoder, flux, valid, *, batch_size: int = 64, on_progress: Callable[[int, int], None] | None = None
+    model: GalSpecEncoder,
+    flux,
+    valid,
+    z,
+    *,
+    batch_size: int = 64,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """flux (N, L) float32 and valid (N, L) bool, any array-like (np.memmap is read batch by batch)
-    -> embeddings (N, G * D) float32 (``config.embedding_width``), on the model's device."""
+    """flux (N, L) float32 and valid (N, L) bool, any array-like (np.memmap is read batch by batch), and
+    z (N,) redshifts -> embeddings (N, E) float32 (E = ``config.embedding_width``), on the model's device."""
     model.eval()
     device = next(model.parameters()).device
     out = np.empty((len(flux), model.config.embedding_width), dtype=np.float32)
@@ -28,7 +34,8 @@ def embed(
         stop = min(start + batch_size, len(flux))
         f = torch.from_numpy(np.array(flux[start:stop], dtype=np.float32)).to(device)  # a copy: memmaps are read-only
         v = torch.from_numpy(np.array(valid[start:stop], dtype=bool)).to(device)
-        out[start:stop] = model.forward_features(f, v).float().cpu().numpy()
+        redshift = torch.from_numpy(np.array(z[start:stop], dtype=np.float32)).to(device)
+        out[start:stop] = model.forward_features(f, v, redshift).float().cpu().numpy()
         if on_progress:
             on_progress(stop, len(flux))
     return out

@@ -109,6 +109,14 @@ def spectrum_reserve_rows(reserve: str = TRAIN) -> np.ndarray:
     return np.fromiter(rows, dtype=np.int64)
 
 
+def spectrum_redshifts(n_rows: int) -> np.ndarray:
+    """(n_rows,) float32: the redshift of the spectrum in each store row, NaN for a row no spectrum holds."""
+    z = np.full(n_rows, np.nan, dtype=np.float32)
+    rows = np.array(Spectrum.objects.filter(store_row__lt=n_rows).values_list("store_row", "z")).reshape(-1, 2)
+    z[rows[:, 0].astype(np.int64)] = rows[:, 1]
+    return z
+
+
 def spectrum_get(*, pk: int) -> Spectrum:
     return Spectrum.objects.prefetch_related("catalog_labels").get(pk=pk)
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from inference.embed import embed
 from inference.models import EmbeddingSet
 from inference.selectors.embeddings import embedding_store
-from kb.selectors import spectrum_store
+from kb.selectors import spectrum_redshifts, spectrum_store
 from training.checkpoint import load_checkpoint
 from training.models import TrainingRun
 from training.selectors import training_run_in_service
@@ -73,11 +73,12 @@ def _embedding_carry_on(run: TrainingRun, model, batch_size: int, on_progress) -
     vectors.truncate(embedding_set.rows)
     flux, valid = spectrum_store().read()
     total = len(flux)
+    z = spectrum_redshifts(total)
     if on_progress:
         on_progress(embedding_set.rows, total)
     for start in range(embedding_set.rows, total, CHUNK):
         stop = min(start + CHUNK, total)
-        block = embed(model, flux[start:stop], valid[start:stop], batch_size=batch_size)
+        block = embed(model, flux[start:stop], valid[start:stop], z[start:stop], batch_size=batch_size)
         vectors.write_rows(start, block)
         embedding_set.rows = stop
         embedding_set.save(update_fields=["rows", "updated_at"])

@@ -65,18 +65,19 @@ def load_index(knowledge_base: KnowledgeBase):
 
 
 def query_vector(
-    *, knowledge_base: KnowledgeBase, spectrum: Spectrum | None = None, flux=None, valid=None
+    *, knowledge_base: KnowledgeBase, spectrum: Spectrum | None = None, flux=None, valid=None, z=None
 ) -> np.ndarray:
-    """(D,) embedding of the query under the knowledge base's checkpoint."""
+    """(D,) embedding of the query under the knowledge base's checkpoint: an ingested ``spectrum``, or
+    ``flux`` (L,) and ``valid`` (L,) on the model's grid with the redshift ``z``."""
     run = knowledge_base.training_run
     if spectrum is not None:
         embedded = EmbeddingSet.objects.filter(training_run=run, rows__gt=spectrum.store_row).exists()
         if embedded:
             return embedding_vectors(training_run=run, store_rows=[spectrum.store_row])[0]
         flux_all, valid_all = spectrum_store().read()
-        flux, valid = flux_all[spectrum.store_row], valid_all[spectrum.store_row]
+        flux, valid, z = flux_all[spectrum.store_row], valid_all[spectrum.store_row], spectrum.z
     model = _encoder(str(run.checkpoint_path), settings.GALSPEC_DEVICE)
-    return embed(model, np.asarray(flux)[None], np.asarray(valid)[None])[0]
+    return embed(model, np.asarray(flux)[None], np.asarray(valid)[None], [z])[0]
 
 
 def read_query(path: str | Path, *, name: str | None = None) -> PreparedFile:
@@ -113,7 +114,8 @@ def search(
         prepared = read_query(path)
     if prepared is not None:
         query = prepared.path.name
-        vector = query_vector(knowledge_base=kb, flux=prepared.grid.flux, valid=prepared.grid.valid)
+        grid = prepared.grid
+        vector = query_vector(knowledge_base=kb, flux=grid.flux, valid=grid.valid, z=prepared.spectrum.z)
         own, z, valid_fraction = NO_ID, prepared.spectrum.z, float(prepared.grid.valid.mean())
     else:
         query = f"specobjid {spectrum.specobjid}"

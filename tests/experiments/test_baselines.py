@@ -72,7 +72,20 @@ METHODS = {
     "random_forest": lambda f, v, l, tf, tv, **kw: baselines.random_forest(f, l, tf, n_estimators=50, **kw),
     "cnn": lambda f, v, l, tf, tv, **kw: baselines.cnn(f, v, l, tf, tv, **{"epochs": 6, "batch_size": 16, **kw}),
     "encoder_finetuned": lambda f, v, l, tf, tv, checkpoint=None, **kw: baselines.encoder_finetuned(
-        checkpoint, f, v, l, tf, tv, **{"epochs": 3, "lr": 3e-3, "batch_size": 16, **kw}
+        checkpoint,
+        f,
+        v,
+        l,
+        tf,
+        tv,
+        **{
+            "train_z": np.full(len(f), 0.1),
+            "test_z": np.full(len(tf), 0.1),
+            "epochs": 3,
+            "lr": 3e-3,
+            "batch_size": 16,
+            **kw,
+        },
     ),
 }
 
@@ -218,3 +231,9 @@ def test_a_validity_mask_must_match_its_flux(labelled, held_out):
     flux, valid, labels = labelled
     with pytest.raises(ValueError, match=r"test_valid is \(30, 10\) but test_flux is \(30, 3688\)"):
         baselines.cnn(flux, valid, labels, held_out[0], held_out[1][:, :10])
+
+
+def test_the_fine_tuned_encoder_needs_one_redshift_per_spectrum(labelled, held_out, checkpoint):
+    flux, valid, labels = labelled
+    with pytest.raises(ValueError, match=r"train_z must hold one finite redshift per spectrum \(\d+\)"):
+        baselines.encoder_finetuned(checkpoint, flux, valid, labels, *held_out[:2], train_z=[0.1], test_z=[0.1])

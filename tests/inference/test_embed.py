@@ -12,20 +12,20 @@ from training.model import EncoderConfig, GalSpecEncoder
 TINY = EncoderConfig(n_pixels=400, d_model=32, n_layers=2, n_heads=2, pool_segments=4)
 
 
-def spectra(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def spectra(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = np.linspace(0, 1, TINY.n_pixels)
     flux = 1 + rng.normal(0, 0.3, (n, 1)) * x + rng.normal(0, 0.05, (n, TINY.n_pixels))
-    return flux.astype(np.float32), rng.random((n, TINY.n_pixels)) > 0.05
+    return flux.astype(np.float32), rng.random((n, TINY.n_pixels)) > 0.05, rng.uniform(0.02, 0.3, n)
 
 
 def test_embeddings_are_float32_batch_by_batch_as_one_batch():
     torch.manual_seed(0)
     model = GalSpecEncoder(TINY)
-    flux, valid = spectra(10)
-    vectors = embed(model, flux, valid, batch_size=3)
+    flux, valid, z = spectra(10)
+    vectors = embed(model, flux, valid, z, batch_size=3)
     assert vectors.dtype == np.float32 and vectors.shape == (10, TINY.embedding_width)
-    np.testing.assert_allclose(vectors, embed(model, flux, valid, batch_size=10), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vectors, embed(model, flux, valid, z, batch_size=10), rtol=1e-5, atol=1e-6)
 
 
 def test_embedding_never_runs_under_autocast(monkeypatch):
@@ -38,8 +38,7 @@ def test_embedding_never_runs_under_autocast(monkeypatch):
             return super().__enter__()
 
     monkeypatch.setattr(torch, "autocast", Recorded)
-    flux, valid = spectra(4)
-    embed(GalSpecEncoder(TINY), flux, valid)
+    embed(GalSpecEncoder(TINY), *spectra(4))
     assert entered == []
 
 
@@ -54,8 +53,9 @@ def test_a_gpu_embeds_as_the_cpu_does():
         np.float32
     )
     valid = rng.random((300, 3688)) > 0.05
-    on_cpu = embed(model, flux, valid)
-    on_gpu = embed(model.cuda(), flux, valid)
+    z = rng.uniform(0.02, 0.7, 300)
+    on_cpu = embed(model, flux, valid, z)
+    on_gpu = embed(model.cuda(), flux, valid, z)
     cosine = (on_cpu * on_gpu).sum(1) / np.linalg.norm(on_cpu, axis=1) / np.linalg.norm(on_gpu, axis=1)
     assert cosine.min() > 0.9999
     ids = np.arange(200, dtype=np.int64)

@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from training.model import (
+    LINE_MARGIN,
+    LINE_WINDOWS_REST,
     EncoderConfig,
     GalSpecEncoder,
     MaskedSpectrumModel,
@@ -136,15 +138,16 @@ def test_bf16_autocast_on_cuda_matches_fp32():
     torch.manual_seed(0)
     encoder = GalSpecEncoder(EncoderConfig()).cuda().eval()
     flux, valid = torch.ones(2, 3688, device="cuda"), torch.ones(2, 3688, dtype=torch.bool, device="cuda")
+    z = torch.tensor([0.05, 0.3], device="cuda")
     with torch.no_grad():
-        full = encoder.forward_features(flux, valid)
+        full = encoder.forward_features(flux, valid, z)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            half = encoder.forward_features(flux, valid).float()
+            half = encoder.forward_features(flux, valid, z).float()
     assert torch.nn.functional.cosine_similarity(full, half).min() > 0.99
 
 
 def test_the_embedding_is_the_mean_token_of_each_stretch_of_the_grid():
-    config = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2, pool_segments=4)
+    config = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2, pool_segments=4, pool_lines=False)
     encoder = GalSpecEncoder(config).eval()
     flux, valid = spectra(2)
     valid[1, :60] = False  # the first stretch of the second spectrum is never observed
@@ -158,3 +161,39 @@ def test_the_embedding_is_the_mean_token_of_each_stretch_of_the_grid():
         kept = observed[0, stretch]
         np.testing.assert_allclose(embedding[0, g * 16 : (g + 1) * 16], tokens[0, stretch][kept].mean(0), atol=1e-5)
     assert not observed[1, torch.arange(P) * 4 // P == 0].any() and torch.all(embedding[1, :16] == 0)
+
+
+def test_the_line_windows_are_the_mean_token_around_each_line_at_the_spectrum_redshift():
+    """The W line-window parts follow the G segment parts; each is the mean observed token of the patches
+    whose centres lie in the window moved to z (within LINE_MARGIN), zeros where none is observed."""
+    config = EncoderConfig(d_model=8, n_layers=1, n_heads=2, pool_segments=2)  # the paper's grid: real wavelengths
+    encoder = GalSpecEncoder(config).eval()
+    flux, valid = spectra(3, length=config.n_pixels)
+    valid[2, 2500:] = False  # the red end of the third spectrum is unobserved: its [S II] window is empty
+    z = torch.tensor([0.0, 0.1, 0.1])
+    with torch.no_grad():
+        embedding = encoder.forward_features(flux, valid, z)
+        tokens, observed = encoder.forward_tokens(flux, valid)
+    W, D = len(LINE_WINDOWS_REST), 8
+    assert embedding.shape == (3, config.embedding_width) == (3, (2 + W) * D)
+    centres = 3850 + (torch.arange(config.n_patches) * 5 + 7) * (9000 - 3850) / (config.n_pixels - 1)
+    for n in range(3):
+        for w, (lo, hi) in enumerate(LINE_WINDOWS_REST.values()):
+            inside = (centres >= lo * (1 + z[n]) - LINE_MARGIN) & (centres <= hi * (1 + z[n]) + LINE_MARGIN)
+            part = embedding[n, (2 + w) * D : (3 + w) * D]
+            if (inside & observed[n]).any():
+                np.testing.assert_allclose(part, tokens[n, inside & observed[n]].mean(0), atol=1e-5)
+            else:
+                assert torch.all(part == 0)
+    oii = slice(2 * D, 3 * D)  # [O II] 3727 is blue of the grid at z = 0 and on it at z = 0.1
+    assert torch.all(embedding[0, oii] == 0) and torch.any(embedding[1, oii] != 0)
+    sii = slice((2 + W - 1) * D, (2 + W) * D)
+    assert torch.any(embedding[1, sii] != 0) and torch.all(embedding[2, sii] == 0)
+
+
+def test_line_windows_need_the_redshift_and_an_embedding_needs_a_pooling():
+    encoder = GalSpecEncoder(TINY)
+    with pytest.raises(ValueError, match="needs each spectrum's redshift"):
+        encoder.forward_features(*spectra(1))
+    with pytest.raises(ValueError, match="pool_segments > 0, pool_lines, or both"):
+        EncoderConfig(pool_segments=0, pool_lines=False)

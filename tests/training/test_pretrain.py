@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from inference.embed import embed
-from training.checkpoint import load_checkpoint, read_info
-from training.model import EncoderConfig
+from training.checkpoint import load_checkpoint, read_info, save_checkpoint
+from training.model import EncoderConfig, MaskedSpectrumModel
 from training.pretrain import SELECTED_BY, PretrainConfig, learning_rate, pretrain, split
 
 TINY = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2)
@@ -114,8 +114,9 @@ def test_resuming_gives_the_same_model_as_an_uninterrupted_run(tmp_path):
 def test_a_checkpoint_reloads_to_identical_embeddings(tmp_path):
     flux, valid, ivar = toy_survey()
     pretrain(flux, valid, ivar, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
-    first = embed(load_checkpoint(tmp_path / "best"), flux, valid)
-    second = embed(load_checkpoint(tmp_path / "best"), flux, valid)
+    z = np.linspace(0.0, 0.5, len(flux))
+    first = embed(load_checkpoint(tmp_path / "best"), flux, valid, z)
+    second = embed(load_checkpoint(tmp_path / "best"), flux, valid, z)
     assert first.shape == (48, TINY.embedding_width) and np.array_equal(first, second)
 
 
@@ -123,8 +124,9 @@ def test_embedding_does_not_depend_on_the_batch_size(tmp_path):
     flux, valid, ivar = toy_survey()
     pretrain(flux, valid, ivar, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
     model = load_checkpoint(tmp_path / "best")
+    z = np.linspace(0.0, 0.5, len(flux))
     np.testing.assert_allclose(
-        embed(model, flux, valid, batch_size=5), embed(model, flux, valid, batch_size=48), atol=1e-5
+        embed(model, flux, valid, z, batch_size=5), embed(model, flux, valid, z, batch_size=48), atol=1e-5
     )
 
 
@@ -138,3 +140,13 @@ def test_a_training_run_serves_the_checkpoint_pretraining_keeps_as_best(tmp_path
     from training.pretrain import BEST
 
     assert TrainingRun(checkpoint_dir=str(tmp_path)).checkpoint_path == tmp_path / BEST
+
+
+def test_a_checkpoint_from_before_line_windows_embeds_as_its_knowledge_bases_were_built(tmp_path):
+    """Its config.json has no ``pool_lines``: it keeps the segment-only embedding of its width."""
+    old = {key: value for key, value in TINY.to_dict().items() if key not in ("pool_lines", "wave_min", "wave_max")}
+    save_checkpoint(tmp_path, MaskedSpectrumModel(TINY), {"model": old, "metrics": {}})
+    encoder = load_checkpoint(tmp_path)
+    assert not encoder.config.pool_lines and encoder.config.embedding_width == TINY.pool_segments * TINY.d_model
+    flux, valid, _ = toy_survey(n=2)
+    assert embed(encoder, flux, valid, [0.1, 0.2]).shape == (2, 8 * 16)

@@ -55,9 +55,10 @@ def test_bad_options_are_refused_before_anything_runs(ingested):
 def test_embedding_covers_every_spectrum_and_resumes(ingested):
     run = training_run_execute(run=training_run_create(preset="small", **QUICK))
     embedding_set = embedding_update()
-    assert embedding_set.rows == 40 and embedding_set.width == 8 * 64  # 8 pooled stretches of D = 64
+    assert embedding_set.rows == 40 and embedding_set.width == (8 + 6) * 64  # 8 stretches, 6 line windows of D = 64
     flux, valid = spectrum_store().read()
-    expected = embed(load_checkpoint(f"{run.checkpoint_dir}/best"), flux, valid)
+    z = [Spectrum.objects.get(store_row=row).z for row in range(40)]  # each row embedded at its own spectrum's z
+    expected = embed(load_checkpoint(f"{run.checkpoint_dir}/best"), flux, valid, z)
     vectors = embedding_store(embedding_set).read()
     np.testing.assert_allclose(vectors, expected, atol=1e-5)
     # an interrupted embedding: only 10 rows committed; the update finishes the rest
@@ -67,7 +68,7 @@ def test_embedding_covers_every_spectrum_and_resumes(ingested):
     # embeddings of another width (made before the pooling changed): all embedded again
     EmbeddingSet.objects.filter(pk=embedding_set.pk).update(width=64)
     again = embedding_update()
-    assert (again.rows, again.width) == (40, 512)
+    assert (again.rows, again.width) == (40, 896)
     np.testing.assert_allclose(embedding_store(again).read(), expected, atol=1e-5)
 
 
