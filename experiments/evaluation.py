@@ -26,6 +26,7 @@ from experiments.report import write_report
 from experiments.searches import SEARCH_TASKS, search_experiments
 from experiments.seeds import headline, spread
 from experiments.trust_check import trust_figures
+from experiments.variants import variants
 from inference import metrics
 from inference.retrieval import vote_all
 from inference.selectors.embeddings import embedding_store
@@ -93,6 +94,8 @@ def _experiments(run, config: EvaluationConfig, log) -> tuple[dict, Data]:
         results[key], results["dataset"]["splits"][key] = _classification(data, kbs[name], run, config, log)
     found, results["dataset"]["splits"]["search"] = search_experiments(data, kbs, config, log)
     results.update(found)
+    log("variants of the pooling and the vote, on the validation reserve")
+    results["variants"] = variants(data, kbs, run, results["weight_functions"], config)
     log("trust: answers flagged as not in distribution, and how often they are right")
     results["trust"] = trust_figures(data, kbs, config)
     log("the real SDSS spectra")

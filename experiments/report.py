@@ -112,6 +112,7 @@ def write_report(results: dict, path: str | Path) -> None:
         _case_study,
         _trust,
         _real_spectra,
+        _variants,
         _seeds,
     )
     lines = [line for section in sections for line in section(results, made)]
@@ -469,6 +470,35 @@ def _real_spectra(results: dict, made: dict) -> list[str]:
     if real:
         lines += ["", f"Three-class agreement: {sum(r['agrees_bpt3'] for r in real)} of {len(real)}."]
     return lines
+
+
+def _variants(results: dict, made: dict) -> list[str]:
+    rows = results.get("variants")
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Variants tried, scored on the validation reserve",
+        "",
+        "Each variant of the representation or the vote, scored on the validation reserve (never on the test "
+        "reserve) with the knowledge bases evaluated above (experiments/variants.py); kept: what the site uses.",
+        "",
+    ]
+    figures = {key for row in rows for key in row["validation"] if not key.endswith(("_ci", "_targets", "_spectra"))}
+    order = [key for key in ("bpt5_macro_f1", "liner_f1", "liner_f1_at_temperature_1") if key in figures]
+    order += sorted(figures - set(order))
+
+    def cell(row: dict, key: str) -> str:
+        value = row["validation"].get(key)
+        if value is None:
+            return ""
+        return _ci(value, row["validation"].get(f"{key}_ci"))
+
+    table = [
+        [row["variant"], row.get("width", ""), *(cell(row, key) for key in order), "yes" if row["kept"] else "no"]
+        for row in rows
+    ]
+    return [*lines, *_table(["variant", "width", *order, "kept"], table), ""]
 
 
 def _seeds(results: dict, made: dict) -> list[str]:

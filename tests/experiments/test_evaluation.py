@@ -64,6 +64,15 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     fitted = results["weight_functions"]["fitted_temperature"]
     assert set(fitted) == {"liner", "lens", "outlier"}
     assert all(r["validation_f1"] >= r["validation_f1_at_1"] and r["temperature"] > 0 for r in fitted.values())
+    # every pooling scored on the validation reserve; the one kept is the embedding the site serves
+    pooling = [row for row in results["variants"] if row["kind"] == "pooling"]
+    assert len(pooling) == 3 and [row["width"] for row in pooling] == [8 * 64, 6 * 64, 14 * 64]
+    assert [row["variant"] for row in pooling if row["kept"]] == ["pooling: 8 segments + 6 line windows"]
+    assert results["dataset"]["embedding_width"] == 14 * 64
+    for row in pooling:
+        assert {"bpt5_macro_f1", "liner_f1", "lens_f1", "outlier_f1"} <= set(row["validation"])
+        assert row["validation"]["bpt5_validation_spectra"] > 0
+    assert {row["kind"] for row in results["variants"]} == {"pooling", "temperature"}
     assert {(r["size"], r["kind"]) for r in results["retrieval_time"]["rows"]} >= {(1000, "flat"), (1000, "hnsw")}
     assert len(results["real_spectra"]) == 10
     assert all(
@@ -92,6 +101,7 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     report = (out / "report.md").read_text()
     assert "not on SDSS" in report and f"{PAPER_SEARCH['liner']['precision']:.4f}" in report
     assert "The shortcut check" in report and "## How far to trust an answer" in report
+    assert "## Variants tried, scored on the validation reserve" in report
     for figure in ("classification_3class", "search", "proportion_sweep", "topk_sweep", "retrieval_time"):
         assert (out / f"{figure}.html").exists() and f"({figure}.html)" in report
     assert "cdn.plot.ly" not in (out / "search.html").read_text() and (out / "plotly.min.js").exists()
