@@ -10,8 +10,11 @@ import numpy as np
 from experiments import timing
 from experiments.baselines import SHORTCUT_FEATURES
 from inference import index as vector_index
+from inference.selectors.embeddings import embedding_store
+from inference.services.embeddings import embedding_update
 from inference.services.search import load_index
 from kb.models import KnowledgeBase, Spectrum
+from kb.selectors import spectrum_store
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,18 @@ class Data:
         return np.array(
             [[getattr(self.spectra[i], name) for name in SHORTCUT_FEATURES] for i in ids], dtype=np.float64
         ).reshape(len(ids), len(SHORTCUT_FEATURES))
+
+
+def data_load(run) -> Data:
+    """Every ingested spectrum and its embedding under ``run``'s checkpoint (embedding what is not yet)."""
+    embedding_set = embedding_update(training_run=run)
+    flux, valid = spectrum_store().read()
+    return Data(
+        flux=flux,
+        valid=valid,
+        vectors=embedding_store(embedding_set).read()[: embedding_set.rows],
+        spectra={s.pk: s for s in Spectrum.objects.all()},
+    )
 
 
 def kb_entries(kb: KnowledgeBase) -> list[tuple[int, str]]:

@@ -20,7 +20,7 @@ from astropy.io import fits
 from django.conf import settings
 
 from experiments import baselines, timing
-from experiments.data import Data, EvaluationConfig, kb_entries, kb_neighbours
+from experiments.data import Data, EvaluationConfig, data_load, kb_entries, kb_neighbours
 from experiments.figure_files import image_server, write_figures
 from experiments.report import write_report
 from experiments.searches import SEARCH_TASKS, search_experiments
@@ -29,14 +29,12 @@ from experiments.trust_check import trust_figures
 from experiments.variants import variants
 from inference import metrics
 from inference.retrieval import vote_all
-from inference.selectors.embeddings import embedding_store
-from inference.services.embeddings import embedding_update
 from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.search import search
 from kb.bpt import FIVE_CLASSES, THREE_CLASSES, bpt_class_from_lines, bpt_three_class
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.search_tasks import TEST
-from kb.selectors import spectrum_store, task_labels
+from kb.selectors import task_labels
 from kb.spectra import read_spectrum
 from training.selectors import training_run_in_service
 from training.services import training_run_create, training_run_execute
@@ -79,14 +77,7 @@ def evaluate(
 def _experiments(run, config: EvaluationConfig, log) -> tuple[dict, Data]:
     """Every experiment but the timing, with ``run``'s checkpoint and knowledge bases built with it."""
     log(f"embedding what is not embedded yet under training run {run.pk}")
-    embedding_set = embedding_update(training_run=run)
-    flux, valid = spectrum_store().read()
-    data = Data(
-        flux=flux,
-        valid=valid,
-        vectors=embedding_store(embedding_set).read()[: embedding_set.rows],
-        spectra={s.pk: s for s in Spectrum.objects.all()},
-    )
+    data = data_load(run)
     kbs = {name: _knowledge_base(name, run, config, log) for name in ("bpt3", "bpt5", *SEARCH_TASKS)}
     results: dict = {"dataset": _dataset(data, kbs, run, config)}
     for name, key in (("bpt3", "classification_3class"), ("bpt5", "classification_5class")):
