@@ -10,7 +10,7 @@ import numpy as np
 from experiments import timing
 from experiments.baselines import SHORTCUT_FEATURES
 from inference import index as vector_index
-from inference.selectors.embeddings import embedding_store
+from inference.selectors.embeddings import embedding_store, reconstruction_store
 from inference.services.embeddings import embedding_update
 from inference.services.search import load_index
 from kb.models import KnowledgeBase, Spectrum
@@ -40,6 +40,7 @@ class Data:
     valid: np.ndarray  # (n, L) bool
     vectors: np.ndarray  # (n, D) embeddings under the checkpoint in service
     spectra: dict[int, Spectrum]  # spectrum id -> row (store_row, z, lines, ...)
+    reconstruction: np.ndarray  # (n,) the checkpoint's reconstruction chi-squared per pixel (inference.embed)
 
     def rows(self, ids) -> np.ndarray:
         return np.array([self.spectra[i].store_row for i in ids], dtype=np.int64)
@@ -64,6 +65,7 @@ def data_load(run) -> Data:
         valid=valid,
         vectors=embedding_store(embedding_set).read()[: embedding_set.rows],
         spectra={s.pk: s for s in Spectrum.objects.all()},
+        reconstruction=reconstruction_store(embedding_set).read()[: embedding_set.rows, 0],
     )
 
 

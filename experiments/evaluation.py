@@ -260,8 +260,10 @@ def _real_spectra(kbs: dict[str, KnowledgeBase], config: EvaluationConfig) -> li
                 "neighbours_bpt3": [n.label for n in three.neighbours],
                 "in_distribution": three.trust.in_distribution,
                 "distance_percentile": three.trust.distance_percentile,
+                "reconstruction_percentile": three.trust.reconstruction_percentile,
                 "shuffled_in_distribution": scrambled.trust.in_distribution,
                 "shuffled_distance_percentile": scrambled.trust.distance_percentile,
+                "shuffled_reconstruction_percentile": scrambled.trust.reconstruction_percentile,
             }
         )
     return rows

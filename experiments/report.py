@@ -383,9 +383,16 @@ def _case_study(results: dict, made: dict) -> list[str]:
     return [*lines, "", _figure(made, "case_study"), _figure(made, "case_study_bpt"), ""]
 
 
-def _trusted(in_distribution: bool | None, percentile: float | None) -> str:
-    where = "" if percentile is None else f" (percentile {percentile:.1f})"
-    return {True: "yes", False: "no", None: "unknown"}[in_distribution] + where
+def _trusted(in_distribution: bool | None, distance: float | None, reconstruction: float | None = None) -> str:
+    """yes / no / unknown, with the nearest distance's and the reconstruction's percentiles."""
+    where = [
+        f"{name} {value:.1f}"
+        for name, value in (("distance", distance), ("reconstruction", reconstruction))
+        if value is not None
+    ]
+    return {True: "yes", False: "no", None: "unknown"}[in_distribution] + (
+        f" (percentiles: {', '.join(where)})" if where else ""
+    )
 
 
 def _trust(results: dict, made: dict) -> list[str]:
@@ -461,8 +468,12 @@ def _real_spectra(results: dict, made: dict) -> list[str]:
                 ", ".join(r["neighbours_bpt3"]),
                 r["vote_bpt5"],
                 "yes" if r["agrees_bpt3"] else "no",
-                _trusted(r.get("in_distribution"), r.get("distance_percentile")),
-                _trusted(r.get("shuffled_in_distribution"), r.get("shuffled_distance_percentile")),
+                _trusted(r.get("in_distribution"), r.get("distance_percentile"), r.get("reconstruction_percentile")),
+                _trusted(
+                    r.get("shuffled_in_distribution"),
+                    r.get("shuffled_distance_percentile"),
+                    r.get("shuffled_reconstruction_percentile"),
+                ),
             ]
             for r in real
         ],

@@ -16,7 +16,7 @@ from experiments.data import Data, EvaluationConfig, kb_entries, kb_neighbours
 from inference import index as vector_index
 from inference import metrics
 from inference.retrieval import knn_vote, neighbours_excluding, vote_all
-from inference.services.search import load_index, query_vector, read_query
+from inference.services.search import load_index, query_embedding, read_query
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.bpt import bpt_ratios
 from kb.mock.survey import SETTINGS, render_again
@@ -130,7 +130,10 @@ def lens_lines_removed(kb: KnowledgeBase, config: EvaluationConfig) -> dict:
             prepared = read_query(path)
             ids.append(spectrum.pk)
             grid = prepared.grid
-            vectors.append(query_vector(knowledge_base=kb, flux=grid.flux, valid=grid.valid, z=prepared.spectrum.z))
+            vector, _ = query_embedding(
+                knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=prepared.spectrum.z
+            )
+            vectors.append(vector)
     if not ids:
         return {"n": 0, "voted_lens": None}
     found = neighbours_excluding(load_index(kb), np.stack(vectors), config.k, own_ids=np.array(ids))

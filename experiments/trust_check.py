@@ -59,6 +59,7 @@ def _answers(data: Data, kb: KnowledgeBase, ids: list[int], config: EvaluationCo
                 valid_fraction=data.spectra[i].valid_fraction,
                 z=data.spectra[i].z,
                 nearest_distance=float(found.distances[j, 0]) if found.ids[j, 0] >= 0 else None,
+                reconstruction_chi2=float(data.reconstruction[data.spectra[i].store_row]),
             ).in_distribution
             is False
             for j, i in enumerate(ids)

@@ -30,6 +30,7 @@ SURVEY_COLUMNS = [
     "valid_fraction",
     "z_in_range",
     "distance_percentile",
+    "reconstruction_percentile",
     "in_distribution",
 ]
 
@@ -122,6 +123,12 @@ def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
             [t.get("distance_percentile") for t in trust],
             np.float64,
             "the nearest distance's percentile among validation spectra's",
+        ),
+        _column(
+            "reconstruction_percentile",
+            [t.get("reconstruction_percentile") for t in trust],
+            np.float64,
+            "the encoder's reconstruction chi-squared's percentile among validation spectra's",
         ),
         _column("trust_reasons", ["; ".join(t.get("reasons") or []) or None for t in trust], str, "why not"),
     ]

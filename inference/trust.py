@@ -2,18 +2,23 @@
 
 A vote is only as good as its neighbours are near. When a knowledge base is built, the spectra of the
 validation reserve (which it never holds) are searched in it, and the distances to their nearest entries
-are kept as quantiles, beside the redshift range of its entries (``calibrate``). An answer is then
-judged (``assess``) by three signals:
+are kept as quantiles, beside the redshift range of its entries and the validation spectra's
+reconstruction chi-squared (``calibrate``). An answer is then judged (``assess``) by four signals:
 
 - ``valid_fraction``: the share of the query's 3688 grid pixels that were observed and not masked;
 - ``z_in_range``: whether the query's redshift lies within the entries' range;
 - ``distance_percentile``: where the query's nearest distance falls among the validation spectra's
-  (100 = farther than every one of them).
+  (100 = farther than every one of them);
+- ``reconstruction_percentile``: where the chi-squared per pixel of the masked model's reconstruction of
+  a fixed quarter of the query's pixels (``inference.embed.reconstruction_chi2``) falls among the
+  validation spectra's. Its nearest neighbours can look ordinary for a spectrum whose pixels do not hang
+  together (shuffled, badly calibrated); its reconstruction cannot.
 
-``in_distribution`` is True when all three are within bounds (MIN_VALID_FRACTION, the z range,
-MAX_PERCENTILE), and ``reasons`` says in words which are not. Without a calibration (a knowledge base
-built before it, or with no validation spectrum to search) only the valid fraction can be judged:
-False when it is too low, else None (unknown). Pure numpy; never imports Django.
+``in_distribution`` is True when all four are within bounds (MIN_VALID_FRACTION, the z range,
+MAX_PERCENTILE for both percentiles), and ``reasons`` says in words which are not. Without a calibration
+(a knowledge base built before it, or with no validation spectrum to search) only the valid fraction can
+be judged: False when it is too low, else None (unknown); a calibration from before reconstructions were
+kept judges the other three. Pure numpy; never imports Django.
 """
 
 from __future__ import annotations
@@ -27,19 +32,27 @@ MAX_PERCENTILE = 99.0  # nearest farther than 99% of validation spectra's: unlik
 QUANTILES = np.linspace(0, 100, 1001)  # the calibration keeps the nearest distances at these percentiles
 
 
-def calibrate(nearest: np.ndarray, entry_z: np.ndarray) -> dict:
+def calibrate(nearest: np.ndarray, entry_z: np.ndarray, reconstruction: np.ndarray) -> dict:
     """What ``assess`` compares answers with: ``nearest`` (n,) L2 distances of validation spectra to their
-    nearest entry, and ``entry_z`` (m,) the entries' redshifts. JSON-ready."""
+    nearest entry, ``entry_z`` (m,) the entries' redshifts and ``reconstruction`` (n,) the validation
+    spectra's reconstruction chi-squared per pixel (NaN ones are left out). JSON-ready."""
     nearest = np.asarray(nearest, dtype=np.float64)
     entry_z = np.asarray(entry_z, dtype=np.float64)
+    reconstruction = np.asarray(reconstruction, dtype=np.float64)
+    reconstruction = reconstruction[np.isfinite(reconstruction)]
     if len(nearest) == 0 or len(entry_z) == 0:
         return {}
     return {
         "n_validation": len(nearest),
-        "nearest_quantiles": np.percentile(nearest, QUANTILES).round(6).tolist(),
+        "nearest_quantiles": _quantiles(nearest),
         "z_min": float(entry_z.min()),
         "z_max": float(entry_z.max()),
+        **({"reconstruction_quantiles": _quantiles(reconstruction)} if len(reconstruction) else {}),
     }
+
+
+def _quantiles(values: np.ndarray) -> list[float]:
+    return np.percentile(values, QUANTILES).round(6).tolist()
 
 
 @dataclass(frozen=True)
@@ -51,25 +64,35 @@ class Trust:
     distance_percentile: float | None  # among validation spectra's nearest distances, 0-100
     in_distribution: bool | None
     reasons: list[str] = field(default_factory=list)  # why not in distribution, in words
+    reconstruction_chi2: float | None = None  # per pixel, the masked model's on the probe's hidden pixels
+    reconstruction_percentile: float | None = None  # among validation spectra's, 0-100
 
 
-def percentile(calibration: dict, distance: float) -> float:
-    """Where ``distance`` falls among the calibration's nearest distances, 0-100."""
-    quantiles = np.asarray(calibration["nearest_quantiles"])
-    if distance > quantiles[-1]:
+def percentile(calibration: dict, value: float, key: str = "nearest_quantiles") -> float:
+    """Where ``value`` falls among the calibration's ``key`` quantiles (nearest distances by default), 0-100."""
+    quantiles = np.asarray(calibration[key])
+    if value > quantiles[-1]:
         return 100.0
-    return float(np.interp(distance, quantiles, QUANTILES, left=0.0))
+    return float(np.interp(value, quantiles, QUANTILES, left=0.0))
 
 
-def assess(calibration: dict, *, valid_fraction: float, z: float, nearest_distance: float | None) -> Trust:
+def assess(
+    calibration: dict,
+    *,
+    valid_fraction: float,
+    z: float,
+    nearest_distance: float | None,
+    reconstruction_chi2: float | None = None,
+) -> Trust:
     """The trust signals of one answer (see the module's docstring)."""
     reasons = []
     if valid_fraction < MIN_VALID_FRACTION:
         reasons.append(
             f"only {valid_fraction:.0%} of its pixels are valid (at least {MIN_VALID_FRACTION:.0%} expected)"
         )
+    chi2 = None if reconstruction_chi2 is None or not np.isfinite(reconstruction_chi2) else float(reconstruction_chi2)
     if not calibration:
-        return Trust(valid_fraction, z, None, nearest_distance, None, False if reasons else None, reasons)
+        return Trust(valid_fraction, z, None, nearest_distance, None, False if reasons else None, reasons, chi2)
     z_in_range = calibration["z_min"] <= z <= calibration["z_max"]
     if not z_in_range:
         reasons.append(
@@ -85,4 +108,13 @@ def assess(calibration: dict, *, valid_fraction: float, z: float, nearest_distan
             f"its nearest neighbour (L2 {nearest_distance:.3g}) is farther than {where:.1f}% of validation "
             f"spectra's (their 99th percentile: {typical:.3g})"
         )
-    return Trust(valid_fraction, z, z_in_range, nearest_distance, where, not reasons, reasons)
+    unlike = None
+    if chi2 is not None and "reconstruction_quantiles" in calibration:
+        unlike = percentile(calibration, chi2, "reconstruction_quantiles")
+        if unlike > MAX_PERCENTILE:
+            typical = np.interp(MAX_PERCENTILE, QUANTILES, calibration["reconstruction_quantiles"])
+            reasons.append(
+                f"the encoder reconstructs its hidden pixels worse than {unlike:.1f}% of validation spectra "
+                f"(chi-squared per pixel {chi2:.3g}; their 99th percentile: {typical:.3g})"
+            )
+    return Trust(valid_fraction, z, z_in_range, nearest_distance, where, not reasons, reasons, chi2, unlike)

@@ -37,9 +37,19 @@ class TrustSerializer(serializers.Serializer):
         help_text="Where that distance falls among validation spectra's nearest distances (0-100; above "
         f"{MAX_PERCENTILE:g}: unlike what the knowledge base was checked on)",
     )
+    reconstruction_chi2 = serializers.FloatField(
+        allow_null=True,
+        help_text="Chi-squared per pixel of the encoder's reconstruction of a fixed quarter of the query's pixels "
+        "from the rest; near 1 for a spectrum like those it learnt from",
+    )
+    reconstruction_percentile = serializers.FloatField(
+        allow_null=True,
+        help_text=f"Where that chi-squared falls among validation spectra's (0-100; above {MAX_PERCENTILE:g}: "
+        "its pixels do not hang together as a galaxy's do); null if not calibrated",
+    )
     in_distribution = serializers.BooleanField(
         allow_null=True,
-        help_text="All three signals within bounds: the vote can be read as the task's test figures say; "
+        help_text="All four signals within bounds: the vote can be read as the task's test figures say; "
         "false: do not act on it without looking; null: unknown (knowledge base not calibrated)",
     )
     reasons = serializers.ListField(child=serializers.CharField(), help_text="Why not in distribution, in words")

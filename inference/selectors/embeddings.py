@@ -19,14 +19,32 @@ def embedding_store(embedding_set: EmbeddingSet) -> RowStore:
     return RowStore(embedding_set.path, "vectors", width=embedding_set.width, dtype="float32")
 
 
+def reconstruction_store(embedding_set: EmbeddingSet) -> RowStore:
+    """Row i: how well the checkpoint's masked model reconstructs the spectrum with ``store_row`` i
+    (``inference.embed.reconstruction_chi2``), computed with its embedding."""
+    return RowStore(embedding_set.path, "reconstruction", width=1, dtype="float32")
+
+
 def embedding_vectors(*, training_run: TrainingRun, store_rows) -> np.ndarray:
     """(n, width) float32 embeddings under ``training_run`` of the spectra at ``store_rows`` (n,), which
     must already be embedded (``inference.services.embeddings.embedding_update``)."""
+    embedding_set, store_rows = _embedded(training_run, store_rows)
+    return np.array(embedding_store(embedding_set).read()[store_rows], dtype=np.float32)
+
+
+def embedding_reconstruction(*, training_run: TrainingRun, store_rows) -> np.ndarray:
+    """(n,) float32 reconstruction chi-squared per pixel under ``training_run`` of the spectra at
+    ``store_rows`` (n,), which must already be embedded."""
+    embedding_set, store_rows = _embedded(training_run, store_rows)
+    return np.array(reconstruction_store(embedding_set).read()[store_rows, 0], dtype=np.float32)
+
+
+def _embedded(training_run: TrainingRun, store_rows) -> tuple[EmbeddingSet, np.ndarray]:
     embedding_set = EmbeddingSet.objects.get(training_run=training_run)
     store_rows = np.asarray(store_rows, dtype=np.int64)
     if len(store_rows) and store_rows.max() >= embedding_set.rows:
         raise ValueError(f"spectra beyond row {embedding_set.rows} are not embedded yet: run `manage.py embed`")
-    return np.array(embedding_store(embedding_set).read()[store_rows], dtype=np.float32)
+    return embedding_set, store_rows
 
 
 def embeddings_in_service() -> tuple[EmbeddingSet | None, np.ndarray]:

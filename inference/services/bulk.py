@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.retrieval import neighbours_excluding, vote_all
-from inference.selectors.embeddings import embedding_vectors
+from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.services.embeddings import embedding_update
 from inference.services.search import load_index
 from inference.tables import SURVEY_COLUMNS
@@ -102,19 +102,23 @@ def _search_chunk(
     rows: list[tuple], part: Path, kb: KnowledgeBase, index, label_of: dict, specobjid_of: dict, targets: set, k: int
 ) -> None:
     ids = np.array([row[0] for row in rows], dtype=np.int64)
-    vectors = embedding_vectors(training_run=kb.training_run, store_rows=[row[1] for row in rows])
+    store_rows = [row[1] for row in rows]
+    vectors = embedding_vectors(training_run=kb.training_run, store_rows=store_rows)
+    reconstruction = embedding_reconstruction(training_run=kb.training_run, store_rows=store_rows)
     neighbours = neighbours_excluding(index, vectors, k, own_ids=ids)
     votes = vote_all(neighbours, label_of)
     tmp = part.with_suffix(".tmp")
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SURVEY_COLUMNS)
-        for (_, _, specobjid, plate, mjd, fiber, z, valid_fraction), vote, nids, dists in zip(
-            rows, votes, neighbours.ids, neighbours.distances
+        for (_, _, specobjid, plate, mjd, fiber, z, valid_fraction), vote, nids, dists, chi2 in zip(
+            rows, votes, neighbours.ids, neighbours.distances, reconstruction
         ):
             found_ids = " ".join(specobjid_of[n] for n in nids.tolist() if n >= 0)
             nearest = float(dists[0]) if nids[0] >= 0 else None
-            trust = assess(kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest)
+            trust = assess(
+                kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest, reconstruction_chi2=chi2
+            )
             writer.writerow(
                 [
                     specobjid,
@@ -127,7 +131,8 @@ def _search_chunk(
                     " ".join(f"{d:.5f}" for d in dists.tolist()),
                     f"{valid_fraction:.4f}",
                     _csv_bool(trust.z_in_range),
-                    "" if trust.distance_percentile is None else f"{trust.distance_percentile:.1f}",
+                    _csv_float(trust.distance_percentile),
+                    _csv_float(trust.reconstruction_percentile),
                     _csv_bool(trust.in_distribution),
                 ]
             )
@@ -136,3 +141,7 @@ def _search_chunk(
 
 def _csv_bool(value: bool | None) -> str:
     return "" if value is None else str(value)
+
+
+def _csv_float(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"

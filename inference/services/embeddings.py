@@ -1,4 +1,5 @@
-"""Embedding the ingested spectra under a checkpoint: batched, resumable, one embedder at a time."""
+"""Embedding the ingested spectra under a checkpoint, with how well its masked model reconstructs each:
+batched, resumable, one embedder at a time."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from pathlib import Path
 
 from django.conf import settings
 
-from inference.embed import embed
+from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
-from inference.selectors.embeddings import embedding_store
+from inference.selectors.embeddings import embedding_store, reconstruction_store
 from kb.selectors import spectrum_redshifts, spectrum_store
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_masked_model
 from training.models import TrainingRun
 from training.selectors import training_run_in_service
 
@@ -28,7 +29,8 @@ def embedding_update(
     device: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> EmbeddingSet:
-    """Embed every ingested spectrum not yet embedded under ``training_run`` (default: the one in service).
+    """Embed every ingested spectrum not yet embedded under ``training_run`` (default: the one in service),
+    and measure how well its masked model reconstructs each (``inference.embed.reconstruction_chi2``).
 
     Work is committed chunk by chunk, so an interrupted run resumes where it stopped. One process embeds
     for a checkpoint at a time (a survey search and an operation may both ask); the other waits for it.
@@ -38,7 +40,7 @@ def embedding_update(
         raise ValueError("no checkpoint is in service: pre-train the encoder first (manage.py pretrain)")
     if run.status != TrainingRun.Status.SUCCEEDED:
         raise ValueError(f"{run} has not succeeded; its checkpoint cannot embed")
-    model = load_checkpoint(run.checkpoint_path, device=device or settings.GALSPEC_DEVICE)
+    model = load_masked_model(run.checkpoint_path, device=device or settings.GALSPEC_DEVICE)
     lock = settings.DATA_DIR / "embeddings" / f"run-{run.pk}.lock"
     with _exclusive(lock):  # another embedder waits, then finds it done
         return _embedding_carry_on(run, model, batch_size, on_progress)
@@ -58,28 +60,32 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 def _embedding_carry_on(run: TrainingRun, model, batch_size: int, on_progress) -> EmbeddingSet:
+    width = model.config.embedding_width
     embedding_set, _ = EmbeddingSet.objects.get_or_create(
-        training_run=run,
-        defaults={
-            "width": model.config.embedding_width,
-            "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}"),
-        },
+        training_run=run, defaults={"width": width, "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}")}
     )
-    if embedding_set.width != model.config.embedding_width:  # the embedding changed since: start over
-        embedding_set.width, embedding_set.rows = model.config.embedding_width, 0
+    if embedding_set.width != width:  # the embedding changed since: start over
+        embedding_set.width, embedding_set.rows = width, 0
         embedding_set.save(update_fields=["width", "rows", "updated_at"])
         shutil.rmtree(embedding_set.path, ignore_errors=True)
-    vectors = embedding_store(embedding_set)
+    vectors, reconstruction = embedding_store(embedding_set), reconstruction_store(embedding_set)
+    if reconstruction.rows < embedding_set.rows:  # a set from before reconstructions were kept: redone whole
+        embedding_set.rows = reconstruction.rows
+        embedding_set.save(update_fields=["rows", "updated_at"])
     vectors.truncate(embedding_set.rows)
-    flux, valid = spectrum_store().read()
+    reconstruction.truncate(embedding_set.rows)
+    store = spectrum_store()
+    (flux, valid), ivar = store.read(), store.read_ivar()
     total = len(flux)
     z = spectrum_redshifts(total)
     if on_progress:
         on_progress(embedding_set.rows, total)
     for start in range(embedding_set.rows, total, CHUNK):
         stop = min(start + CHUNK, total)
-        block = embed(model, flux[start:stop], valid[start:stop], z[start:stop], batch_size=batch_size)
+        block = embed(model.encoder, flux[start:stop], valid[start:stop], z[start:stop], batch_size=batch_size)
+        chi2 = reconstruction_chi2(model, flux[start:stop], valid[start:stop], ivar[start:stop], batch_size=batch_size)
         vectors.write_rows(start, block)
+        reconstruction.write_rows(start, chi2[:, None])
         embedding_set.rows = stop
         embedding_set.save(update_fields=["rows", "updated_at"])
         if on_progress:

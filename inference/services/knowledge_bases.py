@@ -11,7 +11,7 @@ from django.conf import settings
 from inference import index as vector_index
 from inference import metrics
 from inference.retrieval import vote_all
-from inference.selectors.embeddings import embedding_vectors
+from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.services.embeddings import embedding_update
 from inference.trust import calibrate
 from kb.models import KnowledgeBase, SearchTask, Spectrum
@@ -125,12 +125,14 @@ def knowledge_base_index(
 
 def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, index) -> dict:
     """What its answers are judged against (``inference.trust.calibrate``): every spectrum of the
-    validation reserve searched in ``index``, and the z range of the entries."""
+    validation reserve searched in ``index``, their reconstruction chi-squared, and the z range of the entries."""
     rows = spectrum_reserve_rows(VALIDATION)
-    queries = embedding_vectors(training_run=knowledge_base.training_run, store_rows=rows.tolist())
+    run = knowledge_base.training_run
+    queries = embedding_vectors(training_run=run, store_rows=rows.tolist())
     nearest = vector_index.search(index, queries, 1).distances[:, 0] if len(rows) else np.empty(0)
     entry_z = np.fromiter(knowledge_base.entries.values_list("spectrum__z", flat=True), dtype=np.float64)
-    return calibrate(nearest[np.isfinite(nearest)], entry_z)
+    reconstruction = embedding_reconstruction(training_run=run, store_rows=rows.tolist())
+    return calibrate(nearest[np.isfinite(nearest)], entry_z, reconstruction)
 
 
 def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, index, k: int = 3, n_resamples: int = 200) -> dict:

@@ -21,10 +21,10 @@ from django.utils.text import get_valid_filename
 
 from inference import index as vector_index
 from inference.answers import Answer, Neighbour, Query
-from inference.embed import embed
+from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
 from inference.retrieval import NO_ID, neighbours_excluding
-from inference.selectors.embeddings import embedding_vectors
+from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.selectors.evidence import spectrum_query
 from inference.trust import assess
 from inference.vote import vote
@@ -38,14 +38,14 @@ from kb.selectors import (
     spectrum_store,
 )
 from kb.spectra import lines_as_dict
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_masked_model
 
 MAX_K = 15  # the most neighbours a person may ask to vote (pages, API, jobs, survey searches)
 
 
 @lru_cache(maxsize=4)
-def _encoder(folder: str, device: str):
-    return load_checkpoint(folder, device=device)
+def _model(folder: str, device: str):
+    return load_masked_model(folder, device=device)
 
 
 @lru_cache(maxsize=16)
@@ -64,20 +64,25 @@ def load_index(knowledge_base: KnowledgeBase):
     return index
 
 
-def query_vector(
-    *, knowledge_base: KnowledgeBase, spectrum: Spectrum | None = None, flux=None, valid=None, z=None
-) -> np.ndarray:
-    """(D,) embedding of the query under the knowledge base's checkpoint: an ingested ``spectrum``, or
-    ``flux`` (L,) and ``valid`` (L,) on the model's grid with the redshift ``z``."""
+def query_embedding(
+    *, knowledge_base: KnowledgeBase, spectrum: Spectrum | None = None, flux=None, valid=None, ivar=None, z=None
+) -> tuple[np.ndarray, float]:
+    """The query under the knowledge base's checkpoint: its (E,) embedding and its reconstruction chi-squared
+    per pixel (``inference.embed.reconstruction_chi2``; NaN if none of the probed pixels is valid). The
+    query is an ingested ``spectrum`` (read from the embedding set where it is embedded), or ``flux``,
+    ``valid`` and ``ivar`` (L,) on the model's grid with the redshift ``z``."""
     run = knowledge_base.training_run
     if spectrum is not None:
-        embedded = EmbeddingSet.objects.filter(training_run=run, rows__gt=spectrum.store_row).exists()
-        if embedded:
-            return embedding_vectors(training_run=run, store_rows=[spectrum.store_row])[0]
-        flux_all, valid_all = spectrum_store().read()
-        flux, valid, z = flux_all[spectrum.store_row], valid_all[spectrum.store_row], spectrum.z
-    model = _encoder(str(run.checkpoint_path), settings.GALSPEC_DEVICE)
-    return embed(model, np.asarray(flux)[None], np.asarray(valid)[None], [z])[0]
+        rows = [spectrum.store_row]
+        if EmbeddingSet.objects.filter(training_run=run, rows__gt=spectrum.store_row).exists():
+            vector = embedding_vectors(training_run=run, store_rows=rows)[0]
+            return vector, float(embedding_reconstruction(training_run=run, store_rows=rows)[0])
+        store = spectrum_store()
+        (flux_all, valid_all), ivar_all = store.read(), store.read_ivar()
+        flux, valid, ivar, z = flux_all[rows], valid_all[rows], ivar_all[rows], spectrum.z
+    model = _model(str(run.checkpoint_path), settings.GALSPEC_DEVICE)
+    flux, valid, ivar = (np.asarray(a).reshape(1, -1) for a in (flux, valid, ivar))
+    return embed(model.encoder, flux, valid, [z])[0], float(reconstruction_chi2(model, flux, valid, ivar)[0])
 
 
 def read_query(path: str | Path, *, name: str | None = None) -> PreparedFile:
@@ -114,12 +119,12 @@ def search(
         prepared = read_query(path)
     if prepared is not None:
         query = prepared.path.name
-        grid = prepared.grid
-        vector = query_vector(knowledge_base=kb, flux=grid.flux, valid=grid.valid, z=prepared.spectrum.z)
-        own, z, valid_fraction = NO_ID, prepared.spectrum.z, float(prepared.grid.valid.mean())
+        grid, z = prepared.grid, prepared.spectrum.z
+        vector, chi2 = query_embedding(knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
+        own, valid_fraction = NO_ID, float(grid.valid.mean())
     else:
         query = f"specobjid {spectrum.specobjid}"
-        vector = query_vector(knowledge_base=kb, spectrum=spectrum)
+        vector, chi2 = query_embedding(knowledge_base=kb, spectrum=spectrum)
         own, z, valid_fraction = spectrum.pk, spectrum.z, spectrum.valid_fraction
     found = neighbours_excluding(load_index(kb), vector[None], k, own_ids=[own])
     ids, distances = found.ids[0], found.distances[0]
@@ -142,7 +147,9 @@ def search(
         k=k,
         weight_function=weight_function,
         query=query,
-        trust=assess(kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest),
+        trust=assess(
+            kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest, reconstruction_chi2=chi2
+        ),
     )
 
 

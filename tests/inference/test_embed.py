@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from inference import index as vector_index
-from inference.embed import embed
-from training.model import EncoderConfig, GalSpecEncoder
+from inference.embed import embed, probe_hidden, reconstruction_chi2
+from training.model import EncoderConfig, GalSpecEncoder, MaskedSpectrumModel
 
 TINY = EncoderConfig(n_pixels=400, d_model=32, n_layers=2, n_heads=2, pool_segments=4)
 
@@ -64,3 +64,21 @@ def test_a_gpu_embeds_as_the_cpu_does():
     mixed_top3 = vector_index.search(gpu_kb, on_cpu[200:], 3).ids  # a GPU-built KB queried from a CPU
     same = np.mean([set(a) == set(b) for a, b in zip(cpu_top3, mixed_top3)])
     assert same >= 0.99
+
+
+def test_reconstruction_chi2_is_near_the_noise_for_a_smooth_spectrum_and_far_above_it_shuffled():
+    """An untrained masked model reconstructs by interpolation alone: on a smooth continuum with Gaussian
+    noise and its true ivar that scores a chi-squared per pixel of order 1; the same pixels shuffled, far more."""
+    torch.manual_seed(0)
+    model = MaskedSpectrumModel(TINY)
+    rng = np.random.default_rng(2)
+    x = np.linspace(0, 1, TINY.n_pixels)
+    flux = (1 + 0.8 * x + rng.normal(0, 0.05, (3, TINY.n_pixels))).astype(np.float32)
+    valid = np.ones_like(flux, dtype=bool)
+    ivar = np.full_like(flux, 1 / 0.05**2)
+    flux[1] = rng.permutation(flux[1])
+    valid[2, probe_hidden(TINY.n_pixels)] = False  # none of the probed pixels observed: nothing to score
+    chi2 = reconstruction_chi2(model, flux, valid, ivar, batch_size=2)
+    assert chi2.shape == (3,) and chi2.dtype == np.float32
+    assert 0.8 < chi2[0] < 3 and chi2[1] > 20 and np.isnan(chi2[2])
+    assert probe_hidden(TINY.n_pixels).mean() == pytest.approx(0.25, abs=0.01)

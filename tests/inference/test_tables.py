@@ -52,6 +52,7 @@ def test_an_answer_table_round_trips_through_csv_and_votable():
                 "valid_fraction": 0.44,
                 "z_in_range": True,
                 "distance_percentile": 100.0,
+                "reconstruction_percentile": 42.5,
                 "in_distribution": False,
                 "reasons": ["only 44% of its pixels are valid", "its nearest neighbour is far"],
             },
@@ -69,10 +70,11 @@ def test_an_answer_table_round_trips_through_csv_and_votable():
         "0,0266-51630-0168,299489677444933632,0266-51630-0168,lens,0.67,True,1,lens,0.1,0.34,2,other"
     )
     assert csv_text.splitlines()[1].endswith(
-        ",False,0.44,True,100.0,only 44% of its pixels are valid; its nearest neighbour is far,"
+        ",False,0.44,True,100.0,42.5,only 44% of its pixels are valid; its nearest neighbour is far,"
     )
-    assert csv_text.splitlines()[2] == "1,nonsense,,,,,,,,,,,,,,,,,,,no ingested spectrum has ..."
+    assert csv_text.splitlines()[2] == "1,nonsense,,,,,,,,,,,,,,,,,,,,no ingested spectrum has ..."
     parsed = parse_single_table(io.BytesIO(table_votable(table))).to_table()
     assert list(parsed["neighbour2_label"].filled("")) == ["other", ""]
     assert bool(parsed["share"].mask[1]) and parsed["error"][1] == "no ingested spectrum has ..."
     assert not parsed["in_distribution"][0] and bool(parsed["in_distribution"].mask[1])
+    assert parsed["reconstruction_percentile"][0] == 42.5

@@ -1,16 +1,18 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from django.core.management import call_command
 
-from inference.embed import embed
+from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
-from inference.selectors.embeddings import embedding_store
+from inference.selectors.embeddings import embedding_store, reconstruction_store
 from inference.services.embeddings import embedding_update
 from kb.mock import generate_survey
 from kb.models import Spectrum
 from kb.selectors import spectrum_store
 from kb.services.ingest import ingest_folder
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_checkpoint, load_masked_model
 from training.models import TrainingRun
 from training.services import training_run_create, training_run_execute, training_run_promote
 
@@ -61,6 +63,10 @@ def test_embedding_covers_every_spectrum_and_resumes(ingested):
     expected = embed(load_checkpoint(f"{run.checkpoint_dir}/best"), flux, valid, z)
     vectors = embedding_store(embedding_set).read()
     np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    chi2 = reconstruction_chi2(
+        load_masked_model(f"{run.checkpoint_dir}/best"), flux, valid, spectrum_store().read_ivar()
+    )
+    np.testing.assert_allclose(reconstruction_store(embedding_set).read()[:, 0], chi2, rtol=1e-5)
     # an interrupted embedding: only 10 rows committed; the update finishes the rest
     EmbeddingSet.objects.filter(pk=embedding_set.pk).update(rows=10)
     assert embedding_update().rows == 40
@@ -70,6 +76,11 @@ def test_embedding_covers_every_spectrum_and_resumes(ingested):
     again = embedding_update()
     assert (again.rows, again.width) == (40, 384)
     np.testing.assert_allclose(embedding_store(again).read(), expected, atol=1e-5)
+    # a set from before reconstructions were kept: embedded again, with them
+    for name in ("reconstruction.bin", "reconstruction.json"):
+        (Path(again.path) / name).unlink()
+    assert embedding_update().rows == 40
+    np.testing.assert_allclose(reconstruction_store(again).read()[:, 0], chi2, rtol=1e-5)
 
 
 def test_embedding_without_a_checkpoint_says_what_to_do(ingested):

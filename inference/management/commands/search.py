@@ -46,6 +46,8 @@ class Command(BaseCommand):
             where = (
                 "" if trust.distance_percentile is None else f", nearest at percentile {trust.distance_percentile:.1f}"
             )
+            if trust.reconstruction_percentile is not None:
+                where += f", reconstruction at percentile {trust.reconstruction_percentile:.1f}"
             known = "in distribution" if trust.in_distribution else "in distribution: unknown (no calibration)"
             self.stdout.write(f"{known} ({trust.valid_fraction:.0%} of pixels valid{where})")
         self.stdout.write(

@@ -5,6 +5,7 @@ import io
 import secrets
 import time
 
+import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.io.votable import parse_single_table
@@ -80,6 +81,8 @@ def test_search_an_uploaded_real_sdss_file(searchable, real_spectra, data_dir):
     trust = body["trust"]
     assert trust["valid_fraction"] == pytest.approx(expected.trust.valid_fraction) and trust["valid_fraction"] > 0.9
     assert trust["distance_percentile"] == pytest.approx(expected.trust.distance_percentile)
+    assert trust["reconstruction_chi2"] == pytest.approx(expected.trust.reconstruction_chi2)
+    assert trust["reconstruction_chi2"] > 0
     assert trust["in_distribution"] == expected.trust.in_distribution is not None
 
 
@@ -95,6 +98,31 @@ def test_an_answer_for_a_spectrum_missing_half_its_pixels_is_flagged_not_in_dist
         body = _client().post("/api/v1/search/", {"task": "bpt3", "file": handle}, format="multipart").json()
     assert body["label"] and body["trust"]["in_distribution"] is False
     assert body["trust"]["valid_fraction"] < 0.6 and "of its pixels are valid" in body["trust"]["reasons"][0]
+
+
+def test_a_spectrum_whose_pixels_do_not_hang_together_is_flagged_by_its_reconstruction(
+    searchable, real_spectra, tmp_path
+):
+    """The same flux values and noise shuffled among the observed pixels: its neighbours may look ordinary,
+    but the encoder cannot reconstruct pixels from their neighbours. (Whether the unshuffled real file is in
+    distribution depends on the checkpoint: this one, trained for seconds on a mock, reconstructs real
+    spectra a little worse than its mock validation spectra.)"""
+    path = tmp_path / real_spectra[0].name
+    with fits.open(real_spectra[0]) as hdus:
+        coadd = hdus["COADD"].data
+        observed = np.flatnonzero(coadd["ivar"] > 0)
+        coadd["flux"][observed] = np.random.default_rng(0).permutation(coadd["flux"][observed])
+        hdus.writeto(path)
+    answers = {}
+    for name, file in (("real", real_spectra[0]), ("shuffled", path)):
+        with open(file, "rb") as handle:
+            answers[name] = (
+                _client().post("/api/v1/search/", {"task": "bpt3", "file": handle}, format="multipart").json()
+            )
+    real, shuffled = answers["real"]["trust"], answers["shuffled"]["trust"]
+    assert shuffled["in_distribution"] is False and shuffled["reconstruction_percentile"] == 100.0
+    assert any("reconstructs its hidden pixels worse than" in reason for reason in shuffled["reasons"])
+    assert shuffled["reconstruction_chi2"] > 10 * real["reconstruction_chi2"]
 
 
 def test_an_old_knowledge_base_version_still_answers(searchable):
