@@ -1,11 +1,12 @@
-"""How the encoder's tokens are pooled, probed on the validation reserve in a minute, without a full evaluate.
+"""How the encoder's tokens are pooled, probed on the validation reserve without a full evaluate.
 
     GALSPEC_DATA_DIR=var .venv/bin/python bench/pooling_probe.py --out var/bench/pooling_probe.json
 
 The pooling rows of ``evaluate``'s variants table (``experiments.variants.pooling_variants``) for the
 checkpoint in service and its knowledge bases in service (bpt5, liner, lens, outlier): each pooling's
 five-class macro-F1 and LINER F1, and each search's F1 and recall, on the validation reserve. The test
-reserve is never read. A probe for choosing the representation, not a figure to quote as a result.
+reserve is never read. About a minute on the demo's data once its spectra are embedded. A probe for
+choosing the representation, not a figure to quote as a result.
 """
 
 import argparse

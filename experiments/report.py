@@ -407,10 +407,11 @@ def _trust(results: dict, made: dict) -> list[str]:
         "## How far to trust an answer",
         "",
         "An answer is flagged as not in distribution when under 80% of its pixels are valid, its z lies outside "
-        "its knowledge base's range, or its nearest distance is beyond the 99th percentile of the validation "
-        "reserve's (inference/trust.py). If the flag means something, flagged answers are right less often. For the "
-        "five-class votes precision is the share of answers right; for a search every figure is over the answers "
-        "voting a target.",
+        "its knowledge base's range, or its nearest distance or the encoder's reconstruction chi-squared is beyond "
+        "the 99th percentile of the validation reserve's (inference/trust.py). If the flag means something, flagged "
+        "answers are right less often. For the five-class votes precision is the share of answers right; for a "
+        "search every figure is over the answers voting a target, and the last column is the share of its true "
+        "targets whose answers are flagged.",
         "",
     ]
     rows = [
@@ -420,6 +421,7 @@ def _trust(results: dict, made: dict) -> list[str]:
             share(trust["flagged_share"]),
             share(trust["precision_flagged"]),
             share(trust["precision_unflagged"]),
+            "",
         ]
     ]
     rows += [
@@ -429,10 +431,12 @@ def _trust(results: dict, made: dict) -> list[str]:
             share(r["flagged_share"]),
             share(r["precision_flagged"]),
             share(r["precision_unflagged"]),
+            share(r.get("flagged_share_targets")),
         ]
         for name, r in trust["by_search"].items()
     ]
-    lines += _table(["answers", "n", "share flagged", "precision flagged", "precision unflagged"], rows)
+    header = ["answers", "n", "share flagged", "precision flagged", "precision unflagged", "targets flagged"]
+    lines += _table(header, rows)
     return [*lines, ""]
 
 

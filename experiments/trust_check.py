@@ -6,7 +6,9 @@ calibration, made on the validation reserve). A five-class answer is a claim abo
 right when its vote is the catalog's label, so its "precision" is the share of answers right (accuracy);
 a search answer is a claim only when it votes a target, and its precision is the share of those that are
 targets. For a search every count is over the answers voting a target, and ``flagged_share_all`` gives
-the share flagged among all its answers. If the signals work, flagged answers are right less often.
+the share flagged among all its answers and ``flagged_share_targets`` among its true targets (rare kinds are
+unusual by nature: a signal that flags most of them would hide what the search is for). If the signals
+work, flagged answers are right less often.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def trust_figures(data: Data, kbs: dict[str, KnowledgeBase], config: EvaluationC
         figures["by_search"][name] = {
             **_split(flagged[voted], target[voted]),
             "flagged_share_all": float(flagged.mean()) if len(flagged) else None,
+            "flagged_share_targets": float(flagged[target].mean()) if target.any() else None,
         }
     return figures
 

@@ -2,9 +2,9 @@
 validation reserve, never on the test reserve; ``results["variants"]`` and report.md's table.
 
 - Pooling: the checkpoint's final tokens pooled as segments of the grid, as rest-frame line windows, or
-  both (``GalSpecEncoder.pool``). Each variant's K-vote over the entries of the knowledge bases in
-  service labels the validation spectra: five-class macro-F1 and LINER F1, and each search's F1 on the
-  validation spectra any search labels. ``kept`` marks the pooling of the checkpoint in service.
+  both (``GalSpecEncoder.pool``). Each variant's K-vote over the entries of the knowledge bases evaluated
+  labels the validation spectra: five-class macro-F1 and LINER F1, and each search's F1 on the validation
+  spectra any search labels. ``kept`` marks the pooling of the checkpoint evaluated.
 - Vote temperature: Table A1's fit (``searches.fitted_temperature``), the validation F1 at the fitted
   temperature against the paper's 1. Not kept: the site votes at 1 until a validation reserve large
   enough to choose on says otherwise.
@@ -27,7 +27,7 @@ from kb.models import KnowledgeBase
 from kb.search_tasks import VALIDATION
 from kb.selectors import task_labels
 from training.checkpoint import load_checkpoint
-from training.model import GalSpecEncoder
+from training.model import LINE_WINDOWS_REST, GalSpecEncoder
 
 BATCH = 64
 
@@ -55,11 +55,12 @@ def variants(
 
 def pooling_variants(data: Data, kbs: dict[str, KnowledgeBase], run, config: EvaluationConfig) -> list[dict]:
     model = load_checkpoint(run.checkpoint_path, device="cpu")
-    segments = model.config.pool_segments or 8
+    segments = model.config.pool_segments or 8  # the segment embedding's G until line windows replaced it
+    windows = len(LINE_WINDOWS_REST)
     poolings = {
         f"pooling: {segments} segments": {"pool_segments": segments, "pool_lines": False},
-        "pooling: 6 line windows": {"pool_segments": 0, "pool_lines": True},
-        f"pooling: {segments} segments + 6 line windows": {"pool_segments": segments, "pool_lines": True},
+        f"pooling: {windows} line windows": {"pool_segments": 0, "pool_lines": True},
+        f"pooling: {segments} segments + {windows} line windows": {"pool_segments": segments, "pool_lines": True},
     }
     queries = mixed_test_set(VALIDATION)
     entries = {name: kb_entries(kbs[name]) for name in ("bpt5", *SEARCH_TASKS)}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from training.model import GalSpecEncoder, MaskedSpectrumModel
+from training.model import GalSpecEncoder, MaskedSpectrumModel, spectrum_chi2
 
 PROBE_SPAN = 10  # pixels: the reconstruction probe hides one span of this many pixels in every PROBE_EVERY
 PROBE_EVERY = 4  # a quarter of the pixels, the pre-training mask ratio
@@ -31,6 +31,8 @@ def embed(
 ) -> np.ndarray:
     """flux (N, L) float32 and valid (N, L) bool, any array-like (np.memmap is read batch by batch), and
     z (N,) redshifts -> embeddings (N, E) float32 (E = ``config.embedding_width``), on the model's device."""
+    if len(z) != len(flux):
+        raise ValueError(f"{len(flux)} spectra but {len(z)} redshifts: give one z per spectrum")
     model.eval()
     device = next(model.parameters()).device
     out = np.empty((len(flux), model.config.embedding_width), dtype=np.float32)
@@ -69,8 +71,7 @@ def reconstruction_chi2(model: MaskedSpectrumModel, flux, valid, ivar, *, batch_
             torch.from_numpy(np.array(a[start:stop], dtype=dtype)).to(device)
             for a, dtype in ((flux, np.float32), (valid, bool), (ivar, np.float32))
         )
-        scored = hidden & v  # (n, L)
         _, prediction = model.forward_loss(f, v, hidden.expand_as(v))
-        chi2 = ((prediction.float() - f) ** 2 * w * scored).sum(1) / scored.sum(1)  # NaN where none is scored
-        out[start:stop] = chi2.cpu().numpy()
+        chi2, counted = spectrum_chi2(prediction, f, w, hidden & v)
+        out[start:stop] = torch.where(counted > 0, chi2, torch.nan).cpu().numpy()
     return out

@@ -109,11 +109,13 @@ def spectrum_reserve_rows(reserve: str = TRAIN) -> np.ndarray:
     return np.fromiter(rows, dtype=np.int64)
 
 
-def spectrum_redshifts(n_rows: int) -> np.ndarray:
-    """(n_rows,) float32: the redshift of the spectrum in each store row, NaN for a row no spectrum holds."""
-    z = np.full(n_rows, np.nan, dtype=np.float32)
-    rows = np.array(Spectrum.objects.filter(store_row__lt=n_rows).values_list("store_row", "z")).reshape(-1, 2)
-    z[rows[:, 0].astype(np.int64)] = rows[:, 1]
+def spectrum_redshifts(first: int, stop: int) -> np.ndarray:
+    """(stop - first,) float32: the redshift of the spectrum in each store row from ``first`` up to ``stop``,
+    NaN for a row no spectrum holds."""
+    z = np.full(stop - first, np.nan, dtype=np.float32)
+    found = Spectrum.objects.filter(store_row__gte=first, store_row__lt=stop).values_list("store_row", "z")
+    rows = np.array(found, dtype=np.float64).reshape(-1, 2)
+    z[rows[:, 0].astype(np.int64) - first] = rows[:, 1]
     return z
 
 

@@ -46,8 +46,7 @@ def load_masked_model(folder: str | Path, device=None) -> MaskedSpectrumModel:
     folder = Path(folder)
     if not (folder / "model.safetensors").exists():
         raise FileNotFoundError(f"{folder}: no model.safetensors (not a GalSpec checkpoint)")
-    # A checkpoint from before line-window pooling embeds as it did when its knowledge bases were built.
-    config = EncoderConfig(**{"pool_lines": False, **read_info(folder)["model"]})
+    config = EncoderConfig.from_dict(read_info(folder)["model"])
     model = MaskedSpectrumModel(config)
     model.load_state_dict(load_file(folder / "model.safetensors"))
     return model.to(resolve_device(device)).eval()

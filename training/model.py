@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kb.preprocess import PAPER
+
 # Where the embedding looks for the diagnostic lines: Angstrom, vacuum, rest frame. The BPT lines and
 # [O II] (the strongest line of star formation blue of 4000 Angstrom), each window wide enough for its
 # doublet and a line's wings at a velocity dispersion of a few hundred km/s.
@@ -58,12 +60,18 @@ class EncoderConfig:
     # spectrum's redshift. The line windows alone were chosen on the validation reserve (see there).
     pool_segments: int = 0  # G, 0 for none
     pool_lines: bool = True
-    wave_min: float = 3850.0  # Angstrom, observed: the grid's first and last pixel (kb/preprocess.py)
-    wave_max: float = 9000.0
+    wave_min: float = PAPER.wave_min  # Angstrom, observed: the grid's first and last pixel, where the
+    wave_max: float = PAPER.wave_max  # line windows are looked for
 
     def __post_init__(self):
         if self.pool_segments < 0 or not (self.pool_segments or self.pool_lines):
             raise ValueError("the embedding needs pool_segments > 0, pool_lines, or both")
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> EncoderConfig:
+        """A saved configuration (a checkpoint's, a training run's). One saved before line-window pooling
+        existed keeps the segment-only embedding that its knowledge bases were built with."""
+        return cls(**{"pool_lines": False, **settings})
 
     @property
     def embedding_width(self) -> int:  # (G + W) * D
@@ -222,10 +230,8 @@ class GalSpecEncoder(nn.Module):
           window of LINE_WINDOWS_REST moved to the spectrum's redshift, so the same line ratio lands in
           the same dimensions at any z. Each token has attended to the whole spectrum, so the windows
           carry the continuum's context too.
-        On the demo's validation reserve (mock v2, one checkpoint; ``evaluate``'s variants table), the
-        five-class K-vote's macro-F1 was 0.52 with 8 segments, 0.75 with the line windows alone and 0.68
-        with both; LINER F1 0.00, 0.67 and 0.54; lens F1 0.29, 0.44 and 0.29 (5 lenses); outlier F1 0.67
-        for all three (6 outliers). Hence the default: line windows alone.
+        The default, line windows alone, was chosen on the validation reserve (``evaluate``'s variants
+        table; the figures are in README's Decisions).
         """
         return self.pool(*self.forward_tokens(flux, valid), z)
 
@@ -293,18 +299,27 @@ class MaskedSpectrumModel(nn.Module):
         visible = valid & ~hidden
         tokens, _ = self.encoder.forward_tokens(flux, visible)
         prediction = self.forward_decoder(tokens, fill_gaps(flux, visible))
-        scored = (hidden & valid).float()
-        squared = (prediction.float() - flux) ** 2 * scored
+        scored = hidden & valid
         if ivar is None:
-            return squared.sum() / scored.sum().clamp(min=1.0), prediction
-        counted = scored.sum(1)  # (N,) hidden valid pixels per spectrum
-        per_spectrum = (squared * ivar).sum(1) / counted.clamp(min=1.0)
+            squared = (prediction.float() - flux) ** 2 * scored
+            return squared.sum() / scored.sum().clamp(min=1), prediction
+        per_spectrum, counted = spectrum_chi2(prediction, flux, ivar, scored)
         return per_spectrum.sum() / (counted > 0).sum().clamp(min=1), prediction
 
     def forward(
         self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor, ivar: torch.Tensor | None = None
     ) -> torch.Tensor:
         return self.forward_loss(flux, valid, hidden, ivar)[0]
+
+
+def spectrum_chi2(
+    prediction: torch.Tensor, flux: torch.Tensor, ivar: torch.Tensor, scored: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, L) prediction, flux, ivar and scored pixels (bool) -> each spectrum's chi-squared per scored pixel
+    (N,), 0 where none is scored, and the number scored (N,)."""
+    counted = scored.sum(1)
+    squared = (prediction.float() - flux) ** 2 * ivar * scored
+    return squared.sum(1) / counted.clamp(min=1), counted
 
 
 def span_mask(

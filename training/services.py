@@ -66,7 +66,7 @@ def training_run_execute(
         if on_progress:
             on_progress(step, max_steps, metrics)
 
-    model_config = EncoderConfig(**run.model_config)
+    model_config = EncoderConfig.from_dict(run.model_config)
     config = PretrainConfig(**run.train_config)
     try:
         metrics = pretrain(

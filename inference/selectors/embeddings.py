@@ -34,9 +34,14 @@ def embedding_vectors(*, training_run: TrainingRun, store_rows) -> np.ndarray:
 
 def embedding_reconstruction(*, training_run: TrainingRun, store_rows) -> np.ndarray:
     """(n,) float32 reconstruction chi-squared per pixel under ``training_run`` of the spectra at
-    ``store_rows`` (n,), which must already be embedded."""
+    ``store_rows`` (n,), which must already be embedded; NaN (unknown) for a row of a set embedded before
+    reconstructions were kept, until ``embedding_update`` measures it."""
     embedding_set, store_rows = _embedded(training_run, store_rows)
-    return np.array(reconstruction_store(embedding_set).read()[store_rows, 0], dtype=np.float32)
+    kept = reconstruction_store(embedding_set).read()[:, 0]
+    out = np.full(len(store_rows), np.nan, dtype=np.float32)
+    measured = store_rows < len(kept)
+    out[measured] = kept[store_rows[measured]]
+    return out
 
 
 def _embedded(training_run: TrainingRun, store_rows) -> tuple[EmbeddingSet, np.ndarray]:

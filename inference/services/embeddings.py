@@ -69,21 +69,24 @@ def _embedding_carry_on(run: TrainingRun, model, batch_size: int, on_progress) -
         embedding_set.save(update_fields=["width", "rows", "updated_at"])
         shutil.rmtree(embedding_set.path, ignore_errors=True)
     vectors, reconstruction = embedding_store(embedding_set), reconstruction_store(embedding_set)
-    if reconstruction.rows < embedding_set.rows:  # a set from before reconstructions were kept: redone whole
-        embedding_set.rows = reconstruction.rows
-        embedding_set.save(update_fields=["rows", "updated_at"])
     vectors.truncate(embedding_set.rows)
     reconstruction.truncate(embedding_set.rows)
     store = spectrum_store()
     (flux, valid), ivar = store.read(), store.read_ivar()
     total = len(flux)
-    z = spectrum_redshifts(total)
     if on_progress:
-        on_progress(embedding_set.rows, total)
+        on_progress(reconstruction.rows, total)
+    for start in range(reconstruction.rows, embedding_set.rows, CHUNK):  # a set from before they were kept
+        stop = min(start + CHUNK, embedding_set.rows)
+        rows = slice(start, stop)
+        reconstruction.write_rows(start, reconstruction_chi2(model, flux[rows], valid[rows], ivar[rows])[:, None])
+        if on_progress:
+            on_progress(stop, total)
     for start in range(embedding_set.rows, total, CHUNK):
         stop = min(start + CHUNK, total)
-        block = embed(model.encoder, flux[start:stop], valid[start:stop], z[start:stop], batch_size=batch_size)
-        chi2 = reconstruction_chi2(model, flux[start:stop], valid[start:stop], ivar[start:stop], batch_size=batch_size)
+        rows, z = slice(start, stop), spectrum_redshifts(start, stop)
+        block = embed(model.encoder, flux[rows], valid[rows], z, batch_size=batch_size)
+        chi2 = reconstruction_chi2(model, flux[rows], valid[rows], ivar[rows], batch_size=batch_size)
         vectors.write_rows(start, block)
         reconstruction.write_rows(start, chi2[:, None])
         embedding_set.rows = stop

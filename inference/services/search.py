@@ -80,6 +80,8 @@ def query_embedding(
         store = spectrum_store()
         (flux_all, valid_all), ivar_all = store.read(), store.read_ivar()
         flux, valid, ivar, z = flux_all[rows], valid_all[rows], ivar_all[rows], spectrum.z
+    elif any(value is None for value in (flux, valid, ivar, z)):
+        raise ValueError("a query is an ingested spectrum, or its flux, valid, ivar and z together")
     model = _model(str(run.checkpoint_path), settings.GALSPEC_DEVICE)
     flux, valid, ivar = (np.asarray(a).reshape(1, -1) for a in (flux, valid, ivar))
     return embed(model.encoder, flux, valid, [z])[0], float(reconstruction_chi2(model, flux, valid, ivar)[0])

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from kb.preprocess import wave_grid
 from training.model import (
     LINE_MARGIN,
     LINE_WINDOWS_REST,
@@ -176,7 +177,7 @@ def test_the_line_windows_are_the_mean_token_around_each_line_at_the_spectrum_re
         tokens, observed = encoder.forward_tokens(flux, valid)
     W, D = len(LINE_WINDOWS_REST), 8
     assert embedding.shape == (3, config.embedding_width) == (3, (2 + W) * D)
-    centres = 3850 + (torch.arange(config.n_patches) * 5 + 7) * (9000 - 3850) / (config.n_pixels - 1)
+    centres = torch.from_numpy(wave_grid()[np.arange(config.n_patches) * 5 + 7])  # each patch's middle pixel
     for n in range(3):
         for w, (lo, hi) in enumerate(LINE_WINDOWS_REST.values()):
             inside = (centres >= lo * (1 + z[n]) - LINE_MARGIN) & (centres <= hi * (1 + z[n]) + LINE_MARGIN)

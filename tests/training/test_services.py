@@ -6,11 +6,11 @@ from django.core.management import call_command
 
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
-from inference.selectors.embeddings import embedding_store, reconstruction_store
+from inference.selectors.embeddings import embedding_reconstruction, embedding_store, reconstruction_store
 from inference.services.embeddings import embedding_update
 from kb.mock import generate_survey
 from kb.models import Spectrum
-from kb.selectors import spectrum_store
+from kb.selectors import spectrum_redshifts, spectrum_store
 from kb.services.ingest import ingest_folder
 from training.checkpoint import load_checkpoint, load_masked_model
 from training.models import TrainingRun
@@ -76,11 +76,17 @@ def test_embedding_covers_every_spectrum_and_resumes(ingested):
     again = embedding_update()
     assert (again.rows, again.width) == (40, 384)
     np.testing.assert_allclose(embedding_store(again).read(), expected, atol=1e-5)
-    # a set from before reconstructions were kept: embedded again, with them
+    # a set from before reconstructions were kept: searches see them as unknown until the update measures
+    # them, keeping the embeddings
     for name in ("reconstruction.bin", "reconstruction.json"):
         (Path(again.path) / name).unlink()
+    assert np.isnan(embedding_reconstruction(training_run=run, store_rows=[3, 39])).all()
     assert embedding_update().rows == 40
     np.testing.assert_allclose(reconstruction_store(again).read()[:, 0], chi2, rtol=1e-5)
+    np.testing.assert_allclose(embedding_store(again).read(), expected, atol=1e-5)
+    # the redshift of each store row, NaN past the last spectrum
+    z_rows = spectrum_redshifts(38, 42)
+    assert z_rows[:2].tolist() == pytest.approx(z[38:]) and np.isnan(z_rows[2:]).all()
 
 
 def test_embedding_without_a_checkpoint_says_what_to_do(ingested):
