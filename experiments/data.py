@@ -40,7 +40,7 @@ class Data:
     valid: np.ndarray  # (n, L) bool
     vectors: np.ndarray  # (n, D) embeddings under the checkpoint in service
     spectra: dict[int, Spectrum]  # spectrum id -> row (store_row, z, lines, ...)
-    reconstruction: np.ndarray  # (n,) the checkpoint's reconstruction chi-squared per pixel (inference.embed)
+    reconstruction: np.ndarray  # (n,) the checkpoint's reconstruction chi-squared (inference.embed)
 
     def rows(self, ids) -> np.ndarray:
         return np.array([self.spectra[i].store_row for i in ids], dtype=np.int64)

@@ -9,7 +9,7 @@ reconstruction chi-squared (``calibrate``). An answer is then judged (``assess``
 - ``z_in_range``: whether the query's redshift lies within the entries' range;
 - ``distance_percentile``: where the query's nearest distance falls among the validation spectra's
   (100 = farther than every one of them);
-- ``reconstruction_percentile``: where the chi-squared per pixel of the masked model's reconstruction of
+- ``reconstruction_percentile``: where the median chi-squared of the masked model's reconstruction of
   a fixed quarter of the query's pixels (``inference.embed.reconstruction_chi2``) falls among the
   validation spectra's. Its nearest neighbours can look ordinary for a spectrum whose pixels do not hang
   together (shuffled, badly calibrated); its reconstruction cannot.
@@ -35,7 +35,8 @@ QUANTILES = np.linspace(0, 100, 1001)  # the calibration keeps the nearest dista
 def calibrate(nearest: np.ndarray, entry_z: np.ndarray, reconstruction: np.ndarray) -> dict:
     """What ``assess`` compares answers with: ``nearest`` (n,) L2 distances of validation spectra to their
     nearest entry, ``entry_z`` (m,) the entries' redshifts and ``reconstruction`` (n,) the validation
-    spectra's reconstruction chi-squared per pixel (NaN ones are left out). JSON-ready."""
+    spectra's reconstruction chi-squared (``inference.embed.reconstruction_chi2``; NaN ones are left out).
+    JSON-ready."""
     nearest = np.asarray(nearest, dtype=np.float64)
     entry_z = np.asarray(entry_z, dtype=np.float64)
     reconstruction = np.asarray(reconstruction, dtype=np.float64)
@@ -64,7 +65,7 @@ class Trust:
     distance_percentile: float | None  # among validation spectra's nearest distances, 0-100
     in_distribution: bool | None
     reasons: list[str] = field(default_factory=list)  # why not in distribution, in words
-    reconstruction_chi2: float | None = None  # per pixel, the masked model's on the probe's hidden pixels
+    reconstruction_chi2: float | None = None  # the median over the probe's hidden pixels (inference.embed)
     reconstruction_percentile: float | None = None  # among validation spectra's, 0-100
 
 
@@ -115,6 +116,6 @@ def assess(
             typical = np.interp(MAX_PERCENTILE, QUANTILES, calibration["reconstruction_quantiles"])
             reasons.append(
                 f"the encoder reconstructs its hidden pixels worse than {unlike:.1f}% of validation spectra "
-                f"(chi-squared per pixel {chi2:.3g}; their 99th percentile: {typical:.3g})"
+                f"(median chi-squared {chi2:.3g}; their 99th percentile: {typical:.3g})"
             )
     return Trust(valid_fraction, z, z_in_range, nearest_distance, where, not reasons, reasons, chi2, unlike)

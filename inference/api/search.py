@@ -39,8 +39,8 @@ class TrustSerializer(serializers.Serializer):
     )
     reconstruction_chi2 = serializers.FloatField(
         allow_null=True,
-        help_text="Chi-squared per pixel of the encoder's reconstruction of a fixed quarter of the query's pixels "
-        "from the rest; near 1 for a spectrum like those it learnt from",
+        help_text="Median chi-squared of the encoder's reconstruction of a fixed quarter of the query's pixels "
+        "from the rest; below 1 for a spectrum like those it learnt from",
     )
     reconstruction_percentile = serializers.FloatField(
         allow_null=True,

@@ -33,9 +33,9 @@ def embedding_vectors(*, training_run: TrainingRun, store_rows) -> np.ndarray:
 
 
 def embedding_reconstruction(*, training_run: TrainingRun, store_rows) -> np.ndarray:
-    """(n,) float32 reconstruction chi-squared per pixel under ``training_run`` of the spectra at
-    ``store_rows`` (n,), which must already be embedded; NaN (unknown) for a row of a set embedded before
-    reconstructions were kept, until ``embedding_update`` measures it."""
+    """(n,) float32 reconstruction chi-squared (``inference.embed.reconstruction_chi2``) under ``training_run``
+    of the spectra at ``store_rows`` (n,), which must already be embedded; NaN (unknown) for a row of a set
+    embedded before reconstructions were kept, until ``embedding_update`` measures it."""
     embedding_set, store_rows = _embedded(training_run, store_rows)
     kept = reconstruction_store(embedding_set).read()[:, 0]
     out = np.full(len(store_rows), np.nan, dtype=np.float32)

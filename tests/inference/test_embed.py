@@ -68,7 +68,7 @@ def test_a_gpu_embeds_as_the_cpu_does():
 
 def test_reconstruction_chi2_is_near_the_noise_for_a_smooth_spectrum_and_far_above_it_shuffled():
     """An untrained masked model reconstructs by interpolation alone: on a smooth continuum with Gaussian
-    noise and its true ivar that scores a chi-squared per pixel of order 1; the same pixels shuffled, far more."""
+    noise and its true ivar that scores a median chi-squared below 1; the same pixels shuffled, far more."""
     torch.manual_seed(0)
     model = MaskedSpectrumModel(TINY)
     rng = np.random.default_rng(2)
@@ -80,5 +80,5 @@ def test_reconstruction_chi2_is_near_the_noise_for_a_smooth_spectrum_and_far_abo
     valid[2, probe_hidden(TINY.n_pixels)] = False  # none of the probed pixels observed: nothing to score
     chi2 = reconstruction_chi2(model, flux, valid, ivar, batch_size=2)
     assert chi2.shape == (3,) and chi2.dtype == np.float32
-    assert 0.8 < chi2[0] < 3 and chi2[1] > 20 and np.isnan(chi2[2])
+    assert 0.2 < chi2[0] < 1.5 and chi2[1] > 10 and np.isnan(chi2[2])
     assert probe_hidden(TINY.n_pixels).mean() == pytest.approx(0.25, abs=0.01)

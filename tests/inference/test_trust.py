@@ -33,7 +33,7 @@ def test_a_query_like_the_validation_spectra_is_in_distribution():
         (dict(valid_fraction=0.97, z=0.1, nearest_distance=15.0), "farther than 100.0% of validation spectra's"),
         (
             dict(valid_fraction=0.97, z=0.1, nearest_distance=0.3, reconstruction_chi2=40.0),
-            "reconstructs its hidden pixels worse than 100.0% of validation spectra (chi-squared per pixel 40",
+            "reconstructs its hidden pixels worse than 100.0% of validation spectra (median chi-squared 40",
         ),
     ],
 )
