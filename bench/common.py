@@ -21,6 +21,21 @@ def throwaway_site() -> Path:
     return work
 
 
+def checkpoint_in_service():
+    """Django set up on the deployment ``GALSPEC_DATA_DIR`` names, and its training run in service; exits with
+    a sentence to act on if there is none."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
+    import django
+
+    django.setup()
+    from training.selectors import training_run_in_service
+
+    run = training_run_in_service()
+    if run is None:
+        raise SystemExit("no checkpoint is in service: run manage.py demo or pretrain first")
+    return run
+
+
 def report(result: dict, out: Path | None) -> None:
     """Print the result as JSON and, with ``out``, write it there too."""
     text = json.dumps(result, indent=2)

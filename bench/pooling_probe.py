@@ -10,7 +10,6 @@ choosing the representation, not a figure to quote as a result.
 """
 
 import argparse
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -24,19 +23,13 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples for each 95%% interval")
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
-    import django
+    from bench.common import checkpoint_in_service, report
 
-    django.setup()
-    from bench.common import report
+    run = checkpoint_in_service()
     from experiments.data import EvaluationConfig, data_load
     from experiments.variants import pooling_variants
     from kb.selectors import knowledge_base_in_service, search_task_get
-    from training.selectors import training_run_in_service
 
-    run = training_run_in_service()
-    if run is None:
-        sys.exit("no checkpoint is in service: run manage.py demo or pretrain first")
     kbs = {
         name: knowledge_base_in_service(task=search_task_get(name=name))
         for name in ("bpt5", "liner", "lens", "outlier")

@@ -10,7 +10,6 @@ signal, at MAX_PERCENTILE, would flag). The test reserve is never read.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -27,34 +26,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
-    import django
+    from bench.common import checkpoint_in_service, report
 
-    django.setup()
-    from bench.common import report
-    from inference.embed import probe_hidden
+    run = checkpoint_in_service()
+    from inference.embed import probe_pixel_chi2
     from inference.trust import MAX_PERCENTILE
     from kb.search_tasks import VALIDATION
     from kb.selectors import spectrum_reserve_rows, spectrum_store
     from training.checkpoint import load_masked_model
-    from training.selectors import training_run_in_service
 
-    run = training_run_in_service()
-    if run is None:
-        sys.exit("no checkpoint is in service: run manage.py demo or pretrain first")
     model = load_masked_model(run.checkpoint_path, device="cpu")
     store = spectrum_store()
     (flux, valid), ivar = store.read(), store.read_ivar()
     rows = spectrum_reserve_rows(VALIDATION)[: args.spectra]
-    hidden = torch.from_numpy(probe_hidden(model.config.n_pixels))
     rng = np.random.default_rng(args.seed)
 
-    @torch.no_grad()
     def chi2(f: np.ndarray, v: np.ndarray, w: np.ndarray) -> torch.Tensor:
-        """(n, L) chi-squared of each probed valid pixel, NaN elsewhere."""
-        f, v, w = torch.from_numpy(f), torch.from_numpy(v), torch.from_numpy(w)
-        _, prediction = model.forward_loss(f, v, hidden.expand_as(v))
-        return torch.where(hidden & v, (prediction - f) ** 2 * w, torch.nan)
+        return probe_pixel_chi2(model, torch.from_numpy(f), torch.from_numpy(v), torch.from_numpy(w))
 
     kept, shuffled = [], []
     for start in range(0, len(rows), 64):

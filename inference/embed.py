@@ -66,7 +66,6 @@ def reconstruction_chi2(model: MaskedSpectrumModel, flux, valid, ivar, *, batch_
     median's (0.91, median 0.57) let 1.2% pass. NaN where no hidden pixel is valid."""
     model.eval()
     device = next(model.parameters()).device
-    hidden = torch.from_numpy(probe_hidden(model.config.n_pixels)).to(device)
     out = np.empty(len(flux), dtype=np.float32)
     for start in range(0, len(flux), batch_size):
         stop = min(start + batch_size, len(flux))
@@ -74,7 +73,14 @@ def reconstruction_chi2(model: MaskedSpectrumModel, flux, valid, ivar, *, batch_
             torch.from_numpy(np.array(a[start:stop], dtype=dtype)).to(device)
             for a, dtype in ((flux, np.float32), (valid, bool), (ivar, np.float32))
         )
-        _, prediction = model.forward_loss(f, v, hidden.expand_as(v))
-        chi2 = (prediction.float() - f) ** 2 * w  # (n, L) per pixel
-        out[start:stop] = torch.where(hidden & v, chi2, torch.nan).nanmedian(dim=1).values.cpu().numpy()
+        out[start:stop] = probe_pixel_chi2(model, f, v, w).nanmedian(dim=1).values.cpu().numpy()
     return out
+
+
+@torch.no_grad()
+def probe_pixel_chi2(model: MaskedSpectrumModel, flux: torch.Tensor, valid: torch.Tensor, ivar: torch.Tensor):
+    """One batch's (n, L) flux, valid and ivar tensors -> (n, L) the chi-squared of the masked model's
+    reconstruction of each of ``probe_hidden``'s valid pixels, NaN at every other pixel."""
+    hidden = torch.from_numpy(probe_hidden(model.config.n_pixels)).to(valid.device)
+    _, prediction = model.forward_loss(flux, valid, hidden.expand_as(valid))
+    return torch.where(hidden & valid, (prediction.float() - flux) ** 2 * ivar, torch.nan)

@@ -299,27 +299,18 @@ class MaskedSpectrumModel(nn.Module):
         visible = valid & ~hidden
         tokens, _ = self.encoder.forward_tokens(flux, visible)
         prediction = self.forward_decoder(tokens, fill_gaps(flux, visible))
-        scored = hidden & valid
+        scored = (hidden & valid).float()
+        squared = (prediction.float() - flux) ** 2 * scored
         if ivar is None:
-            squared = (prediction.float() - flux) ** 2 * scored
-            return squared.sum() / scored.sum().clamp(min=1), prediction
-        per_spectrum, counted = spectrum_chi2(prediction, flux, ivar, scored)
+            return squared.sum() / scored.sum().clamp(min=1.0), prediction
+        counted = scored.sum(1)  # (N,) hidden valid pixels per spectrum
+        per_spectrum = (squared * ivar).sum(1) / counted.clamp(min=1.0)
         return per_spectrum.sum() / (counted > 0).sum().clamp(min=1), prediction
 
     def forward(
         self, flux: torch.Tensor, valid: torch.Tensor, hidden: torch.Tensor, ivar: torch.Tensor | None = None
     ) -> torch.Tensor:
         return self.forward_loss(flux, valid, hidden, ivar)[0]
-
-
-def spectrum_chi2(
-    prediction: torch.Tensor, flux: torch.Tensor, ivar: torch.Tensor, scored: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, L) prediction, flux, ivar and scored pixels (bool) -> each spectrum's chi-squared per scored pixel
-    (N,), 0 where none is scored, and the number scored (N,)."""
-    counted = scored.sum(1)
-    squared = (prediction.float() - flux) ** 2 * ivar * scored
-    return squared.sum(1) / counted.clamp(min=1), counted
 
 
 def span_mask(

@@ -68,7 +68,7 @@ def query_embedding(
     *, knowledge_base: KnowledgeBase, spectrum: Spectrum | None = None, flux=None, valid=None, ivar=None, z=None
 ) -> tuple[np.ndarray, float]:
     """The query under the knowledge base's checkpoint: its (E,) embedding and its reconstruction chi-squared
-    per pixel (``inference.embed.reconstruction_chi2``; NaN if none of the probed pixels is valid). The
+    (``inference.embed.reconstruction_chi2``; NaN if none of the probed pixels is valid). The
     query is an ingested ``spectrum`` (read from the embedding set where it is embedded), or ``flux``,
     ``valid`` and ``ivar`` (L,) on the model's grid with the redshift ``z``."""
     run = knowledge_base.training_run
