@@ -58,6 +58,9 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     assert trust["n"] > 0 and 0 <= trust["flagged_share"] <= 1 and trust["n_flagged"] <= trust["n"]
     assert trust["precision_unflagged"] is None or 0 <= trust["precision_unflagged"] <= 1
     assert set(trust["by_search"]) == {"liner", "lens", "outlier"}
+    for search in trust["by_search"].values():  # how many true targets a flag would hide
+        assert search["flagged_share_targets"] is None or 0 <= search["flagged_share_targets"] <= 1
+    assert "targets flagged" in (out / "report.md").read_text()
     assert {r["k"] for r in results["topk_sweep"]} == set(range(1, 16))
     assert results["proportion_sweep"] and all(0 < r["target_fraction"] < 1 for r in results["proportion_sweep"])
     assert set(results["weight_functions"]["functions"]) == {"exp", "inverse", "inverse_square", "linear"}
