@@ -28,8 +28,8 @@ def _ci(value: float, interval) -> str:
     return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
 
 
-def _ratio(value: float | None) -> str:
-    return "no line" if value is None else f"{value:.2f}"
+def _ratio(value: float | None, missing: str = "none") -> str:
+    return missing if value is None else f"{value:.2f}"
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -220,6 +220,16 @@ def _searches(results: dict, made: dict) -> list[str]:
             f"base with its own entry left out: {removed['voted_lens']:.1%} are still voted lens. A search that "
             "finds lensing votes almost none of them lens.",
         ]
+    by_snr = results.get("lens_recall_by_source_snr") or []
+    if by_snr:
+        lines += ["", "Lens recall by the S/N of the background galaxy's strongest line (mock truth):", ""]
+        lines += _table(
+            ["background-line S/N", "found / n", "recall"],
+            [
+                [f"{r['source_snr'][0]:g}-{r['source_snr'][1]:g}", f"{r['found']} / {r['n']}", _ratio(r["recall"])]
+                for r in by_snr
+            ],
+        )
     lines += ["", _figure(made, "search"), "", "Outlier recall by kind (appendix B.1):", ""]
     lines += _table(
         ["kind", "found / n", "recall"],
@@ -374,8 +384,8 @@ def _case_study(results: dict, made: dict) -> list[str]:
                 n["label"],
                 f"{n['distance']:.4f}",
                 f"{n['weight']:.1%}",
-                _ratio(n["x"]),
-                _ratio(n["y"]),
+                _ratio(n["x"], "no line"),
+                _ratio(n["y"], "no line"),
             ]
             for n in case["neighbours"]
         ],

@@ -19,7 +19,7 @@ from inference.retrieval import knn_vote, neighbours_excluding, vote_all
 from inference.services.search import load_index, query_embedding, read_query
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.bpt import bpt_ratios
-from kb.mock.survey import SETTINGS, render_again
+from kb.mock.survey import SETTINGS, galaxy_again, render_again
 from kb.models import KnowledgeBase, Spectrum
 from kb.search_tasks import TEST, TRAIN, VALIDATION, compose
 from kb.selectors import task_labels
@@ -41,6 +41,7 @@ def search_experiments(data: Data, kbs: dict[str, KnowledgeBase], config: Evalua
             "shortcut_knn": {name: shortcut(data, searches[name], mixed, config) for name in SEARCH_TASKS}
         },
         "outlier_recall_by_kind": recall_by_kind(searches["outlier"], mixed, config),
+        "lens_recall_by_source_snr": recall_by_source_snr(searches["lens"], mixed, config),
     }
     log("the lens test with the background lines removed")
     results["lens_lines_removed"] = lens_lines_removed(kbs["lens"], config)
@@ -153,6 +154,31 @@ def recall_by_kind(outliers: Search, ids: list[int], config: EvaluationConfig) -
         kind: {"recall": float(np.mean(hits)), "found": int(sum(hits)), "n": len(hits)}
         for kind, hits in sorted(by_kind.items())
     }
+
+
+SOURCE_SNR_BINS = (3.0, 6.0, 12.0, 30.0)  # the mock's background-line S/N range (populations.SOURCE_SNR), cut in 3
+
+
+def recall_by_source_snr(lenses: Search, ids: list[int], config: EvaluationConfig) -> list[dict]:
+    """The lens search's recall for mock lenses whose background galaxy's strongest line has an S/N in each
+    of SOURCE_SNR_BINS: which lenses the search can find at all. Empty for spectra not from a mock survey."""
+    votes = lenses.votes(config.k, config.weight_function)
+    found = {i: v.label in lenses.kb.task.target_labels for i, v, target in zip(ids, votes, lenses.truth) if target}
+    snr = {}
+    for spectrum in Spectrum.objects.filter(pk__in=found).only("pk", "specobjid", "source_file"):
+        survey = Path(spectrum.source_file).parents[2]
+        if (survey / SETTINGS).exists():
+            snr[spectrum.pk] = galaxy_again(survey, int(spectrum.specobjid)).source_snr
+    bins = {i: int(np.searchsorted(SOURCE_SNR_BINS[1:-1], value, side="right")) for i, value in snr.items()}
+    rows = []
+    for b, edges in enumerate(zip(SOURCE_SNR_BINS, SOURCE_SNR_BINS[1:])):
+        hits = [found[i] for i in snr if bins[i] == b]
+        rows.append({"source_snr": list(edges), "n": len(hits), "found": int(sum(hits)), "recall": _mean_or_none(hits)})
+    return rows if snr else []
+
+
+def _mean_or_none(values: list[bool]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def proportion_sweep(data: Data, truth: np.ndarray, ids: list[int], config: EvaluationConfig) -> list[dict]:

@@ -58,9 +58,15 @@ def pooling_variants(data: Data, kbs: dict[str, KnowledgeBase], run, config: Eva
     segments = model.config.pool_segments or 8  # the segment embedding's G until line windows replaced it
     windows = len(LINE_WINDOWS_REST)
     poolings = {
-        f"pooling: {segments} segments": {"pool_segments": segments, "pool_lines": False},
-        f"pooling: {windows} line windows": {"pool_segments": 0, "pool_lines": True},
-        f"pooling: {segments} segments + {windows} line windows": {"pool_segments": segments, "pool_lines": True},
+        f"pooling: {segments} segments": {"pool_segments": segments, "pool_lines": False, "pool_peaks": False},
+        f"pooling: {windows} line windows": {"pool_segments": 0, "pool_lines": True, "pool_peaks": False},
+        f"pooling: {segments} segments + {windows} line windows": {
+            "pool_segments": segments,
+            "pool_lines": True,
+            "pool_peaks": False,
+        },
+        f"pooling: {windows} line windows + peaks": {"pool_segments": 0, "pool_lines": True, "pool_peaks": True},
+        f"pooling: {segments} segments + peaks": {"pool_segments": segments, "pool_lines": False, "pool_peaks": True},
     }
     queries = mixed_test_set(VALIDATION)
     entries = {name: kb_entries(kbs[name]) for name in ("bpt5", *SEARCH_TASKS)}

@@ -60,12 +60,13 @@ class EncoderConfig:
     # spectrum's redshift. The line windows alone were chosen on the validation reserve (see there).
     pool_segments: int = 0  # G, 0 for none
     pool_lines: bool = True
+    pool_peaks: bool = False  # and the channel-wise maximum over every observed token
     wave_min: float = PAPER.wave_min  # Angstrom, observed: the grid's first and last pixel, where the
     wave_max: float = PAPER.wave_max  # line windows are looked for
 
     def __post_init__(self):
-        if self.pool_segments < 0 or not (self.pool_segments or self.pool_lines):
-            raise ValueError("the embedding needs pool_segments > 0, pool_lines, or both")
+        if self.pool_segments < 0 or not (self.pool_segments or self.pool_lines or self.pool_peaks):
+            raise ValueError("the embedding needs pool_segments > 0, pool_lines or pool_peaks")
 
     @classmethod
     def from_dict(cls, settings: dict) -> EncoderConfig:
@@ -74,8 +75,8 @@ class EncoderConfig:
         return cls(**{"pool_lines": False, **settings})
 
     @property
-    def embedding_width(self) -> int:  # (G + W) * D
-        return (self.pool_segments + len(LINE_WINDOWS_REST) * self.pool_lines) * self.d_model
+    def embedding_width(self) -> int:  # (G + W + peaks) * D
+        return (self.pool_segments + len(LINE_WINDOWS_REST) * self.pool_lines + self.pool_peaks) * self.d_model
 
     @property
     def stride(self) -> int:
@@ -236,7 +237,7 @@ class GalSpecEncoder(nn.Module):
         return self.pool(*self.forward_tokens(flux, valid), z)
 
     def pool(self, tokens: torch.Tensor, observed: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-        """(N, P, D) tokens, (N, P) observed patches and z (N,) -> (N, (G + W) * D): ``forward_features``'s pooling."""
+        """(N, P, D) tokens, (N, P) observed patches and z (N,) -> (N, E): ``forward_features``'s pooling."""
         N, P, D = tokens.shape
         weights = []  # (N, K, P) for K pooled groups of patches
         if self.config.pool_segments:
@@ -252,9 +253,15 @@ class GalSpecEncoder(nn.Module):
                 self.patch_wave <= window[..., 1:] + LINE_MARGIN
             )
             weights.append(inside & observed[:, None])  # (N, W, P)
-        weights = torch.cat(weights, 1).to(tokens.dtype)  # (N, K, P)
-        sums = torch.einsum("nkp,npd->nkd", weights, tokens)  # (N, K, D)
-        return (sums / weights.sum(-1, keepdim=True).clamp(min=1.0)).reshape(N, -1)
+        parts = []
+        if weights:
+            weights = torch.cat(weights, 1).to(tokens.dtype)  # (N, K, P)
+            sums = torch.einsum("nkp,npd->nkd", weights, tokens)  # (N, K, D)
+            parts.append((sums / weights.sum(-1, keepdim=True).clamp(min=1.0)).reshape(N, -1))
+        if self.config.pool_peaks:
+            peaks = tokens.masked_fill(~observed[..., None], float("-inf")).amax(1)  # (N, D)
+            parts.append(peaks.masked_fill(~observed.any(1, keepdim=True), 0.0))
+        return torch.cat(parts, 1)
 
 
 def _init_weights(module: nn.Module) -> None:

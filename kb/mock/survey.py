@@ -17,7 +17,7 @@ import numpy as np
 
 from kb.identifiers import specobjid_decode, specobjid_encode
 from kb.mock import physics
-from kb.mock.populations import MASSIVE_PER_LENS, draw_galaxy, render
+from kb.mock.populations import MASSIVE_PER_LENS, MockGalaxy, draw_galaxy, render
 from kb.mock.writer import measure_lines, write_catalogs, write_spectrum
 
 MOCK_VERSION = 2  # docs/mock_survey.md says what each version changed
@@ -181,6 +181,27 @@ def render_again(survey: str | Path, specobjid: int, out: str | Path, *, backgro
     """One spectrum of the mock survey in folder ``survey`` written again into folder ``out``, exactly as
     generated (same galaxy, same noise), or with ``background=False`` without a lens's background lines.
     Returns the file's path. ValueError if the folder is not a mock survey or the spectrum is not in it."""
+    index, seed, seed_seq, fractions = _locate(survey, specobjid)
+    row = make_one((index, seed, seed_seq, Path(out), *fractions), background=background)
+    return Path(out) / f"{row['PLATE']:04d}" / f"spec-{row['PLATE']:04d}-{row['MJD']:05d}-{row['FIBERID']:04d}.fits"
+
+
+def galaxy_again(survey: str | Path, specobjid: int) -> MockGalaxy:
+    """The truth behind one spectrum of the mock survey in folder ``survey`` (drawn again, nothing written),
+    including what mock_truth.csv leaves out, such as a lens's background-line S/N. ValueError as
+    ``render_again``."""
+    _, _, seed_seq, (lens_fraction, outlier_fraction, massive_per_lens) = _locate(survey, specobjid)
+    return draw_galaxy(
+        np.random.default_rng(seed_seq),
+        lens_fraction=lens_fraction,
+        outlier_fraction=outlier_fraction,
+        massive_per_lens=massive_per_lens,
+    )
+
+
+def _locate(survey: str | Path, specobjid: int) -> tuple[int, int, np.random.SeedSequence, tuple]:
+    """Where ``specobjid`` sits in the mock survey in folder ``survey``: its index, the survey's seed, the
+    spectrum's own random stream and the survey's (lens, outlier, massive-per-lens) fractions."""
     survey = Path(survey)
     if not (survey / SETTINGS).exists():
         raise ValueError(f"{survey} is not a mock survey (no {SETTINGS}): it cannot be rendered again")
@@ -197,9 +218,7 @@ def render_again(survey: str | Path, specobjid: int, out: str | Path, *, backgro
         raise ValueError(f"specobjid {specobjid} is not a spectrum of the mock survey in {survey}")
     seed_seq = np.random.SeedSequence(settings["seed"], spawn_key=(index,))  # as generate_survey's spawn(size)[index]
     fractions = (settings["lens_fraction"], settings["outlier_fraction"], settings["massive_per_lens"])
-    task = (index, settings["seed"], seed_seq, Path(out), *fractions)
-    row = make_one(task, background=background)
-    return Path(out) / f"{row['PLATE']:04d}" / f"spec-{row['PLATE']:04d}-{row['MJD']:05d}-{row['FIBERID']:04d}.fits"
+    return index, settings["seed"], seed_seq, fractions
 
 
 TRUTH = (

@@ -54,6 +54,9 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     removed = results["lens_lines_removed"]
     assert removed["n"] == Spectrum.objects.filter(catalog_labels__catalog="talbot2021").count() > 0
     assert 0 <= removed["voted_lens"] <= 1
+    by_snr = results["lens_recall_by_source_snr"]  # every test-reserve lens in one bin of its background S/N
+    assert sum(r["n"] for r in by_snr) == results["dataset"]["splits"]["search"]["lens_targets"] > 0
+    assert all(r["found"] <= r["n"] for r in by_snr) and "background-line S/N" in (out / "report.md").read_text()
     trust = results["trust"]
     assert trust["n"] > 0 and 0 <= trust["flagged_share"] <= 1 and trust["n_flagged"] <= trust["n"]
     assert trust["precision_unflagged"] is None or 0 <= trust["precision_unflagged"] <= 1
@@ -69,7 +72,7 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     assert all(r["validation_f1"] >= r["validation_f1_at_1"] and r["temperature"] > 0 for r in fitted.values())
     # every pooling scored on the validation reserve; the one kept is the embedding the site serves
     pooling = [row for row in results["variants"] if row["kind"] == "pooling"]
-    assert len(pooling) == 3 and [row["width"] for row in pooling] == [8 * 64, 6 * 64, 14 * 64]
+    assert [row["width"] for row in pooling] == [8 * 64, 6 * 64, 14 * 64, 7 * 64, 9 * 64]
     assert [row["variant"] for row in pooling if row["kept"]] == ["pooling: 6 line windows"]
     assert results["dataset"]["embedding_width"] == 6 * 64
     for row in pooling:

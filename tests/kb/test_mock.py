@@ -9,7 +9,7 @@ from kb.bpt import bpt_region
 from kb.identifiers import specobjid_decode, specobjid_encode
 from kb.mock import generate_survey
 from kb.mock.populations import OUTLIER_KINDS, draw_galaxy
-from kb.mock.survey import render_again
+from kb.mock.survey import galaxy_again, render_again
 from kb.spectra import read_spectrum
 
 
@@ -89,6 +89,18 @@ def test_lenses_show_background_lines_at_the_source_redshift(survey, tmp_path):
         source = np.array([3727.09, 3729.88, 4862.68, 5008.24]) * (1 + float(row["z_source"]))
         assert lines.max() > 0 and np.min(np.abs(source - wave[np.argmax(lines)])) < 3
         assert float(row["z_source"]) > float(row["z"])
+
+
+def test_the_truth_drawn_again_is_the_galaxy_written(survey):
+    """``galaxy_again`` gives what mock_truth.csv says and what it leaves out: a lens's background-line S/N."""
+    out, _, truth = survey
+    for row in list(truth.values())[:40]:
+        galaxy = galaxy_again(out, int(row["specobjid"]))
+        assert (galaxy.kind, round(galaxy.z, 5)) == (row["kind"], float(row["z"]))
+        if row["population"] == "lens":
+            assert round(galaxy.z_source, 5) == float(row["z_source"]) and 3 <= galaxy.source_snr <= 30
+    with pytest.raises(ValueError, match="not a spectrum of the mock survey"):
+        galaxy_again(out, specobjid_encode(9999, 55555, 1))
 
 
 def test_lens_hosts_and_the_massive_galaxies_matched_to_them_share_their_distributions(tmp_path):

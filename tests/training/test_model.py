@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -192,9 +194,30 @@ def test_the_line_windows_are_the_mean_token_around_each_line_at_the_spectrum_re
     assert torch.any(embedding[1, sii] != 0) and torch.all(embedding[2, sii] == 0)
 
 
+def test_peaks_are_each_channel_maximum_over_the_observed_tokens():
+    """With ``pool_peaks`` the embedding ends with each channel's largest value over the observed patches,
+    wherever along the grid it lies; zeros for a spectrum with none observed."""
+    config = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2, pool_segments=2, pool_lines=False)
+    peaked = GalSpecEncoder(replace(config, pool_peaks=True)).eval()
+    flux, valid = spectra(3)
+    valid[1, :120] = False
+    valid[2] = False
+    with torch.no_grad():
+        embedding = peaked.forward_features(flux, valid)
+        tokens, observed = peaked.forward_tokens(flux, valid)
+    assert embedding.shape == (3, peaked.config.embedding_width) == (3, 3 * 16)
+    for n in range(2):
+        np.testing.assert_allclose(embedding[n, 32:], tokens[n, observed[n]].max(0).values, atol=1e-6)
+    assert observed[1, :10].logical_not().all() and torch.all(embedding[2] == 0)
+    plain = GalSpecEncoder(config).eval()
+    plain.load_state_dict(peaked.state_dict())
+    with torch.no_grad():
+        assert torch.equal(plain.forward_features(flux, valid), embedding[:, :32])  # the means are unchanged
+
+
 def test_line_windows_need_the_redshift_and_an_embedding_needs_a_pooling():
     encoder = GalSpecEncoder(TINY)
     with pytest.raises(ValueError, match="needs each spectrum's redshift"):
         encoder.forward_features(*spectra(1))
-    with pytest.raises(ValueError, match="pool_segments > 0, pool_lines, or both"):
+    with pytest.raises(ValueError, match="pool_segments > 0, pool_lines or pool_peaks"):
         EncoderConfig(pool_segments=0, pool_lines=False)
