@@ -73,8 +73,8 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     # every pooling scored on the validation reserve; the one kept is the embedding the site serves
     pooling = [row for row in results["variants"] if row["kind"] == "pooling"]
     assert [row["width"] for row in pooling] == [8 * 64, 6 * 64, 14 * 64, 7 * 64, 9 * 64]
-    assert [row["variant"] for row in pooling if row["kept"]] == ["pooling: 6 line windows"]
-    assert results["dataset"]["embedding_width"] == 6 * 64
+    assert [row["variant"] for row in pooling if row["kept"]] == ["pooling: 6 line windows + peaks"]
+    assert results["dataset"]["embedding_width"] == 7 * 64
     for row in pooling:
         assert {"bpt5_macro_f1", "liner_f1", "lens_f1", "outlier_f1"} <= set(row["validation"])
         assert row["validation"]["bpt5_validation_spectra"] > 0

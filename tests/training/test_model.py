@@ -150,7 +150,9 @@ def test_bf16_autocast_on_cuda_matches_fp32():
 
 
 def test_the_embedding_is_the_mean_token_of_each_stretch_of_the_grid():
-    config = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2, pool_segments=4, pool_lines=False)
+    config = EncoderConfig(
+        n_pixels=200, d_model=16, n_layers=1, n_heads=2, pool_segments=4, pool_lines=False, pool_peaks=False
+    )
     encoder = GalSpecEncoder(config).eval()
     flux, valid = spectra(2)
     valid[1, :60] = False  # the first stretch of the second spectrum is never observed
@@ -169,7 +171,7 @@ def test_the_embedding_is_the_mean_token_of_each_stretch_of_the_grid():
 def test_the_line_windows_are_the_mean_token_around_each_line_at_the_spectrum_redshift():
     """The W line-window parts follow the G segment parts; each is the mean observed token of the patches
     whose centres lie in the window moved to z (within LINE_MARGIN), zeros where none is observed."""
-    config = EncoderConfig(d_model=8, n_layers=1, n_heads=2, pool_segments=2)  # the paper's grid: real wavelengths
+    config = EncoderConfig(d_model=8, n_layers=1, n_heads=2, pool_segments=2, pool_peaks=False)  # the paper's grid
     encoder = GalSpecEncoder(config).eval()
     flux, valid = spectra(3, length=config.n_pixels)
     valid[2, 2500:] = False  # the red end of the third spectrum is unobserved: its [S II] window is empty
@@ -197,7 +199,9 @@ def test_the_line_windows_are_the_mean_token_around_each_line_at_the_spectrum_re
 def test_peaks_are_each_channel_maximum_over_the_observed_tokens():
     """With ``pool_peaks`` the embedding ends with each channel's largest value over the observed patches,
     wherever along the grid it lies; zeros for a spectrum with none observed."""
-    config = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2, pool_segments=2, pool_lines=False)
+    config = EncoderConfig(
+        n_pixels=200, d_model=16, n_layers=1, n_heads=2, pool_segments=2, pool_lines=False, pool_peaks=False
+    )
     peaked = GalSpecEncoder(replace(config, pool_peaks=True)).eval()
     flux, valid = spectra(3)
     valid[1, :120] = False
@@ -220,4 +224,4 @@ def test_line_windows_need_the_redshift_and_an_embedding_needs_a_pooling():
     with pytest.raises(ValueError, match="needs each spectrum's redshift"):
         encoder.forward_features(*spectra(1))
     with pytest.raises(ValueError, match="pool_segments > 0, pool_lines or pool_peaks"):
-        EncoderConfig(pool_segments=0, pool_lines=False)
+        EncoderConfig(pool_segments=0, pool_lines=False, pool_peaks=False)

@@ -144,10 +144,23 @@ def test_a_training_run_serves_the_checkpoint_pretraining_keeps_as_best(tmp_path
 
 def test_a_checkpoint_from_before_line_windows_embeds_as_its_knowledge_bases_were_built(tmp_path):
     """Its config.json has no ``pool_lines``: it keeps the segment-only embedding of its width."""
-    old = {key: value for key, value in TINY.to_dict().items() if key not in ("pool_lines", "wave_min", "wave_max")}
+    old = {
+        key: value
+        for key, value in TINY.to_dict().items()
+        if key not in ("pool_lines", "pool_peaks", "wave_min", "wave_max")
+    }
     old["pool_segments"] = 8  # every checkpoint before had it
     save_checkpoint(tmp_path, MaskedSpectrumModel(TINY), {"model": old, "metrics": {}})
     encoder = load_checkpoint(tmp_path)
     assert not encoder.config.pool_lines and encoder.config.embedding_width == 8 * TINY.d_model
     flux, valid, _ = toy_survey(n=2)
     assert embed(encoder, flux, valid, [0.1, 0.2]).shape == (2, 8 * 16)
+
+
+def test_a_checkpoint_from_before_peaks_embeds_as_its_knowledge_bases_were_built(tmp_path):
+    """Its config.json has ``pool_lines`` but no ``pool_peaks``: the line windows alone, as it was saved."""
+    old = {key: value for key, value in TINY.to_dict().items() if key != "pool_peaks"}
+    save_checkpoint(tmp_path, MaskedSpectrumModel(TINY), {"model": old, "metrics": {}})
+    encoder = load_checkpoint(tmp_path)
+    assert encoder.config.pool_lines and not encoder.config.pool_peaks
+    assert encoder.config.embedding_width == 6 * TINY.d_model

@@ -57,7 +57,7 @@ def test_bad_options_are_refused_before_anything_runs(ingested):
 def test_embedding_covers_every_spectrum_and_resumes(ingested):
     run = training_run_execute(run=training_run_create(preset="small", **QUICK))
     embedding_set = embedding_update()
-    assert embedding_set.rows == 40 and embedding_set.width == 6 * 64  # the mean token of 6 line windows, D = 64
+    assert embedding_set.rows == 40 and embedding_set.width == 7 * 64  # 6 line windows and the peaks, D = 64
     flux, valid = spectrum_store().read()
     z = [Spectrum.objects.get(store_row=row).z for row in range(40)]  # each row embedded at its own spectrum's z
     expected = embed(load_checkpoint(f"{run.checkpoint_dir}/best"), flux, valid, z)
@@ -74,7 +74,7 @@ def test_embedding_covers_every_spectrum_and_resumes(ingested):
     # embeddings of another width (made before the pooling changed): all embedded again
     EmbeddingSet.objects.filter(pk=embedding_set.pk).update(width=64)
     again = embedding_update()
-    assert (again.rows, again.width) == (40, 384)
+    assert (again.rows, again.width) == (40, 7 * 64)
     np.testing.assert_allclose(embedding_store(again).read(), expected, atol=1e-5)
     # a set from before reconstructions were kept: searches see them as unknown until the update measures
     # them, keeping the embeddings
