@@ -171,8 +171,8 @@ class EncoderClassifier(nn.Module):
 
     The head standardises each embedding dimension first (batch norm without affine parameters, as in
     MAE's linear probe, He et al. 2022), so once trained it is one linear map. Without it the head
-    barely learns in a short fine-tuning: the embeddings are means over hundreds of tokens and differ
-    from spectrum to spectrum by about 1% of their size (measured on a small-preset checkpoint).
+    barely learns in a short fine-tuning: embeddings that were means over hundreds of tokens differed from
+    spectrum to spectrum by about 1% of their size (measured on a small-preset checkpoint).
     """
 
     def __init__(self, encoder: GalSpecEncoder, n_classes: int):

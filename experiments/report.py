@@ -28,8 +28,12 @@ def _ci(value: float, interval) -> str:
     return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
 
 
-def _ratio(value: float | None, missing: str = "none") -> str:
-    return missing if value is None else f"{value:.2f}"
+def _ratio(value: float | None) -> str:
+    return "no line" if value is None else f"{value:.2f}"
+
+
+def _recall(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f}"
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -226,7 +230,7 @@ def _searches(results: dict, made: dict) -> list[str]:
         lines += _table(
             ["background-line S/N", "found / n", "recall"],
             [
-                [f"{r['source_snr'][0]:g}-{r['source_snr'][1]:g}", f"{r['found']} / {r['n']}", _ratio(r["recall"])]
+                [f"{r['source_snr'][0]:g}-{r['source_snr'][1]:g}", f"{r['found']} / {r['n']}", _recall(r["recall"])]
                 for r in by_snr
             ],
         )
@@ -384,8 +388,8 @@ def _case_study(results: dict, made: dict) -> list[str]:
                 n["label"],
                 f"{n['distance']:.4f}",
                 f"{n['weight']:.1%}",
-                _ratio(n["x"], "no line"),
-                _ratio(n["y"], "no line"),
+                _ratio(n["x"]),
+                _ratio(n["y"]),
             ]
             for n in case["neighbours"]
         ],

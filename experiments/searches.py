@@ -19,6 +19,7 @@ from inference.retrieval import knn_vote, neighbours_excluding, vote_all
 from inference.services.search import load_index, query_embedding, read_query
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.bpt import bpt_ratios
+from kb.mock.populations import SOURCE_SNR
 from kb.mock.survey import SETTINGS, galaxy_again, render_again
 from kb.models import KnowledgeBase, Spectrum
 from kb.search_tasks import TEST, TRAIN, VALIDATION, compose
@@ -156,29 +157,32 @@ def recall_by_kind(outliers: Search, ids: list[int], config: EvaluationConfig) -
     }
 
 
-SOURCE_SNR_BINS = (3.0, 6.0, 12.0, 30.0)  # the mock's background-line S/N range (populations.SOURCE_SNR), cut in 3
+# The mock lenses' log-uniform range of background-line S/N, cut in three equal steps of log S/N.
+SOURCE_SNR_BINS = tuple(map(float, np.geomspace(*SOURCE_SNR, 4).round(1)))
 
 
 def recall_by_source_snr(lenses: Search, ids: list[int], config: EvaluationConfig) -> list[dict]:
-    """The lens search's recall for mock lenses whose background galaxy's strongest line has an S/N in each
-    of SOURCE_SNR_BINS: which lenses the search can find at all. Empty for spectra not from a mock survey."""
+    """The lens search's recall for the mock lenses whose background galaxy's strongest line has an S/N in
+    each of SOURCE_SNR_BINS: how faint a lensed galaxy the search still finds. Lenses not from a mock
+    survey (no truth to draw again) are left out; empty when none is."""
     votes = lenses.votes(config.k, config.weight_function)
     found = {i: v.label in lenses.kb.task.target_labels for i, v, target in zip(ids, votes, lenses.truth) if target}
     snr = {}
-    for spectrum in Spectrum.objects.filter(pk__in=found).only("pk", "specobjid", "source_file"):
+    for spectrum in Spectrum.objects.filter(pk__in=list(found)).only("pk", "specobjid", "source_file"):
         survey = Path(spectrum.source_file).parents[2]
         if (survey / SETTINGS).exists():
             snr[spectrum.pk] = galaxy_again(survey, int(spectrum.specobjid)).source_snr
-    bins = {i: int(np.searchsorted(SOURCE_SNR_BINS[1:-1], value, side="right")) for i, value in snr.items()}
     rows = []
     for b, edges in enumerate(zip(SOURCE_SNR_BINS, SOURCE_SNR_BINS[1:])):
-        hits = [found[i] for i in snr if bins[i] == b]
-        rows.append({"source_snr": list(edges), "n": len(hits), "found": int(sum(hits)), "recall": _mean_or_none(hits)})
+        hits = [found[i] for i, value in snr.items() if snr_bin(value) == b]
+        recall = float(np.mean(hits)) if hits else None
+        rows.append({"source_snr": list(edges), "n": len(hits), "found": int(sum(hits)), "recall": recall})
     return rows if snr else []
 
 
-def _mean_or_none(values: list[bool]) -> float | None:
-    return float(np.mean(values)) if values else None
+def snr_bin(value: float) -> int:
+    """The bin of SOURCE_SNR_BINS holding ``value``; each bin holds its lower edge, the last its upper."""
+    return int(np.searchsorted(SOURCE_SNR_BINS[1:-1], value, side="right"))
 
 
 def proportion_sweep(data: Data, truth: np.ndarray, ids: list[int], config: EvaluationConfig) -> list[dict]:

@@ -1,10 +1,11 @@
 """The variants tried for the representation and the vote (issue 13, item 5), each scored on the
 validation reserve, never on the test reserve; ``results["variants"]`` and report.md's table.
 
-- Pooling: the checkpoint's final tokens pooled as segments of the grid, as rest-frame line windows, or
-  both (``GalSpecEncoder.pool``). Each variant's K-vote over the entries of the knowledge bases evaluated
-  labels the validation spectra: five-class macro-F1 and LINER F1, and each search's F1 on the validation
-  spectra any search labels. ``kept`` marks the pooling of the checkpoint evaluated.
+- Pooling: the checkpoint's final tokens pooled as means over segments of the grid or over rest-frame
+  line windows, with or without each channel's peak over all tokens (``GalSpecEncoder.pool``). Each
+  variant's K-vote over the entries of the knowledge bases evaluated labels the validation spectra:
+  five-class macro-F1 and LINER F1, and each search's F1 on the validation spectra any search labels.
+  ``kept`` marks the pooling of the checkpoint evaluated.
 - Vote temperature: Table A1's fit (``searches.fitted_temperature``), the validation F1 at the fitted
   temperature against the paper's 1. Not kept: the site votes at 1 until a validation reserve large
   enough to choose on says otherwise.

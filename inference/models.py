@@ -13,7 +13,7 @@ class EmbeddingSet(models.Model):
     """
 
     training_run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="embedding_set")
-    width = models.PositiveIntegerField(help_text="Embedding width D")
+    width = models.PositiveIntegerField(help_text="Floats per embedding (E)")
     rows = models.PositiveIntegerField(default=0, help_text="Spectra embedded so far")
     path = models.CharField(max_length=500)
     updated_at = models.DateTimeField(auto_now=True)

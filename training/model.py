@@ -227,8 +227,7 @@ class GalSpecEncoder(nn.Module):
         observed range) are left out, and a pooling over no patch is zeros.
         - Segments (G = ``pool_segments``): the mean token of each of G equal, contiguous stretches of the
           grid. One mean over the whole spectrum lets the continuum's 700-odd tokens drown the few that
-          carry emission lines, and loses where features lie. This part sees features at any wavelength,
-          such as a lensed background galaxy's lines.
+          carry emission lines, and loses where features lie.
         - Lines (``pool_lines``, W windows): the mean token of the patches whose centres fall in each
           window of LINE_WINDOWS_REST moved to the spectrum's redshift, so the same line ratio lands in
           the same dimensions at any z. Each token has attended to the whole spectrum, so the windows

@@ -78,11 +78,8 @@ def make_one(
 ) -> dict:
     """Draw, observe, measure and write one galaxy; returns its catalog row. ``background=False`` renders
     a lens without its background galaxy's lines (``populations.render``)."""
-    index, seed, seed_seq, spectra_dir, lens_fraction, outlier_fraction, massive_per_lens = task
-    rng = np.random.default_rng(seed_seq)
-    galaxy = draw_galaxy(
-        rng, lens_fraction=lens_fraction, outlier_fraction=outlier_fraction, massive_per_lens=massive_per_lens
-    )
+    index, seed, seed_seq, spectra_dir, *fractions = task
+    galaxy, rng = _draw(seed_seq, fractions)
     observed = render(galaxy, rng, background=background)
     sigma_gas = galaxy.sigma_gas
     true_lines = dict(galaxy.lines)
@@ -190,13 +187,18 @@ def galaxy_again(survey: str | Path, specobjid: int) -> MockGalaxy:
     """The truth behind one spectrum of the mock survey in folder ``survey`` (drawn again, nothing written),
     including what mock_truth.csv leaves out, such as a lens's background-line S/N. ValueError as
     ``render_again``."""
-    _, _, seed_seq, (lens_fraction, outlier_fraction, massive_per_lens) = _locate(survey, specobjid)
-    return draw_galaxy(
-        np.random.default_rng(seed_seq),
-        lens_fraction=lens_fraction,
-        outlier_fraction=outlier_fraction,
-        massive_per_lens=massive_per_lens,
+    _, _, seed_seq, fractions = _locate(survey, specobjid)
+    return _draw(seed_seq, fractions)[0]
+
+
+def _draw(seed_seq: np.random.SeedSequence, fractions) -> tuple[MockGalaxy, np.random.Generator]:
+    """A spectrum's galaxy from its own random stream, and the stream, which goes on to observe it."""
+    rng = np.random.default_rng(seed_seq)
+    lens_fraction, outlier_fraction, massive_per_lens = fractions
+    galaxy = draw_galaxy(
+        rng, lens_fraction=lens_fraction, outlier_fraction=outlier_fraction, massive_per_lens=massive_per_lens
     )
+    return galaxy, rng
 
 
 def _locate(survey: str | Path, specobjid: int) -> tuple[int, int, np.random.SeedSequence, tuple]:

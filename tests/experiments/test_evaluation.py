@@ -118,3 +118,13 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
 def test_evaluate_needs_a_checkpoint(data_dir, tmp_path):
     with pytest.raises(CommandError, match="no checkpoint is in service"):
         call_command("evaluate", "--out", str(tmp_path / "x"), verbosity=0)
+
+
+def test_lens_background_snr_bins_cover_the_mock_range_in_three():
+    """Each bin holds its lower edge; the last holds the mock's brightest background too."""
+    from experiments.searches import SOURCE_SNR_BINS, snr_bin
+    from kb.mock.populations import SOURCE_SNR
+
+    assert (SOURCE_SNR_BINS[0], SOURCE_SNR_BINS[-1]) == SOURCE_SNR and len(SOURCE_SNR_BINS) == 4
+    low, middle, high = SOURCE_SNR_BINS[:3]
+    assert [snr_bin(v) for v in (low, middle - 0.01, middle, high, SOURCE_SNR[1])] == [0, 0, 1, 2, 2]

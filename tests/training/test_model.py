@@ -140,13 +140,16 @@ def test_interpolation_baseline_is_exact_on_straight_lines():
 def test_bf16_autocast_on_cuda_matches_fp32():
     torch.manual_seed(0)
     encoder = GalSpecEncoder(EncoderConfig()).cuda().eval()
-    flux, valid = torch.ones(2, 3688, device="cuda"), torch.ones(2, 3688, dtype=torch.bool, device="cuda")
-    z = torch.tensor([0.05, 0.3], device="cuda")
+    flux, valid = torch.ones(3, 3688, device="cuda"), torch.ones(3, 3688, dtype=torch.bool, device="cuda")
+    valid[1, :1000] = False  # partly observed
+    valid[2] = False  # not at all: every pooling gives zeros
+    z = torch.tensor([0.05, 0.3, 0.1], device="cuda")
     with torch.no_grad():
         full = encoder.forward_features(flux, valid, z)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             half = encoder.forward_features(flux, valid, z).float()
-    assert torch.nn.functional.cosine_similarity(full, half).min() > 0.99
+    assert torch.isfinite(half).all() and torch.all(half[2] == 0)
+    assert torch.nn.functional.cosine_similarity(full[:2], half[:2]).min() > 0.99
 
 
 def test_the_embedding_is_the_mean_token_of_each_stretch_of_the_grid():
@@ -199,6 +202,7 @@ def test_the_line_windows_are_the_mean_token_around_each_line_at_the_spectrum_re
 def test_peaks_are_each_channel_maximum_over_the_observed_tokens():
     """With ``pool_peaks`` the embedding ends with each channel's largest value over the observed patches,
     wherever along the grid it lies; zeros for a spectrum with none observed."""
+    torch.manual_seed(0)
     config = EncoderConfig(
         n_pixels=200, d_model=16, n_layers=1, n_heads=2, pool_segments=2, pool_lines=False, pool_peaks=False
     )
@@ -213,6 +217,11 @@ def test_peaks_are_each_channel_maximum_over_the_observed_tokens():
     for n in range(2):
         np.testing.assert_allclose(embedding[n, 32:], tokens[n, observed[n]].max(0).values, atol=1e-6)
     assert observed[1, :10].logical_not().all() and torch.all(embedding[2] == 0)
+    assert not torch.equal(tokens[1].max(0).values, embedding[1, 32:])  # unobserved patches never count
+    alone = GalSpecEncoder(replace(config, pool_segments=0, pool_peaks=True)).eval()  # no mean at all
+    alone.load_state_dict(peaked.state_dict())
+    with torch.no_grad():
+        assert torch.equal(alone.forward_features(flux, valid), embedding[:, 32:])
     plain = GalSpecEncoder(config).eval()
     plain.load_state_dict(peaked.state_dict())
     with torch.no_grad():

@@ -164,3 +164,5 @@ def test_a_checkpoint_from_before_peaks_embeds_as_its_knowledge_bases_were_built
     encoder = load_checkpoint(tmp_path)
     assert encoder.config.pool_lines and not encoder.config.pool_peaks
     assert encoder.config.embedding_width == 6 * TINY.d_model
+    flux, valid, _ = toy_survey(n=2)
+    assert embed(encoder, flux, valid, [0.1, 0.2]).shape == (2, 6 * 16)
