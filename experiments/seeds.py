@@ -28,6 +28,10 @@ def headline(results: dict) -> dict[str, float]:
     removed = results.get("lens_lines_removed") or {}
     if removed.get("voted_lens") is not None:
         figures["lens_lines_removed.voted_lens"] = removed["voted_lens"]
+    for row in results.get("lens_recall_by_source_snr", []):
+        if row["recall"] is not None:
+            low, high = row["source_snr"]
+            figures[f"lens_recall_by_source_snr.{low:g}-{high:g}"] = row["recall"]
     for key in ("flagged_share", "precision_flagged", "precision_unflagged"):
         if results.get("trust", {}).get(key) is not None:
             figures[f"trust.{key}"] = results["trust"][key]

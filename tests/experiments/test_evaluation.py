@@ -104,6 +104,7 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     five = repeated["figures"]["classification_5class.encoder_kb.macro_f1"]
     assert len(five["values"]) == 2 and five["values"][0] == results["classification_5class"]["encoder_kb"]["macro_f1"]
     assert five["min"] <= five["mean"] <= five["max"] and "## Over seeds" in (out / "report.md").read_text()
+    assert any(key.startswith("lens_recall_by_source_snr.") for key in repeated["figures"])
     report = (out / "report.md").read_text()
     assert "not on SDSS" in report and f"{PAPER_SEARCH['liner']['precision']:.4f}" in report
     assert "The shortcut check" in report and "## How far to trust an answer" in report
