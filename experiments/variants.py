@@ -58,16 +58,16 @@ def pooling_variants(data: Data, kbs: dict[str, KnowledgeBase], run, config: Eva
     model = load_checkpoint(run.checkpoint_path, device="cpu")
     segments = model.config.pool_segments or 8  # the segment embedding's G until line windows replaced it
     windows = len(LINE_WINDOWS_REST)
+    poolings = {  # name: (G, line windows, peaks)
+        f"pooling: {segments} segments": (segments, False, False),
+        f"pooling: {windows} line windows": (0, True, False),
+        f"pooling: {segments} segments + {windows} line windows": (segments, True, False),
+        f"pooling: {windows} line windows + peaks": (0, True, True),
+        f"pooling: {segments} segments + peaks": (segments, False, True),
+    }
     poolings = {
-        f"pooling: {segments} segments": {"pool_segments": segments, "pool_lines": False, "pool_peaks": False},
-        f"pooling: {windows} line windows": {"pool_segments": 0, "pool_lines": True, "pool_peaks": False},
-        f"pooling: {segments} segments + {windows} line windows": {
-            "pool_segments": segments,
-            "pool_lines": True,
-            "pool_peaks": False,
-        },
-        f"pooling: {windows} line windows + peaks": {"pool_segments": 0, "pool_lines": True, "pool_peaks": True},
-        f"pooling: {segments} segments + peaks": {"pool_segments": segments, "pool_lines": False, "pool_peaks": True},
+        name: {"pool_segments": g, "pool_lines": lines, "pool_peaks": peaks}
+        for name, (g, lines, peaks) in poolings.items()
     }
     queries = mixed_test_set(VALIDATION)
     entries = {name: kb_entries(kbs[name]) for name in ("bpt5", *SEARCH_TASKS)}
