@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
 from inference.api import jobs as job_api
+from inference.api import operations as operation_api
 from inference.api import search as search_api
 from inference.api import surveys as survey_api
 from kb import api as kb_api
@@ -25,9 +26,10 @@ api = (
         path("spectra/<int:pk>/flux/", kb_api.SpectrumFluxApi.as_view(), name="spectrum-flux"),
         path("tasks/", kb_api.TaskListApi.as_view(), name="tasks"),
         path("tasks/<slug:name>/", kb_api.TaskDetailApi.as_view(), name="task-detail"),
-        path("knowledge-bases/", kb_api.KnowledgeBaseListApi.as_view(), name="knowledge-bases"),
+        path("knowledge-bases/", operation_api.KnowledgeBaseListCreateApi.as_view(), name="knowledge-bases"),
         path("knowledge-bases/<int:pk>/", kb_api.KnowledgeBaseDetailApi.as_view(), name="knowledge-base-detail"),
         path("knowledge-bases/<int:pk>/entries/", kb_api.KBEntryListApi.as_view(), name="knowledge-base-entries"),
+        path("operations/<int:pk>/", operation_api.OperationDetailApi.as_view(), name="operation-detail"),
         path("flags/", kb_api.FlagListApi.as_view(), name="flags"),
         path("flags/<int:pk>/withdraw/", kb_api.FlagWithdrawApi.as_view(), name="flag-withdraw"),
         path("curation/decisions/", kb_api.CurationDecisionApi.as_view(), name="curation-decisions"),

@@ -2,6 +2,7 @@
 
 from django import forms
 
+from inference import index as vector_index
 from inference.models import Operation
 from inference.services.search import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
@@ -111,7 +112,7 @@ class SurveySearchForm(forms.Form):
 
 
 class OperationForm(forms.Form):
-    kind = forms.ChoiceField(choices=Operation.Kind.choices)
+    kind = forms.ChoiceField(choices=[c for c in Operation.Kind.choices if c[0] != Operation.Kind.COMPOSE])
     task = forms.ModelChoiceField(
         queryset=SearchTask.objects.all(),
         to_field_name="name",
@@ -123,3 +124,31 @@ class OperationForm(forms.Form):
         choices=[(name, name) for name in PRESETS], initial="small", help_text="for pre-training"
     )
     max_steps = forms.IntegerField(required=False, min_value=1, help_text="for pre-training (default: the preset's)")
+
+
+class ComposeForm(forms.Form):
+    """A knowledge base of a chosen composition for one task (``knowledge_base_candidate_start``)."""
+
+    target_fraction = forms.FloatField(
+        required=False,
+        min_value=0.001,
+        max_value=0.999,
+        label="share of targets",
+        help_text="between 0 and 1; empty: the labels in their natural proportions",
+    )
+    size = forms.IntegerField(
+        required=False, min_value=1, label="entries", help_text="empty: as many as the share allows"
+    )
+    seed = forms.IntegerField(required=False, initial=0, min_value=0, help_text="which sample of the labelled spectra")
+    index = forms.ChoiceField(
+        choices=[(kind, kind) for kind in vector_index.KINDS], initial="flat", help_text="flat is exact"
+    )
+
+    def start_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "target_fraction": data["target_fraction"],
+            "size": data["size"],
+            "seed": data["seed"] or 0,
+            "index_kind": data["index"],
+        }

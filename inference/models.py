@@ -128,9 +128,10 @@ class SearchJobResult(models.Model):
 
 
 class Operation(LeasedWork):
-    """Work an admin starts from the site: pre-training a new encoder, re-embedding, or rebuilding
-    knowledge bases. It ends with *candidate* knowledge-base versions, built but not in service, scored on
-    the same test reserve as the versions in service; the admin then promotes them (with the new
+    """Work started from the site: an admin's pre-training of a new encoder, re-embedding or rebuilding of
+    knowledge bases, or an astronomer's knowledge base of a chosen composition for one task. It ends with
+    *candidate* knowledge-base versions, built but not in service, scored on the same test reserve as the
+    versions in service (and searchable by naming them); an admin then promotes them (with the new
     checkpoint, in one switch) or discards them. Until then the versions in service answer every search.
     """
 
@@ -138,6 +139,7 @@ class Operation(LeasedWork):
         PRETRAIN = "pretrain", "pre-train a new encoder, embed, build every task's KB"
         EMBED = "embed", "embed what is not embedded, rebuild every task's KB"
         REBUILD = "rebuild", "rebuild knowledge bases (applying corrections)"
+        COMPOSE = "compose", "build a knowledge base of a chosen composition"
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -155,9 +157,13 @@ class Operation(LeasedWork):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        help_text="For a rebuild: one task; empty: every task with a KB in service",
+        help_text="For a rebuild: one task (empty: every task with a KB in service); for a composition: its task",
     )
-    params = models.JSONField(default=dict, blank=True, help_text="For pre-training: preset and max_steps")
+    params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="For pre-training: preset and max_steps; for a composition: target_fraction, size, seed, index",
+    )
     training_run = models.ForeignKey(
         TrainingRun,
         null=True,
@@ -248,3 +254,25 @@ class SurveyCandidate(models.Model):
 
     def __str__(self):
         return f"{self.spectrum_id}: {self.label} ({self.share:.2f})"
+
+
+class ShareSweep(models.Model):
+    """How a search task's precision and recall move with the share of targets in its knowledge base,
+    under one checkpoint: one row per share, each knowledge base as large as its share allows, scored
+    on the validation reserve (where choices are made; the test reserve scores the version built). What a
+    person picks a share by on the task's page; recomputed whenever one of the task's versions is built."""
+
+    task = models.ForeignKey("kb.SearchTask", on_delete=models.CASCADE, related_name="+")
+    training_run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="+")
+    rows = models.JSONField(
+        default=list, help_text="[{target_fraction (null: natural), size, targets, precision, recall, f1, *_ci}]"
+    )
+    validation_spectra = models.PositiveIntegerField(default=0)
+    validation_targets = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "training_run"], name="one_share_sweep_per_checkpoint")]
+
+    def __str__(self):
+        return f"share sweep of {self.task_id} under {self.training_run}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inference.views import curation, jobs, operations, search, surveys
+from inference.views import curation, jobs, operations, search, surveys, tasks
 
 app_name = "inference"
 urlpatterns = [
@@ -19,6 +19,8 @@ urlpatterns = [
         "surveys/<int:pk>/candidates.csv", surveys.survey_download, {"what": "candidates"}, name="survey-candidates-csv"
     ),
     path("surveys/<int:pk>/all.csv", surveys.survey_download, {"what": "all"}, name="survey-all-csv"),
+    path("tasks/", tasks.tasks, name="tasks"),
+    path("tasks/<slug:name>/", tasks.task, name="task"),
     path("curation/", curation.queue, name="curation"),
     path("curation/<slug:task>/<int:spectrum_id>/", curation.item, name="curation-item"),
     path("operations/", operations.operations, name="operations"),

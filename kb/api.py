@@ -131,6 +131,7 @@ class KnowledgeBaseSerializer(serializers.ModelSerializer):
             "index_params",
             "index_metric",
             "index_recall",
+            "evaluation",
             "created_at",
             "finished_at",
         ]

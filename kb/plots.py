@@ -249,3 +249,35 @@ def version_figures(versions: Sequence, scores: Sequence[str]) -> dict:
         margin={"t": 40},
     )
     return {"composition": composition.to_plotly_json(), "scores": scored.to_plotly_json()}
+
+
+def share_figure(rows: Sequence[dict], in_service_share: float | None = None) -> dict:
+    """Plotly figure (as JSON) of a search task's precision, recall and F1 on the validation reserve
+    against the share of targets in its knowledge base (``rows`` as ``ShareSweep.rows``), with the share
+    of the version in service marked."""
+    rows = sorted(rows, key=lambda row: row["share"])
+    shares = [row["share"] for row in rows]
+    figure = go.Figure()
+    for metric in ("precision", "recall", "f1"):
+        values = [row[metric] for row in rows]
+        figure.add_trace(
+            go.Scatter(
+                x=shares,
+                y=values,
+                name=metric.replace("f1", "F1"),
+                mode="lines+markers",
+                error_y=error_bars(values, [row.get(f"{metric}_ci") for row in rows]),
+                customdata=[[row["size"], row["targets"]] for row in rows],
+                hovertemplate=f"{metric} %{{y:.3f}} at share %{{x:.3f}}"
+                "<br>%{customdata[0]} entries, %{customdata[1]} targets<extra></extra>",
+            )
+        )
+    if in_service_share is not None:
+        figure.add_vline(x=in_service_share, line_dash="dot", annotation_text="in service")
+    figure.update_layout(
+        title="Precision and recall against the share of targets",
+        xaxis={"title": "share of targets in the knowledge base", "type": "log"},
+        yaxis={"range": [0, 1.05], "title": "on the validation reserve (95% interval)"},
+        margin={"t": 40},
+    )
+    return figure.to_plotly_json()

@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from kb.agreement import krippendorff_alpha, vote_fractions
 from kb.bpt import bpt_class_from_lines, bpt_three_class
 from kb.models import (
+    EXCLUDE,
     AuditEvent,
     CatalogLabel,
     Correction,
@@ -24,7 +25,7 @@ from kb.models import (
     Spectrum,
 )
 from kb.preprocess import PAPER, wave_grid
-from kb.search_tasks import RESERVES, TEST, TRAIN, VALIDATION, Labelled, label_spectrum
+from kb.search_tasks import RESERVES, TEST, TRAIN, VALIDATION, Labelled, compose, label_spectrum
 from kb.store import SpectrumStore
 
 
@@ -223,6 +224,39 @@ def spectrum_task_label(*, task: SearchTask, spectrum: Spectrum) -> str | None:
 def task_corrections(*, task: SearchTask) -> dict[int, Correction]:
     """Spectrum id -> the active correction, for every corrected entry of the task."""
     return {c.spectrum_id: c for c in Correction.objects.filter(task=task, active=True)}
+
+
+def task_labels_corrected(*, task: SearchTask) -> dict[int, Labelled]:
+    """The task's labelled spectra of the training reserve (neither test nor validation), with the curators'
+    and consensus corrections applied: relabelled, or left out. What its knowledge bases are drawn from."""
+    labelled = task_labels(labelling=task.labelling, reserve=TRAIN)
+    for spectrum_id, correction in task_corrections(task=task).items():
+        if correction.corrected_label == EXCLUDE:
+            labelled.pop(spectrum_id, None)
+        elif spectrum_id in labelled:
+            labelled[spectrum_id] = Labelled(
+                correction.corrected_label,
+                ("curation",),
+                {"corrected_from": correction.label, "correction": correction.pk, "rule": correction.rule},
+            )
+    return labelled
+
+
+def knowledge_base_entries_choose(
+    *, task: SearchTask, size: int | None, target_fraction: float | None, seed: int
+) -> tuple[dict[int, Labelled], list[int]]:
+    """The entries a new version of ``task``'s knowledge base would have: (``task_labels_corrected``, the
+    chosen spectrum ids), sampled by ``kb.search_tasks.compose``. ValueError, with the counts available,
+    when the labelled spectra cannot make that composition."""
+    labelled = task_labels_corrected(task=task)
+    chosen = compose(
+        {pk: item.label for pk, item in labelled.items()},
+        targets=tuple(task.target_labels),
+        size=size,
+        target_fraction=target_fraction,
+        seed=seed,
+    )
+    return labelled, chosen
 
 
 @dataclass

@@ -12,11 +12,10 @@ from kb.bpt import bpt_ratios
 from kb.filters import KBEntryFilter
 from kb.forms import FlagForm
 from kb.models import AuditEvent, KBEntry, KnowledgeBase, SearchTask, Spectrum
-from kb.plots import EMISSION_LINES, version_figures
+from kb.plots import EMISSION_LINES
 from kb.selectors import (
     audit_list,
     kb_entry_list,
-    knowledge_base_list,
     label_counts,
     last_ingest,
     search_task_list,
@@ -124,29 +123,6 @@ def audit(request):
             "query": params.urlencode(),
             "tasks": search_task_list(),
             "actions": AuditEvent.objects.values_list("action", flat=True).distinct(),
-        },
-    )
-
-
-def tasks(request):
-    return render(request, "kb/tasks.html", {"tasks": search_task_list()})
-
-
-def task(request, name: str):
-    try:
-        task = SearchTask.objects.get(name=name)
-    except SearchTask.DoesNotExist:
-        raise Http404(f"no search task {name}") from None
-    versions = knowledge_base_list(task=task)
-    in_service = next((kb for kb in versions if kb.in_service), None)
-    return render(
-        request,
-        "kb/task.html",
-        {
-            "task": task,
-            "versions": versions,
-            "in_service": in_service,
-            "figures": version_figures([kb for kb in versions if kb.status == KnowledgeBase.Status.READY], task.scores),
         },
     )
 

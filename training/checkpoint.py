@@ -19,6 +19,8 @@ from safetensors.torch import load_file, save_file
 from kb.store import folder_write
 from training.model import EncoderConfig, GalSpecEncoder, MaskedSpectrumModel
 
+SHIPPED = Path(__file__).resolve().parent / "shipped" / "small"  # the demo's encoder (README: how it was made)
+
 
 def save_checkpoint(folder: str | Path, model: MaskedSpectrumModel, info: dict) -> None:
     """Weights as safetensors and ``info`` (model, preprocess, training, metrics) as config.json."""

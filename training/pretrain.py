@@ -100,7 +100,8 @@ def _autocast(device: torch.device):
 @torch.no_grad()
 def validation_errors(model: MaskedSpectrumModel, arrays, indices, hidden: torch.Tensor, device) -> np.ndarray:
     """Per validation spectrum, over its hidden valid pixels: the summed squared error, the summed
-    squared error x ivar (chi-squared) and the number of pixels: (n, 3)."""
+    squared error x ivar (chi-squared), the number of pixels and the summed noise variance 1/ivar (what
+    a perfect model's squared error would sum to): (n, 4)."""
     model.eval()
     out = []
     for start in range(0, len(indices), 64):
@@ -114,7 +115,7 @@ def validation_errors(model: MaskedSpectrumModel, arrays, indices, hidden: torch
 
 
 def interpolation_errors(arrays, indices, hidden: torch.Tensor) -> np.ndarray:
-    """The same per-spectrum errors for linear interpolation across the hidden spans: (n, 3)."""
+    """The same per-spectrum errors for linear interpolation across the hidden spans: (n, 4)."""
     f, v, w = _batch(arrays, indices, torch.device("cpu"))
     prediction = torch.from_numpy(interpolation_baseline(f.numpy(), v.numpy(), hidden.numpy()))
     return _errors(prediction, f, v, w, hidden).numpy()
@@ -123,7 +124,8 @@ def interpolation_errors(arrays, indices, hidden: torch.Tensor) -> np.ndarray:
 def _errors(prediction, flux, valid, ivar, hidden) -> torch.Tensor:
     scored = (hidden & valid).float()
     squared = (prediction - flux) ** 2 * scored
-    return torch.stack([squared.sum(1), (squared * ivar).sum(1), scored.sum(1)], 1)
+    variance = torch.where(ivar > 0, 1 / ivar.clamp(min=1e-30), 0.0) * scored
+    return torch.stack([squared.sum(1), (squared * ivar).sum(1), scored.sum(1), variance.sum(1)], 1)
 
 
 def mse(errors: np.ndarray) -> float:
@@ -142,6 +144,13 @@ def per_spectrum(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return errors[scored, 0] / errors[scored, 2], errors[scored, 1] / errors[scored, 2]
 
 
+def noise_floor(errors: np.ndarray) -> np.ndarray:
+    """Each spectrum's MSE were the prediction the noiseless flux: its mean noise variance on the scored
+    pixels (for spectra with a hidden valid pixel)."""
+    scored = errors[:, 2] > 0
+    return errors[scored, 3] / errors[scored, 2]
+
+
 def figures(errors: np.ndarray, interp_errors: np.ndarray) -> dict:
     """Validation figures of a model's errors beside interpolation's on the same hidden pixels."""
     model_mse, model_chi2 = per_spectrum(errors)
@@ -156,6 +165,7 @@ def figures(errors: np.ndarray, interp_errors: np.ndarray) -> dict:
         "val_interp_chi2": chi2(interp_errors),
         "val_median_spectrum_interp_mse": float(np.median(interp_mse)),
         "val_median_spectrum_interp_chi2": float(np.median(interp_chi2)),
+        "val_median_spectrum_noise_mse": float(np.median(noise_floor(errors))),  # a perfect model's
     }
 
 
@@ -170,7 +180,7 @@ class _Loop:
     train_idx: np.ndarray  # (n_train,) store rows
     val_idx: np.ndarray  # (n_val,) store rows
     val_hidden: torch.Tensor  # (n_val, L) bool: the fixed validation mask
-    interp_errors: np.ndarray  # (n_val, 2): interpolation's errors on it
+    interp_errors: np.ndarray  # (n_val, 4): interpolation's errors on it
     state: dict  # step, best_val, history, seconds (and the best checkpoint's per-spectrum figures)
     shared: dict  # model, training and preprocessing settings, saved in every checkpoint
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,12 +12,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from kb.preprocess import PAPER
+from kb.preprocess import PAPER, PreprocessConfig
 from kb.search_tasks import TRAIN, VALIDATION
 from kb.selectors import spectrum_reserve_rows, spectrum_store
+from kb.store import folder_write
+from training.checkpoint import load_masked_model, read_info
 from training.model import PRESETS, EncoderConfig
 from training.models import TrainingRun
-from training.pretrain import PRESET_DEFAULTS, PretrainConfig, pretrain
+from training.pretrain import BEST, PRESET_DEFAULTS, PretrainConfig, pretrain
 
 ProgressCallback = Callable[[int, int, dict], None]
 
@@ -88,6 +92,55 @@ def training_run_execute(
     run.status, run.metrics, run.finished_at = TrainingRun.Status.SUCCEEDED, metrics, timezone.now()
     run.step = run.max_steps = config.max_steps
     run.save(update_fields=["status", "metrics", "finished_at", "step", "max_steps"])
+    if promote:
+        training_run_promote(run=run)
+    return run
+
+
+def training_run_import(*, source: str | Path, promote: bool = True) -> TrainingRun:
+    """Record a checkpoint pre-trained elsewhere (on a GPU machine, or the one shipped in
+    ``training/shipped``) as a succeeded run: ``source`` is a run's folder (``best`` inside, and its
+    ``metrics.json``) or a checkpoint folder. It is copied into GALSPEC_DATA_DIR/checkpoints/run-ID and,
+    with ``promote``, goes into service."""
+    source = Path(source)
+    best = source / BEST if (source / BEST).is_dir() else source
+    try:
+        info = read_info(best)
+        prepared = PreprocessConfig.from_dict(info["preprocess"])
+        load_masked_model(best, "cpu")
+    except (OSError, KeyError, TypeError, RuntimeError, ValueError) as error:
+        raise ValueError(f"{source} is not a GalSpec checkpoint: {error}") from None
+    if prepared != PAPER:
+        raise ValueError(
+            f"{source} was trained on spectra prepared otherwise ({info.get('preprocess')}) than this "
+            f"installation prepares them ({PAPER.to_dict()}); its embeddings would not be comparable"
+        )
+    metrics_file = source / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else info.get("metrics", {})
+    model_config = EncoderConfig.from_dict(info["model"])
+    preset = next((name for name, preset in PRESETS.items() if preset == model_config), "custom")
+    steps = metrics.get("steps", info.get("metrics", {}).get("step", 0))
+    now = timezone.now()
+    run = TrainingRun.objects.create(
+        preset=preset,
+        model_config=model_config.to_dict(),
+        train_config=info["training"],
+        status=TrainingRun.Status.SUCCEEDED,
+        step=steps,
+        max_steps=steps,
+        n_spectra=metrics.get("n_train", 0),
+        metrics=metrics,
+        started_at=now,
+        finished_at=now,
+    )
+    run.checkpoint_dir = str(settings.DATA_DIR / "checkpoints" / f"run-{run.pk}")
+    run.save(update_fields=["checkpoint_dir"])
+
+    def copy(folder: Path) -> None:
+        shutil.copytree(best, folder / BEST)
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+    folder_write(run.checkpoint_dir, copy)
     if promote:
         training_run_promote(run=run)
     return run

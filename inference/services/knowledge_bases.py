@@ -10,13 +10,14 @@ from django.conf import settings
 
 from inference import index as vector_index
 from inference import metrics
-from inference.retrieval import vote_all
+from inference.models import ShareSweep
+from inference.retrieval import knn_vote, vote_all
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.services.embeddings import embedding_update
 from inference.trust import calibrate
 from kb.models import KnowledgeBase, SearchTask, Spectrum
-from kb.search_tasks import LABELLINGS, TEST, VALIDATION
-from kb.selectors import spectrum_reserve_rows, task_labels
+from kb.search_tasks import LABELLINGS, TEST, VALIDATION, compose
+from kb.selectors import spectrum_reserve_rows, task_labels, task_labels_corrected
 from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
 from kb.store import folder_leftovers_clear
 from training.models import TrainingRun
@@ -110,6 +111,7 @@ def knowledge_base_index(
         )
         evaluation = knowledge_base_evaluate(knowledge_base=kb, index=index)
         calibration = knowledge_base_calibrate(knowledge_base=kb, index=index)
+        share_sweep_update(task=kb.task, training_run=run)  # the task's page offers shares by it
     except BaseException as error:
         knowledge_base_abandon(knowledge_base=kb, error=repr(error))
         raise
@@ -144,17 +146,10 @@ def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, index, k: int = 3,
     and per-class scores. Every figure has a bootstrap 95% interval. Empty when nothing is held out.
     """
     kb, task = knowledge_base, knowledge_base.task
-    truth_of = task_labels(labelling=task.labelling, reserve=TEST)
-    if task.target_labels:
-        ids = sorted(set().union(*(task_labels(labelling=name, reserve=TEST) for name in LABELLINGS)))
-        truth = [i in truth_of and truth_of[i].label in task.target_labels for i in ids]
-    else:
-        ids = sorted(truth_of)
-        truth = [truth_of[i].label for i in ids]
+    ids, truth = _scored(task, TEST)
     if not ids:
         return {}
-    rows = dict(Spectrum.objects.filter(pk__in=ids).values_list("pk", "store_row"))
-    queries = embedding_vectors(training_run=kb.training_run, store_rows=[rows[i] for i in ids])
+    queries = _vectors(kb.training_run, ids)
     votes = vote_all(vector_index.search(index, queries, k), dict(kb.entries.values_list("spectrum_id", "label")))
     if task.target_labels:
         predicted = np.array([v.label in task.target_labels for v in votes])
@@ -163,3 +158,71 @@ def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, index, k: int = 3,
         labels = sorted(set(truth) | set(kb.composition))
         report = metrics.classification_report(truth, [v.label for v in votes], labels, n_resamples=n_resamples)
     return {"k": k, "weight_function": "exp", "test_spectra": len(ids), **report}
+
+
+def _scored(task: SearchTask, reserve: str) -> tuple[list[int], list]:
+    """The spectra of ``reserve`` a task is scored on, and the truth for each: for a search task every
+    spectrum some labelling labels, True where it is a target; for a classification task the spectra its
+    labelling labels, and their labels."""
+    truth_of = task_labels(labelling=task.labelling, reserve=reserve)
+    if not task.target_labels:
+        ids = sorted(truth_of)
+        return ids, [truth_of[i].label for i in ids]
+    ids = sorted(set().union(*(task_labels(labelling=name, reserve=reserve) for name in LABELLINGS)))
+    return ids, [i in truth_of and truth_of[i].label in task.target_labels for i in ids]
+
+
+def _vectors(run: TrainingRun, ids: list[int]) -> np.ndarray:
+    rows = dict(Spectrum.objects.filter(pk__in=ids).values_list("pk", "store_row"))
+    return embedding_vectors(training_run=run, store_rows=[rows[i] for i in ids])
+
+
+SWEEP_SHARES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # target shares a task's page offers, beside the natural one
+SWEEP_MAX_SIZE = 50_000  # entries of a swept knowledge base at most (a survey-sized pool is sampled)
+
+
+def share_sweep_update(*, task: SearchTask, training_run: TrainingRun, k: int = 3, seed: int = 0) -> ShareSweep | None:
+    """Precision, recall and F1 of a search task on the validation reserve for knowledge bases of each
+    target share (the natural share first, then SWEEP_SHARES), each as large as its share allows from the
+    task's labelled spectra (corrections applied, at most SWEEP_MAX_SIZE), kept as the task's ShareSweep for
+    ``training_run``. None for a classification task (no targets) or with no validation spectra."""
+    ids, truth = _scored(task, VALIDATION)
+    if not task.target_labels or not ids:
+        return None
+    labelled = task_labels_corrected(task=task)
+    pool = {pk: item.label for pk, item in labelled.items()}
+    targets = tuple(task.target_labels)
+    queries = _vectors(training_run, ids)
+    rows = []
+    for share in (None, *SWEEP_SHARES):
+        size = min(SWEEP_MAX_SIZE, len(pool) if share is None else _largest(pool, targets, share))
+        try:
+            chosen = compose(pool, targets=targets, size=size, target_fraction=share, seed=seed)
+        except ValueError:
+            continue  # too few targets or others for this share
+        labels = [pool[pk] for pk in chosen]
+        votes = knn_vote(_vectors(training_run, chosen), labels, queries, k=k)
+        predicted = np.array([v.label in targets for v in votes])
+        report = metrics.search_report(np.array(truth), predicted, n_resamples=200, seed=seed)
+        n_targets = sum(label in targets for label in labels)
+        rows.append(
+            {
+                "target_fraction": share,
+                "share": n_targets / len(chosen),
+                "size": len(chosen),
+                "targets": n_targets,
+                **{key: report[key] for key in ("precision", "recall", "f1", "precision_ci", "recall_ci", "f1_ci")},
+            }
+        )
+    sweep, _ = ShareSweep.objects.update_or_create(
+        task=task,
+        training_run=training_run,
+        defaults={"rows": rows, "validation_spectra": len(ids), "validation_targets": int(sum(truth))},
+    )
+    return sweep
+
+
+def _largest(pool: dict[int, str], targets: tuple[str, ...], share: float) -> int:
+    """The most entries a knowledge base with ``share`` of targets can have from ``pool``."""
+    hits = sum(label in targets for label in pool.values())
+    return int(min(hits / share, (len(pool) - hits) / (1 - share)))

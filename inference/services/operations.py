@@ -1,5 +1,5 @@
-"""The admins' operations, the web side: start pre-training, re-embedding or rebuilds; cancel one; then
-promote or discard what it built.
+"""Operations, the web side: an admin starts pre-training, re-embedding or rebuilds, an astronomer a
+knowledge base of a chosen composition; either cancels their own; an admin promotes or discards what it built.
 
 An operation runs on a worker (``inference.worker.operations``) and ends with candidate knowledge-base
 versions, built with ``promote=False`` and scored on the test reserve when built
@@ -17,14 +17,18 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from inference import index as vector_index
 from inference.models import Operation
 from inference.tasks import operation_run_task
 from kb.models import KnowledgeBase, SearchTask
-from kb.roles import OPERATE
+from kb.roles import FLAG, OPERATE
+from kb.selectors import knowledge_base_entries_choose
 from kb.services.audit import audit_record
 from kb.services.knowledge_bases import knowledge_base_discard, knowledge_base_promote
 from training.selectors import training_run_in_service
 from training.services import training_run_create, training_run_promote
+
+VOTERS = 3  # a knowledge base needs at least this many entries (and targets) for the default K-vote
 
 
 def _require_operator(user) -> None:
@@ -34,6 +38,11 @@ def _require_operator(user) -> None:
         raise PermissionDenied("only administrators retrain, rebuild, promote or discard")
 
 
+def operation_visible(*, user, operation: Operation) -> bool:
+    """Whether ``user`` may follow an operation: administrators all of them, others those they started."""
+    return user.is_authenticated and (user.has_perm(OPERATE) or operation.requested_by_id == user.pk)
+
+
 @transaction.atomic
 def operation_start(
     *, user, kind: str, task: SearchTask | None = None, preset: str = "small", max_steps: int | None = None
@@ -41,8 +50,9 @@ def operation_start(
     """Queue an operation (one at a time); its Celery task goes to the training queue for pre-training,
     the embedding queue otherwise, once the operation is committed."""
     _require_operator(user)
-    if kind not in Operation.Kind.values:
-        raise ValueError(f"unknown operation {kind!r}; choose one of {', '.join(Operation.Kind.values)}")
+    if kind not in Operation.Kind.values or kind == Operation.Kind.COMPOSE:
+        kinds = [k for k in Operation.Kind.values if k != Operation.Kind.COMPOSE]
+        raise ValueError(f"unknown operation {kind!r}; choose one of {', '.join(kinds)}")
     running = (
         Operation.objects.select_for_update()
         .filter(status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING])
@@ -78,9 +88,54 @@ def operation_start(
 
 
 @transaction.atomic
+def knowledge_base_candidate_start(
+    *,
+    user,
+    task: SearchTask,
+    target_fraction: float | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    index_kind: str = "flat",
+) -> Operation:
+    """Queue a candidate knowledge base of ``task`` with the composition asked for (an operation of kind
+    'compose', on the embedding queue), under the checkpoint in service. Any astronomer may; it answers
+    the searches that name it at once when built, and only an admin puts it into service. ValueError,
+    writing nothing, when the labelled spectra cannot make that composition (with the counts available)."""
+    if user is None or not user.is_authenticated or not user.has_perm(FLAG):
+        raise PermissionDenied("log in as an astronomer to build a knowledge base")
+    if index_kind not in vector_index.KINDS:
+        raise ValueError(f"unknown index {index_kind!r}; choose one of {', '.join(vector_index.KINDS)}")
+    run = training_run_in_service()
+    if run is None:
+        raise ValueError("no checkpoint is in service: an admin must pre-train one first")
+    labelled, chosen = knowledge_base_entries_choose(task=task, size=size, target_fraction=target_fraction, seed=seed)
+    targets = sum(labelled[pk].label in task.target_labels for pk in chosen)
+    if len(chosen) < VOTERS or (task.target_labels and targets < VOTERS):
+        what = f"{len(chosen)} entries" + (f", {targets} of them targets," if task.target_labels else "")
+        raise ValueError(
+            f"{what} are too few for a vote of {VOTERS} neighbours: ask for a larger knowledge base or a larger share"
+        )
+    params = {"target_fraction": target_fraction, "size": size, "seed": seed, "index": index_kind}
+    operation = Operation.objects.create(
+        kind=Operation.Kind.COMPOSE, task=task, params=params, training_run=run, requested_by=user
+    )
+    audit_record(
+        actor=user,
+        action="operation_started",
+        subject=f"operation {operation.pk}",
+        task=task,
+        after={"kind": operation.kind, "training_run": run.pk, "entries": len(chosen), **params},
+    )
+    transaction.on_commit(lambda: operation_run_task.apply_async((operation.pk,), queue=operation.queue))
+    return operation
+
+
+@transaction.atomic
 def operation_cancel(*, user, operation: Operation) -> Operation:
-    """Stop an operation: at once if no worker has taken it up, else at its next progress report."""
-    _require_operator(user)
+    """Stop an operation: at once if no worker has taken it up, else at its next progress report. An admin
+    may cancel any; an astronomer the compositions they started."""
+    if not operation_visible(user=user, operation=operation):
+        _require_operator(user)
     operation = Operation.objects.select_for_update().get(pk=operation.pk)
     if not operation.active:
         raise ValueError(f"{operation} has ended; there is nothing to cancel")

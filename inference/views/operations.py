@@ -1,8 +1,10 @@
-"""The admins' operations page: start pre-training, re-embedding or rebuilds, watch them, then compare
-their candidates with the versions in service and promote or discard them."""
+"""The operations pages: admins start pre-training, re-embedding or rebuilds; everyone who started an
+operation (an astronomer's composition, from the task's page) watches it and compares its candidates
+with the versions in service; admins promote or discard them."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -11,7 +13,13 @@ from galspec_site.progress import stage_progress_json
 from inference.forms import OperationForm
 from inference.models import Operation
 from inference.selectors.background import operation_comparison, operation_list
-from inference.services.operations import operation_cancel, operation_discard, operation_promote, operation_start
+from inference.services.operations import (
+    operation_cancel,
+    operation_discard,
+    operation_promote,
+    operation_start,
+    operation_visible,
+)
 from kb.roles import OPERATE
 
 
@@ -33,9 +41,16 @@ def operations(request):
     )
 
 
-@permission_required(OPERATE, raise_exception=True)
-def operation(request, pk: int):
+def _operation_for(request, pk: int) -> Operation:
     operation = get_object_or_404(Operation.objects.select_related("task", "training_run", "requested_by"), pk=pk)
+    if not operation_visible(user=request.user, operation=operation):
+        raise PermissionDenied("only administrators and whoever started it follow an operation")
+    return operation
+
+
+@login_required
+def operation(request, pk: int):
+    operation = _operation_for(request, pk)
     return render(
         request,
         "inference/operation.html",
@@ -43,10 +58,10 @@ def operation(request, pk: int):
     )
 
 
-@permission_required(OPERATE, raise_exception=True)
+@login_required
 def operation_progress(request, pk: int):
     """Progress in celery-progress's format, plus the stage and the loss curve, from the operation row."""
-    operation = get_object_or_404(Operation, pk=pk)
+    operation = _operation_for(request, pk)
     return stage_progress_json(
         operation,
         finished=not operation.active,
@@ -56,10 +71,11 @@ def operation_progress(request, pk: int):
     )
 
 
-@permission_required(OPERATE, raise_exception=True)
+@login_required
 @require_POST
 def operation_decide(request, pk: int, decision: str):
-    operation = get_object_or_404(Operation, pk=pk)
+    """Promote or discard (admins), or cancel (admins, and whoever started it); the services check who."""
+    operation = _operation_for(request, pk)
     act = {"promote": operation_promote, "discard": operation_discard, "cancel": operation_cancel}.get(decision)
     if act is None:
         raise Http404(f"no decision {decision!r}: promote, discard or cancel")

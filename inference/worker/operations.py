@@ -8,6 +8,7 @@ candidates are kept.
 
 from __future__ import annotations
 
+from inference import index as vector_index
 from inference.models import Operation
 from inference.services.embeddings import embedding_update
 from inference.services.knowledge_bases import knowledge_base_abandon, knowledge_base_index
@@ -92,7 +93,7 @@ def _operation_carry_on(operation: Operation, lease: Lease) -> None:
     for task in _targets(operation):
         if task.pk not in done:
             _beat(lease, stage=f"building the {task.name} knowledge base", step=0, total=0)
-            kb = _candidate_create(task, run)
+            kb = _candidate_create(task, run, operation.params if operation.kind == Operation.Kind.COMPOSE else None)
             operation.candidates.add(kb)
             knowledge_base_index(
                 knowledge_base=kb, promote=False, on_progress=lambda done, total: _beat(lease, step=done, total=total)
@@ -124,8 +125,19 @@ def _targets(operation: Operation) -> list[SearchTask]:
     return list(SearchTask.objects.filter(knowledge_bases__in_service=True).distinct().order_by("name"))
 
 
-def _candidate_create(task: SearchTask, run: TrainingRun) -> KnowledgeBase:
-    """A new version of ``task``'s knowledge base under ``run``, composed like the version in service."""
+def _candidate_create(task: SearchTask, run: TrainingRun, composition: dict | None) -> KnowledgeBase:
+    """A new version of ``task``'s knowledge base under ``run``: of the ``composition`` asked for
+    (target_fraction, size, seed, index), or else composed like the version in service."""
+    if composition is not None:
+        return knowledge_base_create(
+            task=task,
+            training_run=run,
+            size=composition["size"],
+            target_fraction=composition["target_fraction"],
+            seed=composition["seed"],
+            index_kind=composition["index"],
+            index_params=vector_index.spec_dict(vector_index.IndexSpec(kind=composition["index"])),
+        )
     like = KnowledgeBase.objects.filter(task=task, in_service=True).first()
     return knowledge_base_create(
         task=task,

@@ -8,9 +8,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from kb.models import EXCLUDE, KBEntry, KnowledgeBase, SearchTask
-from kb.search_tasks import TRAIN, Labelled, compose
-from kb.selectors import task_corrections, task_labels
+from kb.models import KBEntry, KnowledgeBase, SearchTask
+from kb.selectors import knowledge_base_entries_choose
 from kb.services.audit import audit_record
 
 
@@ -26,19 +25,11 @@ def knowledge_base_create(
 ) -> KnowledgeBase:
     """A new version of ``task``'s knowledge base, status 'building', with its entries chosen.
 
-    Entries are sampled (``kb.search_tasks.compose``) from the labelled spectra not reserved for testing,
-    with the task's corrections applied (relabelled, or left out);
-    ``training_run`` is the encoder checkpoint whose embeddings its index will hold. Nothing is written
-    if the composition cannot be made.
+    Entries are sampled (``kb.selectors.knowledge_base_entries_choose``) from the training reserve's
+    labelled spectra, with the task's corrections applied; ``training_run`` is the encoder checkpoint
+    whose embeddings its index will hold. Nothing is written if the composition cannot be made.
     """
-    labelled = _labelled_as_corrected(task)
-    chosen = compose(
-        {pk: item.label for pk, item in labelled.items()},
-        targets=tuple(task.target_labels),
-        size=size,
-        target_fraction=target_fraction,
-        seed=seed,
-    )
+    labelled, chosen = knowledge_base_entries_choose(task=task, size=size, target_fraction=target_fraction, seed=seed)
     composition = dict(Counter(labelled[pk].label for pk in chosen).most_common())
     with transaction.atomic():
         SearchTask.objects.select_for_update().get(pk=task.pk)  # builds of one task take versions in turn
@@ -68,22 +59,6 @@ def knowledge_base_create(
             batch_size=1000,
         )
     return kb
-
-
-def _labelled_as_corrected(task: SearchTask) -> dict[int, Labelled]:
-    """The task's labelled spectra of the training reserve (neither test nor validation), with the curators'
-    and consensus corrections applied: relabelled, or left out."""
-    labelled = task_labels(labelling=task.labelling, reserve=TRAIN)
-    for spectrum_id, correction in task_corrections(task=task).items():
-        if correction.corrected_label == EXCLUDE:
-            labelled.pop(spectrum_id, None)
-        elif spectrum_id in labelled:
-            labelled[spectrum_id] = Labelled(
-                correction.corrected_label,
-                ("curation",),
-                {"corrected_from": correction.label, "correction": correction.pk, "rule": correction.rule},
-            )
-    return labelled
 
 
 def knowledge_base_finish(

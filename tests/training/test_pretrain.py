@@ -7,7 +7,7 @@ import torch
 from inference.embed import embed
 from training.checkpoint import load_checkpoint, read_info, save_checkpoint
 from training.model import EncoderConfig, MaskedSpectrumModel
-from training.pretrain import SELECTED_BY, PretrainConfig, learning_rate, pretrain, split
+from training.pretrain import SELECTED_BY, PretrainConfig, _errors, figures, learning_rate, pretrain, split
 
 TINY = EncoderConfig(n_pixels=200, d_model=16, n_layers=1, n_heads=2)
 
@@ -51,8 +51,24 @@ def test_training_lowers_the_loss_and_writes_metrics(tmp_path):
     assert written[SELECTED_BY] == metrics[SELECTED_BY] == min(h[SELECTED_BY] for h in history)
     assert written["val_masked_chi2"] > 0 and written["val_interp_chi2"] > 0 and written["loss"] == "chi2"
     assert written["val_interp_mse"] > 0 and written["steps"] == 30
+    assert 0 < written["val_median_spectrum_noise_mse"] < written["val_median_spectrum_interp_mse"]
     info = read_info(tmp_path / "best")
     assert info["model"]["d_model"] == 16 and info["training"]["lr"] == 3e-3
+
+
+def test_the_noise_floor_is_what_a_prediction_of_the_noiseless_flux_scores():
+    rng = np.random.default_rng(0)
+    sigma = np.array([[0.01], [0.02], [0.05], [0.1], [0.2]])
+    truth = np.ones((5, 4000)) + np.sin(np.arange(4000) / 50)
+    noisy = torch.tensor(truth + sigma * rng.normal(size=truth.shape), dtype=torch.float32)
+    valid = torch.tensor(rng.random(truth.shape) > 0.1)
+    ivar = torch.where(valid, torch.tensor(1 / sigma**2, dtype=torch.float32), 0.0)
+    hidden = torch.tensor(rng.random(truth.shape) < 0.25)
+    perfect = _errors(torch.tensor(truth, dtype=torch.float32), noisy, valid, ivar, hidden).numpy()
+    found = figures(perfect, perfect)
+    assert found["val_median_spectrum_noise_mse"] == pytest.approx(0.05**2, rel=1e-4)  # the middle spectrum's
+    assert found["val_median_spectrum_masked_mse"] == pytest.approx(0.05**2, rel=0.1)
+    assert found["val_masked_chi2"] == pytest.approx(1.0, rel=0.05)
 
 
 def test_validation_rows_given_are_the_ones_validated_on_and_may_not_overlap_the_training_rows(tmp_path):

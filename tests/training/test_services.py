@@ -1,7 +1,9 @@
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 
 from inference.embed import embed, reconstruction_chi2
@@ -135,3 +137,36 @@ def test_an_embedder_waits_while_another_process_embeds_for_the_same_checkpoint(
         holder.wait()
     waiter.join(timeout=120)
     assert result == [40]
+
+
+def test_a_checkpoint_trained_elsewhere_is_imported_and_embeds_as_it_did_there(ingested, tmp_path, capsys):
+    elsewhere = training_run_execute(
+        run=training_run_create(preset="small", out_dir=tmp_path / "elsewhere", **QUICK), promote=False
+    )
+    call_command("import_checkpoint", str(tmp_path / "elsewhere"))
+    assert "in service" in capsys.readouterr().out
+    run = TrainingRun.objects.get(in_service=True)
+    assert run != elsewhere and run.status == "succeeded" and run.preset == "small" and run.step == 4
+    assert Path(run.checkpoint_dir).parent == Path(settings.DATA_DIR) / "checkpoints"
+    assert run.metrics["val_masked_chi2"] == elsewhere.metrics["val_masked_chi2"]
+    assert run.n_spectra == elsewhere.n_spectra and run.train_config == elsewhere.train_config
+    flux, valid = (a[:5] for a in spectrum_store().read())
+    z = spectrum_redshifts(0, 5)
+    np.testing.assert_array_equal(
+        embed(load_checkpoint(run.checkpoint_path), flux, valid, z),
+        embed(load_checkpoint(elsewhere.checkpoint_path), flux, valid, z),
+    )
+
+
+def test_a_folder_that_is_not_a_checkpoint_or_was_prepared_otherwise_is_refused_and_nothing_written(ingested, tmp_path):
+    from training.services import training_run_import
+
+    with pytest.raises(ValueError, match="is not a GalSpec checkpoint"):
+        training_run_import(source=tmp_path)
+    training_run_execute(run=training_run_create(preset="small", out_dir=tmp_path / "other", **QUICK), promote=False)
+    config = tmp_path / "other" / "best" / "config.json"
+    info = json.loads(config.read_text())
+    config.write_text(json.dumps({**info, "preprocess": {**info["preprocess"], "n_pixels": 4000}}))
+    with pytest.raises(ValueError, match="prepared otherwise"):
+        training_run_import(source=tmp_path / "other")
+    assert TrainingRun.objects.count() == 1 and not (Path(settings.DATA_DIR) / "checkpoints").exists()

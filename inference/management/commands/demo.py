@@ -1,7 +1,8 @@
 """python manage.py demo: the whole pipeline on the embedded defaults, then the site.
 
-mock survey -> ingest (plus the real SDSS files in GALSPEC_SHARED_DATA, if present) -> pre-train the
-small preset -> embed -> a knowledge base for every shipped task -> serve. Steps already done (a survey
+mock survey -> ingest (plus the real SDSS files in GALSPEC_SHARED_DATA, if present) -> the encoder
+(the `small` checkpoint shipped in training/shipped, or with --pretrain one pre-trained here) -> embed
+-> a knowledge base for every shipped task -> serve. Steps already done (a survey
 on disk, a checkpoint in service, knowledge bases built with it) are kept, so running it again goes
 straight to the site.
 """
@@ -19,20 +20,29 @@ from django.core.management.base import BaseCommand
 from galspec_site.celery import worker_command
 from kb.models import KnowledgeBase
 from kb.search_tasks import TASKS
+from training.checkpoint import SHIPPED
 from training.selectors import training_run_in_service
 
 
 class Command(BaseCommand):
-    help = "Run the demo: mock survey, ingest, pre-train (small preset), embed, knowledge bases, then serve the site."
+    help = (
+        "Run the demo: mock survey, ingest, the shipped encoder (or --pretrain), embed, knowledge bases, then serve "
+        "the site."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--size", type=int, default=3000, help="spectra in the mock survey")
         parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--max-steps", type=int, help="pre-training steps (default: the preset's)")
+        parser.add_argument(
+            "--pretrain",
+            action="store_true",
+            help="pre-train the small preset here (minutes) instead of serving the shipped checkpoint",
+        )
+        parser.add_argument("--max-steps", type=int, help="pre-training steps with --pretrain (default: the preset's)")
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--no-serve", action="store_true", help="stop after the pipeline")
 
-    def handle(self, *args, size, seed, max_steps, addrport, no_serve, **options):
+    def handle(self, *args, size, seed, pretrain, max_steps, addrport, no_serve, **options):
         timings = {}
 
         def stage(name, *command, **kwargs):
@@ -50,7 +60,10 @@ class Command(BaseCommand):
         if real.is_dir():
             stage("ingest real SDSS spectra", "ingest", str(real))
         if training_run_in_service() is None:
-            stage("pre-train (small preset)", "pretrain", preset="small", max_steps=max_steps, seed=seed)
+            if pretrain or max_steps or not SHIPPED.is_dir():
+                stage("pre-train (small preset)", "pretrain", preset="small", max_steps=max_steps, seed=seed)
+            else:
+                stage("shipped checkpoint", "import_checkpoint", str(SHIPPED))
         stage("embed", "embed")
         for task in TASKS:
             if not KnowledgeBase.objects.filter(

@@ -81,3 +81,11 @@ class Command(BaseCommand):
                     f"{name} on the validation reserve: model {model:.4g}, linear interpolation {interp:.4g} "
                     f"(model/interpolation = {model / interp:.3f})"
                 )
+        noise = run.metrics.get("val_median_spectrum_noise_mse")
+        if noise is not None:
+            model, interp = (run.metrics[f"val_median_spectrum_{k}_mse"] for k in ("masked", "interp"))
+            self.stdout.write(
+                f"a perfect model would score {noise:.4g} on the median spectrum (its noise, {noise / interp:.3f} "
+                f"x interpolation); the model removes {(interp - model) / (interp - noise):.0%} of interpolation's "
+                "error above it"
+            )

@@ -1,0 +1,62 @@
+"""The search tasks' pages: each task's knowledge-base versions and scores, how its scores move with the
+share of targets, and building a knowledge base of a chosen composition (retasking without retraining)."""
+
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import get_object_or_404, redirect, render
+
+from inference.forms import ComposeForm
+from inference.selectors.tasks import compositions_of, share_sweep_get
+from inference.services.operations import knowledge_base_candidate_start
+from kb.models import KnowledgeBase, SearchTask
+from kb.plots import share_figure, version_figures
+from kb.selectors import knowledge_base_list, search_task_list
+from training.selectors import training_run_in_service
+
+
+def tasks(request):
+    return render(request, "inference/tasks.html", {"tasks": search_task_list()})
+
+
+def task(request, name: str):
+    """A task's versions and scores; for a search task, its share sweep and the form that builds a
+    candidate knowledge base of the share a person picks (POST: astronomers; the candidate's page follows)."""
+    task = get_object_or_404(SearchTask, name=name)
+    form = ComposeForm(request.POST or None, initial=None if request.method == "POST" else _suggested(task))
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if form.is_valid():
+            try:
+                operation = knowledge_base_candidate_start(user=request.user, task=task, **form.start_kwargs())
+            except ValueError as error:
+                form.add_error(None, str(error))
+            else:
+                return redirect("inference:operation", pk=operation.pk)
+    versions = knowledge_base_list(task=task)
+    in_service = next((kb for kb in versions if kb.in_service), None)
+    sweep = share_sweep_get(task=task, training_run=in_service.training_run if in_service else None)
+    context = {
+        "task": task,
+        "versions": versions,
+        "in_service": in_service,
+        "figures": version_figures([kb for kb in versions if kb.status == KnowledgeBase.Status.READY], task.scores),
+        "sweep": sweep,
+        "share_figure": share_figure(sweep.rows, _share(task, in_service)) if sweep and sweep.rows else None,
+        "form": form,
+        "compositions": compositions_of(task=task, user=request.user)[:20],
+        "checkpoint": training_run_in_service(),
+    }
+    return render(request, "inference/task.html", context, status=400 if request.method == "POST" else 200)
+
+
+def _share(task: SearchTask, kb: KnowledgeBase | None) -> float | None:
+    """The share of targets among a version's entries."""
+    if kb is None or not kb.size or not task.target_labels:
+        return None
+    return sum(kb.composition.get(label, 0) for label in task.target_labels) / kb.size
+
+
+def _suggested(task: SearchTask) -> dict:
+    """What the form offers first: the share of the version in service, else natural proportions."""
+    kb = KnowledgeBase.objects.filter(task=task, in_service=True).first()
+    return {"target_fraction": kb.target_fraction if kb else None, "seed": 0, "index": kb.index_kind if kb else "flat"}
