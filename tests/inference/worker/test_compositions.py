@@ -86,4 +86,3 @@ def test_every_build_of_a_search_task_sweeps_the_share_on_the_validation_reserve
     for row in chosen:
         assert row["targets"] == round(row["target_fraction"] * row["size"])
         assert 0 <= row["recall"] <= 1 and row["f1_ci"][0] <= row["f1"] <= row["f1_ci"][1]
-
