@@ -221,3 +221,46 @@ def api_client(user=None):
     if user is not None:
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
     return client
+
+
+def form_as_rendered(page: str, form_id: str) -> dict:
+    """The fields of the form ``form_id`` in ``page`` as a browser would submit it untouched: each
+    input's value, each select's selected option (else its first), each textarea's text."""
+    from html.parser import HTMLParser
+
+    class Form(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.fields, self.select, self.textarea = False, {}, None, None
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "form":
+                self.inside = attrs.get("id") == form_id
+            elif not self.inside:
+                return
+            elif tag == "input" and attrs.get("name") and attrs.get("type") not in ("checkbox", "radio", "file"):
+                self.fields[attrs["name"]] = attrs.get("value") or ""
+            elif tag == "select":
+                self.select = attrs["name"]
+            elif tag == "option" and self.select and (self.select not in self.fields or "selected" in attrs):
+                self.fields[self.select] = attrs.get("value", "")
+            elif tag == "textarea":
+                self.textarea = attrs["name"]
+                self.fields[self.textarea] = ""
+
+        def handle_endtag(self, tag):
+            if tag == "form":
+                self.inside = False
+            elif tag == "select":
+                self.select = None
+            elif tag == "textarea":
+                self.textarea = None
+
+        def handle_data(self, data):
+            if self.textarea:
+                self.fields[self.textarea] += data
+
+    parser = Form()
+    parser.feed(page)
+    return parser.fields

@@ -208,6 +208,49 @@ def test_an_admin_rebuilds_watches_and_promotes(live_server, page, searchable, c
     assert all(kb.in_service for kb in operation.candidates.all())
 
 
+def test_an_astronomer_tunes_the_lens_share_and_an_admin_promotes_it(
+    live_server, page, searchable, celery_worker_process
+):
+    from django.contrib.auth.models import Group
+
+    from inference.models import Operation
+
+    for name, role in (("vera", "astronomer"), ("grace", "admin")):
+        User.objects.create_user(name, password=f"{name}-password-1").groups.add(Group.objects.get(name=role))
+    old = searchable["lens"]
+    _log_in(page, live_server, "vera", "vera-password-1", "/tasks/lens/")
+    page.wait_for_selector("#share-plot .main-svg")
+    page.fill("input[name=target_fraction]", "0.4")
+    page.click("#compose-form button[type=submit]")
+    page.wait_for_url("**/operations/*/")
+    page.wait_for_selector("#comparison", timeout=240_000)
+    assert page.text_content("#operation-status") == "done" and page.locator("#promote").count() == 0
+    candidate = Operation.objects.get().candidates.get()
+    assert candidate.target_fraction == 0.4 and candidate.evaluation["test_spectra"] == old.evaluation["test_spectra"]
+
+    # a spectrum whose neighbours the new share changes: searched with the candidate, they are its own
+    probe = next(
+        s
+        for s in Spectrum.objects.filter(held_out=True).order_by("pk")
+        if search(task="lens", spectrum=s).neighbours
+        != search(task="lens", spectrum=s, knowledge_base=candidate).neighbours
+    )
+    page.click("a.search-with")
+    page.fill("input[name=identifier]", probe.specobjid)
+    page.click("main button[type=submit]")
+    page.wait_for_selector("#neighbours")
+    assert f"v{candidate.version}" in page.text_content(".vote")
+    named = search(task="lens", spectrum=probe, knowledge_base=candidate)
+    links = page.locator("#neighbours tbody tr td:nth-child(2) a").all_text_contents()
+    assert links == [n.specobjid for n in named.neighbours]
+
+    page.context.clear_cookies()
+    _log_in(page, live_server, "grace", "grace-password-1", f"/operations/{Operation.objects.get().pk}/")
+    page.click("#promote")
+    page.wait_for_selector("text=Promoted by grace")
+    assert search(task="lens", spectrum=probe).kb_version == candidate.version
+
+
 def test_a_survey_search_runs_and_its_candidates_lead_to_their_evidence(
     live_server, page, searchable, celery_worker_process
 ):

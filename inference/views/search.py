@@ -8,6 +8,7 @@ from inference.forms import SearchForm
 from inference.selectors.embeddings import pipeline_summary
 from inference.selectors.evidence import evidence_get
 from inference.services.search import search_query
+from kb.models import KnowledgeBase
 
 
 def pipeline(request):
@@ -18,13 +19,20 @@ def search(request):
     """The search form. An upload is answered at once; a search by identifier or position goes to its
     own address (``search/result/?...``), which can be bookmarked and shared."""
     if request.method != "POST":
-        return render(request, "inference/search.html", {"form": SearchForm(initial=request.GET or None)})
+        form = SearchForm(initial=request.GET or None)
+        return render(request, "inference/search.html", {"form": form, "named": _named(form)})
     form = SearchForm(request.POST, request.FILES)
     if not form.is_valid():
-        return render(request, "inference/search.html", {"form": form}, status=400)
+        return render(request, "inference/search.html", {"form": form, "named": _named(form)}, status=400)
     if form.cleaned_data.get("file") is None:
         return redirect(f"{reverse('inference:search-result')}?{urlencode(form.result_params())}")
     return _answer(request, form)
+
+
+def _named(form: SearchForm) -> KnowledgeBase | None:
+    """The knowledge-base version the form searches instead of the one in service, if it names one."""
+    key = str(form["knowledge_base"].value() or "")
+    return KnowledgeBase.objects.select_related("task").filter(pk=key).first() if key.isdigit() else None
 
 
 def search_result(request):
