@@ -3,13 +3,11 @@
 from django import forms
 
 from kb.models import EXCLUDE, SearchTask
-from kb.search_tasks import labelling_labels
+from kb.selectors import task_label_choices
 
 
 def label_choices(task: SearchTask) -> list[tuple[str, str]]:
-    return [(label, label) for label in labelling_labels(task.labelling)] + [
-        (EXCLUDE, "exclude from the knowledge base")
-    ]
+    return [(label, label) for label in task_label_choices(task=task)] + [(EXCLUDE, "exclude from the knowledge base")]
 
 
 class FlagForm(forms.Form):

@@ -121,12 +121,16 @@ class IngestRun(models.Model):
 
 
 class SearchTask(models.Model):
-    """A search or classification task: a knowledge-base configuration (kb.search_tasks.TASKS)."""
+    """A search or classification task: a knowledge-base configuration. The shipped ones are
+    kb.search_tasks.TASKS; an astronomer's own (labelling ``catalog``) takes its targets from a catalog they
+    uploaded (``TaskExample``) and is private to them until a curator publishes it."""
 
     name = models.SlugField(max_length=32, unique=True)
     title = models.CharField(max_length=100)
     description = models.TextField(blank=True)
-    labelling = models.CharField(max_length=16, help_text="How spectra are labelled: bpt5, bpt3, lens or outlier")
+    labelling = models.CharField(
+        max_length=16, help_text="How spectra are labelled: bpt5, bpt3, lens, outlier, or catalog (its own examples)"
+    )
     target_labels = models.JSONField(
         default=list, blank=True, help_text="Labels that count as found; none for a classification task"
     )
@@ -136,6 +140,19 @@ class SearchTask(models.Model):
         "0: only a curator's decision does",
     )
     curator_decides = models.BooleanField(default=True, help_text="A curator accepting a flag corrects the entry")
+    owner = models.ForeignKey(
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="search_tasks",
+        help_text="Who made it from their catalog; none for a shipped task",
+    )
+    published = models.BooleanField(default=True, help_text="Everyone sees it; else only its owner and curators")
+    catalog = models.JSONField(
+        default=dict, blank=True, help_text="The uploaded catalog: file, sha256, rows, matched, unmatched (with why)"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, null=True)
 
     class Meta:
         ordering = ["name"]
@@ -147,6 +164,24 @@ class SearchTask(models.Model):
     def scores(self) -> tuple[str, ...]:
         """The scores that rate this task's knowledge bases on the test reserve (keys of their ``evaluation``)."""
         return ("precision", "recall", "f1") if self.target_labels else ("accuracy", "macro_f1")
+
+
+class TaskExample(models.Model):
+    """A spectrum an astronomer's catalog names for their task, with the label the catalog gives it (its
+    target, or a labelled non-target) and how it was matched."""
+
+    task = models.ForeignKey(SearchTask, on_delete=models.CASCADE, related_name="examples")
+    spectrum = models.ForeignKey(Spectrum, on_delete=models.PROTECT, related_name="task_examples")
+    label = models.CharField(max_length=64)
+    row = models.PositiveIntegerField(help_text="Its row in the uploaded catalog (1: the first after the header)")
+    matched_by = models.CharField(max_length=16, help_text="specobjid, plate_mjd_fiber or position")
+    separation_arcsec = models.FloatField(null=True, blank=True, help_text="For a match by position")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "spectrum"], name="one_example_per_spectrum")]
+
+    def __str__(self):
+        return f"{self.spectrum_id} as {self.label} in {self.task_id}"
 
 
 class KnowledgeBase(models.Model):

@@ -31,6 +31,7 @@ TRAIN, VALIDATION, TEST = "train", "validation", "test"
 RESERVES = (TRAIN, VALIDATION, TEST)
 BPT_CATALOGS = ("galspecextra", "emissionlinesport")
 OTHER = "other"
+CATALOG = "catalog"  # the labelling of a task made from an astronomer's own catalog (kb.models.TaskExample)
 
 
 @dataclass(frozen=True)

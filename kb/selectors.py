@@ -12,6 +12,7 @@ from django.db.models import Count, Q, QuerySet
 
 from kb.agreement import krippendorff_alpha, vote_fractions
 from kb.bpt import bpt_class_from_lines, bpt_three_class
+from kb.examples import Example
 from kb.models import (
     EXCLUDE,
     AuditEvent,
@@ -23,9 +24,23 @@ from kb.models import (
     KnowledgeBase,
     SearchTask,
     Spectrum,
+    TaskExample,
 )
 from kb.preprocess import PAPER, wave_grid
-from kb.search_tasks import RESERVES, TEST, TRAIN, VALIDATION, Labelled, compose, label_spectrum
+from kb.roles import REVIEW
+from kb.search_tasks import (
+    CATALOG,
+    OTHER,
+    RESERVES,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    Labelled,
+    compose,
+    label_spectrum,
+    labelling_labels,
+)
+from kb.sky import match_by_position
 from kb.store import SpectrumStore
 
 
@@ -221,6 +236,89 @@ def spectrum_task_label(*, task: SearchTask, spectrum: Spectrum) -> str | None:
     return entry.label if entry else None
 
 
+def task_labelled(*, task: SearchTask, reserve: str | None = None) -> dict[int, Labelled]:
+    """Spectrum id -> the label the task gives it, for every spectrum of ``reserve`` (None: all) it labels:
+    by its labelling for a shipped task; for a task made from a catalog, the catalog's examples with their
+    labels and every other spectrum as OTHER (an unlabelled galaxy of the survey)."""
+    if task.labelling != CATALOG:
+        return task_labels(labelling=task.labelling, reserve=reserve)
+    spectra = Spectrum.objects.all() if reserve is None else Spectrum.objects.filter(reserve_filter(reserve))
+    labelled = {pk: Labelled(OTHER, ("survey",)) for pk in spectra.values_list("pk", flat=True)}
+    examples = TaskExample.objects.filter(task=task, spectrum__in=spectra)
+    for spectrum_id, label, row in examples.values_list("spectrum_id", "label", "row"):
+        labelled[spectrum_id] = Labelled(label, (f"catalog of {task.name}",), {"row": row})
+    return labelled
+
+
+def task_label_choices(*, task: SearchTask) -> tuple[str, ...]:
+    """Every label the task may give an entry: what a curator chooses from."""
+    if task.labelling != CATALOG:
+        return labelling_labels(task.labelling)
+    given = TaskExample.objects.filter(task=task).values_list("label", flat=True).distinct()
+    return tuple(dict.fromkeys([*task.target_labels, *sorted(given), OTHER]))
+
+
+def search_tasks_visible(*, user) -> QuerySet[SearchTask]:
+    """The tasks ``user`` may search with and see: the published ones, their own, and every one for a
+    curator (who decides what is published)."""
+    if user is not None and user.is_authenticated and user.has_perm(REVIEW):
+        return SearchTask.objects.all()
+    if user is not None and user.is_authenticated:
+        return SearchTask.objects.filter(Q(published=True) | Q(owner=user))
+    return SearchTask.objects.filter(published=True)
+
+
+def examples_match(
+    examples: list[Example], *, radius_arcsec: float = 2.0
+) -> tuple[list[tuple[Example, int, float | None]], list[tuple[Example, str]]]:
+    """The ingested spectrum each example names: (matched [(example, spectrum id, separation in arcsec or
+    None)], unmatched [(example, why)]); by specobjid, PLATE-MJD-FIBER, or the nearest within
+    ``radius_arcsec`` of its position."""
+    ids = [e.value for e in examples if e.key == "specobjid"]
+    by_id = dict(Spectrum.objects.filter(specobjid__in=ids).values_list("specobjid", "pk"))
+    by_plate = {}
+    for e in examples:
+        if e.key == "plate_mjd_fiber":
+            try:
+                by_plate[e.value] = tuple(int(part) for part in e.value.split("-"))
+            except ValueError:
+                by_plate[e.value] = None
+    wanted = Q(pk__in=[])
+    for key in {key for key in by_plate.values() if key and len(key) == 3}:
+        wanted |= Q(plate=key[0], mjd=key[1], fiberid=key[2])
+    plates = {
+        (p, m, f): pk for pk, p, m, f in Spectrum.objects.filter(wanted).values_list("pk", "plate", "mjd", "fiberid")
+    }
+    placed = [e for e in examples if e.key == "position"]
+    near = {}
+    if placed:
+        pk, ra, dec = (np.array(c) for c in zip(*Spectrum.objects.exclude(ra=None).values_list("pk", "ra", "dec")))
+        cat_ra, cat_dec = (np.array([e.value[i] for e in placed], dtype=float) for i in (0, 1))
+        found = match_by_position(cat_ra, cat_dec, ra, dec, radius_arcsec=radius_arcsec)
+        for e, index in zip(placed, found):
+            if index >= 0:
+                separation = SkyCoord(e.value[0] * u.deg, e.value[1] * u.deg).separation(
+                    SkyCoord(ra[index] * u.deg, dec[index] * u.deg)
+                )
+                near[e.row] = (int(pk[index]), float(separation.arcsec))
+    matched, unmatched = [], []
+    for e in examples:
+        if e.key == "specobjid":
+            hit = (by_id[e.value], None) if e.value in by_id else None
+        elif e.key == "plate_mjd_fiber":
+            key = by_plate.get(e.value)
+            hit = (plates[key], None) if key in plates else None
+        else:
+            hit = near.get(e.row)
+        if hit is not None:
+            matched.append((e, *hit))
+        elif e.key == "position":
+            unmatched.append((e, f"no ingested spectrum within {radius_arcsec:g} arcsec"))
+        else:
+            unmatched.append((e, f"no ingested spectrum has the {e.key} {e.value}"))
+    return matched, unmatched
+
+
 def task_corrections(*, task: SearchTask) -> dict[int, Correction]:
     """Spectrum id -> the active correction, for every corrected entry of the task."""
     return {c.spectrum_id: c for c in Correction.objects.filter(task=task, active=True)}
@@ -229,7 +327,7 @@ def task_corrections(*, task: SearchTask) -> dict[int, Correction]:
 def task_labels_corrected(*, task: SearchTask) -> dict[int, Labelled]:
     """The task's labelled spectra of the training reserve (neither test nor validation), with the curators'
     and consensus corrections applied: relabelled, or left out. What its knowledge bases are drawn from."""
-    labelled = task_labels(labelling=task.labelling, reserve=TRAIN)
+    labelled = task_labelled(task=task, reserve=TRAIN)
     for spectrum_id, correction in task_corrections(task=task).items():
         if correction.corrected_label == EXCLUDE:
             labelled.pop(spectrum_id, None)

@@ -11,13 +11,13 @@ from django.conf import settings
 from inference import index as vector_index
 from inference import metrics
 from inference.models import ShareSweep
-from inference.retrieval import knn_vote, vote_all
+from inference.retrieval import cross_validated_votes, knn_vote, vote_all
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.services.embeddings import embedding_update
 from inference.trust import calibrate
 from kb.models import KnowledgeBase, SearchTask, Spectrum
-from kb.search_tasks import LABELLINGS, TEST, VALIDATION, compose
-from kb.selectors import spectrum_reserve_rows, task_labels, task_labels_corrected
+from kb.search_tasks import CATALOG, LABELLINGS, TEST, VALIDATION, compose
+from kb.selectors import spectrum_reserve_rows, task_labelled, task_labels, task_labels_corrected
 from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
 from kb.store import folder_leftovers_clear
 from training.models import TrainingRun
@@ -81,7 +81,7 @@ def knowledge_base_index(
         raise ValueError(f"{kb} is {kb.status}: a built knowledge base never changes; build a new version")
     try:
         embedding_update(training_run=run, on_progress=on_progress)
-        entries = list(kb.entries.values_list("spectrum_id", "spectrum__store_row"))
+        entries = list(kb.entries.order_by("pk").values_list("spectrum_id", "spectrum__store_row"))
         ids = np.array([pk for pk, _ in entries], dtype=np.int64)
         vectors = embedding_vectors(training_run=run, store_rows=[row for _, row in entries])
         spec = vector_index.IndexSpec(**kb.index_params)
@@ -110,6 +110,8 @@ def knowledge_base_index(
             },
         )
         evaluation = knowledge_base_evaluate(knowledge_base=kb, index=index)
+        if kb.task.labelling == CATALOG:
+            evaluation["cross_validation"] = knowledge_base_cross_validate(knowledge_base=kb, vectors=vectors)
         calibration = knowledge_base_calibrate(knowledge_base=kb, index=index)
         share_sweep_update(task=kb.task, training_run=run)  # the task's page offers shares by it
     except BaseException as error:
@@ -160,15 +162,36 @@ def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, index, k: int = 3,
     return {"k": k, "weight_function": "exp", "test_spectra": len(ids), **report}
 
 
+def knowledge_base_cross_validate(
+    *, knowledge_base: KnowledgeBase, vectors: np.ndarray, folds: int = 5, k: int = 3, n_resamples: int = 200
+) -> dict:
+    """Precision, recall and F1 of finding a task's targets among the knowledge base's own entries, each
+    voted by a knowledge base of the other folds (``cross_validated_votes``): the score of a task made from
+    a catalog, which has no catalogued test set. ``vectors`` are the entries' embeddings in entry order.
+    Its "others" are unlabelled galaxies of the survey, some of which may be targets nobody catalogued:
+    precision is a lower bound."""
+    kb = knowledge_base
+    labels = list(kb.entries.order_by("pk").values_list("label", flat=True))
+    targets = tuple(kb.task.target_labels)
+    votes = cross_validated_votes(vectors, labels, k=k, folds=folds, seed=kb.seed)
+    truth = np.array([label in targets for label in labels])
+    predicted = np.array([vote.label in targets for vote in votes])
+    report = metrics.search_report(truth, predicted, n_resamples=n_resamples, seed=kb.seed)
+    return {"folds": folds, "k": k, "entries": len(labels), "targets": int(truth.sum()), **report}
+
+
 def _scored(task: SearchTask, reserve: str) -> tuple[list[int], list]:
     """The spectra of ``reserve`` a task is scored on, and the truth for each: for a search task every
-    spectrum some labelling labels, True where it is a target; for a classification task the spectra its
-    labelling labels, and their labels."""
-    truth_of = task_labels(labelling=task.labelling, reserve=reserve)
+    spectrum some labelling labels (for a task made from a catalog, every spectrum), True where it is a
+    target; for a classification task the spectra its labelling labels, and their labels."""
+    truth_of = task_labelled(task=task, reserve=reserve)
     if not task.target_labels:
         ids = sorted(truth_of)
         return ids, [truth_of[i].label for i in ids]
-    ids = sorted(set().union(*(task_labels(labelling=name, reserve=reserve) for name in LABELLINGS)))
+    if task.labelling == CATALOG:
+        ids = sorted(truth_of)
+    else:
+        ids = sorted(set().union(*(task_labels(labelling=name, reserve=reserve) for name in LABELLINGS)))
     return ids, [i in truth_of and truth_of[i].label in task.target_labels for i in ids]
 
 

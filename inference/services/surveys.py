@@ -23,14 +23,13 @@ from inference.services.search import MAX_K
 from inference.tasks import survey_search_task
 from kb.models import SearchTask, Spectrum
 from kb.roles import OPERATE
-from kb.search_tasks import labelling_labels
-from kb.selectors import knowledge_base_in_service
+from kb.selectors import knowledge_base_in_service, task_label_choices
 
 UNDER_WAY = (SurveySearch.Status.QUEUED, SurveySearch.Status.RUNNING)
 
 
 def _labels_of_interest(task: SearchTask, labels: list[str] | None) -> list[str]:
-    allowed = labelling_labels(task.labelling)
+    allowed = task_label_choices(task=task)
     labels = sorted(set(labels or task.target_labels))
     if not labels:
         raise ValueError(

@@ -17,8 +17,7 @@ from django.utils import timezone
 from kb.agreement import consensus
 from kb.models import EXCLUDE, Correction, Flag, KBEntry, SearchTask, Spectrum
 from kb.roles import FLAG, REVIEW
-from kb.search_tasks import labelling_labels
-from kb.selectors import spectrum_task_label
+from kb.selectors import spectrum_task_label, task_label_choices
 from kb.services.audit import audit_record
 
 
@@ -49,7 +48,7 @@ def flag_raise(
     current = spectrum_task_label(task=task, spectrum=spectrum)
     if current is None:
         raise ValueError(f"spec-{spectrum.plate_mjd_fiber} is in no knowledge base of task {task.name}")
-    allowed = (*labelling_labels(task.labelling), EXCLUDE)
+    allowed = (*task_label_choices(task=task), EXCLUDE)
     if proposed_label not in allowed:
         raise ValueError(f"{proposed_label!r} is not a label of task {task.name}; choose one of {', '.join(allowed)}")
     if proposed_label == current:
@@ -193,7 +192,7 @@ def flag_review(
         raise ValueError(f"in task {task.name} only agreeing flags correct an entry ({task.consensus_flags} needed)")
     proposed = [flag.proposed_label for flag in open_flags]
     label = label or max(dict.fromkeys(proposed), key=proposed.count)
-    if label not in (*labelling_labels(task.labelling), EXCLUDE):
+    if label not in (*task_label_choices(task=task), EXCLUDE):
         raise ValueError(f"{label!r} is not a label of task {task.name}")
     return _correction_apply(
         task=task,
