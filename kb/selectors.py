@@ -202,10 +202,11 @@ def knowledge_base_entries(*, knowledge_base: KnowledgeBase) -> QuerySet[KBEntry
     return knowledge_base.entries.select_related("spectrum")
 
 
-def search_task_list() -> list[SearchTask]:
-    """Every task, each with ``in_service``: its knowledge base in service, or None."""
+def search_task_list(*, user=None) -> list[SearchTask]:
+    """Every task ``user`` may see (``search_tasks_visible``), each with ``in_service``: its knowledge base
+    in service, or None."""
     in_service = {kb.task_id: kb for kb in KnowledgeBase.objects.filter(in_service=True).select_related("training_run")}
-    tasks = list(SearchTask.objects.all())
+    tasks = list(search_tasks_visible(user=user))
     for task in tasks:
         task.in_service = in_service.get(task.pk)
     return tasks

@@ -66,7 +66,7 @@ def spectrum_detail(request, pk: int):
         "valid_percent": 100 * spectrum.valid_fraction,
         "bpt": bpt_ratios(spectrum.lines),
         "entries": spectrum.kb_entries.select_related("knowledge_base__task"),
-        "tasks": search_task_list(),
+        "tasks": search_task_list(user=request.user),
     }
     return render(request, "kb/spectrum_detail.html", context)
 
@@ -121,7 +121,7 @@ def audit(request):
         {
             "events": page,
             "query": params.urlencode(),
-            "tasks": search_task_list(),
+            "tasks": search_task_list(user=request.user),
             "actions": AuditEvent.objects.values_list("action", flat=True).distinct(),
         },
     )

@@ -15,7 +15,7 @@ from django.utils import timezone
 from kb.preprocess import PAPER, PreprocessConfig
 from kb.search_tasks import TRAIN, VALIDATION
 from kb.selectors import spectrum_reserve_rows, spectrum_store
-from kb.store import folder_write
+from kb.store import folder_leftovers_clear, folder_write
 from training.checkpoint import load_masked_model, read_info
 from training.model import PRESETS, EncoderConfig
 from training.models import TrainingRun
@@ -107,6 +107,8 @@ def training_run_import(*, source: str | Path, promote: bool = True) -> Training
     try:
         info = read_info(best)
         prepared = PreprocessConfig.from_dict(info["preprocess"])
+        model_config = EncoderConfig.from_dict(info["model"])
+        train_config = PretrainConfig(**info["training"]).to_dict()
         load_masked_model(best, "cpu")
     except (OSError, KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f"{source} is not a GalSpec checkpoint: {error}") from None
@@ -117,14 +119,27 @@ def training_run_import(*, source: str | Path, promote: bool = True) -> Training
         )
     metrics_file = source / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else info.get("metrics", {})
-    model_config = EncoderConfig.from_dict(info["model"])
     preset = next((name for name, preset in PRESETS.items() if preset == model_config), "custom")
     steps = metrics.get("steps", info.get("metrics", {}).get("step", 0))
     now = timezone.now()
+    with transaction.atomic():  # the run and its folder both, or neither
+        run = _imported(preset, model_config, train_config, steps, metrics, now)
+        folder = Path(run.checkpoint_dir)
+        try:
+            folder_write(folder, lambda tmp: _copy(best, metrics, tmp))
+        except BaseException:
+            folder_leftovers_clear(folder)
+            raise
+        if promote:
+            training_run_promote(run=run)
+    return run
+
+
+def _imported(preset: str, model_config: EncoderConfig, train_config: dict, steps: int, metrics: dict, now):
     run = TrainingRun.objects.create(
         preset=preset,
         model_config=model_config.to_dict(),
-        train_config=info["training"],
+        train_config=train_config,
         status=TrainingRun.Status.SUCCEEDED,
         step=steps,
         max_steps=steps,
@@ -135,15 +150,12 @@ def training_run_import(*, source: str | Path, promote: bool = True) -> Training
     )
     run.checkpoint_dir = str(settings.DATA_DIR / "checkpoints" / f"run-{run.pk}")
     run.save(update_fields=["checkpoint_dir"])
-
-    def copy(folder: Path) -> None:
-        shutil.copytree(best, folder / BEST)
-        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
-
-    folder_write(run.checkpoint_dir, copy)
-    if promote:
-        training_run_promote(run=run)
     return run
+
+
+def _copy(best: Path, metrics: dict, folder: Path) -> None:
+    shutil.copytree(best, folder / BEST)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
 @transaction.atomic

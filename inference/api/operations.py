@@ -1,7 +1,6 @@
 """Knowledge bases of a chosen composition over the API: build one (POST knowledge-bases/, 202), follow
 the operation that builds it, then search with it by naming it (``knowledge_base``)."""
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
@@ -107,5 +106,5 @@ class OperationDetailApi(APIView):
         if operation is None:
             raise Http404(f"no operation {pk}")
         if not operation_visible(user=request.user, operation=operation):
-            raise PermissionDenied("only administrators and whoever started it follow an operation")
+            raise Http404(f"no operation {pk} of yours")
         return Response(OperationSerializer(operation, context={"request": request}).data)

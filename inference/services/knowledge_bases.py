@@ -73,9 +73,15 @@ def knowledge_base_abandon(*, knowledge_base: KnowledgeBase, error: str) -> None
 
 
 def knowledge_base_index(
-    *, knowledge_base: KnowledgeBase, promote: bool = True, on_progress: Callable[[int, int], None] | None = None
+    *,
+    knowledge_base: KnowledgeBase,
+    promote: bool = True,
+    sweep: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> KnowledgeBase:
-    """Embed, index and record a knowledge base whose entries are chosen (status 'building')."""
+    """Embed, index and record a knowledge base whose entries are chosen (status 'building'); then, with
+    ``sweep``, recompute its task's share sweep for the checkpoint (``share_sweep_update``), from the
+    labels as curated now."""
     kb, run = knowledge_base, knowledge_base.training_run
     if kb.status != KnowledgeBase.Status.BUILDING:
         raise ValueError(f"{kb} is {kb.status}: a built knowledge base never changes; build a new version")
@@ -113,11 +119,10 @@ def knowledge_base_index(
         if kb.task.labelling == CATALOG:
             evaluation["cross_validation"] = knowledge_base_cross_validate(knowledge_base=kb, vectors=vectors)
         calibration = knowledge_base_calibrate(knowledge_base=kb, index=index)
-        share_sweep_update(task=kb.task, training_run=run)  # the task's page offers shares by it
     except BaseException as error:
         knowledge_base_abandon(knowledge_base=kb, error=repr(error))
         raise
-    return knowledge_base_finish(
+    kb = knowledge_base_finish(
         knowledge_base=kb,
         index_path=str(folder),
         recall=recall,
@@ -125,6 +130,9 @@ def knowledge_base_index(
         calibration=calibration,
         promote=promote,
     )
+    if sweep:
+        share_sweep_update(task=kb.task, training_run=run)
+    return kb
 
 
 def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, index) -> dict:
@@ -216,15 +224,21 @@ def share_sweep_update(*, task: SearchTask, training_run: TrainingRun, k: int = 
     pool = {pk: item.label for pk, item in labelled.items()}
     targets = tuple(task.target_labels)
     queries = _vectors(training_run, ids)
+    keys = sorted(pool)
+    if len(keys) > SWEEP_MAX_SIZE:  # no swept knowledge base is larger: sample the pool once
+        keys = sorted(np.random.default_rng(seed).choice(keys, SWEEP_MAX_SIZE, replace=False).tolist())
+        pool = {pk: pool[pk] for pk in keys}
+    vectors = _vectors(training_run, keys)
+    position = {pk: i for i, pk in enumerate(keys)}
     rows = []
     for share in (None, *SWEEP_SHARES):
-        size = min(SWEEP_MAX_SIZE, len(pool) if share is None else _largest(pool, targets, share))
+        size = len(pool) if share is None else _largest(pool, targets, share)
         try:
             chosen = compose(pool, targets=targets, size=size, target_fraction=share, seed=seed)
         except ValueError:
             continue  # too few targets or others for this share
         labels = [pool[pk] for pk in chosen]
-        votes = knn_vote(_vectors(training_run, chosen), labels, queries, k=k)
+        votes = knn_vote(vectors[[position[pk] for pk in chosen]], labels, queries, k=k)
         predicted = np.array([v.label in targets for v in votes])
         report = metrics.search_report(np.array(truth), predicted, n_resamples=200, seed=seed)
         n_targets = sum(label in targets for label in labels)

@@ -28,6 +28,7 @@ from kb.services.knowledge_bases import knowledge_base_discard, knowledge_base_p
 from training.selectors import training_run_in_service
 from training.services import training_run_create, training_run_promote
 
+COMPOSITIONS_AT_ONCE = 2  # knowledge bases one astronomer may have queued or being built
 VOTERS = 3  # a knowledge base needs at least this many entries (and targets) for the default K-vote
 
 
@@ -40,15 +41,17 @@ def _require_operator(user) -> None:
 
 def operation_visible(*, user, operation: Operation) -> bool:
     """Whether ``user`` may follow an operation: administrators all of them, others those they started."""
-    return user.is_authenticated and (user.has_perm(OPERATE) or operation.requested_by_id == user.pk)
+    if user is None or not user.is_authenticated:
+        return False
+    return user.has_perm(OPERATE) or operation.requested_by_id == user.pk
 
 
 @transaction.atomic
 def operation_start(
     *, user, kind: str, task: SearchTask | None = None, preset: str = "small", max_steps: int | None = None
 ) -> Operation:
-    """Queue an operation (one at a time); its Celery task goes to the training queue for pre-training,
-    the embedding queue otherwise, once the operation is committed."""
+    """Queue an admin's operation (one at a time; astronomers' compositions aside); its Celery task goes to
+    the training queue for pre-training, the embedding queue otherwise, once the operation is committed."""
     _require_operator(user)
     if kind not in Operation.Kind.values or kind == Operation.Kind.COMPOSE:
         kinds = [k for k in Operation.Kind.values if k != Operation.Kind.COMPOSE]
@@ -56,6 +59,7 @@ def operation_start(
     running = (
         Operation.objects.select_for_update()
         .filter(status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING])
+        .exclude(kind=Operation.Kind.COMPOSE)  # astronomers' compositions never hold up an admin
         .first()
     )
     if running is not None:
@@ -108,6 +112,13 @@ def knowledge_base_candidate_start(
     run = training_run_in_service()
     if run is None:
         raise ValueError("no checkpoint is in service: an admin must pre-train one first")
+    active = Operation.objects.select_for_update().filter(
+        kind=Operation.Kind.COMPOSE, requested_by=user, status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING]
+    )
+    if active.count() >= COMPOSITIONS_AT_ONCE:
+        raise ValueError(
+            f"you have {COMPOSITIONS_AT_ONCE} knowledge bases being built: wait for one to finish or cancel it"
+        )
     labelled, chosen = knowledge_base_entries_choose(task=task, size=size, target_fraction=target_fraction, seed=seed)
     targets = sum(labelled[pk].label in task.target_labels for pk in chosen)
     if len(chosen) < VOTERS or (task.target_labels and targets < VOTERS):
@@ -157,6 +168,13 @@ def operation_promote(*, user, operation: Operation, reason: str = "") -> Operat
     """Put the operation's checkpoint and candidates into service, all in one switch."""
 
     def promote(operation: Operation, reason: str) -> dict:
+        in_service = training_run_in_service()
+        if operation.kind != Operation.Kind.PRETRAIN and operation.training_run != in_service:
+            raise ValueError(
+                f"its candidates were built with training run {operation.training_run_id}, and run "
+                f"{in_service.pk if in_service else 'none'} is in service now: one task would search with another "
+                "encoder than the rest; build them again"
+            )
         if operation.kind == Operation.Kind.PRETRAIN:
             training_run_promote(run=operation.training_run)
         for kb in operation.candidates.filter(status=KnowledgeBase.Status.READY).select_related("task"):

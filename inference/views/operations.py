@@ -4,7 +4,6 @@ with the versions in service; admins promote or discard them."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -44,7 +43,7 @@ def operations(request):
 def _operation_for(request, pk: int) -> Operation:
     operation = get_object_or_404(Operation.objects.select_related("task", "training_run", "requested_by"), pk=pk)
     if not operation_visible(user=request.user, operation=operation):
-        raise PermissionDenied("only administrators and whoever started it follow an operation")
+        raise Http404(f"no operation {pk} of yours")  # not 403: whose operations exist is nobody else's business
     return operation
 
 

@@ -9,19 +9,21 @@ from inference.selectors.tasks import compositions_of, share_sweep_get
 from inference.services.operations import knowledge_base_candidate_start
 from kb.models import KnowledgeBase, SearchTask
 from kb.plots import share_figure, version_figures
-from kb.selectors import knowledge_base_list, search_task_list
+from kb.selectors import knowledge_base_list, search_task_list, search_tasks_visible
 from training.selectors import training_run_in_service
 
 
 def tasks(request):
-    return render(request, "inference/tasks.html", {"tasks": search_task_list()})
+    return render(request, "inference/tasks.html", {"tasks": search_task_list(user=request.user)})
 
 
 def task(request, name: str):
     """A task's versions and scores; for a search task, its share sweep and the form that builds a
     candidate knowledge base of the share a person picks (POST: astronomers; the candidate's page follows)."""
-    task = get_object_or_404(SearchTask, name=name)
-    form = ComposeForm(request.POST or None, initial=None if request.method == "POST" else _suggested(task))
+    task = get_object_or_404(search_tasks_visible(user=request.user), name=name)
+    versions = knowledge_base_list(task=task)
+    in_service = next((kb for kb in versions if kb.in_service), None)
+    form = ComposeForm(request.POST or None, initial=None if request.method == "POST" else _suggested(in_service))
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -32,9 +34,8 @@ def task(request, name: str):
                 form.add_error(None, str(error))
             else:
                 return redirect("inference:operation", pk=operation.pk)
-    versions = knowledge_base_list(task=task)
-    in_service = next((kb for kb in versions if kb.in_service), None)
-    sweep = share_sweep_get(task=task, training_run=in_service.training_run if in_service else None)
+    checkpoint = training_run_in_service()
+    sweep = share_sweep_get(task=task, training_run=checkpoint)  # what a build now would be built with
     context = {
         "task": task,
         "versions": versions,
@@ -44,7 +45,7 @@ def task(request, name: str):
         "share_figure": share_figure(sweep.rows, _share(task, in_service)) if sweep and sweep.rows else None,
         "form": form,
         "compositions": compositions_of(task=task, user=request.user)[:20],
-        "checkpoint": training_run_in_service(),
+        "checkpoint": checkpoint,
     }
     return render(request, "inference/task.html", context, status=400 if request.method == "POST" else 200)
 
@@ -56,7 +57,6 @@ def _share(task: SearchTask, kb: KnowledgeBase | None) -> float | None:
     return sum(kb.composition.get(label, 0) for label in task.target_labels) / kb.size
 
 
-def _suggested(task: SearchTask) -> dict:
-    """What the form offers first: the share of the version in service, else natural proportions."""
-    kb = KnowledgeBase.objects.filter(task=task, in_service=True).first()
+def _suggested(kb: KnowledgeBase | None) -> dict:
+    """What the form offers first: the composition of the version in service, else natural proportions."""
     return {"target_fraction": kb.target_fraction if kb else None, "seed": 0, "index": kb.index_kind if kb else "flat"}

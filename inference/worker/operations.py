@@ -96,7 +96,10 @@ def _operation_carry_on(operation: Operation, lease: Lease) -> None:
             kb = _candidate_create(task, run, operation.params if operation.kind == Operation.Kind.COMPOSE else None)
             operation.candidates.add(kb)
             knowledge_base_index(
-                knowledge_base=kb, promote=False, on_progress=lambda done, total: _beat(lease, step=done, total=total)
+                knowledge_base=kb,
+                promote=False,
+                sweep=operation.kind != Operation.Kind.COMPOSE,  # a composition changes no label: the sweep stands
+                on_progress=lambda done, total: _beat(lease, step=done, total=total),
             )
 
 

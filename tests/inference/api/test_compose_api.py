@@ -36,7 +36,7 @@ def test_post_a_composition_follow_it_then_search_with_the_candidate(searchable)
         format="json",
     ).json()
     assert answer["kb_version"] == candidate["version"]
-    assert api_client(person("annie")).get(body["links"]["self"]).status_code == 403
+    assert api_client(person("annie")).get(body["links"]["self"]).status_code == 404
 
 
 @pytest.mark.parametrize(

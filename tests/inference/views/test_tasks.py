@@ -44,6 +44,9 @@ def test_the_form_as_the_page_sets_it_builds_the_share_in_service(client, search
     page = client.get(f"/operations/{operation.pk}/").content.decode()
     assert f"knowledge_base={candidate.pk}" in page and 'id="promote"' not in page  # search with it; admins promote
     assert "An admin decides" in page
+    assert client.post(f"/operations/{operation.pk}/promote/").status_code == 403  # theirs, but admins decide
+    candidate.refresh_from_db()
+    assert not candidate.in_service
     assert f"/operations/{operation.pk}/" in client.get("/tasks/lens/").content.decode()  # listed under the form
 
 
@@ -63,7 +66,7 @@ def test_only_whoever_asked_and_admins_follow_a_composition(client, searchable):
     operation = Operation.objects.get()
     assert client.get(f"/operations/{operation.pk}/progress/").status_code == 200
     client.force_login(person("annie"))
-    assert client.get(f"/operations/{operation.pk}/").status_code == 403
+    assert client.get(f"/operations/{operation.pk}/").status_code == 404
     assert f"/operations/{operation.pk}/" not in client.get("/tasks/lens/").content.decode()
     client.force_login(person("grace", "admin"))
     assert client.get(f"/operations/{operation.pk}/").status_code == 200

@@ -6,7 +6,12 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from inference.models import Operation, ShareSweep
-from inference.services.operations import knowledge_base_candidate_start, operation_cancel, operation_promote
+from inference.services.operations import (
+    knowledge_base_candidate_start,
+    operation_cancel,
+    operation_promote,
+    operation_start,
+)
 from inference.services.search import search
 from inference.worker.operations import operation_run
 from kb.models import AuditEvent, KnowledgeBase, Spectrum
@@ -86,3 +91,24 @@ def test_every_build_of_a_search_task_sweeps_the_share_on_the_validation_reserve
     for row in chosen:
         assert row["targets"] == round(row["target_fraction"] * row["size"])
         assert 0 <= row["recall"] <= 1 and row["f1_ci"][0] <= row["f1"] <= row["f1_ci"][1]
+
+
+def test_compositions_never_hold_up_an_admin_and_one_astronomer_has_two_at_most(searchable):
+    vera, grace = person("vera"), person("grace", "admin")
+    for seed in (1, 2):
+        knowledge_base_candidate_start(user=vera, task=shipped_task("lens"), target_fraction=0.3, seed=seed)
+    with pytest.raises(ValueError, match="you have 2 knowledge bases being built"):
+        knowledge_base_candidate_start(user=vera, task=shipped_task("lens"), target_fraction=0.3, seed=3)
+    assert operation_start(user=grace, kind="rebuild").status == "queued"
+
+
+def test_a_candidate_built_with_a_checkpoint_no_longer_in_service_is_not_promoted(searchable):
+    grace = person("grace", "admin")
+    operation = operation_run(
+        operation=knowledge_base_candidate_start(user=person("vera"), task=shipped_task("lens"), target_fraction=0.3)
+    )
+    retrained = operation_run(operation=operation_start(user=grace, kind="pretrain", max_steps=2))
+    operation_promote(user=grace, operation=retrained)
+    with pytest.raises(ValueError, match="build them again"):
+        operation_promote(user=grace, operation=operation)
+    assert not operation.candidates.get().in_service and Operation.objects.get(pk=operation.pk).status == "done"

@@ -80,7 +80,7 @@ def test_only_admins_start_promote_or_discard(searchable, admin_user, role, clie
     with pytest.raises(PermissionDenied):
         operation_start(user=someone, kind="rebuild")
     client.force_login(someone)
-    assert client.post(f"/operations/{operation.pk}/promote/").status_code == 403
+    assert client.post(f"/operations/{operation.pk}/promote/").status_code == 404  # not even theirs to see
     assert client.get("/operations/").status_code == 403
     operation.refresh_from_db()
     assert operation.status == "done" and not operation.candidates.filter(in_service=True).exists()
