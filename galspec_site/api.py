@@ -25,7 +25,7 @@ def paginated(view, items, serializer_class, **serializer_options) -> Response:
 
 def validated(serializer_class, request) -> dict:
     """The request's data as ``serializer_class`` validates it; a 400 naming each field at fault otherwise."""
-    serializer = serializer_class(data=request.data)
+    serializer = serializer_class(data=request.data, context={"request": request})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 

@@ -8,15 +8,24 @@ from inference.services.search import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.models import KnowledgeBase, SearchTask
 from kb.search_tasks import LABELLINGS, labelling_labels
+from kb.selectors import search_tasks_visible
 from training.model import PRESETS
 
 
 class TaskChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, task):
-        return task.title
+        return task.title if task.published else f"{task.title} (private)"
 
 
-class SearchForm(forms.Form):
+class VisibleTasksForm(forms.Form):
+    """A form whose ``task`` offers only the tasks ``user`` may see (``kb.selectors.search_tasks_visible``)."""
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["task"].queryset = search_tasks_visible(user=user)
+
+
+class SearchForm(VisibleTasksForm):
     task = TaskChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", empty_label=None)
     identifier = forms.CharField(
         required=False,
@@ -78,7 +87,7 @@ class MultipleFileField(forms.FileField):
         return [super(MultipleFileField, self).clean(f, initial) for f in files]
 
 
-class BatchForm(forms.Form):
+class BatchForm(VisibleTasksForm):
     task = TaskChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", empty_label=None)
     identifiers = forms.CharField(
         required=False,
@@ -100,7 +109,7 @@ def _all_labels() -> list[tuple[str, str]]:
     return [(label, label) for label in labels]
 
 
-class SurveySearchForm(forms.Form):
+class SurveySearchForm(VisibleTasksForm):
     task = TaskChoiceField(queryset=SearchTask.objects.all(), to_field_name="name", empty_label=None)
     labels = forms.MultipleChoiceField(
         choices=_all_labels,
@@ -151,4 +160,32 @@ class ComposeForm(forms.Form):
             "size": data["size"],
             "seed": data["seed"] or 0,
             "index_kind": data["index"],
+        }
+
+
+class CatalogTaskForm(forms.Form):
+    """A search task from your own catalog (``kb.services.catalog_tasks.catalog_task_create``)."""
+
+    catalog = forms.FileField(
+        label="your catalog (CSV or VOTable)",
+        help_text="a specobjid, plate_mjd_fiber, plate + mjd + fiberid or ra + dec column; optionally a label column",
+    )
+    target_label = forms.CharField(max_length=64, label="label of the targets", help_text="e.g. post-starburst")
+    name = forms.SlugField(
+        max_length=32, label="task name", help_text="a-z, 0-9, - and _; used in addresses and the API"
+    )
+    title = forms.CharField(max_length=100, required=False, help_text="default: from the label")
+    radius_arcsec = forms.FloatField(
+        initial=2.0, min_value=0.1, max_value=60, label="match radius (″)", help_text="for rows given by RA and Dec"
+    )
+
+    def create_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "target_label": data["target_label"],
+            "title": data["title"],
+            "radius_arcsec": data["radius_arcsec"],
+            "data": data["catalog"].read(),
+            "filename": data["catalog"].name,
         }

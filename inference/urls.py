@@ -21,6 +21,7 @@ urlpatterns = [
     path("surveys/<int:pk>/all.csv", surveys.survey_download, {"what": "all"}, name="survey-all-csv"),
     path("tasks/", tasks.tasks, name="tasks"),
     path("tasks/<slug:name>/", tasks.task, name="task"),
+    path("tasks/<slug:name>/publish/", tasks.task_publish, name="task-publish"),
     path("curation/", curation.queue, name="curation"),
     path("curation/<slug:task>/<int:spectrum_id>/", curation.item, name="curation-item"),
     path("operations/", operations.operations, name="operations"),

@@ -13,8 +13,27 @@ from galspec_site.api import paginated, validated
 from kb.bpt import bpt_ratios
 from kb.filters import KBEntryFilter, KnowledgeBaseFilter, SpectrumFilter
 from kb.models import AuditEvent, CatalogLabel, Correction, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
-from kb.selectors import agreement_report, audit_list, flag_list, knowledge_base_entries, spectrum_flux
+from kb.selectors import (
+    agreement_report,
+    audit_list,
+    flag_list,
+    knowledge_base_entries,
+    search_tasks_visible,
+    spectrum_flux,
+)
 from kb.services.curation import flag_raise, flag_review, flag_withdraw
+
+
+class TaskField(serializers.SlugRelatedField):
+    """A task by name, among those the request's user may see (``search_tasks_visible``): another's
+    private task is no task at all to them."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="name", **kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        return search_tasks_visible(user=request.user if request else None)
 
 
 class CatalogLabelSerializer(serializers.ModelSerializer):
@@ -141,27 +160,42 @@ class KnowledgeBaseSerializer(serializers.ModelSerializer):
 
 
 class TaskSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
     knowledge_base_in_service = serializers.SerializerMethodField()
 
     class Meta:
         model = SearchTask
-        fields = ["name", "title", "description", "labelling", "target_labels", "knowledge_base_in_service"]
+        fields = [
+            "name",
+            "title",
+            "description",
+            "labelling",
+            "target_labels",
+            "published",
+            "owner",
+            "catalog",
+            "knowledge_base_in_service",
+        ]
 
     def get_knowledge_base_in_service(self, task) -> int | None:
         in_service = [kb.pk for kb in task.knowledge_bases.all() if kb.in_service]
         return in_service[0] if in_service else None
 
 
-class TaskListApi(generics.ListAPIView):
+class VisibleTasks:
+    """The tasks the request's user may see: astronomers' own are theirs (and curators') until published."""
+
+    serializer_class = TaskSerializer
+
+    def get_queryset(self):
+        return search_tasks_visible(user=self.request.user).prefetch_related("knowledge_bases")
+
+
+class TaskListApi(VisibleTasks, generics.ListAPIView):
     """Search tasks: which labels each looks for; retasking is choosing another one."""
 
-    serializer_class = TaskSerializer
-    queryset = SearchTask.objects.prefetch_related("knowledge_bases")
 
-
-class TaskDetailApi(generics.RetrieveAPIView):
-    serializer_class = TaskSerializer
-    queryset = SearchTask.objects.prefetch_related("knowledge_bases")
+class TaskDetailApi(VisibleTasks, generics.RetrieveAPIView):
     lookup_field = "name"
 
 
@@ -170,12 +204,22 @@ class KnowledgeBaseListApi(generics.ListAPIView):
 
     serializer_class = KnowledgeBaseSerializer
     filterset_class = KnowledgeBaseFilter
-    queryset = KnowledgeBase.objects.select_related("task", "training_run")
+
+    def get_queryset(self):
+        return _visible_knowledge_bases(self.request)
 
 
 class KnowledgeBaseDetailApi(generics.RetrieveAPIView):
     serializer_class = KnowledgeBaseSerializer
-    queryset = KnowledgeBase.objects.select_related("task", "training_run")
+
+    def get_queryset(self):
+        return _visible_knowledge_bases(self.request)
+
+
+def _visible_knowledge_bases(request):
+    """Versions of the tasks the request's user may see."""
+    tasks = search_tasks_visible(user=request.user)
+    return KnowledgeBase.objects.filter(task__in=tasks).select_related("task", "training_run")
 
 
 class KBEntryListApi(generics.ListAPIView):
@@ -196,7 +240,7 @@ class KBEntryListApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no pk
             return KBEntry.objects.none()
-        kb = get_object_or_404(KnowledgeBase, pk=self.kwargs["pk"])
+        kb = get_object_or_404(_visible_knowledge_bases(self.request), pk=self.kwargs["pk"])
         return knowledge_base_entries(knowledge_base=kb)
 
 
@@ -233,7 +277,7 @@ class FlagListApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     class FlagInputSerializer(serializers.Serializer):
-        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        task = TaskField()
         spectrum = serializers.PrimaryKeyRelatedField(queryset=Spectrum.objects.all())
         proposed_label = serializers.CharField(help_text="A label of the task, or 'exclude'")
         reason = serializers.CharField()
@@ -274,7 +318,7 @@ class CurationDecisionApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     class DecisionInputSerializer(serializers.Serializer):
-        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        task = TaskField()
         spectrum = serializers.PrimaryKeyRelatedField(queryset=Spectrum.objects.all())
         accept = serializers.BooleanField()
         label = serializers.CharField(required=False, allow_null=True, default=None)

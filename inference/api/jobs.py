@@ -15,7 +15,7 @@ from inference.selectors.background import search_job_get, search_job_list, sear
 from inference.services.jobs import search_job_cancel, search_job_create
 from inference.services.search import MAX_K
 from inference.tables import table_csv, table_votable
-from kb.models import SearchTask
+from kb.api import TaskField
 
 
 class BackgroundSearchSerializer(serializers.ModelSerializer):
@@ -72,7 +72,7 @@ class JobListApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     class JobInputSerializer(serializers.Serializer):
-        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        task = TaskField()
         k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
         identifiers = serializers.ListField(
             child=serializers.CharField(), required=False, default=list, help_text="specobjids or PLATE-MJD-FIBERs"

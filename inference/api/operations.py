@@ -13,8 +13,7 @@ from galspec_site.api import validated
 from inference import index as vector_index
 from inference.models import Operation
 from inference.services.operations import knowledge_base_candidate_start, operation_visible
-from kb.api import KnowledgeBaseListApi
-from kb.models import SearchTask
+from kb.api import KnowledgeBaseListApi, TaskField
 
 
 class OperationSerializer(serializers.ModelSerializer):
@@ -66,7 +65,7 @@ class KnowledgeBaseListCreateApi(KnowledgeBaseListApi):
     permission_classes = [permissions.IsAuthenticatedOrReadOnly]
 
     class ComposeInputSerializer(serializers.Serializer):
-        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        task = TaskField()
         target_fraction = serializers.FloatField(
             required=False, allow_null=True, default=None, help_text="share of targets, 0-1; null: natural proportions"
         )

@@ -10,7 +10,8 @@ from galspec_site.api import validated
 from inference.services.search import MAX_K, search_query
 from inference.trust import MAX_PERCENTILE
 from inference.vote import WEIGHT_FUNCTIONS
-from kb.models import KnowledgeBase, SearchTask
+from kb.api import TaskField
+from kb.models import KnowledgeBase
 
 
 class NeighbourSerializer(serializers.Serializer):
@@ -82,7 +83,7 @@ class SearchApi(APIView):
     permission_classes = [permissions.AllowAny]
 
     class SearchInputSerializer(serializers.Serializer):
-        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        task = TaskField()
         file = serializers.FileField(required=False, help_text="An SDSS spec-lite FITS file")
         identifier = serializers.CharField(required=False, default="", help_text="specobjid or PLATE-MJD-FIBER")
         ra = serializers.FloatField(required=False, allow_null=True, default=None, help_text="degrees, J2000")

@@ -14,7 +14,7 @@ from inference.models import SurveySearch
 from inference.selectors.background import survey_candidates, survey_search_list
 from inference.services.search import MAX_K
 from inference.services.surveys import survey_search_cancel, survey_search_start
-from kb.models import SearchTask
+from kb.api import TaskField
 
 
 class SurveySerializer(BackgroundSearchSerializer):
@@ -53,9 +53,9 @@ class SurveySerializer(BackgroundSearchSerializer):
         return {link: self._absolute(name, survey.pk) for link, name in names.items()}
 
 
-def _survey(pk: int) -> SurveySearch:
+def _survey(request, pk: int) -> SurveySearch:
     try:
-        return survey_search_list().get(pk=pk)
+        return survey_search_list(user=request.user).get(pk=pk)
     except SurveySearch.DoesNotExist:
         raise Http404(f"no survey search {pk}") from None
 
@@ -66,7 +66,7 @@ class SurveyListApi(APIView):
     the same search already under way or done for that version, K and labels."""
 
     class SurveyInputSerializer(serializers.Serializer):
-        task = serializers.SlugRelatedField(slug_field="name", queryset=SearchTask.objects.all())
+        task = TaskField()
         labels = serializers.ListField(
             child=serializers.CharField(),
             required=False,
@@ -77,7 +77,7 @@ class SurveyListApi(APIView):
 
     @extend_schema(responses=SurveySerializer(many=True))
     def get(self, request):
-        return paginated(self, survey_search_list(), SurveySerializer, context={"request": request})
+        return paginated(self, survey_search_list(user=request.user), SurveySerializer, context={"request": request})
 
     @extend_schema(request=SurveyInputSerializer, responses={202: SurveySerializer, 200: SurveySerializer})
     def post(self, request):
@@ -97,7 +97,7 @@ class SurveyDetailApi(APIView):
 
     @extend_schema(responses=SurveySerializer)
     def get(self, request, pk):
-        return Response(SurveySerializer(_survey(pk), context={"request": request}).data)
+        return Response(SurveySerializer(_survey(request, pk), context={"request": request}).data)
 
 
 class SurveyCancelApi(APIView):
@@ -105,7 +105,7 @@ class SurveyCancelApi(APIView):
 
     @extend_schema(request=None, responses=SurveySerializer)
     def post(self, request, pk):
-        survey = survey_search_cancel(user=request.user, survey=_survey(pk))
+        survey = survey_search_cancel(user=request.user, survey=_survey(request, pk))
         return Response(SurveySerializer(survey, context={"request": request}).data)
 
 
@@ -127,5 +127,5 @@ class SurveyCandidatesApi(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("label", OpenApiTypes.STR)], responses=CandidateSerializer(many=True))
     def get(self, request, pk):
-        candidates = survey_candidates(survey=_survey(pk), label=request.query_params.get("label", ""))
+        candidates = survey_candidates(survey=_survey(request, pk), label=request.query_params.get("label", ""))
         return paginated(self, candidates, self.CandidateSerializer)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from astropy.table import Table
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from inference.models import Operation, SearchJob, SurveyCandidate, SurveySearch
 from inference.tables import SURVEY_COLUMNS, results_table
-from kb.models import KnowledgeBase
+from kb.models import KnowledgeBase, TaskExample
+from kb.selectors import search_tasks_visible
 
 
 def stale_before() -> datetime:
@@ -66,8 +67,11 @@ def search_job_get(*, public_id, owner) -> SearchJob:
     return jobs.get(public_id=public_id, **({} if owner.is_staff else {"owner": owner}))
 
 
-def survey_search_list() -> QuerySet[SurveySearch]:
-    return SurveySearch.objects.select_related("task", "knowledge_base", "requested_by")
+def survey_search_list(*, user=None) -> QuerySet[SurveySearch]:
+    """Survey searches of the tasks ``user`` may see (``search_tasks_visible``)."""
+    return SurveySearch.objects.filter(task__in=search_tasks_visible(user=user)).select_related(
+        "task", "knowledge_base", "requested_by"
+    )
 
 
 def survey_searches_left() -> list[int]:
@@ -78,8 +82,10 @@ def survey_searches_left() -> list[int]:
 
 
 def survey_candidates(*, survey: SurveySearch, label: str = "") -> QuerySet[SurveyCandidate]:
-    """The search's candidates, the surest first (highest share of the vote, then nearest)."""
-    candidates = survey.candidates.select_related("spectrum")
+    """The search's candidates, the surest first (highest share of the vote, then nearest), each with
+    ``in_catalog``: whether the catalog its task was made from names it (False for a shipped task)."""
+    examples = TaskExample.objects.filter(task=survey.task_id, spectrum=OuterRef("spectrum"))
+    candidates = survey.candidates.select_related("spectrum").annotate(in_catalog=Exists(examples))
     return candidates.filter(label=label) if label else candidates
 
 

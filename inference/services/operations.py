@@ -46,6 +46,15 @@ def operation_visible(*, user, operation: Operation) -> bool:
     return user.has_perm(OPERATE) or operation.requested_by_id == user.pk
 
 
+def operation_decidable(*, user, operation: Operation) -> bool:
+    """Whether ``user`` may promote or discard an operation's candidates: administrators, and the owner of
+    a private task for its own (nobody else searches with it)."""
+    if user is None or not user.is_authenticated:
+        return False
+    task = operation.task
+    return user.has_perm(OPERATE) or (task is not None and not task.published and task.owner_id == user.pk)
+
+
 @transaction.atomic
 def operation_start(
     *, user, kind: str, task: SearchTask | None = None, preset: str = "small", max_steps: int | None = None
@@ -201,9 +210,11 @@ def operation_discard(*, user, operation: Operation, reason: str = "") -> Operat
 def _decide(
     user, operation: Operation, status: str, act: Callable[[Operation, str], dict | None], reason: str
 ) -> Operation:
-    """An admin's decision on a finished operation's candidates: ``act`` on them, record who decided, audit it."""
-    _require_operator(user)
-    operation = Operation.objects.select_for_update().get(pk=operation.pk)
+    """An admin's decision on a finished operation's candidates (or, for an astronomer's own private task,
+    its owner's): ``act`` on them, record who decided, audit it."""
+    operation = Operation.objects.select_for_update().select_related("task").get(pk=operation.pk)
+    if not operation_decidable(user=user, operation=operation):
+        _require_operator(user)
     verb = "promoted" if status == Operation.Status.PROMOTED else "discarded"
     if operation.status != Operation.Status.DONE:
         raise ValueError(f"{operation} is {operation.status}: only a finished operation's candidates can be {verb}")

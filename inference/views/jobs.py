@@ -15,7 +15,7 @@ from inference.services.jobs import search_job_cancel, search_job_create
 
 @login_required
 def batch(request):
-    form = BatchForm(request.POST or None, request.FILES or None)
+    form = BatchForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

@@ -14,6 +14,7 @@ from inference.models import Operation
 from inference.selectors.background import operation_comparison, operation_list
 from inference.services.operations import (
     operation_cancel,
+    operation_decidable,
     operation_discard,
     operation_promote,
     operation_start,
@@ -53,7 +54,11 @@ def operation(request, pk: int):
     return render(
         request,
         "inference/operation.html",
-        {"operation": operation, "comparison": operation_comparison(operation=operation)},
+        {
+            "operation": operation,
+            "comparison": operation_comparison(operation=operation),
+            "may_decide": operation_decidable(user=request.user, operation=operation),
+        },
     )
 
 

@@ -19,9 +19,9 @@ def search(request):
     """The search form. An upload is answered at once; a search by identifier or position goes to its
     own address (``search/result/?...``), which can be bookmarked and shared."""
     if request.method != "POST":
-        form = SearchForm(initial=request.GET or None)
+        form = SearchForm(initial=request.GET or None, user=request.user)
         return render(request, "inference/search.html", {"form": form, "named": _named(form)})
-    form = SearchForm(request.POST, request.FILES)
+    form = SearchForm(request.POST, request.FILES, user=request.user)
     if not form.is_valid():
         return render(request, "inference/search.html", {"form": form, "named": _named(form)}, status=400)
     if form.cleaned_data.get("file") is None:
@@ -36,7 +36,7 @@ def _named(form: SearchForm) -> KnowledgeBase | None:
 
 
 def search_result(request):
-    form = SearchForm(request.GET)
+    form = SearchForm(request.GET, user=request.user)
     if not form.is_valid():
         return render(request, "inference/search.html", {"form": form}, status=400)
     return _answer(request, form)

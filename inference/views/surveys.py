@@ -16,7 +16,7 @@ from inference.services.surveys import survey_search_can_cancel, survey_search_c
 
 
 def surveys(request):
-    form = SurveySearchForm(request.POST or None)
+    form = SurveySearchForm(request.POST or None, user=request.user)
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -33,17 +33,19 @@ def surveys(request):
     return render(
         request,
         "inference/surveys.html",
-        {"form": form, "surveys": survey_search_list()[:50]},
+        {"form": form, "surveys": survey_search_list(user=request.user)[:50]},
         status=400 if request.method == "POST" else 200,
     )
 
 
-def _survey(pk: int) -> SurveySearch:
-    return get_object_or_404(survey_search_list().select_related("knowledge_base__training_run"), pk=pk)
+def _survey(request, pk: int) -> SurveySearch:
+    return get_object_or_404(
+        survey_search_list(user=request.user).select_related("knowledge_base__training_run"), pk=pk
+    )
 
 
 def survey(request, pk: int):
-    survey = _survey(pk)
+    survey = _survey(request, pk)
     label = request.GET.get("label", "")
     page = Paginator(survey_candidates(survey=survey, label=label), 50).get_page(request.GET.get("page"))
     can_cancel = not survey.finished and survey_search_can_cancel(user=request.user, survey=survey)
@@ -69,7 +71,7 @@ def survey_progress(request, pk: int):
 
 def survey_download(request, pk: int, what: str):
     """The candidates (``candidates.csv``) or every spectrum's row (``all.csv``), streamed from the CSV parts."""
-    survey = _survey(pk)
+    survey = _survey(request, pk)
     if survey.status != SurveySearch.Status.DONE:
         messages.error(request, f"{survey} has no table to download: it is {survey.status}.")
         return redirect("inference:survey", pk=survey.pk)
@@ -83,6 +85,6 @@ def survey_download(request, pk: int, what: str):
 @require_POST
 def survey_cancel(request, pk: int):
     """Who started the search, or an administrator, stops it; anyone else is refused (403), as by the API."""
-    survey = survey_search_cancel(user=request.user, survey=_survey(pk))
+    survey = survey_search_cancel(user=request.user, survey=_survey(request, pk))
     messages.info(request, f"Survey search {survey.pk} is {survey.status}.")
     return redirect("inference:survey", pk=survey.pk)

@@ -1,20 +1,56 @@
 """The search tasks' pages: each task's knowledge-base versions and scores, how its scores move with the
 share of targets, and building a knowledge base of a chosen composition (retasking without retraining)."""
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from inference.forms import ComposeForm
+from inference.forms import CatalogTaskForm, ComposeForm
 from inference.selectors.tasks import compositions_of, share_sweep_get
 from inference.services.operations import knowledge_base_candidate_start
 from kb.models import KnowledgeBase, SearchTask
 from kb.plots import share_figure, version_figures
+from kb.search_tasks import CATALOG
 from kb.selectors import knowledge_base_list, search_task_list, search_tasks_visible
+from kb.services.catalog_tasks import catalog_task_create, search_task_publish
 from training.selectors import training_run_in_service
+
+CATALOG_SHARE = 0.1  # the target share first offered for a task made from a catalog
 
 
 def tasks(request):
-    return render(request, "inference/tasks.html", {"tasks": search_task_list(user=request.user)})
+    """Every task one may see; POST (astronomers): a new task from one's own catalog, then its page."""
+    form = CatalogTaskForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if form.is_valid():
+            try:
+                task = catalog_task_create(user=request.user, **form.create_kwargs())
+            except ValueError as error:
+                form.add_error(None, str(error))
+            else:
+                return redirect("inference:task", name=task.name)
+    return render(
+        request,
+        "inference/tasks.html",
+        {"tasks": search_task_list(user=request.user), "form": form},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_POST
+def task_publish(request, name: str):
+    """A curator publishes an astronomer's task: everyone may then see it and search with it."""
+    task = get_object_or_404(search_tasks_visible(user=request.user), name=name)
+    try:
+        search_task_publish(user=request.user, task=task, reason=request.POST.get("reason", ""))
+    except ValueError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Task {task.name} is published: everyone can search with it.")
+    return redirect("inference:task", name=task.name)
 
 
 def task(request, name: str):
@@ -23,7 +59,7 @@ def task(request, name: str):
     task = get_object_or_404(search_tasks_visible(user=request.user), name=name)
     versions = knowledge_base_list(task=task)
     in_service = next((kb for kb in versions if kb.in_service), None)
-    form = ComposeForm(request.POST or None, initial=None if request.method == "POST" else _suggested(in_service))
+    form = ComposeForm(request.POST or None, initial=None if request.method == "POST" else _suggested(task, in_service))
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -57,6 +93,10 @@ def _share(task: SearchTask, kb: KnowledgeBase | None) -> float | None:
     return sum(kb.composition.get(label, 0) for label in task.target_labels) / kb.size
 
 
-def _suggested(kb: KnowledgeBase | None) -> dict:
-    """What the form offers first: the composition of the version in service, else natural proportions."""
-    return {"target_fraction": kb.target_fraction if kb else None, "seed": 0, "index": kb.index_kind if kb else "flat"}
+def _suggested(task: SearchTask, kb: KnowledgeBase | None) -> dict:
+    """What the form offers first: the composition of the version in service; else natural proportions,
+    or for a task made from a catalog (whose natural share is its few examples among the whole survey)
+    CATALOG_SHARE."""
+    if kb is not None:
+        return {"target_fraction": kb.target_fraction, "seed": 0, "index": kb.index_kind}
+    return {"target_fraction": CATALOG_SHARE if task.labelling == CATALOG else None, "seed": 0, "index": "flat"}
