@@ -1,0 +1,50 @@
+"""An astronomer's own task on the site: uploaded on /tasks/, its match report on its page, private until
+a curator publishes it; a bad catalog gets a sentence and writes nothing."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from kb.models import AuditEvent, CatalogLabel, SearchTask
+from tests.conftest import form_as_rendered, person
+
+pytestmark = pytest.mark.django_db
+
+
+def _upload(client, rows: list[str], name: str = "odd-ones", header: str = "specobjid"):
+    fields = form_as_rendered(client.get("/tasks/").content.decode(), "catalog-form")
+    catalog = SimpleUploadedFile("mine.csv", "\n".join([header, *rows]).encode(), content_type="text/csv")
+    return client.post("/tasks/", {**fields, "name": name, "target_label": "odd", "catalog": catalog})
+
+
+def test_upload_see_the_match_report_and_a_curator_publishes(client, searchable):
+    outliers = [label.spectrum for label in CatalogLabel.objects.filter(catalog="baron2017")]
+    client.force_login(person("vera"))
+    response = _upload(client, [s.specobjid for s in outliers] + ["999999999999"])
+    assert response.status_code == 302 and response["Location"] == "/tasks/odd-ones/"
+    page = client.get("/tasks/odd-ones/").content.decode()
+    assert f"{len(outliers) + 1} rows, {len(outliers)} matched" in page and "999999999999" in page
+    assert "<strong>Private</strong>" in page and 'id="compose-form"' in page
+    assert 'name="target_fraction" value="0.1"' in page  # a catalog's natural share is its few examples
+    assert "odd-ones" in client.get("/tasks/").content.decode()
+
+    client.force_login(person("annie"))
+    assert client.get("/tasks/odd-ones/").status_code == 404
+    assert "odd-ones" not in client.get("/tasks/").content.decode()
+    assert 'value="odd-ones"' not in client.get("/").content.decode()  # not on the search page either
+    assert client.post("/tasks/odd-ones/publish/").status_code == 404
+
+    client.force_login(person("cecilia", "curator"))
+    client.post("/tasks/odd-ones/publish/", {"reason": "a population worth sharing"})
+    assert SearchTask.objects.get(name="odd-ones").published
+    assert AuditEvent.objects.get(action="task_published").reason == "a population worth sharing"
+    client.force_login(person("annie2"))
+    assert client.get("/tasks/odd-ones/").status_code == 200 and 'value="odd-ones"' in client.get("/").content.decode()
+
+
+def test_a_catalog_without_an_identifier_column_is_explained_and_nothing_written(client, searchable):
+    client.force_login(person("vera"))
+    response = _upload(client, ["NGC 1,0.02"], header="objname,z")
+    assert response.status_code == 400 and "no column names a spectrum" in response.content.decode()
+    assert not SearchTask.objects.filter(name="odd-ones").exists()
+    response = _upload(client, ["1", "2"], name="lens")
+    assert response.status_code == 400 and "the task name &#x27;lens&#x27; is taken" in response.content.decode()
