@@ -21,6 +21,7 @@ from kb.selectors import (
     search_tasks_visible,
     spectrum_flux,
 )
+from kb.services.catalog_tasks import catalog_task_create
 from kb.services.curation import flag_raise, flag_review, flag_withdraw
 
 
@@ -192,7 +193,30 @@ class VisibleTasks:
 
 
 class TaskListApi(VisibleTasks, generics.ListAPIView):
-    """Search tasks: which labels each looks for; retasking is choosing another one."""
+    """Search tasks: which labels each looks for; retasking is choosing another one (GET). POST (multipart,
+    astronomers): a new task from your own catalog, private to you until a curator publishes it; 201 with
+    the task and its match report (``catalog``)."""
+
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly]
+
+    class CatalogTaskInputSerializer(serializers.Serializer):
+        catalog = serializers.FileField(
+            help_text="CSV or VOTable: specobjid, plate_mjd_fiber, plate+mjd+fiberid or ra+dec"
+        )
+        name = serializers.CharField(max_length=32, help_text="a slug: a-z, 0-9, - and _")
+        target_label = serializers.CharField(max_length=64)
+        title = serializers.CharField(max_length=100, required=False, default="")
+        radius_arcsec = serializers.FloatField(required=False, default=2.0, help_text="for rows given by RA and Dec")
+
+    @extend_schema(request=CatalogTaskInputSerializer, responses={201: TaskSerializer})
+    def post(self, request):
+        data = validated(self.CatalogTaskInputSerializer, request)
+        upload = data.pop("catalog")
+        try:
+            task = catalog_task_create(user=request.user, data=upload.read(), filename=upload.name, **data)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
 
 
 class TaskDetailApi(VisibleTasks, generics.RetrieveAPIView):
