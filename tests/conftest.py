@@ -166,6 +166,26 @@ def searchable_snapshot(tmp_path_factory, django_db_blocker, trained_snapshot) -
     return build_snapshot(tmp_path_factory, django_db_blocker, "searchable", build)
 
 
+@pytest.fixture(scope="session")
+def catalog_snapshot(tmp_path_factory, django_db_setup, django_db_blocker) -> Snapshot:
+    """600 mock spectra, nearly all of them outliers (some 40 of each kind), with the shipped checkpoint in
+    service and every spectrum embedded: a survey in which to hunt one kind from a catalog of examples.
+    Its truth is at ``folder.parent / "survey" / "mock_truth.csv"``."""
+
+    def build(folder):
+        from inference.services.embeddings import embedding_update
+        from training.checkpoint import SHIPPED
+        from training.services import training_run_import
+
+        out = folder.parent / "survey"
+        generate_survey(out=out, size=600, seed=5, outlier_fraction=0.9, lens_fraction=0.0)
+        ingest_folder(folder=out)
+        training_run_import(source=SHIPPED)
+        embedding_update()
+
+    return build_snapshot(tmp_path_factory, django_db_blocker, "catalog", build)
+
+
 @pytest.fixture
 def trained(data_dir, trained_snapshot):
     """The survey ingested and a checkpoint (a few steps of the small preset) in service."""

@@ -265,3 +265,65 @@ def test_a_survey_search_runs_and_its_candidates_lead_to_their_evidence(
     first.get_by_role("link", name="evidence").click()
     page.wait_for_url("**/search/result/**")
     assert specobjid in page.content() and page.locator("#neighbours tbody tr").count() == 3
+
+
+HUNTED = "broad-line AGN"  # a kind of the mock's outliers: the catalog's examples and the ones held back
+
+
+def test_an_astronomer_hunts_a_population_from_their_own_catalog(
+    live_server, page, catalog_snapshot, data_dir, celery_worker_process, tmp_path
+):
+    from django.contrib.auth.models import Group
+
+    from kb.models import SearchTask
+
+    catalog_snapshot.restore(data_dir)
+    for name, role in (("vera", "astronomer"), ("annie", "astronomer"), ("cecilia", "curator")):
+        User.objects.create_user(name, password=f"{name}-password-1").groups.add(Group.objects.get(name=role))
+    truth = csv.DictReader((catalog_snapshot.folder.parent / "survey" / "mock_truth.csv").open())
+    kind = [row["specobjid"] for row in truth if row["kind"] == HUNTED]
+    known, held_back = kind[:30], set(kind[30:])
+    catalog = tmp_path / "broad-line.csv"
+    catalog.write_text("specobjid\n" + "\n".join(known) + "\n")
+
+    _log_in(page, live_server, "vera", "vera-password-1", "/tasks/")
+    page.set_input_files("input[name=catalog]", str(catalog))
+    page.fill("input[name=target_label]", "broad-line")
+    page.fill("input[name=name]", "broad-line")
+    page.click("#catalog-form button[type=submit]")
+    page.wait_for_url("**/tasks/broad-line/")
+    assert "30 rows, 30 matched" in page.text_content("#match-summary")
+
+    page.click("#compose-form button[type=submit]")  # the share the page offers
+    page.wait_for_url("**/operations/*/")
+    page.wait_for_selector("#comparison", timeout=240_000)
+    page.click("#promote")  # the owner decides for a private task
+    page.wait_for_selector("text=Promoted by vera")
+    page.goto(f"{live_server.url}/tasks/broad-line/")
+    cross = page.text_content("td.cross-validation")
+    precision, recall, _ = (float(x) for x in cross.split("(")[0].split(" / "))
+    assert precision > 0.4 and recall > 0.4, cross  # on this mock of outliers: 0.64 and 0.61 when measured
+
+    page.goto(f"{live_server.url}/surveys/")
+    page.select_option("select[name=task]", "broad-line")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/surveys/*/")
+    page.wait_for_selector("#candidates", timeout=240_000)
+    rows = page.locator("#candidates tbody tr")
+    first = [rows.nth(i).locator("td").nth(1).text_content() for i in range(min(50, rows.count()))]
+    found = held_back & set(first)
+    assert len(found) > 0.5 * len(held_back), f"{len(found)} of {len(held_back)} held-back examples found"
+    flagged = page.locator("#candidates td.in-catalog").all_text_contents()
+    assert flagged.count("yes") == sum(specobjid in known for specobjid in first)
+
+    page.context.clear_cookies()
+    _log_in(page, live_server, "annie", "annie-password-1", "/tasks/")
+    assert page.goto(f"{live_server.url}/tasks/broad-line/").status == 404
+    page.context.clear_cookies()
+    _log_in(page, live_server, "cecilia", "cecilia-password-1", "/tasks/broad-line/")
+    page.click("#publish")
+    page.wait_for_selector("text=is published")
+    assert SearchTask.objects.get(name="broad-line").published
+    page.context.clear_cookies()
+    _log_in(page, live_server, "annie", "annie-password-1", "/tasks/")
+    assert page.goto(f"{live_server.url}/tasks/broad-line/").status == 200
