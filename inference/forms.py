@@ -6,7 +6,7 @@ from inference import index as vector_index
 from inference.models import Operation
 from inference.services.search import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
-from kb.models import KnowledgeBase, SearchTask
+from kb.models import Catalog, KnowledgeBase, SearchTask
 from kb.search_tasks import LABELLINGS, labelling_labels
 from kb.selectors import search_tasks_visible
 from training.model import PRESETS
@@ -167,8 +167,15 @@ class CatalogTaskForm(forms.Form):
     """A search task from your own catalog (``kb.services.catalog_tasks.catalog_task_create``)."""
 
     catalog = forms.FileField(
+        required=False,
         label="your catalog (CSV or VOTable)",
         help_text="a specobjid, plate_mjd_fiber, plate + mjd + fiberid or ra + dec column; optionally a label column",
+    )
+    ingested_catalog = forms.ChoiceField(
+        choices=[("", "—"), *Catalog.choices],
+        required=False,
+        label="or a catalog already ingested",
+        help_text="its spectra with the label below are the examples",
     )
     target_label = forms.CharField(max_length=64, label="label of the targets", help_text="e.g. post-starburst")
     name = forms.SlugField(
@@ -179,13 +186,23 @@ class CatalogTaskForm(forms.Form):
         initial=2.0, min_value=0.1, max_value=60, label="match radius (″)", help_text="for rows given by RA and Dec"
     )
 
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("catalog")) == bool(data.get("ingested_catalog")):
+            raise forms.ValidationError("give either your catalog's file or a catalog already ingested, not both")
+        return data
+
     def create_kwargs(self) -> dict:
         data = self.cleaned_data
+        source = (
+            {"ingested": (data["ingested_catalog"], data["target_label"])}
+            if data["ingested_catalog"]
+            else {"data": data["catalog"].read(), "filename": data["catalog"].name}
+        )
         return {
             "name": data["name"],
             "target_label": data["target_label"],
             "title": data["title"],
             "radius_arcsec": data["radius_arcsec"],
-            "data": data["catalog"].read(),
-            "filename": data["catalog"].name,
+            **source,
         }

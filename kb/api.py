@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from galspec_site.api import paginated, validated
 from kb.bpt import bpt_ratios
 from kb.filters import KBEntryFilter, KnowledgeBaseFilter, SpectrumFilter
-from kb.models import AuditEvent, CatalogLabel, Correction, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.models import AuditEvent, Catalog, CatalogLabel, Correction, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import (
     agreement_report,
     audit_list,
@@ -201,7 +201,11 @@ class TaskListApi(VisibleTasks, generics.ListAPIView):
 
     class CatalogTaskInputSerializer(serializers.Serializer):
         catalog = serializers.FileField(
-            help_text="CSV or VOTable: specobjid, plate_mjd_fiber, plate+mjd+fiberid or ra+dec"
+            required=False,
+            help_text="CSV or VOTable: specobjid, plate_mjd_fiber, plate+mjd+fiberid or ra+dec; optionally label",
+        )
+        ingested_catalog = serializers.ChoiceField(
+            choices=Catalog.choices, required=False, help_text="instead of a file: its spectra with target_label"
         )
         name = serializers.CharField(max_length=32, help_text="a slug: a-z, 0-9, - and _")
         target_label = serializers.CharField(max_length=64)
@@ -211,9 +215,16 @@ class TaskListApi(VisibleTasks, generics.ListAPIView):
     @extend_schema(request=CatalogTaskInputSerializer, responses={201: TaskSerializer})
     def post(self, request):
         data = validated(self.CatalogTaskInputSerializer, request)
-        upload = data.pop("catalog")
+        upload, ingested = data.pop("catalog", None), data.pop("ingested_catalog", None)
+        if bool(upload) == bool(ingested):
+            raise ValidationError("give either a catalog file or an ingested_catalog, not both")
+        source = (
+            {"ingested": (ingested, data["target_label"])}
+            if ingested
+            else {"data": upload.read(), "filename": upload.name}
+        )
         try:
-            task = catalog_task_create(user=request.user, data=upload.read(), filename=upload.name, **data)
+            task = catalog_task_create(user=request.user, **source, **data)
         except ValueError as error:
             raise ValidationError(str(error)) from None
         return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from kb.examples import read_examples
-from kb.models import SearchTask, Spectrum, TaskExample
+from kb.models import Catalog, CatalogLabel, SearchTask, Spectrum, TaskExample
 from kb.roles import FLAG, REVIEW
 from kb.search_tasks import CATALOG, OTHER, TRAIN, reserve
 from kb.selectors import examples_match
@@ -26,8 +26,9 @@ def catalog_task_create(
     user,
     name: str,
     target_label: str,
-    data: bytes,
+    data: bytes = b"",
     filename: str = "",
+    ingested: tuple[str, str] | None = None,
     title: str = "",
     description: str = "",
     radius_arcsec: float = 2.0,
@@ -36,6 +37,8 @@ def catalog_task_create(
     ``user``. Rows whose label is ``target_label`` (every row, if the catalog has no label column) are its
     targets; rows with another label are labelled non-targets. Its knowledge bases add a sample of the
     survey's other galaxies. The match report (matched, unmatched and why) is kept in ``catalog``.
+    ``ingested`` (catalog, label) takes the examples from a catalog already ingested instead of a file:
+    every spectrum it gives that label.
 
     ValueError, writing nothing: a name taken or not a slug, a file without a usable identifier column,
     no row matching an ingested spectrum, or fewer than VOTERS targets outside the reserves.
@@ -51,6 +54,8 @@ def catalog_task_create(
         raise ValueError(f"name the label of the targets (not {OTHER!r}, which the survey's other galaxies carry)")
     if not 0 < radius_arcsec <= 60:
         raise ValueError(f"the match radius must be between 0 and 60 arcsec, got {radius_arcsec}")
+    if ingested is not None:
+        data, filename = _ingested_examples(*ingested)
     examples = read_examples(data, filename)
     if all(e.label is None for e in examples):
         examples = [dataclasses.replace(e, label=target_label) for e in examples]
@@ -118,6 +123,18 @@ def catalog_task_create(
         after={**report, "examples": {str(pk): example.label for pk, (example, _) in chosen.items()}},
     )
     return task
+
+
+def _ingested_examples(catalog: str, label: str) -> tuple[bytes, str]:
+    """The spectra an ingested catalog gives ``label``, as a one-column catalog of specobjids, and its name."""
+    if catalog not in Catalog.values:
+        raise ValueError(f"no catalog {catalog!r}; choose one of {', '.join(Catalog.values)}")
+    labelled = CatalogLabel.objects.filter(catalog=catalog)
+    ids = list(labelled.filter(label=label).values_list("spectrum__specobjid", flat=True))
+    if not ids:
+        labels = sorted(set(labelled.values_list("label", flat=True)))
+        raise ValueError(f"no ingested spectrum has the label {label!r} in {catalog} (its labels: {', '.join(labels)})")
+    return "\n".join(["specobjid", *ids]).encode(), f"ingested catalog {catalog}, label {label}"
 
 
 def _named(example) -> str:

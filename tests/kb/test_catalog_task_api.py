@@ -67,3 +67,16 @@ def test_a_bad_catalog_gets_a_sentence_and_writes_nothing(searchable, catalog, n
     assert response.status_code == 400 and re.search(message, str(response.json()))
     assert SearchTask.objects.count() == tasks and AuditEvent.objects.count() == events
     assert not TaskExample.objects.exists()
+
+
+def test_a_task_from_an_ingested_catalog_and_neither_or_both_sources_refused(searchable):
+    client = api_client(person("vera"))
+    both = io.BytesIO(b"specobjid\n1\n")
+    both.name = "mine.csv"
+    asked = {"name": "lenses", "target_label": "lens"}
+    for payload in ({}, {"catalog": both, "ingested_catalog": "talbot2021"}):
+        response = client.post("/api/v1/tasks/", {**asked, **payload}, format="multipart")
+        assert response.status_code == 400 and "either a catalog file or an ingested_catalog" in str(response.json())
+    response = client.post("/api/v1/tasks/", {**asked, "ingested_catalog": "talbot2021"}, format="multipart")
+    lenses = CatalogLabel.objects.filter(catalog="talbot2021", label="lens").count()
+    assert response.status_code == 201 and response.json()["catalog"]["matched"] == lenses

@@ -104,3 +104,14 @@ def test_its_knowledge_base_is_scored_by_cross_validation_on_the_examples(search
     assert cross["targets"] == kb.composition["odd"] >= 3 and cross["entries"] == kb.size
     assert 0 <= cross["recall"] <= 1 and cross["folds"] == 5
     assert set(kb.composition) == {"odd", "other"}
+
+
+def test_a_catalog_already_ingested_gives_the_examples_of_one_of_its_labels(searchable):
+    lenses = {label.spectrum for label in CatalogLabel.objects.filter(catalog="talbot2021", label="lens")}
+    task = catalog_task_create(user=person("vera"), name="lenses", target_label="lens", ingested=("talbot2021", "lens"))
+    assert {e.spectrum for e in TaskExample.objects.filter(task=task)} == lenses
+    assert task.catalog["file"] == "ingested catalog talbot2021, label lens" and not task.catalog["unmatched"]
+    with pytest.raises(
+        ValueError, match=r"no ingested spectrum has the label 'quasar' in baron2017 \(its labels: .*post-starburst"
+    ):
+        catalog_task_create(user=person("annie"), name="q", target_label="quasar", ingested=("baron2017", "quasar"))
