@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from galspec_site.api import validated
 from inference import index as vector_index
 from inference.models import Operation
+from inference.selectors.tasks import operation_get
 from inference.services.operations import knowledge_base_candidate_start, operation_visible
 from kb.api import KnowledgeBaseListApi, TaskField
 
@@ -101,7 +102,7 @@ class OperationDetailApi(APIView):
 
     @extend_schema(responses=OperationSerializer)
     def get(self, request, pk: int):
-        operation = Operation.objects.filter(pk=pk).select_related("task", "requested_by").first()
+        operation = operation_get(pk=pk)
         if operation is None:
             raise Http404(f"no operation {pk}")
         if not operation_visible(user=request.user, operation=operation):

@@ -19,7 +19,7 @@ def share_sweep_get(*, task: SearchTask, training_run: TrainingRun | None) -> Sh
     return ShareSweep.objects.filter(task=task, training_run=training_run).first()
 
 
-def compositions_of(*, task: SearchTask, user) -> QuerySet[Operation]:
+def composition_list(*, task: SearchTask, user) -> QuerySet[Operation]:
     """The compositions built for ``task`` that ``user`` may follow, newest first: every one for an
     administrator, their own for anyone else."""
     operations = Operation.objects.filter(kind=Operation.Kind.COMPOSE, task=task).select_related("requested_by")
@@ -28,3 +28,7 @@ def compositions_of(*, task: SearchTask, user) -> QuerySet[Operation]:
     if not user.has_perm(OPERATE):
         operations = operations.filter(requested_by=user)
     return operations.prefetch_related("candidates").order_by("-created_at")
+
+
+def operation_get(*, pk: int) -> Operation | None:
+    return Operation.objects.filter(pk=pk).select_related("task", "requested_by").first()

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from inference.forms import CatalogTaskForm, ComposeForm
-from inference.selectors.tasks import compositions_of, share_sweep_get
+from inference.selectors.tasks import composition_list, share_sweep_get
 from inference.services.operations import knowledge_base_candidate_start
 from kb.models import KnowledgeBase, SearchTask
 from kb.plots import share_figure, version_figures
@@ -80,7 +80,7 @@ def task(request, name: str):
         "sweep": sweep,
         "share_figure": share_figure(sweep.rows, _share(task, in_service)) if sweep and sweep.rows else None,
         "form": form,
-        "compositions": compositions_of(task=task, user=request.user)[:20],
+        "compositions": composition_list(task=task, user=request.user)[:20],
         "checkpoint": checkpoint,
     }
     return render(request, "inference/task.html", context, status=400 if request.method == "POST" else 200)
