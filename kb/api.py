@@ -3,7 +3,7 @@
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -25,6 +25,7 @@ from kb.services.catalog_tasks import catalog_task_create
 from kb.services.curation import flag_raise, flag_review, flag_withdraw
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class TaskField(serializers.SlugRelatedField):
     """A task by name, among those the request's user may see (``search_tasks_visible``): another's
     private task is no task at all to them."""
