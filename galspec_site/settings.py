@@ -201,7 +201,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "inference.models.RunStatus"},  # batch jobs, survey searches
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "inference.models.RunStatus",  # batch jobs, survey searches
+        "CatalogEnum": "kb.models.Catalog",  # catalog labels, and tasks made from an ingested catalog
+    },
 }
 
 LOGGING = {
