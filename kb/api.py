@@ -422,4 +422,4 @@ class AgreementApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         task = SearchTask.objects.filter(name=request.query_params.get("task", "")).first()
-        return Response(agreement_report(task=task))
+        return Response(agreement_report(task=task, user=request.user))

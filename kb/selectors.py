@@ -216,8 +216,10 @@ def knowledge_base_list(*, task: SearchTask) -> list[KnowledgeBase]:
     return list(KnowledgeBase.objects.filter(task=task).select_related("task", "training_run").order_by("-version"))
 
 
-def kb_entry_list(*, in_service_only: bool = True) -> QuerySet[KBEntry]:
-    entries = KBEntry.objects.select_related("spectrum", "knowledge_base__task").order_by(
+def kb_entry_list(*, in_service_only: bool = True, user=None) -> QuerySet[KBEntry]:
+    """Entries of the knowledge bases (in service, or all) of the tasks ``user`` may see."""
+    entries = KBEntry.objects.filter(knowledge_base__task__in=search_tasks_visible(user=user))
+    entries = entries.select_related("spectrum", "knowledge_base__task").order_by(
         "knowledge_base__task__name", "label", "spectrum__plate", "spectrum__mjd", "spectrum__fiberid"
     )
     return entries.filter(knowledge_base__in_service=True) if in_service_only else entries
@@ -414,13 +416,12 @@ def curation_items(*, task: SearchTask | None = None) -> list[CurationItem]:
     return sorted(items, key=lambda item: (-item.evidence, item.flags[0].created_at))
 
 
-def agreement_report(*, task: SearchTask | None = None) -> dict:
+def agreement_report(*, task: SearchTask | None = None, user=None) -> dict:
     """How far people agree on flagged entries: per entry, each label's share of the ratings (each
     flagger's latest proposal, and each curator's decision: the accepted label, or the label kept when
     they rejected), and Krippendorff's alpha over entries rated by two or more people."""
-    flags = Flag.objects.exclude(status=Flag.Status.WITHDRAWN).select_related(
-        "task", "spectrum", "raised_by", "closed_by"
-    )
+    flags = Flag.objects.exclude(status=Flag.Status.WITHDRAWN).filter(task__in=search_tasks_visible(user=user))
+    flags = flags.select_related("task", "spectrum", "raised_by", "closed_by")
     if task is not None:
         flags = flags.filter(task=task)
     ratings: dict[tuple[int, int], dict[str, str]] = {}

@@ -19,6 +19,7 @@ from kb.selectors import (
     label_counts,
     last_ingest,
     search_task_list,
+    search_tasks_visible,
     spectrum_flux,
     spectrum_get,
     spectrum_list,
@@ -65,7 +66,9 @@ def spectrum_detail(request, pk: int):
         "lines": lines,
         "valid_percent": 100 * spectrum.valid_fraction,
         "bpt": bpt_ratios(spectrum.lines),
-        "entries": spectrum.kb_entries.select_related("knowledge_base__task"),
+        "entries": spectrum.kb_entries.filter(
+            knowledge_base__task__in=search_tasks_visible(user=request.user)
+        ).select_related("knowledge_base__task"),
         "tasks": search_task_list(user=request.user),
     }
     return render(request, "kb/spectrum_detail.html", context)
@@ -74,7 +77,7 @@ def spectrum_detail(request, pk: int):
 @login_required
 def flag(request, task: str, spectrum_id: int):
     """Flag a spectrum as mislabelled in a task: the label it should have, and why."""
-    task = get_object_or_404(SearchTask, name=task)
+    task = get_object_or_404(search_tasks_visible(user=request.user), name=task)
     spectrum = get_object_or_404(Spectrum, pk=spectrum_id)
     form = FlagForm(request.POST or None, task=task)
     current = spectrum_task_label(task=task, spectrum=spectrum)
@@ -130,12 +133,14 @@ def audit(request):
 def entries(request):
     """The KB browser: entries of the knowledge bases in service (or of one version), filtered and paginated."""
     params = request.GET.copy()
-    queryset = kb_entry_list(in_service_only="knowledge_base" not in params)
+    queryset = kb_entry_list(in_service_only="knowledge_base" not in params, user=request.user)
     entry_filter = KBEntryFilter(params, queryset=queryset)
     page = Paginator(entry_filter.qs, 50).get_page(request.GET.get("page"))
     params.pop("page", None)
     knowledge_base = (
-        KnowledgeBase.objects.filter(pk=params.get("knowledge_base")).first()
+        KnowledgeBase.objects.filter(
+            pk=params.get("knowledge_base"), task__in=search_tasks_visible(user=request.user)
+        ).first()
         if params.get("knowledge_base", "").isdigit()
         else None
     )

@@ -13,7 +13,7 @@ from kb.models import Flag, SearchTask, Spectrum
 from kb.selectors import agreement_report, curation_items
 
 
-def curation_queue(*, task: SearchTask | None = None) -> dict:
+def curation_queue(*, task: SearchTask | None = None, user=None) -> dict:
     """Flagged entries (of ``task``, or of every task), most evidence first: flaggers times their
     agreement, plus one where the spectrum's own lines disagree with its label, plus one where its
     neighbours in the KB in service vote otherwise; and the curators' agreement."""
@@ -27,7 +27,12 @@ def curation_queue(*, task: SearchTask | None = None) -> dict:
             {"item": item, "vote": vote, "evidence": item.evidence + (1.0 if vote not in (None, item.label) else 0.0)}
         )
     rows.sort(key=lambda row: -row["evidence"])
-    return {"rows": rows, "task": task, "tasks": SearchTask.objects.all(), "agreement": agreement_report(task=task)}
+    return {
+        "rows": rows,
+        "task": task,
+        "tasks": SearchTask.objects.all(),
+        "agreement": agreement_report(task=task, user=user),
+    }
 
 
 def curation_item_get(*, task: SearchTask, spectrum: Spectrum, api_url: str) -> dict:

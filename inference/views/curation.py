@@ -15,7 +15,7 @@ from kb.services.curation import flag_review
 @permission_required(REVIEW, raise_exception=True)
 def queue(request):
     task = SearchTask.objects.filter(name=request.GET.get("task", "")).first()
-    return render(request, "inference/curation_queue.html", curation_queue(task=task))
+    return render(request, "inference/curation_queue.html", curation_queue(task=task, user=request.user))
 
 
 @permission_required(REVIEW, raise_exception=True)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from kb.agreement import consensus
 from kb.models import EXCLUDE, Correction, Flag, KBEntry, SearchTask, Spectrum
 from kb.roles import FLAG, REVIEW
-from kb.selectors import spectrum_task_label, task_label_choices
+from kb.selectors import search_tasks_visible, spectrum_task_label, task_label_choices
 from kb.services.audit import audit_record
 
 
@@ -42,6 +42,8 @@ def flag_raise(
     already has, a spectrum in none of the task's knowledge bases, or a second open flag by the same person.
     """
     _require(user, FLAG, "flag knowledge-base entries")
+    if not search_tasks_visible(user=user).filter(pk=task.pk).exists():
+        raise ValueError(f"no task {task.name}")  # another's private task is no task at all to them
     reason = reason.strip()
     if not reason:
         raise ValueError("say why the label is wrong: a flag needs a reason")

@@ -48,3 +48,26 @@ def test_a_catalog_without_an_identifier_column_is_explained_and_nothing_written
     assert not SearchTask.objects.filter(name="odd-ones").exists()
     response = _upload(client, ["1", "2"], name="lens")
     assert response.status_code == 400 and "the task name &#x27;lens&#x27; is taken" in response.content.decode()
+
+
+def test_a_private_task_leaks_nowhere_else(client, searchable):
+    from inference.services.knowledge_bases import knowledge_base_build
+    from kb.services.catalog_tasks import catalog_task_create
+
+    outliers = [label.spectrum for label in CatalogLabel.objects.filter(catalog="baron2017")]
+    task = catalog_task_create(
+        user=person("vera"),
+        name="secret-hunt",
+        target_label="odd",
+        data=("specobjid\n" + "\n".join(s.specobjid for s in outliers)).encode(),
+    )
+    kb = knowledge_base_build(task=task, target_fraction=0.3)
+    example = kb.entries.filter(label="odd").first().spectrum
+    client.force_login(person("annie"))
+    assert "No entries match." in client.get("/kb/", {"task": "secret-hunt"}).content.decode()
+    assert "No entries match." in client.get("/kb/", {"knowledge_base": kb.pk}).content.decode()
+    assert "secret-hunt" not in client.get(f"/spectra/{example.pk}/").content.decode()
+    assert client.get(f"/flag/secret-hunt/{example.pk}/").status_code == 404
+    assert "secret-hunt" not in client.get("/api/v1/curation/agreement/").content.decode()
+    client.force_login(task.owner)
+    assert "secret-hunt" in client.get(f"/spectra/{example.pk}/").content.decode()
