@@ -34,8 +34,8 @@ def catalog_task_create(
     radius_arcsec: float = 2.0,
 ) -> SearchTask:
     """A new search task for ``target_label`` from a catalog (CSV or VOTable: ``kb.examples``), private to
-    ``user``. Rows whose label is ``target_label`` (every row, if the catalog has no label column) are its
-    targets; rows with another label are labelled non-targets. Its knowledge bases add a sample of the
+    ``user``. Rows whose label is ``target_label`` or blank (every row, if the catalog has no label column)
+    are its targets; rows with another label are labelled non-targets. Its knowledge bases add a sample of the
     survey's other galaxies. The match report (matched, unmatched and why) is kept in ``catalog``.
     ``ingested`` (catalog, label) takes the examples from a catalog already ingested instead of a file:
     every spectrum it gives that label.
@@ -57,8 +57,7 @@ def catalog_task_create(
     if ingested is not None:
         data, filename = _ingested_examples(*ingested)
     examples = read_examples(data, filename)
-    if all(e.label is None for e in examples):
-        examples = [dataclasses.replace(e, label=target_label) for e in examples]
+    examples = [dataclasses.replace(e, label=e.label or target_label) for e in examples]  # unlabelled: a target
     matched, unmatched = examples_match(examples, radius_arcsec=radius_arcsec)
     if not matched:
         raise ValueError(
@@ -107,7 +106,7 @@ def catalog_task_create(
             TaskExample(
                 task=task,
                 spectrum_id=pk,
-                label=example.label or target_label,
+                label=example.label,
                 row=example.row,
                 matched_by=example.key,
                 separation_arcsec=separation,
