@@ -124,7 +124,7 @@ def knowledge_base_candidate_start(
     active = Operation.objects.select_for_update().filter(
         kind=Operation.Kind.COMPOSE, requested_by=user, status__in=[Operation.Status.QUEUED, Operation.Status.RUNNING]
     )
-    if active.count() >= COMPOSITIONS_AT_ONCE:
+    if len(active) >= COMPOSITIONS_AT_ONCE:  # rows locked and counted here: PostgreSQL locks no COUNT(*)
         raise ValueError(
             f"you have {COMPOSITIONS_AT_ONCE} knowledge bases being built: wait for one to finish or cancel it"
         )
@@ -212,7 +212,7 @@ def _decide(
 ) -> Operation:
     """An admin's decision on a finished operation's candidates (or, for an astronomer's own private task,
     its owner's): ``act`` on them, record who decided, audit it."""
-    operation = Operation.objects.select_for_update().select_related("task").get(pk=operation.pk)
+    operation = Operation.objects.select_for_update().get(pk=operation.pk)  # no join: PostgreSQL locks no outer join
     if not operation_decidable(user=user, operation=operation):
         _require_operator(user)
     verb = "promoted" if status == Operation.Status.PROMOTED else "discarded"
