@@ -31,6 +31,7 @@ TRAIN, VALIDATION, TEST = "train", "validation", "test"
 RESERVES = (TRAIN, VALIDATION, TEST)
 BPT_CATALOGS = ("galspecextra", "emissionlinesport")
 OTHER = "other"
+VOTERS = 3  # entries, and targets, a knowledge base needs at least for the default K = 3 vote
 CATALOG = "catalog"  # the labelling of a task made from an astronomer's own catalog (kb.models.TaskExample)
 
 

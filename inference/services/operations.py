@@ -22,6 +22,7 @@ from inference.models import Operation
 from inference.tasks import operation_run_task
 from kb.models import KnowledgeBase, SearchTask
 from kb.roles import FLAG, OPERATE
+from kb.search_tasks import VOTERS
 from kb.selectors import knowledge_base_entries_choose
 from kb.services.audit import audit_record
 from kb.services.knowledge_bases import knowledge_base_discard, knowledge_base_promote
@@ -29,7 +30,6 @@ from training.selectors import training_run_in_service
 from training.services import training_run_create, training_run_promote
 
 COMPOSITIONS_AT_ONCE = 2  # knowledge bases one astronomer may have queued or being built
-VOTERS = 3  # a knowledge base needs at least this many entries (and targets) for the default K-vote
 
 
 def _require_operator(user) -> None:

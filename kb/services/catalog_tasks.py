@@ -13,11 +13,9 @@ from django.utils.text import slugify
 from kb.examples import read_examples
 from kb.models import Catalog, CatalogLabel, SearchTask, Spectrum, TaskExample
 from kb.roles import FLAG, REVIEW
-from kb.search_tasks import CATALOG, OTHER, TRAIN, reserve
+from kb.search_tasks import CATALOG, OTHER, TRAIN, VOTERS, reserve
 from kb.selectors import examples_match
 from kb.services.audit import audit_record
-
-VOTERS = 3  # a knowledge base needs at least this many targets for the default K-vote
 
 
 @transaction.atomic
