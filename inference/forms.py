@@ -186,23 +186,15 @@ class CatalogTaskForm(forms.Form):
         initial=2.0, min_value=0.1, max_value=60, label="match radius (″)", help_text="for rows given by RA and Dec"
     )
 
-    def clean(self):
-        data = super().clean()
-        if bool(data.get("catalog")) == bool(data.get("ingested_catalog")):
-            raise forms.ValidationError("give either your catalog's file or a catalog already ingested, not both")
-        return data
-
     def create_kwargs(self) -> dict:
         data = self.cleaned_data
-        source = (
-            {"ingested": (data["ingested_catalog"], data["target_label"])}
-            if data["ingested_catalog"]
-            else {"data": data["catalog"].read(), "filename": data["catalog"].name}
-        )
+        upload = data["catalog"]
         return {
+            "data": upload.read() if upload else None,
+            "filename": upload.name if upload else "",
+            "ingested": (data["ingested_catalog"], data["target_label"]) if data["ingested_catalog"] else None,
             "name": data["name"],
             "target_label": data["target_label"],
             "title": data["title"],
             "radius_arcsec": data["radius_arcsec"],
-            **source,
         }

@@ -217,13 +217,11 @@ class TaskListApi(VisibleTasks, generics.ListAPIView):
     def post(self, request):
         data = validated(self.CatalogTaskInputSerializer, request)
         upload, ingested = data.pop("catalog", None), data.pop("ingested_catalog", None)
-        if bool(upload) == bool(ingested):
-            raise ValidationError("give either a catalog file or an ingested_catalog, not both")
-        source = (
-            {"ingested": (ingested, data["target_label"])}
-            if ingested
-            else {"data": upload.read(), "filename": upload.name}
-        )
+        source = {
+            "data": upload.read() if upload else None,
+            "filename": upload.name if upload else "",
+            "ingested": (ingested, data["target_label"]) if ingested else None,
+        }
         try:
             task = catalog_task_create(user=request.user, **source, **data)
         except ValueError as error:

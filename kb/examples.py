@@ -18,6 +18,8 @@ ID_COLUMNS = ("specobjid", "plate_mjd_fiber", "identifier")
 PLATE_COLUMNS = ("plate", "mjd", "fiberid")
 LABEL_COLUMNS = ("label", "class")
 USABLE = "specobjid, plate_mjd_fiber (or identifier: either), plate + mjd + fiberid, or ra + dec"
+MAX_BYTES = 32 * 2**20  # a catalog of examples, not a survey: 100,000 rows of CSV take a few MB
+MAX_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class Example:
 
 def read_examples(data: bytes, filename: str = "") -> list[Example]:
     """The examples of a CSV or VOTable catalog; ValueError saying what is wrong with it."""
+    if len(data) > MAX_BYTES:
+        raise ValueError(
+            f"{filename or 'the file'} is {len(data) / 2**20:.0f} MB; a catalog of examples may be at most "
+            f"{MAX_BYTES // 2**20} MB: keep only the identifier and label columns"
+        )
     table = _table(data, filename)
     columns = {name.strip().lower(): name for name in table.colnames}
     label_column = next((columns[name] for name in LABEL_COLUMNS if name in columns), None)
@@ -41,6 +48,11 @@ def read_examples(data: bytes, filename: str = "") -> list[Example]:
         columns["fiberid"] = columns["fiber"]
     if not table or not len(table):
         raise ValueError("the catalog has no rows")
+    if len(table) > MAX_ROWS:
+        raise ValueError(
+            f"the catalog has {len(table):,} rows; a task is defined by at most {MAX_ROWS:,} examples: "
+            "send a sample of them"
+        )
     examples = []
     for number, record in enumerate(table, start=1):
         label = _text(record[label_column]) if label_column else None
@@ -78,12 +90,17 @@ def _name(record, columns: dict[str, str], number: int) -> tuple[str, str | tupl
         if all(values):
             return "plate_mjd_fiber", "-".join(values)
     if "ra" in columns and "dec" in columns:
-        try:
-            ra, dec = float(record[columns["ra"]]), float(record[columns["dec"]])
-        except (TypeError, ValueError):
-            ra = dec = np.nan
-        if np.isfinite(ra) and np.isfinite(dec):
-            return "position", (ra, dec)
+        ra_text, dec_text = _text(record[columns["ra"]]), _text(record[columns["dec"]])
+        if ra_text or dec_text:
+            try:
+                ra, dec = float(ra_text), float(dec_text)
+            except ValueError:
+                ra = dec = np.nan
+            if not (np.isfinite(ra) and np.isfinite(dec)):
+                raise ValueError(f"row {number}: RA {ra_text!r} and Dec {dec_text!r} must both be numbers, in degrees")
+            if not -90 <= dec <= 90:
+                raise ValueError(f"row {number}: Dec {dec:g} is not between -90 and 90 degrees")
+            return "position", (ra % 360, dec)
     found = ", ".join(columns.values()) or "none"
     if not any(key in columns for key in (*ID_COLUMNS, "plate", "ra")):
         raise ValueError(f"no column names a spectrum: give {USABLE} (columns found: {found})")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import astropy.units as u
 import numpy as np
-from astropy.coordinates import SkyCoord
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
@@ -40,7 +38,7 @@ from kb.search_tasks import (
     label_spectrum,
     labelling_labels,
 )
-from kb.sky import match_by_position
+from kb.sky import match_by_position, separation_arcsec
 from kb.store import SpectrumStore
 
 
@@ -84,12 +82,9 @@ def spectrum_near(*, ra: float, dec: float, radius_arcsec: float = 3.0) -> Spect
         near = near.filter(ra__gte=lo, ra__lte=hi) if lo <= hi else near.filter(Q(ra__gte=lo) | Q(ra__lte=hi))
     candidates = list(near.exclude(ra=None))
     if candidates:
-        target = SkyCoord(ra * u.deg, dec * u.deg)
-        separation = target.separation(
-            SkyCoord([c.ra for c in candidates] * u.deg, [c.dec for c in candidates] * u.deg)
-        )
+        separation = separation_arcsec(ra, dec, [c.ra for c in candidates], [c.dec for c in candidates])
         best = int(np.argmin(separation))
-        if separation[best] <= radius_arcsec * u.arcsec:
+        if separation[best] <= radius_arcsec:
             return candidates[best]
     raise ValueError(f"no ingested spectrum within {radius_arcsec:g} arcsec of RA {ra:.6f}, Dec {dec:.6f}")
 
@@ -271,55 +266,62 @@ def search_tasks_visible(*, user) -> QuerySet[SearchTask]:
     return SearchTask.objects.filter(published=True)
 
 
+CHUNK = 500  # values per IN (...) clause: under every database's limit on query parameters
+
+
 def examples_match(
     examples: list[Example], *, radius_arcsec: float = 2.0
 ) -> tuple[list[tuple[Example, int, float | None]], list[tuple[Example, str]]]:
     """The ingested spectrum each example names: (matched [(example, spectrum id, separation in arcsec or
     None)], unmatched [(example, why)]); by specobjid, PLATE-MJD-FIBER, or the nearest within
     ``radius_arcsec`` of its position."""
-    ids = [e.value for e in examples if e.key == "specobjid"]
-    by_id = dict(Spectrum.objects.filter(specobjid__in=ids).values_list("specobjid", "pk"))
+    ids = sorted({e.value for e in examples if e.key == "specobjid"})
+    by_id = {}
+    for chunk in _chunks(ids):
+        by_id.update(Spectrum.objects.filter(specobjid__in=chunk).values_list("specobjid", "pk"))
+    plate_keys = {e.value: _plate_key(e.value) for e in examples if e.key == "plate_mjd_fiber"}
     by_plate = {}
-    for e in examples:
-        if e.key == "plate_mjd_fiber":
-            try:
-                by_plate[e.value] = tuple(int(part) for part in e.value.split("-"))
-            except ValueError:
-                by_plate[e.value] = None
-    wanted = Q(pk__in=[])
-    for key in {key for key in by_plate.values() if key and len(key) == 3}:
-        wanted |= Q(plate=key[0], mjd=key[1], fiberid=key[2])
-    plates = {
-        (p, m, f): pk for pk, p, m, f in Spectrum.objects.filter(wanted).values_list("pk", "plate", "mjd", "fiberid")
-    }
+    for chunk in _chunks(sorted({key[0] for key in plate_keys.values() if key})):
+        rows = Spectrum.objects.filter(plate__in=chunk).values_list("plate", "mjd", "fiberid", "pk")
+        by_plate.update({(plate, mjd, fiber): pk for plate, mjd, fiber, pk in rows})
     placed = [e for e in examples if e.key == "position"]
     near = {}
-    if placed:
-        pk, ra, dec = (np.array(c) for c in zip(*Spectrum.objects.exclude(ra=None).values_list("pk", "ra", "dec")))
+    positioned = list(Spectrum.objects.exclude(ra=None).exclude(dec=None).values_list("pk", "ra", "dec"))
+    if placed and positioned:
+        pk, ra, dec = (np.array(column) for column in zip(*positioned))
         cat_ra, cat_dec = (np.array([e.value[i] for e in placed], dtype=float) for i in (0, 1))
         found = match_by_position(cat_ra, cat_dec, ra, dec, radius_arcsec=radius_arcsec)
-        for e, index in zip(placed, found):
-            if index >= 0:
-                separation = SkyCoord(e.value[0] * u.deg, e.value[1] * u.deg).separation(
-                    SkyCoord(ra[index] * u.deg, dec[index] * u.deg)
-                )
-                near[e.row] = (int(pk[index]), float(separation.arcsec))
+        hit = found >= 0
+        separation = separation_arcsec(cat_ra[hit], cat_dec[hit], ra[found[hit]], dec[found[hit]])
+        for i, arcsec in zip(np.flatnonzero(hit), separation):
+            near[placed[i].row] = (int(pk[found[i]]), float(arcsec))
     matched, unmatched = [], []
     for e in examples:
         if e.key == "specobjid":
             hit = (by_id[e.value], None) if e.value in by_id else None
         elif e.key == "plate_mjd_fiber":
-            key = by_plate.get(e.value)
-            hit = (plates[key], None) if key in plates else None
+            key = plate_keys[e.value]
+            hit = (by_plate[key], None) if key in by_plate else None
         else:
             hit = near.get(e.row)
         if hit is not None:
             matched.append((e, *hit))
         elif e.key == "position":
             unmatched.append((e, f"no ingested spectrum within {radius_arcsec:g} arcsec"))
+        elif e.key == "plate_mjd_fiber" and plate_keys[e.value] is None:
+            unmatched.append((e, f"{e.value!r} is not PLATE-MJD-FIBER: three whole numbers joined by '-'"))
         else:
             unmatched.append((e, f"no ingested spectrum has the {e.key} {e.value}"))
     return matched, unmatched
+
+
+def _plate_key(value: str) -> tuple[int, int, int] | None:
+    parts = value.split("-")
+    return tuple(int(part) for part in parts) if len(parts) == 3 and all(p.isdigit() for p in parts) else None
+
+
+def _chunks(values: list) -> list[list]:
+    return [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
 
 
 def task_corrections(*, task: SearchTask) -> dict[int, Correction]:

@@ -35,3 +35,10 @@ def match_by_position(cat_ra, cat_dec, spec_ra, spec_dec, radius_arcsec: float =
     index, separation, _ = catalog.match_to_catalog_sky(spectra)
     matched[placed] = np.where(separation.arcsec <= radius_arcsec, spectra_placed[index], -1)
     return matched
+
+
+def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
+    """The angular separation between positions 1 and 2, element by element, in arcsec (degrees in)."""
+    one = SkyCoord(np.asarray(ra1, dtype=float) * u.deg, np.asarray(dec1, dtype=float) * u.deg)
+    two = SkyCoord(np.asarray(ra2, dtype=float) * u.deg, np.asarray(dec2, dtype=float) * u.deg)
+    return one.separation(two).arcsec

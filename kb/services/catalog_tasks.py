@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections import Counter
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils.text import slugify
 
 from kb.examples import read_examples
-from kb.models import Catalog, CatalogLabel, SearchTask, Spectrum, TaskExample
+from kb.models import EXCLUDE, Catalog, CatalogLabel, SearchTask, Spectrum, TaskExample
 from kb.roles import FLAG, REVIEW
-from kb.search_tasks import CATALOG, OTHER, TRAIN, VOTERS, reserve
-from kb.selectors import examples_match
+from kb.search_tasks import CATALOG, OTHER, TRAIN, VOTERS
+from kb.selectors import examples_match, reserve_filter
 from kb.services.audit import audit_record
+
+TITLE_LENGTH = SearchTask._meta.get_field("title").max_length
+LABEL_LENGTH = TaskExample._meta.get_field("label").max_length
+UNMATCHED_SHOWN = 1000  # unmatched rows kept in the match report, with why; the rest are counted
 
 
 @transaction.atomic
@@ -24,52 +29,59 @@ def catalog_task_create(
     user,
     name: str,
     target_label: str,
-    data: bytes = b"",
+    data: bytes | None = None,
     filename: str = "",
     ingested: tuple[str, str] | None = None,
     title: str = "",
     description: str = "",
     radius_arcsec: float = 2.0,
 ) -> SearchTask:
-    """A new search task for ``target_label`` from a catalog (CSV or VOTable: ``kb.examples``), private to
-    ``user``. Rows whose label is ``target_label`` or blank (every row, if the catalog has no label column)
-    are its targets; rows with another label are labelled non-targets. Its knowledge bases add a sample of the
-    survey's other galaxies. The match report (matched, unmatched and why) is kept in ``catalog``.
-    ``ingested`` (catalog, label) takes the examples from a catalog already ingested instead of a file:
-    every spectrum it gives that label.
+    """A new search task for ``target_label`` from a catalog, private to ``user``: either ``data``, a CSV or
+    VOTable file (``kb.examples``), or ``ingested`` (catalog, label), every spectrum a catalog already
+    ingested gives that label. Rows whose label is ``target_label`` or blank (every row, if the catalog has
+    no label column) are its targets; rows with another label are labelled non-targets. Its knowledge bases
+    add a sample of the survey's other galaxies. The match report (matched, unmatched and why) is kept in
+    ``catalog``.
 
-    ValueError, writing nothing: a name taken or not a slug, a file without a usable identifier column,
-    no row matching an ingested spectrum, or fewer than VOTERS targets outside the reserves.
+    ValueError, writing nothing: a name taken or not a slug, a file without a usable identifier column, a
+    spectrum named twice with different labels, no row matching an ingested spectrum, or fewer than VOTERS
+    targets outside the reserves.
     """
     if user is None or not user.is_authenticated or not user.has_perm(FLAG):
         raise PermissionDenied("log in as an astronomer to make a search task")
-    name, target_label = name.strip(), target_label.strip()
+    name, target_label, title = name.strip(), target_label.strip(), title.strip()
     if not name or slugify(name) != name or len(name) > 32:
         raise ValueError(f"the task name {name!r} must be a slug of at most 32 characters: a-z, 0-9, - and _")
     if SearchTask.objects.filter(name=name).exists():
         raise ValueError(f"the task name {name!r} is taken: choose another")
     if not target_label or target_label == OTHER:
         raise ValueError(f"name the label of the targets (not {OTHER!r}, which the survey's other galaxies carry)")
+    if len(title) > TITLE_LENGTH:
+        raise ValueError(f"the title is {len(title)} characters long; shorten it to at most {TITLE_LENGTH}")
     if not 0 < radius_arcsec <= 60:
         raise ValueError(f"the match radius must be between 0 and 60 arcsec, got {radius_arcsec}")
+    if (data is None) == (ingested is None):
+        raise ValueError("give either your catalog's file or a catalog already ingested, not both")
     if ingested is not None:
         data, filename = _ingested_examples(*ingested)
-    examples = read_examples(data, filename)
-    examples = [dataclasses.replace(e, label=e.label or target_label) for e in examples]  # unlabelled: a target
+    examples = [dataclasses.replace(e, label=e.label or target_label) for e in read_examples(data, filename)]
+    for label in {target_label, *(e.label for e in examples)}:
+        if label == EXCLUDE or len(label) > LABEL_LENGTH:
+            row = next((e.row for e in examples if e.label == label), None)
+            raise ValueError(
+                f"{'row ' + str(row) + ': ' if row else ''}the label {label[:80]!r} cannot be used: a label is at "
+                f"most {LABEL_LENGTH} characters and not {EXCLUDE!r} (curation's word for leaving an entry out)"
+            )
     matched, unmatched = examples_match(examples, radius_arcsec=radius_arcsec)
     if not matched:
         raise ValueError(
             f"none of the {len(examples)} rows matched an ingested spectrum (first: row {unmatched[0][0].row}, "
             f"{unmatched[0][1]}): check the identifiers, or ingest the spectra first"
         )
-    chosen = {}
-    for example, spectrum_id, separation in matched:  # a spectrum named twice keeps its first row
-        chosen.setdefault(spectrum_id, (example, separation))
-    specobjids = dict(Spectrum.objects.filter(pk__in=chosen).values_list("pk", "specobjid"))
-    usable = sum(
-        example.label == target_label and reserve(specobjids[pk]) == TRAIN for pk, (example, _) in chosen.items()
-    )
+    chosen = _one_row_per_spectrum(matched)
+    in_train = set(Spectrum.objects.filter(reserve_filter(TRAIN), pk__in=chosen).values_list("pk", flat=True))
     targets = sum(example.label == target_label for example, _ in chosen.values())
+    usable = sum(example.label == target_label and pk in in_train for pk, (example, _) in chosen.items())
     if targets == 0:
         labels = sorted({e.label for e, _ in chosen.values()})
         raise ValueError(f"no matched row has the label {target_label!r} (labels found: {', '.join(labels)})")
@@ -87,11 +99,12 @@ def catalog_task_create(
         "targets": targets,
         "targets_usable": usable,
         "radius_arcsec": radius_arcsec,
-        "unmatched": [{"row": e.row, "named": _named(e), "why": why} for e, why in unmatched],
+        "unmatched": [{"row": e.row, "named": _named(e), "why": why} for e, why in unmatched[:UNMATCHED_SHOWN]],
+        "unmatched_count": len(unmatched),
     }
     task = SearchTask.objects.create(
         name=name,
-        title=title.strip() or f"{target_label} (from {user.username}'s catalog)",
+        title=title or f"{target_label} (from {user.username}'s catalog)"[:TITLE_LENGTH],
         description=description.strip() or f"Finds {target_label} like the examples in {filename or 'a catalog'}.",
         labelling=CATALOG,
         target_labels=[target_label],
@@ -110,16 +123,28 @@ def catalog_task_create(
                 separation_arcsec=separation,
             )
             for pk, (example, separation) in chosen.items()
-        ]
+        ],
+        batch_size=2000,
     )
+    labels = dict(Counter(example.label for example, _ in chosen.values()))
     audit_record(
-        actor=user,
-        action="task_created",
-        subject=f"task {task.name}",
-        task=task,
-        after={**report, "examples": {str(pk): example.label for pk, (example, _) in chosen.items()}},
+        actor=user, action="task_created", subject=f"task {task.name}", task=task, after={**report, "labels": labels}
     )
     return task
+
+
+def _one_row_per_spectrum(matched) -> dict[int, tuple]:
+    """Spectrum id -> (example, separation): a spectrum named by several rows keeps its first, which is only
+    allowed where they agree on its label."""
+    chosen = {}
+    for example, spectrum_id, separation in matched:
+        first, _ = chosen.setdefault(spectrum_id, (example, separation))
+        if first.label != example.label:
+            raise ValueError(
+                f"rows {first.row} and {example.row} name the same spectrum ({_named(first)}; {_named(example)}) "
+                f"with different labels, {first.label!r} and {example.label!r}: keep one of them"
+            )
+    return chosen
 
 
 def _ingested_examples(catalog: str, label: str) -> tuple[bytes, str]:

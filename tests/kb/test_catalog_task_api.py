@@ -76,7 +76,9 @@ def test_a_task_from_an_ingested_catalog_and_neither_or_both_sources_refused(sea
     asked = {"name": "lenses", "target_label": "lens"}
     for payload in ({}, {"catalog": both, "ingested_catalog": "talbot2021"}):
         response = client.post("/api/v1/tasks/", {**asked, **payload}, format="multipart")
-        assert response.status_code == 400 and "either a catalog file or an ingested_catalog" in str(response.json())
+        assert response.status_code == 400 and "either your catalog's file or a catalog already ingested" in str(
+            response.json()
+        )
     response = client.post("/api/v1/tasks/", {**asked, "ingested_catalog": "talbot2021"}, format="multipart")
     lenses = CatalogLabel.objects.filter(catalog="talbot2021", label="lens").count()
     assert response.status_code == 201 and response.json()["catalog"]["matched"] == lenses

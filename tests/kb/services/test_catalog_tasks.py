@@ -5,6 +5,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from inference.services.knowledge_bases import knowledge_base_build
+from kb import examples, selectors
 from kb.models import AuditEvent, CatalogLabel, SearchTask, Spectrum, TaskExample
 from kb.selectors import search_tasks_visible, task_label_choices, task_labelled
 from kb.services.catalog_tasks import catalog_task_create, search_task_publish
@@ -78,6 +79,58 @@ def test_a_catalog_that_cannot_make_a_task_is_refused_and_nothing_written(search
         catalog_task_create(user=person("vera"), name=name, target_label="odd", data=data, filename="mine.csv")
     assert SearchTask.objects.count() == tasks and AuditEvent.objects.count() == events
     assert not TaskExample.objects.exists()
+
+
+def _conflicting(outliers):
+    first = outliers[0]
+    return _csv([f"{s.specobjid},odd" for s in outliers] + [f"{first.plate}-{first.mjd}-{first.fiberid},other"])
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda o: {"data": _csv(["10.0,95.0"], "ra,dec")}, r"row 1: Dec 95 is not between -90 and 90 degrees"),
+        (_conflicting, r"rows 1 and \d+ name the same spectrum .* different labels, 'odd' and 'other'"),
+        (lambda o: _csv([f"{s.specobjid},exclude" for s in o]), "the label 'exclude' cannot be used"),
+        (lambda o: _csv([f"{s.specobjid},{'x' * 65}" for s in o]), "row 1: the label 'xxx.* most 64 characters"),
+        (lambda o: {"data": _csv([f"{s.specobjid}" for s in o], "specobjid"), "title": "t" * 101}, "at most 100"),
+        (lambda o: {"data": _csv([f"{s.specobjid}" for s in o]), "ingested": ("baron2017", "odd")}, "not both"),
+        (lambda o: {"data": None}, "give either your catalog's file or a catalog already ingested"),
+        (lambda o: {"data": _csv([f"{s.plate}-{s.mjd}" for s in o], "plate_mjd_fiber")}, "is not PLATE-MJD-FIBER"),
+    ],
+)
+def test_rows_that_contradict_or_overflow_are_refused_and_nothing_written(searchable, build, message):
+    given = build(_outliers())
+    kwargs = given if isinstance(given, dict) else {"data": given}
+    events = AuditEvent.objects.count()
+    with pytest.raises(ValueError, match=message):
+        catalog_task_create(user=person("vera"), name="odd", target_label="odd", **kwargs)
+    assert not SearchTask.objects.filter(name="odd").exists() and AuditEvent.objects.count() == events
+
+
+def test_a_catalog_too_long_for_a_task_is_refused_before_matching(searchable, monkeypatch):
+    monkeypatch.setattr(examples, "MAX_ROWS", 5)
+    vera = person("vera")
+    data = _csv([f"{s.specobjid},odd" for s in _outliers()[:6]])
+    with pytest.raises(ValueError, match="the catalog has 6 rows; a task is defined by at most 5 examples"):
+        catalog_task_create(user=vera, name="odd", target_label="odd", data=data)
+    monkeypatch.setattr(examples, "MAX_BYTES", 10)
+    with pytest.raises(ValueError, match="may be at most 0 MB"):
+        catalog_task_create(user=vera, name="odd", target_label="odd", data=data)
+
+
+def test_a_catalog_longer_than_a_query_may_be_is_matched_in_chunks(searchable, monkeypatch):
+    monkeypatch.setattr(selectors, "CHUNK", 2)  # as a catalog of many thousand rows is on SQLite's limit
+    outliers = _outliers()
+    header = "specobjid,plate,mjd,fiberid,label"
+    rows = [f"{s.specobjid},,,,odd" for s in outliers[::2]] + [
+        f",{s.plate},{s.mjd},{s.fiberid},odd" for s in outliers[1::2]
+    ]
+    task = catalog_task_create(user=person("vera"), name="odd", target_label="odd", data=_csv(rows, header))
+    assert {e.spectrum for e in TaskExample.objects.filter(task=task)} == set(outliers)
+    assert task.catalog["unmatched_count"] == 0 and AuditEvent.objects.get(action="task_created").after["labels"] == {
+        "odd": len(outliers)
+    }
 
 
 def test_a_task_is_seen_by_its_owner_and_curators_until_a_curator_publishes_it(searchable):
