@@ -22,7 +22,10 @@ class VisibleTasksForm(forms.Form):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["task"].queryset = search_tasks_visible(user=user)
+        tasks = search_tasks_visible(user=user)
+        self.fields["task"].queryset = tasks
+        if "knowledge_base" in self.fields:  # another's private task is not to be reached through its versions
+            self.fields["knowledge_base"].queryset = KnowledgeBase.objects.filter(task__in=tasks)
 
 
 class SearchForm(VisibleTasksForm):

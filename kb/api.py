@@ -38,6 +38,16 @@ class TaskField(serializers.SlugRelatedField):
         return search_tasks_visible(user=request.user if request else None)
 
 
+@extend_schema_field(OpenApiTypes.INT)
+class KnowledgeBaseField(serializers.PrimaryKeyRelatedField):
+    """A built knowledge-base version by id, among the tasks the request's user may see."""
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        tasks = search_tasks_visible(user=request.user if request else None)
+        return KnowledgeBase.objects.filter(task__in=tasks, status=KnowledgeBase.Status.READY).select_related("task")
+
+
 class CatalogLabelSerializer(serializers.ModelSerializer):
     class Meta:
         model = CatalogLabel

@@ -10,8 +10,7 @@ from galspec_site.api import validated
 from inference.services.search import MAX_K, search_query
 from inference.trust import MAX_PERCENTILE
 from inference.vote import WEIGHT_FUNCTIONS
-from kb.api import TaskField
-from kb.models import KnowledgeBase
+from kb.api import KnowledgeBaseField, TaskField
 
 
 class NeighbourSerializer(serializers.Serializer):
@@ -91,8 +90,7 @@ class SearchApi(APIView):
         radius_arcsec = serializers.FloatField(required=False, default=3.0)
         k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
         weight_function = serializers.ChoiceField(choices=sorted(WEIGHT_FUNCTIONS), required=False, default="exp")
-        knowledge_base = serializers.PrimaryKeyRelatedField(
-            queryset=KnowledgeBase.objects.filter(status=KnowledgeBase.Status.READY),
+        knowledge_base = KnowledgeBaseField(
             required=False,
             allow_null=True,
             default=None,

@@ -65,7 +65,7 @@ def survey(request, pk: int):
 
 def survey_progress(request, pk: int):
     """Progress in celery-progress's format, read from the survey-search row."""
-    survey = get_object_or_404(SurveySearch, pk=pk)
+    survey = _survey(request, pk)
     return stage_progress_json(survey, finished=survey.finished, succeeded=survey.status == SurveySearch.Status.DONE)
 
 

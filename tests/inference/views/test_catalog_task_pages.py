@@ -4,6 +4,7 @@ a curator publishes it; a bad catalog gets a sentence and writes nothing."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from inference.models import SurveySearch
 from kb.models import AuditEvent, CatalogLabel, SearchTask
 from tests.conftest import form_as_rendered, person
 
@@ -69,5 +70,14 @@ def test_a_private_task_leaks_nowhere_else(client, searchable):
     assert "secret-hunt" not in client.get(f"/spectra/{example.pk}/").content.decode()
     assert client.get(f"/flag/secret-hunt/{example.pk}/").status_code == 404
     assert "secret-hunt" not in client.get("/api/v1/curation/agreement/").content.decode()
+    by_version = {"task": "bpt3", "identifier": example.specobjid, "knowledge_base": kb.pk, "k": 3}
+    page = client.get("/search/result/", {**by_version, "weight_function": "exp"})
+    assert page.status_code == 400 and "secret-hunt" not in page.content.decode()
+    assert "Select a valid choice" in page.content.decode()
+    answer = client.post("/api/v1/search/", by_version, content_type="application/json")
+    assert answer.status_code == 400 and "secret-hunt" not in answer.content.decode()
+    survey = SurveySearch.objects.create(task=task, knowledge_base=kb, requested_by=task.owner)
+    assert client.get(f"/surveys/{survey.pk}/progress/").status_code == 404
     client.force_login(task.owner)
+    assert client.get(f"/surveys/{survey.pk}/progress/").status_code == 200
     assert "secret-hunt" in client.get(f"/spectra/{example.pk}/").content.decode()
