@@ -68,16 +68,26 @@ def knn_vote(
 
 
 def cross_validated_votes(
-    vectors: np.ndarray, labels: list[str], *, k: int = 3, folds: int = 5, seed: int = 0, weight_function: str = "exp"
+    vectors: np.ndarray,
+    labels: list[str],
+    *,
+    k: int = 3,
+    folds: int = 5,
+    seed: int = 0,
+    weight_function: str = "exp",
+    groups: np.ndarray | None = None,
 ) -> list[Vote]:
     """Each of ``vectors`` (n, D) voted by the others: they are split into ``folds`` seeded folds, and each
     fold's entries are voted by a knowledge base of the other folds. How well a knowledge base of known
-    examples finds them again, where no catalogued test set exists."""
+    examples finds them again, where no catalogued test set exists. ``groups`` (n,) keeps the entries of
+    one group (repeat observations of one galaxy) in one fold, so that none is voted by its own twin."""
     n = len(vectors)
-    if n < 2 or folds < 2:
-        raise ValueError(f"cross-validation needs at least 2 entries and 2 folds, got {n} and {folds}")
-    fold_of = np.empty(n, dtype=np.int64)
-    fold_of[np.random.default_rng(seed).permutation(n)] = np.arange(n) % min(folds, n)
+    names, group_of = np.unique(np.arange(n) if groups is None else np.asarray(groups), return_inverse=True)
+    if len(names) < 2 or folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 groups of entries and 2 folds, got {len(names)}, {folds}")
+    fold_of_group = np.empty(len(names), dtype=np.int64)
+    fold_of_group[np.random.default_rng(seed).permutation(len(names))] = np.arange(len(names)) % min(folds, len(names))
+    fold_of = fold_of_group[group_of.reshape(-1)]
     votes: list[Vote | None] = [None] * n
     for fold in np.unique(fold_of):
         held, rest = np.flatnonzero(fold_of == fold), np.flatnonzero(fold_of != fold)

@@ -120,6 +120,22 @@ def spectrum_reserve_rows(reserve: str = TRAIN) -> np.ndarray:
     return np.fromiter(rows, dtype=np.int64)
 
 
+def spectrum_store_rows(ids) -> dict[int, int]:
+    """Spectrum id -> its store row, for any number of ``ids`` (queried in chunks)."""
+    rows = {}
+    for chunk in _chunks(list(ids)):
+        rows.update(Spectrum.objects.filter(pk__in=chunk).values_list("pk", "store_row"))
+    return rows
+
+
+def spectra_of_reserve(ids, reserve: str) -> set[int]:
+    """Which of any number of spectrum ``ids`` belong to ``reserve`` (queried in chunks)."""
+    found = set()
+    for chunk in _chunks(list(ids)):
+        found.update(Spectrum.objects.filter(reserve_filter(reserve), pk__in=chunk).values_list("pk", flat=True))
+    return found
+
+
 def spectrum_redshifts(first: int, stop: int) -> np.ndarray:
     """(stop - first,) float32: the redshift of the spectrum in each store row from ``first`` up to ``stop``,
     NaN for a row no spectrum holds."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 
 def match_by_position(cat_ra, cat_dec, spec_ra, spec_dec, radius_arcsec: float = 2.0) -> np.ndarray:
@@ -42,3 +44,19 @@ def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
     one = SkyCoord(np.asarray(ra1, dtype=float) * u.deg, np.asarray(dec1, dtype=float) * u.deg)
     two = SkyCoord(np.asarray(ra2, dtype=float) * u.deg, np.asarray(dec2, dtype=float) * u.deg)
     return one.separation(two).arcsec
+
+
+def position_groups(ra, dec, radius_arcsec: float = 2.0) -> np.ndarray:
+    """(n,) int64 group numbers: positions within ``radius_arcsec`` of each other, directly or through a
+    chain, share one (repeat observations of one galaxy); a NaN position is a group of its own."""
+    ra, dec = np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
+    group = np.arange(len(ra))
+    (placed,) = np.nonzero(np.isfinite(ra) & np.isfinite(dec))
+    if len(placed) < 2:
+        return group
+    sky = SkyCoord(ra[placed] * u.deg, dec[placed] * u.deg)
+    first, second, _, _ = sky.search_around_sky(sky, radius_arcsec * u.arcsec)
+    pairs = first < second
+    links = np.ones(int(pairs.sum()), dtype=bool)
+    graph = coo_matrix((links, (placed[first[pairs]], placed[second[pairs]])), shape=(len(ra), len(ra)))
+    return connected_components(graph, directed=False)[1].astype(np.int64)

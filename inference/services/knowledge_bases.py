@@ -15,14 +15,16 @@ from inference.retrieval import cross_validated_votes, knn_vote, vote_all
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.services.embeddings import embedding_update
 from inference.trust import calibrate
-from kb.models import KnowledgeBase, SearchTask, Spectrum
+from kb.models import KnowledgeBase, SearchTask
 from kb.search_tasks import CATALOG, LABELLINGS, TEST, VALIDATION, compose
-from kb.selectors import spectrum_reserve_rows, task_labelled, task_labels, task_labels_corrected
+from kb.selectors import spectrum_reserve_rows, spectrum_store_rows, task_labelled, task_labels, task_labels_corrected
 from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
+from kb.sky import position_groups
 from kb.store import folder_leftovers_clear
 from training.models import TrainingRun
 from training.selectors import training_run_in_service
 
+REPEAT_ARCSEC = 2.0  # spectra this close are taken for repeat observations of one galaxy
 RECALL_QUERIES = 1000  # held-out spectra used to measure an approximate index's recall
 RECALL_TARGET = 0.95  # an approximate index searches wider until its recall@3 against exact reaches this
 
@@ -177,11 +179,14 @@ def knowledge_base_cross_validate(
     voted by a knowledge base of the other folds (``cross_validated_votes``): the score of a task made from
     a catalog, which has no catalogued test set. ``vectors`` are the entries' embeddings in entry order.
     Precision is at the knowledge base's own share of targets, higher than a survey search's, where
-    targets are rarer; and its "others" are unlabelled galaxies, some perhaps targets nobody catalogued."""
+    targets are rarer; and its "others" are unlabelled galaxies, some perhaps targets nobody catalogued.
+    Repeat observations of one galaxy (within REPEAT_ARCSEC) share a fold: a twin would find itself.
+    """
     kb = knowledge_base
-    labels = list(kb.entries.order_by("pk").values_list("label", flat=True))
+    labels, ra, dec = zip(*kb.entries.order_by("pk").values_list("label", "spectrum__ra", "spectrum__dec"))
+    groups = position_groups(np.array(ra, dtype=float), np.array(dec, dtype=float), radius_arcsec=REPEAT_ARCSEC)
     targets = tuple(kb.task.target_labels)
-    votes = cross_validated_votes(vectors, labels, k=k, folds=folds, seed=kb.seed)
+    votes = cross_validated_votes(vectors, list(labels), k=k, folds=folds, seed=kb.seed, groups=groups)
     truth = np.array([label in targets for label in labels])
     predicted = np.array([vote.label in targets for vote in votes])
     report = metrics.search_report(truth, predicted, n_resamples=n_resamples, seed=kb.seed)
@@ -204,7 +209,7 @@ def _scored(task: SearchTask, reserve: str) -> tuple[list[int], list]:
 
 
 def _vectors(run: TrainingRun, ids: list[int]) -> np.ndarray:
-    rows = dict(Spectrum.objects.filter(pk__in=ids).values_list("pk", "store_row"))
+    rows = spectrum_store_rows(ids)
     return embedding_vectors(training_run=run, store_rows=[rows[i] for i in ids])
 
 

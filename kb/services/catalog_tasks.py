@@ -12,10 +12,10 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from kb.examples import read_examples
-from kb.models import EXCLUDE, Catalog, CatalogLabel, SearchTask, Spectrum, TaskExample
+from kb.models import EXCLUDE, Catalog, CatalogLabel, SearchTask, TaskExample
 from kb.roles import FLAG, REVIEW
 from kb.search_tasks import CATALOG, OTHER, TRAIN, VOTERS
-from kb.selectors import examples_match, reserve_filter
+from kb.selectors import examples_match, spectra_of_reserve
 from kb.services.audit import audit_record
 
 TITLE_LENGTH = SearchTask._meta.get_field("title").max_length
@@ -79,7 +79,7 @@ def catalog_task_create(
             f"{unmatched[0][1]}): check the identifiers, or ingest the spectra first"
         )
     chosen = _one_row_per_spectrum(matched)
-    in_train = set(Spectrum.objects.filter(reserve_filter(TRAIN), pk__in=chosen).values_list("pk", flat=True))
+    in_train = spectra_of_reserve(chosen, TRAIN)
     targets = sum(example.label == target_label for example, _ in chosen.values())
     usable = sum(example.label == target_label and pk in in_train for pk, (example, _) in chosen.items())
     if targets == 0:

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from inference.index import IndexSpec, build, load, recall_at_k, save, search, tune
+from inference.retrieval import cross_validated_votes
 from inference.vote import vote, weights
 
 
@@ -134,3 +135,16 @@ def test_a_low_temperature_lets_the_nearest_neighbour_outvote_two_farther_ones()
     assert sharp.label == "liner" and sharp.share > 0.99
     with pytest.raises(ValueError, match="temperature must be positive"):
         vote(labels, distances, temperature=0)
+
+
+def test_cross_validation_never_lets_a_repeat_observation_vote_for_its_twin():
+    # 20 galaxies observed twice (identical spectra), each its own label: only a twin can give one's label
+    vectors = np.repeat(np.random.default_rng(0).normal(size=(20, 8)), 2, axis=0).astype(np.float32)
+    labels = [f"galaxy {i // 2}" for i in range(40)]
+    found_twin = [vote.label == label for vote, label in zip(cross_validated_votes(vectors, labels, k=1), labels)]
+    assert sum(found_twin) > 20  # split at random, most twins sit in another fold and answer
+    groups = np.arange(40) // 2
+    grouped = cross_validated_votes(vectors, labels, k=1, groups=groups)
+    assert not any(vote.label == label for vote, label in zip(grouped, labels))
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        cross_validated_votes(vectors, labels, groups=np.zeros(40))
