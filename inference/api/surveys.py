@@ -124,6 +124,7 @@ class SurveyCandidatesApi(APIView):
         distance = serializers.FloatField(help_text="L2 distance to the nearest neighbour")
         neighbours = serializers.ListField(child=serializers.CharField(), help_text="specobjids, nearest first")
         distances = serializers.ListField(child=serializers.FloatField())
+        in_catalog = serializers.BooleanField(help_text="Whether the catalog its task was made from names it")
 
     @extend_schema(parameters=[OpenApiParameter("label", OpenApiTypes.STR)], responses=CandidateSerializer(many=True))
     def get(self, request, pk):

@@ -16,6 +16,7 @@ from django.utils import timezone
 from inference.models import Operation, SearchJob, SurveyCandidate, SurveySearch
 from inference.tables import SURVEY_COLUMNS, results_table
 from kb.models import KnowledgeBase, TaskExample
+from kb.search_tasks import CATALOG
 from kb.selectors import search_tasks_visible
 
 
@@ -97,19 +98,23 @@ def survey_rows(*, survey: SurveySearch) -> Iterator[dict]:
 
 
 def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterator[str]:
-    """The search as CSV text, a few lines at a time: every spectrum's row, or only the candidates'."""
+    """The search as CSV text, a few lines at a time: every spectrum's row, or only the candidates'; for a task
+    made from a catalog, ``in_catalog`` says whether the catalog names the spectrum."""
     kb = survey.knowledge_base
     yield (
         f"# GalSpec survey search {survey.pk}: task {survey.task.name}, KB v{kb.version} (id {kb.pk}), "
         f"checkpoint run {kb.training_run_id}, K={survey.k}, labels of interest: {' '.join(survey.labels)}\n"
     )
+    named = None
+    if survey.task.labelling == CATALOG:
+        named = set(TaskExample.objects.filter(task=survey.task_id).values_list("spectrum__specobjid", flat=True))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SURVEY_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=SURVEY_COLUMNS + (["in_catalog"] if named is not None else []))
     writer.writeheader()
     wanted = set(survey.labels)
     for number, row in enumerate(survey_rows(survey=survey), start=1):
         if not candidates_only or row["label"] in wanted:
-            writer.writerow(row)
+            writer.writerow(row if named is None else {**row, "in_catalog": row["specobjid"] in named})
         if number % 1000 == 0:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -12,12 +12,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from inference.models import SurveyCandidate, SurveySearch
+from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.search import search
 from inference.services.surveys import survey_search_cancel, survey_search_start
 from inference.tasks import survey_searches_resume
 from inference.worker import surveys
 from inference.worker.surveys import survey_search_run
-from kb.models import Spectrum
+from kb.models import CatalogLabel, Spectrum
+from kb.services.catalog_tasks import catalog_task_create
 from tests.conftest import api_client, person, shipped_task
 
 pytestmark = pytest.mark.django_db
@@ -117,6 +119,23 @@ def test_a_classification_task_hunts_the_labels_it_is_given(searchable, small_ch
     }
     assert set(survey.candidates.values_list("spectrum_id", flat=True)) == voted
     assert set(survey.candidates.values_list("label", flat=True)) <= {"agn"}
+
+
+def test_a_survey_for_a_task_from_a_catalog_says_which_candidates_the_catalog_named(searchable, client):
+    lenses = CatalogLabel.objects.filter(catalog="talbot2021", label="lens")
+    vera = person("vera")
+    task = catalog_task_create(user=vera, name="my-lenses", target_label="lens", ingested=("talbot2021", "lens"))
+    knowledge_base_build(task=task, target_fraction=0.3)
+    survey = survey_search_run(survey=survey_search_start(user=vera, task=task)[0])
+    named = set(lenses.values_list("spectrum__specobjid", flat=True))
+    client.force_login(vera)
+    rows = _csv(client.get(f"/surveys/{survey.pk}/all.csv"))
+    assert {row["specobjid"] for row in rows if row["in_catalog"] == "True"} == named
+    found = api_client(vera).get(f"/api/v1/surveys/{survey.pk}/candidates/").json()["results"]
+    assert found and all(c["in_catalog"] == (c["specobjid"] in named) for c in found)
+    assert any(c["in_catalog"] for c in found)
+    plain = survey_search_run(survey=survey_search_start(user=vera, task=shipped_task("lens"))[0])
+    assert "in_catalog" not in _csv(client.get(f"/surveys/{plain.pk}/all.csv"))[0]
 
 
 def test_asking_again_returns_the_same_search_until_the_survey_grows(searchable):
