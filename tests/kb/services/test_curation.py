@@ -215,3 +215,28 @@ def test_two_curators_deciding_one_entry_at_once(searchable):
     closed = [e for e in curation_events() if e.action in ("flag_accepted", "flag_rejected")]
     assert len(closed) == 1 and closed[0].actor == flag.closed_by  # one decision, audited once
     assert Correction.objects.filter(active=True).count() == (1 if flag.status == "accepted" else 0)
+
+
+def test_curation_works_on_a_task_made_from_a_catalog(searchable):
+    from kb.models import CatalogLabel
+    from kb.services.catalog_tasks import catalog_task_create
+
+    vera, curator = person("vera"), person("cecilia", "curator")
+    lenses = [c.spectrum for c in CatalogLabel.objects.filter(catalog="talbot2021", label="lens")]
+    data = ("specobjid\n" + "\n".join(s.specobjid for s in lenses)).encode()
+    task = catalog_task_create(user=vera, name="my-lenses", target_label="arc", data=data)
+    old = knowledge_base_build(task=task, target_fraction=0.3)
+    missed, wrong = old.entries.filter(label="other").first(), old.entries.filter(label="arc").first()
+    with pytest.raises(ValueError, match="no task my-lenses"):  # a private task is no task to another astronomer
+        flag_raise(user=person("ann"), task=task, spectrum=missed.spectrum, proposed_label="arc", reason="arc")
+    flag_raise(user=vera, task=task, spectrum=missed.spectrum, proposed_label="arc", reason="an arc my list missed")
+    flag_raise(user=vera, task=task, spectrum=wrong.spectrum, proposed_label=EXCLUDE, reason="a star on the fibre")
+    assert {item.spectrum for item in curation_items(task=task)} == {missed.spectrum, wrong.spectrum}
+    flag_review(user=curator, task=task, spectrum=missed.spectrum, accept=True, note="the arc is clear")
+    flag_review(user=curator, task=task, spectrum=wrong.spectrum, accept=True, note="a star indeed")
+
+    new = knowledge_base_build(task=task, target_fraction=0.3)
+    relabelled = new.entries.get(spectrum=missed.spectrum)
+    assert relabelled.label == "arc" and relabelled.details["corrected_from"] == "other"
+    assert not new.entries.filter(spectrum=wrong.spectrum).exists()
+    assert old.entries.get(spectrum=missed.spectrum).label == "other"
