@@ -237,9 +237,8 @@ def share_sweep_update(*, task: SearchTask, training_run: TrainingRun, k: int = 
     position = {pk: i for i, pk in enumerate(keys)}
     rows = []
     for share in (None, *SWEEP_SHARES):
-        size = len(pool) if share is None else _largest(pool, targets, share)
-        try:
-            chosen = compose(pool, targets=targets, size=size, target_fraction=share, seed=seed)
+        try:  # as many entries as the share allows
+            chosen = compose(pool, targets=targets, size=None, target_fraction=share, seed=seed)
         except ValueError:
             continue  # too few targets or others for this share
         labels = [pool[pk] for pk in chosen]
@@ -262,9 +261,3 @@ def share_sweep_update(*, task: SearchTask, training_run: TrainingRun, k: int = 
         defaults={"rows": rows, "validation_spectra": len(ids), "validation_targets": int(sum(truth))},
     )
     return sweep
-
-
-def _largest(pool: dict[int, str], targets: tuple[str, ...], share: float) -> int:
-    """The most entries a knowledge base with ``share`` of targets can have from ``pool``."""
-    hits = sum(label in targets for label in pool.values())
-    return int(min(hits / share, (len(pool) - hits) / (1 - share)))
