@@ -8,7 +8,7 @@ Plain Python and numpy; never imports Django.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import krippendorff
 import numpy as np
@@ -19,6 +19,11 @@ def vote_fractions(ratings: Mapping[str, str]) -> dict[str, float]:
     counts = Counter(ratings.values())
     total = sum(counts.values())
     return {label: n / total for label, n in counts.most_common()} if total else {}
+
+
+def most_proposed(labels: Sequence[str]) -> str | None:
+    """The label proposed most often, the first proposed among equals; None if none is."""
+    return max(dict.fromkeys(labels), key=list(labels).count) if labels else None
 
 
 def consensus(proposals: Mapping[str, str], *, needed: int) -> str | None:

@@ -16,7 +16,7 @@ class FlagForm(forms.Form):
 
     def __init__(self, *args, task: SearchTask, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["proposed_label"].choices = label_choices(task)
+        self.fields["proposed_label"].choices = [("", "— choose —"), *label_choices(task)]
 
 
 class ReviewForm(forms.Form):

@@ -8,7 +8,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
-from kb.agreement import krippendorff_alpha, vote_fractions
+from kb.agreement import krippendorff_alpha, most_proposed, vote_fractions
 from kb.bpt import bpt_class_from_lines, bpt_three_class
 from kb.examples import Example
 from kb.models import (
@@ -338,6 +338,13 @@ def _plate_key(value: str) -> tuple[int, int, int] | None:
 
 def _chunks(values: list) -> list[list]:
     return [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
+
+
+def flags_proposed(*, task: SearchTask, spectrum: Spectrum) -> str | None:
+    """The label most of an entry's open flags propose (the first proposed among equals): what a curator
+    accepting them corrects it to unless they choose otherwise. None if no flag is open."""
+    open_flags = Flag.objects.filter(task=task, spectrum=spectrum, status=Flag.Status.OPEN).order_by("created_at")
+    return most_proposed(list(open_flags.values_list("proposed_label", flat=True)))
 
 
 def task_corrections(*, task: SearchTask) -> dict[int, Correction]:

@@ -6,7 +6,8 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import urlencode
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from kb.bpt import bpt_ratios
 from kb.filters import KBEntryFilter
@@ -46,23 +47,10 @@ def spectrum_detail(request, pk: int):
         spectrum = spectrum_get(pk=pk)
     except Spectrum.DoesNotExist:
         raise Http404(f"no spectrum {pk}") from None
-    wave, flux, valid = spectrum_flux(spectrum=spectrum)
-    plot = {
-        "wave": np.round(wave, 2).tolist(),
-        "spectra": [
-            {
-                "name": f"spec-{spectrum.plate_mjd_fiber}",
-                "z": spectrum.z,
-                "flux": [round(float(f), 4) if v else None for f, v in zip(flux, valid)],
-            }
-        ],
-        "lines": EMISSION_LINES,
-        "title": f"spec-{spectrum.plate_mjd_fiber}, z = {spectrum.z:.4f}",
-    }
     lines = sorted(spectrum.lines.items(), key=lambda item: item[1]["wave_rest"])
     context = {
         "spectrum": spectrum,
-        "plot": plot,
+        "plot": _spectrum_plot(spectrum),
         "lines": lines,
         "valid_percent": 100 * spectrum.valid_fraction,
         "bpt": bpt_ratios(spectrum.lines),
@@ -74,13 +62,34 @@ def spectrum_detail(request, pk: int):
     return render(request, "kb/spectrum_detail.html", context)
 
 
+def _spectrum_plot(spectrum: Spectrum) -> dict:
+    """The preprocessed spectrum as ``static/js/spectrum_plot.js`` draws it."""
+    wave, flux, valid = spectrum_flux(spectrum=spectrum)
+    return {
+        "wave": np.round(wave, 2).tolist(),
+        "spectra": [
+            {
+                "name": f"spec-{spectrum.plate_mjd_fiber}",
+                "z": spectrum.z,
+                "flux": [round(float(f), 4) if v else None for f, v in zip(flux, valid)],
+            }
+        ],
+        "lines": EMISSION_LINES,
+        "title": f"spec-{spectrum.plate_mjd_fiber}, z = {spectrum.z:.4f}",
+    }
+
+
 @login_required
 def flag(request, task: str, spectrum_id: int):
-    """Flag a spectrum as mislabelled in a task: the label it should have, and why."""
+    """Flag a spectrum as mislabelled in a task: the label it should have, and why; then back to the page
+    the person came from (``next``), or the spectrum's."""
     task = get_object_or_404(search_tasks_visible(user=request.user), name=task)
     spectrum = get_object_or_404(Spectrum, pk=spectrum_id)
     form = FlagForm(request.POST or None, task=task)
     current = spectrum_task_label(task=task, spectrum=spectrum)
+    back = request.POST.get("next") or request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = ""
     if request.method == "POST" and form.is_valid():
         try:
             flag_raise(
@@ -101,11 +110,16 @@ def flag(request, task: str, spectrum_id: int):
                 f"Flag recorded: spec-{spectrum.plate_mjd_fiber} in {task.name}, "
                 f"{current} -> {form.cleaned_data['proposed_label']}. Curators will review it.",
             )
-            return redirect("kb:spectrum-detail", pk=spectrum.pk)
-    status = 400 if request.method == "POST" else 200
-    return render(
-        request, "kb/flag.html", {"form": form, "task": task, "spectrum": spectrum, "current": current}, status=status
-    )
+            return redirect(back or reverse("kb:spectrum-detail", args=[spectrum.pk]))
+    context = {
+        "form": form,
+        "task": task,
+        "spectrum": spectrum,
+        "current": current,
+        "plot": _spectrum_plot(spectrum),
+        "next": back,
+    }
+    return render(request, "kb/flag.html", context, status=400 if request.method == "POST" else 200)
 
 
 @permission_required("kb.view_auditevent", raise_exception=True)

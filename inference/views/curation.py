@@ -9,6 +9,7 @@ from inference.services.curation import curation_item_get, curation_queue
 from kb.forms import ReviewForm
 from kb.models import SearchTask, Spectrum
 from kb.roles import REVIEW
+from kb.selectors import flags_proposed
 from kb.services.curation import flag_review
 
 
@@ -23,7 +24,7 @@ def item(request, task: str, spectrum_id: int):
     """One flagged entry: the spectrum, its neighbours and their vote, its BPT position, every flag; the decision."""
     task = get_object_or_404(SearchTask, name=task)
     spectrum = get_object_or_404(Spectrum, pk=spectrum_id)
-    form = ReviewForm(request.POST or None, task=task)
+    form = ReviewForm(request.POST or None, task=task, initial={"label": flags_proposed(task=task, spectrum=spectrum)})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

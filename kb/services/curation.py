@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from kb.agreement import consensus
+from kb.agreement import consensus, most_proposed
 from kb.models import EXCLUDE, Correction, Flag, KBEntry, SearchTask, Spectrum
 from kb.roles import FLAG, REVIEW
 from kb.selectors import search_tasks_visible, spectrum_task_label, task_label_choices
@@ -192,8 +192,7 @@ def flag_review(
         return None
     if not SearchTask.objects.values_list("curator_decides", flat=True).get(pk=task.pk):
         raise ValueError(f"in task {task.name} only agreeing flags correct an entry ({task.consensus_flags} needed)")
-    proposed = [flag.proposed_label for flag in open_flags]
-    label = label or max(dict.fromkeys(proposed), key=proposed.count)
+    label = label or most_proposed([flag.proposed_label for flag in open_flags])
     if label not in (*task_label_choices(task=task), EXCLUDE):
         raise ValueError(f"{label!r} is not a label of task {task.name}")
     return _correction_apply(

@@ -6,7 +6,7 @@ from django.contrib.auth.models import User
 from kb.models import AuditEvent, Correction, Flag
 from kb.services.curation import flag_raise
 from tests.conftest import api_client as api
-from tests.conftest import person
+from tests.conftest import form_as_rendered, person
 
 pytestmark = pytest.mark.django_db
 
@@ -19,11 +19,19 @@ def entry(searchable):
 def test_flag_from_the_spectrum_page(client, entry):
     client.force_login(person("vera", "astronomer"))
     page = client.get(f"/spectra/{entry.spectrum_id}/").content.decode()
-    assert f'href="/flag/lens/{entry.spectrum_id}/"' in page
-    form = client.get(f"/flag/lens/{entry.spectrum_id}/").content.decode()
+    back = f"/spectra/{entry.spectrum_id}/"
+    assert f'href="/flag/lens/{entry.spectrum_id}/?next={back}"' in page
+    form = client.get(f"/flag/lens/{entry.spectrum_id}/", {"next": back}).content.decode()
     assert 'value="exclude"' in form and 'value="lens"' in form and 'labelled <span class="tag">other</span>' in form
-    response = client.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "lens", "reason": "an arc"})
-    assert response.status_code == 302
+    assert 'id="spectrum-plot"' in form
+    untouched = {**form_as_rendered(form, "flag"), "reason": "an arc"}
+    assert untouched["proposed_label"] == "" and untouched["next"] == back  # the page proposes nothing itself
+    refused = client.post(f"/flag/lens/{entry.spectrum_id}/", untouched)
+    assert refused.status_code == 400 and not Flag.objects.exists()
+    response = client.post(f"/flag/lens/{entry.spectrum_id}/", {**untouched, "proposed_label": "lens"})
+    assert response.status_code == 302 and response["Location"] == back  # back where the person came from
+    elsewhere = {**untouched, "proposed_label": "exclude", "next": "https://evil.example/"}
+    client.post(f"/flag/lens/{entry.spectrum_id}/", elsewhere)  # refused as a second flag, never sent off-site
     flag = Flag.objects.get()
     assert (flag.raised_by.username, flag.proposed_label, flag.entry) == ("vera", "lens", entry)
     again = client.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "exclude", "reason": "again"})
@@ -65,6 +73,8 @@ def test_a_curator_works_through_the_queue(client, entry):
     assert f"/curation/lens/{entry.spectrum_id}/" in queue and "lens (1.00)" in queue
     item = client.get(f"/curation/lens/{entry.spectrum_id}/").content.decode()
     assert "an arc" in item and 'id="spectrum-plot"' in item and "spectrum-data" in item
+    review = form_as_rendered(item, "review")
+    assert review["label"] == "lens"  # the page sets what the flags propose
     missing_note = client.post(
         f"/curation/lens/{entry.spectrum_id}/", {"decision": "accept", "label": "lens", "note": ""}
     )
@@ -164,3 +174,18 @@ def test_an_admin_changes_a_tasks_consensus_rule_and_it_is_audited(client, entry
             reason="arc",
         )
     assert Correction.objects.get().rule == "consensus"  # two flags are now enough
+
+
+def test_accepting_an_exclude_flag_as_the_page_sets_it_excludes_the_entry(client, entry):
+    flag_raise(
+        user=person("vera"),
+        task=entry.knowledge_base.task,
+        spectrum=entry.spectrum,
+        proposed_label="exclude",
+        reason="a star",
+    )
+    client.force_login(person("cecilia", "curator"))
+    url = f"/curation/lens/{entry.spectrum_id}/"
+    decision = {**form_as_rendered(client.get(url).content.decode(), "review"), "note": "a star indeed"}
+    assert client.post(url, {**decision, "decision": "accept"}).status_code == 302
+    assert Correction.objects.get().corrected_label == "exclude"
