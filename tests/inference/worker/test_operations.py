@@ -115,6 +115,8 @@ def test_the_operations_page_shows_progress_and_the_comparison(searchable, admin
     response = client.post("/operations/", {"kind": "rebuild", "task": "lens", "preset": "small"})
     operation = Operation.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/operations/{operation.pk}/"
+    again = client.post("/operations/", {"kind": "rebuild", "task": "lens", "preset": "small"})
+    assert again.status_code == 400 and again.content.decode().count("is under way: wait for it") == 1
     operation_run(operation=operation)
     page = client.get(f"/operations/{operation.pk}/").content.decode()
     candidate = operation.candidates.get()
