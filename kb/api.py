@@ -168,7 +168,7 @@ class KnowledgeBaseSerializer(serializers.ModelSerializer):
         ]
 
     def get_checkpoint(self, kb) -> str:
-        return str(kb.training_run.checkpoint_path)
+        return kb.training_run.checkpoint_name
 
 
 class TaskSerializer(serializers.ModelSerializer):

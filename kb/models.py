@@ -119,6 +119,11 @@ class IngestRun(models.Model):
     def __str__(self):
         return f"ingest of {self.source} at {self.started_at:%Y-%m-%d %H:%M}"
 
+    @property
+    def source_name(self) -> str:
+        """The folder's own name, as pages show it: never the server's path to it."""
+        return self.source.rstrip("/").rsplit("/", 1)[-1]
+
 
 class SearchTask(models.Model):
     """A search or classification task: a knowledge-base configuration. The shipped ones are

@@ -45,6 +45,13 @@ class TrainingRun(models.Model):
         return f"training run {self.pk} ({self.preset}, {self.status})"
 
     @property
+    def checkpoint_name(self) -> str:
+        """How pages and the API name the checkpoint it serves: the run and the step of its best checkpoint,
+        never the server's path to it."""
+        step = self.metrics.get("best_step")
+        return f"run {self.pk}, step {step}" if step is not None else f"run {self.pk}"
+
+    @property
     def checkpoint_path(self) -> Path:
         """The checkpoint this run serves: the best by validation loss (``training.pretrain.BEST``)."""
         return Path(self.checkpoint_dir) / "best"

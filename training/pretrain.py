@@ -335,7 +335,7 @@ def validate_and_save(loop: _Loop, arrays, step: int, report: dict, out_dir: Pat
         }
     )
     if found[SELECTED_BY] < loop.state["best_val"]:
-        loop.state.update(best_val=found[SELECTED_BY], best=found)
+        loop.state.update(best_val=found[SELECTED_BY], best={**found, "best_step": step})
         save_checkpoint(out_dir / BEST, loop.model, {**loop.shared, "metrics": {"step": step, **found}})
     return {key: found[key] for key in ("val_masked_mse", "val_masked_chi2")}
 

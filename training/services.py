@@ -119,6 +119,7 @@ def training_run_import(*, source: str | Path, promote: bool = True) -> Training
         )
     metrics_file = source / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else info.get("metrics", {})
+    metrics.setdefault("best_step", info.get("metrics", {}).get("step"))
     preset = next((name for name, preset in PRESETS.items() if preset == model_config), "custom")
     steps = metrics.get("steps", info.get("metrics", {}).get("step", 0))
     now = timezone.now()

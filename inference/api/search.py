@@ -67,7 +67,7 @@ class AnswerSerializer(serializers.Serializer):
     neighbours = NeighbourSerializer(many=True)
     knowledge_base = serializers.IntegerField(help_text="Id of the knowledge-base version that answered")
     kb_version = serializers.IntegerField()
-    checkpoint = serializers.CharField(help_text="The encoder checkpoint of that version")
+    checkpoint = serializers.CharField(help_text="The encoder checkpoint of that version: its training run and step")
     training_run = serializers.IntegerField()
     k = serializers.IntegerField()
     weight_function = serializers.CharField()

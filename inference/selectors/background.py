@@ -51,7 +51,7 @@ def search_job_table(*, job: SearchJob) -> Table:
         "task": job.task.name,
         "kb_version": kb.version,
         "knowledge_base": kb.pk,
-        "checkpoint": str(kb.training_run.checkpoint_path),
+        "checkpoint": kb.training_run.checkpoint_name,
         "k": job.k,
         "job": str(job.public_id),
     }

@@ -144,7 +144,7 @@ def search(
         neighbours=[_neighbour(entries[i], d, w) for i, d, w in zip(present, distances, result.weights)],
         knowledge_base=kb.pk,
         kb_version=kb.version,
-        checkpoint=str(kb.training_run.checkpoint_path),
+        checkpoint=kb.training_run.checkpoint_name,
         training_run=kb.training_run_id,
         k=k,
         weight_function=weight_function,

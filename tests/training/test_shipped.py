@@ -10,7 +10,7 @@ import torch
 from kb.mock import generate_survey
 from kb.selectors import spectrum_store
 from kb.services.ingest import ingest_folder
-from training.checkpoint import SHIPPED, load_masked_model
+from training.checkpoint import SHIPPED, load_masked_model, read_info
 from training.model import span_mask
 from training.pretrain import PretrainConfig, figures, interpolation_errors, validation_errors
 from training.services import training_run_import
@@ -27,6 +27,7 @@ def test_the_shipped_checkpoint_beats_interpolation_on_a_mock_it_never_saw(data_
         and run.preset == "small"
         and run.step == json.loads((SHIPPED / "metrics.json").read_text())["steps"]
     )
+    assert run.checkpoint_name == f"run {run.pk}, step {read_info(SHIPPED / 'best')['metrics']['step']}"
     store = spectrum_store()
     arrays = (*store.read(), store.read_ivar())
     rows = np.arange(len(arrays[0]))

@@ -196,3 +196,19 @@ def test_a_spectrum_page_says_which_knowledge_bases_hold_it(client, searchable):
     page = client.get(f"/spectra/{entry.spectrum_id}/").content.decode()
     assert f'bpt3 v{searchable["bpt3"].version}</a>: <span class="tag">{entry.label}</span>' in page
     assert f"/search/result/?task=lens&amp;identifier={entry.spectrum.specobjid}" in page
+
+
+def test_no_page_nor_answer_shows_a_path_on_the_server(client, searchable, settings):
+    from kb.models import IngestRun
+
+    spectrum = searchable["lens"].entries.first().spectrum
+    query = {"task": "lens", "identifier": spectrum.specobjid, "k": 3, "weight_function": "exp"}
+    run = searchable["lens"].training_run
+    paths = [str(settings.DATA_DIR), IngestRun.objects.get().source, run.checkpoint_dir]
+    for url in ("/spectra/", "/pipeline/", "/tasks/lens/", "/api/v1/knowledge-bases/"):
+        page = client.get(url).content.decode()
+        assert not any(path in page for path in paths), url
+    result = client.get("/search/result/", query).content.decode()
+    assert not any(path in result for path in paths) and f"checkpoint run {run.pk}, step " in result
+    answer = client.post("/api/v1/search/", query, content_type="application/json").json()
+    assert answer["checkpoint"] == f"run {run.pk}, step {run.metrics['best_step']}"
