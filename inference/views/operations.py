@@ -56,7 +56,8 @@ def operation(request, pk: int):
         "inference/operation.html",
         {
             "operation": operation,
-            "comparison": operation_comparison(operation=operation),
+            # candidates are compared once all are built and scored, not while one is half-made
+            "comparison": [] if operation.active else operation_comparison(operation=operation),
             "may_decide": operation_decidable(user=request.user, operation=operation),
         },
     )
