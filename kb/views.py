@@ -122,6 +122,7 @@ def flag(request, task: str, spectrum_id: int):
     return render(request, "kb/flag.html", context, status=400 if request.method == "POST" else 200)
 
 
+@login_required
 @permission_required("kb.view_auditevent", raise_exception=True)
 def audit(request):
     """The audit trail, newest first: who changed what, when, from what to what, and why."""

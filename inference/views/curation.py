@@ -1,7 +1,7 @@
 """The curators' pages: the queue of flagged entries, and one entry with its evidence and flags."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
@@ -13,12 +13,14 @@ from kb.selectors import flags_proposed
 from kb.services.curation import flag_review
 
 
+@login_required
 @permission_required(REVIEW, raise_exception=True)
 def queue(request):
     task = SearchTask.objects.filter(name=request.GET.get("task", "")).first()
     return render(request, "inference/curation_queue.html", curation_queue(task=task, user=request.user))
 
 
+@login_required
 @permission_required(REVIEW, raise_exception=True)
 def item(request, task: str, spectrum_id: int):
     """One flagged entry: the spectrum, its neighbours and their vote, its BPT position, every flag; the decision."""

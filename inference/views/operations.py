@@ -23,6 +23,7 @@ from inference.services.operations import (
 from kb.roles import OPERATE
 
 
+@login_required
 @permission_required(OPERATE, raise_exception=True)
 def operations(request):
     form = OperationForm(request.POST or None)

@@ -1,5 +1,7 @@
 """Curation through the pages and the API: flag, review in the queue, the audit trail, agreement."""
 
+from urllib.parse import quote
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -90,9 +92,14 @@ def test_a_curator_works_through_the_queue(client, entry):
 
 
 def test_astronomers_see_neither_the_queue_nor_the_audit_trail(client, entry):
+    for url in ("/curation/", f"/curation/lens/{entry.spectrum_id}/", "/audit/", "/operations/"):
+        anonymous = client.get(url)  # asked to log in, and brought back after
+        assert anonymous.status_code == 302 and anonymous["Location"] == f"/accounts/login/?next={quote(url)}"
     astronomer = person("vera", "astronomer")
     client.force_login(astronomer)
-    assert client.get("/curation/").status_code == 403
+    refused = client.get("/curation/")
+    assert refused.status_code == 403 and "ask an administrator to add the role" in refused.content.decode()
+    assert '<a class="brand"' in refused.content.decode()  # the site's own page, not a bare "403 Forbidden"
     assert client.get("/audit/").status_code == 403
     assert api(astronomer).get("/api/v1/audit/").status_code == 403
 

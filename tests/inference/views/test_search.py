@@ -212,3 +212,25 @@ def test_no_page_nor_answer_shows_a_path_on_the_server(client, searchable, setti
     assert not any(path in result for path in paths) and f"checkpoint run {run.pk}, step " in result
     answer = client.post("/api/v1/search/", query, content_type="application/json").json()
     assert answer["checkpoint"] == f"run {run.pk}, step {run.metrics['best_step']}"
+
+
+def test_a_missing_page_and_the_icon_are_the_sites_own(client, searchable):
+    missing = client.get("/spectra/999999/")
+    assert missing.status_code == 404 and '<a class="brand"' in missing.content.decode()
+    assert "no spectrum 999999" in missing.content.decode()
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 301 and icon["Location"].endswith("favicon.svg")
+    assert 'rel="icon"' in client.get("/").content.decode()
+
+
+def test_a_server_error_gets_a_page_that_says_what_to_do(client, searchable, monkeypatch):
+    import kb.views
+
+    def broken(**_):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(kb.views, "spectrum_get", broken)
+    client.raise_request_exception = False
+    page = client.get(f"/spectra/{searchable['lens'].entries.first().spectrum_id}/")
+    assert page.status_code == 500 and "Something went wrong on our side" in page.content.decode()
+    assert "the database went away" not in page.content.decode()
