@@ -103,6 +103,33 @@ def bpt_ratios(lines: dict[str, dict]) -> dict[str, float]:
     return {key: value for key, value in ratios.items() if value is not None}
 
 
+RATIO_LINES = {  # each ratio's lines, the denominator last
+    "n2": ("n2", "h_alpha"),
+    "o3": ("o3", "h_beta"),
+    "s2": ("s2a", "s2b", "h_alpha"),
+    "o1": ("o1", "h_alpha"),
+}
+
+
+def bpt_ratio_errors(lines: dict[str, dict], *, min_snr: float = 3.0) -> tuple[dict[str, float], set[str]]:
+    """For the ratios ``bpt_ratios`` gives: each one's 1-sigma error in dex, from its lines' flux errors
+    (where all of them have one), and which ratios rest on a line below S/N ``min_snr`` (or of no error)."""
+    ratios = bpt_ratios(lines)
+    errors, weak = {}, set()
+    for ratio in ratios:
+        measured = [lines.get(LINES[key]) or {} for key in RATIO_LINES[ratio]]
+        fluxes = [line.get("flux") for line in measured]
+        sigmas = [line.get("flux_err") for line in measured]
+        if any(s is None or not s > 0 or f / s < min_snr for f, s in zip(fluxes, sigmas)):
+            weak.add(ratio)
+        if all(s is not None and s > 0 for s in sigmas):
+            *tops, bottom = zip(fluxes, sigmas)  # [S II] is the sum of its doublet
+            top = sum(f for f, _ in tops)
+            top_sigma = math.sqrt(sum(s * s for _, s in tops))
+            errors[ratio] = math.hypot(top_sigma / top, bottom[1] / bottom[0]) / math.log(10)
+    return errors, weak
+
+
 def bpt_class_from_lines(lines: dict[str, dict], *, min_snr: float = 3.0) -> str:
     """Five-class BPT label from a spectrum's own line fluxes.
 

@@ -15,7 +15,24 @@ from plotly.subplots import make_subplots
 
 from kb.bpt import kauffmann03, kewley01, kewley01_o1, kewley01_s2, kewley06_o1, kewley06_s2, schawinski07
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+# Okabe & Ito (2008): colours told apart with every common colour-vision deficiency. The query is black and
+# neighbour i takes NEIGHBOUR_COLOURS[(i - 1) % 7], in the neighbour table, the spectra and the BPT diagrams.
+QUERY_COLOUR = "#000000"
+NEIGHBOUR_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
+PALETTE = (QUERY_COLOUR, *NEIGHBOUR_COLOURS)
+BPT_MIN_SNR = 3.0  # a point whose ratio rests on a weaker line is drawn hollow
+# Where each BPT diagram names its regions: (x, y) in its own log ratios
+BPT_REGIONS = {
+    "n2": {"SF": (-1.2, -0.6), "Comp": (-0.15, -0.9), "Seyfert": (-0.4, 1.2), "LINER": (0.55, -0.2)},
+    "s2": {"SF": (-0.8, -0.6), "Seyfert": (-0.6, 1.2), "LINER": (0.5, -0.2)},
+    "o1": {"SF": (-1.7, -0.6), "Seyfert": (-1.4, 1.2), "LINER": (-0.05, -0.2)},
+}
+
+
+def spectrum_colour(number: int) -> str:
+    """The colour of the query (0) or of neighbour ``number`` (1, 2, ...), the same on every plot and table."""
+    return QUERY_COLOUR if number == 0 else NEIGHBOUR_COLOURS[(number - 1) % len(NEIGHBOUR_COLOURS)]
+
 
 # Lines marked on plots: rest-frame vacuum wavelength, Angstrom (SDSS SPZLINE LINEWAVE where it has them)
 EMISSION_LINES = {
@@ -163,14 +180,15 @@ BPT_PANELS = {
 
 def bpt_panels(points: Sequence[dict], title: str = "") -> go.Figure:
     """The [N II], [S II] and [O I] BPT diagrams side by side, each with its Kauffmann 2003, Kewley 2001
-    and Kewley 2006 lines, and the points placed where their ratios exist.
+    and Kewley 2006 lines and its regions named, and the points placed where their ratios exist.
 
-    points are ``{"name", "label", "query": bool}`` plus any of the log ratios ``n2``, ``s2``, ``o1``
-    and ``o3`` (``kb.bpt.bpt_ratios``); the query is drawn as a star, each neighbour as a dot.
+    points are ``{"name", "label", "query": bool, "number"}`` plus any of the log ratios ``n2``, ``s2``,
+    ``o1`` and ``o3`` (``kb.bpt.bpt_ratios``), and optionally ``errors`` {ratio: dex} and ``weak`` (ratios
+    resting on a line below BPT_MIN_SNR, ``kb.bpt.bpt_ratio_errors``). The query is a black star, neighbour
+    i a dot of ``spectrum_colour(i)`` marked with its number; a weak ratio's point is hollow.
     """
     figure = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.04)
     in_legend = set()  # each curve and each spectrum once in the legend
-    colour = {p["name"]: PALETTE[i % len(PALETTE)] for i, p in enumerate(points)}
     for col, (ratio, (x_title, curves)) in enumerate(BPT_PANELS.items(), start=1):
         for name, curve, lo, hi, style in curves:
             x = np.linspace(lo, hi, 200)
@@ -189,27 +207,12 @@ def bpt_panels(points: Sequence[dict], title: str = "") -> go.Figure:
                 col=col,
             )
             in_legend.add(name)
-        placed = [p for p in points if p.get(ratio) is not None and p.get("o3") is not None]
-        for p in placed:
-            figure.add_trace(
-                go.Scatter(
-                    x=[p[ratio]],
-                    y=[p["o3"]],
-                    mode="markers",
-                    name=p["name"],
-                    legendgroup=p["name"],
-                    showlegend=p["name"] not in in_legend,
-                    marker={
-                        "size": 15 if p.get("query") else 10,
-                        "symbol": "star" if p.get("query") else "circle",
-                        "color": colour[p["name"]],
-                        "line": {"width": 1, "color": "white"},
-                    },
-                    hovertemplate=f"{p['name']} ({p.get('label', '')})<br>x=%{{x:.3f}}, y=%{{y:.3f}}<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
+        for region, (x, y) in BPT_REGIONS[ratio].items():
+            figure.add_annotation(x=x, y=y, text=region, showarrow=False, font={"color": "#555"}, row=1, col=col)
+        for index, p in enumerate(points):
+            if p.get(ratio) is None or p.get("o3") is None:
+                continue
+            figure.add_trace(_bpt_point(p, ratio, p.get("number", index), p["name"] not in in_legend), row=1, col=col)
             in_legend.add(p["name"])
         figure.update_xaxes(title_text=x_title, row=1, col=col)
     figure.update_yaxes(title_text="log₁₀([O III] 5007 / Hβ)", range=[-1.5, 1.5], row=1, col=1)
@@ -218,6 +221,33 @@ def bpt_panels(points: Sequence[dict], title: str = "") -> go.Figure:
     figure.update_xaxes(range=[-2.2, 0.2], row=1, col=3)
     figure.update_layout(title=title, legend={"orientation": "h", "y": -0.25}, margin={"t": 40 if title else 20})
     return figure
+
+
+def _bpt_point(p: dict, ratio: str, number: int, in_legend: bool) -> go.Scatter:
+    colour = spectrum_colour(number)
+    errors, weak = p.get("errors", {}), p.get("weak", ())
+    hollow = ratio in weak or "o3" in weak
+    return go.Scatter(
+        x=[p[ratio]],
+        y=[p["o3"]],
+        mode="markers" if p.get("query") else "markers+text",
+        text=[str(number)],
+        textposition="top right",
+        textfont={"color": colour},
+        name=p["name"],
+        legendgroup=p["name"],
+        showlegend=in_legend,
+        error_x={"array": [errors[ratio]], "color": colour, "thickness": 1} if ratio in errors else None,
+        error_y={"array": [errors["o3"]], "color": colour, "thickness": 1} if "o3" in errors else None,
+        marker={
+            "size": 15 if p.get("query") else 10,
+            "symbol": ("star" if p.get("query") else "circle") + ("-open" if hollow else ""),
+            "color": colour,
+            "line": {"width": 1.5 if hollow else 1, "color": colour if hollow else "white"},
+        },
+        hovertemplate=f"{p['name']} ({p.get('label', '')}){' · a line below S/N 3' if hollow else ''}"
+        "<br>x=%{x:.3f}, y=%{y:.3f}<extra></extra>",
+    )
 
 
 def version_figures(versions: Sequence, scores: Sequence[str]) -> dict:

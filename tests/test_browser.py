@@ -54,6 +54,13 @@ def page(browser):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+def _rgb(colour: str) -> str:
+    """A CSS colour, #rrggbb or rgb(r, g, b), as rgb(r, g, b)."""
+    if colour.startswith("#"):
+        return "rgb({}, {}, {})".format(*(int(colour[i : i + 2], 16) for i in (1, 3, 5)))
+    return colour
+
+
 def _plot_layout(page, element_id: str) -> dict:
     return page.evaluate(
         f"() => {{ const p = document.getElementById('{element_id}'); "
@@ -83,9 +90,18 @@ def test_upload_a_real_spectrum_and_read_its_evidence(live_server, page, searcha
     page.click("button[data-frame=observed]")
     assert _plot_layout(page, "spectrum-plot")["title"].startswith("observed")
     page.click("button[data-frame=rest]")
+    full_y = page.evaluate("() => document.getElementById('spectrum-plot')._fullLayout.yaxis.range")
     page.click("button[data-zoom=halpha]")
     plot = _plot_layout(page, "spectrum-plot")
     assert plot["title"].startswith("rest-frame") and plot["layout"] == [6520, 6620]
+    shown = page.evaluate(  # the y axis fits what the window shows, not the whole spectrum
+        "() => { const p = document.getElementById('spectrum-plot'); const [lo, hi] = p._fullLayout.xaxis.range;"
+        " const ys = p.data.flatMap(t => t.y.filter((y, j) => y !== null && t.x[j] >= lo && t.x[j] <= hi));"
+        " return {min: Math.min(...ys), max: Math.max(...ys), range: p._fullLayout.yaxis.range}; }"
+    )
+    assert shown["range"][0] <= shown["min"] < shown["max"] <= shown["range"][1]
+    assert shown["range"][1] - shown["range"][0] < 1.25 * (shown["max"] - shown["min"])
+    assert shown["range"][1] - shown["range"][0] < full_y[1] - full_y[0]
     page.click("button[data-frame=observed]")
     observed = _plot_layout(page, "spectrum-plot")["layout"]
     assert observed[0] > 6520  # the same rest-frame window, moved to the query's redshift
@@ -93,6 +109,23 @@ def test_upload_a_real_spectrum_and_read_its_evidence(live_server, page, searcha
     page.wait_for_selector("#bpt-plot .main-svg")
     bpt = page.evaluate("() => document.getElementById('bpt-plot').data.map(t => t.name)")
     assert "query" in bpt and "Kewley et al. (2006) Seyfert/LINER" in bpt
+    # one colour per spectrum in the table, the spectra and the BPT diagrams, the query's never reused
+    colours = page.evaluate(
+        "() => ({table: [...document.querySelectorAll('#neighbours .swatch')]"
+        ".map(s => getComputedStyle(s).backgroundColor),"
+        " spectra: document.getElementById('spectrum-plot').data.map(t => t.line.color),"
+        " bpt: Object.fromEntries(document.getElementById('bpt-plot').data"
+        ".filter(t => t.mode && t.mode.includes('markers')).map(t => [t.name, t.marker.color]))})"
+    )
+    spectra = [_rgb(c) for c in colours["spectra"]]
+    assert colours["table"] == spectra[1:] and spectra[0] not in spectra[1:] and len(set(spectra)) == 4
+    for i, neighbour in enumerate(expected.neighbours, start=1):
+        if f"#{i} {neighbour.specobjid}" in colours["bpt"]:
+            assert _rgb(colours["bpt"][f"#{i} {neighbour.specobjid}"]) == spectra[i]
+    assert _rgb(colours["bpt"]["query"]) == spectra[0]
+    page.click("button[data-offset=on]")  # the spectra drawn apart, each shifted by a step more
+    shifted = page.evaluate("() => document.getElementById('spectrum-plot').data.map(t => t.name)")
+    assert "(+" in shifted[1] and "(+" not in shifted[0]
     assert "requests.post(" in page.text_content("#snippet")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from inference.answers import Answer, Query
-from kb.bpt import bpt_ratios
+from kb.bpt import bpt_ratio_errors, bpt_ratios
 from kb.models import Spectrum
-from kb.plots import EMISSION_LINES, bpt_panels
+from kb.plots import BPT_MIN_SNR, EMISSION_LINES, bpt_panels, spectrum_colour
 from kb.preprocess import PAPER, wave_grid
 from kb.selectors import spectrum_store
 
@@ -34,8 +34,15 @@ def evidence_get(*, answer: Answer, query: Query, api_url: str) -> dict:
     and a snippet that repeats the search through the API at ``api_url``."""
     flux, valid = spectrum_store().read()
     neighbours = {s.pk: s for s in Spectrum.objects.filter(pk__in=[n.spectrum_id for n in answer.neighbours])}
-    spectra = [{"name": f"query: {query.name}", "z": query.z, "flux": _with_gaps(query.flux, query.valid)}]
-    points = [{"name": "query", "label": answer.label, "query": True, **bpt_ratios(query.lines)}]
+    spectra = [
+        {
+            "name": f"query: {query.name}",
+            "z": query.z,
+            "flux": _with_gaps(query.flux, query.valid),
+            "colour": spectrum_colour(0),
+        }
+    ]
+    points = [{"name": "query", "label": answer.label, "query": True, "number": 0, **_bpt(query.lines)}]
     for i, n in enumerate(answer.neighbours, start=1):
         spectrum = neighbours[n.spectrum_id]
         spectra.append(
@@ -43,9 +50,10 @@ def evidence_get(*, answer: Answer, query: Query, api_url: str) -> dict:
                 "name": f"#{i} {n.label} (d={n.distance:.3f}, w={n.weight:.2f})",
                 "z": spectrum.z,
                 "flux": _with_gaps(flux[spectrum.store_row], valid[spectrum.store_row]),
+                "colour": spectrum_colour(i),
             }
         )
-        points.append({"name": f"#{i} {n.specobjid}", "label": n.label, **bpt_ratios(spectrum.lines)})
+        points.append({"name": f"#{i} {n.specobjid}", "label": n.label, "number": i, **_bpt(spectrum.lines)})
     plot = {
         "wave": np.round(wave_grid(PAPER), 2).tolist(),
         "lines": EMISSION_LINES,
@@ -57,6 +65,8 @@ def evidence_get(*, answer: Answer, query: Query, api_url: str) -> dict:
     return {
         "answer": answer,
         "query": query,
+        "neighbours": [(n, spectrum_colour(i)) for i, n in enumerate(answer.neighbours, start=1)],
+        "min_snr": BPT_MIN_SNR,
         "plot": plot,
         "snippet": _api_snippet(answer, query, api_url),
         "share_percent": 100 * answer.share,
@@ -64,6 +74,12 @@ def evidence_get(*, answer: Answer, query: Query, api_url: str) -> dict:
         "unplaced": [p["name"] for p in points if p not in placed],
         "shares": [(label, 100 * share) for label, share in sorted(answer.shares.items(), key=lambda item: -item[1])],
     }
+
+
+def _bpt(lines: dict) -> dict:
+    """A spectrum's BPT ratios, their errors, and which rest on a weak line, as ``bpt_panels`` takes them."""
+    errors, weak = bpt_ratio_errors(lines, min_snr=BPT_MIN_SNR)
+    return {**bpt_ratios(lines), "errors": errors, "weak": sorted(weak)}
 
 
 def _api_snippet(answer: Answer, query: Query, api_url: str) -> str:

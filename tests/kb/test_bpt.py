@@ -2,7 +2,15 @@ import math
 
 import pytest
 
-from kb.bpt import bpt_class_from_lines, bpt_consensus, bpt_ratios, bpt_three_class, kauffmann03, kewley01
+from kb.bpt import (
+    bpt_class_from_lines,
+    bpt_consensus,
+    bpt_ratio_errors,
+    bpt_ratios,
+    bpt_three_class,
+    kauffmann03,
+    kewley01,
+)
 
 
 def lines(n2, o3, snr=20.0, ha=100.0, hb=30.0):
@@ -94,3 +102,18 @@ def test_three_classes_count_composites_as_agn():
     ]
     with pytest.raises(ValueError, match="'lens' is not a five-class BPT label"):
         bpt_three_class("lens")
+
+
+def test_ratio_errors_propagate_the_line_flux_errors_and_flag_weak_lines():
+    lines = {
+        "H_alpha": {"flux": 100.0, "flux_err": 5.0},
+        "[N_II] 6583": {"flux": 50.0, "flux_err": 5.0},
+        "H_beta": {"flux": 30.0, "flux_err": 3.0},
+        "[O_III] 5007": {"flux": 10.0, "flux_err": 5.0},  # S/N 2
+        "[S_II] 6716": {"flux": 20.0, "flux_err": 2.0},
+        "[S_II] 6730": {"flux": 15.0},  # no error: no error bar, and not to be trusted
+    }
+    errors, weak = bpt_ratio_errors(lines)
+    assert errors["n2"] == pytest.approx(math.hypot(0.1, 0.05) / math.log(10))
+    assert errors["o3"] == pytest.approx(math.hypot(0.5, 0.1) / math.log(10))
+    assert "s2" not in errors and weak == {"o3", "s2"}

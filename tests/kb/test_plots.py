@@ -38,14 +38,26 @@ def test_the_three_bpt_panels_place_each_point_where_its_ratios_exist():
         {"name": "#1", "label": "seyfert", "n2": -0.2, "o3": 0.8},
         {"name": "#2", "label": "normal", "n2": 0.3},
     ]  # no [O III]/H-beta: on no panel
+    points[1] |= {"number": 1, "errors": {"n2": 0.05, "o3": 0.1}, "weak": ["o3"]}
     figure = plots.bpt_panels(points)
-    markers = [trace for trace in figure.data if trace.mode == "markers"]
+    markers = [trace for trace in figure.data if "markers" in trace.mode]
     assert [(trace.name, trace.xaxis, trace.x[0]) for trace in markers] == [
         ("query", "x", 0.1),
         ("#1", "x", -0.2),
         ("query", "x2", -0.3),
     ]
-    assert markers[0].marker.color == markers[2].marker.color != markers[1].marker.color  # a spectrum keeps its colour
+    query, first, _ = markers
+    assert markers[0].marker.color == markers[2].marker.color == plots.QUERY_COLOUR  # a spectrum keeps its colour
+    assert first.marker.color == plots.spectrum_colour(1) and first.text == ("1",)  # numbered as in the table
+    assert first.marker.symbol == "circle-open" and query.marker.symbol == "star"  # a weak line: hollow
+    assert first.error_x.array == (0.05,) and first.error_y.array == (0.1,) and query.error_x.array is None
+    regions = {(a.text, a.xref) for a in figure.layout.annotations}
+    assert {("SF", "x"), ("Comp", "x"), ("Seyfert", "x"), ("LINER", "x"), ("LINER", "x3")} <= regions
+
+
+def test_no_neighbour_ever_takes_the_querys_colour():
+    neighbours = [plots.spectrum_colour(i) for i in range(1, 21)]
+    assert plots.QUERY_COLOUR not in neighbours and len(set(neighbours[:7])) == 7
 
 
 def test_version_figures_stack_the_composition_and_bar_each_score_with_its_interval():
