@@ -28,6 +28,7 @@ class Neighbour:
     weight: float  # softmax-normalised share of the vote
     catalogs: list[str]  # where the label came from
     details: dict = field(default_factory=dict)
+    mock: bool = False  # from GalSpec's mock survey: its ids name no SDSS object
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Answer:
     k: int
     weight_function: str
     query: str  # what was searched: 'specobjid ...' or a file name
+    mock: bool  # the query is a spectrum of GalSpec's mock survey, not an observed one
     trust: Trust  # how far to trust it: is the query like what the knowledge base was checked on?
 
     def as_dict(self) -> dict:

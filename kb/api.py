@@ -78,6 +78,7 @@ class SpectrumSerializer(serializers.ModelSerializer):
             "vdisp",
             "held_out",
             "validation",
+            "mock",
             "labels",
         ]
 

@@ -78,6 +78,8 @@ def test_upload_a_real_spectrum_and_read_its_evidence(live_server, page, searcha
     page.wait_for_selector("#spectrum-plot .main-svg")
     expected = search(task="bpt3", path=spectrum_file)
     assert page.text_content(".verdict") == expected.label
+    assert not expected.mock and page.locator(".vote .mock").count() == 0  # a real SDSS file: no mock badge
+    assert page.locator("#neighbours .mock").count() == 3  # its neighbours come from the mock survey
     assert page.locator("#neighbours tbody tr").count() == 3
     assert (
         page.locator("#neighbours tbody tr").first.locator("td").nth(1).text_content()

@@ -23,6 +23,7 @@ class NeighbourSerializer(serializers.Serializer):
     weight = serializers.FloatField(help_text="Share of the vote: softmax of the weight function of the distances")
     catalogs = serializers.ListField(child=serializers.CharField(), help_text="Catalogs the label came from")
     details = serializers.DictField()
+    mock = serializers.BooleanField(help_text="From GalSpec's generated mock survey: the ids name no SDSS object")
 
 
 class TrustSerializer(serializers.Serializer):
@@ -57,6 +58,7 @@ class TrustSerializer(serializers.Serializer):
 
 class AnswerSerializer(serializers.Serializer):
     query = serializers.CharField(help_text="What was searched")
+    mock = serializers.BooleanField(help_text="The query is a spectrum of GalSpec's generated mock survey")
     task = serializers.CharField()
     label = serializers.CharField(help_text="The label the neighbours voted for")
     share = serializers.FloatField(help_text="Its share of the vote weight")

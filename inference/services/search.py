@@ -123,11 +123,11 @@ def search(
         query = prepared.path.name
         grid, z = prepared.grid, prepared.spectrum.z
         vector, chi2 = query_embedding(knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
-        own, valid_fraction = NO_ID, float(grid.valid.mean())
+        own, valid_fraction, mock = NO_ID, float(grid.valid.mean()), prepared.spectrum.mock
     else:
         query = f"specobjid {spectrum.specobjid}"
         vector, chi2 = query_embedding(knowledge_base=kb, spectrum=spectrum)
-        own, z, valid_fraction = spectrum.pk, spectrum.z, spectrum.valid_fraction
+        own, z, valid_fraction, mock = spectrum.pk, spectrum.z, spectrum.valid_fraction, spectrum.mock
     found = neighbours_excluding(load_index(kb), vector[None], k, own_ids=[own])
     ids, distances = found.ids[0], found.distances[0]
     present = [int(i) for i in ids if i >= 0]
@@ -149,6 +149,7 @@ def search(
         k=k,
         weight_function=weight_function,
         query=query,
+        mock=mock,
         trust=assess(
             kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest, reconstruction_chi2=chi2
         ),
@@ -178,6 +179,7 @@ def _neighbour(entry, distance: float, weight: float) -> Neighbour:
         weight=float(weight),
         catalogs=list(entry.catalogs),
         details=dict(entry.details),
+        mock=spectrum.mock,
     )
 
 

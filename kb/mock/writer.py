@@ -10,6 +10,7 @@ from astropy.io import fits
 
 from kb.mock import physics
 from kb.mock.physics import LOGLAM, WAVE
+from kb.spectra import MOCK_KEYWORD
 
 # The 29 emission lines of SDSS's SPZLINE HDU: LINENAME and LINEWAVE (Angstrom, vacuum), as in DR8+.
 SPZLINE_LINES = [
@@ -84,6 +85,7 @@ def _primary(row: dict) -> fits.PrimaryHDU:
         primary.header[key] = row[{"PLATEID": "PLATE"}.get(key, key)]
     primary.header["RA"], primary.header["DEC"] = row["PLUG_RA"], row["PLUG_DEC"]
     primary.header["RUN2D"] = "26"
+    primary.header[MOCK_KEYWORD] = (True, "GalSpec mock: generated, not observed")
     primary.header["COMMENT"] = "GalSpec mock survey: generated, not observed"
     return primary
 

@@ -165,7 +165,7 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-COPIED = ("plate", "mjd", "fiberid", "z", "zwarning", "sdss_class", "subclass", "run2d")  # as the file has them
+COPIED = ("plate", "mjd", "fiberid", "z", "zwarning", "sdss_class", "subclass", "run2d", "mock")  # as the file has them
 MEASURED = ("ra", "dec", "z_err", "sn_median", "vdisp")  # NaN in a file (not measured) becomes NULL
 
 

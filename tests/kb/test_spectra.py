@@ -114,3 +114,16 @@ def test_a_missing_hdu_is_named(real_spectra, tmp_path):
         fits.HDUList([hdus[0], hdus["COADD"]]).writeto(path)
     with pytest.raises(SpectrumFileError, match="no HDU 'SPECOBJ'"):
         read_spectrum(path)
+
+
+def test_a_mock_spectrum_says_it_was_generated_and_a_real_one_does_not(real_spectra, tmp_path):
+    from kb.mock import generate_survey
+
+    generate_survey(out=tmp_path / "survey", size=3, seed=4)
+    mock = read_spectrum(next((tmp_path / "survey").rglob("spec-*.fits")))
+    assert mock.mock and not any(read_spectrum(path).mock for path in real_spectra)
+    older = tmp_path / "older.fits"  # a mock file written before the keyword: its comment still says so
+    with fits.open(mock.path) as hdus:
+        del hdus[0].header["GALMOCK"]
+        hdus.writeto(older)
+    assert read_spectrum(older).mock

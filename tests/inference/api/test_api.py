@@ -51,6 +51,8 @@ def test_search_by_specobjid_answers_the_vote_with_its_evidence(searchable):
     assert sum(n["weight"] for n in body["neighbours"]) == pytest.approx(1.0)
     assert body["kb_version"] == searchable["lens"].version and body["knowledge_base"] == searchable["lens"].pk
     assert body["checkpoint"].startswith("run ") and body["neighbours"][0]["catalogs"]
+    assert body["mock"] is True and all(n["mock"] for n in body["neighbours"])  # the mock survey says so
+    assert _client().get(f"/api/v1/spectra/{spectrum.pk}/").json()["mock"] is True
 
 
 def test_search_by_plate_mjd_fiber_and_by_position_find_the_same_spectrum(searchable):

@@ -41,6 +41,9 @@ def test_a_search_by_identifier_has_its_own_address_and_shows_the_evidence(clien
     for n in answer.neighbours:
         assert n.specobjid in page and f"/spectra/{n.spectrum_id}/" in page
     assert f"v{answer.kb_version}" in page and answer.checkpoint in page
+    assert answer.mock and page.count('<span class="mock"') == 1 + len(answer.neighbours)  # generated, and says so
+    detail = client.get(f"/spectra/{spectrum.pk}/").content.decode()
+    assert "generated, not observed" in detail and '<span class="mock"' in detail
     plot = _json(page, "spectrum-data")
     assert [s["z"] for s in plot["spectra"]] == [spectrum.z] + [n.z for n in answer.neighbours]
     assert plot["spectra"][1]["name"].startswith(f"#1 {answer.neighbours[0].label}")

@@ -43,6 +43,7 @@ def test_real_spectra_ingest_with_their_identifiers_and_flux(data_dir, survey, r
         assert np.array_equal(spectrum_store().read_ivar()[record.store_row], expected.ivar)
         assert record.norm == pytest.approx(expected.norm)
         assert record.lines["H_alpha"]["flux"] == pytest.approx(spectrum.lines["H_alpha"].flux)
+    assert not Spectrum.objects.filter(mock=True).exists()  # real SDSS spectra
 
 
 def test_ingesting_twice_adds_nothing(data_dir, survey):
