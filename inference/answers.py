@@ -32,6 +32,19 @@ class Neighbour:
 
 
 @dataclass(frozen=True)
+class Context:
+    """What the query's own data say beside the vote, and how often votes for its label were right."""
+
+    voters: int  # neighbours whose label won the vote
+    own_lines: str | None  # the BPT class the query's own line fluxes give (kb.bpt), None without line fits
+    sdss_class: str  # the SDSS pipeline's CLASS and SUBCLASS, '' where the file gives none
+    precision: float | None  # of votes for this label (of target votes, for a search), where it was scored
+    recall: float | None  # of spectra with this label (of targets, for a search)
+    scored_on: str  # 'the test reserve', 'cross-validation on the catalog's examples', or '' if never scored
+    disagreements: list[str]  # sentences: where the query's own data contradict the vote
+
+
+@dataclass(frozen=True)
 class Answer:
     task: str
     label: str
@@ -48,6 +61,7 @@ class Answer:
     query: str  # what was searched: 'specobjid ...' or a file name
     mock: bool  # the query is a spectrum of GalSpec's mock survey, not an observed one
     trust: Trust  # how far to trust it: is the query like what the knowledge base was checked on?
+    context: Context  # what its own data say beside the vote, and how often such votes were right
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -56,6 +56,22 @@ class TrustSerializer(serializers.Serializer):
     reasons = serializers.ListField(child=serializers.CharField(), help_text="Why not in distribution, in words")
 
 
+class ContextSerializer(serializers.Serializer):
+    voters = serializers.IntegerField(help_text="Neighbours whose label won the vote")
+    own_lines = serializers.CharField(
+        allow_null=True, help_text="The BPT class the query's own line fluxes give (S/N >= 3); null without line fits"
+    )
+    sdss_class = serializers.CharField(help_text="The SDSS pipeline's CLASS and SUBCLASS of the query")
+    precision = serializers.FloatField(
+        allow_null=True, help_text="How often votes for this label (target votes, in a search) were right"
+    )
+    recall = serializers.FloatField(allow_null=True, help_text="Share of this label's spectra (targets) voted so")
+    scored_on = serializers.CharField(help_text="Where precision and recall were measured; empty if never")
+    disagreements = serializers.ListField(
+        child=serializers.CharField(), help_text="Where the query's own data contradict the vote"
+    )
+
+
 class AnswerSerializer(serializers.Serializer):
     query = serializers.CharField(help_text="What was searched")
     mock = serializers.BooleanField(help_text="The query is a spectrum of GalSpec's generated mock survey")
@@ -74,6 +90,7 @@ class AnswerSerializer(serializers.Serializer):
     k = serializers.IntegerField()
     weight_function = serializers.CharField()
     trust = TrustSerializer(help_text="How far to trust the vote")
+    context = ContextSerializer()
 
 
 class SearchApi(APIView):

@@ -20,7 +20,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.utils.text import get_valid_filename
 
 from inference import index as vector_index
-from inference.answers import Answer, Neighbour, Query
+from inference.answers import Answer, Context, Neighbour, Query
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
 from inference.retrieval import NO_ID, neighbours_excluding
@@ -28,8 +28,10 @@ from inference.selectors.embeddings import embedding_reconstruction, embedding_v
 from inference.selectors.evidence import spectrum_query
 from inference.trust import assess
 from inference.vote import vote
+from kb.bpt import bpt_class_from_lines, bpt_three_class
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import PreparedFile, prepare_file
+from kb.search_tasks import CATALOG
 from kb.selectors import (
     knowledge_base_entries,
     knowledge_base_in_service,
@@ -124,10 +126,12 @@ def search(
         grid, z = prepared.grid, prepared.spectrum.z
         vector, chi2 = query_embedding(knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
         own, valid_fraction, mock = NO_ID, float(grid.valid.mean()), prepared.spectrum.mock
+        about = (lines_as_dict(prepared.spectrum.lines), prepared.spectrum.sdss_class, prepared.spectrum.subclass)
     else:
         query = f"specobjid {spectrum.specobjid}"
         vector, chi2 = query_embedding(knowledge_base=kb, spectrum=spectrum)
         own, z, valid_fraction, mock = spectrum.pk, spectrum.z, spectrum.valid_fraction, spectrum.mock
+        about = (spectrum.lines, spectrum.sdss_class, spectrum.subclass)
     found = neighbours_excluding(load_index(kb), vector[None], k, own_ids=[own])
     ids, distances = found.ids[0], found.distances[0]
     present = [int(i) for i in ids if i >= 0]
@@ -153,6 +157,35 @@ def search(
         trust=assess(
             kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest, reconstruction_chi2=chi2
         ),
+        context=_context(task, kb, result.label, [entries[i].label for i in present], *about),
+    )
+
+
+def _context(task: SearchTask, kb: KnowledgeBase, label: str, voted: list[str], lines, sdss_class, subclass) -> Context:
+    """Beside the vote for ``label`` (by neighbours labelled ``voted``): the query's BPT class from its own
+    ``lines``, its SDSS class, where either contradicts the vote, and how often such votes were right."""
+    own = bpt_class_from_lines(lines) if lines else None
+    disagreements = []
+    if own is not None and task.labelling in ("bpt5", "bpt3"):
+        expected = bpt_three_class(own) if task.labelling == "bpt3" else own
+        if expected != label:
+            disagreements.append(f"its own emission lines make it {expected} by the BPT diagram, not {label}")
+    if sdss_class and sdss_class.upper() != "GALAXY":
+        disagreements.append(f"the SDSS pipeline classifies it as a {sdss_class}; the knowledge base holds galaxies")
+    scores, scored_on = kb.evaluation, "the test reserve"
+    if task.labelling == CATALOG:
+        scores, scored_on = kb.evaluation.get("cross_validation", {}), "cross-validation on the catalog's examples"
+    elif not task.target_labels:
+        scores = kb.evaluation.get("per_class", {}).get(label, {})
+    precision, recall = scores.get("precision"), scores.get("recall")
+    return Context(
+        voters=sum(other == label for other in voted),
+        own_lines=own,
+        sdss_class=" ".join(part for part in (sdss_class, subclass) if part),
+        precision=precision,
+        recall=recall,
+        scored_on=scored_on if precision is not None else "",
+        disagreements=disagreements,
     )
 
 

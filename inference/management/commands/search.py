@@ -31,9 +31,18 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(answer.as_dict(), indent=2))
             return
         verdict = "" if answer.is_target is None else ("  -> a target" if answer.is_target else "  -> not a target")
+        context = answer.context
         self.stdout.write(
-            f"{answer.query}, task {answer.task}: {answer.label} ({answer.share:.1%} of the weight){verdict}"
+            f"{answer.query}, task {answer.task}: {answer.label}, {context.voters} of {len(answer.neighbours)} "
+            f"neighbours ({answer.share:.1%} of the weight){verdict}"
         )
+        for disagreement in context.disagreements:
+            self.stdout.write(self.style.WARNING(f"the query's own data disagree: {disagreement}"))
+        if context.precision is not None:
+            self.stdout.write(
+                f"on {context.scored_on}: precision {context.precision:.2f}, recall {context.recall:.2f}"
+                f"{'' if answer.is_target is None else ' (of target votes)'}"
+            )
         self.stdout.write(
             f"knowledge base v{answer.kb_version} (id {answer.knowledge_base}), checkpoint {answer.checkpoint}"
         )

@@ -52,6 +52,10 @@ def test_search_by_specobjid_answers_the_vote_with_its_evidence(searchable):
     assert body["kb_version"] == searchable["lens"].version and body["knowledge_base"] == searchable["lens"].pk
     assert body["checkpoint"].startswith("run ") and body["neighbours"][0]["catalogs"]
     assert body["mock"] is True and all(n["mock"] for n in body["neighbours"])  # the mock survey says so
+    context = body["context"]
+    assert context["voters"] == sum(n["label"] == body["label"] for n in body["neighbours"])
+    assert context["sdss_class"].startswith("GALAXY") and context["scored_on"] == "the test reserve"
+    assert context["precision"] == searchable["lens"].evaluation["precision"]
     assert _client().get(f"/api/v1/spectra/{spectrum.pk}/").json()["mock"] is True
 
 

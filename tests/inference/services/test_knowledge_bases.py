@@ -12,6 +12,7 @@ from inference import index as vector_index
 from inference.selectors.embeddings import embedding_vectors
 from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.search import search
+from kb.bpt import bpt_class_from_lines, bpt_three_class
 from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import task_labels
 
@@ -83,6 +84,34 @@ def test_a_search_answers_with_its_evidence(trained):
         assert n.catalogs == ["galspecextra", "emissionlinesport"]
 
 
+def test_an_answer_sets_the_querys_own_lines_and_class_beside_the_vote(trained):
+    kb = knowledge_base_build(task=SearchTask.objects.get(name="bpt3"), seed=0)
+    disagreeing = 0
+    for query in Spectrum.objects.filter(held_out=True):
+        answer = search(task="bpt3", spectrum=query)
+        context = answer.context
+        assert context.voters == sum(n.label == answer.label for n in answer.neighbours)
+        assert context.own_lines == bpt_class_from_lines(query.lines) and context.sdss_class.startswith("GALAXY")
+        own = bpt_three_class(context.own_lines)
+        assert bool(context.disagreements) == (own != answer.label), (own, answer.label, context.disagreements)
+        disagreeing += bool(context.disagreements)
+        scores = kb.evaluation["per_class"][answer.label]
+        assert (context.precision, context.recall) == (scores["precision"], scores["recall"])
+        assert context.scored_on == "the test reserve"
+    assert 0 < disagreeing < Spectrum.objects.filter(held_out=True).count()  # both cases met
+    query.sdss_class, query.lines = "QSO", {}
+    context = search(task="bpt3", spectrum=query).context
+    assert context.own_lines is None and context.disagreements == [
+        "the SDSS pipeline classifies it as a QSO; the knowledge base holds galaxies"
+    ]
+    lens = knowledge_base_build(task=lens_task(), seed=1)
+    answer = search(task="lens", spectrum=query)
+    assert (answer.context.precision, answer.context.recall) == (
+        lens.evaluation["precision"],
+        lens.evaluation["recall"],
+    )
+
+
 def test_a_kb_member_is_not_its_own_neighbour(trained):
     kb = knowledge_base_build(task=lens_task(), seed=1)
     member = KBEntry.objects.filter(knowledge_base=kb).first().spectrum
@@ -127,6 +156,7 @@ def test_the_commands_build_and_search(trained, capsys):
     call_command("search", query.specobjid, "--task", "liner")
     out = capsys.readouterr().out
     assert f"knowledge base v{kb.version}" in out and "weight" in out
+    assert f"{answer['context']['voters']} of 3 neighbours" in out and "on the test reserve: precision" in out
 
 
 def test_the_commands_refuse_bad_input_clearly(trained):

@@ -42,6 +42,10 @@ def test_a_search_by_identifier_has_its_own_address_and_shows_the_evidence(clien
         assert n.specobjid in page and f"/spectra/{n.spectrum_id}/" in page
     assert f"v{answer.kb_version}" in page and answer.checkpoint in page
     assert answer.mock and page.count('<span class="mock"') == 1 + len(answer.neighbours)  # generated, and says so
+    assert f'<strong id="voters">{answer.context.voters} of 3 neighbours</strong>' in page
+    assert f'<span class="tag">{answer.context.own_lines}</span> by the BPT diagram' in page
+    assert f"found {answer.context.recall:.2f} of the targets" in page and "On the test reserve" in page
+    assert ('id="disagreement"' in page) == bool(answer.context.disagreements)
     detail = client.get(f"/spectra/{spectrum.pk}/").content.decode()
     assert "generated, not observed" in detail and '<span class="mock"' in detail
     plot = _json(page, "spectrum-data")
