@@ -41,7 +41,7 @@
     const shift = offset ? step(range) : 0;
     return data.spectra.map((s, i) => ({
       x: data.wave.map((w) => w * scale(s.z)), y: s.flux.map((f) => (f === null ? null : f + i * shift)),
-      type: "scattergl", mode: "lines", name: s.name + (shift && i ? ` (+${(i * shift).toFixed(2)})` : ""),
+      type: "scatter", mode: "lines", name: s.name + (shift && i ? ` (+${(i * shift).toFixed(2)})` : ""),
       line: { width: i === 0 ? 1.6 : 1, color: s.colour || FALLBACK[i % FALLBACK.length] },
       opacity: i === 0 ? 1 : 0.8, connectgaps: false,
     }));

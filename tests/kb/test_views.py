@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_spectrum_page_plots_the_stored_flux_with_gaps_for_invalid_pixels(client
     response = client.get(f"/spectra/{spectrum.pk}/")
     page = response.content.decode()
     assert response.status_code == 200 and spectrum.specobjid in page
-    assert "vendor/plotly/plotly.min.js" in page  # served from our own static files, no CDN
+    assert "vendor/plotly/plotly-basic.min.js" in page  # served from our own static files, no CDN
     data = json.loads(
         re.search(r'<script id="spectrum-data" type="application/json">(.*?)</script>', page, re.S).group(1)
     )
@@ -43,3 +44,11 @@ def test_spectrum_page_plots_the_stored_flux_with_gaps_for_invalid_pixels(client
 
 def test_an_unknown_spectrum_is_a_404(client, ingested):
     assert client.get("/spectra/999999/").status_code == 404
+
+
+def test_the_plotly_bundle_served_is_the_version_the_plotly_package_pins():
+    from django.contrib.staticfiles import finders
+    from plotly.offline import get_plotlyjs_version
+
+    bundle = Path(finders.find("vendor/plotly/plotly-basic.min.js"))
+    assert f"(basic - minified) v{get_plotlyjs_version()}" in bundle.read_text()[:200]  # update both together
