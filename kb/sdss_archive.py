@@ -122,6 +122,21 @@ def layouts(plate: int) -> list[str]:
     return legacy + eboss if plate < FIRST_BOSS_PLATE else eboss + legacy
 
 
+def archive_url(plate: int, mjd: int, fiber: int, run2d: str = "", base: str = DR16) -> str:
+    """The Science Archive Server's address of a spec-lite file: under its own reduction (``run2d``) where
+    known, else where the plate most likely lies."""
+    if run2d:
+        layout = f"sdss/spectro/redux/{run2d}" if run2d in LEGACY_RUN2D else f"eboss/spectro/redux/{run2d}"
+    else:
+        layout = layouts(plate)[0]
+    return f"{base}/{layout}/spectra/lite/{plate:04d}/{file_name(plate, mjd, fiber)}"
+
+
+def skyserver_url(specobjid: int | str) -> str:
+    """SkyServer's Explore page of a spectrum (DR16): the object, its images, its other spectra."""
+    return f"https://skyserver.sdss.org/dr16/en/tools/explore/summary.aspx?sid={specobjid}"
+
+
 def check_spec_lite(path: str | Path) -> None:
     """Raise FetchError unless ``path`` is a complete FITS file with a non-empty COADD HDU.
 

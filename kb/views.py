@@ -1,10 +1,15 @@
 """HTML pages of the ingested spectra, the search tasks and their knowledge bases."""
 
+import io
+from pathlib import Path
+
+import astropy.units as u
 import numpy as np
+from astropy.table import Table
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -14,6 +19,7 @@ from kb.filters import KBEntryFilter
 from kb.forms import FlagForm
 from kb.models import AuditEvent, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.plots import EMISSION_LINES
+from kb.sdss_archive import archive_url, skyserver_url
 from kb.selectors import (
     audit_list,
     kb_entry_list,
@@ -24,6 +30,7 @@ from kb.selectors import (
     spectrum_flux,
     spectrum_get,
     spectrum_list,
+    spectrum_store,
     spectrum_task_label,
 )
 from kb.services.curation import flag_raise
@@ -58,8 +65,52 @@ def spectrum_detail(request, pk: int):
             knowledge_base__task__in=search_tasks_visible(user=request.user)
         ).select_related("knowledge_base__task"),
         "tasks": search_task_list(user=request.user),
+        "archive": None
+        if spectrum.mock
+        else {
+            "explore": skyserver_url(spectrum.specobjid),
+            "file": archive_url(spectrum.plate, spectrum.mjd, spectrum.fiberid, spectrum.run2d),
+        },
+        "has_file": Path(spectrum.source_file).is_file(),
     }
     return render(request, "kb/spectrum_detail.html", context)
+
+
+def spectrum_csv(request, pk: int):
+    """The preprocessed spectrum as CSV with an ECSV header (astropy and TOPCAT read its units and what it
+    is): observed wavelength, normalised flux, its inverse variance and validity on the 3688-point grid."""
+    spectrum = get_object_or_404(Spectrum, pk=pk)
+    wave, flux, valid = spectrum_flux(spectrum=spectrum)
+    table = Table(
+        {
+            "wave_obs": wave * u.AA,
+            "flux": flux * u.dimensionless_unscaled,
+            "ivar": spectrum_store().read_ivar()[spectrum.store_row] * u.dimensionless_unscaled,
+            "valid": valid,
+        },
+        meta={
+            "specobjid": spectrum.specobjid,
+            "plate_mjd_fiber": spectrum.plate_mjd_fiber,
+            "z": spectrum.z,
+            "norm": f"{spectrum.norm:.6g} 1e-17 erg s-1 cm-2 Angstrom-1 (median F_lambda over rest 5300-5850 A)",
+            "flux": "F_lambda / norm; ivar its inverse variance; valid false where masked or not observed",
+            "mock": spectrum.mock,
+        },
+    )
+    text = io.StringIO()
+    table.write(text, format="ascii.ecsv", delimiter=",")
+    response = HttpResponse(text.getvalue(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="spec-{spectrum.plate_mjd_fiber}.csv"'
+    return response
+
+
+def spectrum_fits(request, pk: int):
+    """The spectrum's file as it was ingested (spec-lite FITS)."""
+    spectrum = get_object_or_404(Spectrum, pk=pk)
+    path = Path(spectrum.source_file)
+    if not path.is_file():
+        raise Http404(f"the file of spec-{spectrum.plate_mjd_fiber} is no longer where it was ingested from")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
 
 
 def _spectrum_plot(spectrum: Spectrum) -> dict:

@@ -2,7 +2,10 @@ import json
 import re
 from pathlib import Path
 
+import astropy.units as u
+import numpy as np
 import pytest
+from astropy.table import Table
 
 from kb.models import Spectrum
 from kb.services.ingest import ingest_folder
@@ -52,3 +55,30 @@ def test_the_plotly_bundle_served_is_the_version_the_plotly_package_pins():
 
     bundle = Path(finders.find("vendor/plotly/plotly-basic.min.js"))
     assert f"(basic - minified) v{get_plotlyjs_version()}" in bundle.read_text()[:200]  # update both together
+
+
+def test_a_real_spectrum_links_out_to_sdss_and_downloads_as_csv_and_fits(client, ingested):
+    spectrum = ingested.first()
+    page = client.get(f"/spectra/{spectrum.pk}/").content.decode()
+    assert f"skyserver.sdss.org/dr16/en/tools/explore/summary.aspx?sid={spectrum.specobjid}" in page
+    sas = f"/spectro/redux/{spectrum.run2d}/spectra/lite/{spectrum.plate:04d}/spec-{spectrum.plate_mjd_fiber}.fits"
+    assert sas in page and "observed (an SDSS spectrum file)" in page
+    assert f"/api/v1/spectra/{spectrum.pk}/flux/" in page
+
+    table = Table.read(client.get(f"/spectra/{spectrum.pk}/spectrum.csv").content.decode(), format="ascii.ecsv")
+    assert table.colnames == ["wave_obs", "flux", "ivar", "valid"] and len(table) == 3688
+    assert table["wave_obs"].unit == u.AA and table.meta["specobjid"] == spectrum.specobjid
+    assert not table.meta["mock"] and table["wave_obs"][0] == pytest.approx(3850, abs=0.01)
+    flux = client.get(f"/api/v1/spectra/{spectrum.pk}/flux/").json()["flux"]
+    valid = np.asarray(table["valid"])
+    assert valid.sum() == sum(f is not None for f in flux)
+    assert np.asarray(table["flux"])[valid] == pytest.approx([f for f in flux if f is not None], rel=1e-5)
+    fits_file = client.get(f"/spectra/{spectrum.pk}/spectrum.fits")
+    assert b"".join(fits_file.streaming_content) == Path(spectrum.source_file).read_bytes()
+
+
+def test_a_mock_spectrum_links_nowhere_at_sdss(client, searchable):
+    spectrum = searchable["lens"].entries.first().spectrum
+    page = client.get(f"/spectra/{spectrum.pk}/").content.decode()
+    assert spectrum.mock and "skyserver" not in page and "data.sdss.org" not in page
+    assert f"/spectra/{spectrum.pk}/spectrum.csv" in page
