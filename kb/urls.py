@@ -10,5 +10,6 @@ urlpatterns = [
     path("spectra/<int:pk>/spectrum.fits", views.spectrum_fits, name="spectrum-fits"),
     path("kb/", views.entries, name="entries"),
     path("flag/<slug:task>/<int:spectrum_id>/", views.flag, name="flag"),
+    path("flag/<slug:task>/<int:spectrum_id>/withdraw/", views.flag_withdrawal, name="flag-withdraw"),
     path("audit/", views.audit, name="audit"),
 ]

@@ -13,11 +13,12 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.http import require_POST
 
 from kb.bpt import bpt_ratios
 from kb.filters import KBEntryFilter
 from kb.forms import FlagForm
-from kb.models import AuditEvent, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.models import AuditEvent, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.plots import EMISSION_LINES
 from kb.sdss_archive import archive_url, skyserver_url
 from kb.selectors import (
@@ -33,7 +34,7 @@ from kb.selectors import (
     spectrum_store,
     spectrum_task_label,
 )
-from kb.services.curation import flag_raise
+from kb.services.curation import flag_raise, flag_withdraw
 
 
 def spectra(request):
@@ -167,10 +168,24 @@ def flag(request, task: str, spectrum_id: int):
         "task": task,
         "spectrum": spectrum,
         "current": current,
+        "mine": Flag.objects.filter(
+            task=task, spectrum=spectrum, raised_by=request.user, status=Flag.Status.OPEN
+        ).first(),
         "plot": _spectrum_plot(spectrum),
         "next": back,
     }
     return render(request, "kb/flag.html", context, status=400 if request.method == "POST" else 200)
+
+
+@login_required
+@require_POST
+def flag_withdrawal(request, task: str, spectrum_id: int):
+    """Withdraw one's own open flag on an entry, from the flag page; then back to that page."""
+    task = get_object_or_404(search_tasks_visible(user=request.user), name=task)
+    flag = get_object_or_404(Flag, task=task, spectrum_id=spectrum_id, raised_by=request.user, status=Flag.Status.OPEN)
+    flag_withdraw(user=request.user, flag=flag)
+    messages.success(request, f"Flag {flag.pk} withdrawn: curators will not review it.")
+    return redirect("kb:flag", task=task.name, spectrum_id=spectrum_id)
 
 
 @login_required

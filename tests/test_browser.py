@@ -208,8 +208,10 @@ def test_flag_a_neighbour_then_a_curator_accepts(live_server, page, searchable):
     page.click("#queue tbody tr a")
     page.wait_for_selector("#flags")
     assert "a second set of lines" in page.text_content("#flags")
+    assert page.evaluate("() => getComputedStyle(document.getElementById('review')).position") == "sticky"
     page.fill("textarea[name=note]", "confirmed in the spectrum")
-    page.click("button[value=accept]")  # the menu left as the page sets it: what the flag proposed
+    page.locator("h1").click()  # out of the note: keys decide now
+    page.keyboard.press("a")  # accept, the menu left as the page sets it: what the flag proposed
     page.wait_for_url("**/curation/")
     correction = Correction.objects.get()
     assert (correction.corrected_label, correction.decided_by.username) == ("exclude", "cecilia")

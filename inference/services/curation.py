@@ -35,6 +35,12 @@ def curation_queue(*, task: SearchTask | None = None, user=None) -> dict:
     }
 
 
+def curation_next(*, task: SearchTask, spectrum: Spectrum):
+    """The entry a curator takes up after this one: the first other in the queue (``curation_items``'s order),
+    or None when none is left."""
+    return next((i for i in curation_items() if (i.task.pk, i.spectrum.pk) != (task.pk, spectrum.pk)), None)
+
+
 def curation_item_get(*, task: SearchTask, spectrum: Spectrum, api_url: str) -> dict:
     """One flagged entry: every flag on it, and the evidence of its neighbours' vote (``evidence_get``),
     or why there is none (``no_evidence``)."""
@@ -43,6 +49,8 @@ def curation_item_get(*, task: SearchTask, spectrum: Spectrum, api_url: str) -> 
         "spectrum": spectrum,
         "flags": Flag.objects.filter(task=task, spectrum=spectrum).select_related("raised_by", "closed_by"),
     }
+    following = curation_next(task=task, spectrum=spectrum)
+    context["next_item"] = (following.task.name, following.spectrum.pk) if following else None
     try:
         context.update(
             evidence_get(answer=search(task=task, spectrum=spectrum), query=spectrum_query(spectrum), api_url=api_url)

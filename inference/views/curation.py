@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
-from inference.services.curation import curation_item_get, curation_queue
+from inference.services.curation import curation_item_get, curation_next, curation_queue
 from kb.forms import ReviewForm
 from kb.models import SearchTask, Spectrum
 from kb.roles import REVIEW
@@ -42,7 +42,11 @@ def item(request, task: str, spectrum_id: int):
             form.add_error(None, str(error))
         else:
             messages.success(request, f"spec-{spectrum.plate_mjd_fiber} in {task.name}: flags {data['decision']}ed.")
-            return redirect("inference:curation")
+            following = curation_next(task=task, spectrum=spectrum)  # straight on to the next entry
+            if following is None:
+                messages.info(request, "No flags are left to review.")
+                return redirect("inference:curation")
+            return redirect("inference:curation-item", task=following.task.name, spectrum_id=following.spectrum.pk)
     context = curation_item_get(task=task, spectrum=spectrum, api_url=request.build_absolute_uri(reverse("api:search")))
     return render(
         request,

@@ -56,9 +56,9 @@ def test_anonymous_people_and_people_without_a_role_cannot_flag(client, entry):
     assert not Flag.objects.exists()
 
 
-def _flag_as_lens(entry) -> None:
+def _flag_as_lens(entry) -> Flag:
     """An astronomer's flag: the entry is a lens."""
-    flag_raise(
+    return flag_raise(
         user=person("vera", "astronomer"),
         task=entry.knowledge_base.task,
         spectrum=entry.spectrum,
@@ -196,3 +196,41 @@ def test_accepting_an_exclude_flag_as_the_page_sets_it_excludes_the_entry(client
     decision = {**form_as_rendered(client.get(url).content.decode(), "review"), "note": "a star indeed"}
     assert client.post(url, {**decision, "decision": "accept"}).status_code == 302
     assert Correction.objects.get().corrected_label == "exclude"
+
+
+def test_a_decision_leads_straight_to_the_next_entry_until_none_is_left(client, searchable):
+    first, second = searchable["lens"].entries.filter(label="other").select_related("spectrum")[:2]
+    for entry in (first, second):
+        flag_raise(
+            user=person(f"v{entry.pk}"),
+            task=entry.knowledge_base.task,
+            spectrum=entry.spectrum,
+            proposed_label="lens",
+            reason="an arc",
+        )
+    client.force_login(person("cecilia", "curator"))
+    url = f"/curation/lens/{first.spectrum_id}/"
+    page = client.get(url).content.decode()
+    assert f'id="next-item" href="/curation/lens/{second.spectrum_id}/"' in page and "<kbd>a</kbd> accept" in page
+    decided = client.post(url, {**form_as_rendered(page, "review"), "decision": "reject", "note": "no arc"})
+    assert decided["Location"] == f"/curation/lens/{second.spectrum_id}/"
+    last = f"/curation/lens/{second.spectrum_id}/"
+    done = client.post(
+        last,
+        {**form_as_rendered(client.get(last).content.decode(), "review"), "decision": "accept", "note": "an arc"},
+        follow=True,
+    )
+    assert done.redirect_chain[-1][0] == "/curation/" and "No flags are left to review." in done.content.decode()
+
+
+def test_a_flagger_withdraws_their_flag_from_its_page(client, entry):
+    flag = _flag_as_lens(entry)
+    url = f"/flag/lens/{entry.spectrum_id}/"
+    client.force_login(person("annie"))
+    assert "Withdraw it" not in client.get(url).content.decode()
+    assert client.post(f"{url}withdraw/").status_code == 404  # not theirs to withdraw
+    client.force_login(flag.raised_by)
+    assert "Withdraw it" in client.get(url).content.decode()
+    response = client.post(f"{url}withdraw/")
+    assert response.status_code == 302 and Flag.objects.get().status == "withdrawn"
+    assert AuditEvent.objects.filter(action="flag_withdrawn", actor=flag.raised_by).exists()
