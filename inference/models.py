@@ -246,6 +246,11 @@ class SurveyCandidate(models.Model):
     in_distribution = models.BooleanField(
         null=True, help_text="Like the spectra the knowledge base was checked on (inference.trust); null: unknown"
     )
+    known = models.BooleanField(
+        null=True,
+        help_text="Already catalogued with the label voted (the task's catalogs, or the examples of a task made from "
+        "one): a known one, not a new find; null for searches from before it was recorded",
+    )
 
     class Meta:
         ordering = ["survey", "-share", "distance", "spectrum"]

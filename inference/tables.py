@@ -13,6 +13,8 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
+from astropy.io.votable import from_table
+from astropy.io.votable.tree import Param
 from astropy.table import MaskedColumn, Table
 
 IDENTIFIER_COLUMNS = ("identifier", "specobjid", "plate_mjd_fiber", "objid")
@@ -21,6 +23,8 @@ IDENTIFIER_COLUMNS = ("identifier", "specobjid", "plate_mjd_fiber", "objid")
 SURVEY_COLUMNS = [
     "specobjid",
     "plate_mjd_fiber",
+    "ra",  # degrees, J2000
+    "dec",
     "z",
     "label",
     "share",
@@ -32,6 +36,7 @@ SURVEY_COLUMNS = [
     "distance_percentile",
     "reconstruction_percentile",
     "in_distribution",
+    "mock",  # True for a spectrum of GalSpec's mock survey: its ids name no SDSS object
 ]
 
 
@@ -75,28 +80,51 @@ def read_queries(text: str) -> list[dict]:
     return queries
 
 
-def _column(name: str, values: Sequence, dtype, description: str = "", unit: str | None = None) -> MaskedColumn:
+def _column(
+    name: str, values: Sequence, dtype, description: str = "", unit: str | None = None, ucd: str | None = None
+) -> MaskedColumn:
+    """A column with its unit and its IVOA UCD (what TOPCAT and other VO tools read a column as)."""
     mask = [value is None for value in values]
     fill = {"U": "", "f": np.nan, "b": False, "i": -1}[np.dtype(dtype).kind]
     data = np.array([fill if value is None else value for value in values], dtype=dtype)
-    return MaskedColumn(data, name=name, mask=mask, description=description, unit=unit)
+    return MaskedColumn(
+        data, name=name, mask=mask, description=description, unit=unit, meta={"ucd": ucd} if ucd else {}
+    )
 
 
 def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
     """One row per query: what was searched, the vote, and each of the ``k`` neighbours.
 
-    ``rows`` are dicts with position, query, specobjid, plate_mjd_fiber, label, share, is_target,
+    ``rows`` are dicts with position, query, specobjid, plate_mjd_fiber, ra, dec, z, mock, label, share, is_target,
     neighbours (a list of dicts with specobjid, label, distance, weight), trust (``inference.trust.Trust``
     as a dict) and error; missing values are
-    masked (empty in CSV, null in VOTable). ``meta`` (task, KB version, checkpoint) goes in the header.
+    masked (empty in CSV, null in VOTable). ``meta`` (task, KB version, checkpoint, date) goes in the header.
     """
     columns = [
         _column("position", [r["position"] for r in rows], np.int64, "index of the query in the list"),
         _column("query", [r["query"] for r in rows], str, "what was searched"),
-        _column("specobjid", [r.get("specobjid") or None for r in rows], str, "the ingested spectrum searched"),
-        _column("plate_mjd_fiber", [r.get("plate_mjd_fiber") or None for r in rows], str),
-        _column("label", [r.get("label") or None for r in rows], str, "the label the neighbours voted for"),
-        _column("share", [r.get("share") for r in rows], np.float64, "the label's share of the vote weight"),
+        _column(
+            "specobjid",
+            [r.get("specobjid") or None for r in rows],
+            str,
+            "the spectrum searched",
+            ucd="meta.id;meta.main",
+        ),
+        _column("plate_mjd_fiber", [r.get("plate_mjd_fiber") or None for r in rows], str, ucd="meta.id"),
+        _column("ra", [r.get("ra") for r in rows], np.float64, "right ascension, J2000", "deg", "pos.eq.ra;meta.main"),
+        _column("dec", [r.get("dec") for r in rows], np.float64, "declination, J2000", "deg", "pos.eq.dec;meta.main"),
+        _column("z", [r.get("z") for r in rows], np.float64, "spectroscopic redshift", ucd="src.redshift"),
+        _column("mock", [r.get("mock") for r in rows], bool, "from GalSpec's mock survey: names no SDSS object"),
+        _column(
+            "label", [r.get("label") or None for r in rows], str, "the label the neighbours voted for", ucd="src.class"
+        ),
+        _column(
+            "share",
+            [r.get("share") for r in rows],
+            np.float64,
+            "the label's share of the vote weight",
+            ucd="stat.weight",
+        ),
         _column("is_target", [r.get("is_target") for r in rows], bool, "the label is one the task searches for"),
     ]
     for i in range(k):
@@ -136,13 +164,41 @@ def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
     return Table(columns, meta=dict(meta))
 
 
+def candidates_table(rows: Sequence[dict], *, meta: dict) -> Table:
+    """A survey search's candidates, one row each: the spectrum (specobjid, plate_mjd_fiber, ra, dec, z, mock),
+    its vote (label, share, distance to the nearest neighbour, neighbours' specobjids), whether it was
+    already catalogued with that label (known) and in distribution. ``meta`` goes in the header."""
+    columns = [
+        _column("specobjid", [r["specobjid"] for r in rows], str, "the spectrum", ucd="meta.id;meta.main"),
+        _column("plate_mjd_fiber", [r["plate_mjd_fiber"] for r in rows], str, ucd="meta.id"),
+        _column("ra", [r["ra"] for r in rows], np.float64, "right ascension, J2000", "deg", "pos.eq.ra;meta.main"),
+        _column("dec", [r["dec"] for r in rows], np.float64, "declination, J2000", "deg", "pos.eq.dec;meta.main"),
+        _column("z", [r["z"] for r in rows], np.float64, "spectroscopic redshift", ucd="src.redshift"),
+        _column("label", [r["label"] for r in rows], str, "the label its neighbours voted", ucd="src.class"),
+        _column("share", [r["share"] for r in rows], np.float64, "the label's share of the vote", ucd="stat.weight"),
+        _column("distance", [r["distance"] for r in rows], np.float64, "L2 distance to the nearest neighbour"),
+        _column("known", [r["known"] for r in rows], bool, "already catalogued with this label"),
+        _column("in_distribution", [r["in_distribution"] for r in rows], bool, "like what the KB was checked on"),
+        _column("neighbours", [" ".join(r["neighbours"]) for r in rows], str, "neighbours' specobjids, nearest first"),
+        _column("mock", [r["mock"] for r in rows], bool, "from GalSpec's mock survey: names no SDSS object"),
+    ]
+    return Table(columns, meta=dict(meta))
+
+
 def table_csv(table: Table) -> str:
+    """CSV with an ECSV header: the table's metadata (task, knowledge base, checkpoint, date), each column's
+    unit and description in '#' lines that astropy and TOPCAT read, and plain CSV below them."""
     out = io.StringIO()
-    table.write(out, format="ascii.csv")
+    table.write(out, format="ascii.ecsv", delimiter=",")
     return out.getvalue()
 
 
 def table_votable(table: Table) -> bytes:
+    """A VOTable whose fields carry units and UCDs, and whose PARAMs carry the table's metadata."""
+    votable = from_table(table)
+    fields = votable.get_first_table()
+    for name, value in table.meta.items():
+        fields.params.append(Param(votable, name=name, value=str(value), datatype="char", arraysize="*"))
     out = io.BytesIO()
-    table.write(out, format="votable")
+    votable.to_xml(out)
     return out.getvalue()

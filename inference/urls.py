@@ -19,6 +19,7 @@ urlpatterns = [
         "surveys/<int:pk>/candidates.csv", surveys.survey_download, {"what": "candidates"}, name="survey-candidates-csv"
     ),
     path("surveys/<int:pk>/all.csv", surveys.survey_download, {"what": "all"}, name="survey-all-csv"),
+    path("surveys/<int:pk>/candidates.vot", surveys.survey_votable, name="survey-candidates-votable"),
     path("tasks/", tasks.tasks, name="tasks"),
     path("tasks/<slug:name>/", tasks.task, name="task"),
     path("tasks/<slug:name>/publish/", tasks.task_publish, name="task-publish"),

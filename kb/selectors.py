@@ -128,6 +128,14 @@ def spectrum_store_rows(ids) -> dict[int, int]:
     return rows
 
 
+def spectrum_ids_by_specobjid(specobjids) -> dict[str, int]:
+    """specobjid -> spectrum id, for any number of ``specobjids`` (queried in chunks); unknown ones left out."""
+    found = {}
+    for chunk in _chunks(list(specobjids)):
+        found.update(Spectrum.objects.filter(specobjid__in=chunk).values_list("specobjid", "pk"))
+    return found
+
+
 def spectra_of_reserve(ids, reserve: str) -> set[int]:
     """Which of any number of spectrum ``ids`` belong to ``reserve`` (queried in chunks)."""
     found = set()
@@ -170,21 +178,27 @@ def bpt_labels() -> dict[int, str]:
     return {pk: labelled.label for pk, labelled in task_labels(labelling="bpt5").items()}
 
 
-def catalog_labels_by_spectrum(*, reserve: str | None = None) -> dict[int, dict[str, tuple[str, str]]]:
-    """Spectrum id -> {catalog: (value, label)}, for the spectra of one reserve (None: all)."""
+def catalog_labels_by_spectrum(
+    *, reserve: str | None = None, spectra: list[int] | None = None
+) -> dict[int, dict[str, tuple[str, str]]]:
+    """Spectrum id -> {catalog: (value, label)}, for the spectra of one reserve (None: all), or only of
+    ``spectra`` (ids, any number)."""
     rows = CatalogLabel.objects.all()
     if reserve is not None:
         rows = rows.filter(reserve_filter(reserve, "spectrum__"))
+    chunks = [rows] if spectra is None else [rows.filter(spectrum_id__in=chunk) for chunk in _chunks(list(spectra))]
     by_spectrum: dict[int, dict[str, tuple[str, str]]] = {}
-    for spectrum_id, catalog, value, label in rows.values_list("spectrum_id", "catalog", "value", "label"):
-        by_spectrum.setdefault(spectrum_id, {})[catalog] = (value, label)
+    for chunk in chunks:
+        for spectrum_id, catalog, value, label in chunk.values_list("spectrum_id", "catalog", "value", "label"):
+            by_spectrum.setdefault(spectrum_id, {})[catalog] = (value, label)
     return by_spectrum
 
 
-def task_labels(*, labelling: str, reserve: str | None = None) -> dict[int, Labelled]:
-    """Spectrum id -> what ``labelling`` makes of it, for every spectrum of ``reserve`` (None: all) it labels."""
+def task_labels(*, labelling: str, reserve: str | None = None, spectra: list[int] | None = None) -> dict[int, Labelled]:
+    """Spectrum id -> what ``labelling`` makes of it, for every spectrum of ``reserve`` (None: all), or of
+    ``spectra``, it labels."""
     labels = {}
-    for spectrum_id, catalog_labels in catalog_labels_by_spectrum(reserve=reserve).items():
+    for spectrum_id, catalog_labels in catalog_labels_by_spectrum(reserve=reserve, spectra=spectra).items():
         labelled = label_spectrum(labelling, catalog_labels)
         if labelled is not None:
             labels[spectrum_id] = labelled
@@ -250,17 +264,22 @@ def spectrum_task_label(*, task: SearchTask, spectrum: Spectrum) -> str | None:
     return entry.label if entry else None
 
 
-def task_labelled(*, task: SearchTask, reserve: str | None = None) -> dict[int, Labelled]:
-    """Spectrum id -> the label the task gives it, for every spectrum of ``reserve`` (None: all) it labels:
-    by its labelling for a shipped task; for a task made from a catalog, the catalog's examples with their
-    labels and every other spectrum as OTHER (an unlabelled galaxy of the survey)."""
+def task_labelled(
+    *, task: SearchTask, reserve: str | None = None, spectra: list[int] | None = None
+) -> dict[int, Labelled]:
+    """Spectrum id -> the label the task gives it, for every spectrum of ``reserve`` (None: all), or of
+    ``spectra``, it labels: by its labelling for a shipped task; for a task made from a catalog, the
+    catalog's examples with their labels and every other spectrum as OTHER (an unlabelled galaxy)."""
     if task.labelling != CATALOG:
-        return task_labels(labelling=task.labelling, reserve=reserve)
-    spectra = Spectrum.objects.all() if reserve is None else Spectrum.objects.filter(reserve_filter(reserve))
-    labelled = {pk: Labelled(OTHER, ("survey",)) for pk in spectra.values_list("pk", flat=True)}
-    examples = TaskExample.objects.filter(task=task, spectrum__in=spectra)
-    for spectrum_id, label, row in examples.values_list("spectrum_id", "label", "row"):
-        labelled[spectrum_id] = Labelled(label, (f"catalog of {task.name}",), {"row": row})
+        return task_labels(labelling=task.labelling, reserve=reserve, spectra=spectra)
+    chosen = Spectrum.objects.all() if reserve is None else Spectrum.objects.filter(reserve_filter(reserve))
+    chunks = [chosen] if spectra is None else [chosen.filter(pk__in=chunk) for chunk in _chunks(list(spectra))]
+    ids = {pk for chunk in chunks for pk in chunk.values_list("pk", flat=True)}
+    labelled = {pk: Labelled(OTHER, ("survey",)) for pk in ids}
+    examples = TaskExample.objects.filter(task=task).values_list("spectrum_id", "label", "row")
+    for spectrum_id, label, row in examples.iterator():
+        if spectrum_id in labelled:
+            labelled[spectrum_id] = Labelled(label, (f"catalog of {task.name}",), {"row": row})
     return labelled
 
 

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from galspec_site.api import paginated, validated
 from inference.api.jobs import BackgroundSearchSerializer
 from inference.models import SurveySearch
-from inference.selectors.background import survey_candidates, survey_search_list
+from inference.selectors.background import KNOWN, NEW, survey_candidates, survey_search_list
 from inference.services.search import MAX_K
 from inference.services.surveys import survey_search_cancel, survey_search_start
 from kb.api import TaskField
@@ -110,7 +110,8 @@ class SurveyCancelApi(APIView):
 
 
 class SurveyCandidatesApi(APIView):
-    """A finished survey search's candidates, surest first (highest share, then nearest); ``label`` keeps one."""
+    """A finished survey search's candidates, surest first (highest share, then nearest); ``label`` keeps one,
+    ``known`` ("known" or "new") those already catalogued with the label voted, or the new finds."""
 
     class CandidateSerializer(serializers.Serializer):
         spectrum_id = serializers.IntegerField()
@@ -125,8 +126,22 @@ class SurveyCandidatesApi(APIView):
         neighbours = serializers.ListField(child=serializers.CharField(), help_text="specobjids, nearest first")
         distances = serializers.ListField(child=serializers.FloatField())
         in_catalog = serializers.BooleanField(help_text="Whether the catalog its task was made from names it")
+        known = serializers.BooleanField(
+            allow_null=True, help_text="Already catalogued with the label voted; null for searches before it was kept"
+        )
+        mock = serializers.BooleanField(source="spectrum.mock", help_text="From GalSpec's generated mock survey")
 
-    @extend_schema(parameters=[OpenApiParameter("label", OpenApiTypes.STR)], responses=CandidateSerializer(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("label", OpenApiTypes.STR),
+            OpenApiParameter("known", OpenApiTypes.STR, enum=[KNOWN, NEW]),
+        ],
+        responses=CandidateSerializer(many=True),
+    )
     def get(self, request, pk):
-        candidates = survey_candidates(survey=_survey(request, pk), label=request.query_params.get("label", ""))
+        survey, params = _survey(request, pk), request.query_params
+        try:
+            candidates = survey_candidates(survey=survey, label=params.get("label", ""), known=params.get("known", ""))
+        except ValueError as error:
+            raise ValidationError({"known": str(error)}) from None
         return paginated(self, candidates, self.CandidateSerializer)

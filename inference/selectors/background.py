@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from inference.models import Operation, SearchJob, SurveyCandidate, SurveySearch
-from inference.tables import SURVEY_COLUMNS, results_table
+from inference.tables import SURVEY_COLUMNS, candidates_table, results_table
 from kb.models import KnowledgeBase, TaskExample
 from kb.search_tasks import CATALOG
 from kb.selectors import search_tasks_visible
@@ -33,6 +33,10 @@ def search_job_rows(*, job: SearchJob) -> list[dict]:
             "query": r.query,
             "specobjid": r.spectrum.specobjid if r.spectrum else None,
             "plate_mjd_fiber": r.spectrum.plate_mjd_fiber if r.spectrum else None,
+            "ra": r.spectrum.ra if r.spectrum else None,
+            "dec": r.spectrum.dec if r.spectrum else None,
+            "z": r.spectrum.z if r.spectrum else None,
+            "mock": r.spectrum.mock if r.spectrum else None,
             "label": r.label or None,
             "share": r.share,
             "is_target": r.is_target,
@@ -54,6 +58,7 @@ def search_job_table(*, job: SearchJob) -> Table:
         "checkpoint": kb.training_run.checkpoint_name,
         "k": job.k,
         "job": str(job.public_id),
+        "date": f"{job.finished_at or job.created_at:%Y-%m-%dT%H:%M:%SZ}",
     }
     return results_table(search_job_rows(job=job), k=job.k, meta=meta)
 
@@ -82,12 +87,56 @@ def survey_searches_left() -> list[int]:
     return list(SurveySearch.objects.filter(left).values_list("pk", flat=True))
 
 
-def survey_candidates(*, survey: SurveySearch, label: str = "") -> QuerySet[SurveyCandidate]:
+KNOWN, NEW = "known", "new"
+
+
+def survey_candidates(*, survey: SurveySearch, label: str = "", known: str = "") -> QuerySet[SurveyCandidate]:
     """The search's candidates, the surest first (highest share of the vote, then nearest), each with
-    ``in_catalog``: whether the catalog its task was made from names it (False for a shipped task)."""
+    ``in_catalog``: whether the catalog its task was made from names it (False for a shipped task). ``label``
+    keeps one label; ``known`` KNOWN keeps those already catalogued with it, NEW the new finds."""
     examples = TaskExample.objects.filter(task=survey.task_id, spectrum=OuterRef("spectrum"))
     candidates = survey.candidates.select_related("spectrum").annotate(in_catalog=Exists(examples))
+    if known not in ("", KNOWN, NEW):
+        raise ValueError(f"known must be {KNOWN!r} or {NEW!r}, got {known!r}")
+    if known:
+        candidates = candidates.filter(known=known == KNOWN)
     return candidates.filter(label=label) if label else candidates
+
+
+def survey_candidates_table(*, survey: SurveySearch) -> Table:
+    """The candidates, surest first, as ``inference.tables.candidates_table`` (for a VOTable download)."""
+    rows = [
+        {
+            "specobjid": c.spectrum.specobjid,
+            "plate_mjd_fiber": c.spectrum.plate_mjd_fiber,
+            "ra": c.spectrum.ra,
+            "dec": c.spectrum.dec,
+            "z": c.spectrum.z,
+            "label": c.label,
+            "share": c.share,
+            "distance": c.distance,
+            "known": c.known,
+            "in_distribution": c.in_distribution,
+            "neighbours": c.neighbours,
+            "mock": c.spectrum.mock,
+        }
+        for c in survey_candidates(survey=survey)
+    ]
+    return candidates_table(rows, meta=_survey_meta(survey))
+
+
+def _survey_meta(survey: SurveySearch) -> dict:
+    kb = survey.knowledge_base
+    return {
+        "survey": survey.pk,
+        "task": survey.task.name,
+        "kb_version": kb.version,
+        "knowledge_base": kb.pk,
+        "checkpoint": kb.training_run.checkpoint_name,
+        "k": survey.k,
+        "labels": " ".join(survey.labels),
+        "date": f"{survey.finished_at or survey.created_at:%Y-%m-%dT%H:%M:%SZ}",
+    }
 
 
 def survey_rows(*, survey: SurveySearch) -> Iterator[dict]:
@@ -100,21 +149,28 @@ def survey_rows(*, survey: SurveySearch) -> Iterator[dict]:
 def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterator[str]:
     """The search as CSV text, a few lines at a time: every spectrum's row, or only the candidates'; for a task
     made from a catalog, ``in_catalog`` says whether the catalog names the spectrum."""
-    kb = survey.knowledge_base
+    meta = _survey_meta(survey)
     yield (
-        f"# GalSpec survey search {survey.pk}: task {survey.task.name}, KB v{kb.version} (id {kb.pk}), "
-        f"checkpoint run {kb.training_run_id}, K={survey.k}, labels of interest: {' '.join(survey.labels)}\n"
+        f"# GalSpec survey search {survey.pk}: task {meta['task']}, KB v{meta['kb_version']} (id "
+        f"{meta['knowledge_base']}), checkpoint {meta['checkpoint']}, K={survey.k}, labels of interest: "
+        f"{meta['labels']}, finished {meta['date']}. ra and dec in degrees (J2000); known: already catalogued "
+        "with the label voted\n"
     )
+    known = set(survey.candidates.filter(known=True).values_list("spectrum__specobjid", flat=True))
     named = None
     if survey.task.labelling == CATALOG:
         named = set(TaskExample.objects.filter(task=survey.task_id).values_list("spectrum__specobjid", flat=True))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SURVEY_COLUMNS + (["in_catalog"] if named is not None else []))
+    fieldnames = [*SURVEY_COLUMNS, "known", *(["in_catalog"] if named is not None else [])]
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames)
     writer.writeheader()
     wanted = set(survey.labels)
     for number, row in enumerate(survey_rows(survey=survey), start=1):
         if not candidates_only or row["label"] in wanted:
-            writer.writerow(row if named is None else {**row, "in_catalog": row["specobjid"] in named})
+            extra = {"known": row["specobjid"] in known if row["label"] in wanted else ""}
+            if named is not None:
+                extra["in_catalog"] = row["specobjid"] in named
+            writer.writerow({**row, **extra})
         if number % 1000 == 0:
             yield buffer.getvalue()
             buffer.seek(0)

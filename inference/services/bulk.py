@@ -26,7 +26,7 @@ from inference.trust import assess
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import knowledge_base_in_service
 
-FIELDS = ("pk", "store_row", "specobjid", "plate", "mjd", "fiberid", "z", "valid_fraction")
+FIELDS = ("pk", "store_row", "specobjid", "plate", "mjd", "fiberid", "ra", "dec", "z", "valid_fraction", "mock")
 
 
 def bulk_search(
@@ -111,7 +111,7 @@ def _search_chunk(
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SURVEY_COLUMNS)
-        for (_, _, specobjid, plate, mjd, fiber, z, valid_fraction), vote, nids, dists, chi2 in zip(
+        for (_, _, specobjid, plate, mjd, fiber, ra, dec, z, valid_fraction, mock), vote, nids, dists, chi2 in zip(
             rows, votes, neighbours.ids, neighbours.distances, reconstruction
         ):
             found_ids = " ".join(specobjid_of[n] for n in nids.tolist() if n >= 0)
@@ -123,6 +123,8 @@ def _search_chunk(
                 [
                     specobjid,
                     f"{plate:04d}-{mjd:05d}-{fiber:04d}",
+                    _csv_float(ra, 7),
+                    _csv_float(dec, 7),
                     f"{z:.6f}",
                     vote.label,
                     f"{vote.share:.4f}",
@@ -134,6 +136,7 @@ def _search_chunk(
                     _csv_float(trust.distance_percentile),
                     _csv_float(trust.reconstruction_percentile),
                     _csv_bool(trust.in_distribution),
+                    mock,
                 ]
             )
     tmp.replace(part)
@@ -143,5 +146,5 @@ def _csv_bool(value: bool | None) -> str:
     return "" if value is None else str(value)
 
 
-def _csv_float(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}"
+def _csv_float(value: float | None, decimals: int = 1) -> str:
+    return "" if value is None else f"{value:.{decimals}f}"

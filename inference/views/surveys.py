@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
@@ -11,8 +11,17 @@ from django.views.decorators.http import require_POST
 from galspec_site.progress import stage_progress_json
 from inference.forms import SurveySearchForm
 from inference.models import SurveySearch
-from inference.selectors.background import survey_candidates, survey_csv, survey_search_list
+from inference.selectors.background import (
+    KNOWN,
+    NEW,
+    survey_candidates,
+    survey_candidates_table,
+    survey_csv,
+    survey_search_list,
+)
 from inference.services.surveys import survey_search_can_cancel, survey_search_cancel, survey_search_start
+from inference.tables import table_votable
+from kb.selectors import spectrum_ids_by_specobjid
 
 
 def surveys(request):
@@ -46,8 +55,13 @@ def _survey(request, pk: int) -> SurveySearch:
 
 def survey(request, pk: int):
     survey = _survey(request, pk)
-    label = request.GET.get("label", "")
-    page = Paginator(survey_candidates(survey=survey, label=label), 50).get_page(request.GET.get("page"))
+    label, known = request.GET.get("label", ""), request.GET.get("known", "")
+    if known not in ("", KNOWN, NEW):
+        known = ""
+    page = Paginator(survey_candidates(survey=survey, label=label, known=known), 50).get_page(request.GET.get("page"))
+    spectrum_of = spectrum_ids_by_specobjid({s for candidate in page for s in candidate.neighbours})
+    for candidate in page:  # each neighbour a link to its page
+        candidate.neighbour_links = [(s, spectrum_of.get(s)) for s in candidate.neighbours]
     can_cancel = not survey.finished and survey_search_can_cancel(user=request.user, survey=survey)
     return render(
         request,
@@ -56,7 +70,8 @@ def survey(request, pk: int):
             "survey": survey,
             "candidates": page,
             "label": label,
-            "query": urlencode({"label": label}) if label else "",
+            "known": known,
+            "query": urlencode({key: value for key, value in (("label", label), ("known", known)) if value}),
             "can_cancel": can_cancel,
             "counts": sorted(survey.label_counts.items(), key=lambda item: -item[1]),
         },
@@ -79,6 +94,19 @@ def survey_download(request, pk: int, what: str):
         survey_csv(survey=survey, candidates_only=what == "candidates"), content_type="text/csv"
     )
     response["Content-Disposition"] = f'attachment; filename="galspec-survey-{survey.pk}-{survey.task.name}-{what}.csv"'
+    return response
+
+
+def survey_votable(request, pk: int):
+    """The candidates as a VOTable: units and UCDs for TOPCAT and other VO tools, the search's metadata as PARAMs."""
+    survey = _survey(request, pk)
+    if survey.status != SurveySearch.Status.DONE:
+        messages.error(request, f"{survey} has no candidates to download: it is {survey.status}.")
+        return redirect("inference:survey", pk=survey.pk)
+    response = HttpResponse(
+        table_votable(survey_candidates_table(survey=survey)), content_type="application/x-votable+xml"
+    )
+    response["Content-Disposition"] = f'attachment; filename="galspec-survey-{survey.pk}-{survey.task.name}.vot"'
     return response
 
 

@@ -18,7 +18,7 @@ from inference.selectors.background import survey_rows
 from inference.services.bulk import bulk_search
 from inference.services.embeddings import embedding_update
 from inference.worker.lease import Lease
-from kb.models import Spectrum
+from kb.selectors import spectrum_ids_by_specobjid, task_labelled
 
 CHUNK = 10_000  # spectra per CSV part
 BATCH = 5_000  # candidates written per INSERT
@@ -115,25 +115,26 @@ def _candidates_record(survey: SurveySearch, lease: Lease) -> None:
 
 
 def _candidates_create(survey: SurveySearch, rows: list[dict]) -> None:
-    pk_of = dict(
-        Spectrum.objects.filter(specobjid__in=[row["specobjid"] for row in rows]).values_list("specobjid", "pk")
-    )
+    pk_of = spectrum_ids_by_specobjid([row["specobjid"] for row in rows])
+    catalogued = task_labelled(task=survey.task, spectra=list(pk_of.values()))
     candidates = []
     for row in rows:
         # nearest first; a KB of fewer than K entries leaves inf distances with no neighbour, at the end
         distances = [d for d in map(float, row["distances"].split()) if math.isfinite(d)]
         if not distances:
             raise ValueError(f"{row['specobjid']} was voted {row['label']} with no neighbour at a finite distance")
+        pk = pk_of[row["specobjid"]]
         candidates.append(
             SurveyCandidate(
                 survey=survey,
-                spectrum_id=pk_of[row["specobjid"]],
+                spectrum_id=pk,
                 label=row["label"],
                 share=float(row["share"]),
                 distance=distances[0],
                 neighbours=row["neighbours"].split()[: len(distances)],
                 distances=distances,
                 in_distribution={"True": True, "False": False}.get(row.get("in_distribution") or ""),
+                known=pk in catalogued and catalogued[pk].label == row["label"],
             )
         )
     SurveyCandidate.objects.bulk_create(candidates)

@@ -4,6 +4,7 @@ import io
 
 import pytest
 from astropy.io.votable import parse_single_table
+from astropy.table import Table
 
 from inference.tables import read_queries, results_table, table_csv, table_votable
 
@@ -44,6 +45,10 @@ def test_an_answer_table_round_trips_through_csv_and_votable():
             "query": "0266-51630-0168",
             "specobjid": "299489677444933632",
             "plate_mjd_fiber": "0266-51630-0168",
+            "ra": 146.71421,
+            "dec": -1.041304,
+            "z": 0.02122,
+            "mock": False,
             "label": "lens",
             "share": 0.67,
             "is_target": True,
@@ -63,17 +68,30 @@ def test_an_answer_table_round_trips_through_csv_and_votable():
         },
         {"position": 1, "query": "nonsense", "neighbours": [], "error": "no ingested spectrum has ..."},
     ]
-    table = results_table(rows, k=2, meta={"task": "lens", "kb_version": 3})
-    assert table.colnames[:7] == ["position", "query", "specobjid", "plate_mjd_fiber", "label", "share", "is_target"]
+    meta = {"task": "lens", "kb_version": 3, "checkpoint": "run 2, step 250", "date": "2026-12-01T16:00:00Z"}
+    table = results_table(rows, k=2, meta=meta)
+    assert table.colnames[:11] == [
+        *("position", "query", "specobjid", "plate_mjd_fiber", "ra", "dec", "z", "mock", "label", "share"),
+        "is_target",
+    ]
     csv_text = table_csv(table)
-    assert csv_text.splitlines()[1].startswith(
-        "0,0266-51630-0168,299489677444933632,0266-51630-0168,lens,0.67,True,1,lens,0.1,0.34,2,other"
+    lines = [line for line in csv_text.splitlines() if not line.startswith("#")]  # below the ECSV header
+    assert lines[1].startswith(
+        "0,0266-51630-0168,299489677444933632,0266-51630-0168,146.71421,-1.041304,0.02122,False,lens,0.67,True,"
+        "1,lens,0.1,0.34,2,other"
     )
-    assert csv_text.splitlines()[1].endswith(
+    assert lines[1].endswith(
         ",False,0.44,True,100.0,42.5,only 44% of its pixels are valid; its nearest neighbour is far,"
     )
-    assert csv_text.splitlines()[2] == "1,nonsense,,,,,,,,,,,,,,,,,,,,no ingested spectrum has ..."
-    parsed = parse_single_table(io.BytesIO(table_votable(table))).to_table()
+    assert lines[2] == "1,nonsense" + "," * 24 + "no ingested spectrum has ..."  # all masked but the error
+    again = Table.read(csv_text, format="ascii.ecsv")  # astropy (and TOPCAT) read the units and what it is
+    assert again.meta == meta and again["ra"].unit == "deg" and again["ra"][0] == 146.71421
+    votable = parse_single_table(io.BytesIO(table_votable(table)))
+    assert {p.name: p.value for p in votable.params} == {key: str(value) for key, value in meta.items()}
+    fields = {f.name: f for f in votable.fields}
+    assert (fields["ra"].ucd, fields["ra"].unit) == ("pos.eq.ra;meta.main", "deg")
+    assert fields["dec"].ucd == "pos.eq.dec;meta.main" and fields["z"].ucd == "src.redshift"
+    parsed = votable.to_table()
     assert list(parsed["neighbour2_label"].filled("")) == ["other", ""]
     assert bool(parsed["share"].mask[1]) and parsed["error"][1] == "no ingested spectrum has ..."
     assert not parsed["in_distribution"][0] and bool(parsed["in_distribution"].mask[1])

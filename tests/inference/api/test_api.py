@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.io.votable import parse_single_table
+from astropy.table import Table
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -228,13 +229,20 @@ def test_a_job_of_identifiers_positions_and_files(
     assert rows[0]["label"] == expected.label and rows[0]["specobjid"] == spectra[0].specobjid
     assert [n["specobjid"] for n in rows[0]["neighbours"]] == [n.specobjid for n in expected.neighbours]
 
-    table = list(csv.DictReader(io.StringIO(client.get(f"/api/v1/jobs/{job_id}/results/?format=csv").content.decode())))
-    assert [r["query"] for r in table] == [r["query"] for r in rows]
-    assert float(table[0]["neighbour1_distance"]) == pytest.approx(expected.neighbours[0].distance, rel=1e-6)
+    text = client.get(f"/api/v1/jobs/{job_id}/results/?format=csv").content.decode()
+    table = Table.read(text, format="ascii.ecsv")
+    assert list(table["query"]) == [r["query"] for r in rows]
+    assert table["neighbour1_distance"][0] == pytest.approx(expected.neighbours[0].distance, rel=1e-6)
+    assert table.meta["task"] == "lens" and table.meta["checkpoint"] == expected.checkpoint and table.meta["date"]
+    assert table["ra"][0] == pytest.approx(spectra[0].ra) and table["z"][0] == pytest.approx(spectra[0].z)
+    plain = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))  # any CSV reader
+    assert [r["query"] for r in plain] == [r["query"] for r in rows]
     votable = client.get(f"/api/v1/jobs/{job_id}/results/?format=votable")
     assert votable["Content-Type"] == "application/x-votable+xml"
-    parsed = parse_single_table(io.BytesIO(votable.content)).to_table()
-    assert list(parsed["label"]) == [r["label"] for r in rows]
+    parsed = parse_single_table(io.BytesIO(votable.content))
+    assert list(parsed.to_table()["label"]) == [r["label"] for r in rows]
+    assert {f.name: f.ucd for f in parsed.fields}["ra"] == "pos.eq.ra;meta.main"
+    assert {p.name: p.value for p in parsed.params}["kb_version"] == str(expected.kb_version)
 
 
 def test_a_job_reports_inputs_it_cannot_search_and_goes_on(

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from astropy.io.votable import parse_single_table
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
 from django.utils import timezone
@@ -19,6 +20,7 @@ from inference.tasks import survey_searches_resume
 from inference.worker import surveys
 from inference.worker.surveys import survey_search_run
 from kb.models import CatalogLabel, Spectrum
+from kb.selectors import task_labelled
 from kb.services.catalog_tasks import catalog_task_create
 from tests.conftest import api_client, person, shipped_task
 
@@ -99,6 +101,33 @@ def test_a_survey_search_finds_what_one_search_at_a_time_finds(searchable, small
     assert {row["specobjid"] for row in only} == set(
         Spectrum.objects.filter(pk__in=expected).values_list("specobjid", flat=True)
     )
+    spectrum = Spectrum.objects.get(specobjid=only[0]["specobjid"])
+    assert float(only[0]["ra"]) == pytest.approx(spectrum.ra) and only[0]["mock"] == "True"
+
+    # known: already catalogued as a lens; new: a find
+    catalogued = task_labelled(task=survey.task, spectra=list(expected))
+    for candidate in candidates:
+        assert candidate.known == (
+            candidate.spectrum_id in catalogued and catalogued[candidate.spectrum_id].label == "lens"
+        )
+    assert {c.known for c in candidates} == {True, False}, "the test survey has both"
+    new = client.get(f"/surveys/{survey.pk}/", {"known": "new"}).context["candidates"]
+    assert [c.spectrum_id for c in new] == [c.spectrum_id for c in page.context["candidates"] if not c.known]
+    assert {row["specobjid"] for row in only if row["known"] == "True"} == {
+        c.spectrum.specobjid for c in candidates if c.known
+    }
+    assert "checkpoint run " in client.get(f"/surveys/{survey.pk}/candidates.csv").streaming_content.__next__().decode()
+    votable = parse_single_table(io.BytesIO(client.get(f"/surveys/{survey.pk}/candidates.vot").content))
+    fields = {f.name: f for f in votable.fields}
+    assert (fields["ra"].unit, fields["ra"].ucd, fields["dec"].ucd) == (
+        "deg",
+        "pos.eq.ra;meta.main",
+        "pos.eq.dec;meta.main",
+    )
+    params = {p.name: p.value for p in votable.params}
+    assert params["task"] == "lens" and params["checkpoint"].startswith("run ") and params["date"]
+    table = votable.to_table()
+    assert len(table) == len(candidates) and list(table["known"]) == [c.known for c in page.context["candidates"]]
 
 
 def test_a_classification_task_hunts_the_labels_it_is_given(searchable, small_chunks):
@@ -133,6 +162,11 @@ def test_a_survey_for_a_task_from_a_catalog_says_which_candidates_the_catalog_na
     assert {row["specobjid"] for row in rows if row["in_catalog"] == "True"} == named
     found = api_client(vera).get(f"/api/v1/surveys/{survey.pk}/candidates/").json()["results"]
     assert found and all(c["in_catalog"] == (c["specobjid"] in named) for c in found)
+    assert all(c["known"] == c["in_catalog"] for c in found)  # voted the target: known if the catalog named it
+    new = api_client(vera).get(f"/api/v1/surveys/{survey.pk}/candidates/", {"known": "new"}).json()["results"]
+    assert [c["specobjid"] for c in new] == [c["specobjid"] for c in found if not c["known"]]
+    bad = api_client(vera).get(f"/api/v1/surveys/{survey.pk}/candidates/", {"known": "maybe"})
+    assert bad.status_code == 400 and "known must be" in str(bad.json())
     assert any(c["in_catalog"] for c in found)
     plain = survey_search_run(survey=survey_search_start(user=vera, task=shipped_task("lens"))[0])
     assert "in_catalog" not in _csv(client.get(f"/surveys/{plain.pk}/all.csv"))[0]
