@@ -5,11 +5,11 @@ Batch jobs are run by a real Celery worker process.
 """
 
 import csv
-import io
 import os
 import shutil
 
 import pytest
+from astropy.table import Table
 from django.contrib.auth.models import User
 
 from inference.services.search import search
@@ -170,9 +170,10 @@ def test_a_batch_job_runs_to_completion_and_its_csv_downloads(live_server, page,
     assert page.locator("#results tbody tr").count() == 5
     with page.expect_download() as download:
         page.click("#download-csv")
-    rows = list(csv.DictReader(io.StringIO(open(download.value.path()).read())))
-    assert [r["plate_mjd_fiber"] for r in rows] == [s.plate_mjd_fiber for s in spectra]
-    assert [r["label"] for r in rows] == [search(task="lens", spectrum=s).label for s in spectra]
+    rows = Table.read(open(download.value.path()).read(), format="ascii.ecsv")  # as astropy or TOPCAT reads it
+    assert list(rows["plate_mjd_fiber"]) == [s.plate_mjd_fiber for s in spectra]
+    assert list(rows["label"]) == [search(task="lens", spectrum=s).label for s in spectra]
+    assert rows["ra"].unit == "deg" and rows.meta["task"] == "lens" and rows.meta["checkpoint"].startswith("run ")
 
 
 def _log_in(page, live_server, username: str, password: str, then: str) -> None:
