@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.generic import TemplateView
 
 from inference.views import curation, jobs, operations, search, surveys, tasks
 
@@ -7,6 +8,7 @@ urlpatterns = [
     path("", search.search, name="search"),
     path("search/result/", search.search_result, name="search-result"),
     path("pipeline/", search.pipeline, name="pipeline"),
+    path("help/", TemplateView.as_view(template_name="inference/help.html"), name="help"),
     path("batch/", jobs.batch, name="batch"),
     path("jobs/<uuid:public_id>/", jobs.job, name="job"),
     path("jobs/<uuid:public_id>/progress/", jobs.job_progress, name="job-progress"),

@@ -363,3 +363,27 @@ def test_an_astronomer_hunts_a_population_from_their_own_catalog(
     page.context.clear_cookies()
     _log_in(page, live_server, "annie", "annie-password-1", "/tasks/")
     assert page.goto(f"{live_server.url}/tasks/broad-line/").status == 200
+
+
+def test_the_result_page_fits_a_phone_and_the_header_one_line_on_a_desktop(live_server, page, searchable):
+    spectrum = Spectrum.objects.filter(held_out=True).first()
+    result = f"{live_server.url}/search/result/?task=lens&identifier={spectrum.specobjid}&k=3&weight_function=exp"
+    User.objects.create_superuser("grace", password="grace-password-1")  # every link of the header is shown
+    page.set_viewport_size({"width": 1280, "height": 800})
+    _log_in(page, live_server, "grace", "grace-password-1", "/")
+    page.goto(result)
+    page.wait_for_selector("#spectrum-plot .main-svg")
+    tops = page.evaluate(
+        "() => [...document.querySelectorAll('header nav a, header nav button')]"
+        ".map(e => e.getBoundingClientRect().top)"
+    )
+    assert max(tops) - min(tops) < 5, f"the header wraps: {tops}"
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(result)
+    page.wait_for_selector("#spectrum-plot .main-svg")
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"the page scrolls sideways on a phone: {widths}"
+    page.keyboard.press("Tab")  # the first stop: a link past the header to the content
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to the content"
+    page.click("header nav a[href='/help/']")
+    assert "exp(−distance)" in page.text_content("main")
