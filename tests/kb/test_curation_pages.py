@@ -89,6 +89,7 @@ def test_a_curator_works_through_the_queue(client, entry):
     assert (correction.decided_by, correction.corrected_label, correction.rule) == (curator, "lens", "curator")
     audit = client.get("/audit/?task=lens").content.decode()
     assert "flag_accepted" in audit and "correction_applied" in audit and "clear arc" in audit
+    assert "{&#x27;" not in audit and "<dt>proposed label</dt><dd>lens</dd>" in audit  # fields, not a dict
 
 
 def test_astronomers_see_neither_the_queue_nor_the_audit_trail(client, entry):

@@ -155,6 +155,9 @@ def test_a_batch_job_from_the_page(client, searchable, django_capture_on_commit_
     assert response.status_code == 302 and response["Location"] == f"/jobs/{job.public_id}/"
     page = client.get(response["Location"]).content.decode()
     assert "?format=csv" in page and "?format=votable" in page and "no ingested spectrum" in page
+    first = page.split("<tbody>")[1].split("</tr>")[0]
+    assert first.startswith("\n  <tr><td>1</td>")  # numbered from 1, as a person counts
+    assert f"identifier={spectra[0].specobjid}&amp;k=3" in first and f"knowledge_base={job.knowledge_base_id}" in first
     progress = client.get(f"/jobs/{job.public_id}/progress/").json()
     assert progress["complete"] is True and progress["success"] is True
     assert progress["progress"] == {
