@@ -1,9 +1,11 @@
 """Filters for the spectra and knowledge-base lists, shared by the pages and the API (django-filter)."""
 
 import django_filters
+from django import forms
 from django.db.models import Exists, OuterRef
 
 from kb.models import Catalog, Flag, KBEntry, KnowledgeBase, Spectrum
+from kb.selectors import search_tasks_visible
 
 
 class SpectrumFilter(django_filters.FilterSet):
@@ -23,16 +25,40 @@ class SpectrumFilter(django_filters.FilterSet):
         fields = ["specobjid", "plate", "mjd", "fiberid", "sdss_class", "held_out", "validation"]
 
 
+ANY_YES_NO = forms.Select(choices=[("", "any"), ("true", "yes"), ("false", "no")])
+
+
+def _visible_tasks(request):
+    return search_tasks_visible(user=getattr(request, "user", None))
+
+
 class KBEntryFilter(django_filters.FilterSet):
-    task = django_filters.CharFilter(field_name="knowledge_base__task__name", label="Search task (e.g. lens)")
-    flagged = django_filters.BooleanFilter(method="filter_flagged", label="Has open flags")
-    label = django_filters.CharFilter(label="Label in the knowledge base")
+    """Entries by task (one the person may see), label (any case), open flags and redshift."""
+
+    task = django_filters.ModelChoiceFilter(
+        field_name="knowledge_base__task",
+        queryset=_visible_tasks,
+        to_field_name="name",
+        empty_label="every task",
+        label="Search task",
+    )
+    flagged = django_filters.BooleanFilter(method="filter_flagged", widget=ANY_YES_NO, label="Has open flags")
+    label = django_filters.ChoiceFilter(choices=[], empty_label="every label", label="Label in the knowledge base")
     z_min = django_filters.NumberFilter(field_name="spectrum__z", lookup_expr="gte", label="Redshift at least")
     z_max = django_filters.NumberFilter(field_name="spectrum__z", lookup_expr="lte", label="Redshift at most")
 
     class Meta:
         model = KBEntry
         fields = ["knowledge_base"]
+
+    def __init__(self, data=None, *args, **kwargs):
+        labels = sorted(set(KBEntry.objects.values_list("label", flat=True).distinct()))
+        if data is not None and data.get("label"):  # LINER finds liner
+            asked = data.get("label").strip()
+            data = data.copy()
+            data["label"] = next((label for label in labels if label.lower() == asked.lower()), asked)
+        super().__init__(data, *args, **kwargs)
+        self.filters["label"].extra["choices"] = [(label, label) for label in labels]
 
     def filter_flagged(self, queryset, name, value):
         if value is None:

@@ -157,6 +157,12 @@ def test_the_kb_browser_and_api_filter_flagged_entries(client, entry):
     _flag_as_lens(entry)
     page = client.get("/kb/", {"task": "lens", "flagged": "true"}).content.decode()
     assert "1 entries." in page and entry.spectrum.plate_mjd_fiber in page
+    browser = client.get("/kb/").content.decode()  # as the page first shows itself
+    assert '<option value="" selected>any</option>' in browser and '<option value="lens">lens</option>' in browser
+    shouted = client.get("/kb/", {"label": "LENS"}).content.decode()  # any case finds the label
+    assert f"{entry.knowledge_base.composition['lens']} entries." in shouted
+    unknown = client.get("/kb/", {"task": "no-such-task"}).content.decode()
+    assert "No entries match." in unknown and "Select a valid choice" in unknown
     unflagged = api().get(f"/api/v1/knowledge-bases/{entry.knowledge_base_id}/entries/?flagged=false&page_size=1000")
     assert unflagged.json()["count"] == entry.knowledge_base.size - 1
 
