@@ -5,7 +5,7 @@ from django import forms
 from django.db.models import Exists, OuterRef
 
 from kb.models import Catalog, Flag, KBEntry, KnowledgeBase, Spectrum
-from kb.selectors import search_tasks_visible
+from kb.selectors import search_tasks_visible, spectra_within
 
 
 class SpectrumFilter(django_filters.FilterSet):
@@ -19,10 +19,32 @@ class SpectrumFilter(django_filters.FilterSet):
     catalog = django_filters.ChoiceFilter(
         field_name="catalog_labels__catalog", choices=Catalog.choices, distinct=True, label="Labelled by this catalog"
     )
+    identifier = django_filters.CharFilter(method="filter_identifier", label="specobjid or plate-MJD-fiber")
+    ra = django_filters.NumberFilter(method="filter_cone", label="RA (°)", min_value=0, max_value=360)
+    dec = django_filters.NumberFilter(method="filter_cone", label="Dec (°)", min_value=-90, max_value=90)
+    radius_arcsec = django_filters.NumberFilter(
+        method="filter_cone", label="within (″)", min_value=0.01, max_value=3600
+    )
 
     class Meta:
         model = Spectrum
         fields = ["specobjid", "plate", "mjd", "fiberid", "sdss_class", "held_out", "validation"]
+
+    def filter_identifier(self, queryset, name, value):
+        value = value.strip()
+        parts = value.removeprefix("spec-").split("-")
+        if len(parts) == 3 and all(part.isdigit() for part in parts):
+            plate, mjd, fiber = (int(part) for part in parts)
+            return queryset.filter(plate=plate, mjd=mjd, fiberid=fiber)
+        return queryset.filter(specobjid=value)
+
+    def filter_cone(self, queryset, name, value):
+        """RA, Dec and a radius together (the radius 3″ if not given); one alone filters nothing."""
+        data = self.form.cleaned_data
+        if name != "ra" or data.get("ra") is None or data.get("dec") is None:
+            return queryset
+        radius = float(data.get("radius_arcsec") or 3.0)
+        return spectra_within(ra=float(data["ra"]), dec=float(data["dec"]), radius_arcsec=radius, spectra=queryset)
 
 
 ANY_YES_NO = forms.Select(choices=[("", "any"), ("true", "yes"), ("false", "no")])
@@ -35,6 +57,10 @@ def _visible_tasks(request):
 class KBEntryFilter(django_filters.FilterSet):
     """Entries by task (one the person may see), label (any case), open flags and redshift."""
 
+    knowledge_base = django_filters.ModelChoiceFilter(
+        queryset=lambda request: KnowledgeBase.objects.filter(task__in=_visible_tasks(request)).select_related("task"),
+        label="Knowledge-base version",
+    )
     task = django_filters.ModelChoiceFilter(
         field_name="knowledge_base__task",
         queryset=_visible_tasks,
@@ -58,7 +84,8 @@ class KBEntryFilter(django_filters.FilterSet):
             data = data.copy()
             data["label"] = next((label for label in labels if label.lower() == asked.lower()), asked)
         super().__init__(data, *args, **kwargs)
-        self.filters["label"].extra["choices"] = [(label, label) for label in labels]
+        # on this form's own field: a filter's field is built once and may outlive the labels it was built with
+        self.form.fields["label"].choices = [("", "every label"), *((label, label) for label in labels)]
 
     def filter_flagged(self, queryset, name, value):
         if value is None:

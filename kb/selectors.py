@@ -68,19 +68,31 @@ def spectrum_find(*, query: str) -> Spectrum:
     raise ValueError(f"no ingested spectrum has the specobjid or PLATE-MJD-FIBER {query.strip()!r}")
 
 
+def spectra_within(*, ra: float, dec: float, radius_arcsec: float, spectra=None) -> QuerySet[Spectrum]:
+    """The spectra (of ``spectra``, default all) within ``radius_arcsec`` of (ra, dec), degrees J2000: a box
+    on the indexed position, then the exact separation."""
+    radius = radius_arcsec / 3600.0  # degrees
+    spectra = Spectrum.objects.all() if spectra is None else spectra
+    near = spectra.filter(dec__gte=dec - radius, dec__lte=dec + radius).exclude(ra=None)
+    if abs(dec) + radius < 90.0:  # a box in RA, which may wrap through 0 (none if the circle holds a pole)
+        ra_half_width = np.degrees(np.arcsin(min(1.0, np.sin(np.radians(radius)) / np.cos(np.radians(dec)))))
+        lo, hi = (ra - ra_half_width) % 360.0, (ra + ra_half_width) % 360.0
+        near = near.filter(ra__gte=lo, ra__lte=hi) if lo <= hi else near.filter(Q(ra__gte=lo) | Q(ra__lte=hi))
+    boxed = list(near.values_list("pk", "ra", "dec"))
+    if not boxed:
+        return near.none()
+    pks, ras, decs = zip(*boxed)
+    inside = separation_arcsec(ra, dec, ras, decs) <= radius_arcsec
+    return near.filter(pk__in=[pk for pk, keep in zip(pks, np.atleast_1d(inside)) if keep])
+
+
 def spectrum_near(*, ra: float, dec: float, radius_arcsec: float = 3.0) -> Spectrum:
     """The ingested spectrum nearest to (ra, dec), degrees J2000, within ``radius_arcsec``; ValueError if none."""
     if not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
         raise ValueError(f"RA must be in [0, 360) and Dec in [-90, 90] degrees, got RA {ra}, Dec {dec}")
     if not 0.0 < radius_arcsec <= 3600.0:
         raise ValueError(f"the search radius must be between 0 and 3600 arcsec, got {radius_arcsec}")
-    radius = radius_arcsec / 3600.0  # degrees
-    near = Spectrum.objects.filter(dec__gte=dec - radius, dec__lte=dec + radius)
-    if abs(dec) + radius < 90.0:  # a box in RA, which may wrap through 0 (none if the circle holds a pole)
-        ra_half_width = np.degrees(np.arcsin(min(1.0, np.sin(np.radians(radius)) / np.cos(np.radians(dec)))))
-        lo, hi = (ra - ra_half_width) % 360.0, (ra + ra_half_width) % 360.0
-        near = near.filter(ra__gte=lo, ra__lte=hi) if lo <= hi else near.filter(Q(ra__gte=lo) | Q(ra__lte=hi))
-    candidates = list(near.exclude(ra=None))
+    candidates = list(spectra_within(ra=ra, dec=dec, radius_arcsec=radius_arcsec))
     if candidates:
         separation = separation_arcsec(ra, dec, [c.ra for c in candidates], [c.dec for c in candidates])
         best = int(np.argmin(separation))

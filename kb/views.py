@@ -12,11 +12,11 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from kb.bpt import bpt_ratios
-from kb.filters import KBEntryFilter
+from kb.filters import KBEntryFilter, SpectrumFilter
 from kb.forms import FlagForm
 from kb.models import AuditEvent, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.plots import EMISSION_LINES
@@ -38,13 +38,19 @@ from kb.services.curation import flag_raise, flag_withdraw
 
 
 def spectra(request):
-    page = Paginator(spectrum_list(label=request.GET.get("label")), 25).get_page(request.GET.get("page"))
+    """Every ingested spectrum, filtered as the API filters them: by identifier, redshift, position, label."""
+    params = request.GET.copy()
+    spectrum_filter = SpectrumFilter(params, queryset=spectrum_list())
+    found = spectrum_filter.qs if spectrum_filter.is_valid() else Spectrum.objects.none()
+    page = Paginator(found, 25).get_page(request.GET.get("page"))
+    params.pop("page", None)
     context = {
         "spectra": page,
+        "filter": spectrum_filter,
         "n_spectra": Spectrum.objects.count(),
         "labels": label_counts(),
         "label": request.GET.get("label", ""),
-        "label_query": urlencode({"label": request.GET["label"]}) if request.GET.get("label") else "",
+        "label_query": params.urlencode(),
         "ingest": last_ingest(),
     }
     return render(request, "kb/spectra.html", context)

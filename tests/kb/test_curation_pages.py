@@ -158,7 +158,7 @@ def test_the_kb_browser_and_api_filter_flagged_entries(client, entry):
     page = client.get("/kb/", {"task": "lens", "flagged": "true"}).content.decode()
     assert "1 entries." in page and entry.spectrum.plate_mjd_fiber in page
     browser = client.get("/kb/").content.decode()  # as the page first shows itself
-    assert '<option value="" selected>any</option>' in browser and '<option value="lens">lens</option>' in browser
+    assert '<option value="" selected>any</option>' in browser and '<option value="lens">' in browser
     shouted = client.get("/kb/", {"label": "LENS"}).content.decode()  # any case finds the label
     assert f"{entry.knowledge_base.composition['lens']} entries." in shouted
     unknown = client.get("/kb/", {"task": "no-such-task"}).content.decode()

@@ -82,3 +82,22 @@ def test_a_mock_spectrum_links_nowhere_at_sdss(client, searchable):
     page = client.get(f"/spectra/{spectrum.pk}/").content.decode()
     assert spectrum.mock and "skyserver" not in page and "data.sdss.org" not in page
     assert f"/spectra/{spectrum.pk}/spectrum.csv" in page
+
+
+def test_the_spectra_page_and_api_filter_by_identifier_redshift_and_position(client, ingested):
+    first, second, third = ingested
+
+    def listed(**params):
+        page = client.get("/spectra/", params)
+        return {s.pk for s in page.context["spectra"]} if page.status_code == 200 else page.status_code
+
+    assert listed() == {first.pk, second.pk, third.pk}
+    assert listed(identifier=first.plate_mjd_fiber) == {first.pk} == listed(identifier=first.specobjid)
+    low = min(ingested, key=lambda s: s.z)
+    assert listed(z_max=low.z + 1e-6) == {s.pk for s in ingested if s.z <= low.z + 1e-6}
+    assert listed(ra=second.ra + 1 / 3600, dec=second.dec, radius_arcsec=2) == {second.pk}  # 1" off
+    assert listed(ra=second.ra + 5 / 3600, dec=second.dec, radius_arcsec=2) == set()
+    api = client.get("/api/v1/spectra/", {"ra": second.ra, "dec": second.dec, "radius_arcsec": 2}).json()
+    assert [s["id"] for s in api["results"]] == [second.pk]
+    refused = client.get("/spectra/", {"dec": 95, "ra": 10})
+    assert "Ensure this value is less than or equal to 90" in refused.content.decode()
