@@ -124,7 +124,11 @@ class SurveySearchForm(VisibleTasksForm):
 
 
 class OperationForm(forms.Form):
-    kind = forms.ChoiceField(choices=[c for c in Operation.Kind.choices if c[0] != Operation.Kind.COMPOSE])
+    # the cheapest first, and chosen unless another is
+    kind = forms.ChoiceField(
+        choices=[(kind, Operation.Kind(kind).label) for kind in ("rebuild", "embed", "pretrain")], initial="rebuild"
+    )
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
     task = forms.ModelChoiceField(
         queryset=SearchTask.objects.all(),
         to_field_name="name",

@@ -218,11 +218,14 @@ def test_flag_a_neighbour_then_a_curator_accepts(live_server, page, searchable):
     assert (correction.corrected_label, correction.decided_by.username) == ("exclude", "cecilia")
 
 
-def _start_and_wait(page, select: str, value: str, url: str, result: str) -> None:
-    """Choose ``value`` in ``select``, submit, and wait on the new run's page (at ``url``) until ``result``
-    shows: the page reloads itself when its progress bar completes."""
+def _start_and_wait(page, select: str, value: str, url: str, result: str, *, confirm: bool = False) -> None:
+    """Choose ``value`` in ``select``, submit (and ``confirm`` what the page says it will do), and wait on
+    the new run's page (at ``url``) until ``result`` shows: the page reloads itself when its bar completes."""
     page.select_option(select, value)
     page.click("main button[type=submit]")
+    if confirm:
+        page.wait_for_selector("#plan")
+        page.click("main button[type=submit]")
     page.wait_for_url(url)
     page.wait_for_selector(result, timeout=240_000)
 
@@ -234,7 +237,8 @@ def test_an_admin_rebuilds_watches_and_promotes(live_server, page, searchable, c
 
     User.objects.create_user("grace", password="grace-password-1").groups.add(Group.objects.get(name="admin"))
     _log_in(page, live_server, "grace", "grace-password-1", "/operations/")
-    _start_and_wait(page, "select[name=kind]", "rebuild", "**/operations/*/", "#comparison")
+    assert page.input_value("select[name=kind]") == "rebuild"  # the cheapest is the default
+    _start_and_wait(page, "select[name=kind]", "rebuild", "**/operations/*/", "#comparison", confirm=True)
     assert page.text_content("#operation-status") == "done"
     assert "bpt3" in page.text_content("#comparison") and "lens" in page.text_content("#comparison")
     page.click("#promote")

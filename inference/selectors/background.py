@@ -14,10 +14,13 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from inference.models import Operation, SearchJob, SurveyCandidate, SurveySearch
+from inference.selectors.embeddings import embeddings_in_service
 from inference.tables import SURVEY_COLUMNS, candidates_table, results_table
-from kb.models import KnowledgeBase, TaskExample
+from kb.models import KnowledgeBase, SearchTask, Spectrum, TaskExample
 from kb.search_tasks import CATALOG
 from kb.selectors import search_tasks_visible
+from training.pretrain import PRESET_DEFAULTS, PretrainConfig
+from training.selectors import training_run_in_service
 
 
 def stale_before() -> datetime:
@@ -176,6 +179,50 @@ def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterat
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+EMBED_PER_SECOND = 170  # spectra a CPU worker embeds per second, small preset (bench/embed_throughput.py)
+BUILD_SECONDS = 20  # a knowledge base's build and scores at demo size, embeddings in hand (seen in the tests)
+
+
+def operation_plan(*, kind: str, task=None, preset: str = "small", max_steps: int | None = None) -> dict:
+    """What an operation would do, in sentences, and roughly how long it would take here: what an admin
+    reads before confirming it. Rough: from this installation's counts and measured rates."""
+    spectra = Spectrum.objects.count()
+    tasks = 1 if task is not None else SearchTask.objects.count()
+    embedding_set, _ = embeddings_in_service()
+    missing = spectra - (embedding_set.rows if embedding_set else 0)
+    scope = f"the {task.name} task's knowledge base" if task is not None else f"all {tasks} tasks' knowledge bases"
+    if kind == Operation.Kind.REBUILD:
+        steps = [
+            f"Builds a new version of {scope}, applying the curators' corrections, and scores each on the test reserve."
+        ]
+        seconds = BUILD_SECONDS * tasks
+    elif kind == Operation.Kind.EMBED:
+        steps = [
+            f"Embeds the {max(missing, 0):,} spectra not yet embedded under the checkpoint in service.",
+            f"Builds a new version of all {tasks} tasks' knowledge bases and scores each on the test reserve.",
+        ]
+        seconds = max(missing, 0) / EMBED_PER_SECOND + BUILD_SECONDS * tasks
+    else:
+        steps_to_run = max_steps or PRESET_DEFAULTS.get(preset, {}).get("max_steps") or PretrainConfig().max_steps
+        run = training_run_in_service()
+        per_step = run.metrics.get("seconds", 0) / run.metrics["steps"] if run and run.metrics.get("steps") else 1.5
+        steps = [
+            f"Pre-trains a new {preset} encoder for {steps_to_run:,} steps on the training reserve.",
+            f"Embeds all {spectra:,} spectra with it, then builds every task's knowledge base and scores it.",
+        ]
+        seconds = steps_to_run * per_step + spectra / EMBED_PER_SECOND + BUILD_SECONDS * tasks
+    steps.append("Nothing changes for searchers until you promote the candidates it leaves.")
+    return {"steps": steps, "duration": _roughly(seconds)}
+
+
+def _roughly(seconds: float) -> str:
+    if seconds < 90:
+        return "about a minute"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} minutes"
+    return f"about {seconds / 3600:.1f} hours"
 
 
 def operation_list() -> QuerySet[Operation]:

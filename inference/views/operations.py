@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from galspec_site.progress import stage_progress_json
 from inference.forms import OperationForm
 from inference.models import Operation
-from inference.selectors.background import operation_comparison, operation_list
+from inference.selectors.background import operation_comparison, operation_list, operation_plan
 from inference.services.operations import (
     operation_cancel,
     operation_decidable,
@@ -26,10 +26,18 @@ from kb.roles import OPERATE
 @login_required
 @permission_required(OPERATE, raise_exception=True)
 def operations(request):
+    """Start an operation: the form, then what it would do and how long it would take, then (confirmed) it."""
     form = OperationForm(request.POST or None)
+    plan = None
     if request.method == "POST" and form.is_valid():
+        chosen = {key: value for key, value in form.cleaned_data.items() if key != "confirmed"}
+        if not form.cleaned_data["confirmed"]:  # say what will run before anything starts
+            plan = operation_plan(**chosen)
+            form = OperationForm(initial={**chosen, "confirmed": True})
+            context = {"form": form, "plan": plan, "operations": operation_list()[:30]}
+            return render(request, "inference/operations.html", context)
         try:
-            operation = operation_start(user=request.user, **form.cleaned_data)
+            operation = operation_start(user=request.user, **chosen)
         except ValueError as error:
             form.add_error(None, str(error))
         else:

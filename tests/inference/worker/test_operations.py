@@ -13,7 +13,7 @@ from inference.services.operations import operation_cancel, operation_discard, o
 from inference.services.search import search
 from inference.worker.operations import operation_claim, operation_run
 from kb.models import AuditEvent, KnowledgeBase, Spectrum
-from tests.conftest import person, shipped_task, start_worker
+from tests.conftest import form_as_rendered, person, shipped_task, start_worker
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -112,10 +112,17 @@ def test_a_running_operation_is_taken_up_again_only_once_its_worker_is_silent(se
 
 def test_the_operations_page_shows_progress_and_the_comparison(searchable, admin_user, client):
     client.force_login(admin_user)
-    response = client.post("/operations/", {"kind": "rebuild", "task": "lens", "preset": "small"})
+    asked = {"kind": "rebuild", "task": "lens", "preset": "small"}
+    review = client.post("/operations/", asked)  # what it will do, and how long: nothing starts yet
+    assert review.status_code == 200 and not Operation.objects.exists()
+    page = review.content.decode()
+    assert "Builds a new version of the lens task" in page and 'id="duration">about a minute' in page
+    confirmed = form_as_rendered(page, "start")
+    assert confirmed["kind"] == "rebuild" and confirmed["task"] == "lens" and confirmed["confirmed"] == "True"
+    response = client.post("/operations/", confirmed)
     operation = Operation.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/operations/{operation.pk}/"
-    again = client.post("/operations/", {"kind": "rebuild", "task": "lens", "preset": "small"})
+    again = client.post("/operations/", confirmed)
     assert again.status_code == 400 and again.content.decode().count("is under way: wait for it") == 1
     operation_run(operation=operation)
     Operation.objects.filter(pk=operation.pk).update(status=Operation.Status.RUNNING)  # as while a worker scores it
@@ -177,3 +184,17 @@ def test_a_worker_killed_during_training_while_searches_go_on(searchable, data_d
     assert all(answers) and len(answers) > 20
     operation_promote(user=admin, operation=operation)
     assert {search(task=name, spectrum=probes[0]).training_run for name in old} == {operation.training_run_id}
+
+
+def test_the_plan_of_each_operation_says_what_runs_and_roughly_how_long(searchable):
+    from inference.selectors.background import operation_plan
+
+    rebuild = operation_plan(kind="rebuild")
+    assert "all 5 tasks' knowledge bases" in rebuild["steps"][0] and rebuild["duration"] == "about 2 minutes"
+    embed = operation_plan(kind="embed")
+    assert embed["steps"][0].startswith("Embeds the 0 spectra not yet embedded")  # all are, in this survey
+    pretrain = operation_plan(kind="pretrain", preset="small", max_steps=100_000)
+    run = searchable["lens"].training_run
+    hours = 100_000 * run.metrics["seconds"] / run.metrics["steps"] / 3600
+    assert "for 100,000 steps" in pretrain["steps"][0] and pretrain["duration"] == f"about {hours:.1f} hours"
+    assert all(plan["steps"][-1].startswith("Nothing changes for searchers") for plan in (rebuild, embed, pretrain))
