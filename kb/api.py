@@ -1,5 +1,7 @@
 """REST API for spectra, search tasks and knowledge bases: reads, open to everyone (throttled)."""
 
+from pathlib import Path
+
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -101,12 +103,16 @@ class SpectrumDetailApi(APIView):
     class SpectrumDetailSerializer(SpectrumSerializer):
         lines = serializers.JSONField(help_text="SPZLINE fits: flux and flux_err in 1e-17 erg/s/cm^2, ew in Angstrom")
         bpt = serializers.SerializerMethodField(help_text="log10 line ratios n2, o3, s2, o1 where the fluxes allow")
+        file = serializers.SerializerMethodField(help_text="The name of the file it was ingested from")
 
         class Meta(SpectrumSerializer.Meta):
-            fields = SpectrumSerializer.Meta.fields + ["norm", "valid_fraction", "lines", "bpt", "source_file"]
+            fields = SpectrumSerializer.Meta.fields + ["norm", "valid_fraction", "lines", "bpt", "file"]
 
         def get_bpt(self, spectrum) -> dict:
             return bpt_ratios(spectrum.lines)
+
+        def get_file(self, spectrum) -> str:
+            return Path(spectrum.source_file).name  # never the server's path to it
 
     @extend_schema(responses=SpectrumDetailSerializer)
     def get(self, request, pk: int):

@@ -215,7 +215,14 @@ def test_no_page_nor_answer_shows_a_path_on_the_server(client, searchable, setti
     query = {"task": "lens", "identifier": spectrum.specobjid, "k": 3, "weight_function": "exp"}
     run = searchable["lens"].training_run
     paths = [str(settings.DATA_DIR), IngestRun.objects.get().source, run.checkpoint_dir]
-    for url in ("/spectra/", "/pipeline/", "/tasks/lens/", "/api/v1/knowledge-bases/"):
+    for url in (
+        "/spectra/",
+        f"/spectra/{spectrum.pk}/",
+        "/pipeline/",
+        "/tasks/lens/",
+        "/api/v1/knowledge-bases/",
+        f"/api/v1/spectra/{spectrum.pk}/",
+    ):
         page = client.get(url).content.decode()
         assert not any(path in page for path in paths), url
     result = client.get("/search/result/", query).content.decode()
