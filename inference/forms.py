@@ -6,6 +6,7 @@ from inference import index as vector_index
 from inference.models import Operation
 from inference.services.search import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
+from kb.examples import size_check
 from kb.models import Catalog, KnowledgeBase, SearchTask
 from kb.search_tasks import LABELLINGS, labelling_labels
 from kb.selectors import search_tasks_visible
@@ -192,6 +193,15 @@ class CatalogTaskForm(forms.Form):
     radius_arcsec = forms.FloatField(
         initial=2.0, min_value=0.1, max_value=60, label="match radius (″)", help_text="for rows given by RA and Dec"
     )
+
+    def clean_catalog(self):
+        upload = self.cleaned_data.get("catalog")
+        if upload:  # before it is read into memory
+            try:
+                size_check(upload.size, upload.name)
+            except ValueError as error:
+                raise forms.ValidationError(str(error)) from None
+        return upload
 
     def create_kwargs(self) -> dict:
         data = self.cleaned_data

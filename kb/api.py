@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from galspec_site.api import paginated, validated
 from kb.bpt import bpt_ratios
+from kb.examples import size_check
 from kb.filters import KBEntryFilter, KnowledgeBaseFilter, SpectrumFilter
 from kb.models import AuditEvent, Catalog, CatalogLabel, Correction, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import (
@@ -234,6 +235,11 @@ class TaskListApi(VisibleTasks, generics.ListAPIView):
     def post(self, request):
         data = validated(self.CatalogTaskInputSerializer, request)
         upload, ingested = data.pop("catalog", None), data.pop("ingested_catalog", None)
+        if upload:
+            try:
+                size_check(upload.size, upload.name)  # before it is read into memory
+            except ValueError as error:
+                raise ValidationError(str(error)) from None
         source = {
             "data": upload.read() if upload else None,
             "filename": upload.name if upload else "",

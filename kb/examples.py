@@ -36,11 +36,7 @@ class Example:
 
 def read_examples(data: bytes, filename: str = "") -> list[Example]:
     """The examples of a CSV or VOTable catalog; ValueError saying what is wrong with it."""
-    if len(data) > MAX_BYTES:
-        raise ValueError(
-            f"{filename or 'the file'} is {len(data) / 2**20:.0f} MB; a catalog of examples may be at most "
-            f"{MAX_BYTES // 2**20} MB: keep only the identifier and label columns"
-        )
+    size_check(len(data), filename)
     table = _table(data, filename)
     columns = {name.strip().lower(): name for name in table.colnames}
     label_column = next((columns[name] for name in LABEL_COLUMNS if name in columns), None)
@@ -58,6 +54,16 @@ def read_examples(data: bytes, filename: str = "") -> list[Example]:
         label = _text(record[label_column]) if label_column else None
         examples.append(Example(number, *_name(record, columns, number), label or None))
     return examples
+
+
+def size_check(size: int, filename: str = "") -> None:
+    """ValueError if a catalog of ``size`` bytes is too large to be one of examples: callers check an upload's
+    size before reading it."""
+    if size > MAX_BYTES:
+        raise ValueError(
+            f"{filename or 'the file'} is {size / 2**20:.0f} MB; a catalog of examples may be at most "
+            f"{MAX_BYTES // 2**20} MB: keep only the identifier and label columns"
+        )
 
 
 def _table(data: bytes, filename: str) -> Table:

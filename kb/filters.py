@@ -33,7 +33,7 @@ class SpectrumFilter(django_filters.FilterSet):
     def filter_identifier(self, queryset, name, value):
         value = value.strip()
         parts = value.removeprefix("spec-").split("-")
-        if len(parts) == 3 and all(part.isdigit() for part in parts):
+        if len(parts) == 3 and all(part.isascii() and part.isdigit() and len(part) <= 9 for part in parts):
             plate, mjd, fiber = (int(part) for part in parts)
             return queryset.filter(plate=plate, mjd=mjd, fiberid=fiber)
         return queryset.filter(specobjid=value)
@@ -77,13 +77,15 @@ class KBEntryFilter(django_filters.FilterSet):
         model = KBEntry
         fields = ["knowledge_base"]
 
-    def __init__(self, data=None, *args, **kwargs):
-        labels = sorted(set(KBEntry.objects.values_list("label", flat=True).distinct()))
+    def __init__(self, data=None, queryset=None, **kwargs):
+        # the labels of the entries one may see: another's private task's labels are nobody else's business
+        shown = queryset if queryset is not None else KBEntry.objects.none()
+        labels = sorted(set(shown.order_by().values_list("label", flat=True).distinct()))
         if data is not None and data.get("label"):  # LINER finds liner
             asked = data.get("label").strip()
             data = data.copy()
             data["label"] = next((label for label in labels if label.lower() == asked.lower()), asked)
-        super().__init__(data, *args, **kwargs)
+        super().__init__(data, queryset, **kwargs)
         # on this form's own field: a filter's field is built once and may outlive the labels it was built with
         self.form.fields["label"].choices = [("", "every label"), *((label, label) for label in labels)]
 

@@ -333,8 +333,10 @@ def examples_match(
         by_plate.update({(plate, mjd, fiber): pk for plate, mjd, fiber, pk in rows})
     placed = [e for e in examples if e.key == "position"]
     near = {}
-    positioned = list(Spectrum.objects.exclude(ra=None).exclude(dec=None).values_list("pk", "ra", "dec"))
-    if placed and positioned:
+    positioned = (
+        list(Spectrum.objects.exclude(ra=None).exclude(dec=None).values_list("pk", "ra", "dec")) if placed else []
+    )
+    if positioned:
         pk, ra, dec = (np.array(column) for column in zip(*positioned))
         cat_ra, cat_dec = (np.array([e.value[i] for e in placed], dtype=float) for i in (0, 1))
         found = match_by_position(cat_ra, cat_dec, ra, dec, radius_arcsec=radius_arcsec)
@@ -364,7 +366,8 @@ def examples_match(
 
 def _plate_key(value: str) -> tuple[int, int, int] | None:
     parts = value.split("-")
-    return tuple(int(part) for part in parts) if len(parts) == 3 and all(p.isdigit() for p in parts) else None
+    whole = len(parts) == 3 and all(p.isascii() and p.isdigit() and len(p) <= 9 for p in parts)  # fits the columns
+    return tuple(int(part) for part in parts) if whole else None
 
 
 def _chunks(values: list) -> list[list]:

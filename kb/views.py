@@ -220,7 +220,7 @@ def audit(request):
 def entries(request):
     """The KB browser: entries of the knowledge bases in service (or of one version), filtered and paginated."""
     params = request.GET.copy()
-    queryset = kb_entry_list(in_service_only="knowledge_base" not in params, user=request.user)
+    queryset = kb_entry_list(in_service_only=not params.get("knowledge_base"), user=request.user)
     entry_filter = KBEntryFilter(params, queryset=queryset, request=request)
     found = entry_filter.qs if entry_filter.is_valid() else queryset.none()  # a choice it cannot make finds nothing
     page = Paginator(found, 50).get_page(request.GET.get("page"))

@@ -159,7 +159,7 @@ def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterat
         f"{meta['labels']}, finished {meta['date']}. ra and dec in degrees (J2000); known: already catalogued "
         "with the label voted\n"
     )
-    known = set(survey.candidates.filter(known=True).values_list("spectrum__specobjid", flat=True))
+    known = dict(survey.candidates.values_list("spectrum__specobjid", "known"))  # None: not recorded then
     named = None
     if survey.task.labelling == CATALOG:
         named = set(TaskExample.objects.filter(task=survey.task_id).values_list("spectrum__specobjid", flat=True))
@@ -170,7 +170,8 @@ def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterat
     wanted = set(survey.labels)
     for number, row in enumerate(survey_rows(survey=survey), start=1):
         if not candidates_only or row["label"] in wanted:
-            extra = {"known": row["specobjid"] in known if row["label"] in wanted else ""}
+            recorded = known.get(row["specobjid"]) if row["label"] in wanted else None
+            extra = {"known": "" if recorded is None else recorded}
             if named is not None:
                 extra["in_catalog"] = row["specobjid"] in named
             writer.writerow({**row, **extra})

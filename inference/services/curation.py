@@ -36,9 +36,11 @@ def curation_queue(*, task: SearchTask | None = None, user=None) -> dict:
 
 
 def curation_next(*, task: SearchTask, spectrum: Spectrum):
-    """The entry a curator takes up after this one: the first other in the queue (``curation_items``'s order),
-    or None when none is left."""
-    return next((i for i in curation_items() if (i.task.pk, i.spectrum.pk) != (task.pk, spectrum.pk)), None)
+    """The entry a curator takes up after this one: the next in the queue (``curation_items``'s order), the
+    first if this one is not in it, or None at its end."""
+    items = curation_items()
+    at = next((n for n, i in enumerate(items) if (i.task.pk, i.spectrum.pk) == (task.pk, spectrum.pk)), -1)
+    return items[at + 1] if at + 1 < len(items) else None
 
 
 def curation_item_get(*, task: SearchTask, spectrum: Spectrum, api_url: str) -> dict:

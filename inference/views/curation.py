@@ -29,6 +29,7 @@ def item(request, task: str, spectrum_id: int):
     form = ReviewForm(request.POST or None, task=task, initial={"label": flags_proposed(task=task, spectrum=spectrum)})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        following = curation_next(task=task, spectrum=spectrum)  # the one after it, before it leaves the queue
         try:
             flag_review(
                 user=request.user,
@@ -42,7 +43,6 @@ def item(request, task: str, spectrum_id: int):
             form.add_error(None, str(error))
         else:
             messages.success(request, f"spec-{spectrum.plate_mjd_fiber} in {task.name}: flags {data['decision']}ed.")
-            following = curation_next(task=task, spectrum=spectrum)  # straight on to the next entry
             if following is None:
                 messages.info(request, "No flags are left to review.")
                 return redirect("inference:curation")

@@ -38,7 +38,9 @@ def operations(request):
             return render(request, "inference/operations.html", context)
         try:
             operation = operation_start(user=request.user, **chosen)
-        except ValueError as error:
+        except ValueError as error:  # shown again unconfirmed: the next try reviews its plan first
+            form = OperationForm({key: value for key, value in request.POST.items() if key != "confirmed"})
+            form.is_valid()
             form.add_error(None, str(error))
         else:
             return redirect("inference:operation", pk=operation.pk)

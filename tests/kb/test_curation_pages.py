@@ -32,9 +32,12 @@ def test_flag_from_the_spectrum_page(client, entry):
     assert refused.status_code == 400 and not Flag.objects.exists()
     response = client.post(f"/flag/lens/{entry.spectrum_id}/", {**untouched, "proposed_label": "lens"})
     assert response.status_code == 302 and response["Location"] == back  # back where the person came from
+    client.force_login(person("annie", "astronomer"))
     elsewhere = {**untouched, "proposed_label": "exclude", "next": "https://evil.example/"}
-    client.post(f"/flag/lens/{entry.spectrum_id}/", elsewhere)  # refused as a second flag, never sent off-site
-    flag = Flag.objects.get()
+    sent = client.post(f"/flag/lens/{entry.spectrum_id}/", elsewhere)  # recorded, and never sent off-site
+    assert sent.status_code == 302 and sent["Location"] == back
+    client.force_login(Flag.objects.get(raised_by__username="vera").raised_by)
+    flag = Flag.objects.get(raised_by__username="vera")
     assert (flag.raised_by.username, flag.proposed_label, flag.entry) == ("vera", "lens", entry)
     again = client.post(f"/flag/lens/{entry.spectrum_id}/", {"proposed_label": "exclude", "reason": "again"})
     assert again.status_code == 400 and "you already have an open flag" in again.content.decode()
@@ -157,6 +160,8 @@ def test_the_kb_browser_and_api_filter_flagged_entries(client, entry):
     _flag_as_lens(entry)
     page = client.get("/kb/", {"task": "lens", "flagged": "true"}).content.decode()
     assert "1 entries." in page and entry.spectrum.plate_mjd_fiber in page
+    submitted = client.get("/kb/", {"knowledge_base": "", "task": "lens"}).content.decode()  # as the form sends it
+    assert f"{entry.knowledge_base.size} entries." in submitted  # the version in service, not every version
     browser = client.get("/kb/").content.decode()  # as the page first shows itself
     assert '<option value="" selected>any</option>' in browser and '<option value="lens">' in browser
     shouted = client.get("/kb/", {"label": "LENS"}).content.decode()  # any case finds the label
@@ -222,6 +227,7 @@ def test_a_decision_leads_straight_to_the_next_entry_until_none_is_left(client, 
     decided = client.post(url, {**form_as_rendered(page, "review"), "decision": "reject", "note": "no arc"})
     assert decided["Location"] == f"/curation/lens/{second.spectrum_id}/"
     last = f"/curation/lens/{second.spectrum_id}/"
+    assert 'id="next-item"' not in client.get(last).content.decode()  # the last in the queue: none after it
     done = client.post(
         last,
         {**form_as_rendered(client.get(last).content.decode(), "review"), "decision": "accept", "note": "an arc"},

@@ -99,5 +99,6 @@ def test_the_spectra_page_and_api_filter_by_identifier_redshift_and_position(cli
     assert listed(ra=second.ra + 5 / 3600, dec=second.dec, radius_arcsec=2) == set()
     api = client.get("/api/v1/spectra/", {"ra": second.ra, "dec": second.dec, "radius_arcsec": 2}).json()
     assert [s["id"] for s in api["results"]] == [second.pk]
+    assert listed(identifier="1-2-²") == set()  # not a PLATE-MJD-FIBER, nor anyone's specobjid: nothing
     refused = client.get("/spectra/", {"dec": 95, "ra": 10})
     assert "Ensure this value is less than or equal to 90" in refused.content.decode()

@@ -67,6 +67,7 @@ def test_a_private_task_leaks_nowhere_else(client, searchable):
     client.force_login(person("annie"))
     assert "No entries match." in client.get("/kb/", {"task": "secret-hunt"}).content.decode()
     assert "No entries match." in client.get("/kb/", {"knowledge_base": kb.pk}).content.decode()
+    assert '<option value="odd">' not in client.get("/kb/").content.decode()  # not even its label
     assert "secret-hunt" not in client.get(f"/spectra/{example.pk}/").content.decode()
     assert client.get(f"/flag/secret-hunt/{example.pk}/").status_code == 404
     assert "secret-hunt" not in client.get("/api/v1/curation/agreement/").content.decode()

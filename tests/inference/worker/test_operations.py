@@ -123,6 +123,7 @@ def test_the_operations_page_shows_progress_and_the_comparison(searchable, admin
     operation = Operation.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/operations/{operation.pk}/"
     again = client.post("/operations/", confirmed)
+    assert 'name="confirmed" value="True"' not in again.content.decode()  # the next try is reviewed first
     assert again.status_code == 400 and again.content.decode().count("is under way: wait for it") == 1
     operation_run(operation=operation)
     Operation.objects.filter(pk=operation.pk).update(status=Operation.Status.RUNNING)  # as while a worker scores it

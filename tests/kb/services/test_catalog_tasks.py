@@ -3,6 +3,8 @@ publishes it, its knowledge base scored by cross-validation on the examples; bad
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from inference.services.knowledge_bases import knowledge_base_build
 from kb import examples, selectors
@@ -126,7 +128,10 @@ def test_a_catalog_longer_than_a_query_may_be_is_matched_in_chunks(searchable, m
     rows = [f"{s.specobjid},,,,odd" for s in outliers[::2]] + [
         f",{s.plate},{s.mjd},{s.fiberid},odd" for s in outliers[1::2]
     ]
-    task = catalog_task_create(user=person("vera"), name="odd", target_label="odd", data=_csv(rows, header))
+    with CaptureQueriesContext(connection) as queries:
+        task = catalog_task_create(user=person("vera"), name="odd", target_label="odd", data=_csv(rows, header))
+    asked = [q["sql"] for q in queries.captured_queries if 'FROM "kb_spectrum"' in q["sql"] and " IN (" in q["sql"]]
+    assert len(asked) >= len(outliers) // 2  # two values a query
     assert {e.spectrum for e in TaskExample.objects.filter(task=task)} == set(outliers)
     assert task.catalog["unmatched_count"] == 0 and AuditEvent.objects.get(action="task_created").after["labels"] == {
         "odd": len(outliers)
