@@ -391,3 +391,20 @@ def test_the_result_page_fits_a_phone_and_the_header_one_line_on_a_desktop(live_
     assert page.evaluate("() => document.activeElement.textContent") == "Skip to the content"
     page.click("header nav a[href='/help/']")
     assert "exp(−distance)" in page.text_content("main")
+
+
+def test_the_pages_ask_nothing_of_any_other_server(live_server, page, searchable):
+    spectrum = Spectrum.objects.filter(held_out=True).first()
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    for url in (
+        f"/search/result/?task=lens&identifier={spectrum.specobjid}&k=3&weight_function=exp",
+        f"/spectra/{spectrum.pk}/",
+        "/tasks/lens/",
+    ):
+        page.goto(live_server.url + url)
+        page.wait_for_selector(".plot .main-svg")
+    assert asked and all(u.startswith(live_server.url) or u.startswith("data:") for u in asked), asked
+    context = page.evaluate("() => document.querySelector('.plot')._context")  # plotly's servers never named
+    assert context["topojsonURL"] == "/static/vendor/plotly/" and not context["showLink"]
+    assert context["plotlyServerURL"] == "" and not context["showSendToCloud"]
