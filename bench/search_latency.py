@@ -1,24 +1,33 @@
-"""Search latency against knowledge-base size, exact and approximate, and our overhead over raw faiss.
+"""Search latency, throughput and memory against knowledge-base size, exact, approximate and compressed.
 
     .venv/bin/python bench/search_latency.py --out var/bench/search_latency.json
-    .venv/bin/python bench/search_latency.py --sizes 10000 100000 --kinds flat hnsw --queries 100
+    .venv/bin/python bench/search_latency.py --sizes 1000000 --kinds compressed
+    .venv/bin/python bench/search_latency.py --sizes 100000 1000000 3000000 --kinds flat compressed
 
-For each size and index kind: build time, recall@3 against the exact index on the same queries (an
-approximate index first widens its search to recall 0.95, as ``build_kb`` does), and the latency of one
-query, p50 and p99 over ``--queries`` queries, both through our path (``inference.index.search``: the
-tie-breaking by id, then ``inference.retrieval.vote_all``: the labels and the weighted vote) and through
-raw faiss (``index.search`` alone). The difference is our overhead.
+For each size and index kind: build time; recall@3 against the exact index on the same queries (an
+approximate index first widens its search to recall 0.99, as ``build_kb`` does); the index written as
+``build_kb`` writes it and loaded back as the site loads it, then the latency of one query, p50 and p99
+over ``--queries`` queries, through our path (``inference.index.search``: the tie-breaking by id, then
+``inference.retrieval.vote_all``: the labels and the weighted vote) and through the index's own
+``search`` alone (raw faiss; for compressed, faiss plus the re-ranking); batched throughput (all queries in
+one call, queries/s); and the index's size in memory, ``index_bytes`` (what ``load`` reads into memory:
+the faiss file, and a compressed index's ids), beside ``disk_bytes`` (a compressed index's float vectors,
+memory-mapped for re-ranking: read from the page cache or the disk, never all held by the process).
+``peak_rss_bytes`` is the process's peak so far, the pool of vectors included.
 
-Vectors are synthetic: a mixture of 1,000 Gaussian clusters in 512 dimensions (the small preset's
-embedding width), so that neighbours are meaningful and an approximate index's recall is not trivially
-low; they are not SDSS embeddings. Queries are drawn from the same clusters and are in no knowledge base.
-Times are wall-clock, faiss's OpenMP threads as configured (printed). Prints JSON; ``--out`` also writes it.
+Vectors are synthetic: a mixture of 1,000 Gaussian clusters in 448 dimensions (the small preset's
+embedding width: 7 x 64), so that neighbours are meaningful and an approximate index's recall is not
+trivially high; they are not SDSS embeddings. Queries are drawn from the same clusters and are in no
+knowledge base. Times are wall-clock, faiss's OpenMP threads as configured (printed). Prints JSON;
+``--out`` also writes it.
 """
 
 import argparse
 import json
 import platform
+import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +40,7 @@ from bench.common import report  # noqa: E402
 from inference import index as vector_index  # noqa: E402
 from inference.retrieval import vote_all  # noqa: E402
 
-WIDTH, CLUSTERS, LABELS = 512, 1000, ("star-forming", "composite", "seyfert", "liner", "normal")
+WIDTH, CLUSTERS, LABELS = 448, 1000, ("star-forming", "composite", "seyfert", "liner", "normal")
 
 
 def clustered(rng: np.random.Generator, rows: int, centres: np.ndarray) -> np.ndarray:
@@ -58,17 +67,26 @@ def measure(vectors: np.ndarray, queries: np.ndarray, kind: str, exact_found, la
     build_s = time.perf_counter() - start
     recall = 1.0
     if kind != "flat":
-        spec, recall = vector_index.tune(index, spec, queries, exact_found, target=0.95)
-    ours, raw = [], []
-    for query in queries:
-        q = query[None]
+        spec, recall = vector_index.tune(index, spec, queries, exact_found, target=0.99)
+    with tempfile.TemporaryDirectory(prefix="galspec-index-") as folder:
+        vector_index.save(index, folder, {"kind": kind})
+        del index
+        files = {path.name: path.stat().st_size for path in Path(folder).iterdir()}
+        index = vector_index.load(folder)[0]
+        ours, raw = [], []
+        for query in queries:
+            q = query[None]
+            t0 = time.perf_counter()
+            index.search(q, 3)
+            t1 = time.perf_counter()
+            vote_all(vector_index.search(index, q, 3), labels)
+            t2 = time.perf_counter()
+            raw.append(t1 - t0)
+            ours.append(t2 - t1)
         t0 = time.perf_counter()
-        index.search(q, 3)
-        t1 = time.perf_counter()
-        vote_all(vector_index.search(index, q, 3), labels)
-        t2 = time.perf_counter()
-        raw.append(t1 - t0)
-        ours.append(t2 - t1)
+        vector_index.search(index, queries, 3)
+        batch_s = time.perf_counter() - t0
+        del index
     ours_p, raw_p = percentiles(ours), percentiles(raw)
     return {
         "kind": kind,
@@ -79,13 +97,17 @@ def measure(vectors: np.ndarray, queries: np.ndarray, kind: str, exact_found, la
         "ours": ours_p,
         "raw_faiss": raw_p,
         "overhead_p50_ms": round(ours_p["p50_ms"] - raw_p["p50_ms"], 4),
+        "batch_queries_per_s": round(len(queries) / batch_s, 1),
+        "index_bytes": files["index.faiss"] + files.get("ids.npy", 0),
+        "disk_bytes": files.get("vectors.npy", 0),
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf"])
+    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf", "compressed"])
     parser.add_argument(
         "--hnsw-max", type=int, default=1_000_000, help="largest size to build HNSW for (3 min at 1M on 2 cores)"
     )
@@ -110,6 +132,7 @@ def main() -> None:
             if kind == "hnsw" and size > args.hnsw_max:
                 continue
             row = measure(vectors, queries, kind, exact_found, labels)
+            row["flat_bytes"] = size * (WIDTH * 4 + 8)  # an exact index's floats and ids, for the ratio
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     result = {

@@ -158,7 +158,9 @@ class ComposeForm(forms.Form):
     )
     seed = forms.IntegerField(required=False, initial=0, min_value=0, help_text="which sample of the labelled spectra")
     index = forms.ChoiceField(
-        choices=[(kind, kind) for kind in vector_index.KINDS], initial="flat", help_text="flat is exact"
+        choices=[(kind, kind) for kind in vector_index.CHOICES],
+        initial="auto",
+        help_text=f"flat is exact; auto is flat up to {vector_index.FLAT_MAX:,} entries, compressed beyond",
     )
 
     def start_kwargs(self) -> dict:

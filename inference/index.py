@@ -1,8 +1,11 @@
 """Vector indexes over embeddings, with database keys as ids (faiss).
 
 ``IndexFlatL2`` (exact) is the default and the reference; HNSW and IVF are approximate options, to be
-used only with their recall against the exact index measured on our own embeddings. Ids are int64
-database keys (``IndexIDMap``), never positions in a Python list. An index is written with
+used only with their recall against the exact index measured on our own embeddings. ``compressed`` is
+for knowledge bases the size of a survey: IVF-PQ codes in memory (a byte per 8 floats) find a shortlist,
+which is put in order by exact distances to the float vectors, kept on disk and memory-mapped
+(``Reranked``). ``kind_for`` chooses between flat and compressed by size. Ids are int64 database keys
+(``IndexIDMap``, or ``Reranked.ids``), never positions in a Python list. An index is written with
 ``faiss.write_index`` beside a JSON sidecar (checkpoint, KB version, metric, kind), under a temporary
 name and renamed into place, so a reader never opens half of one.
 
@@ -20,20 +23,89 @@ import numpy as np
 
 from kb.store import folder_write
 
-KINDS = ("flat", "hnsw", "ivf")
+KINDS = ("flat", "hnsw", "ivf", "compressed")
+CHOICES = ("auto", *KINDS)  # what a person may ask for; auto is resolved by ``kind_for``
+FLAT_MAX = 50_000  # vectors: above this, auto chooses compressed (one exact query: 4 ms at 50k, 10 ms at 100k)
+TRAIN_MIN = 65_536  # vectors a compressed index's cells and codes are trained on, at least (all, if fewer)
 
 
 @dataclass(frozen=True)
 class IndexSpec:
-    kind: str = "flat"  # flat | hnsw | ivf
+    kind: str = "flat"  # flat | hnsw | ivf | compressed
     hnsw_m: int = 32  # HNSW graph degree
     hnsw_ef_search: int = 64
-    ivf_lists: int = 0  # IVF cells; 0 chooses about 4 sqrt(n)
+    ivf_lists: int = 0  # IVF cells (ivf, compressed); 0 chooses about 4 sqrt(n)
     ivf_probe: int = 8
+    pq_bytes: int = 0  # compressed: bytes of each vector's code; 0 chooses one per 8 floats
+    rerank: int = 128  # compressed: shortlist re-ranked by exact distance to the stored vectors
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown index kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def kind_for(n: int) -> str:
+    """The index ``auto`` builds over n vectors: exact up to FLAT_MAX, where one exact query still takes
+    under 5 ms on two cores at width 448; compressed beyond, where an exact query's scan grows with n (10 ms
+    at 100k, 49 ms at 500k) and so does its memory, 4 bytes a float (bench/search_latency.py)."""
+    return "flat" if n <= FLAT_MAX else "compressed"
+
+
+class Reranked:
+    """A compressed index: IVF-PQ codes find each query's ``rerank`` nearest candidates, which exact L2
+    against the float ``vectors`` (n, D) then puts in order. Once saved, ``vectors`` are memory-mapped
+    from disk, so memory holds the codes (``pq_bytes`` a vector) and the ids, not the floats.
+
+    It answers like a faiss index: ``search(queries (m, D), k)`` gives squared L2 (m, k) and ids (m, k),
+    -1 and inf where fewer than k exist; ``ids`` (n,) int64 are the database keys of the rows."""
+
+    CHUNK = 64  # queries re-ranked at a time: CHUNK x rerank x D floats read
+
+    def __init__(self, coarse: faiss.Index, vectors: np.ndarray, ids: np.ndarray, rerank: int):
+        self.coarse, self.vectors, self.ids, self.rerank = coarse, vectors, ids, rerank
+
+    @property
+    def d(self) -> int:
+        return self.coarse.d
+
+    @property
+    def ntotal(self) -> int:
+        return self.coarse.ntotal
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        shortlist = min(max(k, self.rerank), self.ntotal)
+        squared = np.full((len(queries), k), np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        for start in range(0, len(queries), self.CHUNK):
+            block = queries[start : start + self.CHUNK]
+            _, rows = self.coarse.search(block, shortlist)  # (c, S) positions, -1 where none
+            found = rows >= 0
+            candidates = np.asarray(self.vectors[np.where(found, rows, 0).ravel()]).reshape(*rows.shape, -1)
+            exact = ((candidates - block[:, None, :]) ** 2).sum(axis=2, dtype=np.float32)  # (c, S)
+            exact[~found] = np.inf
+            best = np.argsort(exact, axis=1, kind="stable")[:, :k]
+            width = best.shape[1]
+            squared[start : start + len(block), :width] = np.take_along_axis(exact, best, axis=1)
+            picked = np.take_along_axis(rows, best, axis=1)
+            ids[start : start + len(block), :width] = np.where(picked >= 0, self.ids[np.maximum(picked, 0)], -1)
+        return squared, ids
+
+
+def _compressed(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec) -> Reranked:
+    n, width = vectors.shape
+    code = spec.pq_bytes or max(1, width // 8)
+    if width % code:
+        raise ValueError(f"a code of {code} bytes doesn't divide the width {width}: choose pq_bytes dividing it")
+    lists = spec.ivf_lists or max(1, min(n // 39, int(4 * np.sqrt(n))))
+    bits = min(8, max(1, int(np.log2(max(n, 2)))))  # a code book of 2^bits needs that many vectors to train
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(n, size=min(n, max(TRAIN_MIN, 64 * lists)), replace=False))
+    coarse = faiss.IndexIVFPQ(faiss.IndexFlatL2(width), width, lists, code, bits)
+    coarse.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    for start in range(0, n, TRAIN_MIN):
+        coarse.add(np.ascontiguousarray(vectors[start : start + TRAIN_MIN], dtype=np.float32))
+    coarse.nprobe = spec.ivf_probe
+    return Reranked(coarse, vectors, ids, spec.rerank)
 
 
 @dataclass(frozen=True)
@@ -44,15 +116,20 @@ class Neighbours:
     distances: np.ndarray
 
 
-def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Index:
-    """An index over vectors (n, D) float32 with ids (n,) int64."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Index | Reranked:
+    """An index over vectors (n, D) float32 with ids (n,) int64. A compressed index keeps ``vectors`` (a
+    memory map stays one) to re-rank with; the others copy them into faiss."""
+    vectors = np.asarray(vectors)  # a memory map stays one
+    if spec.kind != "compressed" or vectors.dtype != np.float32:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if vectors.ndim != 2 or len(vectors) != len(ids):
         raise ValueError(f"need vectors (n, D) and ids (n,), got {vectors.shape} and {ids.shape}")
     if len(np.unique(ids)) != len(ids):
         raise ValueError("ids must be unique: they are database keys")
     n, width = vectors.shape
+    if spec.kind == "compressed":
+        return _compressed(vectors, ids, spec)
     if spec.kind == "flat":
         index = faiss.IndexIDMap2(faiss.IndexFlatL2(width))
     elif spec.kind == "hnsw":
@@ -111,6 +188,8 @@ def tune(
     """
     if spec.kind == "flat":
         return spec, 1.0
+    if spec.kind == "compressed":
+        return _tune_compressed(index, spec, queries, exact, target=target, k=k)
     inner = faiss.downcast_index(index.index)
     while True:
         recall = recall_at_k(exact, search(index, queries, k))
@@ -126,28 +205,76 @@ def tune(
             inner.nprobe = spec.ivf_probe
 
 
-def save(index: faiss.Index, folder: str | Path, sidecar: dict) -> None:
-    """Write index.faiss and index.json into ``folder`` atomically (``kb.store.folder_write``)."""
+def _tune_compressed(
+    index: Reranked, spec: IndexSpec, queries: np.ndarray, exact: Neighbours, *, target: float, k: int
+) -> tuple[IndexSpec, float]:
+    """Widen whichever of nprobe (cells searched) and the re-ranked shortlist gains more recall, doubling,
+    until the target is reached or neither can grow."""
+
+    def measured(candidate: IndexSpec) -> float:
+        index.coarse.nprobe, index.rerank = candidate.ivf_probe, candidate.rerank
+        return recall_at_k(exact, search(index, queries, k))
+
+    recall = measured(spec)
+    while recall < target:
+        wider = []
+        if spec.ivf_probe < index.coarse.nlist:
+            wider.append(replace(spec, ivf_probe=min(2 * spec.ivf_probe, index.coarse.nlist)))
+        if spec.rerank < index.ntotal:
+            wider.append(replace(spec, rerank=min(2 * spec.rerank, index.ntotal)))
+        if not wider:
+            break
+        recall, spec = max(((measured(candidate), candidate) for candidate in wider), key=lambda pair: pair[0])
+    index.coarse.nprobe, index.rerank = spec.ivf_probe, spec.rerank
+    return spec, recall
+
+
+def save(index: faiss.Index | Reranked, folder: str | Path, sidecar: dict) -> None:
+    """Write index.faiss and index.json into ``folder`` atomically (``kb.store.folder_write``); a compressed
+    index also its float vectors (vectors.npy, n x D float32) and ids (ids.npy), to be memory-mapped."""
 
     def write(tmp: Path) -> None:
-        faiss.write_index(index, str(tmp / "index.faiss"))
         meta = {**sidecar, "metric": "L2", "count": int(index.ntotal), "width": int(index.d)}
+        if isinstance(index, Reranked):
+            faiss.write_index(index.coarse, str(tmp / "index.faiss"))
+            vectors = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (index.ntotal, index.d))
+            for start in range(0, index.ntotal, TRAIN_MIN):
+                vectors[start : start + TRAIN_MIN] = index.vectors[start : start + TRAIN_MIN]
+            vectors.flush()
+            del vectors
+            np.save(tmp / "ids.npy", index.ids)
+            meta["rerank"] = index.rerank
+        else:
+            faiss.write_index(index, str(tmp / "index.faiss"))
         (tmp / "index.json").write_text(json.dumps(meta, indent=2))
 
     folder_write(folder, write)
 
 
-def load(folder: str | Path) -> tuple[faiss.Index, dict]:
-    """(index, sidecar) from a folder written by ``save``."""
+def load(folder: str | Path) -> tuple[faiss.Index | Reranked, dict]:
+    """(index, sidecar) from a folder written by ``save``; a compressed index's vectors stay on disk."""
     folder = Path(folder)
     sidecar = json.loads((folder / "index.json").read_text())
-    return faiss.read_index(str(folder / "index.faiss")), sidecar
+    index = faiss.read_index(str(folder / "index.faiss"))
+    if "rerank" in sidecar:
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        index = Reranked(index, vectors, np.load(folder / "ids.npy"), sidecar["rerank"])
+    return index, sidecar
 
 
 def spec_dict(spec: IndexSpec) -> dict:
     return asdict(spec)
 
 
-def index_ids(index: faiss.Index) -> np.ndarray:
-    """(ntotal,) int64: the ids an index (built by ``build``, so an IndexIDMap2) holds."""
+def spec_params(kind: str) -> dict:
+    """A new knowledge base's ``index_params``: the defaults of ``kind``; none for auto, resolved at its build."""
+    if kind == "auto":
+        return {}
+    return spec_dict(IndexSpec(kind=kind))
+
+
+def index_ids(index: faiss.Index | Reranked) -> np.ndarray:
+    """(ntotal,) int64: the ids an index built by ``build`` (an IndexIDMap2, or ``Reranked``) holds."""
+    if isinstance(index, Reranked):
+        return np.asarray(index.ids, dtype=np.int64)
     return faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)

@@ -217,7 +217,9 @@ class KnowledgeBase(models.Model):
         related_name="knowledge_bases",
         help_text="The encoder checkpoint whose embeddings the index holds",
     )
-    index_kind = models.CharField(max_length=8, default="flat", help_text="flat (exact), hnsw or ivf")
+    index_kind = models.CharField(
+        max_length=16, default="flat", help_text="flat (exact), hnsw, ivf or compressed (IVF-PQ, re-ranked exactly)"
+    )
     index_params = models.JSONField(default=dict, blank=True)
     index_metric = models.CharField(max_length=8, default="L2")
     index_recall = models.FloatField(

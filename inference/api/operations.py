@@ -74,7 +74,12 @@ class KnowledgeBaseListCreateApi(KnowledgeBaseListApi):
             required=False, allow_null=True, default=None, min_value=1, help_text="entries; null: as many as allowed"
         )
         seed = serializers.IntegerField(required=False, default=0, min_value=0)
-        index = serializers.ChoiceField(choices=vector_index.KINDS, required=False, default="flat")
+        index = serializers.ChoiceField(
+            choices=vector_index.CHOICES,
+            required=False,
+            default="auto",
+            help_text=f"flat is exact; auto is flat up to {vector_index.FLAT_MAX:,} entries, compressed beyond",
+        )
 
     @extend_schema(request=ComposeInputSerializer, responses={202: OperationSerializer})
     def post(self, request):

@@ -26,7 +26,7 @@ from training.selectors import training_run_in_service
 
 REPEAT_ARCSEC = 2.0  # spectra this close are taken for repeat observations of one galaxy
 RECALL_QUERIES = 1000  # held-out spectra used to measure an approximate index's recall
-RECALL_TARGET = 0.95  # an approximate index searches wider until its recall@3 against exact reaches this
+RECALL_TARGET = 0.99  # an approximate index searches wider until its recall@3 against exact reaches this
 
 
 def knowledge_base_build(
@@ -35,7 +35,7 @@ def knowledge_base_build(
     size: int | None = None,
     target_fraction: float | None = None,
     seed: int = 0,
-    index_kind: str = "flat",
+    index_kind: str = "auto",
     training_run: TrainingRun | None = None,
     promote: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
@@ -50,7 +50,8 @@ def knowledge_base_build(
     run = training_run or training_run_in_service()
     if run is None:
         raise ValueError("no checkpoint is in service: pre-train the encoder first (manage.py pretrain)")
-    spec = vector_index.IndexSpec(kind=index_kind)
+    if index_kind not in vector_index.CHOICES:
+        raise ValueError(f"unknown index {index_kind!r}; choose one of {', '.join(vector_index.CHOICES)}")
     kb = knowledge_base_create(
         task=task,
         training_run=run,
@@ -58,7 +59,7 @@ def knowledge_base_build(
         target_fraction=target_fraction,
         seed=seed,
         index_kind=index_kind,
-        index_params=vector_index.spec_dict(spec),
+        index_params=vector_index.spec_params(index_kind),
     )
     return knowledge_base_index(knowledge_base=kb, promote=promote, on_progress=on_progress)
 
@@ -90,6 +91,10 @@ def knowledge_base_index(
     try:
         embedding_update(training_run=run, on_progress=on_progress)
         entries = list(kb.entries.order_by("pk").values_list("spectrum_id", "spectrum__store_row"))
+        if kb.index_kind == "auto":
+            kb.index_kind = vector_index.kind_for(len(entries))
+            kb.index_params = vector_index.spec_params(kb.index_kind)
+            KnowledgeBase.objects.filter(pk=kb.pk).update(index_kind=kb.index_kind, index_params=kb.index_params)
         ids = np.array([pk for pk, _ in entries], dtype=np.int64)
         vectors = embedding_vectors(training_run=run, store_rows=[row for _, row in entries])
         spec = vector_index.IndexSpec(**kb.index_params)

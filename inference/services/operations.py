@@ -108,7 +108,7 @@ def knowledge_base_candidate_start(
     target_fraction: float | None = None,
     size: int | None = None,
     seed: int = 0,
-    index_kind: str = "flat",
+    index_kind: str = "auto",
 ) -> Operation:
     """Queue a candidate knowledge base of ``task`` with the composition asked for (an operation of kind
     'compose', on the embedding queue), under the checkpoint in service. Any astronomer may; it answers
@@ -116,8 +116,8 @@ def knowledge_base_candidate_start(
     writing nothing, when the labelled spectra cannot make that composition (with the counts available)."""
     if user is None or not user.is_authenticated or not user.has_perm(FLAG):
         raise PermissionDenied("log in as an astronomer to build a knowledge base")
-    if index_kind not in vector_index.KINDS:
-        raise ValueError(f"unknown index {index_kind!r}; choose one of {', '.join(vector_index.KINDS)}")
+    if index_kind not in vector_index.CHOICES:
+        raise ValueError(f"unknown index {index_kind!r}; choose one of {', '.join(vector_index.CHOICES)}")
     run = training_run_in_service()
     if run is None:
         raise ValueError("no checkpoint is in service: an admin must pre-train one first")

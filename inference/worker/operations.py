@@ -139,7 +139,7 @@ def _candidate_create(task: SearchTask, run: TrainingRun, composition: dict | No
             target_fraction=composition["target_fraction"],
             seed=composition["seed"],
             index_kind=composition["index"],
-            index_params=vector_index.spec_dict(vector_index.IndexSpec(kind=composition["index"])),
+            index_params=vector_index.spec_params(composition["index"]),
         )
     like = KnowledgeBase.objects.filter(task=task, in_service=True).first()
     return knowledge_base_create(

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from inference.index import IndexSpec, build, load, recall_at_k, save, search, tune
+from inference.index import IndexSpec, Reranked, build, index_ids, kind_for, load, recall_at_k, save, search, tune
 from inference.retrieval import cross_validated_votes
 from inference.vote import vote, weights
 
@@ -148,3 +148,52 @@ def test_cross_validation_never_lets_a_repeat_observation_vote_for_its_twin():
     assert not any(vote.label == label for vote, label in zip(grouped, labels))
     with pytest.raises(ValueError, match="at least 2 groups"):
         cross_validated_votes(vectors, labels, groups=np.zeros(40))
+
+
+def clustered(n, width=64, seed=0, clusters=50):
+    """Vectors around shared centres, as embeddings of kinds of galaxies are: neighbours mean something."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).normal(size=(clusters, width))
+    return (centres[rng.integers(clusters, size=n)] + 0.3 * rng.normal(size=(n, width))).astype(np.float32)
+
+
+def test_a_compressed_index_reranks_to_the_exact_neighbours_from_vectors_kept_on_disk(tmp_path):
+    data, queries = clustered(20_000), clustered(300, seed=1)
+    ids = np.arange(20_000, dtype=np.int64) * 7 + 3  # database keys
+    exact = search(build(data, ids), queries, k=3)
+    index = build(data, ids, IndexSpec(kind="compressed"))
+    assert index.coarse.code_size == 64 // 8  # a byte of code per 8 floats in memory, not 4 bytes a float
+    spec, recall = tune(index, IndexSpec(kind="compressed"), queries, exact, target=0.99)
+    assert recall >= 0.99
+    save(index, tmp_path / "v1", {"kind": "compressed"})
+    assert sorted(p.name for p in (tmp_path / "v1").iterdir()) == [
+        "ids.npy",
+        "index.faiss",
+        "index.json",
+        "vectors.npy",
+    ]
+    loaded = load(tmp_path / "v1")[0]
+    assert isinstance(loaded, Reranked) and isinstance(loaded.vectors, np.memmap)
+    found = search(loaded, queries, k=3)
+    assert recall_at_k(exact, found) == recall  # the widened search persists
+    same = found.ids == exact.ids
+    assert same.mean() >= 0.99 and np.allclose(found.distances[same], exact.distances[same], atol=1e-4)
+    assert (index_ids(loaded) == ids).all()
+
+
+def test_without_reranking_the_codes_alone_lose_neighbours():
+    data, queries = clustered(20_000), clustered(300, seed=1)
+    ids = np.arange(20_000)
+    exact = search(build(data, ids), queries, k=3)
+    codes_only = build(data, ids, IndexSpec(kind="compressed", rerank=3))  # the shortlist is the answer
+    reranked = build(data, ids, IndexSpec(kind="compressed", rerank=128))
+    assert recall_at_k(exact, search(codes_only, queries, 3)) < recall_at_k(exact, search(reranked, queries, 3))
+
+
+def test_a_small_compressed_index_pads_missing_neighbours_and_auto_chooses_by_size():
+    index = build(vectors(2), np.array([5, 6]), IndexSpec(kind="compressed"))
+    found = search(index, vectors(1, seed=1), k=3)
+    assert sorted(found.ids[0, :2]) == [5, 6] and found.ids[0, 2] == -1 and np.isinf(found.distances[0, 2])
+    assert kind_for(1_000) == "flat" and kind_for(10_000_000) == "compressed"
+    with pytest.raises(ValueError, match="doesn't divide the width 16"):
+        build(vectors(300), np.arange(300), IndexSpec(kind="compressed", pq_bytes=3))

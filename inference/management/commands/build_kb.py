@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from galspec_site.progress import progress_bar
-from inference.index import KINDS
+from inference.index import CHOICES, FLAT_MAX
 from inference.services.knowledge_bases import knowledge_base_build
 from kb.selectors import search_task_get
 
@@ -23,7 +23,13 @@ class Command(BaseCommand):
             help="share of entries with the task's target label (default: natural proportions)",
         )
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--index", choices=KINDS, default="flat", help="flat (exact, default), hnsw or ivf")
+        parser.add_argument(
+            "--index",
+            choices=CHOICES,
+            default="auto",
+            help=f"auto (default: flat, exact, up to {FLAT_MAX:,} entries; compressed beyond), flat, hnsw, ivf or "
+            "compressed (IVF-PQ codes in memory, the shortlist re-ranked exactly from vectors on disk)",
+        )
         parser.add_argument("--no-promote", action="store_true", help="build it but leave the version in service")
 
     def handle(self, *args, task, size, target_fraction, seed, index, no_promote, verbosity, **options):

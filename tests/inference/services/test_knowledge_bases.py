@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from inference import index as vector_index
 from inference.selectors.embeddings import embedding_vectors
 from inference.services.knowledge_bases import knowledge_base_build
-from inference.services.search import search
+from inference.services.search import load_index, search
 from kb.bpt import bpt_class_from_lines, bpt_three_class
 from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import task_labels
@@ -130,12 +130,26 @@ def test_a_file_search_matches_the_search_of_the_same_ingested_spectrum(trained,
     )
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["hnsw", "ivf", "compressed"])
 def test_an_approximate_index_records_its_recall_and_search_settings(trained, kind):
     kb = knowledge_base_build(task=lens_task(), index_kind=kind, seed=1)
-    assert kb.index_kind == kind and 0.95 <= kb.index_recall <= 1.0
+    assert kb.index_kind == kind and 0.99 <= kb.index_recall <= 1.0
     sidecar = vector_index.load(kb.index_path)[1]
     assert sidecar["recall_at_3"] == kb.index_recall and sidecar["params"] == kb.index_params
+
+
+def test_auto_builds_a_flat_index_at_this_size_and_a_compressed_one_past_the_limit(trained, monkeypatch):
+    query = Spectrum.objects.filter(held_out=True).first()
+    flat = knowledge_base_build(task=lens_task(), seed=1)
+    assert flat.index_kind == "flat" and flat.index_params["kind"] == "flat"
+    exact = search(task="lens", spectrum=query)
+    monkeypatch.setattr(vector_index, "FLAT_MAX", flat.size - 1)
+    compressed = knowledge_base_build(task=lens_task(), seed=1)
+    assert compressed.index_kind == "compressed" and compressed.index_recall >= 0.99
+    assert isinstance(load_index(compressed), vector_index.Reranked)
+    answer = search(task="lens", spectrum=query)
+    assert answer.knowledge_base == compressed.pk
+    assert [n.spectrum_id for n in answer.neighbours] == [n.spectrum_id for n in exact.neighbours]
 
 
 def test_fewer_entries_than_k_vote_with_what_there_is(trained):
