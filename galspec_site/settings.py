@@ -146,6 +146,8 @@ GALSPEC_OPERATION_STALE_S = env.int("GALSPEC_OPERATION_STALE_S", default=120)
 # Pipeline defaults.
 GALSPEC_DEVICE = env("GALSPEC_DEVICE", default="auto")  # auto | cpu | cuda
 GALSPEC_TORCH_THREADS = env.int("GALSPEC_TORCH_THREADS", default=0)  # 0: torch's own default
+# Processes a pre-training runs over on this machine (torchrun, DistributedDataParallel): 1 runs in the worker.
+GALSPEC_TRAIN_PROCESSES = env.int("GALSPEC_TRAIN_PROCESSES", default=1)
 
 # Uploads: one spectrum file at most this size; a batch at most this many files or identifiers.
 GALSPEC_MAX_UPLOAD_BYTES = env.int("GALSPEC_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)

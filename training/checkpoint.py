@@ -59,12 +59,14 @@ def load_checkpoint(folder: str | Path, device=None) -> GalSpecEncoder:
     return load_masked_model(folder, device).encoder
 
 
-def save_training_state(folder, *, model, optimizer, generator: torch.Generator, state: dict, shared: dict) -> None:
-    """A ``last`` checkpoint: weights and config as any checkpoint, plus what resuming needs."""
+def save_training_state(folder, *, model, optimizer, generators: list[torch.Tensor], state: dict, shared: dict) -> None:
+    """A ``last`` checkpoint: weights and config as any checkpoint, plus what resuming needs; ``generators``
+    are the batch-and-mask random states of every rank, in rank order (one for a run in one process)."""
     weights = {name: tensor.detach().float().cpu().contiguous() for name, tensor in model.state_dict().items()}
     extra = {
         "optimizer": optimizer.state_dict(),
-        "generator": generator.get_state(),
+        "generator": generators[0],
+        "generators": generators,
         "state": state,
         "torch_rng": torch.get_rng_state(),
     }
@@ -77,13 +79,17 @@ def save_training_state(folder, *, model, optimizer, generator: torch.Generator,
     folder_write(folder, write)
 
 
-def load_training_state(folder, *, model, optimizer, generator: torch.Generator) -> dict:
-    """Restore model, optimizer and RNG from a ``last`` checkpoint; returns the loop's state."""
+def load_training_state(folder, *, model, optimizer, generator: torch.Generator, rank: int = 0) -> dict:
+    """Restore model, optimizer and RNG (``rank``'s, of a run over several processes) from a ``last``
+    checkpoint; returns the loop's state. A run resumed over another number of processes than it was saved
+    by starts its extra ranks' random streams afresh."""
     folder = Path(folder)
     device = next(model.parameters()).device
     model.load_state_dict({k: v.to(device) for k, v in load_file(folder / "model.safetensors").items()})
     extra = torch.load(folder / "training_state.pt", weights_only=False)
     optimizer.load_state_dict(extra["optimizer"])
-    generator.set_state(extra["generator"])
+    saved = extra.get("generators", [extra["generator"]])
+    if rank < len(saved):
+        generator.set_state(saved[rank])
     torch.set_rng_state(extra["torch_rng"])
     return extra["state"]

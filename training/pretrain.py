@@ -9,6 +9,12 @@ a strong line counts by how significant it is, not by how high: with the plain M
 (the paper's, ``loss="mse"``) a few spectra with the strongest lines dominate both training and the
 pooled validation figure. The best checkpoint is the one with the lowest median over validation
 spectra of their own chi-squared per hidden pixel, a figure no handful of spectra can move.
+
+Over several processes (``torch.distributed`` initialised, as ``training.distributed`` does under
+``torchrun``), the model is wrapped in DistributedDataParallel: each rank draws its share of every batch
+(batch_size / world) from its own slice of the training rows with its own random stream, gradients are
+averaged, and rank 0 alone validates and writes checkpoints, which hold every rank's random state so that
+a resumed run carries on where each rank stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from training.checkpoint import load_training_state, resolve_device, save_checkpoint, save_training_state
 from training.model import EncoderConfig, MaskedSpectrumModel, interpolation_baseline, span_mask
@@ -183,6 +191,16 @@ class _Loop:
     interp_errors: np.ndarray  # (n_val, 4): interpolation's errors on it
     state: dict  # step, best_val, history, seconds (and the best checkpoint's per-spectrum figures)
     shared: dict  # model, training and preprocessing settings, saved in every checkpoint
+    rank: int = 0  # this process among ``world`` (torch.distributed), 0 alone validates and saves
+    world: int = 1
+    ddp: DistributedDataParallel | None = None  # the model as trained over several processes
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) unless torch.distributed is initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def pretrain(
@@ -205,7 +223,8 @@ def pretrain(
 
     ``rows`` (m,) are the rows to learn from (default: all) and ``val_rows`` the rows the checkpoint is
     chosen on (at most ``max_val_spectra`` of them, a seeded sample); without ``val_rows`` a seeded
-    ``val_fraction`` of ``rows`` is set aside instead."""
+    ``val_fraction`` of ``rows`` is set aside instead. Run by every rank of a distributed run (see the
+    module's docstring); ranks other than 0 write nothing and return {}."""
     if config.loss not in LOSSES:
         raise ValueError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
     out_dir = Path(out_dir)
@@ -219,21 +238,34 @@ def pretrain(
         report = train_step(loop, arrays, step, config)
         step += 1
         if step % config.eval_every == 0 or step == config.max_steps:
-            report.update(validate_and_save(loop, arrays, step, report, out_dir))
+            generators = _gathered(loop, loop.generator.get_state())
             loop.state.update(step=step, seconds=time.perf_counter() - started)
-            save_training_state(
-                out_dir / LAST,
-                model=loop.model,
-                optimizer=loop.optimizer,
-                generator=loop.generator,
-                state=loop.state,
-                shared=loop.shared,
-            )
-        if on_progress:
+            if loop.rank == 0:
+                report.update(validate_and_save(loop, arrays, step, report, out_dir))
+                save_training_state(
+                    out_dir / LAST,
+                    model=loop.model,
+                    optimizer=loop.optimizer,
+                    generators=generators,
+                    state=loop.state,
+                    shared=loop.shared,
+                )
+        if on_progress and loop.rank == 0:
             on_progress(step, config.max_steps, report)
+    if loop.rank != 0:
+        return {}
     metrics = _metrics(loop, step, time.perf_counter() - started)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _gathered(loop: _Loop, value) -> list:
+    """``value`` from every rank, in rank order (a list of one when not distributed)."""
+    if loop.world == 1:
+        return [value]
+    out = [None] * loop.world
+    dist.all_gather_object(out, value)
+    return out
 
 
 def _prepare(
@@ -248,9 +280,14 @@ def _prepare(
 ) -> _Loop:
     """The device, the train/validation split and its fixed mask, the model and optimizer (restored from
     out_dir/last when resuming), and interpolation's validation errors."""
+    rank, world = rank_and_world()
+    if config.batch_size % world:
+        raise ValueError(f"a batch of {config.batch_size} does not split over {world} processes: choose a multiple")
     device = resolve_device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", rank % torch.cuda.device_count())
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
@@ -275,16 +312,19 @@ def _prepare(
     )
     model = MaskedSpectrumModel(model_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed + 2)
+    generator = torch.Generator().manual_seed(config.seed + 2 + rank)  # each rank its own batches and masks
     state = {"step": 0, "best_val": math.inf, "best": {}, "history": [], "seconds": 0.0}
     if resume and (out_dir / LAST).exists():
-        state = load_training_state(out_dir / LAST, model=model, optimizer=optimizer, generator=generator)
+        state = load_training_state(out_dir / LAST, model=model, optimizer=optimizer, generator=generator, rank=rank)
         if "best" not in state:
             raise ValueError(
                 f"{out_dir} holds a run started before pre-training used chi-squared and chose its checkpoint "
                 "on the validation reserve: it cannot be resumed; start a new run (its checkpoints stay readable)"
             )
     shared = {"model": model_config.to_dict(), "training": config.to_dict(), "preprocess": preprocess_config or {}}
+    ddp = None
+    if world > 1:
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return _Loop(
         model,
         optimizer,
@@ -293,19 +333,24 @@ def _prepare(
         train_idx,
         val_idx,
         val_hidden,
-        interpolation_errors(arrays, val_idx, val_hidden),
+        interpolation_errors(arrays, val_idx, val_hidden) if rank == 0 else np.empty((0, 4)),
         state,
         shared,
+        rank,
+        world,
+        ddp,
     )
 
 
 def train_step(loop: _Loop, arrays, step: int, config: PretrainConfig) -> dict:
-    """One optimizer step on a random batch with fresh span masks; returns its loss and learning rate."""
-    model, optimizer = loop.model, loop.optimizer
+    """One optimizer step on a random batch with fresh span masks; returns its loss and learning rate (over
+    all ranks, each drawing batch_size / world spectra, the loss averaged)."""
+    model, optimizer = loop.ddp or loop.model, loop.optimizer
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, config)
+    mine = loop.train_idx[loop.rank :: loop.world]  # each rank draws from its own slice of the training rows
     picks = np.sort(
-        loop.train_idx[torch.randint(len(loop.train_idx), (config.batch_size,), generator=loop.generator).numpy()]
+        mine[torch.randint(len(mine), (config.batch_size // loop.world,), generator=loop.generator).numpy()]
     )
     f, v, w = _batch(arrays, picks, loop.device)
     hidden = span_mask(
@@ -317,6 +362,10 @@ def train_step(loop: _Loop, arrays, step: int, config: PretrainConfig) -> dict:
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
+    loss = loss.detach()
+    if loop.world > 1:
+        dist.all_reduce(loss)
+        loss /= loop.world
     return {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
 
 
@@ -352,5 +401,6 @@ def _metrics(loop: _Loop, step: int, seconds: float) -> dict:
         "n_val": int(len(loop.val_idx)),
         "seconds": round(seconds, 1),
         "device": loop.device.type,
+        "processes": loop.world,
         "history": loop.state["history"],
     }

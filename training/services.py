@@ -17,6 +17,7 @@ from kb.search_tasks import TRAIN, VALIDATION
 from kb.selectors import spectrum_reserve_rows, spectrum_store
 from kb.store import folder_leftovers_clear, folder_write
 from training.checkpoint import load_masked_model, read_info
+from training.distributed import launch
 from training.model import PRESETS, EncoderConfig
 from training.models import TrainingRun
 from training.pretrain import BEST, PRESET_DEFAULTS, PretrainConfig, pretrain
@@ -50,6 +51,8 @@ def training_run_execute(
 ) -> TrainingRun:
     """Pre-train on every ingested spectrum of the training reserve, choosing the checkpoint on the
     validation reserve (kb.search_tasks.reserve); resumes from the run's last checkpoint if there is one.
+    With ``GALSPEC_TRAIN_PROCESSES`` above 1, over that many processes on this machine (``torchrun``:
+    DistributedDataParallel, NCCL on GPUs, gloo on CPUs; ``training.distributed``).
 
     On success the run records its metrics and, with ``promote``, its checkpoint goes into service.
     """
@@ -72,19 +75,20 @@ def training_run_execute(
 
     model_config = EncoderConfig.from_dict(run.model_config)
     config = PretrainConfig(**run.train_config)
+    processes = settings.GALSPEC_TRAIN_PROCESSES
+    common = dict(
+        model_config=model_config,
+        config=config,
+        out_dir=Path(run.checkpoint_dir),
+        preprocess_config=PAPER.to_dict(),
+        on_progress=progress,
+        val_rows=val_rows,
+    )
     try:
-        metrics = pretrain(
-            flux,
-            valid,
-            store.read_ivar(),
-            model_config=model_config,
-            config=config,
-            out_dir=Path(run.checkpoint_dir),
-            preprocess_config=PAPER.to_dict(),
-            on_progress=progress,
-            rows=rows,
-            val_rows=val_rows,
-        )
+        if processes > 1:
+            metrics = launch(processes=processes, store=store.folder, rows=rows, **common)
+        else:
+            metrics = pretrain(flux, valid, store.read_ivar(), rows=rows, **common)
     except BaseException as error:
         run.status, run.error, run.finished_at = TrainingRun.Status.FAILED, repr(error), timezone.now()
         run.save(update_fields=["status", "error", "finished_at"])

@@ -40,6 +40,18 @@ def test_a_run_trains_records_its_metrics_and_goes_into_service(ingested):
     assert run.model_config["d_model"] == 64
 
 
+def test_a_worker_configured_for_two_processes_trains_over_both(ingested, settings):
+    settings.GALSPEC_TRAIN_PROCESSES = 2
+    steps = []
+    run = training_run_create(preset="small", **QUICK)
+    run = training_run_execute(run=run, on_progress=lambda step, total, report: steps.append(step))
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.in_service and run.metrics["processes"] == 2
+    assert steps == [1, 2, 3, 4] and run.step == 4
+    assert run.metrics["n_train"] == Spectrum.objects.filter(held_out=False, validation=False).count()
+    assert load_masked_model(Path(run.checkpoint_dir) / "best")  # a checkpoint like any other
+
+
 def test_only_one_checkpoint_is_in_service(ingested):
     first = training_run_execute(run=training_run_create(preset="small", **QUICK))
     second = training_run_execute(run=training_run_create(preset="small", **QUICK), promote=False)

@@ -1,0 +1,159 @@
+"""Pre-training over several processes: PyTorch's own engine, launched by ``torchrun``.
+
+``launch`` writes what the run needs into a folder (the store's location, the rows to learn from and to
+validate on, the model and training settings), starts ``python -m torch.distributed.run --standalone
+--nproc-per-node N -m training.distributed SPEC`` and follows rank 0's progress on its standard output.
+Each process (``main``) joins the process group (NCCL on GPUs, gloo on CPUs), opens the spectrum store
+memory-mapped, so no process holds every spectrum, and runs ``training.pretrain.pretrain``, which wraps
+the model in DistributedDataParallel (see there). Rank 0 writes the checkpoints and metrics.json, so a
+run is resumed, or read, exactly as one trained in one process. Each process dies with its parent
+(Linux's parent-death signal), so a worker killed mid-run leaves no rank training on behind it: the run
+resumes from its last checkpoint when started again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import signal
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from kb.store import SpectrumStore
+from training.model import EncoderConfig
+from training.pretrain import PretrainConfig, pretrain, rank_and_world
+
+PROGRESS = "GALSPEC-PROGRESS "  # rank 0's progress lines on standard output start with this, then JSON
+
+
+def launch(
+    *,
+    processes: int,
+    store: str | Path,
+    rows: np.ndarray,
+    val_rows: np.ndarray,
+    model_config: EncoderConfig,
+    config: PretrainConfig,
+    out_dir: str | Path,
+    preprocess_config: dict | None = None,
+    on_progress: Callable[[int, int, dict], None] | None = None,
+) -> dict:
+    """Pre-train over ``processes`` processes on this machine, as ``pretrain`` does in one; returns the
+    metrics rank 0 wrote. ValueError, starting nothing, when the batch does not split evenly over the
+    processes; RuntimeError, with the end of the processes' output, if the run fails."""
+    if processes >= 2 and config.batch_size % processes:
+        raise ValueError(f"a batch of {config.batch_size} does not split over {processes} processes: choose a multiple")
+    spec = write_spec(
+        store=store,
+        rows=rows,
+        val_rows=val_rows,
+        model_config=model_config,
+        config=config,
+        out_dir=out_dir,
+        preprocess_config=preprocess_config,
+    )
+    tail: deque[str] = deque(maxlen=40)
+    with subprocess.Popen(
+        torchrun(processes, spec),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=die_with_parent,
+    ) as child:
+        for line in child.stdout:
+            if line.startswith(PROGRESS):
+                if on_progress:
+                    report = json.loads(line[len(PROGRESS) :])
+                    on_progress(report.pop("step"), report.pop("max_steps"), report)
+            else:
+                tail.append(line)
+    if child.returncode:
+        raise RuntimeError(f"pre-training over {processes} processes failed ({child.returncode}):\n{''.join(tail)}")
+    return json.loads((Path(out_dir) / "metrics.json").read_text())
+
+
+def write_spec(
+    *,
+    store: str | Path,
+    rows: np.ndarray,
+    val_rows: np.ndarray,
+    model_config: EncoderConfig,
+    config: PretrainConfig,
+    out_dir: str | Path,
+    preprocess_config: dict | None = None,
+) -> Path:
+    """What every rank reads: OUT_DIR/launch/spec.json, beside the rows (int64 .npy) it names."""
+    folder = Path(out_dir) / "launch"
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "rows.npy", np.asarray(rows, dtype=np.int64))
+    np.save(folder / "val_rows.npy", np.asarray(val_rows, dtype=np.int64))
+    spec = {
+        "store": str(store),
+        "rows": str(folder / "rows.npy"),
+        "val_rows": str(folder / "val_rows.npy"),
+        "model": model_config.to_dict(),
+        "training": config.to_dict(),
+        "preprocess": preprocess_config or {},
+        "out_dir": str(out_dir),
+    }
+    (folder / "spec.json").write_text(json.dumps(spec, indent=2))
+    return folder / "spec.json"
+
+
+def torchrun(processes: int, spec: Path) -> list[str]:
+    """The command that runs ``main`` in ``processes`` processes on this machine."""
+    if processes < 2:
+        raise ValueError("a distributed run needs at least 2 processes; run pretrain directly for one")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    return [*launcher, "-m", "training.distributed", str(spec)]
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere, nothing."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
+def main(spec_path: str) -> None:
+    """One rank of a run ``launch`` started (under torchrun, which sets RANK, WORLD_SIZE and the rendezvous)."""
+    die_with_parent()
+    spec = json.loads(Path(spec_path).read_text())
+    config = PretrainConfig(**spec["training"])
+    cuda = config.device != "cpu" and torch.cuda.is_available()
+    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        model_config = EncoderConfig.from_dict(spec["model"])
+        store = SpectrumStore(spec["store"], n_pixels=model_config.n_pixels)
+        flux, valid = store.read()
+
+        def progress(step: int, max_steps: int, report: dict) -> None:
+            print(PROGRESS + json.dumps({"step": step, "max_steps": max_steps, **report}), flush=True)
+
+        pretrain(
+            flux,
+            valid,
+            store.read_ivar(),
+            model_config=model_config,
+            config=config,
+            out_dir=spec["out_dir"],
+            preprocess_config=spec["preprocess"],
+            on_progress=progress if rank_and_world()[0] == 0 else None,
+            rows=np.load(spec["rows"]),
+            val_rows=np.load(spec["val_rows"]),
+        )
+        dist.barrier()  # rank 0 writes the last checkpoint and metrics while the others wait to leave together
+    finally:
+        gc.collect()  # the DDP model's reference cycles hold the process group: free it now, not at exit
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
