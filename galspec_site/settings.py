@@ -142,6 +142,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # An admin's operation or a survey search whose worker has been silent this long is taken up by another
 # (or a restarted) worker.
 GALSPEC_OPERATION_STALE_S = env.int("GALSPEC_OPERATION_STALE_S", default=120)
+# Survey searches: spectra per part, and the most helpers one search sends to other embedding workers.
+GALSPEC_SURVEY_CHUNK = env.int("GALSPEC_SURVEY_CHUNK", default=10_000)
+GALSPEC_SURVEY_HELPERS = env.int("GALSPEC_SURVEY_HELPERS", default=8)
 
 # Pipeline defaults.
 GALSPEC_DEVICE = env("GALSPEC_DEVICE", default="auto")  # auto | cpu | cuda

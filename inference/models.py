@@ -233,6 +233,33 @@ class SurveySearch(LeasedWork):
         return self.status in FINISHED
 
 
+class SurveyPart(models.Model):
+    """One part of a survey search (``part-NNNNN.csv``), which any embedding worker may take: pending, then
+    running with its worker's heartbeat (taken again once stale), then done."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+
+    survey = models.ForeignKey(SurveySearch, on_delete=models.CASCADE, related_name="parts")
+    number = models.PositiveIntegerField(help_text="Its file is part-NNNNN.csv")
+    first_row = models.BigIntegerField(help_text="The first store row it searches")
+    last_row = models.BigIntegerField(help_text="The last store row it searches")
+    spectra = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    worker = models.CharField(max_length=200, blank=True, help_text="Host and process that took it last")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["survey", "number"], name="survey_part_once")]
+        ordering = ["survey", "number"]
+
+    def __str__(self) -> str:
+        return f"{self.survey} part {self.number}"
+
+
 class SurveyCandidate(models.Model):
     """A spectrum a survey search voted a label of interest, with its evidence."""
 

@@ -5,7 +5,7 @@ worker side (``inference.worker``) or a core service. A worker that starts sends
 and survey searches a dead worker left running; whoever claims each carries it on.
 """
 
-from celery import shared_task
+from celery import group, shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
@@ -16,7 +16,7 @@ from inference.services.embeddings import embedding_update
 from inference.services.knowledge_bases import knowledge_base_index
 from inference.worker.jobs import search_job_run
 from inference.worker.operations import operation_run
-from inference.worker.surveys import survey_search_run
+from inference.worker.surveys import survey_parts_help, survey_search_run
 from kb.models import KnowledgeBase, SearchTask
 from training.models import TrainingRun
 
@@ -66,10 +66,20 @@ def bulk_search_task(self, task_id: int, out: str, chunk: int = 10_000, k: int =
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)  # a killed pool process's task goes back to the broker
 def survey_search_task(survey_id: int) -> str:
-    """A survey search started from the site or the API; delivered again, it carries on from its last part."""
-    return survey_search_run(
-        survey=SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id)
-    ).status
+    """A survey search started from the site or the API; delivered again, it carries on from the parts done.
+    Its parts are shared with helpers on every embedding worker (``survey_parts_task``, sent as a group)."""
+
+    def fan_out(helpers: int) -> None:
+        group(survey_parts_task.si(survey_id).set(queue="embedding") for _ in range(helpers)).apply_async()
+
+    survey = SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id)
+    return survey_search_run(survey=survey, fan_out=fan_out).status
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def survey_parts_task(survey_id: int) -> int:
+    """A helper: search parts of a running survey search until none is left to take."""
+    return survey_parts_help(survey=SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id))
 
 
 def operations_resume() -> list[int]:

@@ -5,14 +5,17 @@ order, read from the database one chunk at a time) is searched in one batched in
 and written as ``part-NNNNN.csv`` (atomically: a temporary file renamed into place). A run that stops,
 for any reason, carries on from the first chunk with no file, so a survey of millions is searched once
 however often it is interrupted. ``manifest.json`` names the task, the knowledge-base version and
-checkpoint, and a run against another version refuses the folder.
+checkpoint, and a run against another version refuses the folder. A survey search fanned out over
+several workers (``inference.worker.surveys``) searches the same parts, each with ``part_search``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,43 +48,97 @@ def bulk_search(
     knowledge base."""
     kb = knowledge_base or knowledge_base_in_service(task=task)
     wanted = sorted(task.target_labels if labels is None else labels)
+    manifest = bulk_search_manifest(knowledge_base=kb, out=out, chunk=chunk, k=k, labels=wanted)
+    embedding_update(training_run=kb.training_run)
+    searcher = part_searcher(knowledge_base=kb, labels=wanted, k=k)
+    parts = part_bounds(chunk=chunk)
+    total, done = sum(spectra for _, _, spectra in parts), 0
+    for number, (first, last, spectra) in enumerate(parts, start=1):
+        part_search(searcher, out=out, number=number, first_row=first, last_row=last)
+        done += spectra
+        if on_progress:
+            on_progress(done, total)
+    manifest["spectra"], manifest["parts"] = total, len(parts)
+    (Path(out) / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def bulk_search_manifest(
+    *, knowledge_base: KnowledgeBase, out: str | Path, chunk: int, k: int, labels: list[str]
+) -> dict:
+    """Start a folder for a bulk search of ``knowledge_base`` (manifest.json), or check it holds one;
+    returns the manifest. ValueError if the folder holds a search of another knowledge base or settings."""
+    kb = knowledge_base
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {
-        "task": task.name,
+        "task": kb.task.name,
         "knowledge_base": kb.pk,
         "kb_version": kb.version,
         "training_run": kb.training_run_id,
         "k": k,
         "chunk": chunk,
-        "labels": wanted,
+        "labels": sorted(labels),
         "columns": SURVEY_COLUMNS,  # parts written by another version of GalSpec are not mixed in
     }
     _manifest_write_or_check(out, manifest)
-    embedding_update(training_run=kb.training_run)
-    index = load_index(kb)
-    label_of, specobjid_of = {}, {}
-    for pk, label, specobjid in kb.entries.values_list("spectrum_id", "label", "spectrum__specobjid").iterator():
-        label_of[pk], specobjid_of[pk] = label, specobjid
+    return manifest
+
+
+def part_bounds(*, chunk: int) -> list[tuple[int, int, int]]:
+    """Every ingested spectrum in parts of ``chunk``, in store-row order: (first store row, last store row,
+    spectra) for each part."""
     store_rows = np.fromiter(
         Spectrum.objects.order_by("store_row").values_list("store_row", flat=True).iterator(), dtype=np.int64
-    )  # 8 bytes a spectrum; the rows themselves are read a chunk at a time
-    chunks = range(0, len(store_rows), chunk)
-    for number, start in enumerate(chunks, start=1):
-        part = out / f"part-{number:05d}.csv"
-        if not part.exists():
-            first, last = store_rows[start], store_rows[min(start + chunk, len(store_rows)) - 1]
-            rows = list(
-                Spectrum.objects.filter(store_row__gte=first, store_row__lte=last)
-                .order_by("store_row")
-                .values_list(*FIELDS)
-            )
-            _search_chunk(rows, part, kb, index, label_of, specobjid_of, set(wanted), k)
-        if on_progress:
-            on_progress(min(start + chunk, len(store_rows)), len(store_rows))
-    manifest["spectra"], manifest["parts"] = len(store_rows), len(chunks)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return manifest
+    )  # 8 bytes a spectrum; the rows themselves are read a part at a time
+    return [
+        (
+            int(store_rows[start]),
+            int(store_rows[min(start + chunk, len(store_rows)) - 1]),
+            len(store_rows[start : start + chunk]),
+        )
+        for start in range(0, len(store_rows), chunk)
+    ]
+
+
+@dataclass(frozen=True)
+class PartSearcher:
+    """What searching any part of one bulk search needs, loaded once per worker: the knowledge base, its
+    index, its entries' labels and specobjids, the labels of interest and K."""
+
+    knowledge_base: KnowledgeBase
+    index: object
+    label_of: dict
+    specobjid_of: dict
+    targets: frozenset
+    k: int
+
+
+def part_searcher(*, knowledge_base: KnowledgeBase, labels: list[str], k: int) -> PartSearcher:
+    label_of, specobjid_of = {}, {}
+    entries = knowledge_base.entries.values_list("spectrum_id", "label", "spectrum__specobjid")
+    for pk, label, specobjid in entries.iterator():
+        label_of[pk], specobjid_of[pk] = label, specobjid
+    return PartSearcher(knowledge_base, load_index(knowledge_base), label_of, specobjid_of, frozenset(labels), k)
+
+
+def part_path(out: str | Path, number: int) -> Path:
+    return Path(out) / f"part-{number:05d}.csv"
+
+
+def part_search(searcher: PartSearcher, *, out: str | Path, number: int, first_row: int, last_row: int) -> Path:
+    """Search the spectra of store rows ``first_row``..``last_row`` into ``out/part-NNNNN.csv``, unless that
+    part is written already (whoever wrote it searched the same spectra the same way)."""
+    part = part_path(out, number)
+    if not part.exists():
+        rows = list(
+            Spectrum.objects.filter(store_row__gte=first_row, store_row__lte=last_row)
+            .order_by("store_row")
+            .values_list(*FIELDS)
+        )
+        s = searcher
+        _search_chunk(rows, part, s.knowledge_base, s.index, s.label_of, s.specobjid_of, set(s.targets), s.k)
+    return part
 
 
 def _manifest_write_or_check(out: Path, manifest: dict) -> None:
@@ -107,7 +164,7 @@ def _search_chunk(
     reconstruction = embedding_reconstruction(training_run=kb.training_run, store_rows=store_rows)
     neighbours = neighbours_excluding(index, vectors, k, own_ids=ids)
     votes = vote_all(neighbours, label_of)
-    tmp = part.with_suffix(".tmp")
+    tmp = part.with_suffix(f".{os.getpid()}.tmp")  # two workers on one part each write their own
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SURVEY_COLUMNS)

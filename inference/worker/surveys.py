@@ -1,27 +1,48 @@
 """The worker side of survey searches: claim one, embed what is missing, search in parts, collect the candidates.
 
-A worker that dies leaves its search 'running' with a heartbeat that stops. The next worker to start
-sends it again (``inference.tasks``); whoever claims it (``inference.worker.lease``) carries it
-on from its last written part. After ``MAX_ATTEMPTS`` the search fails instead of looping.
+The worker that claims a search (``inference.worker.lease``) plans its parts (``SurveyPart``: a
+``GALSPEC_SURVEY_CHUNK`` of spectra each, in store-row order) and sends helpers to the other embedding
+workers (``fan_out``: a Celery group); then it, and every helper, takes pending parts one at a time and
+writes each as ``part-NNNNN.csv``. A part whose worker went silent for ``GALSPEC_OPERATION_STALE_S`` is
+taken again, so a killed helper loses nothing; a part searched twice is written twice alike. When no part
+is left the claiming worker collects the candidates, its progress the spectra of the parts done.
+
+A claiming worker that dies leaves its search 'running' with a heartbeat that stops. The next worker to
+start sends it again (``inference.tasks``); whoever claims it carries it on from the parts done. After
+``MAX_ATTEMPTS`` the search fails instead of looping.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import socket
+import time
 from collections import Counter
+from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
 
-from inference.models import SurveyCandidate, SurveySearch
-from inference.selectors.background import survey_rows
-from inference.services.bulk import bulk_search
+from inference.models import SurveyCandidate, SurveyPart, SurveySearch
+from inference.selectors.background import stale_before, survey_rows
+from inference.services.bulk import (
+    PartSearcher,
+    bulk_search_manifest,
+    part_bounds,
+    part_path,
+    part_search,
+    part_searcher,
+)
 from inference.services.embeddings import embedding_update
 from inference.worker.lease import Lease
 from kb.selectors import spectrum_ids_by_specobjid, task_labelled
 
-CHUNK = 10_000  # spectra per CSV part
 BATCH = 5_000  # candidates written per INSERT
+POLL_S = 1.0  # how often a worker waiting for others' parts looks again
 MAX_ATTEMPTS = 5  # workers that may die on one search before it is failed
 
 
@@ -51,14 +72,14 @@ def _progress(lease: Lease, stage: str):
     return report
 
 
-def survey_search_run(*, survey: SurveySearch) -> SurveySearch:
-    """Do the search, or carry it on from its last written part; a no-op once it has finished or while
-    another worker is alive on it."""
+def survey_search_run(*, survey: SurveySearch, fan_out: Callable[[int], None] | None = None) -> SurveySearch:
+    """Do the search, or carry it on from the parts done; a no-op once it has finished or while another
+    worker is alive on it. ``fan_out(n)`` sends n helpers (``survey_parts_help``) to other workers."""
     lease = survey_search_claim(survey=survey)
     if lease is not None:
         try:
-            with lease.heartbeat():  # beats on while the candidates are collected
-                _survey_search_carry_on(survey, lease)
+            with lease.heartbeat():  # beats on while parts are searched and the candidates collected
+                _survey_search_carry_on(survey, lease, fan_out)
         except SurveySearchStopped:
             if SurveySearch.objects.filter(pk=survey.pk, status=SurveySearch.Status.CANCELLED).exists():
                 shutil.rmtree(survey.folder, ignore_errors=True)
@@ -70,20 +91,82 @@ def survey_search_run(*, survey: SurveySearch) -> SurveySearch:
     return survey
 
 
-def _survey_search_carry_on(survey: SurveySearch, lease: Lease) -> None:
+def _survey_search_carry_on(survey: SurveySearch, lease: Lease, fan_out: Callable[[int], None] | None) -> None:
     kb = survey.knowledge_base
     embedding_update(training_run=kb.training_run, on_progress=_progress(lease, "embedding the survey"))
-    bulk_search(
-        task=survey.task,
-        out=survey.folder,
-        chunk=CHUNK,
-        k=survey.k,
-        knowledge_base=kb,
-        labels=survey.labels,
-        on_progress=_progress(lease, "searching"),
-    )
+    survey_parts_plan(survey=survey)
+    pending = survey.parts.exclude(status=SurveyPart.Status.DONE).count()
+    if fan_out and pending > 1:
+        fan_out(min(pending - 1, settings.GALSPEC_SURVEY_HELPERS))
+    report, searcher = _progress(lease, "searching"), None
+    while True:
+        part = _part_claim(survey)
+        if part is not None:
+            searcher = searcher or part_searcher(knowledge_base=kb, labels=survey.labels, k=survey.k)
+            _part_search(searcher, survey, part)
+        elif not survey.parts.exclude(status=SurveyPart.Status.DONE).exists():
+            break
+        else:
+            time.sleep(POLL_S)  # others' parts are running: wait, and take any whose worker goes silent
+        done = survey.parts.filter(status=SurveyPart.Status.DONE).values_list("spectra", flat=True)
+        report(sum(done), survey.total)
     _progress(lease, "collecting the candidates")(survey.total, survey.total)
     _candidates_record(survey, lease)
+
+
+def survey_parts_plan(*, survey: SurveySearch) -> None:
+    """The search's folder (manifest.json) and its parts, planned once; a part recorded done whose file is
+    gone (a folder cleared by hand) is searched again."""
+    chunk = settings.GALSPEC_SURVEY_CHUNK
+    bulk_search_manifest(
+        knowledge_base=survey.knowledge_base, out=survey.folder, chunk=chunk, k=survey.k, labels=survey.labels
+    )
+    with transaction.atomic():
+        if not survey.parts.exists():
+            SurveyPart.objects.bulk_create(
+                SurveyPart(survey=survey, number=number, first_row=first, last_row=last, spectra=spectra)
+                for number, (first, last, spectra) in enumerate(part_bounds(chunk=chunk), start=1)
+            )
+    for part in survey.parts.filter(status=SurveyPart.Status.DONE):
+        if not part_path(survey.folder, part.number).exists():
+            SurveyPart.objects.filter(pk=part.pk).update(status=SurveyPart.Status.PENDING)
+
+
+def survey_parts_help(*, survey: SurveySearch) -> int:
+    """A helper on another worker: search parts of a running search until none is left to take; returns
+    how many it searched."""
+    searched, searcher = 0, None
+    while SurveySearch.objects.filter(pk=survey.pk, status=SurveySearch.Status.RUNNING).exists():
+        part = _part_claim(survey)
+        if part is None:
+            break
+        searcher = searcher or part_searcher(knowledge_base=survey.knowledge_base, labels=survey.labels, k=survey.k)
+        _part_search(searcher, survey, part)
+        searched += 1
+    return searched
+
+
+def _part_claim(survey: SurveySearch) -> SurveyPart | None:
+    """Take a pending part, or one whose worker has gone silent; None when there is none to take."""
+    claimable = Q(status=SurveyPart.Status.PENDING) | Q(
+        status=SurveyPart.Status.RUNNING, heartbeat_at__lt=stale_before()
+    )
+    for pk in survey.parts.filter(claimable).values_list("pk", flat=True)[:20]:
+        taken = SurveyPart.objects.filter(claimable, pk=pk).update(
+            status=SurveyPart.Status.RUNNING,
+            heartbeat_at=timezone.now(),
+            worker=f"{socket.gethostname()} pid {os.getpid()}",
+            attempts=F("attempts") + 1,
+        )
+        if taken:
+            return SurveyPart.objects.get(pk=pk)
+    return None
+
+
+def _part_search(searcher: PartSearcher, survey: SurveySearch, part: SurveyPart) -> None:
+    """Search one part (a few seconds for 10,000 spectra: well within the stale limit) and mark it done."""
+    part_search(searcher, out=survey.folder, number=part.number, first_row=part.first_row, last_row=part.last_row)
+    SurveyPart.objects.filter(pk=part.pk).update(status=SurveyPart.Status.DONE, heartbeat_at=timezone.now())
 
 
 @transaction.atomic

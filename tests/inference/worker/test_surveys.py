@@ -2,6 +2,7 @@
 
 import csv
 import io
+import signal
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import F
 from django.utils import timezone
 
-from inference.models import SurveyCandidate, SurveySearch
+from inference.models import SurveyCandidate, SurveyPart, SurveySearch
 from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.search import search
 from inference.services.surveys import survey_search_cancel, survey_search_start
@@ -22,7 +23,7 @@ from inference.worker.surveys import survey_search_run
 from kb.models import CatalogLabel, Spectrum
 from kb.selectors import task_labelled
 from kb.services.catalog_tasks import catalog_task_create
-from tests.conftest import api_client, person, shipped_task
+from tests.conftest import api_client, person, shipped_task, start_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -34,19 +35,15 @@ def _csv(response) -> list[dict]:
 
 
 def _after_each_part(monkeypatch, step) -> None:
-    """The survey's bulk search with ``step()`` run after each part is written, before its progress report."""
-    real = surveys.bulk_search
+    """The survey's part search with ``step()`` run after each part is written, before it is marked done."""
+    real = surveys.part_search
 
-    def bulk_search(**options):
-        report = options.pop("on_progress")
+    def part_search(*args, **options):
+        part = real(*args, **options)
+        step()
+        return part
 
-        def on_progress(done, total):
-            step()
-            report(done, total)
-
-        return real(**options, on_progress=on_progress)
-
-    monkeypatch.setattr(surveys, "bulk_search", bulk_search)
+    monkeypatch.setattr(surveys, "part_search", part_search)
 
 
 def _killed() -> None:
@@ -61,8 +58,8 @@ def _run_until_its_worker_dies_after_the_first_part(survey, monkeypatch) -> None
 
 
 @pytest.fixture
-def small_chunks(monkeypatch):
-    monkeypatch.setattr(surveys, "CHUNK", 30)  # 80 spectra: three parts
+def small_chunks(settings):
+    settings.GALSPEC_SURVEY_CHUNK = 30  # 80 spectra: three parts
 
 
 def test_a_survey_search_finds_what_one_search_at_a_time_finds(searchable, small_chunks, client):
@@ -273,14 +270,15 @@ def test_a_worker_that_dies_again_and_again_fails_the_search(searchable):
 def test_a_long_step_does_not_make_a_live_search_look_dead(searchable, small_chunks, monkeypatch, settings):
     settings.GALSPEC_OPERATION_STALE_S = 1
     survey, _ = survey_search_start(user=person("alice"), task=shipped_task("lens"))
-    real, second_claims = surveys.bulk_search, []
+    real, second_claims = surveys.part_search, []
 
-    def slow(**options):
-        time.sleep(2.5)  # longer than the stale limit, with no progress report
-        second_claims.append(surveys.survey_search_claim(survey=survey))
-        return real(**options)
+    def slow(*args, **options):
+        if not second_claims:
+            time.sleep(2.5)  # longer than the stale limit, with no progress report
+            second_claims.append(surveys.survey_search_claim(survey=survey))
+        return real(*args, **options)
 
-    monkeypatch.setattr(surveys, "bulk_search", slow)
+    monkeypatch.setattr(surveys, "part_search", slow)
     survey = survey_search_run(survey=survey)
     assert second_claims == [None] and survey.status == "done" and survey.attempts == 1
 
@@ -304,7 +302,9 @@ def test_a_run_interrupted_after_some_parts_carries_on_from_them(searchable, sma
     assert survey_search_run(survey=survey).status == "running"  # its heartbeat is fresh: maybe alive, not doubled
     assert not (Path(survey.folder) / "part-00002.csv").exists()
 
-    SurveySearch.objects.filter(pk=survey.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    SurveySearch.objects.filter(pk=survey.pk).update(heartbeat_at=an_hour_ago)
+    SurveyPart.objects.filter(survey=survey, status="running").update(heartbeat_at=an_hour_ago)  # its part too
     from inference.tasks import survey_search_task
 
     sent = []
@@ -354,3 +354,51 @@ def test_a_worker_runs_a_survey_search_started_over_the_api(searchable, celery_w
     assert candidates["count"] == survey["found"] == len(expected)
     shares = [row["share"] for row in candidates["results"]]
     assert shares == sorted(shares, reverse=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_share_a_survey_search_and_killing_one_loses_nothing(searchable, data_dir, settings):
+    """Each part searched takes 2 s more on these workers. The first claims the search and sends helpers; the
+    second, started once it runs, takes parts; killed in the middle of one, its part is taken again."""
+    from galspec_site.celery import app
+
+    app.control.purge() if settings.REDIS_URL else None
+    environment = {
+        "GALSPEC_SURVEY_CHUNK": "8",  # 80 spectra: ten parts
+        "GALSPEC_OPERATION_STALE_S": "3",
+        "GALSPEC_TEST_SEARCH_DELAY": "2",
+    }
+    first = start_worker(data_dir, settings, module="tests.slow_worker", **environment)
+    second = None
+    deadline = time.monotonic() + 240
+    try:
+        survey, _ = survey_search_start(user=person("alice"), task=shipped_task("lens"))  # sent once committed
+        while not SurveyPart.objects.filter(survey=survey, status="running").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.log_path.read_text()[-3000:]
+            time.sleep(0.1)
+        second = start_worker(data_dir, settings, module="tests.slow_worker", **environment)
+        theirs = SurveyPart.objects.filter(survey=survey, worker__endswith=f"pid {second.pid}")
+        while not (theirs.filter(status="done").exists() and theirs.filter(status="running").exists()):
+            assert second.poll() is None and time.monotonic() < deadline, second.log_path.read_text()[-3000:]
+            time.sleep(0.05)
+        (lost,) = theirs.filter(status="running")
+        second.send_signal(signal.SIGKILL)  # in the middle of a part
+        second.wait()
+        while SurveySearch.objects.get(pk=survey.pk).status in ("queued", "running"):
+            assert first.poll() is None and time.monotonic() < deadline, first.log_path.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                worker.terminate()
+                worker.wait(timeout=30)
+    survey.refresh_from_db()
+    assert survey.status == "done", survey.error
+    parts = SurveyPart.objects.filter(survey=survey)
+    assert parts.count() == 10 and all(part.status == "done" for part in parts)
+    assert {part.worker.split("pid ")[1] for part in parts} == {str(first.pid), str(second.pid)}  # both took parts
+    lost.refresh_from_db()
+    assert lost.attempts == 2 and lost.worker.endswith(f"pid {first.pid}")  # taken again by the live worker
+    expected = {s.pk for s in Spectrum.objects.all() if search(task="lens", spectrum=s).label == "lens"}
+    assert {c.spectrum_id for c in survey.candidates.all()} == expected and survey.found == len(expected)
+    assert sum(survey.label_counts.values()) == 80  # every spectrum once
