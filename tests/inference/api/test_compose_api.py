@@ -22,13 +22,14 @@ def test_post_a_composition_follow_it_then_search_with_the_candidate(searchable)
     assert response.status_code == 202
     body = response.json()
     assert response["Location"] == body["links"]["self"] and body["status"] == "queued" and body["task"] == "lens"
-    assert body["params"] == {"target_fraction": 0.4, "size": None, "seed": 2, "index": "flat"}
+    assert body["params"] == {"target_fraction": 0.4, "size": None, "seed": 2, "index": "auto"}
     operation_run(operation=Operation.objects.get(pk=body["id"]))
 
     followed = client.get(body["links"]["self"]).json()
     assert followed["status"] == "done" and len(followed["candidates"]) == 1
     candidate = client.get(followed["links"]["candidates"][0]).json()
     assert candidate["target_fraction"] == 0.4 and not candidate["in_service"] and candidate["evaluation"]["f1"] >= 0
+    assert candidate["index_kind"] == "flat"  # auto, at this size
     spectrum = searchable["lens"].entries.first().spectrum
     answer = client.post(
         "/api/v1/search/",
