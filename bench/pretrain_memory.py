@@ -5,7 +5,10 @@
 For each size, a synthetic store of that many spectra (the grid's 3,688 pixels: flux, valid and ivar, 9
 bytes a pixel; 10 GB at 300,000) is written to a temporary folder in blocks, then a fresh process
 pre-trains the ``small`` preset on it for ``--steps`` steps (batch 32, validation on 256 spectra), reading
-it memory-mapped as ``manage.py pretrain`` does; its peak RSS is reported beside the store's size. The
+it memory-mapped as ``manage.py pretrain`` does; its peak RSS is reported beside the store's size, and at
+the end its private memory (``RssAnon``) apart from the store's pages mapped into it (``RssFile``, with
+the libraries'): those are the page cache's, shared and reclaimable, and a kernel that caches files in
+large folios maps up to 2 MB around each row a batch reads, so they grow with the rows touched. The
 spectra are random continua with a line, not SDSS spectra: memory does not depend on what they show.
 With ``--processes 2`` the same runs over two gloo processes (``training.distributed``), and the peak is
 each rank's.
@@ -57,7 +60,10 @@ rows = np.arange(store.rows)
 config = PretrainConfig(**{**PRESET_DEFAULTS["small"], "max_steps": steps, "eval_every": steps, "warmup_steps": 1})
 pretrain(flux, valid, store.read_ivar(), model_config=PRESETS["small"], config=config, out_dir=out,
          rows=rows[:-256], val_rows=rows[-256:])
-print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+kib = lambda key: int(status[key].split()[0]) * 1024
+print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "rss_anon_bytes": kib("RssAnon"), "rss_file_bytes": kib("RssFile")}))
 """
 
 
@@ -71,7 +77,7 @@ def measure(size: int, steps: int, processes: int, scratch: Path) -> dict:
     if processes == 1:
         command = [sys.executable, "-c", CHILD, str(folder), str(steps), str(scratch / f"run-{size}")]
         result = subprocess.run(command, check=True, capture_output=True, text=True)
-        peak = json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_bytes"]
+        memory = json.loads(result.stdout.strip().splitlines()[-1])
     else:
         from training.distributed import launch
         from training.model import PRESETS
@@ -89,7 +95,7 @@ def measure(size: int, steps: int, processes: int, scratch: Path) -> dict:
             config=PretrainConfig(**small),
             out_dir=scratch / f"run-{size}",
         )
-        peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024  # the largest process
+        memory = {"peak_rss_bytes": max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024}
     return {
         "spectra": size,
         "store_bytes": store_bytes,
@@ -97,7 +103,7 @@ def measure(size: int, steps: int, processes: int, scratch: Path) -> dict:
         "steps": steps,
         "processes": processes,
         "train_s": round(time.perf_counter() - start, 1),
-        "peak_rss_bytes": peak,
+        **memory,
     }
 
 
