@@ -12,7 +12,14 @@ Files are written to ``OUT/{plate:04d}/spec-....fits``, the layout of the archiv
 Downloads are resumable (``*.part`` files continued with HTTP Range requests where the server honours
 them, restarted where it does not), retried with exponential backoff on connection errors, dropped
 connections, time-outs and 5xx answers, checked to be FITS files with a COADD HDU, and renamed into
-place atomically: a file at its final name is always complete.
+place atomically: a file at its final name is always complete. Several threads may download at once
+(``fetch_spectra(workers=...)``), and each file's SHA-256 is recorded in ``OUT/SHA256SUMS``: a later run
+fetches again any file that no longer matches it.
+
+The catalogs ingest reads (``CATALOGS``: MPA-JHU DR8 galSpecInfo and galSpecExtra, Portsmouth DR12
+emission lines) are fetched the same way (``fetch_catalogs``), checked against their FITS checksums where
+they carry them, and ``paper_sample`` lists the spectra of galSpecInfo that the paper's sample keeps:
+galaxies with a reliable, unwarned redshift. ``estimate_bytes`` asks the server for sizes first.
 
 Pure Python (requests, astropy); never imports Django.
 """
@@ -20,18 +27,31 @@ Pure Python (requests, astropy); never imports Django.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import requests
 from astropy.io import fits
 
-DR16 = "https://data.sdss.org/sas/dr16"
+SAS = "https://data.sdss.org/sas"
+DR16 = f"{SAS}/dr16"
+# Catalog file -> its path under the SAS root, as the SDSS data access pages give them (the DR8 MPA-JHU
+# files are served from every later release's SPECTRO_REDUX). Not checked from this offline machine.
+CATALOGS = {
+    "galSpecInfo-dr8.fits": "dr17/sdss/spectro/redux/galSpecInfo-dr8.fits",
+    "galSpecExtra-dr8.fits": "dr17/sdss/spectro/redux/galSpecExtra-dr8.fits",
+    "portsmouth_emlinekin_full-DR12.fits": "dr12/boss/spectro/redux/galaxy/v1_1/portsmouth_emlinekin_full-DR12.fits",
+}
+CHECKSUMS = "SHA256SUMS"  # in a download folder: "sha256  relative/path" per file, as sha256sum writes them
 LEGACY_RUN2D = ("26", "103", "104")
 EBOSS_RUN2D = "v5_13_0"
 FIRST_BOSS_PLATE = 3510  # plates below are SDSS-I/II (legacy reductions); from here on BOSS and eBOSS
@@ -163,12 +183,70 @@ def check_spec_lite(path: str | Path) -> None:
         raise FetchError(f"not a readable FITS file ({error})") from None
 
 
-def is_complete(path: str | Path) -> bool:
+def check_catalog(path: str | Path) -> None:
+    """Raise FetchError unless ``path`` is a complete FITS file with a table in HDU 1 whose CHECKSUM and
+    DATASUM, where it has them, match its bytes."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        start = handle.read(30)
+    if not start.startswith(b"SIMPLE  ="):
+        raise FetchError(f"not a FITS file (it starts with {start[:16]!r}, not 'SIMPLE  =')")
+    if path.stat().st_size % FITS_BLOCK:
+        raise FetchError(f"truncated: {path.stat().st_size} bytes is not a whole number of FITS blocks")
     try:
-        check_spec_lite(path)
+        with warnings.catch_warnings(record=True) as caught, fits.open(path, memmap=True, checksum=True) as hdus:
+            warnings.simplefilter("always")
+            hdus.readall()  # every HDU, each checked against its CHECKSUM and DATASUM where it has them
+            if len(hdus) < 2 or not isinstance(hdus[1], fits.BinTableHDU | fits.TableHDU):
+                raise FetchError("no table in HDU 1, so not a catalog")
+            if any("checksum" in str(w.message).lower() or "datasum" in str(w.message).lower() for w in caught):
+                raise FetchError("its FITS checksum does not match its bytes")
+    except (OSError, ValueError, TypeError) as error:
+        raise FetchError(f"not a readable FITS file ({error})") from None
+
+
+def is_complete(path: str | Path, check: Callable[[Path], None] = check_spec_lite) -> bool:
+    try:
+        check(path)
         return True
     except (FetchError, OSError):
         return False
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Checksums:
+    """``folder/SHA256SUMS``: the SHA-256 of every file downloaded into ``folder``, by relative path;
+    written as each file arrives (thread-safe), in ``sha256sum`` format."""
+
+    def __init__(self, folder: str | Path):
+        self.folder, self.path, self.lock = Path(folder), Path(folder) / CHECKSUMS, threading.Lock()
+        self.known: dict[str, str] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                digest, _, name = line.partition("  ")
+                if digest and name:
+                    self.known[name] = digest
+
+    def matches(self, path: Path) -> bool:
+        """True unless the file was recorded with other bytes than it now holds."""
+        name = path.relative_to(self.folder).as_posix()
+        return name not in self.known or self.known[name] == sha256(path)
+
+    def record(self, path: Path) -> None:
+        name, digest = path.relative_to(self.folder).as_posix(), sha256(path)
+        with self.lock:
+            self.known[name] = digest
+            text = "".join(f"{d}  {n}\n" for n, d in sorted(self.known.items()))
+            tmp = self.path.with_name(CHECKSUMS + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, self.path)
 
 
 class Archive:
@@ -191,6 +269,33 @@ class Archive:
         self.session.headers["Accept-Encoding"] = "identity"
         self.answered: dict[int, str] = {}  # plate -> redux folder that held its last spectrum
         self.last_answered: dict[bool, str] = {}  # legacy plate? -> redux folder that answered last
+
+    def clone(self) -> Archive:
+        """Another client of the same root and settings, with its own connection (one per thread)."""
+        return Archive(self.base, retries=self.retries, timeout=self.timeout, backoff=self.backoff)
+
+    def fetch_url(self, url: str, target: str | Path, check: Callable[[Path], None] = check_catalog) -> Path:
+        """Download any file to ``target`` (resumed, retried, checked by ``check``, renamed into place)."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not self._download(url, target, check):
+            raise NotInArchive(f"{url}: not in the archive (404)")
+        return target
+
+    def size_of(self, url: str) -> int | None:
+        """The file's size in bytes as the server announces it (HEAD), or None if it does not say."""
+        for attempt in range(self.retries + 1):
+            try:
+                response = self.session.head(url, timeout=self.timeout, allow_redirects=True)
+                if response.status_code in (500, 502, 503, 504):
+                    raise _Transient(f"HTTP {response.status_code}")
+                length = response.headers.get("Content-Length")
+                return int(length) if response.status_code == 200 and length else None
+            except TRANSIENT:
+                if attempt == self.retries:
+                    return None
+                time.sleep(min(self.backoff * 2**attempt, MAX_BACKOFF))
+        return None
 
     def candidate_urls(self, plate: int, mjd: int, fiber: int) -> list[str]:
         """The URLs to try, in order: what held this plate, what last answered for its survey, the rest."""
@@ -217,7 +322,7 @@ class Archive:
                 return target
         raise NotInArchive(f"not in the archive (404 at all {len(urls)} locations under {self.base})")
 
-    def _download(self, url: str, target: Path) -> bool:
+    def _download(self, url: str, target: Path, check: Callable[[Path], None] = check_spec_lite) -> bool:
         """True once ``target`` is complete; False if the server has no such file (404)."""
         part = target.with_name(target.name + ".part")
         for attempt in range(self.retries + 1):
@@ -230,10 +335,11 @@ class Archive:
                     raise FetchError(f"{url}: gave up after {attempt + 1} attempts ({error})") from None
                 time.sleep(min(self.backoff * 2**attempt, MAX_BACKOFF))
         try:
-            check_spec_lite(part)
+            check(part)
         except FetchError as error:
             part.unlink(missing_ok=True)
-            raise FetchError(f"{url} did not send a spectrum: {error}; nothing was kept") from None
+            what = "a spectrum" if check is check_spec_lite else "the file"
+            raise FetchError(f"{url} did not send {what}: {error}; nothing was kept") from None
         os.replace(part, target)  # atomic: the final name only ever holds a whole file
         return True
 
@@ -277,27 +383,90 @@ def fetch_spectra(
     out: str | Path,
     archive: Archive,
     on_progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> FetchSummary:
-    """Download every (plate, mjd, fiber) not already complete under ``out``.
+    """Download every (plate, mjd, fiber) not already complete under ``out``, ``workers`` at a time.
 
     A failure is recorded in the summary with its reason and the others go on. A file at its final
-    name that is not a complete spec-lite file (copied there by hand, say) is fetched again.
-    ``on_progress(done, total)`` is called after each identifier, skipped ones included.
+    name that is not a complete spec-lite file (copied there by hand, say), or whose bytes differ from
+    those recorded in ``out/SHA256SUMS``, is fetched again. ``on_progress(done, total)`` is called after
+    each identifier, skipped ones included.
     """
     identifiers = list(dict.fromkeys(identifiers))  # each once, in the order given
-    summary = FetchSummary()
-    for done, (plate, mjd, fiber) in enumerate(identifiers, 1):
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    summary, checksums = FetchSummary(), Checksums(out)
+    local = threading.local()
+
+    def one(plate: int, mjd: int, fiber: int) -> tuple[str, str, str]:
         name = file_name(plate, mjd, fiber)
         target = target_path(out, plate, mjd, fiber)
-        if target.exists() and is_complete(target):
-            summary.skipped.append(name)
-        else:
-            target.unlink(missing_ok=True)  # the final name holds a whole file or nothing
-            try:
-                archive.fetch(plate, mjd, fiber, out)
-                summary.downloaded.append(name)
-            except (NotInArchive, FetchError, OSError) as error:  # OSError: the local disk (full, read-only)
-                summary.failed[name] = str(error)
-        if on_progress:
-            on_progress(done, len(identifiers))
+        if target.exists() and is_complete(target) and checksums.matches(target):
+            return name, "skipped", ""
+        target.unlink(missing_ok=True)  # the final name holds a whole file or nothing
+        try:
+            if not hasattr(local, "archive"):
+                local.archive = archive if workers == 1 else archive.clone()
+            checksums.record(local.archive.fetch(plate, mjd, fiber, out))
+            return name, "downloaded", ""
+        except (NotInArchive, FetchError, OSError) as error:  # OSError: the local disk (full, read-only)
+            return name, "failed", str(error)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(one, *identifier) for identifier in identifiers]
+        for done, future in enumerate(as_completed(futures), 1):
+            name, outcome, reason = future.result()
+            if outcome == "failed":
+                summary.failed[name] = reason
+            else:
+                getattr(summary, outcome).append(name)
+            if on_progress:
+                on_progress(done, len(identifiers))
     return summary
+
+
+def fetch_catalogs(out: str | Path, archive: Archive, sas: str = SAS) -> FetchSummary:
+    """Download ``CATALOGS`` from the SAS root ``sas`` into ``out``, each unless already complete there."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary, checksums = FetchSummary(), Checksums(out)
+    for name, path in CATALOGS.items():
+        target = out / name
+        if target.exists() and is_complete(target, check_catalog) and checksums.matches(target):
+            summary.skipped.append(name)
+            continue
+        target.unlink(missing_ok=True)
+        try:
+            checksums.record(archive.fetch_url(f"{sas.rstrip('/')}/{path}", target, check_catalog))
+            summary.downloaded.append(name)
+        except (NotInArchive, FetchError, OSError) as error:
+            summary.failed[name] = str(error)
+    return summary
+
+
+def paper_sample(info_path: str | Path) -> list[tuple[int, int, int]]:
+    """(plate, mjd, fiber) of the spectra galSpecInfo-dr8.fits lists that the paper's sample keeps:
+    classified as galaxies (SPECTROTYPE), with a redshift above 0 that carries no warning (Z_WARNING) and
+    is reliable (RELIABLE), each once. A column the file lacks is not filtered on."""
+    with fits.open(info_path, memmap=True) as hdus:
+        table = hdus[1].data
+        names = {name.upper() for name in table.columns.names}
+        keep = np.asarray(table["Z"], dtype=float) > 0
+        if "SPECTROTYPE" in names:
+            keep &= np.char.strip(np.char.upper(np.asarray(table["SPECTROTYPE"]).astype(str))) == "GALAXY"
+        if "Z_WARNING" in names:
+            keep &= np.asarray(table["Z_WARNING"]) == 0
+        if "RELIABLE" in names:
+            keep &= np.asarray(table["RELIABLE"]) == 1
+        rows = zip(table["PLATEID"][keep], table["MJD"][keep], table["FIBERID"][keep])
+        return list(dict.fromkeys((int(p), int(m), int(f)) for p, m, f in rows))
+
+
+def estimate_bytes(urls: list[str], archive: Archive, total: int | None = None) -> int | None:
+    """The bytes ``total`` files would take (default: as many as ``urls``), from the sizes the server
+    announces for ``urls`` (a sample of them); None if it announces none."""
+    sizes = [size for size in (archive.size_of(url) for url in urls) if size is not None]
+    if not sizes:
+        return None
+    return round(sum(sizes) / len(sizes) * (len(urls) if total is None else total))

@@ -186,7 +186,12 @@ def _continuum_level(model: np.ndarray, centre: float) -> float:
 def write_catalogs(folder: Path, rows: list[dict]) -> None:
     """galSpecInfo/galSpecExtra (DR8), emissionLinesPort (DR12), lenscat-format lenses, B&P outliers."""
     folder.mkdir(parents=True, exist_ok=True)
-    fits.BinTableHDU.from_columns(_identity(rows, plate="PLATEID", position="E")).writeto(
+    galaxies = [
+        fits.Column("SPECTROTYPE", "6A", array=["GALAXY"] * len(rows)),
+        fits.Column("Z_WARNING", "J", array=[0] * len(rows)),
+        fits.Column("RELIABLE", "J", array=[1] * len(rows)),
+    ]  # what fetch_sdss --survey filters on (kb.sdss_archive.paper_sample): every mock spectrum passes
+    fits.BinTableHDU.from_columns([*_identity(rows, plate="PLATEID", position="E"), *galaxies]).writeto(
         folder / "galSpecInfo-dr8.fits", overwrite=True
     )
     fits.BinTableHDU.from_columns(

@@ -7,12 +7,15 @@ answer, ignore Range headers, or send an HTML page instead of the file.
 
 import http.server
 import io
+import re
 import threading
 
+import numpy as np
 import pytest
+from astropy.io import fits
 from django.core.management import CommandError, call_command
 
-from kb.sdss_archive import Archive, fetch_spectra, parse_identifier, read_list
+from kb.sdss_archive import CATALOGS, Archive, fetch_spectra, parse_identifier, read_list, sha256
 
 LIST_HEADER = "plate,mjd,fiberid"
 
@@ -32,7 +35,7 @@ class ArchiveHandler(http.server.BaseHTTPRequestHandler):
             return
         if server.failures > 0:
             server.failures -= 1
-            self.send_error(500, "Internal Server Error")
+            self.send_error(server.failure_status)
             return
         if server.html:
             self._send(200, b"<html><body>The archive is down for maintenance</body></html>", "text/html")
@@ -60,6 +63,15 @@ class ArchiveHandler(http.server.BaseHTTPRequestHandler):
             body = body[: len(body) // 2]
         self.wfile.write(body)
 
+    def do_HEAD(self):
+        path = self.server.root / self.path.lstrip("/")
+        if not path.is_file():
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(path.stat().st_size))
+        self.end_headers()
+
     def _send(self, status, body, content_type):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -82,10 +94,12 @@ def archive_server(tmp_path_factory, real_spectra):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ArchiveHandler)
     server.root, server.requests = root, []
     server.failures = server.cut_shorts = server.hang_ups = 0
+    server.failure_status = 500
     server.ranges, server.html = True, False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    server.base_url = f"http://127.0.0.1:{server.server_address[1]}/dr16"
+    server.sas_url = f"http://127.0.0.1:{server.server_address[1]}"
+    server.base_url = f"{server.sas_url}/dr16"
     yield server
     server.shutdown()
     server.server_close()
@@ -272,3 +286,81 @@ def test_bad_arguments_are_command_errors(tmp_path):
         call_command("fetch_sdss", "spec-0266", out=str(tmp_path), verbosity=0)
     with pytest.raises(CommandError, match="must be an http"):
         call_command("fetch_sdss", "266-51630-168", out=str(tmp_path), base_url="data.sdss.org", verbosity=0)
+
+
+def _catalogs_on_the_server(server, real_spectra) -> dict:
+    """galSpecInfo listing the ten real spectra as galaxies, plus a star and a galaxy whose redshift is
+    warned (neither of which the server holds), with the other two catalogs, at their archive paths."""
+    ids = [parse_identifier(path.name) for path in real_spectra] + [(266, 51630, 1), (266, 51630, 2)]
+    kinds = ["GALAXY"] * len(real_spectra) + ["STAR", "GALAXY"]
+    warned = [0] * len(real_spectra) + [0, 4]
+    info = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("PLATEID", "J", array=[i[0] for i in ids]),
+            fits.Column("MJD", "J", array=[i[1] for i in ids]),
+            fits.Column("FIBERID", "J", array=[i[2] for i in ids]),
+            fits.Column("Z", "E", array=np.full(len(ids), 0.1)),
+            fits.Column("SPECTROTYPE", "6A", array=kinds),
+            fits.Column("Z_WARNING", "J", array=warned),
+            fits.Column("RELIABLE", "J", array=[1] * len(ids)),
+        ]
+    )
+    extra = fits.BinTableHDU.from_columns([fits.Column("BPTCLASS", "I", array=[1] * len(ids))])
+    served = {}
+    for name, table in zip(CATALOGS, (info, extra, extra)):
+        path = server.root / CATALOGS[name]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fits.HDUList([fits.PrimaryHDU(), table]).writeto(path, checksum=True)
+        served[name] = path.read_bytes()
+    return served
+
+
+def test_a_survey_comes_down_catalogs_first_then_the_galaxies_they_list(archive_server, tmp_path, real_spectra):
+    served = _catalogs_on_the_server(archive_server, real_spectra)
+    archive_server.failures, archive_server.failure_status = 2, 503  # the archive busy, twice
+    archive_server.cut_shorts = 1  # and one connection dropped in the middle of a file
+    out, printed = tmp_path / "sdss", io.StringIO()
+    command = ["fetch_sdss", "--survey", "--out", str(out), "--sas-url", archive_server.sas_url, "--workers", "3"]
+    call_command(*command, stdout=printed)
+    text = printed.getvalue()
+    assert re.search(r"3 catalogs \(about 0\.0 MB\)", text)  # sizes asked for (HEAD) before any download
+    assert "galSpecInfo lists 10 galaxies with reliable redshifts" in text  # the star and the warned z left out
+    assert "10 spectra to fetch (about 1.7 MB)" in text and "spectra: 10 downloaded" in text
+    for name, data in served.items():
+        assert (out / "catalogs" / name).read_bytes() == data
+    fetched = sorted((out / "spectra").rglob("spec-*.fits"))
+    assert [path.name for path in fetched] == sorted(path.name for path in real_spectra)
+    for path in fetched:
+        assert path.read_bytes() == next(p for p in real_spectra if p.name == path.name).read_bytes()
+    sums = dict(reversed(line.split("  ")) for line in (out / "spectra" / "SHA256SUMS").read_text().splitlines())
+    assert sums == {f"{p.parent.name}/{p.name}": sha256(p) for p in fetched}
+    assert archive_server.failures == archive_server.cut_shorts == 0  # both happened, and were got over
+
+    damaged = fetched[0]  # a file whose bytes changed since: still a FITS file, no longer the archive's
+    data = bytearray(damaged.read_bytes())
+    data[-10] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    printed = io.StringIO()
+    call_command(*command, stdout=printed)
+    assert "catalogs: 0 downloaded, 3 already here" in printed.getvalue()
+    assert "spectra: 1 downloaded, 9 already here, 0 failed" in printed.getvalue()
+    assert sha256(damaged) == sums[f"{damaged.parent.name}/{damaged.name}"]
+
+
+def test_a_dry_run_fetches_the_catalogs_and_estimates_the_spectra(archive_server, tmp_path, real_spectra):
+    _catalogs_on_the_server(archive_server, real_spectra)
+    printed = io.StringIO()
+    call_command(
+        "fetch_sdss",
+        "--survey",
+        "--dry-run",
+        "--limit",
+        "4",
+        "--out",
+        str(tmp_path / "sdss"),
+        "--sas-url",
+        archive_server.sas_url,
+        stdout=printed,
+    )
+    assert "4 spectra to fetch (about 0.7 MB)" in printed.getvalue()
+    assert not (tmp_path / "sdss" / "spectra").exists()
