@@ -27,6 +27,7 @@ KINDS = ("flat", "hnsw", "ivf", "compressed")
 CHOICES = ("auto", *KINDS)  # what a person may ask for; auto is resolved by ``kind_for``
 FLAT_MAX = 50_000  # vectors: above this, auto chooses compressed (one exact query: 4 ms at 50k, 10 ms at 100k)
 TRAIN_MIN = 65_536  # vectors a compressed index's cells and codes are trained on, at least (all, if fewer)
+RERANK_MAX = 4_096  # the longest shortlist tuning may reach: 4,096 x D floats read a query
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Reranked:
     It answers like a faiss index: ``search(queries (m, D), k)`` gives squared L2 (m, k) and ids (m, k),
     -1 and inf where fewer than k exist; ``ids`` (n,) int64 are the database keys of the rows."""
 
-    CHUNK = 64  # queries re-ranked at a time: CHUNK x rerank x D floats read
+    READ = 16_777_216  # floats read at a time for re-ranking (64 MB): queries per chunk = READ / (shortlist x D)
 
     def __init__(self, coarse: faiss.Index, vectors: np.ndarray, ids: np.ndarray, rerank: int):
         self.coarse, self.vectors, self.ids, self.rerank = coarse, vectors, ids, rerank
@@ -76,8 +77,9 @@ class Reranked:
         shortlist = min(max(k, self.rerank), self.ntotal)
         squared = np.full((len(queries), k), np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
-        for start in range(0, len(queries), self.CHUNK):
-            block = queries[start : start + self.CHUNK]
+        chunk = max(1, self.READ // (shortlist * self.d))
+        for start in range(0, len(queries), chunk):
+            block = queries[start : start + chunk]
             _, rows = self.coarse.search(block, shortlist)  # (c, S) positions, -1 where none
             found = rows >= 0
             candidates = np.asarray(self.vectors[np.where(found, rows, 0).ravel()]).reshape(*rows.shape, -1)
@@ -208,8 +210,8 @@ def tune(
 def _tune_compressed(
     index: Reranked, spec: IndexSpec, queries: np.ndarray, exact: Neighbours, *, target: float, k: int
 ) -> tuple[IndexSpec, float]:
-    """Widen whichever of nprobe (cells searched) and the re-ranked shortlist gains more recall, doubling,
-    until the target is reached or neither can grow."""
+    """Widen whichever of nprobe (cells searched) and the re-ranked shortlist (at most RERANK_MAX) gains
+    more recall, doubling, until the target is reached or neither can grow; returns the recall reached."""
 
     def measured(candidate: IndexSpec) -> float:
         index.coarse.nprobe, index.rerank = candidate.ivf_probe, candidate.rerank
@@ -220,8 +222,8 @@ def _tune_compressed(
         wider = []
         if spec.ivf_probe < index.coarse.nlist:
             wider.append(replace(spec, ivf_probe=min(2 * spec.ivf_probe, index.coarse.nlist)))
-        if spec.rerank < index.ntotal:
-            wider.append(replace(spec, rerank=min(2 * spec.rerank, index.ntotal)))
+        if spec.rerank < min(index.ntotal, RERANK_MAX):
+            wider.append(replace(spec, rerank=min(2 * spec.rerank, index.ntotal, RERANK_MAX)))
         if not wider:
             break
         recall, spec = max(((measured(candidate), candidate) for candidate in wider), key=lambda pair: pair[0])

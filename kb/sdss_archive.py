@@ -222,8 +222,9 @@ def sha256(path: str | Path) -> str:
 
 
 class Checksums:
-    """``folder/SHA256SUMS``: the SHA-256 of every file downloaded into ``folder``, by relative path;
-    written as each file arrives (thread-safe), in ``sha256sum`` format."""
+    """``folder/SHA256SUMS``: the SHA-256 of every file downloaded into ``folder``, by relative path, in
+    ``sha256sum`` format. A line is appended as each file arrives (thread-safe); where a name appears
+    twice the last line counts, and ``compact`` rewrites the file with one line a name."""
 
     def __init__(self, folder: str | Path):
         self.folder, self.path, self.lock = Path(folder), Path(folder) / CHECKSUMS, threading.Lock()
@@ -233,6 +234,7 @@ class Checksums:
                 digest, _, name = line.partition("  ")
                 if digest and name:
                     self.known[name] = digest
+        self.compact()
 
     def matches(self, path: Path) -> bool:
         """True unless the file was recorded with other bytes than it now holds."""
@@ -243,9 +245,16 @@ class Checksums:
         name, digest = path.relative_to(self.folder).as_posix(), sha256(path)
         with self.lock:
             self.known[name] = digest
-            text = "".join(f"{d}  {n}\n" for n, d in sorted(self.known.items()))
+            with open(self.path, "a") as handle:
+                handle.write(f"{digest}  {name}\n")
+
+    def compact(self) -> None:
+        """One line a name, sorted (atomically: a new file renamed into place)."""
+        with self.lock:
+            if not self.known:
+                return
             tmp = self.path.with_name(CHECKSUMS + ".tmp")
-            tmp.write_text(text)
+            tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(self.known.items())))
             os.replace(tmp, self.path)
 
 
@@ -327,7 +336,7 @@ class Archive:
         part = target.with_name(target.name + ".part")
         for attempt in range(self.retries + 1):
             try:
-                if not self._get(url, part):
+                if not self._get(url, part, check):
                     return False
                 break
             except TRANSIENT as error:
@@ -343,7 +352,7 @@ class Archive:
         os.replace(part, target)  # atomic: the final name only ever holds a whole file
         return True
 
-    def _get(self, url: str, part: Path) -> bool:
+    def _get(self, url: str, part: Path, check: Callable[[Path], None] = check_spec_lite) -> bool:
         """One GET into ``part``, continuing it where it already holds bytes. False on 404.
 
         Raises _Transient or a requests error for what another attempt may cure, FetchError otherwise.
@@ -357,7 +366,7 @@ class Archive:
             if status >= 500:
                 raise _Transient(f"HTTP {status} {response.reason}")
             if status == 416:  # nothing after byte `done`: the part is whole, or not this file at all
-                if is_complete(part):
+                if is_complete(part, check):
                     return True
                 part.unlink()
                 raise _Transient(f"HTTP 416 for a {done}-byte partial file that is not the archive's; starting again")
@@ -410,10 +419,11 @@ def fetch_spectra(
                 local.archive = archive if workers == 1 else archive.clone()
             checksums.record(local.archive.fetch(plate, mjd, fiber, out))
             return name, "downloaded", ""
-        except (NotInArchive, FetchError, OSError) as error:  # OSError: the local disk (full, read-only)
-            return name, "failed", str(error)
+        except (NotInArchive, FetchError, OSError, requests.RequestException, ValueError) as error:
+            return name, "failed", str(error)  # OSError: the local disk; the rest: an answer not understood
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         futures = [pool.submit(one, *identifier) for identifier in identifiers]
         for done, future in enumerate(as_completed(futures), 1):
             name, outcome, reason = future.result()
@@ -423,6 +433,9 @@ def fetch_spectra(
                 getattr(summary, outcome).append(name)
             if on_progress:
                 on_progress(done, len(identifiers))
+    finally:  # on Ctrl-C, the downloads not started are dropped, not waited for
+        pool.shutdown(wait=True, cancel_futures=True)
+        checksums.compact()
     return summary
 
 
@@ -440,8 +453,9 @@ def fetch_catalogs(out: str | Path, archive: Archive, sas: str = SAS) -> FetchSu
         try:
             checksums.record(archive.fetch_url(f"{sas.rstrip('/')}/{path}", target, check_catalog))
             summary.downloaded.append(name)
-        except (NotInArchive, FetchError, OSError) as error:
+        except (NotInArchive, FetchError, OSError, requests.RequestException, ValueError) as error:
             summary.failed[name] = str(error)
+    checksums.compact()
     return summary
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -51,6 +52,9 @@ def launch(
     processes; RuntimeError, with the end of the processes' output, if the run fails."""
     if processes >= 2 and config.batch_size % processes:
         raise ValueError(f"a batch of {config.batch_size} does not split over {processes} processes: choose a multiple")
+    gpus = torch.cuda.device_count() if config.device != "cpu" else 0
+    if gpus and processes > gpus:
+        raise ValueError(f"{processes} processes for {gpus} GPUs: run one process a GPU (GALSPEC_TRAIN_PROCESSES)")
     spec = write_spec(
         store=store,
         rows=rows,
@@ -61,12 +65,14 @@ def launch(
         preprocess_config=preprocess_config,
     )
     tail: deque[str] = deque(maxlen=40)
+    threads = config.num_threads or max(1, (os.cpu_count() or 1) // processes)  # torchrun would give each 1
     with subprocess.Popen(
         torchrun(processes, spec),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         preexec_fn=die_with_parent,
+        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))},
     ) as child:
         for line in child.stdout:
             if line.startswith(PROGRESS):
@@ -117,9 +123,13 @@ def torchrun(processes: int, spec: Path) -> list[str]:
 
 
 def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere, nothing."""
+    """Ask Linux to kill this process when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere, nothing.
+    A parent that died while the request was made (this process was adopted) ends this one at once."""
     if sys.platform.startswith("linux"):
+        parent = os.getppid()
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def main(spec_path: str) -> None:
@@ -127,8 +137,12 @@ def main(spec_path: str) -> None:
     die_with_parent()
     spec = json.loads(Path(spec_path).read_text())
     config = PretrainConfig(**spec["training"])
-    cuda = config.device != "cpu" and torch.cuda.is_available()
-    dist.init_process_group("nccl" if cuda else "gloo")
+    if config.device != "cpu" and torch.cuda.is_available():  # one GPU a rank: collectives run on it
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
     try:
         model_config = EncoderConfig.from_dict(spec["model"])
         store = SpectrumStore(spec["store"], n_pixels=model_config.n_pixels)

@@ -120,7 +120,17 @@ def _knowledge_bases() -> list[Finding]:
                 )
             )
             continue
-        index, sidecar = vector_index.load(folder)
+        try:
+            index, sidecar = vector_index.load(folder)
+        except (OSError, ValueError, RuntimeError) as error:  # a compressed index's vectors.npy or ids.npy gone
+            findings.append(
+                Finding(
+                    "error",
+                    f"{kb}: its index at {folder} cannot be read ({error})",
+                    f"build a new version: `manage.py build_kb --task {kb.task.name}`",
+                )
+            )
+            continue
         if sidecar.get("knowledge_base") != kb.pk:
             findings.append(
                 Finding(

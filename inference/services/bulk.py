@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,8 +165,9 @@ def _search_chunk(
     reconstruction = embedding_reconstruction(training_run=kb.training_run, store_rows=store_rows)
     neighbours = neighbours_excluding(index, vectors, k, own_ids=ids)
     votes = vote_all(neighbours, label_of)
-    tmp = part.with_suffix(f".{os.getpid()}.tmp")  # two workers on one part each write their own
-    with open(tmp, "w", newline="") as handle:
+    descriptor, name = tempfile.mkstemp(dir=part.parent, prefix=part.stem + ".", suffix=".tmp")
+    tmp = Path(name)  # a name of its own: two workers on one part, on any hosts, never share a file
+    with os.fdopen(descriptor, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SURVEY_COLUMNS)
         for (_, _, specobjid, plate, mjd, fiber, ra, dec, z, valid_fraction, mock), vote, nids, dists, chi2 in zip(

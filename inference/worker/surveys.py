@@ -164,8 +164,10 @@ def _part_claim(survey: SurveySearch) -> SurveyPart | None:
 
 
 def _part_search(searcher: PartSearcher, survey: SurveySearch, part: SurveyPart) -> None:
-    """Search one part (a few seconds for 10,000 spectra: well within the stale limit) and mark it done."""
-    part_search(searcher, out=survey.folder, number=part.number, first_row=part.first_row, last_row=part.last_row)
+    """Search one part and mark it done; its heartbeat beats meanwhile (``Lease.heartbeat``, while this
+    worker's claim is the part's last), so a slow part is not taken for abandoned."""
+    with Lease(SurveyPart, part.pk, part.attempts).heartbeat():
+        part_search(searcher, out=survey.folder, number=part.number, first_row=part.first_row, last_row=part.last_row)
     SurveyPart.objects.filter(pk=part.pk).update(status=SurveyPart.Status.DONE, heartbeat_at=timezone.now())
 
 

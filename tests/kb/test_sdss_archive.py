@@ -364,3 +364,26 @@ def test_a_dry_run_fetches_the_catalogs_and_estimates_the_spectra(archive_server
     )
     assert "4 spectra to fetch (about 0.7 MB)" in printed.getvalue()
     assert not (tmp_path / "sdss" / "spectra").exists()
+
+
+def test_a_catalog_whose_checksum_fails_is_refused_and_not_kept(archive_server, tmp_path, real_spectra):
+    _catalogs_on_the_server(archive_server, real_spectra)
+    served = archive_server.root / CATALOGS["galSpecExtra-dr8.fits"]
+    data = bytearray(served.read_bytes())
+    data[-100] ^= 0xFF  # one byte of the table changed on the server: its DATASUM no longer matches
+    served.write_bytes(bytes(data))
+    printed = io.StringIO()
+    with pytest.raises(CommandError, match="1 catalogs could not be fetched"):
+        call_command(
+            "fetch_sdss",
+            "--survey",
+            "--out",
+            str(tmp_path / "sdss"),
+            "--sas-url",
+            archive_server.sas_url,
+            "--retries",
+            "0",
+            stdout=printed,
+        )
+    assert "galSpecExtra-dr8.fits" in printed.getvalue() and "checksum does not match" in printed.getvalue()
+    assert not (tmp_path / "sdss" / "catalogs" / "galSpecExtra-dr8.fits").exists()

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from kb.store import SpectrumStore
 from tests.training.test_pretrain import TINY, config, toy_survey
@@ -75,8 +76,14 @@ def test_a_killed_distributed_run_resumes_where_it_stopped(store, tmp_path):
         time.sleep(0.05)
     os.kill(child.pid, signal.SIGKILL)  # the launcher alone, as when a worker is killed: its ranks die with it
     child.wait()
+    ranks = ["pgrep", "-f", f"training.distributed {tmp_path}"]
+    while subprocess.run(ranks, capture_output=True).returncode == 0:  # a rank of this run still alive
+        assert time.monotonic() < deadline, "the ranks outlived their launcher"
+        time.sleep(0.05)
     stopped = json.loads(last.read_text())["metrics"]["step"]
     assert 10 <= stopped < 40
+    saved = torch.load(tmp_path / "run" / "last" / "training_state.pt", weights_only=False)["generators"]
+    assert len(saved) == 2 and not torch.equal(saved[0], saved[1])  # each rank's own random stream, kept
     resumed = []
     metrics = launch(processes=2, on_progress=lambda step, total, report: resumed.append(step), **kwargs)
     assert resumed[0] == stopped + 1 and resumed[-1] == 40 and metrics["steps"] == 40

@@ -283,6 +283,24 @@ def test_a_long_step_does_not_make_a_live_search_look_dead(searchable, small_chu
     assert second_claims == [None] and survey.status == "done" and survey.attempts == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_part_is_not_taken_from_its_live_worker(searchable, small_chunks, monkeypatch, settings):
+    settings.GALSPEC_OPERATION_STALE_S = 1
+    survey, _ = survey_search_start(user=person("alice"), task=shipped_task("lens"))
+    real, taken_meanwhile = surveys.part_search, []
+
+    def slow(*args, **options):
+        if not taken_meanwhile:
+            time.sleep(2.5)  # longer than the stale limit
+            taken_meanwhile.append(surveys._part_claim(SurveySearch.objects.get(pk=survey.pk)))
+        return real(*args, **options)
+
+    monkeypatch.setattr(surveys, "part_search", slow)
+    survey = survey_search_run(survey=survey)
+    assert survey.status == "done" and taken_meanwhile[0].number == 2  # another part, not the slow one
+    assert SurveyPart.objects.get(survey=survey, number=1).attempts == 1  # kept by the worker searching it
+
+
 def test_a_search_cancelled_while_it_runs_stops_and_leaves_nothing(searchable, small_chunks, monkeypatch):
     alice = person("alice")
     survey, _ = survey_search_start(user=alice, task=shipped_task("lens"))
