@@ -55,6 +55,7 @@ def test_the_plotly_bundle_served_is_the_version_the_plotly_package_pins():
 
     bundle = Path(finders.find("vendor/plotly/plotly-basic.min.js"))
     assert f"(basic - minified) v{get_plotlyjs_version()}" in bundle.read_text()[:200]  # update both together
+    assert "cdn.plot.ly" not in bundle.read_text() and "cloud.plotly.com" not in bundle.read_text()  # PATCHED.md
 
 
 def test_a_real_spectrum_links_out_to_sdss_and_downloads_as_csv_and_fits(client, ingested):
