@@ -93,12 +93,17 @@ class Reranked:
         return squared, ids
 
 
+def _lists(n: int, spec: IndexSpec) -> int:
+    """IVF cells over n vectors: as asked, else about 4 sqrt(n), with at least 39 vectors a cell to train on."""
+    return spec.ivf_lists or max(1, min(n // 39, int(4 * np.sqrt(n))))
+
+
 def _compressed(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec) -> Reranked:
     n, width = vectors.shape
     code = spec.pq_bytes or max(1, width // 8)
     if width % code:
         raise ValueError(f"a code of {code} bytes doesn't divide the width {width}: choose pq_bytes dividing it")
-    lists = spec.ivf_lists or max(1, min(n // 39, int(4 * np.sqrt(n))))
+    lists = _lists(n, spec)
     bits = min(8, max(1, int(np.log2(max(n, 2)))))  # a code book of 2^bits needs that many vectors to train
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, size=min(n, max(TRAIN_MIN, 64 * lists)), replace=False))
@@ -121,7 +126,7 @@ class Neighbours:
 def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Index | Reranked:
     """An index over vectors (n, D) float32 with ids (n,) int64. A compressed index keeps ``vectors`` (a
     memory map stays one) to re-rank with; the others copy them into faiss."""
-    vectors = np.asarray(vectors)  # a memory map stays one
+    vectors = np.asarray(vectors)
     if spec.kind != "compressed" or vectors.dtype != np.float32:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -139,8 +144,7 @@ def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec = IndexSpec()) -
         inner.hnsw.efSearch = spec.hnsw_ef_search
         index = faiss.IndexIDMap2(inner)
     else:
-        lists = spec.ivf_lists or max(1, min(n // 39, int(4 * np.sqrt(n))))
-        inner = faiss.IndexIVFFlat(faiss.IndexFlatL2(width), width, lists)
+        inner = faiss.IndexIVFFlat(faiss.IndexFlatL2(width), width, _lists(n, spec))
         inner.train(vectors)
         inner.nprobe = spec.ivf_probe
         index = faiss.IndexIDMap2(inner)
