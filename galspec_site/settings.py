@@ -145,6 +145,10 @@ GALSPEC_OPERATION_STALE_S = env.int("GALSPEC_OPERATION_STALE_S", default=120)
 # Survey searches: spectra per part, and the most helpers one search sends to other embedding workers.
 GALSPEC_SURVEY_CHUNK = env.int("GALSPEC_SURVEY_CHUNK", default=10_000)
 GALSPEC_SURVEY_HELPERS = env.int("GALSPEC_SURVEY_HELPERS", default=8)
+# Embedding: spectra per part (the unit of resumption), and the most helpers one embedder sends to other
+# embedding workers.
+GALSPEC_EMBEDDING_CHUNK = env.int("GALSPEC_EMBEDDING_CHUNK", default=1024)
+GALSPEC_EMBEDDING_HELPERS = env.int("GALSPEC_EMBEDDING_HELPERS", default=8)
 
 # Pipeline defaults.
 GALSPEC_DEVICE = env("GALSPEC_DEVICE", default="auto")  # auto | cpu | cuda

@@ -48,7 +48,7 @@ class BackgroundWork(models.Model):
 
 
 class LeasedWork(BackgroundWork):
-    """Long work that one worker at a time holds (``inference.worker.lease``): it is ``queued`` until
+    """Long work that one worker at a time holds (``inference.services.leases``): it is ``queued`` until
     claimed, then ``running`` with a heartbeat, taken up again once the heartbeat is stale."""
 
     stage = models.CharField(max_length=100, blank=True, help_text="What it is doing now")
@@ -233,19 +233,18 @@ class SurveySearch(LeasedWork):
         return self.status in FINISHED
 
 
-class SurveyPart(models.Model):
-    """One part of a survey search (``part-NNNNN.csv``), which any embedding worker may take: pending, then
-    running with its worker's heartbeat (taken again once stale), then done."""
+class WorkPart(models.Model):
+    """One part of long work shared by the embedding workers (``inference.services.leases.part_claim``):
+    a range of store rows, pending, then running with its worker's heartbeat (taken again once stale),
+    then done."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
         DONE = "done"
 
-    survey = models.ForeignKey(SurveySearch, on_delete=models.CASCADE, related_name="parts")
-    number = models.PositiveIntegerField(help_text="Its file is part-NNNNN.csv")
-    first_row = models.BigIntegerField(help_text="The first store row it searches")
-    last_row = models.BigIntegerField(help_text="The last store row it searches")
+    first_row = models.BigIntegerField(help_text="The first store row it covers")
+    last_row = models.BigIntegerField(help_text="The last store row it covers")
     spectra = models.PositiveIntegerField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     worker = models.CharField(max_length=200, blank=True, help_text="Host and process that took it last")
@@ -253,11 +252,34 @@ class SurveyPart(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class SurveyPart(WorkPart):
+    """One part of a survey search, written as ``part-NNNNN.csv``."""
+
+    survey = models.ForeignKey(SurveySearch, on_delete=models.CASCADE, related_name="parts")
+    number = models.PositiveIntegerField(help_text="Its file is part-NNNNN.csv")
+
+    class Meta:
         constraints = [models.UniqueConstraint(fields=["survey", "number"], name="survey_part_once")]
         ordering = ["survey", "number"]
 
     def __str__(self) -> str:
         return f"{self.survey} part {self.number}"
+
+
+class EmbeddingPart(WorkPart):
+    """Spectra of an embedding set still to embed (rows past its ``rows``), written in place in its stores."""
+
+    embedding_set = models.ForeignKey(EmbeddingSet, on_delete=models.CASCADE, related_name="parts")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["embedding_set", "first_row"], name="embedding_part_once")]
+        ordering = ["embedding_set", "first_row"]
+
+    def __str__(self) -> str:
+        return f"rows {self.first_row}-{self.last_row} of {self.embedding_set}"
 
 
 class SurveyCandidate(models.Model):

@@ -5,6 +5,8 @@ worker side (``inference.worker``) or a core service. A worker that starts sends
 and survey searches a dead worker left running; whoever claims each carries it on.
 """
 
+from functools import partial
+
 from celery import group, shared_task
 from celery.signals import worker_ready
 from django.conf import settings
@@ -12,13 +14,14 @@ from django.conf import settings
 from inference.models import Operation, SearchJob, SurveySearch
 from inference.selectors.background import operations_left, survey_searches_left
 from inference.services.bulk import bulk_search
-from inference.services.embeddings import embedding_update
+from inference.services.embeddings import embedding_parts_help, embedding_update
 from inference.services.knowledge_bases import knowledge_base_index
 from inference.worker.jobs import search_job_run
 from inference.worker.operations import operation_run
 from inference.worker.surveys import survey_parts_help, survey_search_run
 from kb.models import KnowledgeBase, SearchTask
 from training.models import TrainingRun
+from training.selectors import training_run_in_service
 
 
 def _reporter(task):
@@ -30,10 +33,25 @@ def _reporter(task):
     return progress
 
 
+def embedding_helpers_send(run_id: int, helpers: int) -> None:
+    """Send ``helpers`` helpers (``embedding_parts_task``) embedding for a checkpoint to the embedding
+    workers, as a Celery group: ``embedding_update``'s ``fan_out``, with ``functools.partial``."""
+    group(embedding_parts_task.si(run_id) for _ in range(helpers)).apply_async()
+
+
 @shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
 def embedding_update_task(self, run_id: int | None = None) -> int:
-    run = TrainingRun.objects.get(pk=run_id) if run_id else None
-    return embedding_update(training_run=run, on_progress=_reporter(self)).rows
+    """Embed what is missing under a checkpoint (default: the one in service), its parts shared with
+    helpers on every embedding worker (``embedding_parts_task``)."""
+    run = TrainingRun.objects.get(pk=run_id) if run_id else training_run_in_service()
+    fan_out = partial(embedding_helpers_send, run.pk) if run else None
+    return embedding_update(training_run=run, on_progress=_reporter(self), fan_out=fan_out).rows
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)  # a killed pool process's task goes back to the broker
+def embedding_parts_task(run_id: int) -> int:
+    """A helper: embed parts under a checkpoint until none is left to take."""
+    return embedding_parts_help(training_run=TrainingRun.objects.get(pk=run_id))
 
 
 @shared_task(bind=True, acks_late=True)
@@ -55,7 +73,8 @@ def search_job_run_task(self, job_id: int) -> dict:
 def operation_run_task(self, operation_id: int) -> str:
     """An admin's operation; after a worker dies it is sent again and carries on (inference.worker.operations)."""
     operation = Operation.objects.select_related("task", "training_run").get(pk=operation_id)
-    return operation_run(operation=operation).status
+    embedding_fan_out = partial(embedding_helpers_send, operation.training_run_id)
+    return operation_run(operation=operation, embedding_fan_out=embedding_fan_out).status
 
 
 @shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
@@ -73,7 +92,8 @@ def survey_search_task(survey_id: int) -> str:
         group(survey_parts_task.si(survey_id).set(queue="embedding") for _ in range(helpers)).apply_async()
 
     survey = SurveySearch.objects.select_related("task", "knowledge_base").get(pk=survey_id)
-    return survey_search_run(survey=survey, fan_out=fan_out).status
+    embedding_fan_out = partial(embedding_helpers_send, survey.knowledge_base.training_run_id)
+    return survey_search_run(survey=survey, fan_out=fan_out, embedding_fan_out=embedding_fan_out).status
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

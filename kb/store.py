@@ -7,7 +7,9 @@ survey of 3 million spectra is 44 GB of float32 flux. They live in flat files th
 A store is a folder with ``<name>.bin`` (rows of ``width`` values, C order) and ``<name>.json`` (width,
 dtype and the number of committed rows). Appending writes and fsyncs the data first, then replaces the
 JSON atomically, so a crash leaves at worst some uncommitted bytes past the end that the next writer
-overwrites: readers never see a half-written row.
+overwrites: readers never see a half-written row. Writers that fill disjoint ranges side by side (the
+parts of an embedding, on several workers) ``place`` their rows past the committed ones, and one of them
+``commit``s a range once every row in it is written.
 
 Folders written whole (an index beside its sidecar, a checkpoint) go through ``folder_write``: filled
 under a temporary name and renamed into place, so a reader sees the old folder or the new one.
@@ -79,6 +81,29 @@ class RowStore:
             handle.flush()
             os.fsync(handle.fileno())
         self._commit(max(self.rows, first + len(block)))
+
+    def place(self, first: int, block: np.ndarray) -> None:
+        """Write (n, width) rows from row ``first``, anywhere, without committing them (readers see them once
+        ``commit`` covers them); durable when it returns. Other processes may place other rows meanwhile."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.ndim != 2 or block.shape[1] != self.width:
+            raise ValueError(f"{self.name}: expected rows of width {self.width}, got shape {block.shape}")
+        descriptor = os.open(self.data_path, os.O_WRONLY | os.O_CREAT, 0o644)  # never truncates another's rows
+        data, offset = memoryview(block.tobytes()), first * self.row_bytes
+        try:
+            while data:  # one call writes at most 2 GB
+                written = os.pwrite(descriptor, data, offset)
+                data, offset = data[written:], offset + written
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def commit(self, rows: int) -> None:
+        """Declare the first ``rows`` rows written, every one of them (``place``); readers see them from now."""
+        size = self.data_path.stat().st_size if self.data_path.exists() else 0
+        if rows * self.row_bytes > size:
+            raise ValueError(f"{self.name}: cannot commit {rows} rows, only {size // self.row_bytes} are written")
+        self._commit(rows)
 
     def truncate(self, rows: int) -> None:
         """Forget every row from ``rows`` on (rows that no database record points to)."""
@@ -164,6 +189,29 @@ class SpectrumStore:
         self.valid_rows.append(valid)
         self.ivar_rows.append(ivar)
         return first
+
+    def place(self, first: int, block: np.ndarray) -> None:
+        """Write (n, width) rows from row ``first``, anywhere, without committing them (readers see them once
+        ``commit`` covers them); durable when it returns. Other processes may place other rows meanwhile."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.ndim != 2 or block.shape[1] != self.width:
+            raise ValueError(f"{self.name}: expected rows of width {self.width}, got shape {block.shape}")
+        descriptor = os.open(self.data_path, os.O_WRONLY | os.O_CREAT, 0o644)  # never truncates another's rows
+        data, offset = memoryview(block.tobytes()), first * self.row_bytes
+        try:
+            while data:  # one call writes at most 2 GB
+                written = os.pwrite(descriptor, data, offset)
+                data, offset = data[written:], offset + written
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def commit(self, rows: int) -> None:
+        """Declare the first ``rows`` rows written, every one of them (``place``); readers see them from now."""
+        size = self.data_path.stat().st_size if self.data_path.exists() else 0
+        if rows * self.row_bytes > size:
+            raise ValueError(f"{self.name}: cannot commit {rows} rows, only {size // self.row_bytes} are written")
+        self._commit(rows)
 
     def truncate(self, rows: int) -> None:
         for part in self._parts:

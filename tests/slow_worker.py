@@ -1,5 +1,6 @@
-"""A Celery worker whose searches each take ``GALSPEC_TEST_SEARCH_DELAY`` seconds more, so that a test sees
-two workers share a survey search part by part, and can kill one in the middle of a part.
+"""A Celery worker whose searches each take ``GALSPEC_TEST_SEARCH_DELAY`` seconds more, and whose embedding
+calls each ``GALSPEC_TEST_EMBED_DELAY`` seconds more (0 unless set), so that a test sees two workers share
+a survey search or an embedding part by part, and can kill one in the middle of a part.
 
 Run in place of ``python -m celery`` (``start_worker(..., module="tests.slow_worker")``).
 """
@@ -10,18 +11,23 @@ import time
 
 from celery.__main__ import main
 
+import inference.embed
 import inference.retrieval
 
-DELAY = float(os.environ["GALSPEC_TEST_SEARCH_DELAY"])
-_neighbours_excluding = inference.retrieval.neighbours_excluding
+
+def _slowed(function, delay: float):
+    def slow(*args, **kwargs):
+        time.sleep(delay)
+        return function(*args, **kwargs)
+
+    return slow
 
 
-def _slow(*args, **kwargs):
-    time.sleep(DELAY)
-    return _neighbours_excluding(*args, **kwargs)
-
-
-inference.retrieval.neighbours_excluding = _slow  # before inference.services.bulk binds the name
+# before inference.services.bulk and inference.services.embeddings bind the names
+inference.retrieval.neighbours_excluding = _slowed(
+    inference.retrieval.neighbours_excluding, float(os.environ.get("GALSPEC_TEST_SEARCH_DELAY", 0))
+)
+inference.embed.embed = _slowed(inference.embed.embed, float(os.environ.get("GALSPEC_TEST_EMBED_DELAY", 0)))
 
 if __name__ == "__main__":
     sys.argv[0] = "celery"

@@ -59,7 +59,7 @@ def test_the_science_is_found_where_it_lives():
     assert not found & {
         "kb.models",
         "inference.services.search",
-        "inference.worker.lease",
+        "inference.services.leases",
         "inference.selectors.store_check",
         "experiments.evaluation",
         "kb.services.curation",

@@ -1,18 +1,20 @@
 """The worker side of the admins' operations: pre-train, embed, build the candidate knowledge bases.
 
 A worker that dies leaves the operation 'running' with a heartbeat that stops. The next worker to start
-sends it again (``inference.tasks``); whoever claims it (``inference.worker.lease``) carries it on:
-pre-training resumes from its last checkpoint, embedding from its last committed chunk, and finished
+sends it again (``inference.tasks``); whoever claims it (``inference.services.leases``) carries it on:
+pre-training resumes from its last checkpoint, embedding from the parts done, and finished
 candidates are kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from inference import index as vector_index
 from inference.models import Operation
 from inference.services.embeddings import embedding_update
 from inference.services.knowledge_bases import knowledge_base_abandon, knowledge_base_index
-from inference.worker.lease import Lease
+from inference.services.leases import Lease
 from kb.models import KnowledgeBase, SearchTask
 from kb.services.audit import audit_record
 from kb.services.knowledge_bases import knowledge_base_create
@@ -41,16 +43,16 @@ def _beat(lease: Lease, **fields) -> None:
         raise OperationCancelled()
 
 
-def operation_run(*, operation: Operation) -> Operation:
+def operation_run(*, operation: Operation, embedding_fan_out: Callable[[int], None] | None = None) -> Operation:
     """Do the operation's work, or carry it on after a worker died; a no-op if it is finished or another
-    worker is alive on it."""
+    worker is alive on it. ``embedding_fan_out`` shares the embedding with other workers (``embedding_update``)."""
     lease = operation_claim(operation=operation)
     if lease is None:
         return operation
     operation.refresh_from_db()
     try:
         with lease.heartbeat():  # beats on, through steps that report no progress
-            _operation_carry_on(operation, lease)
+            _operation_carry_on(operation, lease, embedding_fan_out)
     except OperationSuperseded:
         pass  # the worker that took it over carries on
     except OperationCancelled:
@@ -81,12 +83,16 @@ def operation_run(*, operation: Operation) -> Operation:
     return operation
 
 
-def _operation_carry_on(operation: Operation, lease: Lease) -> None:
+def _operation_carry_on(operation: Operation, lease: Lease, embedding_fan_out) -> None:
     run = operation.training_run
     if operation.kind == Operation.Kind.PRETRAIN and run.status != TrainingRun.Status.SUCCEEDED:
         _pretrain(operation, lease)
     _beat(lease, stage="embedding", step=0, total=0)
-    embedding_update(training_run=run, on_progress=lambda done, total: _beat(lease, step=done, total=total))
+    embedding_update(
+        training_run=run,
+        on_progress=lambda done, total: _beat(lease, step=done, total=total),
+        fan_out=embedding_fan_out,
+    )
     for stale_build in operation.candidates.filter(status=KnowledgeBase.Status.BUILDING).select_related("task"):
         knowledge_base_abandon(knowledge_base=stale_build, error="its worker stopped; the operation built it again")
     done = set(operation.candidates.filter(status=KnowledgeBase.Status.READY).values_list("task_id", flat=True))

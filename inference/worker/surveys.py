@@ -1,6 +1,6 @@
 """The worker side of survey searches: claim one, embed what is missing, search in parts, collect the candidates.
 
-The worker that claims a search (``inference.worker.lease``) plans its parts (``SurveyPart``: a
+The worker that claims a search (``inference.services.leases``) plans its parts (``SurveyPart``: a
 ``GALSPEC_SURVEY_CHUNK`` of spectra each, in store-row order) and sends helpers to the other embedding
 workers (``fan_out``: a Celery group); then it, and every helper, takes pending parts one at a time and
 writes each as ``part-NNNNN.csv``. A part whose worker went silent for ``GALSPEC_OPERATION_STALE_S`` is
@@ -15,20 +15,16 @@ start sends it again (``inference.tasks``); whoever claims it carries it on from
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
-from django.utils import timezone
 
 from inference.models import SurveyCandidate, SurveyPart, SurveySearch
-from inference.selectors.background import stale_before, survey_rows
+from inference.selectors.background import survey_rows
 from inference.services.bulk import (
     PartSearcher,
     bulk_search_manifest,
@@ -38,7 +34,7 @@ from inference.services.bulk import (
     part_searcher,
 )
 from inference.services.embeddings import embedding_update
-from inference.worker.lease import Lease
+from inference.services.leases import Lease, part_claim, part_held
 from kb.selectors import spectrum_ids_by_specobjid, task_labelled
 
 BATCH = 5_000  # candidates written per INSERT
@@ -72,14 +68,20 @@ def _progress(lease: Lease, stage: str):
     return report
 
 
-def survey_search_run(*, survey: SurveySearch, fan_out: Callable[[int], None] | None = None) -> SurveySearch:
+def survey_search_run(
+    *,
+    survey: SurveySearch,
+    fan_out: Callable[[int], None] | None = None,
+    embedding_fan_out: Callable[[int], None] | None = None,
+) -> SurveySearch:
     """Do the search, or carry it on from the parts done; a no-op once it has finished or while another
-    worker is alive on it. ``fan_out(n)`` sends n helpers (``survey_parts_help``) to other workers."""
+    worker is alive on it. ``fan_out(n)`` sends n helpers (``survey_parts_help``) to other workers, and
+    ``embedding_fan_out`` shares the embedding of what is missing alike (``embedding_update``)."""
     lease = survey_search_claim(survey=survey)
     if lease is not None:
         try:
             with lease.heartbeat():  # beats on while parts are searched and the candidates collected
-                _survey_search_carry_on(survey, lease, fan_out)
+                _survey_search_carry_on(survey, lease, fan_out, embedding_fan_out)
         except SurveySearchStopped:
             if SurveySearch.objects.filter(pk=survey.pk, status=SurveySearch.Status.CANCELLED).exists():
                 shutil.rmtree(survey.folder, ignore_errors=True)
@@ -91,16 +93,18 @@ def survey_search_run(*, survey: SurveySearch, fan_out: Callable[[int], None] | 
     return survey
 
 
-def _survey_search_carry_on(survey: SurveySearch, lease: Lease, fan_out: Callable[[int], None] | None) -> None:
+def _survey_search_carry_on(survey: SurveySearch, lease: Lease, fan_out, embedding_fan_out) -> None:
     kb = survey.knowledge_base
-    embedding_update(training_run=kb.training_run, on_progress=_progress(lease, "embedding the survey"))
+    embedding_update(
+        training_run=kb.training_run, on_progress=_progress(lease, "embedding the survey"), fan_out=embedding_fan_out
+    )
     survey_parts_plan(survey=survey)
     pending = survey.parts.exclude(status=SurveyPart.Status.DONE).count()
     if fan_out and pending > 1:
         fan_out(min(pending - 1, settings.GALSPEC_SURVEY_HELPERS))
     report, searcher = _progress(lease, "searching"), None
     while True:
-        part = _part_claim(survey)
+        part = part_claim(survey.parts)
         if part is not None:
             searcher = searcher or part_searcher(knowledge_base=kb, labels=survey.labels, k=survey.k)
             _part_search(searcher, survey, part)
@@ -137,7 +141,7 @@ def survey_parts_help(*, survey: SurveySearch) -> int:
     how many it searched."""
     searched, searcher = 0, None
     while SurveySearch.objects.filter(pk=survey.pk, status=SurveySearch.Status.RUNNING).exists():
-        part = _part_claim(survey)
+        part = part_claim(survey.parts)
         if part is None:
             break
         searcher = searcher or part_searcher(knowledge_base=survey.knowledge_base, labels=survey.labels, k=survey.k)
@@ -146,29 +150,9 @@ def survey_parts_help(*, survey: SurveySearch) -> int:
     return searched
 
 
-def _part_claim(survey: SurveySearch) -> SurveyPart | None:
-    """Take a pending part, or one whose worker has gone silent; None when there is none to take."""
-    claimable = Q(status=SurveyPart.Status.PENDING) | Q(
-        status=SurveyPart.Status.RUNNING, heartbeat_at__lt=stale_before()
-    )
-    for pk in survey.parts.filter(claimable).values_list("pk", flat=True)[:20]:
-        taken = SurveyPart.objects.filter(claimable, pk=pk).update(
-            status=SurveyPart.Status.RUNNING,
-            heartbeat_at=timezone.now(),
-            worker=f"{socket.gethostname()} pid {os.getpid()}",
-            attempts=F("attempts") + 1,
-        )
-        if taken:
-            return SurveyPart.objects.get(pk=pk)
-    return None
-
-
 def _part_search(searcher: PartSearcher, survey: SurveySearch, part: SurveyPart) -> None:
-    """Search one part and mark it done; its heartbeat beats meanwhile (``Lease.heartbeat``, while this
-    worker's claim is the part's last), so a slow part is not taken for abandoned."""
-    with Lease(SurveyPart, part.pk, part.attempts).heartbeat():
+    with part_held(part):
         part_search(searcher, out=survey.folder, number=part.number, first_row=part.first_row, last_row=part.last_row)
-    SurveyPart.objects.filter(pk=part.pk).update(status=SurveyPart.Status.DONE, heartbeat_at=timezone.now())
 
 
 @transaction.atomic

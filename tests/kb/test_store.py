@@ -31,6 +31,20 @@ def test_truncate_forgets_rows(tmp_path):
     assert store.rows == 1 and store.data_path.stat().st_size == 8
 
 
+def test_rows_placed_side_by_side_are_read_only_once_committed(tmp_path):
+    """Writers on several workers fill disjoint ranges in any order; one commits what runs unbroken."""
+    store = RowStore(tmp_path, "x", width=2)
+    store.append(np.zeros((2, 2)))
+    RowStore(tmp_path, "x", width=2).place(4, np.full((2, 2), 4))  # another process, past a gap
+    assert store.read().shape == (2, 2)
+    store.place(2, np.full((2, 2), 2))
+    store.commit(6)
+    assert np.array_equal(store.read()[:, 0], [0, 0, 2, 2, 4, 4])
+    with pytest.raises(ValueError, match="cannot commit 7 rows, only 6 are written"):
+        store.commit(7)
+    assert store.rows == 6
+
+
 def test_a_store_refuses_rows_of_another_width(tmp_path):
     RowStore(tmp_path, "x", width=3)
     with pytest.raises(ValueError, match="holds rows of 3 float32"):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from inference.models import SurveyCandidate, SurveyPart, SurveySearch
 from inference.services.knowledge_bases import knowledge_base_build
+from inference.services.leases import part_claim
 from inference.services.search import search
 from inference.services.surveys import survey_search_cancel, survey_search_start
 from inference.tasks import survey_searches_resume
@@ -292,7 +293,7 @@ def test_a_slow_part_is_not_taken_from_its_live_worker(searchable, small_chunks,
     def slow(*args, **options):
         if not taken_meanwhile:
             time.sleep(2.5)  # longer than the stale limit
-            taken_meanwhile.append(surveys._part_claim(SurveySearch.objects.get(pk=survey.pk)))
+            taken_meanwhile.append(part_claim(SurveyPart.objects.filter(survey=survey)))
         return real(*args, **options)
 
     monkeypatch.setattr(surveys, "part_search", slow)

@@ -1,4 +1,5 @@
-"""A worker's hold on long work: an operation or a survey search, taken up by one worker at a time.
+"""A worker's hold on long work: an operation or a survey search, taken up by one worker at a time; and
+on the parts of work shared by many (``WorkPart``: a survey search's, an embedding's).
 
 Such work is a ``LeasedWork`` row (``inference.models``): ``status`` (queued, running, ...),
 ``heartbeat_at`` and ``attempts``. A worker
@@ -14,6 +15,8 @@ live worker from looking dead meanwhile, and stops with it, so a killed worker s
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +27,7 @@ from django.db import Error, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from inference.models import LeasedWork, RunStatus
+from inference.models import LeasedWork, RunStatus, WorkPart
 from inference.selectors.background import stale_before
 
 QUEUED, RUNNING = RunStatus.QUEUED, RunStatus.RUNNING  # every leased model's first two statuses
@@ -86,3 +89,29 @@ class Lease:
         finally:
             stop.set()
             thread.join()
+
+
+def part_claim(parts: QuerySet) -> WorkPart | None:
+    """Take one of ``parts`` (a ``WorkPart`` queryset) that is pending, or running with a stale heartbeat
+    (its worker died), for this process; None when there is none to take."""
+    claimable = Q(status=WorkPart.Status.PENDING) | Q(status=WorkPart.Status.RUNNING, heartbeat_at__lt=stale_before())
+    for pk in parts.filter(claimable).values_list("pk", flat=True)[:20]:
+        taken = parts.filter(claimable, pk=pk).update(
+            status=WorkPart.Status.RUNNING,
+            heartbeat_at=timezone.now(),
+            worker=f"{socket.gethostname()} pid {os.getpid()}",
+            attempts=F("attempts") + 1,
+        )
+        if taken:
+            return parts.get(pk=pk)
+    return None
+
+
+@contextmanager
+def part_held(part: WorkPart) -> Iterator[None]:
+    """Beat ``part``'s heartbeat while the block runs (so a slow part is not taken for abandoned), then
+    mark it done, unless the block raised."""
+    model = type(part)
+    with Lease(model, part.pk, part.attempts).heartbeat():
+        yield
+    model.objects.filter(pk=part.pk).update(status=WorkPart.Status.DONE, heartbeat_at=timezone.now())

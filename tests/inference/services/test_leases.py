@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from inference.models import Operation
-from inference.worker.lease import Lease
+from inference.services.leases import Lease
 from inference.worker.operations import operation_claim
 from kb.models import KnowledgeBase
 from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
