@@ -3,6 +3,7 @@
     .venv/bin/python bench/search_latency.py --out var/bench/search_latency.json
     .venv/bin/python bench/search_latency.py --sizes 1000000 --kinds compressed
     .venv/bin/python bench/search_latency.py --sizes 100000 1000000 3000000 --kinds flat compressed
+    .venv/bin/python bench/search_latency.py --sizes 1000000 3000000 --kinds flat compressed --vectors mock
 
 For each size and index kind: build time; recall@3 against the exact index on the same queries (an
 approximate index first widens its search to recall 0.99, as ``build_kb`` does); the index written as
@@ -15,11 +16,19 @@ the faiss file, and a compressed index's ids), beside ``disk_bytes`` (a compress
 memory-mapped for re-ranking: read from the page cache or the disk, never all held by the process).
 ``peak_rss_bytes`` is the process's peak so far, the pool of vectors included.
 
-Vectors are synthetic: a mixture of 1,000 Gaussian clusters in 448 dimensions (the small preset's
-embedding width: 7 x 64), so that neighbours are meaningful and an approximate index's recall is not
-trivially high; they are not SDSS embeddings. Queries are drawn from the same clusters and are in no
-knowledge base. Times are wall-clock, faiss's OpenMP threads as configured (printed). Prints JSON;
-``--out`` also writes it.
+Vectors, ``--vectors``:
+
+- ``synthetic`` (default): a mixture of 1,000 Gaussian clusters in 448 dimensions (the small preset's
+  embedding width: 7 x 64), so that neighbours are meaningful and an approximate index's recall is not
+  trivially high. Queries are drawn from the same clusters.
+- ``mock``: the real embeddings of a mock survey (``--mock-size`` spectra, generated, ingested and embedded
+  by the shipped checkpoint in a throw-away site), topped up to the size asked for: each new vector lies
+  at a random point between a mock embedding and one of its 10 nearest mock neighbours, plus noise of
+  a fifth of that distance, so the additions follow the embeddings' own shape and local density. The
+  queries are mock embeddings left out of the pool.
+
+Neither is an SDSS embedding, and queries are in no knowledge base. Times are wall-clock, faiss's OpenMP
+threads as configured (printed). Prints JSON; ``--out`` also writes it.
 """
 
 import argparse
@@ -51,6 +60,50 @@ def clustered(rng: np.random.Generator, rows: int, centres: np.ndarray) -> np.nd
         rng.standard_normal(out=block, dtype=np.float32)
         block *= 0.35
         block += centres[rng.integers(len(centres), size=len(block))]
+    return out
+
+
+def mock_embeddings(size: int, seed: int) -> np.ndarray:
+    """(size, D) float32: the embeddings, under the shipped checkpoint, of a mock survey of ``size`` spectra
+    generated and ingested in a throw-away site (deleted after)."""
+    import shutil
+
+    from bench.common import throwaway_site
+
+    work = throwaway_site()
+    try:
+        from inference.selectors.embeddings import embeddings_in_service
+        from inference.services.embeddings import embedding_update
+        from kb.mock import generate_survey
+        from kb.services.ingest import ingest_folder
+        from training.checkpoint import SHIPPED
+        from training.services import training_run_import
+
+        generate_survey(out=work / "survey", size=size, seed=seed)
+        ingest_folder(folder=work / "survey")
+        training_run_import(source=SHIPPED)
+        embedding_update()
+        return np.array(embeddings_in_service()[1], dtype=np.float32)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def topped_up(rng: np.random.Generator, seeds: np.ndarray, rows: int, neighbours: int = 10) -> np.ndarray:
+    """(rows, D) float32: ``seeds`` first, then points between a seed and one of its ``neighbours`` nearest
+    seeds, at a uniform fraction of the way, plus Gaussian noise of a fifth of that distance."""
+    index = faiss.IndexFlatL2(seeds.shape[1])
+    index.add(seeds)
+    near = index.search(seeds, neighbours + 1)[1][:, 1:]  # the first is the seed itself
+    out = np.empty((rows, seeds.shape[1]), dtype=np.float32)
+    out[: len(seeds)] = seeds[:rows]
+    for start in range(len(seeds), rows, 65_536):
+        block = out[start : start + 65_536]
+        a = rng.integers(len(seeds), size=len(block))
+        b = near[a, rng.integers(neighbours, size=len(block))]
+        step = seeds[b] - seeds[a]
+        spread = np.linalg.norm(step, axis=1, keepdims=True) / 5 / np.sqrt(seeds.shape[1])
+        block[:] = seeds[a] + rng.random((len(block), 1), dtype=np.float32) * step
+        block += rng.standard_normal(block.shape, dtype=np.float32) * spread
     return out
 
 
@@ -112,14 +165,22 @@ def main() -> None:
         "--hnsw-max", type=int, default=1_000_000, help="largest size to build HNSW for (3 min at 1M on 2 cores)"
     )
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--vectors", choices=("synthetic", "mock"), default="synthetic")
+    parser.add_argument("--mock-size", type=int, default=10_000, help="spectra of the mock survey (--vectors mock)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
-    centres = rng.standard_normal((CLUSTERS, WIDTH), dtype=np.float32)
-    pool = clustered(rng, max(args.sizes), centres)
-    queries = clustered(rng, args.queries, centres)
+    if args.vectors == "mock":
+        embedded = rng.permutation(mock_embeddings(args.mock_size, args.seed))
+        queries, pool = embedded[: args.queries], topped_up(rng, embedded[args.queries :], max(args.sizes))
+        source = f"{len(embedded) - args.queries} mock embeddings (shipped checkpoint), topped up"
+    else:
+        centres = rng.standard_normal((CLUSTERS, WIDTH), dtype=np.float32)
+        pool, queries = clustered(rng, max(args.sizes), centres), clustered(rng, args.queries, centres)
+        source = f"synthetic: {CLUSTERS} Gaussian clusters in {WIDTH} dimensions"
+    width = pool.shape[1]
     labels_all = rng.choice(len(LABELS), size=len(pool))
     rows = []
     for size in sorted(args.sizes):
@@ -132,7 +193,7 @@ def main() -> None:
             if kind == "hnsw" and size > args.hnsw_max:
                 continue
             row = measure(vectors, queries, kind, exact_found, labels)
-            row["flat_bytes"] = size * (WIDTH * 4 + 8)  # an exact index's floats and ids, for the ratio
+            row["flat_bytes"] = size * (width * 4 + 8)  # an exact index's floats and ids, for the ratio
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     result = {
@@ -141,7 +202,7 @@ def main() -> None:
             "faiss_threads": faiss.omp_get_max_threads(),
             "faiss": faiss.__version__,
         },
-        "vectors": f"synthetic: {CLUSTERS} Gaussian clusters in {WIDTH} dimensions, not SDSS embeddings",
+        "vectors": f"{source}, {width} floats: not SDSS embeddings",
         "queries": args.queries,
         "rows": rows,
     }
