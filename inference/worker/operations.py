@@ -148,16 +148,18 @@ def _candidate_create(task: SearchTask, run: TrainingRun, composition: dict | No
             index_params=vector_index.spec_params(composition["index"]),
         )
     like = KnowledgeBase.objects.filter(task=task, in_service=True).first()
+    index_kind, index_params = "auto", {}  # chosen by size again, as it was
+    if like is not None and like.index_kind != vector_index.kind_for(like.size):  # chosen by hand: kept
+        index_kind = like.index_kind
+        index_params = {
+            key: like.index_params[key] for key in ("kind", "hnsw_m", "ivf_lists") if key in like.index_params
+        }
     return knowledge_base_create(
         task=task,
         training_run=run,
         size=like.size if like and like.target_fraction else None,
         target_fraction=like.target_fraction if like else None,
         seed=like.seed if like else 0,
-        index_kind=like.index_kind if like else "flat",
-        index_params={
-            key: value
-            for key, value in (like.index_params if like else {}).items()
-            if key in ("kind", "hnsw_m", "ivf_lists")
-        },  # the search widths are tuned afresh
+        index_kind=index_kind,
+        index_params=index_params,  # the search widths are tuned afresh
     )

@@ -8,7 +8,9 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from inference import index as vector_index
 from inference.models import Operation
+from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.operations import operation_cancel, operation_discard, operation_promote, operation_start
 from inference.services.search import search
 from inference.worker.operations import operation_claim, operation_run
@@ -41,6 +43,22 @@ def test_a_rebuild_builds_candidates_that_serve_nothing_until_promoted(searchabl
     assert KnowledgeBase.objects.get(pk=old.pk).in_service is False
     actions = list(AuditEvent.objects.filter(actor=admin_user).order_by("id").values_list("action", flat=True))
     assert actions == ["operation_started", "knowledge_base_promoted", "operation_promoted"]
+
+
+def test_a_rebuild_chooses_its_index_by_size_again_unless_one_was_chosen_by_hand(searchable, admin_user, monkeypatch):
+    def rebuilt() -> KnowledgeBase:
+        operation = operation_run(operation=operation_start(user=admin_user, kind="rebuild", task=shipped_task("lens")))
+        operation_promote(user=admin_user, operation=operation)
+        return operation.candidates.get()
+
+    lens = searchable["lens"]
+    assert lens.index_kind == "flat" == vector_index.kind_for(lens.size) and lens.target_fraction is None  # auto
+    monkeypatch.setattr(vector_index, "FLAT_MAX", lens.size - 1)
+    KnowledgeBase.objects.filter(pk=lens.pk).update(size=lens.size - 10)  # built before 10 more were labelled
+    grown = rebuilt()
+    assert grown.size == lens.size and grown.index_kind == "compressed" and grown.index_recall >= 0.99
+    knowledge_base_build(task=shipped_task("lens"), index_kind="hnsw")
+    assert rebuilt().index_kind == "hnsw"  # an admin's choice stands
 
 
 def test_pretraining_makes_a_new_checkpoint_and_candidates_for_every_task(searchable, admin_user):
