@@ -157,16 +157,25 @@ def step_time(config, data: dict, device: str, batch: int, steps: int) -> float:
 
 
 def pretraining(config, data: dict, device: str, steps: int, max_batch: int, peak) -> dict:
-    def row(batch: int, seconds: float) -> dict:
+    def row(batch: int) -> dict:
+        """One batch size's step time, and on CUDA the memory its steps took at their peak."""
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()  # a batch that did not fit counts for nothing
+        seconds = step_time(config, data, device, batch, steps)
         tflops = 3 * forward_flops(config) * batch / seconds / 1e12
         out = {"batch": batch, "step_s": round(seconds, 4), "spectra_per_s": round(batch / seconds, 1)}
-        return {**out, "achieved_tflops": round(tflops, 3), **({"mfu": round(tflops / peak, 4)} if peak else {})}
+        out["achieved_tflops"] = round(tflops, 3)
+        if peak:
+            out["mfu"] = round(tflops / peak, 4)
+        if device == "cuda":
+            out["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        return out
 
-    out = {"batch_32": row(32, step_time(config, data, device, 32, steps))}
+    out = {"batch_32": row(32)}
     largest, batch = None, 64
     while batch <= max_batch:
         try:
-            largest = row(batch, step_time(config, data, device, batch, steps))
+            largest = row(batch)
         except torch.cuda.OutOfMemoryError:
             break
         finally:
@@ -174,8 +183,6 @@ def pretraining(config, data: dict, device: str, steps: int, max_batch: int, pea
                 torch.cuda.empty_cache()
         batch *= 2
     out["largest_batch"] = largest
-    if device == "cuda":
-        out["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return out
 
 

@@ -16,7 +16,6 @@ each rank's.
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -51,51 +50,36 @@ CHILD = """
 import json, resource, sys, numpy as np
 from kb.preprocess import PAPER
 from kb.store import SpectrumStore
+from training.distributed import launch
 from training.model import PRESETS
 from training.pretrain import PRESET_DEFAULTS, PretrainConfig, pretrain
-folder, steps, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+folder, steps, out, processes = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 store = SpectrumStore(folder, n_pixels=PAPER.n_pixels)
-flux, valid = store.read()
 rows = np.arange(store.rows)
 config = PretrainConfig(**{**PRESET_DEFAULTS["small"], "max_steps": steps, "eval_every": steps, "warmup_steps": 1})
-pretrain(flux, valid, store.read_ivar(), model_config=PRESETS["small"], config=config, out_dir=out,
-         rows=rows[:-256], val_rows=rows[-256:])
-status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-kib = lambda key: int(status[key].split()[0]) * 1024
-print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "rss_anon_bytes": kib("RssAnon"), "rss_file_bytes": kib("RssFile")}))
+split = dict(rows=rows[:-256], val_rows=rows[-256:], model_config=PRESETS["small"], config=config, out_dir=out)
+if processes == 1:
+    flux, valid = store.read()
+    pretrain(flux, valid, store.read_ivar(), **split)
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    kib = lambda key: int(status[key].split()[0]) * 1024
+    print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                      "rss_anon_bytes": kib("RssAnon"), "rss_file_bytes": kib("RssFile")}))
+else:  # the largest peak of one rank (or of torchrun), in a process that launched nothing before
+    launch(processes=processes, store=folder, **split)
+    print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))
 """
 
 
 def measure(size: int, steps: int, processes: int, scratch: Path) -> dict:
     folder = scratch / f"store-{size}"
     start = time.perf_counter()
-    store = write_store(folder, size)
-    write_s = time.perf_counter() - start
+    write_store(folder, size)
     store_bytes = sum(path.stat().st_size for path in folder.glob("*.bin"))
+    write_s = time.perf_counter() - start
     start = time.perf_counter()
-    if processes == 1:
-        command = [sys.executable, "-c", CHILD, str(folder), str(steps), str(scratch / f"run-{size}")]
-        result = subprocess.run(command, check=True, capture_output=True, text=True)
-        memory = json.loads(result.stdout.strip().splitlines()[-1])
-    else:
-        from training.distributed import launch
-        from training.model import PRESETS
-        from training.pretrain import PRESET_DEFAULTS, PretrainConfig
-
-        rows = np.arange(store.rows)
-        small = {**PRESET_DEFAULTS["small"], "max_steps": steps, "eval_every": steps, "warmup_steps": 1}
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        launch(
-            processes=processes,
-            store=folder,
-            rows=rows[:-256],
-            val_rows=rows[-256:],
-            model_config=PRESETS["small"],
-            config=PretrainConfig(**small),
-            out_dir=scratch / f"run-{size}",
-        )
-        memory = {"peak_rss_bytes": max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024}
+    command = [sys.executable, "-c", CHILD, str(folder), str(steps), str(scratch / f"run-{size}"), str(processes)]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
     return {
         "spectra": size,
         "store_bytes": store_bytes,
@@ -103,7 +87,7 @@ def measure(size: int, steps: int, processes: int, scratch: Path) -> dict:
         "steps": steps,
         "processes": processes,
         "train_s": round(time.perf_counter() - start, 1),
-        **memory,
+        **json.loads(result.stdout.strip().splitlines()[-1]),
     }
 
 
