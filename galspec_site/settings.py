@@ -155,6 +155,10 @@ GALSPEC_DEVICE = env("GALSPEC_DEVICE", default="auto")  # auto | cpu | cuda
 GALSPEC_TORCH_THREADS = env.int("GALSPEC_TORCH_THREADS", default=0)  # 0: torch's own default
 # Processes a pre-training runs over on this machine (torchrun, DistributedDataParallel): 1 runs in the worker.
 GALSPEC_TRAIN_PROCESSES = env.int("GALSPEC_TRAIN_PROCESSES", default=1)
+# Machines a pre-training spans: the worker that launches it is node 0, reached by the others at
+# GALSPEC_TRAIN_MASTER (host:port); each other machine runs `manage.py pretrain_join --run ID --node-rank R`.
+GALSPEC_TRAIN_NODES = env.int("GALSPEC_TRAIN_NODES", default=1)
+GALSPEC_TRAIN_MASTER = env("GALSPEC_TRAIN_MASTER", default="")
 
 # Uploads: one spectrum file at most this size; a batch at most this many files or identifiers.
 GALSPEC_MAX_UPLOAD_BYTES = env.int("GALSPEC_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)

@@ -1,8 +1,11 @@
-"""Pre-training over several processes: PyTorch's own engine, launched by ``torchrun``.
+"""Pre-training over several processes, on one machine or several: PyTorch's own engine, launched by ``torchrun``.
 
 ``launch`` writes what the run needs into a folder (the store's location, the rows to learn from and to
 validate on, the model and training settings), starts ``python -m torch.distributed.run --standalone
 --nproc-per-node N -m training.distributed SPEC`` and follows rank 0's progress on its standard output.
+Over several machines (``Nodes``) the launching one is node 0, the rendezvous is its ``host:port``, and
+every other machine runs ``join`` (``manage.py pretrain_join``) with the same spec, read from the storage
+they share, and its own node rank; each starts its processes when all have arrived.
 Each process (``main``) joins the process group (NCCL on GPUs, gloo on CPUs), opens the spectrum store
 memory-mapped, so no process holds every spectrum, and runs ``training.pretrain.pretrain``, which wraps
 the model in DistributedDataParallel (see there). Rank 0 writes the checkpoints and metrics.json, so a
@@ -22,6 +25,7 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,26 @@ from training.pretrain import PretrainConfig, pretrain, rank_and_world
 PROGRESS = "GALSPEC-PROGRESS "  # rank 0's progress lines on standard output start with this, then JSON
 
 
+@dataclass(frozen=True)
+class Nodes:
+    """The machines a run spans: ``count`` of them, meeting at ``master`` (``host:port`` of node 0, the
+    machine that launched the run and follows its progress; every other one must reach it); this one is
+    ``rank`` among them."""
+
+    count: int = 1
+    rank: int = 0
+    master: str = ""
+
+    def __post_init__(self):
+        if self.count < 1 or not 0 <= self.rank < self.count:
+            raise ValueError(f"node {self.rank} of {self.count}: give 1 or more nodes, ranks 0 to {self.count - 1}")
+        host, _, port = self.master.rpartition(":")
+        if self.count > 1 and not (host and port.isdigit()):
+            raise ValueError(
+                f"{self.count} nodes need node 0's address as host:port (GALSPEC_TRAIN_MASTER), not {self.master!r}"
+            )
+
+
 def launch(
     *,
     processes: int,
@@ -46,12 +70,17 @@ def launch(
     out_dir: str | Path,
     preprocess_config: dict | None = None,
     on_progress: Callable[[int, int, dict], None] | None = None,
+    nodes: Nodes = Nodes(),
 ) -> dict:
-    """Pre-train over ``processes`` processes on this machine, as ``pretrain`` does in one; returns the
-    metrics rank 0 wrote. ValueError, starting nothing, when the batch does not split evenly over the
-    processes; RuntimeError, with the end of the processes' output, if the run fails."""
-    if processes >= 2 and config.batch_size % processes:
-        raise ValueError(f"a batch of {config.batch_size} does not split over {processes} processes: choose a multiple")
+    """Pre-train over ``processes`` processes on this machine (on each of ``nodes``; this one node 0), as
+    ``pretrain`` does in one; returns the metrics rank 0 wrote. ValueError, starting nothing, when the
+    batch does not split evenly over every process; RuntimeError, with the end of the processes' output,
+    if the run fails."""
+    world = processes * nodes.count
+    if world >= 2 and config.batch_size % world:
+        raise ValueError(f"a batch of {config.batch_size} does not split over {world} processes: choose a multiple")
+    if nodes.rank != 0:
+        raise ValueError("the launching machine is node 0: the others join (training.distributed.join)")
     gpus = torch.cuda.device_count() if config.device != "cpu" else 0
     if gpus and processes > gpus:
         raise ValueError(f"{processes} processes for {gpus} GPUs: run one process a GPU (GALSPEC_TRAIN_PROCESSES)")
@@ -64,10 +93,26 @@ def launch(
         out_dir=out_dir,
         preprocess_config=preprocess_config,
     )
+    _torchrun_follow(torchrun(processes, spec, nodes), processes, config, on_progress)
+    return json.loads((Path(out_dir) / "metrics.json").read_text())
+
+
+def join(spec: str | Path, *, processes: int, nodes: Nodes) -> None:
+    """Run this machine's ``processes`` processes of a run that node 0 launched (``launch``) with ``spec``
+    (its OUT_DIR/launch/spec.json, on shared storage); returns when the run ends. RuntimeError, with the
+    end of the processes' output, if it fails."""
+    if nodes.rank == 0:
+        raise ValueError("node 0 launches the run (training.distributed.launch); the others join it")
+    config = PretrainConfig(**json.loads(Path(spec).read_text())["training"])
+    _torchrun_follow(torchrun(processes, Path(spec), nodes), processes, config, None)
+
+
+def _torchrun_follow(command: list[str], processes: int, config: PretrainConfig, on_progress) -> None:
+    """Run ``command`` (torchrun), passing rank 0's progress lines to ``on_progress``."""
     tail: deque[str] = deque(maxlen=40)
     threads = config.num_threads or max(1, (os.cpu_count() or 1) // processes)  # torchrun would give each 1
     with subprocess.Popen(
-        torchrun(processes, spec),
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -83,7 +128,6 @@ def launch(
                 tail.append(line)
     if child.returncode:
         raise RuntimeError(f"pre-training over {processes} processes failed ({child.returncode}):\n{''.join(tail)}")
-    return json.loads((Path(out_dir) / "metrics.json").read_text())
 
 
 def write_spec(
@@ -114,11 +158,18 @@ def write_spec(
     return folder / "spec.json"
 
 
-def torchrun(processes: int, spec: Path) -> list[str]:
-    """The command that runs ``main`` in ``processes`` processes on this machine."""
-    if processes < 2:
+def torchrun(processes: int, spec: Path, nodes: Nodes = Nodes()) -> list[str]:
+    """The command that runs ``main`` in ``processes`` processes on this machine, node ``nodes.rank`` of
+    ``nodes.count``."""
+    if processes * nodes.count < 2:
         raise ValueError("a distributed run needs at least 2 processes; run pretrain directly for one")
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}"]
+    if nodes.count == 1:
+        launcher.append("--standalone")
+    else:
+        host, _, port = nodes.master.rpartition(":")
+        launcher += [f"--nnodes={nodes.count}", f"--node-rank={nodes.rank}"]
+        launcher += [f"--master-addr={host}", f"--master-port={port}"]
     return [*launcher, "-m", "training.distributed", str(spec)]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from kb.search_tasks import TRAIN, VALIDATION
 from kb.selectors import spectrum_reserve_rows, spectrum_store
 from kb.store import folder_leftovers_clear, folder_write
 from training.checkpoint import load_masked_model, read_info
-from training.distributed import launch
+from training.distributed import Nodes, join, launch
 from training.model import PRESETS, EncoderConfig
 from training.models import TrainingRun
 from training.pretrain import BEST, PRESET_DEFAULTS, PretrainConfig, pretrain
@@ -52,7 +53,8 @@ def training_run_execute(
     """Pre-train on every ingested spectrum of the training reserve, choosing the checkpoint on the
     validation reserve (kb.search_tasks.reserve); resumes from the run's last checkpoint if there is one.
     With ``GALSPEC_TRAIN_PROCESSES`` above 1, over that many processes on this machine (``torchrun``:
-    DistributedDataParallel, NCCL on GPUs, gloo on CPUs; ``training.distributed``).
+    DistributedDataParallel, NCCL on GPUs, gloo on CPUs; ``training.distributed``), and with
+    ``GALSPEC_TRAIN_NODES`` above 1 on as many machines, this one node 0 (the others ``training_run_join``).
 
     On success the run records its metrics and, with ``promote``, its checkpoint goes into service.
     """
@@ -75,7 +77,7 @@ def training_run_execute(
 
     model_config = EncoderConfig.from_dict(run.model_config)
     config = PretrainConfig(**run.train_config)
-    processes = settings.GALSPEC_TRAIN_PROCESSES
+    processes, nodes = settings.GALSPEC_TRAIN_PROCESSES, training_nodes(rank=0)
     common = dict(
         model_config=model_config,
         config=config,
@@ -85,8 +87,8 @@ def training_run_execute(
         val_rows=val_rows,
     )
     try:
-        if processes > 1:
-            metrics = launch(processes=processes, store=store.folder, rows=rows, **common)
+        if processes > 1 or nodes.count > 1:
+            metrics = launch(processes=processes, store=store.folder, rows=rows, nodes=nodes, **common)
         else:
             metrics = pretrain(flux, valid, store.read_ivar(), rows=rows, **common)
     except BaseException as error:
@@ -99,6 +101,33 @@ def training_run_execute(
     if promote:
         training_run_promote(run=run)
     return run
+
+
+def training_nodes(*, rank: int) -> Nodes:
+    """The machines a pre-training spans (``GALSPEC_TRAIN_NODES``, meeting at ``GALSPEC_TRAIN_MASTER``),
+    this one node ``rank``; ValueError if the settings do not make a valid set."""
+    return Nodes(count=settings.GALSPEC_TRAIN_NODES, rank=rank, master=settings.GALSPEC_TRAIN_MASTER)
+
+
+def training_run_join(*, run: TrainingRun, node_rank: int, wait_s: float = 600, poll_s: float = 1.0) -> None:
+    """Run this machine's share (node ``node_rank``) of ``run``, pre-trained over several machines, once
+    node 0 has launched it; returns when the run ends. ValueError, running nothing, if the settings make
+    no such node, the run has ended, or node 0 has not launched it within ``wait_s`` seconds."""
+    nodes = training_nodes(rank=node_rank)
+    if nodes.count == 1:
+        raise ValueError("GALSPEC_TRAIN_NODES is 1: a run on one machine has no node to join")
+    spec = Path(run.checkpoint_dir) / "launch" / "spec.json"
+    deadline = time.monotonic() + wait_s
+    while True:
+        run.refresh_from_db(fields=["status"])
+        if run.status in (TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED):
+            raise ValueError(f"{run} has {run.status}: there is nothing to join")
+        if run.status == TrainingRun.Status.RUNNING and spec.exists():
+            break
+        if time.monotonic() > deadline:
+            raise ValueError(f"{run} was not launched within {wait_s:.0f} s: start its pre-training on node 0 first")
+        time.sleep(poll_s)
+    join(spec, processes=settings.GALSPEC_TRAIN_PROCESSES, nodes=nodes)
 
 
 def training_run_import(*, source: str | Path, promote: bool = True) -> TrainingRun:

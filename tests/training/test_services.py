@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
@@ -50,6 +50,36 @@ def test_a_worker_configured_for_two_processes_trains_over_both(ingested, settin
     assert steps == [1, 2, 3, 4] and run.step == 4
     assert run.metrics["n_train"] == Spectrum.objects.filter(held_out=False, validation=False).count()
     assert load_masked_model(Path(run.checkpoint_dir) / "best")  # a checkpoint like any other
+
+
+@pytest.mark.django_db(transaction=True)  # the joining machine reads the run on its own connection
+def test_a_run_over_two_machines_node_0_launching_and_another_joining(ingested, settings):
+    import socket
+    import threading
+
+    with socket.socket() as probe:  # a free port for node 0's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.GALSPEC_TRAIN_NODES, settings.GALSPEC_TRAIN_MASTER = 2, f"127.0.0.1:{port}"
+    run = training_run_create(preset="small", **QUICK)
+    with pytest.raises(CommandError, match="node 2 of 2: give 1 or more nodes, ranks 0 to 1"):
+        call_command("pretrain_join", run=run.pk, node_rank=2)
+    joined = []
+    machine = threading.Thread(
+        target=lambda: joined.append(call_command("pretrain_join", run=run.pk, node_rank=1, verbosity=0))
+    )
+    machine.start()  # waits for node 0 to launch the run
+    steps = []
+    run = training_run_execute(run=run, on_progress=lambda step, total, report: steps.append(step))
+    machine.join(timeout=120)
+    assert joined == [None] and steps == [1, 2, 3, 4]
+    assert run.status == "succeeded" and run.metrics["processes"] == 2  # one process on each machine
+    assert load_masked_model(Path(run.checkpoint_dir) / "best")
+    with pytest.raises(CommandError, match="has succeeded: there is nothing to join"):
+        call_command("pretrain_join", run=run.pk, node_rank=1)
+    settings.GALSPEC_TRAIN_MASTER = ""
+    with pytest.raises(CommandError, match=r"2 nodes need node 0's address as host:port \(GALSPEC_TRAIN_MASTER\)"):
+        call_command("pretrain_join", run=run.pk, node_rank=1)
 
 
 def test_only_one_checkpoint_is_in_service(ingested):
