@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from kb.agreement import krippendorff_alpha, most_proposed, vote_fractions
 from kb.bpt import bpt_class_from_lines, bpt_three_class
@@ -154,6 +154,13 @@ def spectra_of_reserve(ids, reserve: str) -> set[int]:
     for chunk in _chunks(list(ids)):
         found.update(Spectrum.objects.filter(reserve_filter(reserve), pk__in=chunk).values_list("pk", flat=True))
     return found
+
+
+def store_rows_recorded() -> int:
+    """How many leading store rows the database records spectra up to: rows past them belong to an ingest
+    still under way (appended, not yet recorded), or to one that died and whose rows the next reuses."""
+    last = Spectrum.objects.aggregate(Max("store_row"))["store_row__max"]
+    return 0 if last is None else last + 1
 
 
 def spectrum_redshifts(first: int, stop: int) -> np.ndarray:

@@ -190,29 +190,6 @@ class SpectrumStore:
         self.ivar_rows.append(ivar)
         return first
 
-    def place(self, first: int, block: np.ndarray) -> None:
-        """Write (n, width) rows from row ``first``, anywhere, without committing them (readers see them once
-        ``commit`` covers them); durable when it returns. Other processes may place other rows meanwhile."""
-        block = np.ascontiguousarray(block, dtype=self.dtype)
-        if block.ndim != 2 or block.shape[1] != self.width:
-            raise ValueError(f"{self.name}: expected rows of width {self.width}, got shape {block.shape}")
-        descriptor = os.open(self.data_path, os.O_WRONLY | os.O_CREAT, 0o644)  # never truncates another's rows
-        data, offset = memoryview(block.tobytes()), first * self.row_bytes
-        try:
-            while data:  # one call writes at most 2 GB
-                written = os.pwrite(descriptor, data, offset)
-                data, offset = data[written:], offset + written
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-    def commit(self, rows: int) -> None:
-        """Declare the first ``rows`` rows written, every one of them (``place``); readers see them from now."""
-        size = self.data_path.stat().st_size if self.data_path.exists() else 0
-        if rows * self.row_bytes > size:
-            raise ValueError(f"{self.name}: cannot commit {rows} rows, only {size // self.row_bytes} are written")
-        self._commit(rows)
-
     def truncate(self, rows: int) -> None:
         for part in self._parts:
             part.truncate(rows)

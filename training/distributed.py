@@ -36,6 +36,7 @@ from kb.store import SpectrumStore
 from training.model import EncoderConfig
 from training.pretrain import PretrainConfig, pretrain, rank_and_world
 
+LAUNCH = "launch"  # the folder, in the run's, that ``write_spec`` fills
 PROGRESS = "GALSPEC-PROGRESS "  # rank 0's progress lines on standard output start with this, then JSON
 
 
@@ -140,11 +141,15 @@ def write_spec(
     out_dir: str | Path,
     preprocess_config: dict | None = None,
 ) -> Path:
-    """What every rank reads: OUT_DIR/launch/spec.json, beside the rows (int64 .npy) it names."""
-    folder = Path(out_dir) / "launch"
+    """What every rank reads: OUT_DIR/launch/spec.json, beside the rows (int64 .npy) it names; each file
+    written whole under a temporary name, then renamed, the spec last, so a machine waiting to join never
+    reads half of one."""
+    folder = Path(out_dir) / LAUNCH
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "rows.npy", np.asarray(rows, dtype=np.int64))
-    np.save(folder / "val_rows.npy", np.asarray(val_rows, dtype=np.int64))
+    for name, values in (("rows.npy", rows), ("val_rows.npy", val_rows)):
+        with open(folder / f"{name}.tmp", "wb") as handle:
+            np.save(handle, np.asarray(values, dtype=np.int64))
+        os.replace(folder / f"{name}.tmp", folder / name)
     spec = {
         "store": str(store),
         "rows": str(folder / "rows.npy"),
@@ -154,7 +159,8 @@ def write_spec(
         "preprocess": preprocess_config or {},
         "out_dir": str(out_dir),
     }
-    (folder / "spec.json").write_text(json.dumps(spec, indent=2))
+    (folder / "spec.json.tmp").write_text(json.dumps(spec, indent=2))
+    os.replace(folder / "spec.json.tmp", folder / "spec.json")
     return folder / "spec.json"
 
 

@@ -18,7 +18,7 @@ from kb.search_tasks import TRAIN, VALIDATION
 from kb.selectors import spectrum_reserve_rows, spectrum_store
 from kb.store import folder_leftovers_clear, folder_write
 from training.checkpoint import load_masked_model, read_info
-from training.distributed import Nodes, join, launch
+from training.distributed import LAUNCH, Nodes, join, launch
 from training.model import PRESETS, EncoderConfig
 from training.models import TrainingRun
 from training.pretrain import BEST, PRESET_DEFAULTS, PretrainConfig, pretrain
@@ -66,6 +66,8 @@ def training_run_execute(
             f"{len(rows)} ingested spectra are in the training reserve and {len(val_rows)} in the validation "
             "reserve; pre-training needs at least 10 and 1: ingest more spectra"
         )
+    nodes = training_nodes(rank=0)
+    shutil.rmtree(Path(run.checkpoint_dir) / LAUNCH, ignore_errors=True)  # a machine joining must not read the last
     run.status, run.started_at, run.n_spectra, run.error = TrainingRun.Status.RUNNING, timezone.now(), len(rows), ""
     run.save(update_fields=["status", "started_at", "n_spectra", "error"])
 
@@ -77,7 +79,7 @@ def training_run_execute(
 
     model_config = EncoderConfig.from_dict(run.model_config)
     config = PretrainConfig(**run.train_config)
-    processes, nodes = settings.GALSPEC_TRAIN_PROCESSES, training_nodes(rank=0)
+    processes = settings.GALSPEC_TRAIN_PROCESSES
     common = dict(
         model_config=model_config,
         config=config,
@@ -116,7 +118,7 @@ def training_run_join(*, run: TrainingRun, node_rank: int, wait_s: float = 600, 
     nodes = training_nodes(rank=node_rank)
     if nodes.count == 1:
         raise ValueError("GALSPEC_TRAIN_NODES is 1: a run on one machine has no node to join")
-    spec = Path(run.checkpoint_dir) / "launch" / "spec.json"
+    spec = Path(run.checkpoint_dir) / LAUNCH / "spec.json"
     deadline = time.monotonic() + wait_s
     while True:
         run.refresh_from_db(fields=["status"])

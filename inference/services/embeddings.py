@@ -14,6 +14,7 @@ helpers already sent embed on meanwhile.
 from __future__ import annotations
 
 import fcntl
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -27,11 +28,13 @@ from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingPart, EmbeddingSet
 from inference.selectors.embeddings import embedding_store, reconstruction_store
 from inference.services.leases import part_claim, part_held
-from kb.selectors import spectrum_redshifts, spectrum_store
+from kb.selectors import spectrum_redshifts, spectrum_store, store_rows_recorded
 from kb.store import RowStore
 from training.checkpoint import load_masked_model
 from training.models import TrainingRun
 from training.selectors import training_run_in_service
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 1024  # reconstructions measured and committed at a time, for a set from before they were kept
 POLL_S = 1.0  # how often an embedder waiting for others' parts looks again
@@ -82,6 +85,7 @@ def embedding_parts_help(*, training_run: TrainingRun, batch_size: int = 64, dev
     returns how many it embedded."""
     embedding_set, model, embedded = EmbeddingSet.objects.filter(training_run=training_run).first(), None, 0
     while embedding_set is not None and (part := part_claim(embedding_set.parts)) is not None:
+        embedding_set.refresh_from_db()  # started over meanwhile (another width), it is in another folder
         model = model or load_masked_model(training_run.checkpoint_path, device=device or settings.GALSPEC_DEVICE)
         _part_embed(embedding_set, model, part, batch_size)
         embedded += 1
@@ -91,36 +95,48 @@ def embedding_parts_help(*, training_run: TrainingRun, batch_size: int = 64, dev
 def _embedding_carry_on(run: TrainingRun, model, batch_size: int, on_progress, fan_out) -> EmbeddingSet:
     embedding_set = _embedding_set(run, model.config.embedding_width)
     stores = embedding_store(embedding_set), reconstruction_store(embedding_set)
-    total = spectrum_store().rows
+    total = min(spectrum_store().rows, store_rows_recorded())  # not the rows of an ingest under way
     _reconstructions_measure(embedding_set, model, batch_size, on_progress, total)
     _parts_plan(embedding_set, total)
-    pending = embedding_set.parts.exclude(status=DONE).count()
-    if fan_out and pending > 1:
-        fan_out(min(pending - 1, settings.GALSPEC_EMBEDDING_HELPERS))
+    helpers = min(embedding_set.parts.exclude(status=DONE).count() - 1, settings.GALSPEC_EMBEDDING_HELPERS)
+    if fan_out and helpers > 0:
+        _helpers_send(fan_out, helpers)
     while True:
+        finished = not embedding_set.parts.exclude(status=DONE).exists()  # before committing: none is missed
         _embedded_commit(embedding_set, stores)
         if on_progress:
-            beyond = embedding_set.parts.filter(status=DONE).aggregate(Sum("spectra"))["spectra__sum"] or 0
-            on_progress(embedding_set.rows + beyond, total)
+            done = embedding_set.parts.filter(status=DONE).aggregate(Sum("spectra"))["spectra__sum"] or 0
+            on_progress(embedding_set.rows + done, total)
+        if finished:
+            return embedding_set
         part = part_claim(embedding_set.parts)
         if part is not None:
             _part_embed(embedding_set, model, part, batch_size)
-        elif not embedding_set.parts.exclude(status=DONE).exists():
-            break
         else:
             time.sleep(POLL_S)  # others' parts are running: wait, and take any whose worker goes silent
-    return embedding_set
+
+
+def _helpers_send(fan_out: Callable[[int], None], helpers: int) -> None:
+    """Send the helpers; if they cannot be sent (the broker is down), embed alone."""
+    try:
+        fan_out(helpers)
+    except Exception:
+        logger.exception("no helper could be sent: embedding alone")
 
 
 def _embedding_set(run: TrainingRun, width: int) -> EmbeddingSet:
-    """The run's embedding set; started over if its embeddings are of another width (the pooling changed)."""
+    """The run's embedding set; started over, in a folder of its own, if its embeddings are of another
+    width (the pooling changed), so that a helper still writing the old ones writes nothing of the new."""
     embedding_set, _ = EmbeddingSet.objects.get_or_create(
         training_run=run, defaults={"width": width, "path": str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}")}
     )
     if embedding_set.width != width:
+        old = embedding_set.path
         embedding_set.parts.all().delete()
         embedding_set.width, embedding_set.rows = width, 0
-        embedding_set.save(update_fields=["width", "rows", "updated_at"])
+        embedding_set.path = str(settings.DATA_DIR / "embeddings" / f"run-{run.pk}-width-{width}")
+        embedding_set.save(update_fields=["width", "rows", "path", "updated_at"])
+        shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(embedding_set.path, ignore_errors=True)
     return embedding_set
 
@@ -170,7 +186,8 @@ def _part_embed(embedding_set: EmbeddingSet, model, part: EmbeddingPart, batch_s
 
 
 def _embedded_commit(embedding_set: EmbeddingSet, stores: tuple[RowStore, ...]) -> None:
-    """Commit the parts done from the set's ``rows`` on, as far as they run unbroken, and forget them."""
+    """Commit the parts done from the set's ``rows`` on, as far as they run unbroken, and forget them (and
+    any left from an embedder that died between committing and forgetting)."""
     rows = embedding_set.rows
     done = embedding_set.parts.filter(status=DONE, first_row__gte=rows)
     for first, last in done.values_list("first_row", "last_row"):  # in row order
@@ -179,7 +196,7 @@ def _embedded_commit(embedding_set: EmbeddingSet, stores: tuple[RowStore, ...]) 
         rows = last + 1
     if rows > embedding_set.rows:
         for store in stores:
-            store.commit(rows)
+            store.commit(rows)  # the stores first: readers slice them by the set's rows
         embedding_set.rows = rows
         embedding_set.save(update_fields=["rows", "updated_at"])
-        embedding_set.parts.filter(last_row__lt=rows).delete()
+    embedding_set.parts.filter(last_row__lt=rows).delete()

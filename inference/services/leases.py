@@ -110,8 +110,8 @@ def part_claim(parts: QuerySet) -> WorkPart | None:
 @contextmanager
 def part_held(part: WorkPart) -> Iterator[None]:
     """Beat ``part``'s heartbeat while the block runs (so a slow part is not taken for abandoned), then
-    mark it done, unless the block raised."""
-    model = type(part)
-    with Lease(model, part.pk, part.attempts).heartbeat():
+    mark it done, unless the block raised or another worker has taken the part since (its worker marks it)."""
+    lease = Lease(type(part), part.pk, part.attempts)
+    with lease.heartbeat():
         yield
-    model.objects.filter(pk=part.pk).update(status=WorkPart.Status.DONE, heartbeat_at=timezone.now())
+    lease.own().update(status=WorkPart.Status.DONE, heartbeat_at=timezone.now())  # not if taken for dead since

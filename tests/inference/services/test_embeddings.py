@@ -81,12 +81,14 @@ def test_a_helper_that_dies_loses_nothing_and_readers_see_only_parts_done_from_t
     _assert_as_one_worker_embeds(trained)
 
 
-def test_spectra_ingested_since_are_embedded_in_new_parts(trained, settings, tmp_path):
+def test_spectra_ingested_since_are_embedded_in_new_parts_and_unrecorded_rows_never(trained, settings, tmp_path):
     from kb.mock import generate_survey
     from kb.services.ingest import ingest_folder
 
     settings.GALSPEC_EMBEDDING_CHUNK = 32
-    assert embedding_update(training_run=trained).rows == 80
+    store = spectrum_store()
+    store.append(*(rows[:1] for rows in (*store.read(), store.read_ivar())))  # an ingest that died: no record
+    assert embedding_update(training_run=trained).rows == 80  # the unrecorded row is left alone
     generate_survey(out=tmp_path / "more", size=12, seed=99)
     ingest_folder(folder=tmp_path / "more")
     sent = []
@@ -118,15 +120,16 @@ def test_two_workers_share_an_embedding_and_killing_one_loses_nothing(trained, d
             assert first.poll() is None and time.monotonic() < deadline, first.log_path.read_text()[-3000:]
             time.sleep(0.1)
         second = start_worker(data_dir, settings, module="tests.slow_worker", **environment)
-        theirs = set()
+        theirs, lost = set(), None
         while len(theirs) < 2:  # it has done one part and runs another
             assert second.poll() is None and time.monotonic() < deadline, second.log_path.read_text()[-3000:]
             for pk, worker in parts.filter(status="running").values_list("pk", "worker"):
                 workers.add(worker.split("pid ")[1])
-                theirs |= {pk} if worker.endswith(f"pid {second.pid}") else set()
+                if worker.endswith(f"pid {second.pid}"):
+                    theirs.add(pk)
+                    lost = pk
             time.sleep(0.05)
-        (lost,) = parts.filter(status="running", worker__endswith=f"pid {second.pid}")
-        second.send_signal(signal.SIGKILL)  # in the middle of a part
+        second.send_signal(signal.SIGKILL)  # in the middle of a part: 2 s long, and seen running just now
         second.wait()
         assert result.get(timeout=max(1, deadline - time.monotonic())) == 80
     finally:
@@ -135,7 +138,7 @@ def test_two_workers_share_an_embedding_and_killing_one_loses_nothing(trained, d
                 worker.terminate()
                 worker.wait(timeout=30)
     assert workers == {str(first.pid), str(second.pid)}  # both took parts
-    assert not parts.filter(pk=lost.pk).exists()  # taken again, done and committed
+    assert not parts.filter(pk=lost).exists()  # taken again, done and committed
     _assert_as_one_worker_embeds(trained)
 
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inference.models import Operation
-from inference.services.leases import Lease
+from inference.models import EmbeddingPart, EmbeddingSet, Operation
+from inference.services.leases import Lease, part_claim, part_held
 from inference.worker.operations import operation_claim
 from kb.models import KnowledgeBase
 from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
@@ -90,3 +90,21 @@ def test_a_worker_taken_for_dead_keeps_no_sign_of_life_on_the_row(settings):
     with late.heartbeat(every=0.05):
         time.sleep(0.5)
     assert Operation.objects.get(pk=operation.pk).heartbeat_at == stale
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_part_is_taken_again_only_when_stale_and_marked_done_only_by_its_last_worker(trained, settings):
+    settings.GALSPEC_OPERATION_STALE_S = 1
+    embedding_set = EmbeddingSet.objects.create(training_run=trained, width=4, path="unused")
+    EmbeddingPart.objects.create(embedding_set=embedding_set, first_row=0, last_row=9, spectra=10)
+    slow = part_claim(embedding_set.parts)
+    assert slow.attempts == 1 and part_claim(embedding_set.parts) is None  # alive: not taken
+    EmbeddingPart.objects.filter(pk=slow.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=2))
+    again = part_claim(embedding_set.parts)  # silent past the limit: taken again
+    assert again.pk == slow.pk and again.attempts == 2
+    with part_held(slow):  # the first worker, taken for dead, finishes late
+        pass
+    assert EmbeddingPart.objects.get(pk=slow.pk).status == "running"  # the part is still the second's
+    with part_held(again):
+        pass
+    assert EmbeddingPart.objects.get(pk=slow.pk).status == "done"
