@@ -143,7 +143,6 @@ class SpectrumStore:
         self.flux_rows = RowStore(folder, "flux", width=n_pixels, dtype="float32")
         self.valid_rows = RowStore(folder, "valid", width=n_pixels, dtype="bool")
         self.ivar_rows = RowStore(folder, "ivar", width=n_pixels, dtype="float32")
-        self.repair()
 
     @staticmethod
     def lacks_ivar(folder: str | Path) -> bool:
@@ -172,7 +171,9 @@ class SpectrumStore:
         return self.flux_rows, self.valid_rows, self.ivar_rows
 
     def repair(self) -> None:
-        """After a crash between the appends, keep only rows present in every file."""
+        """After a crash between the appends, keep only rows present in every file. Only the writer does it,
+        before it appends (readers read the rows every file has): a reader repairing while an ingest appends
+        would cut the rows it has just appended to one file."""
         rows = self.rows
         for part in self._parts:
             part.truncate(rows)
@@ -185,6 +186,7 @@ class SpectrumStore:
         """Append (n, n_pixels) flux, valid and ivar rows; returns the first row index."""
         if not flux.shape == valid.shape == ivar.shape:
             raise ValueError(f"flux {flux.shape}, valid {valid.shape} and ivar {ivar.shape} differ in shape")
+        self.repair()
         first = self.flux_rows.append(flux)
         self.valid_rows.append(valid)
         self.ivar_rows.append(ivar)
