@@ -9,10 +9,12 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import defusedxml.ElementTree as safe_xml
 import numpy as np
 from astropy.io import ascii as astropy_ascii
 from astropy.io.votable import parse_single_table
 from astropy.table import Table
+from defusedxml import DefusedXmlException
 
 ID_COLUMNS = ("specobjid", "plate_mjd_fiber", "identifier")
 PLATE_COLUMNS = ("plate", "mjd", "fiberid")
@@ -70,6 +72,7 @@ def _table(data: bytes, filename: str) -> Table:
     if not data.strip():
         raise ValueError(f"{filename or 'the file'} is empty")
     if data.lstrip()[:5] in (b"<?xml", b"<VOTA"):
+        inline_only(data, filename)
         try:
             return parse_single_table(io.BytesIO(data)).to_table()
         except Exception as error:  # astropy raises many kinds on a broken VOTable
@@ -83,6 +86,31 @@ def _table(data: bytes, filename: str) -> Table:
         return astropy_ascii.read(text, format="csv", converters={"*": [astropy_ascii.convert_numpy(str)]})
     except Exception as error:  # astropy's CSV reader raises several kinds
         raise ValueError(f"{filename or 'the file'} is not a CSV with a header line: {error}") from None
+
+
+def inline_only(data: bytes, filename: str = "") -> None:
+    """ValueError unless a VOTable carries its rows inline (TABLEDATA, or BINARY/BINARY2 streams in base64).
+
+    astropy follows a ``STREAM href`` (``file://``, ``http://``) with urlopen, and FITS and PARQUET elements
+    exist only to point at files: a catalog upload must never make the server read a path or a URL. The XML
+    is parsed first with defusedxml, which also refuses DTDs and entities (no external entity, no entity
+    expansion), so what astropy then reads is this same tree."""
+    name = filename or "the file"
+    try:
+        root = safe_xml.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException:
+        raise ValueError(f"{name}: a VOTable upload may not declare a DTD or entities; remove them") from None
+    except safe_xml.ParseError as error:
+        raise ValueError(f"{name} is not a VOTable astropy can read: {error}") from None
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
+        if tag in ("FITS", "PARQUET"):
+            raise ValueError(f"{name}: its table's data is a {tag} file it points to; send the rows inline (TABLEDATA)")
+        if tag == "STREAM" and any(key.rsplit("}", 1)[-1] == "href" for key in element.attrib):
+            raise ValueError(
+                f"{name}: its table's data is a STREAM pointing elsewhere ({element.attrib.get('href', '')[:80]!r}); "
+                "GalSpec reads only what is in the file: send the rows inline (TABLEDATA, or BINARY in base64)"
+            )
 
 
 def _name(record, columns: dict[str, str], number: int) -> tuple[str, str | tuple[float, float]]:

@@ -15,8 +15,12 @@ Everything that can go wrong with a file raises ``SpectrumFileError`` naming the
 
 from __future__ import annotations
 
+import bz2
 import dataclasses
+import gzip
+import io
 import math
+import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -51,6 +55,12 @@ SPPIXMASK_BAD_BITS = {
 BAD_AND_MASK = sum(1 << bit for bit in SPPIXMASK_BAD_BITS.values())
 
 FITS_BLOCK = 2880  # bytes: every FITS file is a whole number of these blocks
+# The most bytes a spectrum file may hold once decompressed: a spec-lite file is ~0.2-0.5 MB and a full spec
+# file, with every exposure, a few MB. Anything larger is refused before it is held in memory whole.
+MAX_FITS_BYTES = 64 * 2**20
+FITS_MAGIC = b"SIMPLE  ="
+COMPRESSED = {b"\x1f\x8b": ("gzip", lambda raw: gzip.GzipFile(fileobj=raw)), b"BZh": ("bzip2", bz2.BZ2File)}
+OTHER_ARCHIVES = {b"PK\x03\x04": "zip", b"\xfd7zXZ": "xz", b"\x28\xb5\x2f\xfd": "zstandard"}
 COADD_COLUMNS = ("flux", "loglam", "ivar", "and_mask")
 SPECOBJ_COLUMNS = ("PLATE", "MJD", "FIBERID", "SPECOBJID", "Z")
 MOCK_KEYWORD = "GALMOCK"  # True in the primary header of a spectrum GalSpec's mock survey generated
@@ -132,28 +142,22 @@ def lines_as_dict(lines: dict[str, EmissionLine]) -> dict[str, dict]:
     }
 
 
-def read_spectrum(path: str | Path) -> SdssSpectrum:
-    """Read an SDSS spec-lite or spec file; raise SpectrumFileError for anything unusable."""
+def read_spectrum(path: str | Path, *, max_bytes: int = MAX_FITS_BYTES) -> SdssSpectrum:
+    """Read an SDSS spec-lite or spec file, plain or compressed with gzip or bzip2 (known by its bytes, never its
+    name); raise SpectrumFileError for anything unusable, including a file over ``max_bytes`` decompressed."""
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            start = handle.read(30)
-        if not path.name.endswith(".gz") and not start.startswith(b"SIMPLE  ="):
-            raise SpectrumFileError(path, f"not a FITS file (it starts with {start[:16]!r}, not 'SIMPLE  =')")
-        size = path.stat().st_size
-        if size % FITS_BLOCK and not path.name.endswith(".gz"):
-            raise SpectrumFileError(
-                path, f"truncated: {size} bytes is not a whole number of {FITS_BLOCK}-byte FITS blocks"
-            )
-        with warnings.catch_warnings(record=True) as caught, fits.open(path, memmap=False) as hdus:
+        data = fits_bytes(path, max_bytes=max_bytes)
+        with warnings.catch_warnings(record=True) as caught, fits.open(io.BytesIO(data), memmap=False) as hdus:
             warnings.simplefilter("always", AstropyUserWarning)
+            _declared_within(path, hdus, len(data))
             hdus.readall()
             truncated = [w for w in caught if "truncated" in str(w.message)]
             if truncated:
-                raise SpectrumFileError(path, f"truncated ({path.stat().st_size} bytes): {truncated[0].message}")
+                raise SpectrumFileError(path, f"truncated ({len(data)} bytes): {truncated[0].message}")
             coadd = _table(path, hdus, "COADD")
             specobj = _table(path, hdus, "SPECOBJ")
-            lines = _emission_lines(hdus)
+            lines = _emission_lines(path, hdus)
             return dataclasses.replace(_spectrum(path, coadd, specobj, lines), mock=_generated(hdus[0].header))
     except SpectrumFileError:
         raise
@@ -169,9 +173,60 @@ def read_spectrum(path: str | Path) -> SdssSpectrum:
         AttributeError,
         ArithmeticError,
         struct.error,
+        EOFError,
+        AssertionError,  # astropy validates column keywords with assert
         fits.VerifyError,
     ) as error:  # what astropy raises on corrupt headers and tables (found by fuzzing)
         raise SpectrumFileError(path, f"malformed FITS content ({type(error).__name__}: {error})") from None
+
+
+def fits_bytes(path: Path, *, max_bytes: int = MAX_FITS_BYTES) -> bytes:
+    """A FITS file's bytes, decompressed where its first bytes say gzip or bzip2, at most ``max_bytes`` of them:
+    a plain file is measured before it is read, and a decompression bomb is stopped once ``max_bytes + 1``
+    bytes have come out, never inflated whole. The bytes must start as FITS does and fill whole 2880-byte
+    blocks; anything else raises SpectrumFileError."""
+    with open(path, "rb") as handle:
+        start = handle.read(8)
+        archive = next((name for magic, name in OTHER_ARCHIVES.items() if start.startswith(magic)), None)
+        if archive:
+            raise SpectrumFileError(path, f"compressed as {archive}: send the FITS file itself, or gzip or bzip2 it")
+        kind = next(((name, opener) for magic, (name, opener) in COMPRESSED.items() if start.startswith(magic)), None)
+        handle.seek(0)
+        if kind is None:
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read() if size <= max_bytes else b""
+        else:
+            try:
+                with kind[1](handle) as inflated:  # reads in bounded chunks, never the whole stream at once
+                    data = inflated.read(max_bytes + 1)
+            except (OSError, EOFError, ValueError) as error:
+                raise SpectrumFileError(path, f"a broken {kind[0]} stream ({error})") from None
+            size = len(data)
+    if size > max_bytes:
+        how = f"decompresses ({kind[0]}) to" if kind else "is"
+        raise SpectrumFileError(
+            path, f"{how} more than {max_bytes // 2**20} MB; an SDSS spectrum file is at most a few MB"
+        )
+    if not data.startswith(FITS_MAGIC):
+        inside = f" inside its {kind[0]} stream" if kind else ""
+        raise SpectrumFileError(path, f"not a FITS file (it starts with {data[:16]!r}{inside}, not 'SIMPLE  =')")
+    if len(data) % FITS_BLOCK:
+        raise SpectrumFileError(
+            path, f"truncated: {len(data)} bytes is not a whole number of {FITS_BLOCK}-byte FITS blocks"
+        )
+    return data
+
+
+def _declared_within(path: Path, hdus: fits.HDUList, size: int) -> None:
+    """SpectrumFileError if a header declares more data than the file holds: checked from the headers alone,
+    before any data is read, so a header claiming gigabytes over a few kilobytes costs nothing."""
+    for number in range(len(hdus)):  # loads each header, not its data
+        info = hdus.fileinfo(number)
+        end = info["datLoc"] + info["datSpan"]
+        if end > size:
+            raise SpectrumFileError(
+                path, f"truncated: HDU {number} declares data up to byte {end:,}, but the file has {size:,} bytes"
+            )
 
 
 def _generated(header: fits.Header) -> bool:
@@ -242,11 +297,12 @@ def _spectrum(path: Path, coadd, specobj, lines: dict[str, EmissionLine]) -> Sds
     )
 
 
-def _emission_lines(hdus: fits.HDUList) -> dict[str, EmissionLine]:
-    """SPZLINE rows keyed by LINENAME (e.g. 'H_alpha', '[N_II] 6583'); empty if the HDU is absent."""
-    if "SPZLINE" not in hdus or hdus["SPZLINE"].data is None:
-        return {}
-    table = hdus["SPZLINE"].data
+def _emission_lines(path: Path, hdus: fits.HDUList) -> dict[str, EmissionLine]:
+    """SPZLINE rows keyed by LINENAME (e.g. 'H_alpha', '[N_II] 6583'). Every spec and spec-lite file of DR8 on
+    has the HDU: a file without it was cut short at an HDU boundary, which the FITS blocks cannot show."""
+    if "SPZLINE" not in hdus:
+        raise SpectrumFileError(path, "no HDU 'SPZLINE' (the emission-line fits): the file may have been cut short")
+    table = _table(path, hdus, "SPZLINE")
     lines = {}
     for row in table:
         line = EmissionLine(

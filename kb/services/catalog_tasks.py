@@ -8,7 +8,7 @@ import hashlib
 from collections import Counter
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from kb.examples import read_examples
@@ -20,10 +20,12 @@ from kb.services.audit import audit_record
 
 TITLE_LENGTH = SearchTask._meta.get_field("title").max_length
 LABEL_LENGTH = TaskExample._meta.get_field("label").max_length
+# Names are unique over every task, private ones too, so a taken name cannot be hidden; the answer says no more
+# than that: not whose it is, nor whether it is a task one may see.
+NAME_UNAVAILABLE = "the task name {name!r} is not available: choose another"
 UNMATCHED_SHOWN = 1000  # unmatched rows kept in the match report, with why; the rest are counted
 
 
-@transaction.atomic
 def catalog_task_create(
     *,
     user,
@@ -53,7 +55,7 @@ def catalog_task_create(
     if not name or slugify(name) != name or len(name) > 32:
         raise ValueError(f"the task name {name!r} must be a slug of at most 32 characters: a-z, 0-9, - and _")
     if SearchTask.objects.filter(name=name).exists():
-        raise ValueError(f"the task name {name!r} is taken: choose another")
+        raise ValueError(NAME_UNAVAILABLE.format(name=name))
     if not target_label or target_label == OTHER:
         raise ValueError(f"name the label of the targets (not {OTHER!r}, which the survey's other galaxies carry)")
     if len(title) > TITLE_LENGTH:
@@ -102,6 +104,14 @@ def catalog_task_create(
         "unmatched": [{"row": e.row, "named": _named(e), "why": why} for e, why in unmatched[:UNMATCHED_SHOWN]],
         "unmatched_count": len(unmatched),
     }
+    try:
+        with transaction.atomic():  # the file was read and matched before: no write lock is held while it is
+            return _catalog_task_write(user, name, target_label, title, description, filename, report, chosen)
+    except IntegrityError:  # another request took the name meanwhile
+        raise ValueError(NAME_UNAVAILABLE.format(name=name)) from None
+
+
+def _catalog_task_write(user, name, target_label, title, description, filename, report, chosen) -> SearchTask:
     task = SearchTask.objects.create(
         name=name,
         title=title or f"{target_label} (from {user.username}'s catalog)"[:TITLE_LENGTH],

@@ -51,7 +51,7 @@ def test_a_votable_by_position_makes_a_private_task(searchable):
         ("specobjid\n1\n2\n", "odd", "none of the 2 rows matched"),
         ("", "odd", "is empty"),
         ("few", "odd", "needs at least 3"),
-        ("all", "lens", "is taken"),
+        ("all", "lens", "is not available"),
         ("all", "Not A Slug", "must be a slug"),
     ],
 )

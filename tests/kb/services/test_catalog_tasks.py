@@ -59,7 +59,7 @@ def test_a_catalog_by_position_without_labels_makes_every_row_a_target(searchabl
 @pytest.mark.parametrize(
     "name, data, message",
     [
-        ("lens", None, "the task name 'lens' is taken"),
+        ("lens", None, "the task name 'lens' is not available"),
         ("Odd Ones", None, "must be a slug"),
         ("odd", b"objname,z\nNGC 1,0.1\n", "no column names a spectrum: give specobjid"),
         ("odd", b"specobjid\n1\n2\n3\n", "none of the 3 rows matched an ingested spectrum"),
