@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 
 from galspec_site.api import exception_handler
+from galspec_site.throttling import page_throttles
 
 # Room for what comes with one file at the size limit: the multipart framing and the form's other
 # fields (a batch's CSV of 10,000 specobjids is about 200 KB).
@@ -84,4 +85,23 @@ class RequestSizeLimitMiddleware:
                     "several jobs."
                 ),
             )
+        return self.get_response(request)
+
+
+class PageThrottleMiddleware:
+    """429, with Retry-After, for a page request over its rate (``galspec_site.throttling.page_throttles``); the
+    API and static files pass (DRF throttles the API itself). After AuthenticationMiddleware: a person logged
+    in is counted as themselves."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(("/api/", settings.STATIC_URL)):
+            return self.get_response(request)
+        waits = [t.wait() or 0 for t in page_throttles(request) if not t.allow_request(request, None)]
+        if waits:
+            response = _refusal(request, exceptions.Throttled(wait=max(waits)))
+            response["Retry-After"] = str(int(max(waits)) + 1)
+            return response
         return self.get_response(request)

@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "galspec_site.middleware.PageThrottleMiddleware",  # after authentication: counts a person as themselves
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -197,7 +198,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("GALSPEC_THROTTLE_ANON", default="60/minute"),
         "user": env("GALSPEC_THROTTLE_USER", default="600/minute"),
+        "login": env("GALSPEC_THROTTLE_LOGIN", default="5/minute"),  # passwords tried per address
+        "poll": env("GALSPEC_THROTTLE_POLL", default="300/minute"),  # progress bars poll about once a second
     },
+    # Proxies in front of the site that append to X-Forwarded-For: 0 ignores the header, so a client cannot
+    # choose the address it is throttled as; behind one reverse proxy (nginx), set 1.
+    "NUM_PROXIES": env.int("GALSPEC_NUM_PROXIES", default=0),
     "EXCEPTION_HANDLER": "galspec_site.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

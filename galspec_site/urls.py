@@ -4,8 +4,9 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
 
+from galspec_site.throttling import LoginRateThrottle
 from inference.api import jobs as job_api
 from inference.api import operations as operation_api
 from inference.api import search as search_api
@@ -37,7 +38,7 @@ api = (
         path("curation/decisions/", kb_api.CurationDecisionApi.as_view(), name="curation-decisions"),
         path("curation/agreement/", kb_api.AgreementApi.as_view(), name="curation-agreement"),
         path("audit/", kb_api.AuditListApi.as_view(), name="audit"),
-        path("auth/token/", obtain_auth_token, name="token"),
+        path("auth/token/", ObtainAuthToken.as_view(throttle_classes=[LoginRateThrottle]), name="token"),
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
         path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     ],

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from django.db.models import Prefetch
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -362,7 +363,8 @@ class FlagWithdrawApi(APIView):
     @extend_schema(request=None, responses=FlagSerializer)
     def post(self, request, pk: int):
         try:
-            flag = flag_withdraw(user=request.user, flag=get_object_or_404(Flag, pk=pk))
+            # another's flag is as missing as one that never was: its id says nothing
+            flag = flag_withdraw(user=request.user, flag=get_object_or_404(Flag, pk=pk, raised_by=request.user))
         except ValueError as error:
             raise ValidationError(str(error)) from None
         return Response(FlagSerializer(flag).data)
@@ -433,8 +435,11 @@ class AuditListApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator reads no database
             return AuditEvent.objects.none()
-        task = SearchTask.objects.filter(name=self.request.query_params.get("task", "")).first()
-        return audit_list(task=task)
+        name = self.request.query_params.get("task", "")
+        task = search_tasks_visible(user=self.request.user).filter(name=name).first()
+        if name and task is None:
+            return AuditEvent.objects.none()
+        return audit_list(task=task, user=self.request.user)
 
 
 class AgreementApi(APIView):
@@ -442,5 +447,8 @@ class AgreementApi(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
-        task = SearchTask.objects.filter(name=request.query_params.get("task", "")).first()
+        name = request.query_params.get("task", "")
+        task = search_tasks_visible(user=request.user).filter(name=name).first()
+        if name and task is None:
+            raise Http404(f"no task {name!r}")  # private and missing tasks answer alike
         return Response(agreement_report(task=task, user=request.user))

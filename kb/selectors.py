@@ -523,9 +523,12 @@ def agreement_report(*, task: SearchTask | None = None, user=None) -> dict:
 
 
 def audit_list(
-    *, task: SearchTask | None = None, spectrum: Spectrum | None = None, action: str = ""
+    *, task: SearchTask | None = None, spectrum: Spectrum | None = None, action: str = "", user=None
 ) -> QuerySet[AuditEvent]:
+    """Audit events, newest first; with ``user``, only those of no task or of a task they may see."""
     events = AuditEvent.objects.select_related("actor", "task", "spectrum")
+    if user is not None:
+        events = events.filter(Q(task__isnull=True) | Q(task__in=search_tasks_visible(user=user)))
     if task is not None:
         events = events.filter(task=task)
     if spectrum is not None:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from kb.bpt import bpt_ratios
 from kb.filters import KBEntryFilter, SpectrumFilter
 from kb.forms import FlagForm
-from kb.models import AuditEvent, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.models import AuditEvent, Flag, KBEntry, KnowledgeBase, Spectrum
 from kb.plots import EMISSION_LINES
 from kb.sdss_archive import archive_url, skyserver_url
 from kb.selectors import (
@@ -198,8 +198,11 @@ def flag_withdrawal(request, task: str, spectrum_id: int):
 @permission_required("kb.view_auditevent", raise_exception=True)
 def audit(request):
     """The audit trail, newest first: who changed what, when, from what to what, and why."""
-    task = SearchTask.objects.filter(name=request.GET.get("task", "")).first()
-    events = audit_list(task=task, action=request.GET.get("action", ""))
+    name = request.GET.get("task", "")
+    task = search_tasks_visible(user=request.user).filter(name=name).first()
+    events = audit_list(task=task, action=request.GET.get("action", ""), user=request.user)
+    if name and task is None:
+        events = events.none()  # a task one may not see has no events to show
     if request.GET.get("spectrum", "").isdigit():
         events = events.filter(spectrum_id=int(request.GET["spectrum"]))
     page = Paginator(events, 100).get_page(request.GET.get("page"))

@@ -108,8 +108,6 @@ class OperationDetailApi(APIView):
     @extend_schema(responses=OperationSerializer)
     def get(self, request, pk: int):
         operation = operation_get(pk=pk)
-        if operation is None:
-            raise Http404(f"no operation {pk}")
-        if not operation_visible(user=request.user, operation=operation):
-            raise Http404(f"no operation {pk} of yours")
+        if operation is None or not operation_visible(user=request.user, operation=operation):
+            raise Http404(f"no operation {pk}")  # one answer: which operations exist is nobody else's business
         return Response(OperationSerializer(operation, context={"request": request}).data)

@@ -121,7 +121,9 @@ class SearchApi(APIView):
         data = validated(self.SearchInputSerializer, request)
         kb = data["knowledge_base"]
         if kb is not None and kb.task != data["task"]:
-            raise ValidationError({"knowledge_base": f"knowledge base {kb.pk} belongs to task {kb.task.name}"})
+            raise ValidationError(
+                {"knowledge_base": f"knowledge base {kb.pk} is not a version of task {data['task'].name}"}
+            )
         upload = data.get("file")
         try:
             answer, _ = search_query(

@@ -71,9 +71,10 @@ def search_job_list(*, owner) -> QuerySet[SearchJob]:
 
 
 def search_job_get(*, public_id, owner) -> SearchJob:
-    """One of ``owner``'s jobs (a staff member may see any); SearchJob.DoesNotExist otherwise."""
+    """One of ``owner``'s jobs; SearchJob.DoesNotExist otherwise, whoever else's it is (a job's inputs and
+    answers are its owner's alone: no role, nor Django's is_staff, reads another's)."""
     jobs = SearchJob.objects.select_related("task", "knowledge_base__training_run", "owner")
-    return jobs.get(public_id=public_id, **({} if owner.is_staff else {"owner": owner}))
+    return jobs.get(public_id=public_id, owner=owner)
 
 
 def survey_search_list(*, user=None) -> QuerySet[SurveySearch]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from inference.selectors.evidence import evidence_get, spectrum_query
 from inference.services.search import search
 from kb.models import Flag, SearchTask, Spectrum
-from kb.selectors import agreement_report, curation_items
+from kb.selectors import agreement_report, curation_items, search_tasks_visible
 
 
 def curation_queue(*, task: SearchTask | None = None, user=None) -> dict:
@@ -30,7 +30,7 @@ def curation_queue(*, task: SearchTask | None = None, user=None) -> dict:
     return {
         "rows": rows,
         "task": task,
-        "tasks": SearchTask.objects.all(),
+        "tasks": search_tasks_visible(user=user),
         "agreement": agreement_report(task=task, user=user),
     }
 

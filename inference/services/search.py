@@ -8,6 +8,7 @@ version and the checkpoint.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from functools import lru_cache
@@ -42,6 +43,7 @@ from kb.selectors import (
 from kb.spectra import lines_as_dict
 from training.checkpoint import load_masked_model
 
+logger = logging.getLogger(__name__)
 MAX_K = 15  # the most neighbours a person may ask to vote (pages, API, jobs, survey searches)
 
 
@@ -57,12 +59,16 @@ def _index(folder: str, stamp: float):
 
 
 def load_index(knowledge_base: KnowledgeBase):
+    """The knowledge base's loaded index. Its ValueError says what is wrong and who can mend it, never where
+    on the server the files are: that goes to the log, for whoever runs the server."""
     folder = Path(knowledge_base.index_path)
     if not (folder / "index.json").exists():
-        raise ValueError(f"{knowledge_base}: its index is missing at {folder}; rebuild it with build_kb")
+        logger.error("%s: no index at %s", knowledge_base, folder)
+        raise ValueError(f"{knowledge_base}: its index files are missing; an administrator rebuilds it (Operations)")
     index, sidecar = _index(str(folder), (folder / "index.json").stat().st_mtime)
     if sidecar.get("knowledge_base") != knowledge_base.pk:
-        raise ValueError(f"{folder} holds knowledge base {sidecar.get('knowledge_base')}, not {knowledge_base.pk}")
+        logger.error("%s holds knowledge base %s, not %s", folder, sidecar.get("knowledge_base"), knowledge_base.pk)
+        raise ValueError(f"{knowledge_base}: its index folder holds another version; an administrator rebuilds it")
     return index
 
 
@@ -193,7 +199,7 @@ def _searchable(task: SearchTask, knowledge_base: KnowledgeBase | None) -> Knowl
     """The version that answers: ``knowledge_base`` if given (the task's own, and ready), else the one in service."""
     kb = knowledge_base or knowledge_base_in_service(task=task)
     if kb.task_id != task.pk:
-        raise ValueError(f"knowledge base {kb.pk} belongs to task {kb.task.name}, not {task.name}")
+        raise ValueError(f"knowledge base {kb.pk} is not a version of task {task.name}")
     if kb.status != KnowledgeBase.Status.READY:
         raise ValueError(f"{kb} is not ready to search")
     return kb

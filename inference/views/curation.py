@@ -7,16 +7,16 @@ from django.urls import reverse
 
 from inference.services.curation import curation_item_get, curation_next, curation_queue
 from kb.forms import ReviewForm
-from kb.models import SearchTask, Spectrum
+from kb.models import Spectrum
 from kb.roles import REVIEW
-from kb.selectors import flags_proposed
+from kb.selectors import flags_proposed, search_tasks_visible
 from kb.services.curation import flag_review
 
 
 @login_required
 @permission_required(REVIEW, raise_exception=True)
 def queue(request):
-    task = SearchTask.objects.filter(name=request.GET.get("task", "")).first()
+    task = search_tasks_visible(user=request.user).filter(name=request.GET.get("task", "")).first()
     return render(request, "inference/curation_queue.html", curation_queue(task=task, user=request.user))
 
 
@@ -24,7 +24,7 @@ def queue(request):
 @permission_required(REVIEW, raise_exception=True)
 def item(request, task: str, spectrum_id: int):
     """One flagged entry: the spectrum, its neighbours and their vote, its BPT position, every flag; the decision."""
-    task = get_object_or_404(SearchTask, name=task)
+    task = get_object_or_404(search_tasks_visible(user=request.user), name=task)
     spectrum = get_object_or_404(Spectrum, pk=spectrum_id)
     form = ReviewForm(request.POST or None, task=task, initial={"label": flags_proposed(task=task, spectrum=spectrum)})
     if request.method == "POST" and form.is_valid():

@@ -5,7 +5,7 @@ with the versions in service; admins promote or discard them."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from galspec_site.progress import stage_progress_json
@@ -53,9 +53,9 @@ def operations(request):
 
 
 def _operation_for(request, pk: int) -> Operation:
-    operation = get_object_or_404(Operation.objects.select_related("task", "training_run", "requested_by"), pk=pk)
-    if not operation_visible(user=request.user, operation=operation):
-        raise Http404(f"no operation {pk} of yours")  # not 403: whose operations exist is nobody else's business
+    operation = Operation.objects.select_related("task", "training_run", "requested_by").filter(pk=pk).first()
+    if operation is None or not operation_visible(user=request.user, operation=operation):
+        raise Http404(f"no operation {pk}")  # one answer: which operations exist is nobody else's business
     return operation
 
 

@@ -30,9 +30,11 @@ def search(request):
 
 
 def _named(form: SearchForm) -> KnowledgeBase | None:
-    """The knowledge-base version the form searches instead of the one in service, if it names one."""
+    """The knowledge-base version the form searches instead of the one in service, if it names one that this
+    person may see (the field's own choices: versions of the tasks visible to them)."""
     key = str(form["knowledge_base"].value() or "")
-    return KnowledgeBase.objects.select_related("task").filter(pk=key).first() if key.isdigit() else None
+    versions = form.fields["knowledge_base"].queryset.select_related("task")
+    return versions.filter(pk=key).first() if key.isascii() and key.isdigit() else None
 
 
 def search_result(request):

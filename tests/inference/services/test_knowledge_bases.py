@@ -199,7 +199,7 @@ def test_a_bad_file_or_option_gets_a_clear_error(trained, tmp_path):
 def test_a_missing_index_is_reported_not_crashed_on(trained):
     kb = knowledge_base_build(task=lens_task(), seed=1)
     shutil.rmtree(kb.index_path)
-    with pytest.raises(ValueError, match="index is missing"):
+    with pytest.raises(ValueError, match="index files are missing; an administrator rebuilds it"):
         search(task="lens", spectrum=Spectrum.objects.first())
 
 

@@ -48,7 +48,8 @@ def test_a_catalog_without_an_identifier_column_is_explained_and_nothing_written
     assert response.status_code == 400 and "no column names a spectrum" in response.content.decode()
     assert not SearchTask.objects.filter(name="odd-ones").exists()
     response = _upload(client, ["1", "2"], name="lens")
-    assert response.status_code == 400 and "the task name &#x27;lens&#x27; is not available" in response.content.decode()
+    assert response.status_code == 400
+    assert "the task name &#x27;lens&#x27; is not available" in response.content.decode()
 
 
 def test_a_private_task_leaks_nowhere_else(client, searchable):
