@@ -185,9 +185,34 @@ def candidates_table(rows: Sequence[dict], *, meta: dict) -> Table:
     return Table(columns, meta=dict(meta))
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet runs as a formula (OWASP, CSV injection)
+
+
+def spreadsheet_safe(value):
+    """``value`` as a CSV cell a spreadsheet shows and never runs: text that starts as a formula would, and is
+    not a number (a negative declination stays as it is), gets a leading apostrophe, as OWASP advises."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
 def table_csv(table: Table) -> str:
     """CSV with an ECSV header: the table's metadata (task, knowledge base, checkpoint, date), each column's
-    unit and description in '#' lines that astropy and TOPCAT read, and plain CSV below them."""
+    unit and description in '#' lines that astropy and TOPCAT read, and plain CSV below them. Text cells are
+    ``spreadsheet_safe``: a label a catalog's owner chose cannot run in whoever opens the file."""
+    table = table.copy()
+    for column in list(table.itercols()):
+        if column.dtype.kind != "U":
+            continue
+        data = np.ma.getdata(column)
+        cells = np.array([spreadsheet_safe(str(value)) for value in data], dtype=str)
+        if len(cells) and (cells != data).any():
+            safe = MaskedColumn(cells, name=column.name, mask=np.ma.getmaskarray(column), unit=column.unit)
+            safe.description, safe.meta = column.description, dict(column.meta)
+            table.replace_column(column.name, safe)
     out = io.StringIO()
     table.write(out, format="ascii.ecsv", delimiter=",")
     return out.getvalue()

@@ -86,7 +86,8 @@ def load_training_state(folder, *, model, optimizer, generator: torch.Generator,
     folder = Path(folder)
     device = next(model.parameters()).device
     model.load_state_dict({k: v.to(device) for k, v in load_file(folder / "model.safetensors").items()})
-    extra = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=False)
+    # weights_only: tensors, numbers, strings and containers, never pickled code (the file may sit on shared storage)
+    extra = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=True)
     optimizer.load_state_dict(extra["optimizer"])
     saved = extra.get("generators", [extra["generator"]])
     if rank < len(saved):

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from inference.models import Operation, SearchJob, SurveyCandidate, SurveySearch
 from inference.selectors.embeddings import embeddings_in_service
-from inference.tables import SURVEY_COLUMNS, candidates_table, results_table
+from inference.tables import SURVEY_COLUMNS, candidates_table, results_table, spreadsheet_safe
 from kb.models import KnowledgeBase, SearchTask, Spectrum, TaskExample
 from kb.search_tasks import CATALOG
 from kb.selectors import search_tasks_visible
@@ -175,7 +175,7 @@ def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterat
             extra = {"known": "" if recorded is None else recorded}
             if named is not None:
                 extra["in_catalog"] = row["specobjid"] in named
-            writer.writerow({**row, **extra})
+            writer.writerow({key: spreadsheet_safe(value) for key, value in {**row, **extra}.items()})
         if number % 1000 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
