@@ -75,10 +75,11 @@ def load(url: str, task: str, ids: list[str], clients: int, seconds: float) -> d
     stop = time.monotonic() + seconds
 
     def client(seed: int) -> None:
-        rng, session, mine, failed = random.Random(seed), requests.Session(), [], 0
+        rng, session, mine, failed = random.Random(seed), requests.Session(), [], 0  # noqa: S311  load, not secrets
         while time.monotonic() < stop:
             start = time.perf_counter()
-            response = session.post(f"{url}/api/v1/search/", data={"task": task, "identifier": rng.choice(ids)})
+            query = {"task": task, "identifier": rng.choice(ids)}
+            response = session.post(f"{url}/api/v1/search/", data=query, timeout=60)
             if response.status_code == 200:
                 mine.append(time.perf_counter() - start)
             else:
@@ -120,9 +121,10 @@ def main() -> None:
     server = serve(args.data_dir, args.port, args.workers, args.threads)
     url = f"http://127.0.0.1:{args.port}"
     try:
-        spectra = requests.get(f"{url}/api/v1/spectra/?page_size=1000").json()["results"]
+        spectra = requests.get(f"{url}/api/v1/spectra/?page_size=1000", timeout=60).json()["results"]
         ids = [s["specobjid"] for s in spectra]
-        kb = requests.get(f"{url}/api/v1/knowledge-bases/?task={args.task}&in_service=true").json()["results"][0]
+        kbs = requests.get(f"{url}/api/v1/knowledge-bases/?task={args.task}&in_service=true", timeout=60).json()
+        kb = kbs["results"][0]
         load(url, args.task, ids, 2, 3)  # warm-up: indexes and encoders loaded in every worker
         rows = [load(url, args.task, ids, clients, args.seconds) for clients in args.clients]
     finally:

@@ -4,12 +4,26 @@ import os
 import sys
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
 
 app = Celery("galspec")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _refuse_public_key(**kwargs) -> None:
+    """Celery logs and ignores a receiver's exception; SystemExit, with the message, stops the worker."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from galspec_site.startup import secret_key_check
+
+    try:
+        secret_key_check("a Celery worker")
+    except ImproperlyConfigured as error:
+        raise SystemExit(str(error)) from None
 
 
 QUEUES = ("default", "embedding", "training")

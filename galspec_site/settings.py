@@ -15,7 +15,6 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("GALSPEC_DEBUG", default=False)
-SECRET_KEY = env("GALSPEC_SECRET_KEY", default="galspec-insecure-development-key-change-me")
 ALLOWED_HOSTS = env.list("GALSPEC_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 # Behind HTTPS (production): secure cookies, redirects to https, HSTS. Off by default so that the demo's
@@ -31,6 +30,15 @@ CSRF_TRUSTED_ORIGINS = env.list("GALSPEC_CSRF_TRUSTED_ORIGINS", default=[])
 # Arrays (preprocessed flux, embeddings), checkpoints, indexes and the embedded broker live here.
 DATA_DIR = Path(env("GALSPEC_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# The secret key: GALSPEC_SECRET_KEY, else the one `manage.py demo` made for this data folder, else a public
+# one that only development commands accept: gunicorn and Celery workers refuse to start with it
+# (galspec_site.startup), and `check --deploy` names it.
+INSECURE_SECRET_KEY = "galspec-insecure-development-key-change-me"  # noqa: S105  public on purpose, refused by servers
+SECRET_KEY_FILE = DATA_DIR / "secret_key"
+SECRET_KEY = env("GALSPEC_SECRET_KEY", default="") or (
+    SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() else INSECURE_SECRET_KEY
+)
 # Where real SDSS files for tests and comparisons are found (never copied into the repository).
 SHARED_DATA_DIR = Path(env("GALSPEC_SHARED_DATA", default=str(BASE_DIR.parent / "shared" / "data")))
 

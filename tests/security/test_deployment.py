@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -77,3 +78,56 @@ def test_every_api_write_needs_authentication_but_a_search(client):
             assert status == 400, path  # open, and the empty body is refused
         else:
             assert status == 401, path
+
+
+def _server(command: list[str], tmp_path, **environment) -> subprocess.CompletedProcess:
+    """A production server started as a deployer would, with this environment and an empty data folder."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GALSPEC_")}
+    env.update({"DJANGO_SETTINGS_MODULE": "galspec_site.settings", "GALSPEC_DATA_DIR": str(tmp_path), **environment})
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "galspec_site.wsgi:application", "--bind", "127.0.0.1:0"]
+WORKER = [sys.executable, "-m", "celery", "-A", "galspec_site", "worker", "--pool=solo", "-Q", "none-such"]
+
+
+@pytest.mark.parametrize("command", [GUNICORN, WORKER], ids=["gunicorn", "celery worker"])
+def test_a_server_refuses_the_built_in_secret_key_and_says_what_to_set(command, tmp_path):
+    refused = _server(command, tmp_path)
+    assert refused.returncode != 0
+    assert "built-in SECRET_KEY, which is public. Set GALSPEC_SECRET_KEY" in refused.stderr + refused.stdout
+
+
+def test_gunicorn_starts_with_a_key_of_its_own(tmp_path):
+    started = _server([*GUNICORN, "--check-config", "--print-config"], tmp_path, **PRODUCTION)
+    assert started.returncode == 0, started.stderr
+
+
+def test_the_demo_makes_its_own_key_readable_by_its_user_alone(data_dir, settings):
+    from inference.management.commands.demo import Command
+
+    settings.SECRET_KEY_FILE = data_dir / "secret_key"
+    settings.SECRET_KEY = settings.INSECURE_SECRET_KEY
+    Command()._secret_key()
+    key = settings.SECRET_KEY_FILE.read_text().strip()
+    assert settings.SECRET_KEY == key != settings.INSECURE_SECRET_KEY and len(key) >= 50
+    assert settings.SECRET_KEY_FILE.stat().st_mode & 0o777 == 0o600
+    shown = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+        DJANGO_SETTINGS_MODULE="galspec_site.settings",
+        GALSPEC_DATA_DIR=str(data_dir),
+    )
+    assert shown.stdout.split()[-1] == key  # what its worker, and every later run, reads
+
+
+def test_the_demos_worker_is_killed_if_it_ignores_a_warm_shutdown():
+    from inference.management.commands.demo import worker_stop
+
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]
+    )
+    time.sleep(0.5)
+    worker_stop(stubborn, grace_s=1)
+    assert stubborn.returncode == -9

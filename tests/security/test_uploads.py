@@ -18,7 +18,7 @@ from kb.models import AuditEvent, SearchTask
 from kb.spectra import SpectrumFileError, read_spectrum
 from tests.conftest import api_client, person
 
-SECRET = "GALSPEC_SECRET_KEY=leaked-if-you-can-read-this"
+SECRET = "GALSPEC_SECRET_KEY=leaked-if-you-can-read-this"  # noqa: S105  a canary, never a key
 MB = 2**20
 
 

@@ -7,8 +7,11 @@ on disk, a checkpoint in service, knowledge bases built with it) are kept, so ru
 straight to the site.
 """
 
+import os
 import secrets
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,6 +54,7 @@ class Command(BaseCommand):
             call_command(*command, **kwargs)
             timings[name] = time.perf_counter() - start
 
+        self._secret_key()
         stage("migrate", "migrate", verbosity=0)
         survey = settings.DATA_DIR / "demo-survey"
         if not (survey / "catalogs").exists():
@@ -77,14 +81,15 @@ class Command(BaseCommand):
         if no_serve:
             return
         password = self._demo_user()
+        # SIGTERM (a service manager, `kill`) stops the demo as Ctrl-C does, its worker with it
+        signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
         worker = self._worker()
         self.stdout.write(self.style.SUCCESS(f"GalSpec at http://{addrport}/  (Ctrl-C stops it)"))
         self.stdout.write(f"log in as demo / {password} for batch searches; API docs at http://{addrport}/api/v1/docs/")
         try:
             call_command("runserver", addrport, use_reloader=False, insecure_serving=True)
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            worker_stop(worker)
 
     def _demo_user(self) -> str:
         """The demo's account (an administrator), with a fresh password printed on the console."""
@@ -94,10 +99,33 @@ class Command(BaseCommand):
         user.save()
         return password
 
+    def _secret_key(self) -> None:
+        """The demo's own secret key, made once for its data folder (``settings.SECRET_KEY_FILE``, readable by
+        this user alone) where none is set: its worker refuses the public built-in one, as servers do."""
+        if settings.SECRET_KEY != settings.INSECURE_SECRET_KEY:
+            return
+        key = secrets.token_urlsafe(50)
+        descriptor = os.open(settings.SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(key + "\n")
+        settings.SECRET_KEY = key
+        self.stdout.write(f"a secret key for this demo's data folder: {settings.SECRET_KEY_FILE}")
+
     def _worker(self) -> subprocess.Popen:
         """A Celery worker for batch jobs, on the embedded broker, for as long as the site runs."""
         log = settings.DATA_DIR / "worker.log"
         self.stdout.write(f"Celery worker (queues default, embedding, training) logging to {log}")
-        return subprocess.Popen(
-            worker_command(), cwd=settings.BASE_DIR, stdout=open(log, "a"), stderr=subprocess.STDOUT
-        )
+        with open(log, "a") as output:  # the worker has its own copy of the descriptor
+            return subprocess.Popen(  # noqa: S603  a fixed argv (worker_command), no shell
+                worker_command(), cwd=settings.BASE_DIR, stdout=output, stderr=subprocess.STDOUT
+            )
+
+
+def worker_stop(worker: subprocess.Popen, *, grace_s: float = 30) -> None:
+    """Stop the demo's worker: a warm shutdown (SIGTERM: it finishes the task in hand), killed after ``grace_s``."""
+    worker.terminate()
+    try:
+        worker.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
