@@ -1,9 +1,10 @@
 from django.contrib import admin
 
 from inference.models import EmbeddingSet, Operation, SearchJob, SurveySearch
+from kb.admin import KeptAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(KeptAdmin):
     """Rows the pipeline writes: listed and inspected here, changed only through the site's services."""
 
     def has_add_permission(self, request):
@@ -12,18 +13,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(EmbeddingSet)
-class EmbeddingSetAdmin(admin.ModelAdmin):
+class EmbeddingSetAdmin(KeptAdmin):
     list_display = ["training_run", "width", "rows", "updated_at"]
     readonly_fields = ["training_run", "width", "rows", "path", "updated_at"]
 
 
 @admin.register(SearchJob)
-class SearchJobAdmin(admin.ModelAdmin):
+class SearchJobAdmin(KeptAdmin):
     list_display = ["public_id", "owner", "task", "status", "done", "total", "failed", "created_at"]
     list_filter = ["status", "task"]
     search_fields = ["public_id", "owner__username"]

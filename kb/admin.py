@@ -7,6 +7,15 @@ from kb.models import CatalogLabel, IngestRun, KBEntry, KnowledgeBase, SearchTas
 from kb.services.curation import search_task_configure
 
 
+class KeptAdmin(admin.ModelAdmin):
+    """A record GalSpec keeps: listed and inspected here, never deleted. Spectra, tasks, knowledge bases and
+    their entries, training runs and jobs are what answers were given from, and what the audit trail names;
+    a built version never changes. Removing one is a service's work (e.g. a knowledge base abandoned), audited."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class CatalogLabelInline(admin.TabularInline):
     model = CatalogLabel
     extra = 0
@@ -15,7 +24,7 @@ class CatalogLabelInline(admin.TabularInline):
 
 
 @admin.register(Spectrum)
-class SpectrumAdmin(admin.ModelAdmin):
+class SpectrumAdmin(KeptAdmin):
     list_display = ["plate_mjd_fiber", "specobjid", "z", "sdss_class", "sn_median", "held_out", "validation"]
     list_filter = ["held_out", "validation", "sdss_class", "catalog_labels__label"]
     search_fields = ["specobjid", "=plate"]
@@ -24,7 +33,7 @@ class SpectrumAdmin(admin.ModelAdmin):
 
 
 @admin.register(SearchTask)
-class SearchTaskAdmin(admin.ModelAdmin):
+class SearchTaskAdmin(KeptAdmin):
     """Only the consensus rule is edited here (through its service, which audits the change)."""
 
     list_display = ["name", "title", "labelling", "target_labels", "consensus_flags", "curator_decides"]
@@ -40,7 +49,7 @@ class SearchTaskAdmin(admin.ModelAdmin):
 
 
 @admin.register(KnowledgeBase)
-class KnowledgeBaseAdmin(admin.ModelAdmin):
+class KnowledgeBaseAdmin(KeptAdmin):
     list_display = [
         "task",
         "version",
@@ -60,7 +69,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(KBEntry)
-class KBEntryAdmin(admin.ModelAdmin):
+class KBEntryAdmin(KeptAdmin):
     list_display = ["spectrum", "label", "knowledge_base"]
     list_filter = ["knowledge_base__task", "label"]
     search_fields = ["spectrum__specobjid"]
@@ -72,6 +81,6 @@ class KBEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(IngestRun)
-class IngestRunAdmin(admin.ModelAdmin):
+class IngestRunAdmin(KeptAdmin):
     list_display = ["source", "started_at", "finished_at"]
     readonly_fields = ["source", "started_at", "finished_at", "summary"]

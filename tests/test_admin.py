@@ -29,3 +29,19 @@ def test_a_knowledge_base_cannot_be_added_by_hand(client, searchable):
     client.post(f"/admin/kb/knowledgebase/{kb.pk}/change/", {"size": 1})
     kb.refresh_from_db()
     assert kb.size == searchable["lens"].size and KnowledgeBase.objects.count() == 2
+
+
+def test_nothing_galspec_keeps_can_be_deleted_from_the_admin(client, searchable):
+    """Not one by one, nor with the bulk action: spectra, tasks, knowledge bases, entries, runs and jobs stay."""
+    client.force_login(User.objects.create_superuser("ada", password="x-password-7"))
+    for model in admin.site._registry:
+        meta = model._meta
+        if meta.app_label not in ("kb", "inference", "training"):
+            continue
+        first = model.objects.first()
+        if first is None:
+            continue
+        base = f"/admin/{meta.app_label}/{meta.model_name}/"
+        assert client.post(f"{base}{first.pk}/delete/", {"post": "yes"}).status_code == 403, meta.label
+        client.post(base, {"action": "delete_selected", "_selected_action": [first.pk], "post": "yes"})
+        assert model.objects.filter(pk=first.pk).exists(), meta.label

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from kb.admin import KeptAdmin
 from training.models import TrainingRun
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(KeptAdmin):
     list_display = ["pk", "preset", "status", "step", "max_steps", "n_spectra", "in_service", "finished_at"]
     list_filter = ["status", "preset", "in_service"]
     readonly_fields = [field.name for field in TrainingRun._meta.fields]
