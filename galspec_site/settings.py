@@ -172,6 +172,7 @@ GALSPEC_TRAIN_MASTER = env("GALSPEC_TRAIN_MASTER", default="")
 # Uploads: one spectrum file at most this size; a batch at most this many files or identifiers.
 GALSPEC_MAX_UPLOAD_BYTES = env.int("GALSPEC_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 GALSPEC_MAX_BATCH = env.int("GALSPEC_MAX_BATCH", default=10_000)
+GALSPEC_MAX_ACTIVE_JOBS = env.int("GALSPEC_MAX_ACTIVE_JOBS", default=5)  # queued or running, per person
 DATA_UPLOAD_MAX_NUMBER_FILES = GALSPEC_MAX_BATCH
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads spill to a temporary file
 

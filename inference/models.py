@@ -60,12 +60,13 @@ class LeasedWork(BackgroundWork):
         abstract = True
 
 
-class SearchJob(BackgroundWork):
+class SearchJob(LeasedWork):
     """A batch of searches run in the background: identifiers or uploaded files, one task, one KB version.
 
     The inputs are ``inputs`` (``{"identifier": ...}`` or ``{"file": path under the job folder, "name":
     the name it was uploaded under}``); each answer is a ``SearchJobResult`` at the input's position, so
-    a job interrupted by a worker restart carries on where it stopped.
+    a job whose worker died is taken up (``inference.services.leases``) where it stopped, each input
+    answered once. The folder's files are deleted once the job has ended.
     """
 
     Status = RunStatus
@@ -88,7 +89,7 @@ class SearchJob(BackgroundWork):
     failed = models.PositiveIntegerField(default=0, help_text="Inputs that could not be searched")
     started_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta(BackgroundWork.Meta):
+    class Meta(LeasedWork.Meta):
         constraints = [
             models.CheckConstraint(condition=models.Q(done__lte=models.F("total")), name="search_job_done_le_total")
         ]

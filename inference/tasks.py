@@ -12,11 +12,11 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from inference.models import Operation, SearchJob, SurveySearch
-from inference.selectors.background import operations_left, survey_searches_left
+from inference.selectors.background import operations_left, search_jobs_left, survey_searches_left
 from inference.services.bulk import bulk_search
 from inference.services.embeddings import embedding_parts_help, embedding_update
 from inference.services.knowledge_bases import knowledge_base_index
-from inference.worker.jobs import search_job_run
+from inference.worker.jobs import MAX_ATTEMPTS, SearchJobHeld, search_job_run
 from inference.worker.operations import operation_run
 from inference.worker.surveys import survey_parts_help, survey_search_run
 from kb.models import KnowledgeBase, SearchTask
@@ -61,11 +61,15 @@ def knowledge_base_index_task(self, knowledge_base_id: int, promote: bool = True
     return knowledge_base_index(knowledge_base=kb, promote=promote, on_progress=_reporter(self)).pk
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)  # a killed pool process's job goes back
 def search_job_run_task(self, job_id: int) -> dict:
-    """Answer a batch search job; delivered again after a worker dies, it carries on where it stopped."""
+    """Answer a batch search job; delivered again after a worker dies, it carries on where it stopped. Held
+    by a worker that still beats (just killed, its heartbeat fresh), it asks again once that could be stale."""
     job = SearchJob.objects.select_related("task", "knowledge_base__training_run").get(pk=job_id)
-    job = search_job_run(job=job)
+    try:
+        job = search_job_run(job=job)
+    except SearchJobHeld as held:
+        raise self.retry(exc=held, countdown=settings.GALSPEC_OPERATION_STALE_S, max_retries=2 * MAX_ATTEMPTS) from None
     return {"status": job.status, "done": job.done, "failed": job.failed}
 
 
@@ -121,8 +125,17 @@ def survey_searches_resume() -> list[int]:
     return resumed
 
 
+def search_jobs_resume() -> list[int]:
+    """Send again every batch job left running or long queued; claiming decides who answers each."""
+    resumed = search_jobs_left()
+    for pk in resumed:
+        search_job_run_task.apply_async((pk,), countdown=settings.GALSPEC_OPERATION_STALE_S)
+    return resumed
+
+
 @worker_ready.connect
 def _resume_interrupted_work(**kwargs) -> None:
-    """A worker starting takes up the operations and survey searches a dead worker left running."""
+    """A worker starting takes up the operations, survey searches and batch jobs a dead worker left running."""
     operations_resume()
     survey_searches_resume()
+    search_jobs_resume()

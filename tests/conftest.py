@@ -48,11 +48,12 @@ def _database_url(settings_dict) -> str:
     return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
 
 
-def start_worker(data_dir, settings, *, module: str = "celery", **environment):
+def start_worker(data_dir, settings, *, module: str = "celery", pool: tuple[str, ...] = (), **environment):
     """A real Celery worker in its own process, on this deployment's broker (Redis with REDIS_URL, else
     the filesystem broker), sharing the test database and data folder; returns once it is ready.
 
-    ``module`` is run with ``python -m`` in place of celery's own (``tests.gated_worker`` injects a fault)."""
+    ``module`` is run with ``python -m`` in place of celery's own (``tests.gated_worker`` injects a fault);
+    ``pool`` replaces the solo pool (e.g. ``("--pool=prefork", "--concurrency=1")``)."""
     import subprocess
     import time
 
@@ -65,12 +66,13 @@ def start_worker(data_dir, settings, *, module: str = "celery", **environment):
         "GALSPEC_DATA_DIR": str(data_dir),
         "GALSPEC_BROKER_DIR": str(settings.BROKER_DIR),
         "GALSPEC_TORCH_THREADS": "1",
+        "GALSPEC_SECRET_KEY": settings.SECRET_KEY,  # a worker refuses the built-in one
         **environment,
     }
     log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
     log = open(log_path, "w")
     worker = subprocess.Popen(
-        worker_command(module=module, options=("--without-heartbeat", "--without-mingle", "--without-gossip")),
+        worker_command(module=module, options=("--without-heartbeat", "--without-mingle", "--without-gossip", *pool)),
         cwd=REPO,
         env=env,
         stdout=log,

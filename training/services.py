@@ -16,6 +16,7 @@ from django.utils import timezone
 from kb.preprocess import PAPER, PreprocessConfig
 from kb.search_tasks import TRAIN, VALIDATION
 from kb.selectors import spectrum_reserve_rows, spectrum_store
+from kb.services.audit import audit_record
 from kb.store import folder_leftovers_clear, folder_write
 from training.checkpoint import load_masked_model, read_info
 from training.distributed import LAUNCH, Nodes, join, launch
@@ -195,11 +196,22 @@ def _copy(best: Path, metrics: dict, folder: Path) -> None:
 
 
 @transaction.atomic
-def training_run_promote(*, run: TrainingRun) -> TrainingRun:
-    """Put a succeeded run's checkpoint into service, taking the previous one out (one switch)."""
+def training_run_promote(*, run: TrainingRun, actor=None, reason: str = "") -> TrainingRun:
+    """Put a succeeded run's checkpoint into service, taking the previous one out (one switch), in the audit
+    trail (``actor`` None: a command run on the server, ``manage.py import_checkpoint`` or ``pretrain``)."""
     if run.status != TrainingRun.Status.SUCCEEDED:
         raise ValueError(f"{run} has not succeeded; only a finished run can go into service")
-    TrainingRun.objects.select_for_update().filter(in_service=True).exclude(pk=run.pk).update(in_service=False)
+    previous = TrainingRun.objects.select_for_update().filter(in_service=True).exclude(pk=run.pk)
+    before = {"in_service": [str(r) for r in previous]}
+    previous.update(in_service=False)
     run.in_service = True
     run.save(update_fields=["in_service"])
+    audit_record(
+        actor=actor,
+        action="checkpoint_promoted",
+        subject=f"training run {run.pk}",
+        before=before,
+        after={"in_service": [str(run)], "checkpoint": run.checkpoint_name},
+        reason=reason or "a command on the server",
+    )
     return run

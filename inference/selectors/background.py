@@ -77,6 +77,13 @@ def search_job_get(*, public_id, owner) -> SearchJob:
     return jobs.get(public_id=public_id, owner=owner)
 
 
+def search_jobs_left() -> list[int]:
+    """Batch jobs left running (their worker may have died), or queued for longer than the stale limit (their
+    message may be lost): what a worker that starts sends again."""
+    left = Q(status=SearchJob.Status.RUNNING) | Q(status=SearchJob.Status.QUEUED, created_at__lt=stale_before())
+    return list(SearchJob.objects.filter(left).values_list("pk", flat=True))
+
+
 def survey_search_list(*, user=None) -> QuerySet[SurveySearch]:
     """Survey searches of the tasks ``user`` may see (``search_tasks_visible``)."""
     return SurveySearch.objects.filter(task__in=search_tasks_visible(user=user)).select_related(

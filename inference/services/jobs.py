@@ -65,6 +65,12 @@ def search_job_create(
     """
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+    running = SearchJob.objects.filter(owner=owner, status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING])
+    if running.count() >= settings.GALSPEC_MAX_ACTIVE_JOBS:
+        raise ValueError(
+            f"you have {settings.GALSPEC_MAX_ACTIVE_JOBS} jobs queued or running, the most one person may: "
+            "wait for one to finish, or cancel one"
+        )
     queries = _queries(identifiers, positions, query_list)
     total = len(queries) + len(files)
     if total == 0:

@@ -71,7 +71,7 @@ def knowledge_base_folder(knowledge_base: KnowledgeBase) -> Path:
 
 def knowledge_base_abandon(*, knowledge_base: KnowledgeBase, error: str) -> None:
     """Mark a build failed and delete the index it left half-written: no build of that version comes again."""
-    knowledge_base_fail(knowledge_base=knowledge_base, error=error)
+    knowledge_base_fail(knowledge_base=knowledge_base, error=error, action="knowledge_base_abandoned")
     folder_leftovers_clear(knowledge_base_folder(knowledge_base))
 
 

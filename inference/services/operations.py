@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from inference import index as vector_index
 from inference.models import Operation
+from inference.selectors.background import stale_before
 from inference.tasks import operation_run_task
 from kb.models import KnowledgeBase, SearchTask
 from kb.roles import FLAG, OPERATE
@@ -159,7 +160,10 @@ def operation_cancel(*, user, operation: Operation) -> Operation:
     operation = Operation.objects.select_for_update().get(pk=operation.pk)
     if not operation.active:
         raise ValueError(f"{operation} has ended; there is nothing to cancel")
-    if operation.status == Operation.Status.QUEUED:
+    worker_dead = operation.status == Operation.Status.RUNNING and (
+        operation.heartbeat_at is None or operation.heartbeat_at < stale_before()
+    )
+    if operation.status == Operation.Status.QUEUED or worker_dead:  # nobody would see the request: end it here
         operation.status, operation.finished_at, operation.stage = (
             Operation.Status.CANCELLED,
             timezone.now(),
@@ -177,7 +181,7 @@ def operation_promote(*, user, operation: Operation, reason: str = "") -> Operat
     """Put the operation's checkpoint and candidates into service, all in one switch."""
 
     def promote(operation: Operation, reason: str) -> dict:
-        in_service = training_run_in_service()
+        in_service = training_run_in_service(for_update=True)  # a second promotion waits, then reads this one's
         if operation.kind != Operation.Kind.PRETRAIN and operation.training_run != in_service:
             raise ValueError(
                 f"its candidates were built with training run {operation.training_run_id}, and run "
@@ -185,7 +189,7 @@ def operation_promote(*, user, operation: Operation, reason: str = "") -> Operat
                 "encoder than the rest; build them again"
             )
         if operation.kind == Operation.Kind.PRETRAIN:
-            training_run_promote(run=operation.training_run)
+            training_run_promote(run=operation.training_run, actor=user, reason=reason or f"operation {operation.pk}")
         for kb in operation.candidates.filter(status=KnowledgeBase.Status.READY).select_related("task"):
             knowledge_base_promote(knowledge_base=kb, actor=user, reason=reason)
         return {

@@ -30,9 +30,26 @@ class OperationSuperseded(Exception):
     """Raised inside a worker whose operation another worker has taken up, having taken it for dead."""
 
 
+MAX_ATTEMPTS = 3  # workers that may die on one operation (out of memory?) before it is failed
+
+
 def operation_claim(*, operation: Operation) -> Lease | None:
-    """Take the operation up (``Lease.claim``): None if it has ended or another worker is alive on it."""
-    return Lease.claim(Operation, operation.pk)
+    """Take the operation up (``Lease.claim``): None if it has ended or another worker is alive on it. One
+    whose workers died ``MAX_ATTEMPTS`` times is failed instead, so that it cannot kill every worker that
+    starts, one after another."""
+    lease = Lease.claim(Operation, operation.pk)
+    if lease is not None and lease.attempt > MAX_ATTEMPTS:
+        error = f"its worker died {MAX_ATTEMPTS} times (out of memory?): see the workers' logs, then start it again"
+        if lease.finish(Operation.Status.FAILED, stage="failed", error=error):
+            audit_record(
+                actor=None,
+                action="operation_failed",
+                subject=f"operation {operation.pk}",
+                task=operation.task,
+                reason=error,
+            )
+        return None
+    return lease
 
 
 def _beat(lease: Lease, **fields) -> None:

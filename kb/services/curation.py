@@ -47,7 +47,8 @@ def flag_raise(
     reason = reason.strip()
     if not reason:
         raise ValueError("say why the label is wrong: a flag needs a reason")
-    current = spectrum_task_label(task=task, spectrum=spectrum)
+    Spectrum.objects.select_for_update().get(pk=spectrum.pk)  # flags and decisions on one entry take turns
+    current = spectrum_task_label(task=task, spectrum=spectrum)  # read under the lock: a decision may change it
     if current is None:
         raise ValueError(f"spec-{spectrum.plate_mjd_fiber} is in no knowledge base of task {task.name}")
     allowed = (*task_label_choices(task=task), EXCLUDE)
@@ -55,7 +56,6 @@ def flag_raise(
         raise ValueError(f"{proposed_label!r} is not a label of task {task.name}; choose one of {', '.join(allowed)}")
     if proposed_label == current:
         raise ValueError(f"spec-{spectrum.plate_mjd_fiber} is already labelled {current} in task {task.name}")
-    Spectrum.objects.select_for_update().get(pk=spectrum.pk)  # flags and decisions on one entry take turns
     mine = Flag.objects.filter(task=task, spectrum=spectrum, raised_by=user, status=Flag.Status.OPEN).first()
     if mine is not None:
         raise ValueError(

@@ -89,9 +89,21 @@ def knowledge_base_finish(
     return knowledge_base
 
 
-def knowledge_base_fail(*, knowledge_base: KnowledgeBase, error: str) -> None:
+@transaction.atomic
+def knowledge_base_fail(*, knowledge_base: KnowledgeBase, error: str, action: str = "knowledge_base_failed") -> None:
+    """Mark a build failed, with why, in the audit trail as ``action``."""
+    before = KnowledgeBase.objects.filter(pk=knowledge_base.pk).values_list("status", flat=True).first()
     KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(
         status=KnowledgeBase.Status.FAILED, error=error, finished_at=timezone.now()
+    )
+    audit_record(
+        actor=None,
+        action=action,
+        subject=f"knowledge base {knowledge_base.pk}",
+        task=knowledge_base.task,
+        before={"status": before},
+        after={"status": KnowledgeBase.Status.FAILED},
+        reason=error[:2000],
     )
 
 

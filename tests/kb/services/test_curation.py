@@ -17,8 +17,10 @@ pytestmark = pytest.mark.django_db
 
 
 def curation_events():
-    """The audit trail without the knowledge-base promotions the fixture's builds recorded."""
-    return AuditEvent.objects.exclude(action="knowledge_base_promoted", actor=None, reason="").order_by("id")
+    """The audit trail without the checkpoint and knowledge-base promotions the fixture's builds recorded."""
+    built = AuditEvent.objects.filter(action="knowledge_base_promoted", actor=None, reason="")
+    imported = AuditEvent.objects.filter(action="checkpoint_promoted", actor=None)
+    return AuditEvent.objects.exclude(pk__in=built).exclude(pk__in=imported).order_by("id")
 
 
 def _other_entry(kb) -> KBEntry:
