@@ -177,6 +177,6 @@ def prepare_file(path: Path, config: PreprocessConfig = PAPER) -> PreparedFile:
         return PreparedFile(path, error=error.reason)
     except PreprocessError as error:
         return PreparedFile(path, error=f"cannot preprocess: {error}")
-    except OSError as error:
-        return PreparedFile(path, error=f"cannot read: {error}")
+    except OSError as error:  # its text would name the server's path: say what happened, not where
+        return PreparedFile(path, error=f"cannot read the file ({error.strerror or type(error).__name__})")
     return PreparedFile(path, spectrum, grid, hashlib.sha256(data).hexdigest())

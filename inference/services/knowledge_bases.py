@@ -14,6 +14,7 @@ from inference.models import ShareSweep
 from inference.retrieval import cross_validated_votes, knn_vote, vote_all
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.services.embeddings import embedding_update
+from inference.services.leases import failure_sentence
 from inference.trust import calibrate
 from kb.models import KnowledgeBase, SearchTask
 from kb.search_tasks import CATALOG, LABELLINGS, TEST, VALIDATION, compose
@@ -127,7 +128,8 @@ def knowledge_base_index(
             evaluation["cross_validation"] = knowledge_base_cross_validate(knowledge_base=kb, vectors=vectors)
         calibration = knowledge_base_calibrate(knowledge_base=kb, index=index)
     except BaseException as error:
-        knowledge_base_abandon(knowledge_base=kb, error=repr(error))
+        message = failure_sentence(error) if isinstance(error, Exception) else f"stopped ({type(error).__name__})"
+        knowledge_base_abandon(knowledge_base=kb, error=message)
         raise
     kb = knowledge_base_finish(
         knowledge_base=kb,

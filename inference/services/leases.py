@@ -115,3 +115,12 @@ def part_held(part: WorkPart) -> Iterator[None]:
     with lease.heartbeat():
         yield
     lease.own().update(status=WorkPart.Status.DONE, heartbeat_at=timezone.now())  # not if taken for dead since
+
+
+def failure_sentence(error: Exception) -> str:
+    """What a failed piece of work tells the people who follow it: a ValueError's message (GalSpec's own
+    sentences, written for them), else only the kind of failure, never its text, which may name server paths
+    (an OSError's file name); the worker logs the traceback for whoever runs it."""
+    if isinstance(error, ValueError):
+        return str(error)
+    return f"the worker failed ({type(error).__name__}); the workers' logs have the details"

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from inference.answers import Answer
 from inference.models import SearchJob, SearchJobResult
-from inference.services.leases import Lease
+from inference.services.leases import Lease, failure_sentence
 from inference.services.search import search
 from kb.selectors import spectrum_lookup
 
@@ -107,7 +107,7 @@ def search_job_run(*, job: SearchJob, on_progress=None) -> SearchJob:
         pass  # cancelled (its files go below), or carried on by the worker that took it over
     except Exception as error:
         logger.exception("%s failed", job)
-        if lease.finish(SearchJob.Status.FAILED, stage="failed", error=f"the worker failed: {type(error).__name__}"):
+        if lease.finish(SearchJob.Status.FAILED, stage="failed", error=failure_sentence(error)):
             search_job_files_delete(job=job)
         raise
     else:

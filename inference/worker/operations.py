@@ -8,18 +8,21 @@ candidates are kept.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from inference import index as vector_index
 from inference.models import Operation
 from inference.services.embeddings import embedding_update
 from inference.services.knowledge_bases import knowledge_base_abandon, knowledge_base_index
-from inference.services.leases import Lease
+from inference.services.leases import Lease, failure_sentence
 from kb.models import KnowledgeBase, SearchTask
 from kb.services.audit import audit_record
 from kb.services.knowledge_bases import knowledge_base_create
 from training.models import TrainingRun
 from training.services import training_run_execute
+
+logger = logging.getLogger(__name__)
 
 
 class OperationCancelled(Exception):
@@ -78,13 +81,14 @@ def operation_run(*, operation: Operation, embedding_fan_out: Callable[[int], No
                 actor=None, action="operation_cancelled", subject=f"operation {operation.pk}", task=operation.task
             )
     except Exception as error:
-        if lease.finish(Operation.Status.FAILED, error=repr(error), stage="failed"):  # else a worker taken for dead
+        logger.exception("%s failed", operation)
+        if lease.finish(Operation.Status.FAILED, error=failure_sentence(error), stage="failed"):  # else taken for dead
             audit_record(
                 actor=None,
                 action="operation_failed",
                 subject=f"operation {operation.pk}",
                 task=operation.task,
-                reason=repr(error),
+                reason=failure_sentence(error),
             )
             raise
     else:

@@ -14,6 +14,7 @@ start sends it again (``inference.tasks``); whoever claims it carries it on from
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import time
@@ -34,12 +35,13 @@ from inference.services.bulk import (
     part_searcher,
 )
 from inference.services.embeddings import embedding_update
-from inference.services.leases import Lease, part_claim, part_held
+from inference.services.leases import Lease, failure_sentence, part_claim, part_held
 from kb.selectors import spectrum_ids_by_specobjid, task_labelled
 
 BATCH = 5_000  # candidates written per INSERT
 POLL_S = 1.0  # how often a worker waiting for others' parts looks again
 MAX_ATTEMPTS = 5  # workers that may die on one search before it is failed
+logger = logging.getLogger(__name__)
 
 
 class SurveySearchStopped(Exception):
@@ -86,7 +88,8 @@ def survey_search_run(
             if SurveySearch.objects.filter(pk=survey.pk, status=SurveySearch.Status.CANCELLED).exists():
                 shutil.rmtree(survey.folder, ignore_errors=True)
         except Exception as error:
-            if lease.finish(SurveySearch.Status.FAILED, error=repr(error), stage="failed"):
+            logger.exception("%s failed", survey)
+            if lease.finish(SurveySearch.Status.FAILED, error=failure_sentence(error), stage="failed"):
                 shutil.rmtree(survey.folder, ignore_errors=True)  # asked again, it starts afresh in a new folder
             raise
     survey.refresh_from_db()

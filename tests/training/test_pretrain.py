@@ -1,4 +1,5 @@
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -182,3 +183,26 @@ def test_a_checkpoint_from_before_peaks_embeds_as_its_knowledge_bases_were_built
     assert encoder.config.embedding_width == 6 * TINY.d_model
     flux, valid, _ = toy_survey(n=2)
     assert embed(encoder, flux, valid, [0.1, 0.2]).shape == (2, 6 * 16)
+
+
+class _Payload:
+    """What a hostile training_state.pt would carry: unpickling it runs code (here, touching a file)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_training_state_that_would_run_code_is_refused_unrun(tmp_path):
+    """training_state.pt may sit on storage every node shares: it is read with weights_only, never unpickled."""
+    flux, valid, ivar = toy_survey()
+    pretrain(flux, valid, ivar, model_config=TINY, config=config(max_steps=10), out_dir=tmp_path)
+    path = tmp_path / "last" / "training_state.pt"
+    saved = torch.load(path, weights_only=True)
+    marker = tmp_path / "ran"
+    torch.save({**saved, "state": {**saved["state"], "payload": _Payload(marker)}}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        pretrain(flux, valid, ivar, model_config=TINY, config=config(max_steps=20), out_dir=tmp_path)
+    assert not marker.exists()

@@ -189,6 +189,14 @@ def test_a_checkpoint_trained_elsewhere_is_imported_and_embeds_as_it_did_there(i
     assert "in service" in capsys.readouterr().out
     run = TrainingRun.objects.get(in_service=True)
     assert run != elsewhere and run.status == "succeeded" and run.preset == "small" and run.step == 4
+    from kb.models import AuditEvent  # the switch of encoder, made on the server's command line, is audited
+
+    event = AuditEvent.objects.filter(action="checkpoint_promoted").latest("id")
+    assert (event.subject, event.actor, event.after["checkpoint"]) == (
+        f"training run {run.pk}",
+        None,
+        run.checkpoint_name,
+    )
     assert Path(run.checkpoint_dir).parent == Path(settings.DATA_DIR) / "checkpoints"
     assert run.metrics["val_masked_chi2"] == elsewhere.metrics["val_masked_chi2"]
     assert run.n_spectra == elsewhere.n_spectra and run.train_config == elsewhere.train_config

@@ -232,3 +232,17 @@ def test_a_built_knowledge_base_is_scored_on_the_test_reserve(searchable):
     )
     assert bpt3.evaluation["accuracy"] == pytest.approx(correct / len(reserve))
     assert set(bpt3.evaluation["per_class"]) >= set(bpt3.composition)
+
+
+def test_a_failed_or_abandoned_build_is_in_the_audit_trail(trained):
+    from inference.services.knowledge_bases import knowledge_base_abandon
+    from kb.models import AuditEvent
+    from kb.services.knowledge_bases import knowledge_base_fail
+
+    first, second = (knowledge_base_build(task=lens_task(), seed=seed, promote=False) for seed in (1, 2))
+    knowledge_base_fail(knowledge_base=first, error="the index would not fit")
+    knowledge_base_abandon(knowledge_base=second, error="the worker stopped")
+    events = {e.action: e for e in AuditEvent.objects.filter(action__startswith="knowledge_base_")}
+    assert events["knowledge_base_failed"].subject == f"knowledge base {first.pk}"
+    assert events["knowledge_base_failed"].reason == "the index would not fit"
+    assert events["knowledge_base_abandoned"].after == {"status": "failed"}
