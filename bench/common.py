@@ -2,8 +2,15 @@
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def throwaway_site() -> Path:
@@ -34,6 +41,31 @@ def checkpoint_in_service():
     if run is None:
         raise SystemExit("no checkpoint is in service: run manage.py demo or pretrain first")
     return run
+
+
+def gunicorn(data_dir: Path, port: int, workers: int, threads: int, **environment) -> subprocess.Popen:
+    """gunicorn serving the deployment in ``data_dir`` on loopback, once it answers; ``environment`` adds
+    settings (GALSPEC_THROTTLE_*, ...)."""
+    env = {
+        **os.environ,
+        "GALSPEC_DATA_DIR": str(data_dir.resolve()),
+        "DJANGO_SETTINGS_MODULE": "galspec_site.settings",
+        "GALSPEC_TORCH_THREADS": "1",
+        **environment,
+    }
+    command = [sys.executable, "-m", "gunicorn", "galspec_site.wsgi", "--bind", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(
+        [*command, "--workers", str(workers), "--threads", str(threads), "--log-level", "warning"], cwd=REPO, env=env
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/api/v1/tasks/", timeout=2).raise_for_status()
+            return server
+        except requests.RequestException:
+            time.sleep(0.3)
+    server.kill()
+    raise SystemExit("gunicorn did not answer within 60 s")
 
 
 def report(result: dict, out: Path | None) -> None:

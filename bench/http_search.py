@@ -14,7 +14,6 @@ are a floor for a server on its own machine. Prints JSON; ``--out`` also writes 
 import argparse
 import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -25,47 +24,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import report  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def serve(data_dir: Path, port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "GALSPEC_DATA_DIR": str(data_dir.resolve()),
-        "GALSPEC_THROTTLE_ANON": "1000000/minute",
-        "GALSPEC_THROTTLE_USER": "1000000/minute",
-        "DJANGO_SETTINGS_MODULE": "galspec_site.settings",
-        "GALSPEC_TORCH_THREADS": "1",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "galspec_site.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/api/v1/tasks/", timeout=2).raise_for_status()
-            return server
-        except requests.RequestException:
-            time.sleep(0.3)
-    server.kill()
-    raise SystemExit("gunicorn did not answer within 60 s")
+from bench.common import REPO, gunicorn, report  # noqa: E402
 
 
 def load(url: str, task: str, ids: list[str], clients: int, seconds: float) -> dict:
@@ -118,7 +77,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    server = serve(args.data_dir, args.port, args.workers, args.threads)
+    lifted = {"GALSPEC_THROTTLE_ANON": "1000000/minute", "GALSPEC_THROTTLE_USER": "1000000/minute"}
+    server = gunicorn(args.data_dir, args.port, args.workers, args.threads, **lifted)
     url = f"http://127.0.0.1:{args.port}"
     try:
         spectra = requests.get(f"{url}/api/v1/spectra/?page_size=1000", timeout=60).json()["results"]
