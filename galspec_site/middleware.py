@@ -97,7 +97,7 @@ class PageThrottleMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(("/api/", settings.STATIC_URL)):
+        if request.path_info.startswith("/api/") or request.path.startswith(settings.STATIC_URL):
             return self.get_response(request)
         waits = [t.wait() or 0 for t in page_throttles(request) if not t.allow_request(request, None)]
         if waits:

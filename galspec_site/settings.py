@@ -36,7 +36,8 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 # (galspec_site.startup), and `check --deploy` names it.
 INSECURE_SECRET_KEY = "galspec-insecure-development-key-change-me"  # noqa: S105  public on purpose, refused by servers
 SECRET_KEY_FILE = DATA_DIR / "secret_key"
-SECRET_KEY = env("GALSPEC_SECRET_KEY", default="") or (
+_configured = env("GALSPEC_SECRET_KEY", default="").strip()  # the public key (old .env files set it) counts as unset
+SECRET_KEY = (_configured if _configured != INSECURE_SECRET_KEY else "") or (
     SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() else INSECURE_SECRET_KEY
 )
 # Where real SDSS files for tests and comparisons are found (never copied into the repository).

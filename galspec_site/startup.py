@@ -4,14 +4,21 @@
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+HOW = (
+    "Set GALSPEC_SECRET_KEY to a long random string, e.g. the output of "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` (README, Security). "
+    "`manage.py demo` makes a key of its own under the data folder."
+)
+
 
 def secret_key_check(server: str) -> None:
-    """ImproperlyConfigured, saying what to set, if ``server`` would run with the public built-in key: anyone
+    """ImproperlyConfigured, saying what to set, if ``server`` would run with the public built-in key, or one
+    as weak as Django's ``check --deploy`` calls weak (under 50 characters, or under 5 distinct ones): anyone
     could then forge sessions, CSRF tokens and password-reset links."""
-    if settings.SECRET_KEY == settings.INSECURE_SECRET_KEY:
+    key = settings.SECRET_KEY
+    if key == settings.INSECURE_SECRET_KEY:
         raise ImproperlyConfigured(
-            f"GalSpec will not start {server} with its built-in SECRET_KEY, which is public. Set "
-            "GALSPEC_SECRET_KEY to a long random string, e.g. the output of "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` (README, Security). "
-            "`manage.py demo` makes a key of its own under the data folder."
+            f"GalSpec will not start {server} with its built-in SECRET_KEY, which is public. {HOW}"
         )
+    if len(key) < 50 or len(set(key)) < 5:
+        raise ImproperlyConfigured(f"GalSpec will not start {server}: its SECRET_KEY is too short to be secret. {HOW}")

@@ -148,7 +148,10 @@ def read_spectrum(path: str | Path, *, max_bytes: int = MAX_FITS_BYTES) -> SdssS
     path = Path(path)
     try:
         data = fits_bytes(path, max_bytes=max_bytes)
-        with warnings.catch_warnings(record=True) as caught, fits.open(io.BytesIO(data), memmap=False) as hdus:
+        # disable_image_compression: a tile-compressed image (ZIMAGE) stays the small table it is on disk, never
+        # inflated; _declared_within then refuses it, since no spectrum file holds one
+        opened = fits.open(io.BytesIO(data), memmap=False, disable_image_compression=True)
+        with warnings.catch_warnings(record=True) as caught, opened as hdus:
             warnings.simplefilter("always", AstropyUserWarning)
             _declared_within(path, hdus, len(data))
             hdus.readall()
@@ -218,9 +221,12 @@ def fits_bytes(path: Path, *, max_bytes: int = MAX_FITS_BYTES) -> bytes:
 
 
 def _declared_within(path: Path, hdus: fits.HDUList, size: int) -> None:
-    """SpectrumFileError if a header declares more data than the file holds: checked from the headers alone,
-    before any data is read, so a header claiming gigabytes over a few kilobytes costs nothing."""
+    """SpectrumFileError if a header declares more data than the file holds, or a tile-compressed image (which
+    astropy would inflate): checked from the headers alone, before any data is read, so a header claiming
+    gigabytes over a few kilobytes costs nothing."""
     for number in range(len(hdus)):  # loads each header, not its data
+        if hdus[number].header.get("ZIMAGE"):
+            raise SpectrumFileError(path, f"HDU {number} is a tile-compressed image; an SDSS spectrum file holds none")
         info = hdus.fileinfo(number)
         end = info["datLoc"] + info["datSpan"]
         if end > size:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from inference.models import SearchJob
 from inference.services.search import MAX_K, upload_name_safe
 from inference.tables import read_queries
 from inference.tasks import search_job_run_task
+from inference.worker.jobs import search_job_files_delete
 from kb.models import SearchTask
 from kb.selectors import knowledge_base_in_service
 
@@ -65,6 +67,7 @@ def search_job_create(
     """
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).exists()  # one person's jobs are made in turn
     running = SearchJob.objects.filter(owner=owner, status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING])
     if running.count() >= settings.GALSPEC_MAX_ACTIVE_JOBS:
         raise ValueError(
@@ -109,9 +112,11 @@ def search_job_create(
 
 
 def search_job_cancel(*, job: SearchJob) -> SearchJob:
-    """Stop a queued or running job after the input it is on; what is answered stays. A finished job stays as it is."""
-    SearchJob.objects.filter(pk=job.pk, status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING]).update(
-        status=SearchJob.Status.CANCELLED, finished_at=timezone.now()
-    )
+    """Stop a queued or running job after the input it is on; what is answered stays. A finished job stays as it is.
+    A queued one's files go at once (no worker will take it up); a running one's worker deletes them as it stops."""
+    cancelled = {"status": SearchJob.Status.CANCELLED, "finished_at": timezone.now()}
+    if SearchJob.objects.filter(pk=job.pk, status=SearchJob.Status.QUEUED).update(**cancelled):
+        search_job_files_delete(job=job)
+    SearchJob.objects.filter(pk=job.pk, status=SearchJob.Status.RUNNING).update(**cancelled)
     job.refresh_from_db()
     return job

@@ -45,7 +45,9 @@ class Lease:
     def claim(cls, model: type[LeasedWork], pk: int) -> Lease | None:
         """Take the row up if it is queued, or running with a stale heartbeat; None if it cannot be taken
         (finished, or alive with another worker)."""
-        claimable = Q(status=QUEUED) | Q(status=RUNNING, heartbeat_at__lt=stale_before())
+        # running without a heartbeat: left by a worker from before leases (a batch job at the upgrade)
+        silent = Q(heartbeat_at__lt=stale_before()) | Q(heartbeat_at__isnull=True)
+        claimable = Q(status=QUEUED) | (Q(status=RUNNING) & silent)
         with transaction.atomic():
             if not model.objects.filter(claimable, pk=pk).update(
                 status=RUNNING, heartbeat_at=timezone.now(), attempts=F("attempts") + 1

@@ -21,6 +21,7 @@ from inference import index as vector_index
 from inference.models import Operation
 from inference.selectors.background import stale_before
 from inference.tasks import operation_run_task
+from inference.worker.operations import operation_builds_abandon
 from kb.models import KnowledgeBase, SearchTask
 from kb.roles import FLAG, OPERATE
 from kb.search_tasks import VOTERS
@@ -171,6 +172,8 @@ def operation_cancel(*, user, operation: Operation) -> Operation:
         )
     operation.cancel_requested = True
     operation.save(update_fields=["status", "finished_at", "stage", "cancel_requested"])
+    if worker_dead:
+        operation_builds_abandon(operation=operation, error="cancelled: its worker died before it was built")
     audit_record(
         actor=user, action="operation_cancel_requested", subject=f"operation {operation.pk}", task=operation.task
     )

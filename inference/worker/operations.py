@@ -44,6 +44,7 @@ def operation_claim(*, operation: Operation) -> Lease | None:
     if lease is not None and lease.attempt > MAX_ATTEMPTS:
         error = f"its worker died {MAX_ATTEMPTS} times (out of memory?): see the workers' logs, then start it again"
         if lease.finish(Operation.Status.FAILED, stage="failed", error=error):
+            operation_builds_abandon(operation=operation, error=error)
             audit_record(
                 actor=None,
                 action="operation_failed",
@@ -53,6 +54,12 @@ def operation_claim(*, operation: Operation) -> Lease | None:
             )
         return None
     return lease
+
+
+def operation_builds_abandon(*, operation: Operation, error: str) -> None:
+    """Fail the candidates a worker left half-built, and delete their half-written indexes."""
+    for stale_build in operation.candidates.filter(status=KnowledgeBase.Status.BUILDING).select_related("task"):
+        knowledge_base_abandon(knowledge_base=stale_build, error=error)
 
 
 def _beat(lease: Lease, **fields) -> None:
@@ -114,8 +121,7 @@ def _operation_carry_on(operation: Operation, lease: Lease, embedding_fan_out) -
         on_progress=lambda done, total: _beat(lease, step=done, total=total),
         fan_out=embedding_fan_out,
     )
-    for stale_build in operation.candidates.filter(status=KnowledgeBase.Status.BUILDING).select_related("task"):
-        knowledge_base_abandon(knowledge_base=stale_build, error="its worker stopped; the operation built it again")
+    operation_builds_abandon(operation=operation, error="its worker stopped; the operation built it again")
     done = set(operation.candidates.filter(status=KnowledgeBase.Status.READY).values_list("task_id", flat=True))
     for task in _targets(operation):
         if task.pk not in done:

@@ -131,3 +131,22 @@ def test_the_demos_worker_is_killed_if_it_ignores_a_warm_shutdown():
     time.sleep(0.5)
     worker_stop(stubborn, grace_s=1)
     assert stubborn.returncode == -9
+
+
+def test_a_key_too_short_to_be_secret_is_refused_too(tmp_path):
+    refused = _server(GUNICORN, tmp_path, GALSPEC_SECRET_KEY="  hunter2  ")
+    assert refused.returncode != 0 and "too short to be secret" in refused.stderr
+
+
+def test_an_old_env_files_public_key_counts_as_unset(data_dir):
+    """Older .env.example files set the public key itself: the demo's own key, where there is one, wins."""
+    (data_dir / "secret_key").write_text("k" * 20 + "demo-made-key-0123456789-abcdefghijklmnop\n")
+    shown = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+        DJANGO_SETTINGS_MODULE="galspec_site.settings",
+        GALSPEC_DATA_DIR=str(data_dir),
+        GALSPEC_SECRET_KEY="galspec-insecure-development-key-change-me",
+    )
+    assert shown.stdout.split()[-1] == "k" * 20 + "demo-made-key-0123456789-abcdefghijklmnop", shown.stderr

@@ -191,3 +191,24 @@ def test_an_anonymous_search_with_a_bomb_answers_400(searchable, real_spectra, k
     response = api_client().post("/api/v1/search/", {"task": "bpt3", "file": upload}, format="multipart")
     assert response.status_code == 400
     assert "more than 64 MB" in response.json()["error"]["message"]
+
+
+def test_a_tile_compressed_image_is_refused_uninflated(tmp_path, real_spectra):
+    """FITS's own compression: a COADD that is a tile-compressed image of 270 MB of zeros, in a file of under
+    1 MB, would be inflated by astropy on reading; it is refused from its header."""
+    import numpy as np
+
+    with fits.open(real_spectra[0]) as real:
+        hdus = fits.HDUList([real[0].copy(), fits.CompImageHDU(np.zeros((6000, 6000)), name="COADD")])
+        hdus.append(real["SPECOBJ"].copy())
+        bomb = tmp_path / "tiled.fits"
+        hdus.writeto(bomb)
+    assert bomb.stat().st_size < MB
+    tracemalloc.start()
+    try:
+        with pytest.raises(SpectrumFileError, match="HDU 1 is a tile-compressed image"):
+            read_spectrum(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MB, f"{peak / MB:.0f} MB"

@@ -65,3 +65,35 @@ def test_a_running_operation_whose_worker_is_dead_can_be_cancelled(searchable):
     operation = operation_cancel(user=admin, operation=_dead_running(admin))
     assert operation.status == "cancelled" and operation.finished_at is not None
     assert not operation.active  # a new operation may start
+
+
+def test_a_cancelled_queued_jobs_files_are_deleted_at_once(searchable, real_spectra):
+    from inference.services.jobs import search_job_cancel
+
+    upload = io.BytesIO(real_spectra[0].read_bytes())
+    upload.name = real_spectra[0].name
+    job = search_job_create(owner=person("vera"), task=shipped_task("lens"), files=[upload])
+    assert search_job_cancel(job=job).status == "cancelled"
+    assert not Path(job.folder).exists()
+
+
+def test_a_job_left_running_without_a_heartbeat_is_taken_up(searchable):
+    """A job running when the upgrade to leased jobs came has no heartbeat: it is claimed, not held forever."""
+    job = search_job_create(owner=person("vera"), task=shipped_task("lens"), identifiers=["1"])
+    SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.RUNNING, heartbeat_at=None)
+    job = search_job_run(job=SearchJob.objects.get(pk=job.pk))
+    assert (job.status, job.done) == ("done", 1)
+
+
+def test_cancelling_a_dead_operation_fails_its_half_built_candidates(searchable):
+    from kb.models import KnowledgeBase
+
+    admin = person("root", "admin")
+    operation = _dead_running(admin)
+    half = KnowledgeBase.objects.get(pk=searchable["lens"].pk)
+    half.pk, half.version, half.in_service, half.status = None, 99, False, KnowledgeBase.Status.BUILDING
+    half.save()
+    operation.candidates.add(half)
+    operation_cancel(user=admin, operation=operation)
+    half.refresh_from_db()
+    assert half.status == "failed" and "its worker died" in half.error
