@@ -194,7 +194,7 @@ def test_an_anonymous_search_with_a_bomb_answers_400(searchable, real_spectra, k
 
 
 def test_a_tile_compressed_image_is_refused_uninflated(tmp_path, real_spectra):
-    """FITS's own compression: a COADD that is a tile-compressed image of 270 MB of zeros, in a file of under
+    """FITS's own compression: a COADD that is a tile-compressed image of 288 MB of zeros, in a file of under
     1 MB, would be inflated by astropy on reading; it is refused from its header."""
     import numpy as np
 
