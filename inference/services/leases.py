@@ -67,6 +67,16 @@ class Lease:
         """End the work with ``status``; False (nothing written) when the row is no longer this attempt's."""
         return bool(self.own().update(status=status, finished_at=timezone.now(), **fields))
 
+    def given_up(self, *, max_attempts: int, advice: str) -> str:
+        """Past ``max_attempts`` workers dead on it (out of memory, often), fail the work rather than kill the
+        next worker too, and return the sentence it was failed with, for the caller's own clearing up (this
+        worker then leaves the work); "" while attempts are left."""
+        if self.attempt <= max_attempts:
+            return ""
+        error = f"its worker died {max_attempts} times (out of memory?): {advice}"
+        self.finish(RunStatus.FAILED, stage="failed", error=error)
+        return error
+
     @contextmanager
     def heartbeat(self, *, every: float | None = None) -> Iterator[None]:
         """Stamp the row's ``heartbeat_at`` every ``every`` seconds (default: a quarter of the stale

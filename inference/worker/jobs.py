@@ -76,12 +76,7 @@ class SearchJobStopped(Exception):
 def search_job_claim(*, job: SearchJob) -> Lease | None:
     """Take the job up (``Lease.claim``); one whose workers died ``MAX_ATTEMPTS`` times is failed instead."""
     lease = Lease.claim(SearchJob, job.pk)
-    if lease is not None and lease.attempt > MAX_ATTEMPTS:
-        lease.finish(
-            SearchJob.Status.FAILED,
-            stage="failed",
-            error=f"its worker died {MAX_ATTEMPTS} times (out of memory?); what was answered is kept",
-        )
+    if lease is not None and lease.given_up(max_attempts=MAX_ATTEMPTS, advice="what was answered is kept"):
         search_job_files_delete(job=job)
         return None
     return lease

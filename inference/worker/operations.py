@@ -41,19 +41,19 @@ def operation_claim(*, operation: Operation) -> Lease | None:
     whose workers died ``MAX_ATTEMPTS`` times is failed instead, so that it cannot kill every worker that
     starts, one after another."""
     lease = Lease.claim(Operation, operation.pk)
-    if lease is not None and lease.attempt > MAX_ATTEMPTS:
-        error = f"its worker died {MAX_ATTEMPTS} times (out of memory?): see the workers' logs, then start it again"
-        if lease.finish(Operation.Status.FAILED, stage="failed", error=error):
-            operation_builds_abandon(operation=operation, error=error)
-            audit_record(
-                actor=None,
-                action="operation_failed",
-                subject=f"operation {operation.pk}",
-                task=operation.task,
-                reason=error,
-            )
-        return None
-    return lease
+    error = (
+        lease.given_up(max_attempts=MAX_ATTEMPTS, advice="see the workers' logs, then start it again") if lease else ""
+    )
+    if error:
+        operation_builds_abandon(operation=operation, error=error)
+        audit_record(
+            actor=None,
+            action="operation_failed",
+            subject=f"operation {operation.pk}",
+            task=operation.task,
+            reason=error,
+        )
+    return None if error else lease
 
 
 def operation_builds_abandon(*, operation: Operation, error: str) -> None:

@@ -51,12 +51,7 @@ class SurveySearchStopped(Exception):
 def survey_search_claim(*, survey: SurveySearch) -> Lease | None:
     """Take the search up (``Lease.claim``); a search whose workers died ``MAX_ATTEMPTS`` times is failed instead."""
     lease = Lease.claim(SurveySearch, survey.pk)
-    if lease is not None and lease.attempt > MAX_ATTEMPTS:
-        lease.finish(
-            SurveySearch.Status.FAILED,
-            stage="failed",
-            error=f"its worker died {MAX_ATTEMPTS} times (out of memory?): see the workers' logs",
-        )
+    if lease is not None and lease.given_up(max_attempts=MAX_ATTEMPTS, advice="see the workers' logs"):
         shutil.rmtree(survey.folder, ignore_errors=True)
         return None
     return lease

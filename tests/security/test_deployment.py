@@ -103,6 +103,20 @@ def test_gunicorn_starts_with_a_key_of_its_own(tmp_path):
     assert started.returncode == 0, started.stderr
 
 
+def _key_read(data_dir, **environment) -> str:
+    """The SECRET_KEY the production settings read for a deployment whose data folder is ``data_dir``."""
+    shown = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+        DJANGO_SETTINGS_MODULE="galspec_site.settings",
+        GALSPEC_DATA_DIR=str(data_dir),
+        **environment,
+    )
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.split()[-1]
+
+
 def test_the_demo_makes_its_own_key_readable_by_its_user_alone(data_dir, settings):
     from inference.management.commands.demo import Command
 
@@ -112,14 +126,7 @@ def test_the_demo_makes_its_own_key_readable_by_its_user_alone(data_dir, setting
     key = settings.SECRET_KEY_FILE.read_text().strip()
     assert settings.SECRET_KEY == key != settings.INSECURE_SECRET_KEY and len(key) >= 50
     assert settings.SECRET_KEY_FILE.stat().st_mode & 0o777 == 0o600
-    shown = _manage(
-        "shell",
-        "-c",
-        "from django.conf import settings; print(settings.SECRET_KEY)",
-        DJANGO_SETTINGS_MODULE="galspec_site.settings",
-        GALSPEC_DATA_DIR=str(data_dir),
-    )
-    assert shown.stdout.split()[-1] == key  # what its worker, and every later run, reads
+    assert _key_read(data_dir) == key  # what its worker, and every later run, reads
 
 
 def test_the_demos_worker_is_killed_if_it_ignores_a_warm_shutdown():
@@ -141,12 +148,5 @@ def test_a_key_too_short_to_be_secret_is_refused_too(tmp_path):
 def test_an_old_env_files_public_key_counts_as_unset(data_dir):
     """Older .env.example files set the public key itself: the demo's own key, where there is one, wins."""
     (data_dir / "secret_key").write_text("k" * 20 + "demo-made-key-0123456789-abcdefghijklmnop\n")
-    shown = _manage(
-        "shell",
-        "-c",
-        "from django.conf import settings; print(settings.SECRET_KEY)",
-        DJANGO_SETTINGS_MODULE="galspec_site.settings",
-        GALSPEC_DATA_DIR=str(data_dir),
-        GALSPEC_SECRET_KEY="galspec-insecure-development-key-change-me",
-    )
-    assert shown.stdout.split()[-1] == "k" * 20 + "demo-made-key-0123456789-abcdefghijklmnop", shown.stderr
+    read = _key_read(data_dir, GALSPEC_SECRET_KEY="galspec-insecure-development-key-change-me")
+    assert read == "k" * 20 + "demo-made-key-0123456789-abcdefghijklmnop"

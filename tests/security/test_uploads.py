@@ -116,6 +116,17 @@ def test_a_catalog_upload_pointing_at_server_files_answers_400_with_no_file_text
     assert SearchTask.objects.count() == tasks and AuditEvent.objects.count() == events
 
 
+def _refused_peak(path, *, match: str, **options) -> int:
+    """The most bytes Python held while ``read_spectrum`` refused ``path`` (counted by tracemalloc, not timed)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(SpectrumFileError, match=match):
+            read_spectrum(path, **options)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _bomb(compress, size: int, head: bytes) -> bytes:
     """A real FITS header followed by ``size`` zero bytes, compressed: kilobytes that inflate to ``size``."""
     compressor = compress()
@@ -139,13 +150,7 @@ def test_a_decompression_bomb_is_stopped_at_the_cap(tmp_path, real_spectra, kind
     bomb = tmp_path / "innocent.fits"  # the name says nothing: the bytes do
     bomb.write_bytes(_bomb(BOMBS[kind], 64 * MB, real_spectra[0].read_bytes()[:2880]))
     assert bomb.stat().st_size < MB
-    tracemalloc.start()
-    try:
-        with pytest.raises(SpectrumFileError, match=f"decompresses \\({kind}\\) to more than 4 MB"):
-            read_spectrum(bomb, max_bytes=4 * MB)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _refused_peak(bomb, max_bytes=4 * MB, match=f"decompresses \\({kind}\\) to more than 4 MB")
     assert peak < 4 * 4 * MB, f"{peak / MB:.0f} MB held for a 4 MB cap"  # chunks and their join: 3x
 
 
@@ -164,13 +169,7 @@ def test_a_header_claiming_gigabytes_is_refused_before_its_data_is_read(tmp_path
     data[card : card + 30] = b"NAXIS2  = " + b"%20d" % 250_000_000  # 8 GB of 32-byte rows
     claim = tmp_path / "claim.fits"
     claim.write_bytes(bytes(data[: 12 * 2880]))  # 34 KB of it
-    tracemalloc.start()
-    try:
-        with pytest.raises(SpectrumFileError, match="declares data up to byte 8,000,0"):
-            read_spectrum(claim)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _refused_peak(claim, match="declares data up to byte 8,000,0")
     assert peak < 4 * MB
 
 
@@ -204,11 +203,5 @@ def test_a_tile_compressed_image_is_refused_uninflated(tmp_path, real_spectra):
         bomb = tmp_path / "tiled.fits"
         hdus.writeto(bomb)
     assert bomb.stat().st_size < MB
-    tracemalloc.start()
-    try:
-        with pytest.raises(SpectrumFileError, match="HDU 1 is a tile-compressed image"):
-            read_spectrum(bomb)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _refused_peak(bomb, match="HDU 1 is a tile-compressed image")
     assert peak < 8 * MB, f"{peak / MB:.0f} MB"
