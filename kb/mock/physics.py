@@ -13,6 +13,8 @@ above it on either side of Schawinski et al. (2007)'s division.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from kb.bpt import bpt_region
@@ -147,6 +149,77 @@ def stellar_continuum(
     return (1 - young) * old_spec + young * young_spec
 
 
+# ---- stellar continua from version 3 on ----------------------------------------------------------------
+
+# Absorption features of an old population: rest wavelength (Angstrom, vacuum) and equivalent width
+# (Angstrom), roughly as in SDSS's passive galaxies (Ca II K and H, the G band, H-delta to H-alpha, Fe 4383,
+# Mg b, Fe 5270/5335, Na D, the Ca triplet). Each line's own width is INTRINSIC_KMS, well below any galaxy's
+# velocity dispersion, so that the dispersion sets how broad the lines look, as in a galaxy.
+ABSORPTION = [
+    (3934.78, 8.0),
+    (3969.59, 6.0),
+    (4102.89, 0.9),
+    (4305.0, 3.5),
+    (4341.68, 0.9),
+    (4383.5, 1.2),
+    (4862.68, 0.8),
+    (5176.7, 3.5),
+    (5270.0, 1.3),
+    (5335.0, 1.0),
+    (5895.6, 1.6),
+    (6564.61, 0.7),
+    (8544.4, 1.2),
+    (8664.5, 1.1),
+]
+INTRINSIC_KMS = 60.0
+# A stars' Balmer lines, broad by their own physics (pressure broadening): rest wavelength and EW
+# (Angstrom) for a population of A and B stars alone, weaker towards H-alpha as in A-star spectra; one
+# Gaussian sigma (Angstrom) for all.
+BALMER_YOUNG = {
+    3798.98: 6.0,
+    3836.47: 7.0,
+    3890.15: 8.0,
+    3971.20: 9.0,
+    4102.89: 10.0,
+    4341.68: 9.0,
+    4862.68: 8.0,
+    6564.61: 4.0,
+}
+BALMER_YOUNG_SIGMA = 10.0
+NA_D = 5895.6
+
+
+@dataclass(frozen=True)
+class Stars:
+    """The stellar light of a galaxy: an old population mixed with a young one (A and B stars)."""
+
+    t_old: float  # K: the old population's colour temperature
+    t_young: float  # K
+    young: float  # the young population's share of the light at 5575 Angstrom (rest)
+    balmer: float = 1.0  # the young population's Balmer absorption, over BALMER_YOUNG (post-starbursts: > 1)
+    na_d: float = 1.0  # Na D absorption over an old population's (interstellar Na D in outflows: > 1)
+
+
+def stellar_spectrum(wave_rest: np.ndarray, stars: Stars, vdisp: float) -> np.ndarray:
+    """The stars' light (dimensionless, ~1 at 5575 Angstrom rest) at rest wavelengths ``wave_rest``, its
+    absorption lines broadened by ``vdisp`` (km/s) and the instrument. Pure: the same arguments give the
+    same spectrum, so a catalog's template fit can evaluate it at other dispersions."""
+    broad = np.hypot(np.hypot(vdisp, INTRINSIC_KMS), INSTRUMENT_SIGMA_KMS) / C_KMS
+    old = planck_shape(wave_rest, stars.t_old)
+    old *= 1 - 0.45 / (1 + np.exp((wave_rest - 4000) / 15))  # the 4000 Angstrom break: Dn4000 ~ 1.8
+    hot = planck_shape(wave_rest, stars.t_young)
+    hot *= 1 - 0.12 / (1 + np.exp((wave_rest - 3700) / 20))
+    metal = np.zeros_like(wave_rest)
+    for centre, ew in ABSORPTION:
+        metal += ew * (stars.na_d if centre == NA_D else 1.0) * gaussian(wave_rest, centre, centre * broad)
+    balmer = np.zeros_like(wave_rest)
+    for centre, ew in BALMER_YOUNG.items():
+        balmer += ew * stars.balmer * gaussian(wave_rest, centre, np.hypot(BALMER_YOUNG_SIGMA, centre * broad))
+    old_spec = old * np.clip(1 - metal, 0.05, None)
+    young_spec = hot * np.clip(1 - balmer - 0.3 * metal, 0.05, None)
+    return (1 - stars.young) * old_spec + stars.young * young_spec
+
+
 # ---- emission-line ratios by BPT class -------------------------------------------------------------
 
 # Robust (3-sigma clipped) mean and covariance of (log [N II]/Ha, log [O III]/Hb, log [S II]/Ha,
@@ -244,3 +317,49 @@ def sky_spectrum(wave_obs: np.ndarray) -> np.ndarray:
         strength = 60.0 if i == 0 else (25.0 if line < 6500 else 12.0 + 3 * (i % 4))
         sky += strength * gaussian(wave_obs, line, 1.6) * 4.0
     return sky
+
+
+# ---- observing: what SDSS records of a model spectrum -------------------------------------------------
+
+SKY = sky_spectrum(WAVE)  # 1e-17 erg s^-1 cm^-2 Angstrom^-1
+SKY_LINE_FLUX = SKY - sky_spectrum(np.array([5000.0]))[0]  # the lines alone
+THROUGHPUT = 1 + 2.0 * np.exp(-(WAVE - 3800) / 250) + 0.6 * np.exp((WAVE - 9200) / 300)  # noise boost at the ends
+
+
+def noise(model: np.ndarray, snr: float, reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel photon noise of ``model`` plus sky, scaled so that ``reference`` (default: ``model``) has a
+    median S/N of ``snr``, and the pipeline's sigma, which adds the sky-subtraction residual: (3841,) each."""
+    shape = np.sqrt(np.clip(model, 0, None) + SKY) * THROUGHPUT
+    reference = model if reference is None else reference
+    reference_shape = np.sqrt(np.clip(reference, 0, None) + SKY) * THROUGHPUT
+    photon = shape * np.median(np.clip(reference, 1e-3, None) / reference_shape) / snr
+    return photon, np.hypot(photon, 0.015 * SKY_LINE_FLUX)
+
+
+def observe(
+    model: np.ndarray, snr: float, rng: np.random.Generator, reference: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """SDSS-like noise (sky + source photon noise, a blue end losing throughput), sky-line residuals,
+    and a few masked bad columns; the noise level is set by ``reference`` (default: ``model``), so a
+    lens's background lines add their own photon noise without changing the host's."""
+    photon, sigma = noise(model, snr, reference)  # 1e-17 erg s^-1 cm^-2 Angstrom^-1
+    residual = 0.015 * SKY_LINE_FLUX * rng.normal(0, 1, model.shape)  # imperfect sky subtraction
+    flux = model + rng.normal(0, 1, model.shape) * photon + residual
+    ivar = 1.0 / sigma**2
+    sky = SKY
+    and_mask = np.zeros(model.shape, dtype=np.int32)
+    bright_sky = sky > 40
+    and_mask[bright_sky & (rng.random(model.shape) < 0.3)] |= 1 << 23  # BRIGHTSKY
+    for _ in range(rng.poisson(0.7)):  # bad CCD columns: no data
+        start = int(rng.integers(0, len(model) - 12))
+        stop = start + int(rng.integers(2, 12))
+        and_mask[start:stop] |= 1 << 24  # NODATA
+    ivar[(and_mask & (1 << 24)) != 0] = 0.0  # BRIGHTSKY pixels keep their ivar, as in SDSS files
+    return {
+        "flux": flux.astype(np.float32),
+        "ivar": ivar.astype(np.float32),
+        "and_mask": and_mask,
+        "sky": sky.astype(np.float32),
+        "model": model.astype(np.float32),
+        "sigma": sigma,
+    }

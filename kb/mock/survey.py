@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from kb.identifiers import specobjid_decode, specobjid_encode
-from kb.mock import physics
-from kb.mock.populations import MASSIVE_PER_LENS, MockGalaxy, draw_galaxy, render
-from kb.mock.writer import measure_lines, write_catalogs, write_spectrum
+from kb.mock import populations, v2
+from kb.mock.populations import MASSIVE_PER_LENS
+from kb.mock.writer import write_catalogs, write_spectrum
 
-MOCK_VERSION = 2  # docs/mock_survey.md says what each version changed
+MOCK_VERSION = 3  # the default; docs/mock_survey.md says what each version changed
 SETTINGS = "mock_survey.json"  # beside the spectra: what the survey was generated with
 FIBERS_PER_PLATE = 600
 FIRST_PLATE = 300
@@ -47,69 +47,27 @@ def plate_layout(index: int, seed: int) -> dict:
     }
 
 
-def galspec_bptclass(lines: dict[str, tuple[float, float]]) -> int:
-    """MPA-JHU BPTCLASS from measured lines (Brinchmann et al. 2004's rules)."""
-    snr = {name: flux / err if err > 0 else 0.0 for name, (flux, err) in lines.items()}
-    key = ("H_alpha", "H_beta", "[O_III] 5007", "[N_II] 6583")
-    if all(snr[k] >= 3 for k in key):
-        n2 = np.log10(lines["[N_II] 6583"][0] / lines["H_alpha"][0])
-        o3 = np.log10(lines["[O_III] 5007"][0] / lines["H_beta"][0])
-        return {"star-forming": 1, "composite": 3, "agn": 4}[physics.bpt_region(n2, o3)]
-    if snr["H_alpha"] >= 2 and snr["[N_II] 6583"] >= 2 and lines["[N_II] 6583"][0] > 0:
-        return 2 if np.log10(lines["[N_II] 6583"][0] / lines["H_alpha"][0]) < -0.4 else 5
-    return -1
+VERSIONS = {2: v2, 3: populations}  # what each version draws and records; v2 is frozen
 
 
-def port_bpt(lines: dict[str, tuple[float, float]]) -> str:
-    """Portsmouth BPT string from measured lines (S/N >= 2 in the four lines, else BLANK)."""
-    key = ("H_alpha", "H_beta", "[O_III] 5007", "[N_II] 6583")
-    if not all(err > 0 and flux / err >= 2 for flux, err in (lines[k] for k in key)):
-        return "BLANK"
-    n2 = np.log10(lines["[N_II] 6583"][0] / lines["H_alpha"][0])
-    o3 = np.log10(lines["[O_III] 5007"][0] / lines["H_beta"][0])
-    region = physics.bpt_region(n2, o3)
-    if region != "agn":
-        return {"star-forming": "Star Forming", "composite": "Composite"}[region]
-    return "Seyfert" if o3 > 1.05 * n2 + 0.45 else "LINER"
-
-
-def make_one(
-    task: tuple[int, int, np.random.SeedSequence, Path, float, float, float], *, background: bool = True
-) -> dict:
+def make_one(task: tuple, *, background: bool = True) -> dict:
     """Draw, observe, measure and write one galaxy; returns its catalog row. ``background=False`` renders
     a lens without its background galaxy's lines (``populations.render``)."""
-    index, seed, seed_seq, spectra_dir, *fractions = task
-    galaxy, rng = _draw(seed_seq, fractions)
-    observed = render(galaxy, rng, background=background)
-    sigma_gas = galaxy.sigma_gas
-    true_lines = dict(galaxy.lines)
-    spzline = measure_lines(true_lines, galaxy.z, observed["sigma"], sigma_gas, rng)
-    mpa = measure_lines(true_lines, galaxy.z, observed["sigma"], sigma_gas, rng)  # another fit, another noise
-    port = measure_lines(true_lines, galaxy.z, observed["sigma"] * 1.15, sigma_gas, rng)
+    index, seed, seed_seq, spectra_dir, version, *fractions = task
+    galaxy, rng = _draw(seed_seq, version, fractions)
+    observed, lines, catalog = VERSIONS[version].record(galaxy, rng, background=background)
     row = plate_layout(index, seed)
-    sn = float(np.median(observed["flux"] * np.sqrt(observed["ivar"])))
+    row.update(catalog)
     row.update(
-        Z=galaxy.z,
-        Z_ERR=2e-5 * (1 + galaxy.z),
-        VDISP=galaxy.vdisp,
-        VDISP_ERR=0.08 * galaxy.vdisp,
-        SN_MEDIAN_ALL=sn,
-        SUBCLASS="STARFORMING" if galaxy.population == "star-forming" else "",
-        BPTCLASS=galspec_bptclass(mpa),
-        PORT_BPT=port_bpt(port),
-        LGM=float(rng.normal(10.6, 0.4)),
         population=galaxy.population,
         kind=galaxy.kind,
         z_source=galaxy.z_source,
-        grading="confident" if rng.random() < 0.6 else "probable",
         n2=galaxy.ratios.get("n2"),
         o3=galaxy.ratios.get("o3"),
         snr=galaxy.snr,
     )
     name = f"spec-{row['PLATE']:04d}-{row['MJD']:05d}-{row['FIBERID']:04d}.fits"
-    write_spectrum(
-        spectra_dir / f"{row['PLATE']:04d}" / name, row=row, observed=observed, lines=spzline, sigma_kms=sigma_gas
-    )
+    write_spectrum(spectra_dir / f"{row['PLATE']:04d}" / name, row=row, observed=observed, lines=lines)
     return row
 
 
@@ -118,6 +76,7 @@ def generate_survey(
     out: str | Path,
     size: int,
     seed: int = 0,
+    version: int = MOCK_VERSION,
     lens_fraction: float = 0.025,
     outlier_fraction: float = 0.025,
     massive_per_lens: float = MASSIVE_PER_LENS,
@@ -125,9 +84,12 @@ def generate_survey(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Write ``size`` spectra to out/spectra/PLATE/spec-*.fits, the catalogs to out/catalogs/, and the
-    truth to out/mock_truth.csv. Returns counts per population, outlier kind and catalog class."""
+    truth to out/mock_truth.csv, as mock ``version`` models them. Returns counts per population, outlier
+    kind and catalog class."""
     if size < 1:
         raise ValueError("a survey needs at least one spectrum")
+    if version not in VERSIONS:
+        raise ValueError(f"mock version {version} does not exist; choose one of {', '.join(map(str, VERSIONS))}")
     if not 0 <= lens_fraction * (1 + massive_per_lens) + outlier_fraction <= 1:
         raise ValueError(
             f"lenses, the {massive_per_lens:g} massive galaxies matched to each and outliers would be "
@@ -139,7 +101,7 @@ def generate_survey(
     (out / SETTINGS).write_text(
         json.dumps(
             {
-                "version": MOCK_VERSION,
+                "version": version,
                 "size": size,
                 "seed": seed,
                 "lens_fraction": lens_fraction,
@@ -150,7 +112,8 @@ def generate_survey(
         )
     )
     seeds = np.random.SeedSequence(seed).spawn(size)
-    tasks = [(i, seed, seeds[i], spectra_dir, lens_fraction, outlier_fraction, massive_per_lens) for i in range(size)]
+    fractions = (lens_fraction, outlier_fraction, massive_per_lens)
+    tasks = [(i, seed, seeds[i], spectra_dir, version, *fractions) for i in range(size)]
     rows = []
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -164,54 +127,61 @@ def generate_survey(
             if on_progress:
                 on_progress(len(rows), size)
     write_catalogs(out / "catalogs", rows)
-    _write_truth(out / "mock_truth.csv", rows)
-    return {
+    _write_truth(out / "mock_truth.csv", rows, VERSIONS[version].TRUTH_EXTRA)
+    summary = {
+        "version": version,
         "spectra": len(rows),
         "populations": dict(Counter(r["population"] for r in rows)),
         "outlier_kinds": dict(Counter(r["kind"] for r in rows if r["population"] == "outlier")),
         "galspecextra_bptclass": dict(Counter(r["BPTCLASS"] for r in rows)),
         "portsmouth_bpt": dict(Counter(r["PORT_BPT"] for r in rows)),
+        "lenses_catalogued": sum(r["lens_catalogued"] for r in rows),
     }
+    if "eplusa_catalogued" in rows[0]:
+        summary["eplusa_catalogued"] = sum(r["eplusa_catalogued"] for r in rows)
+    return summary
 
 
 def render_again(survey: str | Path, specobjid: int, out: str | Path, *, background: bool = True) -> Path:
     """One spectrum of the mock survey in folder ``survey`` written again into folder ``out``, exactly as
     generated (same galaxy, same noise), or with ``background=False`` without a lens's background lines.
     Returns the file's path. ValueError if the folder is not a mock survey or the spectrum is not in it."""
-    index, seed, seed_seq, fractions = _locate(survey, specobjid)
-    row = make_one((index, seed, seed_seq, Path(out), *fractions), background=background)
+    index, seed, seed_seq, version, fractions = _locate(survey, specobjid)
+    row = make_one((index, seed, seed_seq, Path(out), version, *fractions), background=background)
     return Path(out) / f"{row['PLATE']:04d}" / f"spec-{row['PLATE']:04d}-{row['MJD']:05d}-{row['FIBERID']:04d}.fits"
 
 
-def galaxy_again(survey: str | Path, specobjid: int) -> MockGalaxy:
+def galaxy_again(survey: str | Path, specobjid: int):
     """The truth behind one spectrum of the mock survey in folder ``survey`` (drawn again, nothing written),
-    including what mock_truth.csv leaves out, such as a lens's background-line S/N. ValueError as
-    ``render_again``."""
-    _, _, seed_seq, fractions = _locate(survey, specobjid)
-    return _draw(seed_seq, fractions)[0]
+    including what mock_truth.csv leaves out, such as a lens's background-line S/N: the ``MockGalaxy`` of
+    the survey's version. ValueError as ``render_again``."""
+    _, _, seed_seq, version, fractions = _locate(survey, specobjid)
+    return _draw(seed_seq, version, fractions)[0]
 
 
-def _draw(seed_seq: np.random.SeedSequence, fractions) -> tuple[MockGalaxy, np.random.Generator]:
+def _draw(seed_seq: np.random.SeedSequence, version: int, fractions) -> tuple:
     """A spectrum's galaxy from its own random stream, and the stream, which goes on to observe it."""
     rng = np.random.default_rng(seed_seq)
     lens_fraction, outlier_fraction, massive_per_lens = fractions
-    galaxy = draw_galaxy(
+    galaxy = VERSIONS[version].draw_galaxy(
         rng, lens_fraction=lens_fraction, outlier_fraction=outlier_fraction, massive_per_lens=massive_per_lens
     )
     return galaxy, rng
 
 
-def _locate(survey: str | Path, specobjid: int) -> tuple[int, int, np.random.SeedSequence, tuple]:
+def _locate(survey: str | Path, specobjid: int) -> tuple[int, int, np.random.SeedSequence, int, tuple]:
     """Where ``specobjid`` sits in the mock survey in folder ``survey``: its index, the survey's seed, the
-    spectrum's own random stream and the survey's (lens, outlier, massive-per-lens) fractions."""
+    spectrum's own random stream, the mock version and the survey's (lens, outlier, massive-per-lens)
+    fractions."""
     survey = Path(survey)
     if not (survey / SETTINGS).exists():
         raise ValueError(f"{survey} is not a mock survey (no {SETTINGS}): it cannot be rendered again")
     settings = json.loads((survey / SETTINGS).read_text())
-    if settings.get("version") != MOCK_VERSION:
+    version = settings.get("version")
+    if version not in VERSIONS:
         raise ValueError(
-            f"{survey} is a mock survey of version {settings.get('version')}; this code renders version "
-            f"{MOCK_VERSION} and would not give the same spectra"
+            f"{survey} is a mock survey of version {version}; this code renders versions "
+            f"{', '.join(map(str, VERSIONS))} and would not give the same spectra"
         )
     plate, mjd, fiber, _ = specobjid_decode(int(specobjid))
     index = (plate - FIRST_PLATE) * FIBERS_PER_PLATE + fiber - 1
@@ -220,7 +190,7 @@ def _locate(survey: str | Path, specobjid: int) -> tuple[int, int, np.random.See
         raise ValueError(f"specobjid {specobjid} is not a spectrum of the mock survey in {survey}")
     seed_seq = np.random.SeedSequence(settings["seed"], spawn_key=(index,))  # as generate_survey's spawn(size)[index]
     fractions = (settings["lens_fraction"], settings["outlier_fraction"], settings["massive_per_lens"])
-    return index, settings["seed"], seed_seq, fractions
+    return index, settings["seed"], seed_seq, version, fractions
 
 
 TRUTH = (
@@ -241,15 +211,16 @@ TRUTH = (
 )
 
 
-def _write_truth(path: Path, rows: list[dict]) -> None:
-    """What each mock spectrum really is (population, kind, redshifts, BPT ratios, catalog classes), as CSV."""
+def _write_truth(path: Path, rows: list[dict], extra: tuple[tuple[str, str], ...]) -> None:
+    """What each mock spectrum really is (population, kind, redshifts, BPT ratios, catalog classes), as CSV;
+    ``extra`` (column, format) are the version's own columns, after TRUTH's."""
 
     def number(value, spec: str) -> str:
         return "" if value is None else format(value, spec)
 
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(TRUTH)
+        writer.writerow(TRUTH + tuple(column for column, _ in extra))
         for r in rows:
             writer.writerow(
                 [
@@ -267,5 +238,6 @@ def _write_truth(path: Path, rows: list[dict]) -> None:
                     number(r["o3"], ".3f"),
                     r["BPTCLASS"],
                     r["PORT_BPT"],
+                    *(number(r[column], spec) for column, spec in extra),
                 ]
             )

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from kb.mock import physics
 from kb.mock.physics import LOGLAM, WAVE
 from kb.spectra import MOCK_KEYWORD
 
@@ -47,34 +46,12 @@ SPZLINE_LINES = [
 LENSCAT_REF = "Talbot et al. (2020) - arXiv:2007.09006"
 
 
-def measure_lines(
-    true_lines: dict[str, float], z: float, sigma: np.ndarray, sigma_kms: float, rng: np.random.Generator
-) -> dict[str, tuple[float, float]]:
-    """What a Gaussian line fit would report for each SPZLINE line: (flux, error), 1e-17 erg s^-1 cm^-2.
-
-    The error of an optimal Gaussian fit on pixels of noise ``sigma`` (flux density) is about
-    sigma * sqrt(2 sqrt(pi) s dlambda) for a line of width s on pixels dlambda wide. Lines outside the
-    observed range get (0, -1), as SDSS writes them.
-    """
-    out = {}
-    for name, wave_rest in SPZLINE_LINES:
-        centre = wave_rest * (1 + z)
-        if not WAVE[0] + 10 < centre < WAVE[-1] - 10:
-            out[name] = (0.0, -1.0)
-            continue
-        pixel = int(np.searchsorted(WAVE, centre))
-        width = centre * np.hypot(sigma_kms, physics.INSTRUMENT_SIGMA_KMS) / physics.C_KMS
-        dlambda = centre * np.log(10) * 1e-4
-        error = float(sigma[pixel] * np.sqrt(2 * np.sqrt(np.pi) * width * dlambda))
-        out[name] = (float(true_lines.get(name, 0.0) + rng.normal(0, error)), error)
-    return out
-
-
 def write_spectrum(
-    path: Path, *, row: dict, observed: dict[str, np.ndarray], lines: dict[str, tuple[float, float]], sigma_kms: float
+    path: Path, *, row: dict, observed: dict[str, np.ndarray], lines: dict[str, tuple[float, float, float]]
 ) -> None:
-    """One spec-lite file: PRIMARY, COADD, SPECOBJ, SPZLINE, laid out as SDSS DR8-DR17 writes them."""
-    hdus = [_primary(row), _coadd(observed), _specobj(row), _spzline(row, observed, lines, sigma_kms)]
+    """One spec-lite file: PRIMARY, COADD, SPECOBJ, SPZLINE, laid out as SDSS DR8-DR17 writes them. ``lines``
+    holds every SPZLINE line's (flux, error, sigma km/s), error -1 where it was not fitted."""
+    hdus = [_primary(row), _coadd(observed), _specobj(row), _spzline(row, observed, lines)]
     path.parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList(hdus).writeto(path, overwrite=True)
 
@@ -131,12 +108,13 @@ def _specobj(row: dict) -> fits.BinTableHDU:
 
 
 def _spzline(
-    row: dict, observed: dict[str, np.ndarray], lines: dict[str, tuple[float, float]], sigma_kms: float
+    row: dict, observed: dict[str, np.ndarray], lines: dict[str, tuple[float, float, float]]
 ) -> fits.BinTableHDU:
     """The line fits: area and its error (1e-17 erg s^-1 cm^-2), equivalent width on the model continuum."""
     names = [name for name, _ in SPZLINE_LINES]
     flux = np.array([lines[name][0] for name in names], np.float32)
     error = np.array([lines[name][1] for name in names], np.float32)
+    sigma_kms = np.array([lines[name][2] for name in names], np.float32)
     fitted = error > 0
     continuum = np.array(
         [_continuum_level(observed["model"], w * (1 + row["Z"])) for _, w in SPZLINE_LINES], np.float32
@@ -184,7 +162,9 @@ def _continuum_level(model: np.ndarray, centre: float) -> float:
 
 
 def write_catalogs(folder: Path, rows: list[dict]) -> None:
-    """galSpecInfo/galSpecExtra (DR8), emissionLinesPort (DR12), lenscat-format lenses, B&P outliers."""
+    """galSpecInfo/galSpecExtra (DR8), emissionLinesPort (DR12), lenscat-format lenses (those the lens
+    catalog detects), Goto (2007) E+A galaxies (mock v3 on; EWs in Angstrom, rest, emission negative),
+    Baron & Poznanski outliers."""
     folder.mkdir(parents=True, exist_ok=True)
     galaxies = [
         fits.Column("SPECTROTYPE", "6A", array=["GALAXY"] * len(rows)),
@@ -207,7 +187,7 @@ def write_catalogs(folder: Path, rows: list[dict]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["name", "RA [deg]", "DEC [deg]", "zlens", "type", "grading", "ref"])
         for r in rows:
-            if r["population"] == "lens":
+            if r["lens_catalogued"]:
                 writer.writerow(
                     [
                         _jname(r["PLUG_RA"], r["PLUG_DEC"]),
@@ -219,6 +199,23 @@ def write_catalogs(folder: Path, rows: list[dict]) -> None:
                         LENSCAT_REF,
                     ]
                 )
+    if "eplusa_catalogued" in rows[0]:  # from mock version 3 on
+        with open(folder / "goto2007_eplusa.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["plate", "mjd", "fiberid", "ra", "dec", "z", "ew_hdelta", "ew_halpha", "ew_oii"])
+            for r in rows:
+                if r["eplusa_catalogued"]:
+                    writer.writerow(
+                        [
+                            r["PLATE"],
+                            r["MJD"],
+                            r["FIBERID"],
+                            f"{r['PLUG_RA']:.5f}",
+                            f"{r['PLUG_DEC']:.5f}",
+                            f"{r['Z']:.4f}",
+                            *(f"{r[k]:.2f}" for k in ("hdelta_ew", "halpha_index_ew", "oii_index_ew")),
+                        ]
+                    )
     with open(folder / "baron_poznanski_2017.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["specobjid", "plate", "mjd", "fiberid", "class"])

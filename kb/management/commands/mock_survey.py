@@ -8,19 +8,27 @@ from django.core.management.base import BaseCommand, CommandError
 from galspec_site.progress import progress_bar
 from kb.mock import generate_survey
 from kb.mock.populations import MASSIVE_PER_LENS
+from kb.mock.survey import MOCK_VERSION, VERSIONS
 
 
 class Command(BaseCommand):
     help = (
         "Write a mock survey in SDSS's formats: DIR/spectra/PLATE/spec-PLATE-MJD-FIBER.fits (spec-lite), "
         "DIR/catalogs/ (galSpecInfo/galSpecExtra DR8, Portsmouth DR12, lenscat-format lenses, Baron & "
-        "Poznanski outliers) and DIR/mock_truth.csv. Same seed, same files."
+        "Poznanski outliers, Goto 2007 E+A galaxies) and DIR/mock_truth.csv. Same seed and version, same files."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--out", required=True)
         parser.add_argument("--size", type=int, default=2000)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--version",
+            type=int,
+            default=MOCK_VERSION,
+            choices=sorted(VERSIONS),
+            help=f"the mock's version (default {MOCK_VERSION}; 2 regenerates surveys made before 2026-12-06)",
+        )
         parser.add_argument("--lens-fraction", type=float, default=0.025)
         parser.add_argument("--outlier-fraction", type=float, default=0.025)
         parser.add_argument(
@@ -32,7 +40,18 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (output is the same)")
 
     def handle(
-        self, *args, out, size, seed, lens_fraction, outlier_fraction, massive_per_lens, workers, verbosity, **options
+        self,
+        *args,
+        out,
+        size,
+        seed,
+        version,
+        lens_fraction,
+        outlier_fraction,
+        massive_per_lens,
+        workers,
+        verbosity,
+        **options,
     ):
         if min(lens_fraction, outlier_fraction, massive_per_lens) < 0:
             raise CommandError("--lens-fraction, --outlier-fraction and --massive-per-lens cannot be negative")
@@ -42,6 +61,7 @@ class Command(BaseCommand):
                     out=out,
                     size=size,
                     seed=seed,
+                    version=version,
                     lens_fraction=lens_fraction,
                     outlier_fraction=outlier_fraction,
                     massive_per_lens=massive_per_lens,
