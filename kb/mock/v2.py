@@ -1,4 +1,4 @@
-"""Mock survey version 2, frozen: it regenerates v2 surveys byte for byte (`mock_survey --version 2`).
+"""Mock survey version 2, frozen: it regenerates v2 surveys byte for byte (`mock_survey --mock-version 2`).
 
 Do not change it: a fix belongs in the current version (``kb.mock.populations``). What v2 got wrong is in
 docs/mock_survey.md (Versions): catalogs measured the true line fluxes with noise of their own rather than

@@ -2,10 +2,12 @@
 
 import csv
 import hashlib
+import json
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from django.core.management import call_command
 from sklearn.metrics import f1_score
 
 from kb.bpt import bpt_consensus
@@ -128,3 +130,11 @@ def test_the_eplusa_catalog_file_has_gotos_columns(survey):
         rows = list(csv.reader(handle))
     assert rows[0] == ["plate", "mjd", "fiberid", "ra", "dec", "z", "ew_hdelta", "ew_halpha", "ew_oii"]
     assert len(rows) - 1 == summary["eplusa_catalogued"]
+
+
+def test_the_command_writes_the_version_asked_for(tmp_path):
+    call_command("mock_survey", out=str(tmp_path / "old"), size=2, seed=1, mock_version=2, workers=1, verbosity=0)
+    call_command("mock_survey", out=str(tmp_path / "new"), size=2, seed=1, workers=1, verbosity=0)
+    versions = [json.loads((tmp_path / name / "mock_survey.json").read_text())["version"] for name in ("old", "new")]
+    assert versions == [2, 3]
+    assert not (tmp_path / "old" / "catalogs" / "goto2007_eplusa.csv").exists()

@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, default=2000)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
-            "--version",
+            "--mock-version",
             type=int,
             default=MOCK_VERSION,
             choices=sorted(VERSIONS),
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         out,
         size,
         seed,
-        version,
+        mock_version,
         lens_fraction,
         outlier_fraction,
         massive_per_lens,
@@ -61,7 +61,7 @@ class Command(BaseCommand):
                     out=out,
                     size=size,
                     seed=seed,
-                    version=version,
+                    version=mock_version,
                     lens_fraction=lens_fraction,
                     outlier_fraction=outlier_fraction,
                     massive_per_lens=massive_per_lens,
