@@ -1,25 +1,28 @@
 """The methods the knowledge base is compared with in the paper's Table 2 (section 4.1), made honest.
 
 Every method sees the same training spectra and labels, is fit on them alone (never on the test
-spectra), and predicts one training label per test spectrum, deterministically for a given ``seed``:
+spectra), and predicts one training label per test spectrum, deterministically for a given ``seed``.
+Every one knows what the encoder knows, each spectrum's redshift: ``evaluate`` hands them rest-frame
+arrays (``experiments.restframe``), so a win of the encoder's must come from the encoder.
 
 - ``shortcut_knn``: the same K-vote on what a survey catalog says of a spectrum without looking at it
   (redshift, velocity dispersion, S/N): the shortcut a mock or a catalog may leak the label through;
-- ``flux_knn``: the knowledge base's own K-vote (``inference.retrieval.knn_vote``) on the raw flux;
+- ``flux_knn``: the knowledge base's own K-vote (``inference.retrieval.knn_vote``) on flux (the raw
+  rest-frame flux, or the flux sampled in the encoder's own line windows);
 - ``pca_knn``: the same vote on principal components fit on the training flux;
 - ``random_forest``: the paper's classical ML baseline;
 - ``cnn``: a supervised 1D CNN in the spirit of GalSpecNet (Wu et al. 2024), the paper's DL baseline;
 - ``encoder_finetuned``: the pre-trained GalSpecEncoder with a linear head, fine-tuned end to end
-  (the paper's "supervised GalSpecEncoder").
+  (the paper's "supervised GalSpecEncoder"), on the observed frame with z, as the encoder reads it.
 
-The two networks share one training loop (``experiments.supervised``): AdamW on cross-entropy (the paper
-gives both the same loss and optimizer), 10% of the training spectra held out (stratified) and the
-weights with the lowest validation loss kept. Neither weights its loss by class, like the random forest:
-class imbalance is left as it is in every method, as it is in the knowledge base's vote.
+The two networks share one training loop (``experiments.supervised``): AdamW on class-balanced
+cross-entropy with a cosine-decaying learning rate, 10% of the training spectra held out (stratified)
+and the weights with the highest validation macro-F1 kept. The K-votes and the forest weight no class,
+as the knowledge base's vote does not.
 
-Data enter as ``flux`` (N, L) float32, the preprocessed flux (dimensionless: divided by the median over
-rest-frame 5300-5850 Angstrom, see kb/preprocess.py; L = 3688 on the paper's grid), with 0 where a pixel
-was not observed, and ``valid`` (N, L) bool, True where a pixel was observed. Labels are strings.
+Data enter as ``flux`` (N, L) float32 (dimensionless: the preprocessed flux, divided by the median over
+rest-frame 5300-5850 Angstrom, see kb/preprocess.py), with 0 where a pixel was not observed, and
+``valid`` (N, L) bool, True where a pixel was observed. Labels are strings.
 
 Pure numpy/torch/scikit-learn/faiss; never imports Django.
 """
@@ -159,7 +162,7 @@ class SpectrumCNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, n_classes))
 
     def forward(self, flux: torch.Tensor, valid: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """z is not read: the CNN sees the observed-frame spectrum alone, as the paper's baseline."""
+        """z is not read: ``evaluate`` gives the CNN rest-frame spectra, which already hold it."""
         x = self.features(torch.stack([flux, valid.to(flux.dtype)], dim=1))  # (N, 2, L) -> (N, C', L / 64)
         pooled = torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)  # (N, 2 C')
         return self.head(pooled)
@@ -201,10 +204,11 @@ def cnn(
 ) -> list[str]:
     """Train ``SpectrumCNN`` on the training spectra and classify the test spectra.
 
-    AdamW (lr 1e-3, weight decay 0.01), batches of ``batch_size``, at most ``epochs`` epochs, the
-    validation loss measured ``supervised.EVALS_PER_EPOCH`` times an epoch and training stopped after
-    ``supervised.PATIENCE`` measurements without a lower one; the best weights classify (the policy of
-    ``encoder_finetuned`` too). About a minute for 2000 spectra on two CPU cores.
+    AdamW (lr 1e-3 decaying along a cosine, weight decay 0.01) on class-balanced cross-entropy, batches of
+    ``batch_size``, at most ``epochs`` epochs, the validation macro-F1 measured
+    ``supervised.EVALS_PER_EPOCH`` times an epoch and training stopped after ``supervised.PATIENCE``
+    measurements without a higher one; the best weights classify (the policy of ``encoder_finetuned`` too).
+    About a minute for 2000 spectra on two CPU cores.
     ``on_progress(step, total, report)`` after every batch (``total`` assumes no early stop).
     """
     no_z = np.zeros(len(train_flux)), np.zeros(len(test_flux))  # the CNN does not read z
@@ -245,7 +249,7 @@ def encoder_finetuned(
 
     ``checkpoint`` is a checkpoint folder (``TrainingRun.checkpoint_path``); it is only read. ``train_z``
     (N,) and ``test_z`` (M,) are the spectra's redshifts, which the embedding's line windows need. The same loop
-    and policy as ``cnn``: at most ``epochs`` epochs, ended early when the validation loss stops falling.
+    and policy as ``cnn``: at most ``epochs`` epochs, ended early when the validation macro-F1 stops rising.
     On two CPU cores one epoch of the ``small`` preset over 2000 spectra, with its validations, takes two
     to three minutes (self-attention over 736 patches costs about 2 s per batch of 32 forward and
     backward).

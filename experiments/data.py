@@ -27,7 +27,7 @@ class EvaluationConfig:
     proportions: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # lens share of the KB (Figure 4)
     retrieval_sizes: tuple[int, ...] = timing.PAPER_SIZES
     approximate_max_size: int = 100_000  # HNSW/IVF builds past this take minutes on two cores
-    cnn_epochs: int = 15  # at most; both networks stop early on their validation loss (experiments.supervised)
+    cnn_epochs: int = 15  # at most; both networks stop early on their validation macro-F1 (experiments.supervised)
     finetune_epochs: int = 15
     distance_sample: int = 2000  # KB entries whose pairwise distances Table A1 describes
 

@@ -16,13 +16,19 @@ def headline(results: dict) -> dict[str, float]:
     for key in CLASSIFICATIONS:
         for method, report in results[key].items():
             figures[f"{key}.{method}.macro_f1"] = report["macro_f1"]
-        figures[f"{key}.encoder_kb.versus_pca"] = results[key]["encoder_kb"]["versus"]["pca_knn"]["difference"]
+        for other in ("raw_window_knn", "restframe_pca_knn"):
+            figures[f"{key}.encoder_kb.versus_{other}"] = results[key]["encoder_kb"]["versus"][other]["difference"]
+    for key, report in results.get("label_ceiling", {}).items():
+        figures[f"label_ceiling.{key}.{'f1' if key == 'liner' else 'macro_f1'}"] = report.get(
+            "macro_f1", report.get("f1")
+        )
     figures["classification_5class.encoder_kb.liner_f1"] = results["classification_5class"]["encoder_kb"]["per_class"][
         "liner"
     ]["f1"]
     for task, report in results["search"].items():
-        for measure in ("precision", "recall", "f1"):
-            figures[f"search.{task}.{measure}"] = report[measure]
+        for measure in ("precision", "recall", "f1", "precision_at_base_rate"):
+            if report.get(measure) is not None:
+                figures[f"search.{task}.{measure}"] = report[measure]
     for task, report in results.get("search_baselines", {}).get("shortcut_knn", {}).items():
         figures[f"search_baselines.shortcut_knn.{task}.f1"] = report["f1"]
     removed = results.get("lens_lines_removed") or {}
@@ -32,6 +38,8 @@ def headline(results: dict) -> dict[str, float]:
         if row["recall"] is not None:
             low, high = row["source_snr"]
             figures[f"lens_recall_by_source_snr.{low:g}-{high:g}"] = row["recall"]
+    for perturbation, report in results.get("robustness", {}).items():
+        figures[f"robustness.{perturbation}.classification_5class"] = report["classification_5class"]
     for key in ("flagged_share", "precision_flagged", "precision_unflagged"):
         if results.get("trust", {}).get(key) is not None:
             figures[f"trust.{key}"] = results["trust"][key]

@@ -72,8 +72,8 @@ def pooling_variants(data: Data, kbs: dict[str, KnowledgeBase], run, config: Eva
     queries = mixed_test_set(VALIDATION)
     entries = {name: kb_entries(kbs[name]) for name in ("bpt5", *SEARCH_TASKS)}
     ids = sorted(set(queries).union(*({i for i, _ in pairs} for pairs in entries.values())))
-    encoders = {name: _encoder(model, change) for name, change in poolings.items()}
-    pooled = _pooled(model, encoders, data, ids)
+    encoders = {name: encoder_pooled(model, change) for name, change in poolings.items()}
+    pooled = pooled_embeddings(model, encoders, data, ids)
     position = {i: n for n, i in enumerate(ids)}
     rows = []
     for name, vectors in pooled.items():
@@ -129,7 +129,7 @@ def _scores(vote, kbs: dict[str, KnowledgeBase], queries: list[int], config: Eva
     return scores
 
 
-def _encoder(model: GalSpecEncoder, change: dict) -> GalSpecEncoder:
+def encoder_pooled(model: GalSpecEncoder, change: dict) -> GalSpecEncoder:
     """The checkpoint's encoder with another pooling (the weights are the same; pooling has none)."""
     encoder = GalSpecEncoder(replace(model.config, **change))
     encoder.load_state_dict(model.state_dict())
@@ -137,7 +137,7 @@ def _encoder(model: GalSpecEncoder, change: dict) -> GalSpecEncoder:
 
 
 @torch.no_grad()
-def _pooled(model: GalSpecEncoder, encoders: dict[str, GalSpecEncoder], data: Data, ids: list[int]) -> dict:
+def pooled_embeddings(model: GalSpecEncoder, encoders: dict[str, GalSpecEncoder], data: Data, ids: list[int]) -> dict:
     """Each encoder's embedding (len(ids), E) of the spectra ``ids``, from one pass of ``model``'s tokens."""
     rows, z = data.rows(ids), data.redshifts(ids)
     parts = {name: [] for name in encoders}

@@ -279,6 +279,43 @@ def search_report(
     return report
 
 
+def precision_at_base_rate(
+    truth: np.ndarray, predicted: np.ndarray, base_rate: float, *, n_resamples: int = 1000, seed: int = 0
+) -> dict:
+    """The precision a search would have where targets are ``base_rate`` of the spectra searched, not the
+    test set's share: P = r TPR / (r TPR + (1 - r) FPR), with the recall (TPR) measured on the test set's
+    targets and the false-positive rate (FPR) on its others. A percentile-bootstrap 95% interval over the
+    test set's rows. {"precision", "precision_ci", "base_rate", "test_base_rate"}; precision None where
+    the test set has no target or no other, or nothing is predicted."""
+    truth, predicted = _as_bool(truth, "truth"), _as_bool(predicted, "predicted")
+    if not 0 < base_rate < 1:
+        raise ValueError(f"a base rate is a share between 0 and 1, got {base_rate}")
+
+    def statistic(t: np.ndarray, p: np.ndarray) -> np.ndarray:  # (b, n) bool -> (b,)
+        tpr = _ratio((t & p).sum(-1), t.sum(-1))
+        fpr = _ratio((~t & p).sum(-1), (~t).sum(-1))
+        return _ratio(base_rate * tpr, base_rate * tpr + (1 - base_rate) * fpr)
+
+    value = statistic(truth[None], predicted[None])[0]
+    out = {"base_rate": float(base_rate), "test_base_rate": float(truth.mean()) if len(truth) else None}
+    if not truth.any() or truth.all() or not predicted.any():
+        return {**out, "precision": None, "precision_ci": None}
+    resampled = _resampled_statistics(statistic, [truth, predicted], n_resamples, seed, True)
+    return {**out, "precision": float(value), "precision_ci": _pair(_interval(resampled, 0.95))}
+
+
+def proportion_interval(successes: int, n: int, level: float = 0.95) -> list[float] | None:
+    """Wilson's score interval [lo, hi] for a share of ``successes`` in ``n`` (None for n = 0): sound for the
+    handful of spectra a rare kind has, where a bootstrap of 3 gives [0, 1] or nothing."""
+    if n == 0:
+        return None
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    share = successes / n
+    centre = (share + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
 # --- distributions (appendix A.2, Table A1) ------------------------------------------------------------
 
 

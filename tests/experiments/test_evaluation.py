@@ -6,12 +6,23 @@ import shutil
 import pytest
 from django.core.management import CommandError, call_command
 
+from experiments.perturb import PERTURBATIONS
 from experiments.report import PAPER_SEARCH
 from kb.models import KnowledgeBase, Spectrum
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
-METHODS = {"encoder_kb", "shortcut_knn", "pca_knn", "flux_knn", "random_forest", "cnn", "encoder_finetuned"}
+METHODS = {
+    "encoder_kb",
+    "encoder_generic_pool",
+    "shortcut_knn",
+    "raw_window_knn",
+    "restframe_flux_knn",
+    "restframe_pca_knn",
+    "random_forest",
+    "cnn",
+    "encoder_finetuned",
+}
 
 
 def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settings):
@@ -44,12 +55,29 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     versus = results["classification_5class"]["encoder_kb"]["versus"]
     assert set(versus) == METHODS - {"encoder_kb"}
     five = results["classification_5class"]
-    assert versus["pca_knn"]["difference"] == pytest.approx(
-        five["encoder_kb"]["macro_f1"] - five["pca_knn"]["macro_f1"]
+    assert versus["raw_window_knn"]["difference"] == pytest.approx(
+        five["encoder_kb"]["macro_f1"] - five["raw_window_knn"]["macro_f1"]
     )
+    ceiling = results["label_ceiling"]  # the catalogs' rules on the test spectra's own SPZLINE lines
+    assert 0.5 < ceiling["classification_5class"]["macro_f1"] <= 1 and 0 <= ceiling["liner"]["f1"] <= 1
+    assert "The label ceiling" in (out / "report.md").read_text()
     for task in ("liner", "lens", "outlier"):
         assert {"precision", "recall", "f1"} <= set(results["search"][task])
+        at_rate = results["search_base_rates"][task]
+        assert at_rate["base_rate"] < at_rate["test_base_rate"]  # the mock over-represents every target
+        if at_rate["precision"] is not None:  # fewer targets among as many false positives: lower precision
+            assert at_rate["precision"] == results["search"][task]["precision_at_base_rate"]
+            assert at_rate["precision"] <= results["search"][task]["precision"]
         assert {"precision", "recall", "f1"} <= set(results["search_baselines"]["shortcut_knn"][task])
+    assert {"precision", "recall", "f1"} <= set(results["search"]["lens_detectable"])
+    hidden = results["search"]["lens_undetectable"]  # lenses in the survey that the catalog cannot list
+    assert hidden["found"] <= hidden["n"] and (hidden["recall"] is None) == (hidden["n"] == 0)
+    for kind in results["outlier_recall_by_kind"].values():
+        assert kind["recall_ci"][0] <= kind["recall"] <= kind["recall_ci"][1]
+    robust = results["robustness"]
+    assert set(robust) == {"unchanged", *PERTURBATIONS}
+    assert all(0 <= row["classification_5class"] <= 1 and "lens_f1" in row for row in robust.values())
+    assert "## Robustness" in (out / "report.md").read_text()
     assert results["dataset"]["splits"]["validation"] == results["dataset"]["validation"] > 0
     removed = results["lens_lines_removed"]
     assert removed["n"] == Spectrum.objects.filter(catalog_labels__catalog="talbot2021").count() > 0
@@ -95,7 +123,8 @@ def test_evaluate_writes_every_experiment(trained, tmp_path, shared_data, settin
     for kb in results["dataset"]["knowledge_bases"].values():
         assert KnowledgeBase.objects.get(pk=kb["id"]).training_run == trained
     # a second seed: another encoder and its own knowledge bases, none in service, and the spread of both
-    repeated = results["seeds"]
+    assert results["seeds"] == 2
+    repeated = results["over_seeds"]
     assert repeated["seeds"] == [0, 1] and repeated["training_runs"][0] == trained.pk
     again = TrainingRun.objects.get(pk=repeated["training_runs"][1])
     assert again.train_config["seed"] == 1 and TrainingRun.objects.get(in_service=True) == trained
