@@ -40,7 +40,7 @@ def main() -> None:
     from inference.services.knowledge_bases import knowledge_base_build
     from kb.mock import generate_survey
     from kb.models import CatalogLabel, Spectrum
-    from kb.search_tasks import TRAIN
+    from kb.reserves import TRAIN
     from kb.selectors import reserve_filter
     from kb.services.catalog_tasks import catalog_task_create
     from kb.services.ingest import ingest_folder

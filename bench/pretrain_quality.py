@@ -29,7 +29,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from kb.search_tasks import VALIDATION
+    from kb.reserves import VALIDATION
     from kb.selectors import spectrum_reserve_rows, spectrum_store
     from training.checkpoint import load_masked_model, read_info
     from training.model import span_mask

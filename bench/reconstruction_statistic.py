@@ -31,7 +31,7 @@ def main() -> None:
     run = checkpoint_in_service()
     from inference.embed import probe_pixel_chi2
     from inference.trust import MAX_PERCENTILE
-    from kb.search_tasks import VALIDATION
+    from kb.reserves import VALIDATION
     from kb.selectors import spectrum_reserve_rows, spectrum_store
     from training.checkpoint import load_masked_model
 

@@ -3,8 +3,8 @@
 The knowledge bases evaluated are the ones in service (built with the checkpoint in service; one is
 built where a task has none), so what is measured is what answers users. Every method of Table 2 is
 trained on exactly the spectra of the knowledge base and tested on the same held-out spectra, which
-no knowledge base and no pre-training ever sees (``kb.search_tasks.held_out``). Sweeps compose their
-knowledge bases with the same ``kb.search_tasks.compose`` as ``build_kb``, in memory.
+no knowledge base and no pre-training ever sees (``kb.reserves.held_out``). Sweeps compose their
+knowledge bases with the same ``kb.composition.compose`` as ``build_kb``, in memory.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from inference.retrieval import knn_vote, vote_all
 from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.search import search
 from kb.bpt import FIVE_CLASSES, THREE_CLASSES, bpt_class_from_lines, bpt_consensus, bpt_three_class
+from kb.labellings import LABELLINGS
 from kb.mock import rules
 from kb.models import KnowledgeBase, SearchTask, Spectrum
-from kb.search_tasks import TEST
+from kb.reserves import TEST
 from kb.selectors import task_labels
 from kb.spectra import read_spectrum
 from training.checkpoint import load_checkpoint
@@ -165,7 +166,7 @@ def _dataset(data: Data, kbs: dict, run, config: EvaluationConfig) -> dict:
 def _classification(data: Data, kb: KnowledgeBase, run, config: EvaluationConfig, log) -> tuple[dict, dict]:
     """Each method's classification report, and the split's sizes. Every baseline gets the redshift the
     encoder gets: rest-frame flux, or the flux in the encoder's own line windows (``experiments.restframe``)."""
-    labels = list(FIVE_CLASSES if kb.task.labelling == "bpt5" else THREE_CLASSES)
+    labels = list(LABELLINGS[kb.task.labelling].labels)
     train = kb_entries(kb)
     test = sorted(task_labels(labelling=kb.task.labelling, reserve=TEST).items())
     train_ids, train_labels = [i for i, _ in train], [label for _, label in train]

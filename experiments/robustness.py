@@ -14,7 +14,7 @@ from inference.embed import embed
 from inference.retrieval import knn_vote
 from kb.bpt import FIVE_CLASSES
 from kb.models import KnowledgeBase
-from kb.search_tasks import TEST
+from kb.reserves import TEST
 from kb.selectors import spectrum_store, task_labels
 from training.checkpoint import load_checkpoint
 

@@ -20,11 +20,12 @@ from inference.retrieval import knn_vote, neighbours_excluding, vote_all
 from inference.services.search import load_index, query_embedding, read_query
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.bpt import bpt_ratios
+from kb.composition import compose
 from kb.mock.populations import SOURCE_SNR
 from kb.mock.survey import SETTINGS, galaxy_again, render_again
 from kb.models import KnowledgeBase, Spectrum
-from kb.search_tasks import TEST, TRAIN, VALIDATION, compose
-from kb.search_tasks import reserve as reserve_of
+from kb.reserves import TEST, TRAIN, VALIDATION
+from kb.reserves import reserve as reserve_of
 from kb.selectors import task_labels
 
 SEARCH_TASKS = ("liner", "lens", "outlier")

@@ -20,7 +20,7 @@ from experiments.searches import SEARCH_TASKS, mixed_test_set
 from inference.retrieval import vote_all
 from inference.trust import assess
 from kb.models import KnowledgeBase
-from kb.search_tasks import TEST
+from kb.reserves import TEST
 from kb.selectors import task_labels
 
 

@@ -25,7 +25,7 @@ from inference import metrics
 from inference.retrieval import knn_vote
 from kb.bpt import FIVE_CLASSES
 from kb.models import KnowledgeBase
-from kb.search_tasks import VALIDATION
+from kb.reserves import VALIDATION
 from kb.selectors import task_labels
 from training.checkpoint import load_checkpoint
 from training.model import LINE_WINDOWS_REST, GalSpecEncoder

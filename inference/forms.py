@@ -6,9 +6,10 @@ from inference import index as vector_index
 from inference.models import Operation
 from inference.services.search import MAX_K
 from inference.vote import WEIGHT_FUNCTIONS
+from kb.catalogs import catalog_choices
 from kb.examples import size_check
-from kb.models import Catalog, KnowledgeBase, SearchTask
-from kb.search_tasks import LABELLINGS, labelling_labels
+from kb.labellings import LABELLINGS, labelling_labels
+from kb.models import KnowledgeBase, SearchTask
 from kb.selectors import search_tasks_visible
 from training.model import PRESETS
 
@@ -182,7 +183,7 @@ class CatalogTaskForm(forms.Form):
         help_text="a specobjid, plate_mjd_fiber, plate + mjd + fiberid or ra + dec column; optionally a label column",
     )
     ingested_catalog = forms.ChoiceField(
-        choices=[("", "—"), *Catalog.choices],
+        choices=[("", "—"), *catalog_choices()],
         required=False,
         label="or a catalog already ingested",
         help_text="its spectra with the label below are the examples",

@@ -14,9 +14,10 @@ from rest_framework.views import APIView
 
 from galspec_site.api import paginated, validated
 from kb.bpt import bpt_ratios
+from kb.catalogs import catalog_choices
 from kb.examples import size_check
 from kb.filters import KBEntryFilter, KnowledgeBaseFilter, SpectrumFilter
-from kb.models import AuditEvent, Catalog, CatalogLabel, Correction, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
+from kb.models import AuditEvent, CatalogLabel, Correction, Flag, KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import (
     agreement_report,
     audit_list,
@@ -225,7 +226,7 @@ class TaskListApi(VisibleTasks, generics.ListAPIView):
             help_text="CSV or VOTable: specobjid, plate_mjd_fiber, plate+mjd+fiberid or ra+dec; optionally label",
         )
         ingested_catalog = serializers.ChoiceField(
-            choices=Catalog.choices, required=False, help_text="instead of a file: its spectra with target_label"
+            choices=catalog_choices(), required=False, help_text="instead of a file: its spectra with target_label"
         )
         name = serializers.CharField(max_length=32, help_text="a slug: a-z, 0-9, - and _")
         target_label = serializers.CharField(max_length=64)

@@ -9,6 +9,9 @@
 - eBOSS strong-lens candidates (Talbot et al. 2021, arXiv:2007.09006) in the ``lenscat`` CSV format
   (name, RA [deg], DEC [deg], zlens, type, grading, ref); matched to spectra by sky position.
 - Baron & Poznanski (2017) outliers: CSV with ``class`` and ``specobjid`` or ``plate, mjd, fiberid``.
+- Goto (2007) E+A galaxies: CSV or FITS with ``plate, mjd, fiberid`` (or ``specobjid``) and the EWs.
+
+``CATALOG_SOURCES`` lists them all, each with its file names, reader and how its rows are matched.
 
 Column names are matched without regard to case. Each reader returns a list of ``CatalogRow``;
 anything wrong with a file raises ``CatalogError`` naming the file (and the row) and the problem.
@@ -348,27 +351,87 @@ def _is_lenscat(path: Path) -> bool:
     return [n.strip().lower() for n in header] == [n.lower() for n in LENSCAT_COLUMNS]
 
 
-# catalog key -> (published file names, case-insensitive glob patterns; reader). The keys are the
-# CatalogLabel.catalog values. galSpecInfo-dr8.fits is not listed: read_galspecextra finds it beside
+def read_eplusa(path: str | Path) -> list[CatalogRow]:
+    """Goto (2007)'s E+A galaxies: ``plate, mjd, fiberid`` (or ``specobjid``) per row, with the rest-frame
+    EWs that selected them (``ew_hdelta``, ``ew_halpha``, ``ew_oii``, Angstrom, emission negative) kept as
+    details where the file has them. The label is 'e+a'; the value, H-delta's EW as published."""
+    path = Path(path)
+    table = _Table(path)
+    by_pmf = all(table.has(c) for c in ("plate", "mjd", "fiberid"))
+    if not by_pmf and not table.has("specobjid"):
+        raise CatalogError(path, "needs plate, mjd and fiberid columns, or a specobjid column")
+    extra = [c for c in ("ra", "dec", "z", "ew_hdelta", "ew_halpha", "ew_oii") if table.has(c)]
+    columns = {c: table.column(c) for c in extra}
+    rows = []
+    for number in range(table.length):
+        details = {c: _float(columns[c][number]) for c in extra}
+        value = str(columns["ew_hdelta"][number]).strip() if "ew_hdelta" in columns else ""
+        if by_pmf:
+            ident = tuple(_integer(path, table.column(c)[number], number + 1, c) for c in ("plate", "mjd", "fiberid"))
+            rows.append(CatalogRow(value=value, label="e+a", plate_mjd_fiber=ident, details=details))
+        else:
+            specobjid = _specobjid(path, table.column("specobjid")[number], number + 1)
+            rows.append(CatalogRow(value=value, label="e+a", specobjid=specobjid, details=details))
+    return rows
+
+
+@dataclass(frozen=True)
+class CatalogSource:
+    """One published catalog: how its files are named and read, and how its rows find their spectra."""
+
+    key: str  # the CatalogLabel.catalog value
+    title: str
+    patterns: tuple[str, ...]  # its published file names, case-insensitive glob patterns
+    reader: Callable[[Path], list[CatalogRow]]
+    match: str  # "id": by specobjid or plate-MJD-fiber; "position": by sky position within 2 arcsec
+
+
+# Every catalog GalSpec reads. galSpecInfo-dr8.fits is not listed: read_galspecextra finds it beside
 # galSpecExtra-dr8.fits, whose rows it follows.
-READERS: dict[str, tuple[tuple[str, ...], Callable[[Path], list[CatalogRow]]]] = {
-    "galspecextra": (("galSpecExtra*.fits", "galSpecExtra*.fits.gz", "galSpecExtra*.csv"), read_galspecextra),
-    "emissionlinesport": (
-        (
-            "portsmouth_emlinekin*.fits",
-            "portsmouth_emlinekin*.fits.gz",
-            "emissionLinesPort*.csv",
-            "emissionLinesPort*.fits",
+CATALOG_SOURCES: dict[str, CatalogSource] = {
+    source.key: source
+    for source in (
+        CatalogSource(
+            "galspecextra",
+            "MPA-JHU galSpecExtra (DR8)",
+            ("galSpecExtra*.fits", "galSpecExtra*.fits.gz", "galSpecExtra*.csv"),
+            read_galspecextra,
+            "id",
         ),
-        read_emissionlinesport,
-    ),
-    "talbot2021": (("lenscat*.csv", "catalog.csv"), read_lenses),
-    "baron2017": (("baron_poznanski*.csv",), read_outliers),
+        CatalogSource(
+            "emissionlinesport",
+            "Portsmouth emissionLinesPort (DR12)",
+            (
+                "portsmouth_emlinekin*.fits",
+                "portsmouth_emlinekin*.fits.gz",
+                "emissionLinesPort*.csv",
+                "emissionLinesPort*.fits",
+            ),
+            read_emissionlinesport,
+            "id",
+        ),
+        CatalogSource(
+            "talbot2021",
+            "eBOSS strong-lens candidates (Talbot et al. 2021)",
+            ("lenscat*.csv", "catalog.csv"),
+            read_lenses,
+            "position",
+        ),
+        CatalogSource(
+            "baron2017", "SDSS outliers (Baron & Poznanski 2017)", ("baron_poznanski*.csv",), read_outliers, "id"
+        ),
+        CatalogSource("goto2007", "E+A galaxies (Goto 2007)", ("goto2007*.csv", "goto2007*.fits"), read_eplusa, "id"),
+    )
 }
 
 
+def catalog_choices() -> list[tuple[str, str]]:
+    """(key, title) of every catalog: the choices of CatalogLabel.catalog, of filters and of forms."""
+    return [(source.key, source.title) for source in CATALOG_SOURCES.values()]
+
+
 def find_catalogs(folder: str | Path) -> dict[str, list[Path]]:
-    """Catalog files anywhere under ``folder``, by their published names, per READERS key.
+    """Catalog files anywhere under ``folder``, by their published names, per CATALOG_SOURCES key.
 
     A file named just ``catalog.csv`` counts only if its header is lenscat's.
     """
@@ -376,8 +439,8 @@ def find_catalogs(folder: str | Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = path.name.lower()
-        for key, (patterns, _) in READERS.items():
-            if any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in patterns):
+        for key, source in CATALOG_SOURCES.items():
+            if any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in source.patterns):
                 if name == "catalog.csv" and not _is_lenscat(path):
                     continue
                 found.setdefault(key, []).append(path)

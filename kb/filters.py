@@ -4,7 +4,8 @@ import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef
 
-from kb.models import Catalog, Flag, KBEntry, KnowledgeBase, Spectrum
+from kb.catalogs import catalog_choices
+from kb.models import Flag, KBEntry, KnowledgeBase, Spectrum
 from kb.selectors import search_tasks_visible, spectra_within
 
 
@@ -17,7 +18,7 @@ class SpectrumFilter(django_filters.FilterSet):
         label="A catalog gives this normalised label (e.g. liner, lens)",
     )
     catalog = django_filters.ChoiceFilter(
-        field_name="catalog_labels__catalog", choices=Catalog.choices, distinct=True, label="Labelled by this catalog"
+        field_name="catalog_labels__catalog", choices=catalog_choices, distinct=True, label="Labelled by this catalog"
     )
     identifier = django_filters.CharFilter(method="filter_identifier", label="specobjid or plate-MJD-fiber")
     ra = django_filters.NumberFilter(method="filter_cone", label="RA (°)", min_value=0, max_value=360)

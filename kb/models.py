@@ -6,6 +6,8 @@ the database holds what is searched and filtered on.
 
 from django.db import models
 
+from kb.catalogs import catalog_choices
+
 
 class Spectrum(models.Model):
     """One ingested SDSS (or mock-survey) spectrum."""
@@ -43,12 +45,12 @@ class Spectrum(models.Model):
     held_out = models.BooleanField(
         default=False,
         db_index=True,
-        help_text="Reserved for testing (kb.search_tasks.reserve): never in a knowledge base nor in pre-training",
+        help_text="Reserved for testing (kb.reserves.reserve): never in a knowledge base nor in pre-training",
     )
     validation = models.BooleanField(
         default=False,
         db_index=True,
-        help_text="Reserved for choices (kb.search_tasks.reserve): pre-training's checkpoint, experiment settings "
+        help_text="Reserved for choices (kb.reserves.reserve): pre-training's checkpoint, experiment settings "
         "and the trust signals are chosen on it; never in a knowledge base nor trained on",
     )
     mock = models.BooleanField(
@@ -80,18 +82,11 @@ class Spectrum(models.Model):
         return f"{self.plate:04d}-{self.mjd:05d}-{self.fiberid:04d}"
 
 
-class Catalog(models.TextChoices):
-    GALSPECEXTRA = "galspecextra", "MPA-JHU galSpecExtra (DR8)"
-    EMISSIONLINESPORT = "emissionlinesport", "Portsmouth emissionLinesPort (DR12)"
-    TALBOT2021_LENS = "talbot2021", "eBOSS strong-lens candidates (Talbot et al. 2021)"
-    BARON2017_OUTLIER = "baron2017", "SDSS outliers (Baron & Poznanski 2017)"
-
-
 class CatalogLabel(models.Model):
     """What one published catalog says about one spectrum, as published and normalised."""
 
     spectrum = models.ForeignKey(Spectrum, on_delete=models.CASCADE, related_name="catalog_labels")
-    catalog = models.CharField(max_length=32, choices=Catalog.choices)
+    catalog = models.CharField(max_length=32, choices=catalog_choices)  # a callable: a new catalog needs no migration
     value = models.CharField(max_length=64, help_text="The catalog's own value, e.g. BPTCLASS 4 or 'LINER'")
     label = models.CharField(
         max_length=64,
@@ -131,7 +126,7 @@ class IngestRun(models.Model):
 
 class SearchTask(models.Model):
     """A search or classification task: a knowledge-base configuration. The shipped ones are
-    kb.search_tasks.TASKS; an astronomer's own (labelling ``catalog``) takes its targets from a catalog they
+    kb.labellings.TASKS; an astronomer's own (labelling ``catalog``) takes its targets from a catalog they
     uploaded (``TaskExample``) and is private to them until a curator publishes it."""
 
     name = models.SlugField(max_length=32, unique=True)

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 
 from kb.agreement import krippendorff_alpha, most_proposed, vote_fractions
-from kb.bpt import bpt_class_from_lines, bpt_three_class
+from kb.composition import compose
 from kb.examples import Example
+from kb.labellings import CATALOG, OTHER, Labelled, label_spectrum, labelling_labels, own_lines_label
 from kb.models import (
     EXCLUDE,
     AuditEvent,
@@ -25,19 +26,8 @@ from kb.models import (
     TaskExample,
 )
 from kb.preprocess import PAPER, wave_grid
+from kb.reserves import RESERVES, TEST, TRAIN, VALIDATION
 from kb.roles import REVIEW
-from kb.search_tasks import (
-    CATALOG,
-    OTHER,
-    RESERVES,
-    TEST,
-    TRAIN,
-    VALIDATION,
-    Labelled,
-    compose,
-    label_spectrum,
-    labelling_labels,
-)
 from kb.sky import match_by_position, separation_arcsec
 from kb.store import SpectrumStore
 
@@ -118,7 +108,7 @@ def spectrum_lookup(
 
 
 def reserve_filter(reserve: str, prefix: str = "") -> Q:
-    """The spectra of one reserve (kb.search_tasks.reserve): TRAIN, VALIDATION or TEST; ``prefix`` reaches
+    """The spectra of one reserve (kb.reserves.reserve): TRAIN, VALIDATION or TEST; ``prefix`` reaches
     them through a relation, e.g. "spectrum__"."""
     if reserve not in RESERVES:
         raise ValueError(f"unknown reserve {reserve!r}; choose one of {', '.join(RESERVES)}")
@@ -413,7 +403,7 @@ def knowledge_base_entries_choose(
     *, task: SearchTask, size: int | None, target_fraction: float | None, seed: int
 ) -> tuple[dict[int, Labelled], list[int]]:
     """The entries a new version of ``task``'s knowledge base would have: (``task_labels_corrected``, the
-    chosen spectrum ids), sampled by ``kb.search_tasks.compose``. ValueError, with the counts available,
+    chosen spectrum ids), sampled by ``kb.composition.compose``. ValueError, with the counts available,
     when the labelled spectra cannot make that composition."""
     labelled = task_labels_corrected(task=task)
     chosen = compose(
@@ -465,10 +455,7 @@ def curation_items(*, task: SearchTask | None = None) -> list[CurationItem]:
     for group in grouped.values():
         first = group[0]
         label = spectrum_task_label(task=first.task, spectrum=first.spectrum) or first.label
-        own = None
-        if first.task.labelling in ("bpt5", "bpt3"):
-            own = bpt_class_from_lines(first.spectrum.lines)
-            own = bpt_three_class(own) if first.task.labelling == "bpt3" else own
+        own = own_lines_label(first.task.labelling, first.spectrum.lines)
         items.append(
             CurationItem(
                 task=first.task,

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kb.preprocess import PAPER, PreprocessConfig
-from kb.search_tasks import TRAIN, VALIDATION
+from kb.reserves import TRAIN, VALIDATION
 from kb.selectors import spectrum_reserve_rows, spectrum_store
 from kb.services.audit import audit_record
 from kb.store import folder_leftovers_clear, folder_write
@@ -52,7 +52,7 @@ def training_run_execute(
     *, run: TrainingRun, promote: bool = True, on_progress: ProgressCallback | None = None
 ) -> TrainingRun:
     """Pre-train on every ingested spectrum of the training reserve, choosing the checkpoint on the
-    validation reserve (kb.search_tasks.reserve); resumes from the run's last checkpoint if there is one.
+    validation reserve (kb.reserves.reserve); resumes from the run's last checkpoint if there is one.
     With ``GALSPEC_TRAIN_PROCESSES`` above 1, over that many processes on this machine (``torchrun``:
     DistributedDataParallel, NCCL on GPUs, gloo on CPUs; ``training.distributed``), and with
     ``GALSPEC_TRAIN_NODES`` above 1 on as many machines, this one node 0 (the others ``training_run_join``).

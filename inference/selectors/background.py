@@ -16,8 +16,8 @@ from django.utils import timezone
 from inference.models import Operation, SearchJob, SurveyCandidate, SurveySearch
 from inference.selectors.embeddings import embeddings_in_service
 from inference.tables import SURVEY_COLUMNS, candidates_table, results_table, spreadsheet_safe
+from kb.labellings import CATALOG
 from kb.models import KnowledgeBase, SearchTask, Spectrum, TaskExample
-from kb.search_tasks import CATALOG
 from kb.selectors import search_tasks_visible
 from training.pretrain import PRESET_DEFAULTS, PretrainConfig
 from training.selectors import training_run_in_service

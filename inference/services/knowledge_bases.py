@@ -16,8 +16,10 @@ from inference.selectors.embeddings import embedding_reconstruction, embedding_v
 from inference.services.embeddings import embedding_update
 from inference.services.leases import failure_sentence
 from inference.trust import calibrate
+from kb.composition import compose
+from kb.labellings import CATALOG, LABELLINGS
 from kb.models import KnowledgeBase, SearchTask
-from kb.search_tasks import CATALOG, LABELLINGS, TEST, VALIDATION, compose
+from kb.reserves import TEST, VALIDATION
 from kb.selectors import spectrum_reserve_rows, spectrum_store_rows, task_labelled, task_labels, task_labels_corrected
 from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
 from kb.sky import position_groups

@@ -22,9 +22,9 @@ from inference.models import Operation
 from inference.selectors.background import stale_before
 from inference.tasks import operation_run_task
 from inference.worker.operations import operation_builds_abandon
+from kb.composition import VOTERS
 from kb.models import KnowledgeBase, SearchTask
 from kb.roles import FLAG, OPERATE
-from kb.search_tasks import VOTERS
 from kb.selectors import knowledge_base_entries_choose
 from kb.services.audit import audit_record
 from kb.services.knowledge_bases import knowledge_base_discard, knowledge_base_promote

@@ -29,10 +29,10 @@ from inference.selectors.embeddings import embedding_reconstruction, embedding_v
 from inference.selectors.evidence import spectrum_query
 from inference.trust import assess
 from inference.vote import vote
-from kb.bpt import bpt_class_from_lines, bpt_three_class
+from kb.bpt import bpt_class_from_lines
+from kb.labellings import CATALOG, own_lines_label
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import PreparedFile, prepare_file
-from kb.search_tasks import CATALOG
 from kb.selectors import (
     knowledge_base_entries,
     knowledge_base_in_service,
@@ -172,10 +172,9 @@ def _context(task: SearchTask, kb: KnowledgeBase, label: str, voted: list[str], 
     ``lines``, its SDSS class, where either contradicts the vote, and how often such votes were right."""
     own = bpt_class_from_lines(lines) if lines else None
     disagreements = []
-    if own is not None and task.labelling in ("bpt5", "bpt3"):
-        expected = bpt_three_class(own) if task.labelling == "bpt3" else own
-        if expected != label:
-            disagreements.append(f"its own emission lines make it {expected} by the BPT diagram, not {label}")
+    expected = own_lines_label(task.labelling, lines) if lines else None  # the labelling's own-lines check
+    if expected is not None and expected != label:
+        disagreements.append(f"its own emission lines make it {expected} by the BPT diagram, not {label}")
     if sdss_class and sdss_class.upper() != "GALAXY":
         disagreements.append(f"the SDSS pipeline classifies it as a {sdss_class}; the knowledge base holds galaxies")
     scores, scored_on = kb.evaluation, "the test reserve"

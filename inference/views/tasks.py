@@ -9,9 +9,9 @@ from django.views.decorators.http import require_POST
 from inference.forms import CatalogTaskForm, ComposeForm
 from inference.selectors.tasks import composition_list, share_sweep_get
 from inference.services.operations import knowledge_base_candidate_start
+from kb.labellings import CATALOG
 from kb.models import KnowledgeBase, SearchTask
 from kb.plots import share_figure, version_figures
-from kb.search_tasks import CATALOG
 from kb.selectors import knowledge_base_list, search_task_list, search_tasks_visible
 from kb.services.catalog_tasks import catalog_task_create, search_task_publish
 from training.selectors import training_run_in_service

@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='spectrum',
             name='held_out',
-            field=models.BooleanField(db_index=True, default=False, help_text='Reserved for testing (kb.search_tasks.held_out): never in a knowledge base nor in pre-training'),
+            field=models.BooleanField(db_index=True, default=False, help_text='Reserved for testing (kb.reserves.held_out): never in a knowledge base nor in pre-training'),
         ),
         migrations.CreateModel(
             name='KnowledgeBase',

@@ -1,7 +1,8 @@
-"""Mark the spectra reserved for testing, and create the shipped search tasks."""
+"""Mark the spectra reserved for testing. (The shipped search tasks were created here until 2026-12; they are
+kept in step with ``kb.labellings.TASKS`` after every migrate now: ``kb.services.shipped_tasks``.)"""
 from django.db import migrations
 
-from kb.search_tasks import TASKS, held_out
+from kb.reserves import held_out
 
 
 def forwards(apps, schema_editor):
@@ -9,13 +10,6 @@ def forwards(apps, schema_editor):
     reserved = [pk for pk, specobjid in Spectrum.objects.values_list("pk", "specobjid") if held_out(specobjid)]
     for start in range(0, len(reserved), 500):
         Spectrum.objects.filter(pk__in=reserved[start : start + 500]).update(held_out=True)
-    SearchTask = apps.get_model("kb", "SearchTask")
-    for task in TASKS.values():
-        SearchTask.objects.update_or_create(
-            name=task.name,
-            defaults={"title": task.title, "description": task.description, "labelling": task.labelling,
-                      "target_labels": list(task.target_labels)},
-        )
 
 
 class Migration(migrations.Migration):

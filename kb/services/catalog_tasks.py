@@ -11,10 +11,13 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
+from kb.catalogs import CATALOG_SOURCES
+from kb.composition import VOTERS
 from kb.examples import read_examples
-from kb.models import EXCLUDE, Catalog, CatalogLabel, SearchTask, TaskExample
+from kb.labellings import CATALOG, OTHER
+from kb.models import EXCLUDE, CatalogLabel, SearchTask, TaskExample
+from kb.reserves import TRAIN
 from kb.roles import FLAG, REVIEW
-from kb.search_tasks import CATALOG, OTHER, TRAIN, VOTERS
 from kb.selectors import examples_match, spectra_of_reserve
 from kb.services.audit import audit_record
 
@@ -159,8 +162,8 @@ def _one_row_per_spectrum(matched) -> dict[int, tuple]:
 
 def _ingested_examples(catalog: str, label: str) -> tuple[bytes, str]:
     """The spectra an ingested catalog gives ``label``, as a one-column catalog of specobjids, and its name."""
-    if catalog not in Catalog.values:
-        raise ValueError(f"no catalog {catalog!r}; choose one of {', '.join(Catalog.values)}")
+    if catalog not in CATALOG_SOURCES:
+        raise ValueError(f"no catalog {catalog!r}; choose one of {', '.join(CATALOG_SOURCES)}")
     labelled = CatalogLabel.objects.filter(catalog=catalog)
     ids = list(labelled.filter(label=label).values_list("spectrum__specobjid", flat=True))
     if not ids:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from kb import catalogs
 from kb.models import CatalogLabel, IngestRun, Spectrum
 from kb.preprocess import PAPER, prepare_file
-from kb.search_tasks import TEST, VALIDATION, reserve
+from kb.reserves import TEST, VALIDATION, reserve
 from kb.selectors import spectrum_store
 from kb.sky import match_by_position
 from kb.spectra import SdssSpectrum, lines_as_dict
@@ -187,8 +187,9 @@ def _spectrum_record(spectrum: SdssSpectrum, norm: float, valid: np.ndarray, sha
 def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
     """Attach the rows of every catalog found under ``folder`` to the ingested spectra they match.
 
-    Rows are matched by specobjid, by plate-MJD-fiber, or (lens candidates) by sky position within
-    2 arcsec. A label already stored for the same spectrum and catalog is updated, never duplicated.
+    Rows are matched by specobjid, by plate-MJD-fiber, or (a catalog whose ``match`` is "position", as lens
+    candidates are) by sky position within 2 arcsec. A label already stored for the same spectrum and
+    catalog is updated, never duplicated.
     """
     found = catalogs.find_catalogs(folder)
     if not found:
@@ -198,14 +199,14 @@ def _ingest_catalogs(folder: Path, summary: IngestSummary) -> None:
     by_plate_mjd_fiber = {(s[2], s[3], s[4]): s[0] for s in spectra}
     positioned = [s for s in spectra if s[5] is not None and s[6] is not None]
     for key, paths in found.items():
-        reader = catalogs.READERS[key][1]
+        source = catalogs.CATALOG_SOURCES[key]
         for path in paths:
             try:
-                rows = reader(path)
+                rows = source.reader(path)
             except catalogs.CatalogError as error:
                 summary.catalog_errors[path.name] = error.reason
                 continue
-            if key == "talbot2021":
+            if source.match == "position":
                 index = match_by_position(
                     [r.ra for r in rows], [r.dec for r in rows], [s[5] for s in positioned], [s[6] for s in positioned]
                 )

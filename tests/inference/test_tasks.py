@@ -7,9 +7,9 @@ import pytest
 from inference import index as vector_index
 from inference.models import EmbeddingSet
 from inference.tasks import bulk_search_task, embedding_update_task, knowledge_base_index_task
+from kb.labellings import TASKS
 from kb.mock import generate_survey
 from kb.models import SearchTask
-from kb.search_tasks import TASKS
 from kb.services.ingest import ingest_folder
 from kb.services.knowledge_bases import knowledge_base_create
 from training.models import TrainingRun

@@ -2,19 +2,9 @@ from collections import Counter
 
 import pytest
 
-from kb.search_tasks import (
-    OTHER,
-    TASKS,
-    TEST,
-    TEST_FRACTION,
-    TRAIN,
-    VALIDATION,
-    VALIDATION_FRACTION,
-    compose,
-    held_out,
-    label_spectrum,
-    reserve,
-)
+from kb.composition import compose
+from kb.labellings import LABELLINGS, OTHER, TASKS, label_spectrum
+from kb.reserves import TEST, TEST_FRACTION, TRAIN, VALIDATION, VALIDATION_FRACTION, held_out, reserve
 
 MPA, PORT = "galspecextra", "emissionlinesport"
 
@@ -55,7 +45,8 @@ def test_search_labellings_mark_targets_with_their_catalog_and_others_by_bpt():
 
 
 def test_every_shipped_task_has_a_known_labelling():
-    assert set(TASKS) == {"bpt3", "bpt5", "liner", "lens", "outlier"}
+    assert set(TASKS) == {"bpt3", "bpt5", "liner", "lens", "outlier", "eplusa"}
+    assert all(task.labelling in LABELLINGS for task in TASKS.values())
     with pytest.raises(ValueError, match="unknown labelling"):
         label_spectrum("colour", {})
 

@@ -21,8 +21,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from galspec_site.celery import worker_command
+from kb.labellings import TASKS
 from kb.models import KnowledgeBase
-from kb.search_tasks import TASKS
 from training.checkpoint import SHIPPED
 from training.selectors import training_run_in_service
 

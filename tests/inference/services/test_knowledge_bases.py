@@ -205,7 +205,7 @@ def test_a_missing_index_is_reported_not_crashed_on(trained):
 
 def test_a_built_knowledge_base_is_scored_on_the_test_reserve(searchable):
     from inference.services.search import search as search_one
-    from kb.search_tasks import LABELLINGS
+    from kb.labellings import LABELLINGS
     from kb.selectors import task_labels
 
     lens = searchable["lens"]

@@ -14,8 +14,9 @@ from inference.services.operations import (
 )
 from inference.services.search import search
 from inference.worker.operations import operation_run
+from kb.labellings import LABELLINGS
 from kb.models import AuditEvent, KnowledgeBase, Spectrum
-from kb.search_tasks import LABELLINGS, VALIDATION
+from kb.reserves import VALIDATION
 from kb.selectors import task_labels
 from tests.conftest import person, shipped_task
 
