@@ -198,7 +198,8 @@ def _searches(results: dict, made: dict) -> list[str]:
         "## Tables 3-4: target galaxy searches",
         "",
         f"One mixed test set of {test['test']} held-out spectra: {test['liner_targets']} LINERs, "
-        f"{test['lens_targets']} lenses, {test['outlier_targets']} outliers.",
+        f"{test['lens_targets']} lenses, {test['outlier_targets']} outliers"
+        + (f", {test['eplusa_targets']} E+A galaxies." if "eplusa_targets" in test else "."),
         "",
     ]
     rates = results.get("search_base_rates", {})
@@ -211,10 +212,12 @@ def _searches(results: dict, made: dict) -> list[str]:
                 _ci(r["recall"], r.get("recall_ci")),
                 _ci(r["f1"], r.get("f1_ci")),
                 _at_rate(rates.get(name)),
-                " / ".join(f"{PAPER_SEARCH[name][m]:.4f}" for m in ("precision", "recall", "f1")),
+                " / ".join(f"{PAPER_SEARCH[name][m]:.4f}" for m in ("precision", "recall", "f1"))
+                if name in PAPER_SEARCH
+                else "not in the paper",
             ]
             for name, r in results["search"].items()
-            if name in PAPER_SEARCH
+            if name not in ("lens_detectable", "lens_undetectable")
         ],
     )
     lines += [

@@ -21,6 +21,7 @@ from inference.services.search import load_index, query_embedding, read_query
 from inference.vote import WEIGHT_FUNCTIONS
 from kb.bpt import bpt_ratios
 from kb.composition import compose
+from kb.labellings import TASKS
 from kb.mock.populations import SOURCE_SNR
 from kb.mock.survey import SETTINGS, galaxy_again, render_again
 from kb.models import KnowledgeBase, Spectrum
@@ -28,12 +29,13 @@ from kb.reserves import TEST, TRAIN, VALIDATION
 from kb.reserves import reserve as reserve_of
 from kb.selectors import task_labels
 
-SEARCH_TASKS = ("liner", "lens", "outlier")
+SEARCH_TASKS = ("liner", "lens", "outlier", "eplusa")
 # Targets' share of the spectra a search runs over in reality, for ``precision_at_base_rate``: an order of
 # magnitude, not a measurement. LINERs: about a tenth of SDSS galaxies with classifiable lines (Kewley et
 # al. 2006), a few percent of all; lens candidates: about 0.1% of BOSS galaxy spectra (Talbot et al.
-# 2021: some 1,500 in 1.5 million); Baron & Poznanski (2017)'s outliers: a few percent.
-BASE_RATES = {"liner": 0.05, "lens": 0.001, "outlier": 0.02}
+# 2021: some 1,500 in 1.5 million); Baron & Poznanski (2017)'s outliers: a few percent; E+A galaxies:
+# 0.2% of SDSS DR5 galaxies (Goto 2007: 564 of 266,000).
+BASE_RATES = {"liner": 0.05, "lens": 0.001, "outlier": 0.02, "eplusa": 0.002}
 
 
 # --- Tables 3-4, Figures 4-5 --------------------------------------------------------------------------
@@ -87,7 +89,7 @@ def mixed_test_set(reserve: str = TEST) -> list[int]:
     """Spectra of ``reserve`` (the test reserve by default) that any search labelling labels: BPT classes,
     lenses and outliers together."""
     ids = set()
-    for labelling in ("bpt5", "lens", "outlier"):
+    for labelling in dict.fromkeys(TASKS[name].labelling for name in SEARCH_TASKS):
         ids |= set(task_labels(labelling=labelling, reserve=reserve))
     return sorted(ids)
 
