@@ -219,6 +219,8 @@ def _classification(data: Data, kb: KnowledgeBase, run, config: EvaluationConfig
             epochs=config.finetune_epochs,
         ),
     }
+    if config.finetune_epochs == 0:
+        del methods["encoder_finetuned"]
     results, predictions = {}, {}
     for name, predict in methods.items():
         log(f"  {name}")

@@ -38,7 +38,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--approximate-max-size", type=int, default=EvaluationConfig.approximate_max_size)
         parser.add_argument("--cnn-epochs", type=int, default=EvaluationConfig.cnn_epochs)
-        parser.add_argument("--finetune-epochs", type=int, default=EvaluationConfig.finetune_epochs)
+        parser.add_argument(
+            "--finetune-epochs",
+            type=int,
+            default=EvaluationConfig.finetune_epochs,
+            help="at most; 0 leaves the fine-tuned encoder out (the costliest method: minutes per epoch on a CPU)",
+        )
 
     def handle(
         self,
