@@ -88,7 +88,7 @@ def _experiments(run, config: EvaluationConfig, log) -> tuple[dict, Data]:
     log("the label ceiling: the catalogs' own rules on each test spectrum's SPZLINE lines")
     results["label_ceiling"] = _label_ceiling(data, config)
     for name, key in (("bpt3", "classification_3class"), ("bpt5", "classification_5class")):
-        log(f"Table 2: {name} classification, seven methods")
+        log(f"Table 2: {name} classification, every method")
         results[key], results["dataset"]["splits"][key] = _classification(data, kbs[name], run, config, log)
     found, results["dataset"]["splits"]["search"] = search_experiments(data, kbs, config, log)
     results.update(found)
