@@ -229,7 +229,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "inference.models.RunStatus",  # batch jobs, survey searches
-        "CatalogEnum": "kb.models.Catalog",  # catalog labels, and tasks made from an ingested catalog
+        "CatalogEnum": "kb.catalogs.CATALOG_CHOICES",  # catalog labels, and tasks made from an ingested catalog
     },
 }
 

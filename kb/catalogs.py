@@ -425,9 +425,12 @@ CATALOG_SOURCES: dict[str, CatalogSource] = {
 }
 
 
+CATALOG_CHOICES = [(source.key, source.title) for source in CATALOG_SOURCES.values()]
+
+
 def catalog_choices() -> list[tuple[str, str]]:
     """(key, title) of every catalog: the choices of CatalogLabel.catalog, of filters and of forms."""
-    return [(source.key, source.title) for source in CATALOG_SOURCES.values()]
+    return CATALOG_CHOICES
 
 
 def find_catalogs(folder: str | Path) -> dict[str, list[Path]]:
