@@ -162,3 +162,19 @@ def test_lens_background_snr_bins_cover_the_mock_range_in_three():
     assert (SOURCE_SNR_BINS[0], SOURCE_SNR_BINS[-1]) == SOURCE_SNR and len(SOURCE_SNR_BINS) == 4
     low, middle, high = SOURCE_SNR_BINS[:3]
     assert [snr_bin(v) for v in (low, middle - 0.01, middle, high, SOURCE_SNR[1])] == [0, 0, 1, 2, 2]
+
+
+def test_evaluate_can_leave_the_fine_tuned_encoder_out(trained, tmp_path, shared_data, settings):
+    """--finetune-epochs 0: the costliest method is not run, and every other one is, as the report says."""
+    settings.SHARED_DATA_DIR = shared_data
+    out = tmp_path / "evaluation"
+    call_command(
+        "evaluate",
+        *("--out", str(out), "--bootstrap", "20", "--retrieval-sizes", "200,1000"),
+        *("--cnn-epochs", "1", "--finetune-epochs", "0"),
+        verbosity=0,
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["classification_5class"]) == METHODS - {"encoder_finetuned"}
+    assert results["seeds"] == 1 and "over_seeds" not in results
+    assert "fine-tuned" not in (out / "report.md").read_text().split("## Tables 3-4")[0]
