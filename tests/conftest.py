@@ -213,21 +213,12 @@ def searchable(data_dir, searchable_snapshot):
 
 
 def shipped_task(name: str):
-    """The shipped SearchTask row (synced after migrate, and after a transactional test's flush)."""
-    from kb.labellings import TASKS
+    """The shipped SearchTask row (synced after migrate, and again here after a transactional test's flush)."""
     from kb.models import SearchTask
+    from kb.services.shipped_tasks import shipped_tasks_sync
 
-    task = TASKS[name]
-    row, _ = SearchTask.objects.get_or_create(
-        name=name,
-        defaults={
-            "title": task.title,
-            "description": task.description,
-            "labelling": task.labelling,
-            "target_labels": list(task.target_labels),
-        },
-    )
-    return row
+    shipped_tasks_sync()
+    return SearchTask.objects.get(name=name)
 
 
 def person(name: str, role: str | None = "astronomer"):
