@@ -7,7 +7,7 @@ arrays (``experiments.restframe``), so a win of the encoder's must come from the
 
 - ``shortcut_knn``: the same K-vote on what a survey catalog says of a spectrum without looking at it
   (redshift, velocity dispersion, S/N): the shortcut a mock or a catalog may leak the label through;
-- ``flux_knn``: the knowledge base's own K-vote (``inference.retrieval.knn_vote``) on flux (the raw
+- ``flux_knn``: the knowledge base's own K-vote (``inference.retriever.knn_vote``) on flux (the raw
   rest-frame flux, or the flux sampled in the encoder's own line windows);
 - ``pca_knn``: the same vote on principal components fit on the training flux;
 - ``random_forest``: the paper's classical ML baseline;
@@ -37,7 +37,7 @@ from torch import nn
 
 from experiments import supervised
 from experiments.supervised import Progress
-from inference.retrieval import knn_vote
+from inference.retriever import PAPER_POLICY, VotePolicy, knn_vote
 from training.checkpoint import load_checkpoint, resolve_device
 from training.model import GalSpecEncoder
 
@@ -47,7 +47,7 @@ from training.model import GalSpecEncoder
 SHORTCUT_FEATURES = ("z", "vdisp", "sn_median")  # a catalog's redshift, km/s and median S/N per pixel
 
 
-def shortcut_knn(train_features, train_labels, test_features, *, k: int = 3, weight_function: str = "exp") -> list[str]:
+def shortcut_knn(train_features, train_labels, test_features, *, policy: VotePolicy = PAPER_POLICY) -> list[str]:
     """The knowledge base's K-vote on catalog quantities alone: ``*_features`` (N, F) float, one column per
     SHORTCUT_FEATURES. Each column is standardised by the training spectra's mean and spread; a value the
     catalog lacks (NaN) takes the training median. A method that beats the spectra with this is finding
@@ -65,31 +65,23 @@ def shortcut_knn(train_features, train_labels, test_features, *, k: int = 3, wei
         ((train - mean) / spread).astype(np.float32),
         list(train_labels),
         ((test - mean) / spread).astype(np.float32),
-        k=k,
-        weight_function=weight_function,
+        policy=policy,
     )
     return [v.label for v in votes]
 
 
-def flux_knn(train_flux, train_labels, test_flux, *, k: int = 3, weight_function: str = "exp") -> list[str]:
+def flux_knn(train_flux, train_labels, test_flux, *, policy: VotePolicy = PAPER_POLICY) -> list[str]:
     """The knowledge base's K-vote on the raw flux (N, L), unobserved pixels as stored (0).
 
     Distances are Euclidean in flux units, so the ``exp`` weights (softmax of exp(-distance)) are nearly
     uniform when neighbours lie many units away: then the vote is close to a plain majority.
     """
     data = supervised.checked(train_flux, train_labels, test_flux)
-    return _vote(data.train_flux, data, data.test_flux, k=k, weight_function=weight_function)
+    return _vote(data.train_flux, data, data.test_flux, policy=policy)
 
 
 def pca_knn(
-    train_flux,
-    train_labels,
-    test_flux,
-    *,
-    n_components: int = 64,
-    k: int = 3,
-    weight_function: str = "exp",
-    seed: int = 0,
+    train_flux, train_labels, test_flux, *, n_components: int = 64, policy: VotePolicy = PAPER_POLICY, seed: int = 0
 ) -> list[str]:
     """The same K-vote on principal components of the flux, fit on the training spectra only.
 
@@ -104,16 +96,12 @@ def pca_knn(
     n_components = min(n_components, *data.train_flux.shape)
     pca = PCA(n_components=n_components, random_state=seed).fit(data.train_flux)
     train_components, test_components = pca.transform(data.train_flux), pca.transform(data.test_flux)  # (N, n), (M, n)
-    return _vote(train_components, data, test_components, k=k, weight_function=weight_function)
+    return _vote(train_components, data, test_components, policy=policy)
 
 
-def _vote(
-    vectors: np.ndarray, data: supervised.TrainTest, queries: np.ndarray, *, k: int, weight_function: str
-) -> list[str]:
+def _vote(vectors: np.ndarray, data: supervised.TrainTest, queries: np.ndarray, *, policy: VotePolicy) -> list[str]:
     labels = [data.classes[i] for i in data.train_y]
-    votes = knn_vote(
-        vectors.astype(np.float32), labels, queries.astype(np.float32), k=k, weight_function=weight_function
-    )
+    votes = knn_vote(vectors.astype(np.float32), labels, queries.astype(np.float32), policy=policy)
     return [v.label for v in votes]
 
 

@@ -10,9 +10,10 @@ import numpy as np
 from experiments import timing
 from experiments.baselines import SHORTCUT_FEATURES
 from inference import index as vector_index
+from inference.retriever import VotePolicy
 from inference.selectors.embeddings import embedding_store, reconstruction_store
 from inference.services.embeddings import embedding_update
-from inference.services.search import load_index
+from inference.services.search import load_retriever
 from kb.models import KnowledgeBase, Spectrum
 from kb.selectors import spectrum_store
 
@@ -74,4 +75,10 @@ def kb_entries(kb: KnowledgeBase) -> list[tuple[int, str]]:
 
 
 def kb_neighbours(data: Data, kb: KnowledgeBase, ids: list[int], k: int) -> vector_index.Neighbours:
-    return vector_index.search(load_index(kb), data.vectors[data.rows(ids)], k)
+    """The ``k`` nearest entries of spectra ``ids``, found by the knowledge base's retriever (its metric)."""
+    return load_retriever(kb).neighbours(data.vectors[data.rows(ids)], k)
+
+
+def config_policy(config: EvaluationConfig) -> VotePolicy:
+    """The vote of the baselines: the configuration's K and weighting, at temperature 1, on plain L2."""
+    return VotePolicy(k=config.k, weighting=config.weight_function)

@@ -20,7 +20,7 @@ from astropy.io import fits
 from django.conf import settings
 
 from experiments import baselines, restframe, timing
-from experiments.data import Data, EvaluationConfig, data_load, kb_entries, kb_neighbours
+from experiments.data import Data, EvaluationConfig, config_policy, data_load, kb_entries
 from experiments.figure_files import image_server, write_figures
 from experiments.report import write_report
 from experiments.robustness import robustness
@@ -29,9 +29,9 @@ from experiments.seeds import headline, spread
 from experiments.trust_check import trust_figures
 from experiments.variants import encoder_pooled, pooled_embeddings, variants
 from inference import metrics
-from inference.retrieval import knn_vote, vote_all
+from inference.retriever import knn_vote
 from inference.services.knowledge_bases import knowledge_base_build
-from inference.services.search import search
+from inference.services.search import load_retriever, search
 from kb.bpt import FIVE_CLASSES, THREE_CLASSES, bpt_class_from_lines, bpt_consensus, bpt_three_class
 from kb.labellings import LABELLINGS
 from kb.mock import rules
@@ -179,11 +179,9 @@ def _classification(data: Data, kb: KnowledgeBase, run, config: EvaluationConfig
         restframe.rest_frame(train_flux, train_valid, train_z),
         restframe.rest_frame(test_flux, test_valid, test_z),
     )
-    found = kb_neighbours(data, kb, test_ids, config.k)
-    label_of = dict(train)
-    vote = {"k": config.k, "weight_function": config.weight_function}
+    vote = {"policy": config_policy(config)}
     methods = {
-        "encoder_kb": lambda: [v.label for v in vote_all(found, label_of, weight_function=config.weight_function)],
+        "encoder_kb": lambda: [v.label for v in load_retriever(kb).votes(data.vectors[data.rows(test_ids)])],
         "encoder_generic_pool": lambda: _generic_pool_vote(data, run, train_ids, train_labels, test_ids, config),
         "shortcut_knn": lambda: baselines.shortcut_knn(
             data.features(train_ids), train_labels, data.features(test_ids), **vote
@@ -245,11 +243,7 @@ def _generic_pool_vote(data: Data, run, train_ids, train_labels, test_ids, confi
     generic = {"generic": encoder_pooled(model, {"pool_segments": 1, "pool_lines": False, "pool_peaks": False})}
     vectors = pooled_embeddings(model, generic, data, [*train_ids, *test_ids])["generic"]
     votes = knn_vote(
-        vectors[: len(train_ids)],
-        list(train_labels),
-        vectors[len(train_ids) :],
-        k=config.k,
-        weight_function=config.weight_function,
+        vectors[: len(train_ids)], list(train_labels), vectors[len(train_ids) :], policy=config_policy(config)
     )
     return [v.label for v in votes]
 
@@ -308,17 +302,10 @@ def _real_spectra(kbs: dict[str, KnowledgeBase], config: EvaluationConfig) -> li
             name: {"flux": line.flux, "flux_err": line.flux_err} for name, line in read_spectrum(path).lines.items()
         }
         own = bpt_class_from_lines(lines)
-        five, three = (
-            search(task=name, path=path, k=config.k, weight_function=config.weight_function, knowledge_base=kbs[name])
-            for name in ("bpt5", "bpt3")
-        )
+        five, three = (search(task=name, path=path, knowledge_base=kbs[name]) for name in ("bpt5", "bpt3"))
         with tempfile.TemporaryDirectory() as folder:
             scrambled = search(
-                task="bpt3",
-                path=_shuffled(path, Path(folder) / path.name, config.seed),
-                k=config.k,
-                weight_function=config.weight_function,
-                knowledge_base=kbs["bpt3"],
+                task="bpt3", path=_shuffled(path, Path(folder) / path.name, config.seed), knowledge_base=kbs["bpt3"]
             )
         rows.append(
             {

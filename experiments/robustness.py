@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.data import Data, EvaluationConfig, kb_entries
+from experiments.data import Data, EvaluationConfig
 from experiments.perturb import PERTURBATIONS, perturbed
 from experiments.searches import SEARCH_TASKS, mixed_test_set
 from inference import metrics
 from inference.embed import embed
-from inference.retrieval import knn_vote
+from inference.services.search import load_retriever
 from kb.bpt import FIVE_CLASSES
 from kb.models import KnowledgeBase
 from kb.reserves import TEST
@@ -39,15 +39,7 @@ def robustness(data: Data, kbs: dict[str, KnowledgeBase], run, config: Evaluatio
 
 def _scores(data: Data, kbs: dict, ids: list[int], queries: np.ndarray, config: EvaluationConfig) -> dict:
     def vote(kb: KnowledgeBase, rows: list[int]) -> list[str]:
-        entries = kb_entries(kb)
-        found = knn_vote(
-            data.vectors[data.rows([i for i, _ in entries])],
-            [label for _, label in entries],
-            queries[rows],
-            k=config.k,
-            weight_function=config.weight_function,
-        )
-        return [v.label for v in found]
+        return [v.label for v in load_retriever(kb).votes(queries[rows])]  # as served: its policy and metric
 
     five = task_labels(labelling="bpt5", reserve=TEST)
     labelled = [row for row, i in enumerate(ids) if i in five]

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.distance import pdist
 
 from experiments.baselines import shortcut_knn
-from experiments.data import Data, EvaluationConfig, kb_entries, kb_neighbours
+from experiments.data import Data, EvaluationConfig, config_policy
 from inference import index as vector_index
 from inference import metrics
-from inference.retrieval import knn_vote, neighbours_excluding, vote_all
-from inference.services.search import load_index, query_embedding, read_query
-from inference.vote import WEIGHT_FUNCTIONS
+from inference.retriever import WEIGHTINGS, Retriever, VotePolicy, knn_vote
+from inference.services.search import load_retriever, query_embedding, read_query
 from kb.bpt import bpt_ratios
 from kb.composition import compose
 from kb.labellings import TASKS
@@ -56,7 +55,7 @@ def search_experiments(data: Data, kbs: dict[str, KnowledgeBase], config: Evalua
         "lens_recall_by_source_snr": recall_by_source_snr(searches["lens"], mixed, config),
     }
     for name in SEARCH_TASKS:
-        predicted = searches[name].predicted(config.k, config.weight_function)
+        predicted = searches[name].predicted()
         at_rate = metrics.precision_at_base_rate(
             searches[name].truth, predicted, BASE_RATES[name], n_resamples=config.n_resamples, seed=config.seed
         )
@@ -77,7 +76,7 @@ def search_experiments(data: Data, kbs: dict[str, KnowledgeBase], config: Evalua
         for k in range(1, config.max_k + 1)
     ]
     log("Figure 4: share of lenses in the knowledge base")
-    results["proportion_sweep"] = proportion_sweep(data, searches["lens"].truth, mixed, config)
+    results["proportion_sweep"] = proportion_sweep(data, searches["lens"], mixed, config)
     log("Table A1: distances and weight functions")
     results["weight_functions"] = weight_functions(data, searches, config)
     log("Appendix B.2: a LINER case study")
@@ -99,7 +98,7 @@ class Search:
     """One search task on the mixed test set: its KB's labels, the truth, and max_k neighbours per query."""
 
     kb: KnowledgeBase
-    label_of: dict[int, str]
+    retriever: Retriever
     truth: np.ndarray  # (n,) bool: the test spectrum carries a target label
     found: vector_index.Neighbours
 
@@ -107,12 +106,27 @@ class Search:
     def of(cls, data: Data, kb: KnowledgeBase, ids: list[int], max_k: int, reserve: str = TEST) -> Search:
         labels = task_labels(labelling=kb.task.labelling, reserve=reserve)
         truth = np.array([i in labels and labels[i].label in kb.task.target_labels for i in ids])
-        return cls(kb, dict(kb_entries(kb)), truth, kb_neighbours(data, kb, ids, max_k))
+        retriever = load_retriever(kb)
+        return cls(kb, retriever, truth, retriever.neighbours(data.vectors[data.rows(ids)], max_k))
 
-    def votes(self, k: int, weight_function: str, temperature: float = 1.0):
-        return vote_all(self.found, self.label_of, k=k, weight_function=weight_function, temperature=temperature)
+    @property
+    def label_of(self) -> dict[int, str]:
+        return self.retriever.labels
 
-    def predicted(self, k: int, weight_function: str, temperature: float = 1.0) -> np.ndarray:
+    @property
+    def policy(self) -> VotePolicy:
+        """The knowledge base's own vote policy, chosen on the validation reserve at its build."""
+        return self.retriever.policy
+
+    def votes(self, k: int | None = None, weight_function: str | None = None, temperature: float | None = None):
+        """The votes under the knowledge base's policy, with ``k``, ``weight_function`` or ``temperature``
+        changed where given."""
+        policy = self.policy.asked(k=k, weighting=weight_function)
+        if temperature is not None:
+            policy = replace(policy, temperature=temperature)
+        return self.retriever.vote_neighbours(self.found, policy)
+
+    def predicted(self, k=None, weight_function=None, temperature=None) -> np.ndarray:
         """(n,) bool: the vote is a target label."""
         votes = self.votes(k, weight_function, temperature)
         return np.array([v.label in self.kb.task.target_labels for v in votes])
@@ -123,9 +137,9 @@ class Search:
         *,
         k: int | None = None,
         weight_function: str | None = None,
-        temperature: float = 1.0,
+        temperature: float | None = None,
     ) -> dict:
-        predicted = self.predicted(k or config.k, weight_function or config.weight_function, temperature)
+        predicted = self.predicted(k, weight_function, temperature)
         return metrics.search_report(self.truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
 
 
@@ -134,11 +148,7 @@ def shortcut(data: Data, search: Search, ids: list[int], config: EvaluationConfi
     alone (``baselines.shortcut_knn``): what the catalog gives away without the spectrum."""
     entries = sorted(search.label_of)
     voted = shortcut_knn(
-        data.features(entries),
-        [search.label_of[i] for i in entries],
-        data.features(ids),
-        k=config.k,
-        weight_function=config.weight_function,
+        data.features(entries), [search.label_of[i] for i in entries], data.features(ids), policy=config_policy(config)
     )
     predicted = np.array([label in search.kb.task.target_labels for label in voted])
     return metrics.search_report(search.truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
@@ -165,14 +175,13 @@ def lens_lines_removed(kb: KnowledgeBase, config: EvaluationConfig) -> dict:
             vectors.append(vector)
     if not ids:
         return {"n": 0, "voted_lens": None}
-    found = neighbours_excluding(load_index(kb), np.stack(vectors), config.k, own_ids=np.array(ids))
-    votes = vote_all(found, dict(kb_entries(kb)), weight_function=config.weight_function)
+    votes = load_retriever(kb).votes(np.stack(vectors), own_ids=np.array(ids))
     voted = [v.label == "lens" for v in votes]
     return {"n": len(ids), "voted_lens": float(np.mean(voted)), "in_kb": kb.entries.filter(spectrum_id__in=ids).count()}
 
 
 def recall_by_kind(outliers: Search, ids: list[int], config: EvaluationConfig) -> dict:
-    votes = outliers.votes(config.k, config.weight_function)
+    votes = outliers.votes()
     labels = task_labels(labelling="outlier", reserve=TEST)
     by_kind: dict[str, list[bool]] = {}
     for i, v in zip(ids, votes):
@@ -199,11 +208,7 @@ def undetectable_lenses(data: Data, kb: KnowledgeBase, config: EvaluationConfig)
     ]
     if not ids:
         return {"n": 0, "found": 0, "recall": None, "recall_ci": None}
-    found = kb_neighbours(data, kb, ids, config.k)
-    voted = [
-        v.label in kb.task.target_labels
-        for v in vote_all(found, dict(kb_entries(kb)), weight_function=config.weight_function)
-    ]
+    voted = [v.label in kb.task.target_labels for v in load_retriever(kb).votes(data.vectors[data.rows(ids)])]
     hits = int(sum(voted))
     return {
         "n": len(ids),
@@ -242,7 +247,7 @@ def recall_by_source_snr(lenses: Search, ids: list[int], config: EvaluationConfi
     """The lens search's recall for the mock lenses whose background galaxy's strongest line has an S/N in
     each of SOURCE_SNR_BINS: how faint a lensed galaxy the search still finds. Lenses not from a mock
     survey (no truth to draw again) are left out; empty when none is."""
-    votes = lenses.votes(config.k, config.weight_function)
+    votes = lenses.votes()
     found = {i: v.label in lenses.kb.task.target_labels for i, v, target in zip(ids, votes, lenses.truth) if target}
     snr = {}
     for spectrum in Spectrum.objects.filter(pk__in=list(found)).only("pk", "specobjid", "source_file"):
@@ -262,8 +267,10 @@ def snr_bin(value: float) -> int:
     return int(np.searchsorted(SOURCE_SNR_BINS[1:-1], value, side="right"))
 
 
-def proportion_sweep(data: Data, truth: np.ndarray, ids: list[int], config: EvaluationConfig) -> list[dict]:
-    """The lens share of the KB swept; each KB as large as its share allows from the same pool."""
+def proportion_sweep(data: Data, lenses: Search, ids: list[int], config: EvaluationConfig) -> list[dict]:
+    """The lens share of the KB swept; each KB as large as its share allows from the same pool, voting by
+    the lens knowledge base's policy in its metric's space."""
+    truth, retriever = lenses.truth, lenses.retriever
     pool = {i: item.label for i, item in task_labels(labelling="lens", reserve=TRAIN).items()}
     queries = data.vectors[data.rows(ids)]
     rows = []
@@ -274,7 +281,7 @@ def proportion_sweep(data: Data, truth: np.ndarray, ids: list[int], config: Eval
             continue  # too few lenses or others for this share
         labels = [pool[i] for i in chosen]
         votes = knn_vote(
-            data.vectors[data.rows(chosen)], labels, queries, k=config.k, weight_function=config.weight_function
+            data.vectors[data.rows(chosen)], labels, queries, policy=retriever.policy, metric=retriever.metric
         )
         predicted = np.array([v.label == "lens" for v in votes])
         report = metrics.search_report(truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
@@ -294,11 +301,11 @@ def weight_functions(data: Data, searches: dict[str, Search], config: Evaluation
     distances = pdist(data.vectors[data.rows(sample)].astype(np.float64))
     result = {
         "pairwise_distances": metrics.distribution_stats(distances),
-        "neighbour_distances": metrics.distribution_stats(liner.found.distances[:, : config.k]),
+        "neighbour_distances": metrics.distribution_stats(liner.found.distances[:, : liner.policy.k]),
         "functions": {},
     }
-    for function in WEIGHT_FUNCTIONS:
-        weights = np.concatenate([v.weights for v in liner.votes(config.k, function)])
+    for function in WEIGHTINGS:
+        weights = np.concatenate([v.weights for v in liner.votes(weight_function=function)])
         result["functions"][function] = {
             "weights": metrics.distribution_stats(weights),
             **{name: search.report(config, weight_function=function) for name, search in searches.items()},
@@ -318,7 +325,7 @@ def fitted_temperature(data: Data, searches: dict[str, Search], config: Evaluati
     validation = mixed_test_set(VALIDATION)
     fitted = {}
     for name, search in searches.items():
-        checked = Search.of(data, search.kb, validation, config.k, reserve=VALIDATION)
+        checked = Search.of(data, search.kb, validation, config.max_k, reserve=VALIDATION)
         f1 = {t: checked.report(config, temperature=t)["f1"] for t in TEMPERATURES}
         best = max(TEMPERATURES, key=lambda t: (round(f1[t], 6), -abs(np.log(t))))
         fitted[name] = {
@@ -346,15 +353,15 @@ def _points(spectrum: Spectrum, name: str, label: str) -> dict:
 
 def case_study(data: Data, liner: Search, ids: list[int], config: EvaluationConfig) -> dict | None:
     """A held-out LINER that the LINER search finds: preferably one outvoting a neighbour of another class."""
-    votes, found, label_of = liner.votes(config.k, config.weight_function), liner.found, liner.label_of
+    votes, found, label_of, k = liner.votes(), liner.found, liner.label_of, liner.policy.k
     hits = [(j, v) for j, v in enumerate(votes) if liner.truth[j] and v.label == "liner"]
     if not hits:
         return None
-    mixed = [(j, v) for j, v in hits if len({label_of[int(i)] for i in found.ids[j, : config.k] if i >= 0}) > 1]
+    mixed = [(j, v) for j, v in hits if len({label_of[int(i)] for i in found.ids[j, :k] if i >= 0}) > 1]
     j, v = max(mixed or hits, key=lambda item: item[1].share)
     query = data.spectra[ids[j]]
     neighbours = []
-    for i, d, w in zip(found.ids[j, : config.k], found.distances[j, : config.k], v.weights):
+    for i, d, w in zip(found.ids[j, :k], found.distances[j, :k], v.weights):
         s = data.spectra[int(i)]
         neighbours.append(
             {

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.data import Data, EvaluationConfig, kb_entries, kb_neighbours
+from experiments.data import Data, EvaluationConfig
 from experiments.searches import SEARCH_TASKS, mixed_test_set
-from inference.retrieval import vote_all
+from inference.services.search import load_retriever
 from inference.trust import assess
 from kb.models import KnowledgeBase
 from kb.reserves import TEST
@@ -53,8 +53,9 @@ def trust_figures(data: Data, kbs: dict[str, KnowledgeBase], config: EvaluationC
 
 def _answers(data: Data, kb: KnowledgeBase, ids: list[int], config: EvaluationConfig) -> tuple[list, np.ndarray]:
     """The K-votes for ``ids`` and whether each answer is flagged (in_distribution False)."""
-    found = kb_neighbours(data, kb, ids, config.k)
-    votes = vote_all(found, dict(kb_entries(kb)), weight_function=config.weight_function)
+    retriever = load_retriever(kb)
+    found = retriever.neighbours(data.vectors[data.rows(ids)])
+    votes = retriever.vote_neighbours(found)
     flagged = np.array(
         [
             assess(

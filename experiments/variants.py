@@ -19,10 +19,10 @@ from functools import partial
 import numpy as np
 import torch
 
-from experiments.data import Data, EvaluationConfig, kb_entries
+from experiments.data import Data, EvaluationConfig, config_policy, kb_entries
 from experiments.searches import SEARCH_TASKS, mixed_test_set
 from inference import metrics
-from inference.retrieval import knn_vote
+from inference.retriever import knn_vote
 from kb.bpt import FIVE_CLASSES
 from kb.models import KnowledgeBase
 from kb.reserves import VALIDATION
@@ -98,8 +98,7 @@ def _vote(vectors: np.ndarray, position: dict, entries: dict, config, kb_name: s
         vectors[[position[i] for i, _ in pairs]],
         [label for _, label in pairs],
         vectors[[position[i] for i in query_ids]],
-        k=config.k,
-        weight_function=config.weight_function,
+        policy=config_policy(config),
     )
     return [v.label for v in found]
 

@@ -24,7 +24,7 @@ class Neighbour:
     plate_mjd_fiber: str
     z: float
     label: str
-    distance: float  # L2 between embeddings
+    distance: float  # L2 between embeddings, in the knowledge base's learned metric where it has one
     weight: float  # softmax-normalised share of the vote
     catalogs: list[str]  # where the label came from
     details: dict = field(default_factory=dict)
@@ -41,6 +41,8 @@ class Context:
     precision: float | None  # of votes for this label (of target votes, for a search), where it was scored
     recall: float | None  # of spectra with this label (of targets, for a search)
     scored_on: str  # 'the test reserve', 'cross-validation on the catalog's examples', or '' if never scored
+    scored_with: str  # the vote policy precision and recall were measured under; '' if none under this answer's
+    unscored_because: str  # why no precision is quoted, in words; '' where one is
     disagreements: list[str]  # sentences: where the query's own data contradict the vote
 
 
@@ -58,6 +60,7 @@ class Answer:
     training_run: int
     k: int
     weight_function: str
+    policy: dict  # inference.retriever.VotePolicy as a dict: k, weighting, temperature, metric
     query: str  # what was searched: 'specobjid ...' or a file name
     mock: bool  # the query is a spectrum of GalSpec's mock survey, not an observed one
     trust: Trust  # how far to trust it: is the query like what the knowledge base was checked on?

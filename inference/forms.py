@@ -4,8 +4,7 @@ from django import forms
 
 from inference import index as vector_index
 from inference.models import Operation
-from inference.services.search import MAX_K
-from inference.vote import WEIGHT_FUNCTIONS
+from inference.retriever import MAX_K, WEIGHTINGS
 from kb.catalogs import catalog_choices
 from kb.examples import size_check
 from kb.labellings import LABELLINGS, labelling_labels
@@ -41,9 +40,19 @@ class SearchForm(VisibleTasksForm):
     dec = forms.FloatField(required=False, label="Dec (°)", min_value=-90, max_value=90)
     radius_arcsec = forms.FloatField(required=False, initial=3.0, min_value=0.01, max_value=3600, label="within (″)")
     file = forms.FileField(required=False, label="or upload a spectrum (SDSS spec-lite FITS)")
-    k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
+    k = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_K,
+        label="neighbours (K)",
+        widget=forms.NumberInput(attrs={"placeholder": "as chosen"}),
+        help_text="blank: the K the knowledge base was chosen and scored with",
+    )
     weight_function = forms.ChoiceField(
-        choices=[(w, w) for w in sorted(WEIGHT_FUNCTIONS)], initial="exp", label="weights"
+        required=False,
+        choices=[("", "as chosen"), *((w, w) for w in WEIGHTINGS)],
+        label="weights",
+        help_text="as chosen: the weighting and temperature the knowledge base was chosen and scored with",
     )
     knowledge_base = forms.ModelChoiceField(
         queryset=KnowledgeBase.objects.all(),
@@ -72,8 +81,8 @@ class SearchForm(VisibleTasksForm):
             "radius_arcsec": data.get("radius_arcsec") or 3.0,
             "upload": upload,
             "upload_name": upload.name if upload else "",
-            "k": data["k"],
-            "weight_function": data["weight_function"],
+            "k": data.get("k"),
+            "weight_function": data.get("weight_function") or None,
             "knowledge_base": data.get("knowledge_base"),
         }
 
@@ -106,7 +115,14 @@ class BatchForm(VisibleTasksForm):
         help_text="one request carries about 20 MB of files (some 100 spectra): split a larger "
         "set over several jobs, or search ingested spectra by identifier",
     )
-    k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
+    k = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_K,
+        label="neighbours (K)",
+        widget=forms.NumberInput(attrs={"placeholder": "as chosen"}),
+        help_text="blank: the K the knowledge base was chosen and scored with",
+    )
 
 
 def _all_labels() -> list[tuple[str, str]]:
@@ -122,7 +138,14 @@ class SurveySearchForm(VisibleTasksForm):
         label="labels of interest",
         help_text="default: the task's targets; a classification task needs them named",
     )
-    k = forms.IntegerField(initial=3, min_value=1, max_value=MAX_K, label="neighbours (K)")
+    k = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_K,
+        label="neighbours (K)",
+        widget=forms.NumberInput(attrs={"placeholder": "as chosen"}),
+        help_text="blank: the K the knowledge base was chosen and scored with",
+    )
 
 
 class OperationForm(forms.Form):

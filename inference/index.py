@@ -236,25 +236,26 @@ def _tune_compressed(
 
 
 def save(index: faiss.Index | Reranked, folder: str | Path, sidecar: dict) -> None:
-    """Write index.faiss and index.json into ``folder`` atomically (``kb.store.folder_write``); a compressed
-    index also its float vectors (vectors.npy, n x D float32) and ids (ids.npy), to be memory-mapped."""
+    """Write the index into ``folder`` atomically (``kb.store.folder_write``), as ``write`` does."""
+    folder_write(folder, lambda tmp: write(index, tmp, sidecar))
 
-    def write(tmp: Path) -> None:
-        meta = {**sidecar, "metric": "L2", "count": int(index.ntotal), "width": int(index.d)}
-        if isinstance(index, Reranked):
-            faiss.write_index(index.coarse, str(tmp / "index.faiss"))
-            vectors = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (index.ntotal, index.d))
-            for start in range(0, index.ntotal, TRAIN_MIN):
-                vectors[start : start + TRAIN_MIN] = index.vectors[start : start + TRAIN_MIN]
-            vectors.flush()
-            del vectors
-            np.save(tmp / "ids.npy", index.ids)
-            meta["rerank"] = index.rerank
-        else:
-            faiss.write_index(index, str(tmp / "index.faiss"))
-        (tmp / "index.json").write_text(json.dumps(meta, indent=2))
 
-    folder_write(folder, write)
+def write(index: faiss.Index | Reranked, tmp: Path, sidecar: dict) -> None:
+    """Write index.faiss and index.json into the folder ``tmp`` being written; a compressed index also its
+    float vectors (vectors.npy, n x D float32) and ids (ids.npy), to be memory-mapped."""
+    meta = {**sidecar, "metric": "L2", "count": int(index.ntotal), "width": int(index.d)}
+    if isinstance(index, Reranked):
+        faiss.write_index(index.coarse, str(tmp / "index.faiss"))
+        vectors = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (index.ntotal, index.d))
+        for start in range(0, index.ntotal, TRAIN_MIN):
+            vectors[start : start + TRAIN_MIN] = index.vectors[start : start + TRAIN_MIN]
+        vectors.flush()
+        del vectors
+        np.save(tmp / "ids.npy", index.ids)
+        meta["rerank"] = index.rerank
+    else:
+        faiss.write_index(index, str(tmp / "index.faiss"))
+    (tmp / "index.json").write_text(json.dumps(meta, indent=2))
 
 
 def load(folder: str | Path) -> tuple[faiss.Index | Reranked, dict]:

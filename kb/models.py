@@ -226,8 +226,19 @@ class KnowledgeBase(models.Model):
     evaluation = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Scores of its K=3 vote on the test reserve (held-out spectra): "
+        help_text="Scores of its vote (under its policy) on the test reserve (held-out spectra): "
         "precision/recall/F1 for a search, accuracy/macro-F1 per class for a classification, with 95% intervals",
+    )
+    policy = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How it votes (inference.retriever.VotePolicy: k, weighting, temperature, metric), chosen on the "
+        "validation reserve at build; empty for a version built before policies were chosen: the paper's K=3, exp",
+    )
+    policy_validation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The validation scores the policy was chosen on: F1 and Brier score of each metric and K weighed",
     )
     calibration = models.JSONField(
         default=dict,

@@ -52,6 +52,8 @@ def test_the_science_is_found_where_it_lives():
         "training.pretrain",
         "inference.index",
         "inference.vote",
+        "inference.retriever",
+        "inference.metric",
         "inference.answers",
         "experiments.baselines",
         "experiments.figures",

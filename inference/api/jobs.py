@@ -11,9 +11,9 @@ from rest_framework.views import APIView
 
 from galspec_site.api import paginated, validated
 from inference.models import SearchJob
+from inference.retriever import MAX_K
 from inference.selectors.background import search_job_get, search_job_list, search_job_rows, search_job_table
 from inference.services.jobs import search_job_cancel, search_job_create
-from inference.services.search import MAX_K
 from inference.tables import table_csv, table_votable
 from kb.api import TaskField
 
@@ -73,7 +73,14 @@ class JobListApi(APIView):
 
     class JobInputSerializer(serializers.Serializer):
         task = TaskField()
-        k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
+        k = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=1,
+            max_value=MAX_K,
+            help_text="Neighbours that vote; default: the K the knowledge base was chosen and scored with",
+        )
         identifiers = serializers.ListField(
             child=serializers.CharField(), required=False, default=list, help_text="specobjids or PLATE-MJD-FIBERs"
         )

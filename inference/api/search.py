@@ -7,9 +7,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from galspec_site.api import validated
-from inference.services.search import MAX_K, search_query
+from inference.retriever import MAX_K, WEIGHTINGS
+from inference.services.search import search_query
 from inference.trust import MAX_PERCENTILE
-from inference.vote import WEIGHT_FUNCTIONS
 from kb.api import KnowledgeBaseField, TaskField
 
 
@@ -19,7 +19,9 @@ class NeighbourSerializer(serializers.Serializer):
     plate_mjd_fiber = serializers.CharField()
     z = serializers.FloatField()
     label = serializers.CharField()
-    distance = serializers.FloatField(help_text="L2 distance between embeddings")
+    distance = serializers.FloatField(
+        help_text="L2 distance between embeddings, after the knowledge base's learned metric where it has one"
+    )
     weight = serializers.FloatField(help_text="Share of the vote: softmax of the weight function of the distances")
     catalogs = serializers.ListField(child=serializers.CharField(), help_text="Catalogs the label came from")
     details = serializers.DictField()
@@ -56,6 +58,13 @@ class TrustSerializer(serializers.Serializer):
     reasons = serializers.ListField(child=serializers.CharField(), help_text="Why not in distribution, in words")
 
 
+class PolicySerializer(serializers.Serializer):
+    k = serializers.IntegerField(help_text="Neighbours that voted")
+    weighting = serializers.CharField(help_text="exp, inverse, inverse_square or linear, of the distances")
+    temperature = serializers.FloatField(help_text="The weights' scores are divided by it before the softmax")
+    metric = serializers.CharField(help_text="identity (plain L2) or the learned map: whiten, lda or nca")
+
+
 class ContextSerializer(serializers.Serializer):
     voters = serializers.IntegerField(help_text="Neighbours whose label won the vote")
     own_lines = serializers.CharField(
@@ -67,6 +76,11 @@ class ContextSerializer(serializers.Serializer):
     )
     recall = serializers.FloatField(allow_null=True, help_text="Share of this label's spectra (targets) voted so")
     scored_on = serializers.CharField(help_text="Where precision and recall were measured; empty if never")
+    scored_with = serializers.CharField(
+        help_text="The vote policy precision and recall were measured under; empty where none was measured under "
+        "the policy of this answer (then precision and recall are null)"
+    )
+    unscored_because = serializers.CharField(help_text="Why no precision is quoted, in words; empty if one is")
     disagreements = serializers.ListField(
         child=serializers.CharField(), help_text="Where the query's own data contradict the vote"
     )
@@ -89,6 +103,7 @@ class AnswerSerializer(serializers.Serializer):
     training_run = serializers.IntegerField()
     k = serializers.IntegerField()
     weight_function = serializers.CharField()
+    policy = PolicySerializer(help_text="How this answer was voted")
     trust = TrustSerializer(help_text="How far to trust the vote")
     context = ContextSerializer()
 
@@ -107,8 +122,22 @@ class SearchApi(APIView):
         ra = serializers.FloatField(required=False, allow_null=True, default=None, help_text="degrees, J2000")
         dec = serializers.FloatField(required=False, allow_null=True, default=None, help_text="degrees, J2000")
         radius_arcsec = serializers.FloatField(required=False, default=3.0)
-        k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
-        weight_function = serializers.ChoiceField(choices=sorted(WEIGHT_FUNCTIONS), required=False, default="exp")
+        k = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=1,
+            max_value=MAX_K,
+            help_text="Neighbours that vote; default: the K the knowledge base was chosen and scored with. "
+            "Precision and recall are quoted only for the policy they were measured under",
+        )
+        weight_function = serializers.ChoiceField(
+            choices=WEIGHTINGS,
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="How distances become weights; default: the knowledge base's own weighting and temperature",
+        )
         knowledge_base = KnowledgeBaseField(
             required=False,
             allow_null=True,

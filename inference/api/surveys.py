@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 from galspec_site.api import paginated, validated
 from inference.api.jobs import BackgroundSearchSerializer
 from inference.models import SurveySearch
+from inference.retriever import MAX_K
 from inference.selectors.background import KNOWN, NEW, survey_candidates, survey_search_list
-from inference.services.search import MAX_K
 from inference.services.surveys import survey_search_cancel, survey_search_start
 from kb.api import TaskField
 
@@ -73,7 +73,14 @@ class SurveyListApi(APIView):
             default=list,
             help_text="Labels of interest (default: the task's targets)",
         )
-        k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=MAX_K)
+        k = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=1,
+            max_value=MAX_K,
+            help_text="Neighbours that vote; default: the K the knowledge base was chosen and scored with",
+        )
 
     @extend_schema(responses=SurveySerializer(many=True))
     def get(self, request):

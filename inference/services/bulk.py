@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.retrieval import neighbours_excluding, vote_all
+from inference.retriever import Retriever, VotePolicy
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.services.embeddings import embedding_update
-from inference.services.search import load_index
+from inference.services.search import load_retriever
 from inference.tables import SURVEY_COLUMNS
 from inference.trust import assess
 from kb.models import KnowledgeBase, SearchTask, Spectrum
@@ -38,17 +38,18 @@ def bulk_search(
     task: SearchTask,
     out: str | Path,
     chunk: int = 10_000,
-    k: int = 3,
+    k: int | None = None,
     knowledge_base: KnowledgeBase | None = None,
     labels: list[str] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Search every ingested spectrum; returns the manifest. A spectrum in the knowledge base is not its
-    own neighbour. ``is_target`` says whether the vote went to one of ``labels`` (default: the task's
-    targets; empty for a classification task). ValueError if ``out`` holds a run against another
-    knowledge base."""
+    """Search every ingested spectrum, by the version's vote policy with ``k`` neighbours where given; returns the
+    manifest. A spectrum in the knowledge base is not its own neighbour. ``is_target`` says whether the vote went to
+    one of ``labels`` (default: the task's targets; empty for a classification task). ValueError if ``out`` holds a
+    run against another knowledge base."""
     kb = knowledge_base or knowledge_base_in_service(task=task)
     wanted = sorted(task.target_labels if labels is None else labels)
+    k = VotePolicy.from_dict(kb.policy).k if k is None else k
     manifest = bulk_search_manifest(knowledge_base=kb, out=out, chunk=chunk, k=k, labels=wanted)
     embedding_update(training_run=kb.training_run)
     searcher = part_searcher(knowledge_base=kb, labels=wanted, k=k)
@@ -105,22 +106,20 @@ def part_bounds(*, chunk: int) -> list[tuple[int, int, int]]:
 @dataclass(frozen=True)
 class PartSearcher:
     """What searching any part of one bulk search needs, loaded once per worker: the knowledge base, its
-    index, its entries' labels and specobjids, the labels of interest and K."""
+    retriever, the policy it votes by (its own, with the search's K), its entries' specobjids, and the
+    labels of interest."""
 
     knowledge_base: KnowledgeBase
-    index: object
-    label_of: dict
+    retriever: Retriever
+    policy: VotePolicy
     specobjid_of: dict
     targets: frozenset
-    k: int
 
 
 def part_searcher(*, knowledge_base: KnowledgeBase, labels: list[str], k: int) -> PartSearcher:
-    label_of, specobjid_of = {}, {}
-    entries = knowledge_base.entries.values_list("spectrum_id", "label", "spectrum__specobjid")
-    for pk, label, specobjid in entries.iterator():
-        label_of[pk], specobjid_of[pk] = label, specobjid
-    return PartSearcher(knowledge_base, load_index(knowledge_base), label_of, specobjid_of, frozenset(labels), k)
+    specobjid_of = dict(knowledge_base.entries.values_list("spectrum_id", "spectrum__specobjid").iterator())
+    retriever = load_retriever(knowledge_base)
+    return PartSearcher(knowledge_base, retriever, retriever.policy.asked(k=k), specobjid_of, frozenset(labels))
 
 
 def part_path(out: str | Path, number: int) -> Path:
@@ -137,8 +136,7 @@ def part_search(searcher: PartSearcher, *, out: str | Path, number: int, first_r
             .order_by("store_row")
             .values_list(*FIELDS)
         )
-        s = searcher
-        _search_chunk(rows, part, s.knowledge_base, s.index, s.label_of, s.specobjid_of, set(s.targets), s.k)
+        _search_chunk(rows, part, searcher)
     return part
 
 
@@ -156,15 +154,14 @@ def _manifest_write_or_check(out: Path, manifest: dict) -> None:
         )
 
 
-def _search_chunk(
-    rows: list[tuple], part: Path, kb: KnowledgeBase, index, label_of: dict, specobjid_of: dict, targets: set, k: int
-) -> None:
+def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None:
+    kb, specobjid_of, targets = searcher.knowledge_base, searcher.specobjid_of, searcher.targets
     ids = np.array([row[0] for row in rows], dtype=np.int64)
     store_rows = [row[1] for row in rows]
     vectors = embedding_vectors(training_run=kb.training_run, store_rows=store_rows)
     reconstruction = embedding_reconstruction(training_run=kb.training_run, store_rows=store_rows)
-    neighbours = neighbours_excluding(index, vectors, k, own_ids=ids)
-    votes = vote_all(neighbours, label_of)
+    neighbours = searcher.retriever.neighbours(vectors, searcher.policy.k, own_ids=ids)
+    votes = searcher.retriever.vote_neighbours(neighbours, searcher.policy)
     descriptor, name = tempfile.mkstemp(dir=part.parent, prefix=part.stem + ".", suffix=".tmp")
     tmp = Path(name)  # a name of its own: two workers on one part, on any hosts, never share a file
     with os.fdopen(descriptor, "w", newline="") as handle:

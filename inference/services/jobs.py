@@ -17,7 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from inference.models import SearchJob
-from inference.services.search import MAX_K, upload_name_safe
+from inference.retriever import MAX_K, VotePolicy
+from inference.services.search import upload_name_safe
 from inference.tables import read_queries
 from inference.tasks import search_job_run_task
 from inference.worker.jobs import search_job_files_delete
@@ -51,7 +52,7 @@ def search_job_create(
     *,
     owner,
     task: SearchTask,
-    k: int = 3,
+    k: int | None = None,
     identifiers: Sequence[str] = (),
     positions: Sequence[dict] = (),
     query_list: BinaryIO | None = None,
@@ -60,12 +61,13 @@ def search_job_create(
     """A queued job over, in this order, ``identifiers`` (specobjid or PLATE-MJD-FIBER; blanks skipped),
     ``positions`` (``{"ra": deg, "dec": deg}``), the lines of an uploaded ``query_list`` (CSV or one
     identifier per line: ``inference.tables.read_queries``) and uploaded ``files`` (file objects, each
-    with the ``name`` it was uploaded under); its task is sent to a worker once the job is committed.
+    with the ``name`` it was uploaded under), each voted by ``k`` neighbours (default: the version's policy's);
+    its task is sent to a worker once the job is committed.
 
     ValueError, with nothing written, when a list or a position is malformed, there is nothing to
     search, too much, a file over the size limit, or no knowledge base in service for the task.
     """
-    if not 1 <= k <= MAX_K:
+    if k is not None and not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
     get_user_model().objects.select_for_update().filter(pk=owner.pk).exists()  # one person's jobs are made in turn
     running = SearchJob.objects.filter(owner=owner, status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING])
@@ -82,6 +84,7 @@ def search_job_create(
         raise ValueError(f"{total} inputs, but a job takes at most {settings.GALSPEC_MAX_BATCH}: split the list")
     _check_sizes(files)
     kb = knowledge_base_in_service(task=task)
+    k = VotePolicy.from_dict(kb.policy).k if k is None else k
     public_id = uuid.uuid4()
     folder = settings.DATA_DIR / "jobs" / str(public_id)
     inputs = [dict(query) for query in queries]

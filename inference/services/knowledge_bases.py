@@ -10,8 +10,17 @@ from django.conf import settings
 
 from inference import index as vector_index
 from inference import metrics
+from inference.metric import IDENTITY, LinearMetric
 from inference.models import ShareSweep
-from inference.retrieval import cross_validated_votes, knn_vote, vote_all
+from inference.retriever import (
+    PAPER_POLICY,
+    Choice,
+    Retriever,
+    VotePolicy,
+    cross_validated_votes,
+    knn_vote,
+    policy_choose,
+)
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.services.embeddings import embedding_update
 from inference.services.leases import failure_sentence
@@ -100,19 +109,21 @@ def knowledge_base_index(
             KnowledgeBase.objects.filter(pk=kb.pk).update(index_kind=kb.index_kind, index_params=kb.index_params)
         ids = np.array([pk for pk, _ in entries], dtype=np.int64)
         vectors = embedding_vectors(training_run=run, store_rows=[row for _, row in entries])
+        labels, classes = knowledge_base_classes(knowledge_base=kb)
+        choice = knowledge_base_policy_choose(knowledge_base=kb, vectors=vectors, labels=labels, classes=classes)
         spec = vector_index.IndexSpec(**kb.index_params)
-        index = vector_index.build(vectors, ids, spec)
+        retriever = Retriever.fit(vectors, ids, labels, policy=choice.policy, metric=choice.metric, spec=spec)
         recall = None
         if kb.index_kind != "flat":
             rows = spectrum_reserve_rows(VALIDATION)  # nprobe/efSearch is a choice: made on the validation reserve
             queries = embedding_vectors(training_run=run, store_rows=rows[:RECALL_QUERIES].tolist())
             if len(queries):
-                exact = vector_index.search(vector_index.build(vectors, ids), queries, 3)
-                spec, recall = vector_index.tune(index, spec, queries, exact, target=RECALL_TARGET)
+                mapped, queries = choice.metric.transform(vectors), choice.metric.transform(queries)
+                exact = vector_index.search(vector_index.build(mapped, ids), queries, 3)
+                spec, recall = vector_index.tune(retriever.index, spec, queries, exact, target=RECALL_TARGET)
                 KnowledgeBase.objects.filter(pk=kb.pk).update(index_params=vector_index.spec_dict(spec))
         folder = knowledge_base_folder(kb)
-        vector_index.save(
-            index,
+        retriever.save(
             folder,
             {
                 "task": kb.task.name,
@@ -125,10 +136,12 @@ def knowledge_base_index(
                 "params": vector_index.spec_dict(spec),
             },
         )
-        evaluation = knowledge_base_evaluate(knowledge_base=kb, index=index)
+        evaluation = knowledge_base_evaluate(knowledge_base=kb, retriever=retriever)
         if kb.task.labelling == CATALOG:
-            evaluation["cross_validation"] = knowledge_base_cross_validate(knowledge_base=kb, vectors=vectors)
-        calibration = knowledge_base_calibrate(knowledge_base=kb, index=index)
+            evaluation["cross_validation"] = knowledge_base_cross_validate(
+                knowledge_base=kb, vectors=vectors, policy=retriever.policy, classes=classes
+            )
+        calibration = knowledge_base_calibrate(knowledge_base=kb, retriever=retriever)
     except BaseException as error:
         message = failure_sentence(error) if isinstance(error, Exception) else f"stopped ({type(error).__name__})"
         knowledge_base_abandon(knowledge_base=kb, error=message)
@@ -139,27 +152,57 @@ def knowledge_base_index(
         recall=recall,
         evaluation=evaluation,
         calibration=calibration,
+        policy=choice.policy.as_dict(),
+        policy_validation={"score": choice.score, "candidates": choice.candidates},
         promote=promote,
     )
     if sweep:
-        share_sweep_update(task=kb.task, training_run=run)
+        share_sweep_update(task=kb.task, training_run=run, policy=choice.policy, metric=choice.metric)
     return kb
 
 
-def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, index) -> dict:
+def knowledge_base_classes(*, knowledge_base: KnowledgeBase) -> tuple[list[str], list[str]]:
+    """Each entry's label (in entry order), and the finer class a learned metric learns from: the outlier
+    kind of an outlier, the five-class BPT label of a BPT class or of "other" where its catalogs give one."""
+    labels, classes = [], []
+    for label, details in knowledge_base.entries.order_by("pk").values_list("label", "details"):
+        details = details or {}
+        labels.append(label)
+        classes.append(f"{label}:{details.get('kind') or details.get('bpt5') or ''}")
+    return labels, classes
+
+
+def knowledge_base_policy_choose(
+    *, knowledge_base: KnowledgeBase, vectors: np.ndarray, labels: list[str], classes: list[str]
+) -> Choice:
+    """The vote policy and learned metric of a version, chosen on the validation reserve
+    (``inference.retriever.policy_choose``); the paper's where the reserve holds none of the task's spectra."""
+    kb, task = knowledge_base, knowledge_base.task
+    ids, truth = _scored(task, VALIDATION)
+    if not ids or len(set(map(str, truth))) < 2:
+        return Choice(policy=PAPER_POLICY, metric=IDENTITY, score=None, candidates=[])
+    queries = _vectors(kb.training_run, ids)
+    keys = np.arange(len(labels))
+    return policy_choose(
+        vectors, keys, labels, classes, queries, truth, targets=tuple(task.target_labels), seed=kb.seed
+    )
+
+
+def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, retriever: Retriever) -> dict:
     """What its answers are judged against (``inference.trust.calibrate``): every spectrum of the
-    validation reserve searched in ``index``, their reconstruction chi-squared, and the z range of the entries."""
+    validation reserve searched by ``retriever`` (distances in its metric's space), their reconstruction
+    chi-squared, and the z range of the entries."""
     rows = spectrum_reserve_rows(VALIDATION)
     run = knowledge_base.training_run
     queries = embedding_vectors(training_run=run, store_rows=rows.tolist())
-    nearest = vector_index.search(index, queries, 1).distances[:, 0] if len(rows) else np.empty(0)
+    nearest = retriever.neighbours(queries, 1).distances[:, 0] if len(rows) else np.empty(0)
     entry_z = np.fromiter(knowledge_base.entries.values_list("spectrum__z", flat=True), dtype=np.float64)
     reconstruction = embedding_reconstruction(training_run=run, store_rows=rows.tolist())
     return calibrate(nearest[np.isfinite(nearest)], entry_z, reconstruction)
 
 
-def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, index, k: int = 3, n_resamples: int = 200) -> dict:
-    """Scores of the knowledge base's K-vote on the test reserve, which no knowledge base holds.
+def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, retriever: Retriever, n_resamples: int = 200) -> dict:
+    """Scores of the knowledge base's vote, under its policy, on the test reserve, which no knowledge base holds.
 
     A search task is scored on every held-out spectrum that some labelling labels (BPT classes, lenses,
     outliers together, as in the paper's Tables 3-4): precision, recall and F1 of finding its targets.
@@ -170,19 +213,31 @@ def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, index, k: int = 3,
     ids, truth = _scored(task, TEST)
     if not ids:
         return {}
-    queries = _vectors(kb.training_run, ids)
-    votes = vote_all(vector_index.search(index, queries, k), dict(kb.entries.values_list("spectrum_id", "label")))
+    votes = retriever.votes(_vectors(kb.training_run, ids))
     if task.target_labels:
         predicted = np.array([v.label in task.target_labels for v in votes])
         report = metrics.search_report(np.array(truth), predicted, n_resamples=n_resamples)
     else:
         labels = sorted(set(truth) | set(kb.composition))
         report = metrics.classification_report(truth, [v.label for v in votes], labels, n_resamples=n_resamples)
-    return {"k": k, "weight_function": "exp", "test_spectra": len(ids), **report}
+    policy = retriever.policy
+    return {
+        "policy": policy.as_dict(),
+        "k": policy.k,
+        "weight_function": policy.weighting,
+        "test_spectra": len(ids),
+        **report,
+    }
 
 
 def knowledge_base_cross_validate(
-    *, knowledge_base: KnowledgeBase, vectors: np.ndarray, folds: int = 5, k: int = 3, n_resamples: int = 200
+    *,
+    knowledge_base: KnowledgeBase,
+    vectors: np.ndarray,
+    policy: VotePolicy = PAPER_POLICY,
+    classes: list[str] | None = None,
+    folds: int = 5,
+    n_resamples: int = 200,
 ) -> dict:
     """Precision, recall and F1 of finding a task's targets among the knowledge base's own entries, each
     voted by a knowledge base of the other folds (``cross_validated_votes``): the score of a task made from
@@ -190,16 +245,19 @@ def knowledge_base_cross_validate(
     Precision is at the knowledge base's own share of targets, higher than a survey search's, where
     targets are rarer; and its "others" are unlabelled galaxies, some perhaps targets nobody catalogued.
     Repeat observations of one galaxy (within REPEAT_ARCSEC) share a fold: a twin would find itself.
+    A learned metric is refitted on each fold's knowledge base from ``classes`` (n,), never on the fold it votes.
     """
     kb = knowledge_base
     labels, ra, dec = zip(*kb.entries.order_by("pk").values_list("label", "spectrum__ra", "spectrum__dec"))
     groups = position_groups(np.array(ra, dtype=float), np.array(dec, dtype=float), radius_arcsec=REPEAT_ARCSEC)
     targets = tuple(kb.task.target_labels)
-    votes = cross_validated_votes(vectors, list(labels), k=k, folds=folds, seed=kb.seed, groups=groups)
+    votes = cross_validated_votes(
+        vectors, list(labels), policy=policy, classes=classes, folds=folds, seed=kb.seed, groups=groups
+    )
     truth = np.array([label in targets for label in labels])
     predicted = np.array([vote.label in targets for vote in votes])
     report = metrics.search_report(truth, predicted, n_resamples=n_resamples, seed=kb.seed)
-    return {"folds": folds, "k": k, "entries": len(labels), "targets": int(truth.sum()), **report}
+    return {"folds": folds, "policy": policy.as_dict(), "entries": len(labels), "targets": int(truth.sum()), **report}
 
 
 def _scored(task: SearchTask, reserve: str) -> tuple[list[int], list]:
@@ -226,8 +284,16 @@ SWEEP_SHARES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # target shares a task's page o
 SWEEP_MAX_SIZE = 50_000  # entries of a swept knowledge base at most (a survey-sized pool is sampled)
 
 
-def share_sweep_update(*, task: SearchTask, training_run: TrainingRun, k: int = 3, seed: int = 0) -> ShareSweep | None:
-    """Precision, recall and F1 of a search task on the validation reserve for knowledge bases of each
+def share_sweep_update(
+    *,
+    task: SearchTask,
+    training_run: TrainingRun,
+    policy: VotePolicy = PAPER_POLICY,
+    metric: LinearMetric = IDENTITY,
+    seed: int = 0,
+) -> ShareSweep | None:
+    """Precision, recall and F1 of a search task on the validation reserve, voting by ``policy`` in the
+    space of ``metric`` (the newest version's), for knowledge bases of each
     target share (the natural share first, then SWEEP_SHARES), each as large as its share allows from the
     task's labelled spectra (corrections applied, at most SWEEP_MAX_SIZE), kept as the task's ShareSweep for
     ``training_run``. None for a classification task (no targets) or with no validation spectra."""
@@ -251,7 +317,7 @@ def share_sweep_update(*, task: SearchTask, training_run: TrainingRun, k: int = 
         except ValueError:
             continue  # too few targets or others for this share
         labels = [pool[pk] for pk in chosen]
-        votes = knn_vote(vectors[[position[pk] for pk in chosen]], labels, queries, k=k)
+        votes = knn_vote(vectors[[position[pk] for pk in chosen]], labels, queries, policy=policy, metric=metric)
         predicted = np.array([v.label in targets for v in votes])
         report = metrics.search_report(np.array(truth), predicted, n_resamples=200, seed=seed)
         n_targets = sum(label in targets for label in labels)
@@ -261,6 +327,7 @@ def share_sweep_update(*, task: SearchTask, training_run: TrainingRun, k: int = 
                 "share": n_targets / len(chosen),
                 "size": len(chosen),
                 "targets": n_targets,
+                "policy": policy.as_dict(),
                 **{key: report[key] for key in ("precision", "recall", "f1", "precision_ci", "recall_ci", "f1_ci")},
             }
         )

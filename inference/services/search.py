@@ -20,18 +20,16 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.utils.text import get_valid_filename
 
-from inference import index as vector_index
 from inference.answers import Answer, Context, Neighbour, Query
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
-from inference.retrieval import NO_ID, neighbours_excluding
+from inference.retriever import NO_ID, POLICY_FILE, Retriever, VotePolicy
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.selectors.evidence import spectrum_query
 from inference.trust import assess
-from inference.vote import vote
 from kb.bpt import bpt_class_from_lines
 from kb.labellings import CATALOG, own_lines_label
-from kb.models import KnowledgeBase, SearchTask, Spectrum
+from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.preprocess import PreparedFile, prepare_file
 from kb.selectors import (
     knowledge_base_entries,
@@ -44,7 +42,6 @@ from kb.spectra import lines_as_dict
 from training.checkpoint import load_masked_model
 
 logger = logging.getLogger(__name__)
-MAX_K = 15  # the most neighbours a person may ask to vote (pages, API, jobs, survey searches)
 
 
 @lru_cache(maxsize=4)
@@ -53,23 +50,28 @@ def _model(folder: str, device: str):
 
 
 @lru_cache(maxsize=16)
-def _index(folder: str, stamp: float):
-    """A loaded index; ``stamp`` (the sidecar's mtime) makes a rebuilt folder load afresh."""
-    return vector_index.load(folder)
+def _retriever(folder: str, stamp: float, knowledge_base: int) -> tuple[Retriever, dict]:
+    """A loaded retriever; ``stamp`` (the sidecar's mtime) makes a rebuilt folder load afresh. A folder from
+    before retrievers were saved takes its labels from the database (a built version never changes)."""
+    labels = None
+    if not (Path(folder) / POLICY_FILE).exists():
+        labels = dict(KBEntry.objects.filter(knowledge_base_id=knowledge_base).values_list("spectrum_id", "label"))
+    return Retriever.load(folder, labels)
 
 
-def load_index(knowledge_base: KnowledgeBase):
-    """The knowledge base's loaded index. Its ValueError says what is wrong and who can mend it, never where
-    on the server the files are: that goes to the log, for whoever runs the server."""
+def load_retriever(knowledge_base: KnowledgeBase) -> Retriever:
+    """The knowledge base's loaded retriever: its index, labels, metric and policy. Its ValueError says what
+    is wrong and who can mend it, never where on the server the files are: that goes to the log, for whoever
+    runs the server."""
     folder = Path(knowledge_base.index_path)
     if not (folder / "index.json").exists():
         logger.error("%s: no index at %s", knowledge_base, folder)
         raise ValueError(f"{knowledge_base}: its index files are missing; an administrator rebuilds it (Operations)")
-    index, sidecar = _index(str(folder), (folder / "index.json").stat().st_mtime)
+    retriever, sidecar = _retriever(str(folder), (folder / "index.json").stat().st_mtime, knowledge_base.pk)
     if sidecar.get("knowledge_base") != knowledge_base.pk:
         logger.error("%s holds knowledge base %s, not %s", folder, sidecar.get("knowledge_base"), knowledge_base.pk)
         raise ValueError(f"{knowledge_base}: its index folder holds another version; an administrator rebuilds it")
-    return index
+    return retriever
 
 
 def query_embedding(
@@ -110,21 +112,22 @@ def search(
     spectrum: Spectrum | None = None,
     path: str | Path | None = None,
     prepared: PreparedFile | None = None,
-    k: int = 3,
-    weight_function: str = "exp",
+    k: int | None = None,
+    weight_function: str | None = None,
     knowledge_base: KnowledgeBase | None = None,
 ) -> Answer:
-    """The vote of the ``k`` nearest entries of the task's knowledge base (default: the one in service)
-    for an ingested ``spectrum``, a spectrum file at ``path``, or a file already ``prepared`` by ``read_query``.
+    """The vote of the task's knowledge base (default: the one in service) for an ingested ``spectrum``, a
+    spectrum file at ``path``, or a file already ``prepared`` by ``read_query``: under the version's own
+    policy, with the ``k`` and ``weight_function`` asked for where given (``VotePolicy.asked``).
 
     A spectrum that is itself in the knowledge base is not counted among its own neighbours.
     """
     if sum(query is not None for query in (spectrum, path, prepared)) != 1:
         raise ValueError("search one spectrum: give either an ingested spectrum or a file")
-    if k < 1:
-        raise ValueError(f"k must be at least 1 (the neighbours that vote), got {k}")
     task = search_task_get(name=task) if isinstance(task, str) else task
     kb = _searchable(task, knowledge_base)
+    retriever = load_retriever(kb)
+    policy = retriever.policy.asked(k=k, weighting=weight_function)
     if path is not None:
         prepared = read_query(path)
     if prepared is not None:
@@ -138,12 +141,12 @@ def search(
         vector, chi2 = query_embedding(knowledge_base=kb, spectrum=spectrum)
         own, z, valid_fraction, mock = spectrum.pk, spectrum.z, spectrum.valid_fraction, spectrum.mock
         about = (spectrum.lines, spectrum.sdss_class, spectrum.subclass)
-    found = neighbours_excluding(load_index(kb), vector[None], k, own_ids=[own])
+    found = retriever.neighbours(vector[None], policy.k, own_ids=[own])
+    (result,) = retriever.vote_neighbours(found, policy)
     ids, distances = found.ids[0], found.distances[0]
     present = [int(i) for i in ids if i >= 0]
     nearest = float(distances[0]) if present else None
     entries = {e.spectrum_id: e for e in knowledge_base_entries(knowledge_base=kb).filter(spectrum_id__in=present)}
-    result = vote([entries[i].label if i in entries else "" for i in ids.tolist()], distances, weight_function)
     targets = tuple(task.target_labels)
     return Answer(
         task=task.name,
@@ -156,20 +159,24 @@ def search(
         kb_version=kb.version,
         checkpoint=kb.training_run.checkpoint_name,
         training_run=kb.training_run_id,
-        k=k,
-        weight_function=weight_function,
+        k=policy.k,
+        weight_function=policy.weighting,
+        policy=policy.as_dict(),
         query=query,
         mock=mock,
         trust=assess(
             kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest, reconstruction_chi2=chi2
         ),
-        context=_context(task, kb, result.label, [entries[i].label for i in present], *about),
+        context=_context(task, kb, policy, result.label, [entries[i].label for i in present], *about),
     )
 
 
-def _context(task: SearchTask, kb: KnowledgeBase, label: str, voted: list[str], lines, sdss_class, subclass) -> Context:
-    """Beside the vote for ``label`` (by neighbours labelled ``voted``): the query's BPT class from its own
-    ``lines``, its SDSS class, where either contradicts the vote, and how often such votes were right."""
+def _context(
+    task: SearchTask, kb: KnowledgeBase, policy: VotePolicy, label: str, voted: list[str], lines, sdss_class, subclass
+) -> Context:
+    """Beside the vote for ``label`` (by neighbours labelled ``voted``, under ``policy``): the query's BPT class
+    from its own ``lines``, its SDSS class, where either contradicts the vote, and how often such votes were
+    right: quoted only where they were measured under this very policy."""
     own = bpt_class_from_lines(lines) if lines else None
     disagreements = []
     expected = own_lines_label(task.labelling, lines) if lines else None  # the labelling's own-lines check
@@ -183,6 +190,10 @@ def _context(task: SearchTask, kb: KnowledgeBase, label: str, voted: list[str], 
     elif not task.target_labels:
         scores = kb.evaluation.get("per_class", {}).get(label, {})
     precision, recall = scores.get("precision"), scores.get("recall")
+    measured = kb.evaluation.get("cross_validation" if task.labelling == CATALOG else "policy")
+    measured = VotePolicy.from_dict(measured.get("policy") if task.labelling == CATALOG and measured else measured)
+    if precision is None or measured != policy:
+        precision = recall = None
     return Context(
         voters=sum(other == label for other in voted),
         own_lines=own,
@@ -190,8 +201,17 @@ def _context(task: SearchTask, kb: KnowledgeBase, label: str, voted: list[str], 
         precision=precision,
         recall=recall,
         scored_on=scored_on if precision is not None else "",
+        scored_with=measured.describe() if precision is not None else "",
+        unscored_because=_unscored(kb, measured, policy) if precision is None else "",
         disagreements=disagreements,
     )
+
+
+def _unscored(kb: KnowledgeBase, measured: VotePolicy, policy: VotePolicy) -> str:
+    """Why an answer quotes no precision: the version was never scored, or scored under another policy."""
+    if not kb.evaluation:
+        return f"{kb} was never scored: nothing was held out to score it on"
+    return f"its figures were measured at {measured.describe()}, not at {policy.describe()}"
 
 
 def _searchable(task: SearchTask, knowledge_base: KnowledgeBase | None) -> KnowledgeBase:
@@ -230,8 +250,8 @@ def search_query(
     radius_arcsec: float = 3.0,
     upload: BinaryIO | None = None,
     upload_name: str = "",
-    k: int = 3,
-    weight_function: str = "exp",
+    k: int | None = None,
+    weight_function: str | None = None,
     knowledge_base: KnowledgeBase | None = None,
 ) -> tuple[Answer, Query]:
     """One search as a person asks it: an uploaded spectrum file, or an ingested spectrum by specobjid,

@@ -18,8 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from inference.models import SurveySearch
+from inference.retriever import MAX_K, VotePolicy
 from inference.selectors.background import stale_before
-from inference.services.search import MAX_K
 from inference.tasks import survey_search_task
 from kb.models import SearchTask, Spectrum
 from kb.roles import OPERATE
@@ -43,22 +43,24 @@ def _labels_of_interest(task: SearchTask, labels: list[str] | None) -> list[str]
 
 @transaction.atomic
 def survey_search_start(
-    *, user, task: SearchTask, labels: list[str] | None = None, k: int = 3
+    *, user, task: SearchTask, labels: list[str] | None = None, k: int | None = None
 ) -> tuple[SurveySearch, bool]:
-    """Queue a search of the whole survey, or find the same search already under way or done; returns it
-    and whether it is new.
+    """Queue a search of the whole survey, or find the same search already under way or done; returns it and whether it is
+    new.
 
-    ``labels`` are the labels of interest (default: the task's targets; a classification task needs
-    them named). ValueError, with nothing written, for an unknown label, a bad K, no knowledge base in
-    service, or a search of the same person's still under way; PermissionDenied for an anonymous user.
+    ``labels`` are the labels of interest (default: the task's targets; a classification task needs them named); ``k``
+    the neighbours that vote (default: the version's policy's). ValueError, with nothing written, for an unknown
+    label, a bad K, no knowledge base in service, or a search of the same person's still under way; PermissionDenied
+    for an anonymous user.
     """
     if user is None or not user.is_authenticated:
         raise PermissionDenied("log in to search the whole survey")
-    if not 1 <= k <= MAX_K:
+    if k is not None and not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
     labels = _labels_of_interest(task, labels)
     SearchTask.objects.select_for_update().get(pk=task.pk)  # starts for one task take turns: no twin searches
     kb = knowledge_base_in_service(task=task)
+    k = VotePolicy.from_dict(kb.policy).k if k is None else k
     total = Spectrum.objects.count()
     same = SurveySearch.objects.filter(
         knowledge_base=kb, k=k, labels=labels, total=total, status__in=[*UNDER_WAY, SurveySearch.Status.DONE]

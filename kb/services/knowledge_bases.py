@@ -68,9 +68,12 @@ def knowledge_base_finish(
     recall: float | None,
     evaluation: dict | None = None,
     calibration: dict | None = None,
+    policy: dict | None = None,
+    policy_validation: dict | None = None,
     promote: bool = True,
 ) -> KnowledgeBase:
-    """Record a built index, its scores on the test reserve and its trust calibration; with ``promote``,
+    """Record a built index, its vote policy (and the validation scores it was chosen on), its scores on the
+    test reserve and its trust calibration; with ``promote``,
     put this version into service for its task. ValueError if the build was abandoned meanwhile (marked
     failed by a worker that took it for dead): a failed version stays failed."""
     finished = KnowledgeBase.objects.filter(pk=knowledge_base.pk, status=KnowledgeBase.Status.BUILDING).update(
@@ -79,6 +82,8 @@ def knowledge_base_finish(
         index_recall=recall,
         evaluation=evaluation or {},
         calibration=calibration or {},
+        policy=policy or {},
+        policy_validation=policy_validation or {},
         finished_at=timezone.now(),
     )
     knowledge_base.refresh_from_db()

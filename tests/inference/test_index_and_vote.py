@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from inference.index import IndexSpec, Reranked, build, index_ids, kind_for, load, recall_at_k, save, search, tune
-from inference.retrieval import cross_validated_votes
+from inference.retriever import Retriever, VotePolicy, cross_validated_votes
 from inference.vote import vote, weights
 
 
@@ -106,12 +106,10 @@ def test_a_crashed_save_leaves_nothing_that_stops_the_next(tmp_path):
 
 
 def test_an_index_id_without_a_label_is_an_error_not_a_vote():
-    from inference.retrieval import vote_all
-
-    found = search(build(vectors(4), np.array([1, 2, 3, 4])), vectors(1, seed=3), k=3)
+    index = build(vectors(4), np.array([1, 2, 3, 4]))
     with pytest.raises(ValueError, match="ids with no label"):
-        vote_all(found, {1: "a", 2: "b"})
-    assert vote_all(found, {1: "a", 2: "b", 3: "a", 4: "b"})[0].label in ("a", "b")
+        Retriever(index, {1: "a", 2: "b"}).votes(vectors(1, seed=3))
+    assert Retriever(index, {1: "a", 2: "b", 3: "a", 4: "b"}).votes(vectors(1, seed=3))[0].label in ("a", "b")
 
 
 def test_tuning_widens_an_ivf_search_until_its_recall_is_reached_and_the_setting_is_saved(tmp_path):
@@ -141,10 +139,10 @@ def test_cross_validation_never_lets_a_repeat_observation_vote_for_its_twin():
     # 20 galaxies observed twice (identical spectra), each its own label: only a twin can give one's label
     vectors = np.repeat(np.random.default_rng(0).normal(size=(20, 8)), 2, axis=0).astype(np.float32)
     labels = [f"galaxy {i // 2}" for i in range(40)]
-    found_twin = [vote.label == label for vote, label in zip(cross_validated_votes(vectors, labels, k=1), labels)]
+    found_twin = [vote.label == label for vote, label in zip(cross_validated_votes(vectors, labels, policy=VotePolicy(k=1)), labels)]
     assert sum(found_twin) > 20  # split at random, most twins sit in another fold and answer
     groups = np.arange(40) // 2
-    grouped = cross_validated_votes(vectors, labels, k=1, groups=groups)
+    grouped = cross_validated_votes(vectors, labels, policy=VotePolicy(k=1), groups=groups)
     assert not any(vote.label == label for vote, label in zip(grouped, labels))
     with pytest.raises(ValueError, match="at least 2 groups"):
         cross_validated_votes(vectors, labels, groups=np.zeros(40))

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from inference import index as vector_index
 from inference.selectors.embeddings import embedding_vectors
 from inference.services.knowledge_bases import knowledge_base_build
-from inference.services.search import load_index, search
+from inference.services.search import load_retriever, search
 from kb.bpt import bpt_class_from_lines, bpt_three_class
 from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import task_labels
@@ -146,7 +146,7 @@ def test_auto_builds_a_flat_index_at_this_size_and_a_compressed_one_past_the_lim
     monkeypatch.setattr(vector_index, "FLAT_MAX", flat.size - 1)
     compressed = knowledge_base_build(task=lens_task(), seed=1)
     assert compressed.index_kind == "compressed" and compressed.index_recall >= 0.99
-    assert isinstance(load_index(compressed), vector_index.Reranked)
+    assert isinstance(load_retriever(compressed).index, vector_index.Reranked)
     answer = search(task="lens", spectrum=query)
     assert answer.knowledge_base == compressed.pk
     assert [n.spectrum_id for n in answer.neighbours] == [n.spectrum_id for n in exact.neighbours]
