@@ -34,7 +34,7 @@ WEIGHTINGS = tuple(sorted(WEIGHT_FUNCTIONS))
 MAX_K = 15  # the most neighbours a person may ask to vote (pages, API, jobs, survey searches)
 CHOICE_KS = (1, 3, 5, 7, 11, 15)  # the K the validation reserve chooses among
 CHOICE_WEIGHTINGS = ("exp", "linear")  # the paper's exp(-d), and softmax(-d / T), which holds at any scale of d
-TEMPERATURE_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0, 16.0)  # multiples of the typical spread of neighbours' scores
+TEMPERATURE_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0)  # multiples of the typical spread of neighbours' scores
 POLICY_FILE, METRIC_FILE, LABELS_FILE = "retriever.json", "metric.npz", "labels.npz"
 
 
@@ -285,15 +285,16 @@ def policy_choose(
 
 
 def _temperatures(found: Neighbours, k: int, weighting: str) -> list[float]:
-    """The temperatures weighed: 1 (the paper's), and multiples of the median spread between the nearest
-    and the k-th neighbour's score, the scale on which a temperature changes the weights at all."""
+    """The temperatures weighed: multiples of the median spread between the nearest and the k-th neighbour's
+    score, the scale on which weights follow distances. A far larger one (the paper's 1 at exp(-d) with d near
+    0.3) makes every weight 1/k whatever the distances, so the weights an answer shows would mean nothing."""
     distances = found.distances[:, :k]
     scores = WEIGHT_FUNCTIONS[weighting](distances.astype(np.float64))
     present = np.isfinite(distances).all(axis=1)
     spread = float(np.median(scores[present, 0] - scores[present, -1])) if present.any() and k > 1 else 0.0
     if not spread > 0:
-        return [1.0]
-    return [1.0, *(spread * step for step in TEMPERATURE_STEPS)]
+        return [1.0]  # one neighbour, or all at one distance: the temperature changes nothing
+    return [spread * step for step in TEMPERATURE_STEPS]
 
 
 def _f1(votes: list[Vote], truth: np.ndarray, targets: tuple[str, ...]) -> float:

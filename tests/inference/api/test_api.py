@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from galspec_site.celery import app as celery_app
 from inference.models import SearchJob
+from inference.retriever import VotePolicy
 from inference.services.search import search
 from kb.models import Spectrum
 from tests.conftest import api_client as _client
@@ -58,6 +59,22 @@ def test_search_by_specobjid_answers_the_vote_with_its_evidence(searchable):
     assert context["sdss_class"].startswith("GALAXY") and context["scored_on"] == "the test reserve"
     assert context["precision"] == searchable["lens"].evaluation["precision"]
     assert _client().get(f"/api/v1/spectra/{spectrum.pk}/").json()["mock"] is True
+
+
+def test_an_answer_quotes_precision_only_under_the_policy_it_was_measured_with(searchable):
+    kb, spectrum = searchable["lens"], _member(searchable)
+    policy = VotePolicy.from_dict(kb.policy)
+    assert kb.evaluation["policy"] == policy.as_dict()  # the version was scored under its own policy
+    default = _client().post("/api/v1/search/", {"task": "lens", "identifier": spectrum.specobjid}).json()
+    assert default["policy"] == policy.as_dict() and default["k"] == policy.k == len(default["neighbours"])
+    assert default["context"]["precision"] == kb.evaluation["precision"]
+    assert default["context"]["scored_with"] == policy.describe() and not default["context"]["unscored_because"]
+    other = 7 if policy.k != 7 else 5
+    asked = _client().post("/api/v1/search/", {"task": "lens", "identifier": spectrum.specobjid, "k": other}).json()
+    assert asked["k"] == other == len(asked["neighbours"]) and asked["policy"]["metric"] == policy.metric
+    assert asked["context"]["precision"] is None and asked["context"]["recall"] is None
+    assert asked["context"]["scored_with"] == ""
+    assert f"not at K = {other}" in asked["context"]["unscored_because"]
 
 
 def test_search_by_plate_mjd_fiber_and_by_position_find_the_same_spectrum(searchable):
