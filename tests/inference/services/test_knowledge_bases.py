@@ -192,7 +192,7 @@ def test_a_bad_file_or_option_gets_a_clear_error(trained, tmp_path):
     query = Spectrum.objects.filter(held_out=True).first().specobjid
     with pytest.raises(CommandError, match="unknown weight function 'cubic'"):
         call_command("search", query, "--task", "lens", "--weights", "cubic")
-    with pytest.raises(CommandError, match="k must be at least 1"):
+    with pytest.raises(CommandError, match="k must be 1 to 15"):
         call_command("search", query, "--task", "lens", "-k", "0")
 
 
