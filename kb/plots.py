@@ -275,7 +275,7 @@ def version_figures(versions: Sequence, scores: Sequence[str]) -> dict:
     scored.update_layout(
         barmode="group",
         yaxis={"range": [0, 1], "title": "on the test reserve (95% interval)"},
-        title="Scores of the K=3 vote",
+        title="Scores of each version's vote, under its own policy",
         margin={"t": 40},
     )
     return {"composition": composition.to_plotly_json(), "scores": scored.to_plotly_json()}

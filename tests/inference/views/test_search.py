@@ -54,6 +54,28 @@ def test_a_search_by_identifier_has_its_own_address_and_shows_the_evidence(clien
     assert "requests.post(" in page and f"&quot;identifier&quot;: &quot;{spectrum.specobjid}&quot;" in page
 
 
+def test_the_form_as_the_page_sets_it_votes_by_the_versions_policy_and_quotes_its_scores(client, searchable):
+    kb = searchable["lens"]
+    spectrum = kb.entries.first().spectrum
+    page = client.get("/").content.decode()
+    assert re.search(r'<input type="number" name="k"[^>]*placeholder="as chosen"', page)  # blank: the version's K
+    assert re.search(r'<option value="" selected>as chosen</option>', page)
+    response = client.post(
+        "/", {"task": "lens", "identifier": spectrum.plate_mjd_fiber, "k": "", "weight_function": ""}
+    )
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    answer = search(task="lens", spectrum=spectrum)
+    assert answer.policy == kb.policy and answer.context.precision == kb.evaluation["precision"]
+    assert f'<strong id="voters">{answer.context.voters} of {answer.k} neighbours</strong>' in page
+    assert f'measured at <span id="scored-with">{answer.context.scored_with}</span>' in page
+    other = 7 if answer.k != 7 else 5
+    asked = client.get(
+        "/search/result/", {"task": "lens", "identifier": spectrum.specobjid, "k": other}
+    ).content.decode()
+    assert 'id="scored-with"' not in asked and "No precision is quoted: its figures were measured at" in asked
+
+
 def test_the_bpt_diagrams_place_the_query_from_its_own_lines(client, searchable):
     spectrum = next(s for s in Spectrum.objects.all() if {"n2", "o3", "s2", "o1"} <= set(bpt_ratios(s.lines)))
     page = client.get(
