@@ -45,8 +45,8 @@ def _labels_of_interest(task: SearchTask, labels: list[str] | None) -> list[str]
 def survey_search_start(
     *, user, task: SearchTask, labels: list[str] | None = None, k: int | None = None
 ) -> tuple[SurveySearch, bool]:
-    """Queue a search of the whole survey, or find the same search already under way or done; returns it and whether it is
-    new.
+    """Queue a search of the whole survey, or find the same search already under way or done; returns it and
+    whether it is new.
 
     ``labels`` are the labels of interest (default: the task's targets; a classification task needs them named); ``k``
     the neighbours that vote (default: the version's policy's). ValueError, with nothing written, for an unknown

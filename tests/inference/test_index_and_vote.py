@@ -139,7 +139,8 @@ def test_cross_validation_never_lets_a_repeat_observation_vote_for_its_twin():
     # 20 galaxies observed twice (identical spectra), each its own label: only a twin can give one's label
     vectors = np.repeat(np.random.default_rng(0).normal(size=(20, 8)), 2, axis=0).astype(np.float32)
     labels = [f"galaxy {i // 2}" for i in range(40)]
-    found_twin = [vote.label == label for vote, label in zip(cross_validated_votes(vectors, labels, policy=VotePolicy(k=1)), labels)]
+    votes = cross_validated_votes(vectors, labels, policy=VotePolicy(k=1))
+    found_twin = [vote.label == label for vote, label in zip(votes, labels)]
     assert sum(found_twin) > 20  # split at random, most twins sit in another fold and answer
     groups = np.arange(40) // 2
     grouped = cross_validated_votes(vectors, labels, policy=VotePolicy(k=1), groups=groups)
