@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--task", required=True)
         parser.add_argument("--out", required=True, help="folder for manifest.json and part-NNNNN.csv")
         parser.add_argument("--chunk", type=int, default=10_000, help="spectra per part (default 10000)")
-        parser.add_argument("-k", type=int, default=3)
+        parser.add_argument("-k", type=int, help="neighbours that vote (default: the knowledge base's own K)")
         parser.add_argument(
             "--background",
             action="store_true",

@@ -15,8 +15,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("query", help="a spectrum file, a specobjid, or PLATE-MJD-FIBER of an ingested spectrum")
         parser.add_argument("--task", required=True)
-        parser.add_argument("-k", type=int, default=3, help="neighbours that vote (default 3)")
-        parser.add_argument("--weights", default="exp", help="exp (default), inverse, inverse_square or linear")
+        parser.add_argument("-k", type=int, help="neighbours that vote (default: the knowledge base's own K)")
+        parser.add_argument(
+            "--weights", help="exp, inverse, inverse_square or linear (default: the knowledge base's own weighting)"
+        )
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the answer as JSON")
 
     def handle(self, *args, query, task, k, weights, as_json, **options):
@@ -41,8 +43,10 @@ class Command(BaseCommand):
         if context.precision is not None:
             self.stdout.write(
                 f"on {context.scored_on}: precision {context.precision:.2f}, recall {context.recall:.2f}"
-                f"{'' if answer.is_target is None else ' (of target votes)'}"
+                f"{'' if answer.is_target is None else ' (of target votes)'}, at {context.scored_with}"
             )
+        else:
+            self.stdout.write(f"no precision quoted: {context.unscored_because}")
         self.stdout.write(
             f"knowledge base v{answer.kb_version} (id {answer.knowledge_base}), checkpoint {answer.checkpoint}"
         )
