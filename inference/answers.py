@@ -65,6 +65,7 @@ class Answer:
     mock: bool  # the query is a spectrum of GalSpec's mock survey, not an observed one
     trust: Trust  # how far to trust it: is the query like what the knowledge base was checked on?
     context: Context  # what its own data say beside the vote, and how often such votes were right
+    background: dict | None = None  # lens tasks: the background-line scan, {z_source, snr, lines, detected, threshold}
 
     def as_dict(self) -> dict:
         return asdict(self)

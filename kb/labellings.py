@@ -54,6 +54,7 @@ class Labelling:
     labels: tuple[str, ...]  # every label it can give: what a curator chooses from
     label: Callable[[CatalogLabels], Labelled | None]  # one spectrum's label, or None: not eligible
     own_lines: Callable[[dict], str] | None = None  # the label its own SPZLINE lines give ({name: {flux, ...}})
+    background_lines: bool = False  # its targets show a second galaxy's lines (lenses): answers scan for them
 
 
 def _bpt(catalog_labels: CatalogLabels) -> str | None:
@@ -102,6 +103,7 @@ LABELLINGS: dict[str, Labelling] = {
             ("talbot2021", *BPT_CATALOGS),
             ("lens", OTHER),
             rare_among_galaxies("lens", "talbot2021", lambda value, label: {"grading": value}),
+            background_lines=True,
         ),
         Labelling(
             "outlier",

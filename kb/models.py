@@ -240,6 +240,13 @@ class KnowledgeBase(models.Model):
         blank=True,
         help_text="The validation scores the policy was chosen on: F1 and Brier score of each metric and K weighed",
     )
+    background_rule = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="For a task whose targets show background lines (lenses): the combined S/N threshold at which a "
+        "scan's candidate makes a spectrum a target beside the vote (inference.background_lines), chosen on the "
+        "validation reserve, with the scores weighed; null threshold: the vote alone",
+    )
     calibration = models.JSONField(
         default=dict,
         blank=True,

@@ -65,6 +65,18 @@ class PolicySerializer(serializers.Serializer):
     metric = serializers.CharField(help_text="identity (plain L2) or the learned map: whiten, lda or nca")
 
 
+class BackgroundSerializer(serializers.Serializer):
+    z_source = serializers.FloatField(
+        allow_null=True, help_text="Redshift of the best background-line candidate; null where none can be scanned"
+    )
+    snr = serializers.FloatField(help_text="Its lines' matched-filter S/N, positive parts added in quadrature")
+    lines = serializers.DictField(child=serializers.FloatField(), help_text="Each line's S/N at z_source")
+    detected = serializers.BooleanField(help_text="It passes the knowledge base's rule: then the answer is a target")
+    threshold = serializers.FloatField(
+        allow_null=True, help_text="The combined S/N the rule asks, chosen on validation; null: the vote alone"
+    )
+
+
 class ContextSerializer(serializers.Serializer):
     voters = serializers.IntegerField(help_text="Neighbours whose label won the vote")
     own_lines = serializers.CharField(
@@ -106,6 +118,9 @@ class AnswerSerializer(serializers.Serializer):
     policy = PolicySerializer(help_text="How this answer was voted")
     trust = TrustSerializer(help_text="How far to trust the vote")
     context = ContextSerializer()
+    background = BackgroundSerializer(
+        allow_null=True, help_text="Lens tasks: the scan for a second galaxy's emission lines behind the target"
+    )
 
 
 class SearchApi(APIView):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from inference.answers import Answer, Query
+from inference.background_lines import SOURCE_LINES, residual
 from kb.bpt import bpt_ratio_errors, bpt_ratios
 from kb.models import Spectrum
 from kb.plots import BPT_MIN_SNR, EMISSION_LINES, bpt_panels, spectrum_colour
@@ -61,6 +62,8 @@ def evidence_get(*, answer: Answer, query: Query, api_url: str) -> dict:
         "frame": "rest",
         "title": f"{query.name} and its {len(answer.neighbours)} nearest neighbours",
     }
+    if answer.background and answer.background["z_source"] is not None:
+        plot["background"] = _background_plot(answer.background, query)
     placed = [p for p in points if "o3" in p and any(ratio in p for ratio in ("n2", "s2", "o1"))]
     return {
         "answer": answer,
@@ -74,6 +77,20 @@ def evidence_get(*, answer: Answer, query: Query, api_url: str) -> dict:
         "unplaced": [p["name"] for p in points if p not in placed],
         "shares": [(label, 100 * share) for label, share in sorted(answer.shares.items(), key=lambda item: -item[1])],
     }
+
+
+def _background_plot(background: dict, query: Query) -> dict:
+    """The background lines at z_source (observed Angstrom) and the query's residual the scan searched."""
+    z_source = background["z_source"]
+    wave = wave_grid(PAPER)
+    lines = {
+        f"{name} (z = {z_source:.4f})": rest * (1 + z_source)
+        for name, parts in SOURCE_LINES.items()
+        for rest, share in parts
+        if share == max(s for _, s in parts)
+    }
+    flux, _ = residual(wave, query.flux, query.valid.astype(np.float64), query.z)
+    return {"z_source": z_source, "lines": lines, "residual": _with_gaps(flux, query.valid)}
 
 
 def _bpt(lines: dict) -> dict:

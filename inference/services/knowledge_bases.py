@@ -10,6 +10,7 @@ from django.conf import settings
 
 from inference import index as vector_index
 from inference import metrics
+from inference.background_lines import THRESHOLDS, detected
 from inference.metric import IDENTITY, LinearMetric
 from inference.models import ShareSweep
 from inference.retriever import (
@@ -22,12 +23,13 @@ from inference.retriever import (
     policy_choose,
 )
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
+from inference.selectors.lines import background_lines_get
 from inference.services.embeddings import embedding_update
 from inference.services.leases import failure_sentence
 from inference.trust import calibrate
 from kb.composition import compose
 from kb.labellings import CATALOG, LABELLINGS
-from kb.models import KnowledgeBase, SearchTask
+from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.reserves import TEST, VALIDATION
 from kb.selectors import spectrum_reserve_rows, spectrum_store_rows, task_labelled, task_labels, task_labels_corrected
 from kb.services.knowledge_bases import knowledge_base_create, knowledge_base_fail, knowledge_base_finish
@@ -136,7 +138,8 @@ def knowledge_base_index(
                 "params": vector_index.spec_dict(spec),
             },
         )
-        evaluation = knowledge_base_evaluate(knowledge_base=kb, retriever=retriever)
+        rule = knowledge_base_background_choose(knowledge_base=kb, retriever=retriever)
+        evaluation = knowledge_base_evaluate(knowledge_base=kb, retriever=retriever, background_rule=rule)
         if kb.task.labelling == CATALOG:
             evaluation["cross_validation"] = knowledge_base_cross_validate(
                 knowledge_base=kb, vectors=vectors, policy=retriever.policy, classes=classes
@@ -154,6 +157,7 @@ def knowledge_base_index(
         calibration=calibration,
         policy=choice.policy.as_dict(),
         policy_validation={"score": choice.score, "candidates": choice.candidates},
+        background_rule=rule,
         promote=promote,
     )
     if sweep:
@@ -201,8 +205,42 @@ def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, retriever: Retrie
     return calibrate(nearest[np.isfinite(nearest)], entry_z, reconstruction)
 
 
-def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, retriever: Retriever, n_resamples: int = 200) -> dict:
-    """Scores of the knowledge base's vote, under its policy, on the test reserve, which no knowledge base holds.
+def knowledge_base_background_choose(*, knowledge_base: KnowledgeBase, retriever: Retriever) -> dict:
+    """For a task whose targets show a second galaxy's lines (``Labelling.background_lines``): the threshold
+    of combined background-line S/N (``inference.background_lines.detected``) that, beside the vote (a target
+    where either says so), gives the best F1 on the validation reserve; ``threshold`` None where the vote
+    alone does best, and empty for any other task. With every threshold's validation scores."""
+    kb, task = knowledge_base, knowledge_base.task
+    labelling = LABELLINGS.get(task.labelling)
+    if labelling is None or not labelling.background_lines or not task.target_labels:
+        return {}
+    ids, truth = _scored(task, VALIDATION)
+    if not ids or not any(truth):
+        return {"threshold": None, "validation": [], "validation_spectra": len(ids)}
+    voted = np.array([v.label in task.target_labels for v in retriever.votes(_vectors(kb.training_run, ids))])
+    scans = _backgrounds(ids)
+    truth = np.array(truth)
+    rows, best = [], (metrics.binary_scores(truth, voted)["f1"], None)
+    for threshold in THRESHOLDS:
+        found = np.array([detected(b, threshold) for b in scans])
+        scores = metrics.binary_scores(truth, voted | found)
+        rows.append({"threshold": threshold, "f1": scores["f1"], "false_positive_rate": float(found[~truth].mean())})
+        if scores["f1"] > best[0]:
+            best = (scores["f1"], threshold)
+    return {"threshold": best[1], "f1": best[0], "validation": rows, "validation_spectra": len(ids)}
+
+
+def _backgrounds(ids: list[int]) -> list:
+    spectra = {s.pk: s for s in Spectrum.objects.filter(pk__in=ids).only("pk", "store_row", "z")}
+    return background_lines_get(spectra=[spectra[i] for i in ids])
+
+
+def knowledge_base_evaluate(
+    *, knowledge_base: KnowledgeBase, retriever: Retriever, background_rule: dict | None = None, n_resamples: int = 200
+) -> dict:
+    """Scores of the knowledge base's answers, under its policy (and its ``background_rule``, where it has a
+    threshold: a target where the vote or the background lines say so), on the test reserve, which no
+    knowledge base holds; the vote's own scores beside them as ``vote_only``.
 
     A search task is scored on every held-out spectrum that some labelling labels (BPT classes, lenses,
     outliers together, as in the paper's Tables 3-4): precision, recall and F1 of finding its targets.
@@ -214,9 +252,16 @@ def knowledge_base_evaluate(*, knowledge_base: KnowledgeBase, retriever: Retriev
     if not ids:
         return {}
     votes = retriever.votes(_vectors(kb.training_run, ids))
+    threshold = (background_rule or {}).get("threshold")
     if task.target_labels:
         predicted = np.array([v.label in task.target_labels for v in votes])
         report = metrics.search_report(np.array(truth), predicted, n_resamples=n_resamples)
+        if threshold is not None:
+            found = np.array([detected(b, threshold) for b in _backgrounds(ids)])
+            vote_only = {key: report[key] for key in ("precision", "recall", "f1")}
+            report = metrics.search_report(np.array(truth), predicted | found, n_resamples=n_resamples)
+            report["vote_only"] = vote_only
+            report["background_threshold"] = threshold
     else:
         labels = sorted(set(truth) | set(kb.composition))
         report = metrics.classification_report(truth, [v.label for v in votes], labels, n_resamples=n_resamples)

@@ -21,16 +21,18 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.utils.text import get_valid_filename
 
 from inference.answers import Answer, Context, Neighbour, Query
+from inference.background_lines import background_scan, detected
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
 from inference.retriever import NO_ID, POLICY_FILE, Retriever, VotePolicy
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.selectors.evidence import spectrum_query
+from inference.selectors.lines import background_lines_get
 from inference.trust import assess
 from kb.bpt import bpt_class_from_lines
-from kb.labellings import CATALOG, own_lines_label
+from kb.labellings import CATALOG, LABELLINGS, own_lines_label
 from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum
-from kb.preprocess import PreparedFile, prepare_file
+from kb.preprocess import PAPER, PreparedFile, prepare_file, wave_grid
 from kb.selectors import (
     knowledge_base_entries,
     knowledge_base_in_service,
@@ -133,12 +135,14 @@ def search(
     if prepared is not None:
         query = prepared.path.name
         grid, z = prepared.grid, prepared.spectrum.z
+        pixels = (grid.flux, grid.ivar)
         vector, chi2 = query_embedding(knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
         own, valid_fraction, mock = NO_ID, float(grid.valid.mean()), prepared.spectrum.mock
         about = (lines_as_dict(prepared.spectrum.lines), prepared.spectrum.sdss_class, prepared.spectrum.subclass)
     else:
         query = f"specobjid {spectrum.specobjid}"
         vector, chi2 = query_embedding(knowledge_base=kb, spectrum=spectrum)
+        pixels = None
         own, z, valid_fraction, mock = spectrum.pk, spectrum.z, spectrum.valid_fraction, spectrum.mock
         about = (spectrum.lines, spectrum.sdss_class, spectrum.subclass)
     found = retriever.neighbours(vector[None], policy.k, own_ids=[own])
@@ -148,12 +152,16 @@ def search(
     nearest = float(distances[0]) if present else None
     entries = {e.spectrum_id: e for e in knowledge_base_entries(knowledge_base=kb).filter(spectrum_id__in=present)}
     targets = tuple(task.target_labels)
+    background = _background(task, kb, spectrum, pixels, z)
+    context = _context(task, kb, policy, result.label, [entries[i].label for i in present], *about)
+    if background is not None:
+        context.disagreements.extend(_background_doubts(background, result.label, result.label in targets))
     return Answer(
         task=task.name,
         label=result.label,
         share=result.share,
         shares=result.shares,
-        is_target=(result.label in targets) if targets else None,
+        is_target=(result.label in targets or bool(background and background["detected"])) if targets else None,
         neighbours=[_neighbour(entries[i], d, w) for i, d, w in zip(present, distances, result.weights)],
         knowledge_base=kb.pk,
         kb_version=kb.version,
@@ -167,8 +175,40 @@ def search(
         trust=assess(
             kb.calibration, valid_fraction=valid_fraction, z=z, nearest_distance=nearest, reconstruction_chi2=chi2
         ),
-        context=_context(task, kb, policy, result.label, [entries[i].label for i in present], *about),
+        context=context,
+        background=background,
     )
+
+
+def _background(task: SearchTask, kb: KnowledgeBase, spectrum: Spectrum | None, pixels, z: float) -> dict | None:
+    """For a task whose targets show a second galaxy's lines: the query's background-line scan, and whether
+    it passes the version's rule (``KnowledgeBase.background_rule``); None for any other task. ``pixels``
+    is (flux, ivar) on the grid for a file, None for an ingested ``spectrum`` (read from the store)."""
+    labelling = LABELLINGS.get(task.labelling)
+    if labelling is None or not labelling.background_lines:
+        return None
+    if pixels is None:
+        (found,) = background_lines_get(spectra=[spectrum])
+    else:
+        found = background_scan(wave_grid(PAPER), *pixels, z)
+    threshold = (kb.background_rule or {}).get("threshold")
+    return {**found.as_dict(), "detected": threshold is not None and detected(found, threshold), "threshold": threshold}
+
+
+def _background_doubts(background: dict, label: str, voted_target: bool) -> list[str]:
+    """Sentences where the background lines and the vote part."""
+    if background["detected"] and not voted_target:
+        lines = ", ".join(f"{name} S/N {snr:.1f}" for name, snr in background["lines"].items() if snr >= 3)
+        return [
+            f"background emission lines at z = {background['z_source']:.4f} (combined S/N {background['snr']:.1f}; "
+            f"{lines}) make it a target, though its neighbours voted {label}"
+        ]
+    if voted_target and background["threshold"] is not None and not background["detected"]:
+        return [
+            f"no background emission lines pass the rule: the best candidate, at z = {background['z_source']}, has "
+            f"combined S/N {background['snr']:.1f}, under the {background['threshold']:g} chosen on validation"
+        ]
+    return []
 
 
 def _context(

@@ -70,6 +70,7 @@ def knowledge_base_finish(
     calibration: dict | None = None,
     policy: dict | None = None,
     policy_validation: dict | None = None,
+    background_rule: dict | None = None,
     promote: bool = True,
 ) -> KnowledgeBase:
     """Record a built index, its vote policy (and the validation scores it was chosen on), its scores on the
@@ -84,6 +85,7 @@ def knowledge_base_finish(
         calibration=calibration or {},
         policy=policy or {},
         policy_validation=policy_validation or {},
+        background_rule=background_rule or {},
         finished_at=timezone.now(),
     )
     knowledge_base.refresh_from_db()

@@ -2,7 +2,7 @@
 // labelled, an observed/rest-frame toggle, zoom presets that rescale both axes, and an option to offset
 // the spectra from one another. Reads the JSON in #spectrum-data:
 // {wave: [Å, observed], lines: {name: Å rest}, spectra: [{name, z, flux: [normalised or null], colour}],
-//  title, frame}.
+//  title, frame, background?: {z_source, lines: {name: Å observed}, residual: [the query's, or null]}}.
 (function () {
   const data = JSON.parse(document.getElementById("spectrum-data").textContent);
   const ZOOMS = { // rest-frame windows, Å
@@ -10,6 +10,7 @@
   };
   const FALLBACK = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7"];
   const LINE_COLOUR = "#7f3c00";
+  const BACKGROUND_COLOUR = "#0072B2"; // a second galaxy's lines, and the residual they were found in
   const plot = document.getElementById("spectrum-plot");
   let frame = data.frame || "observed"; // the result page starts in the rest frame, where neighbours line up
   let zoom = "full";
@@ -35,6 +36,14 @@
     if (values.length < 2) return 1;
     const spread = values[Math.floor(0.98 * (values.length - 1))] - values[Math.floor(0.02 * (values.length - 1))];
     return Math.max(0.8 * spread, 0.1);
+  }
+
+  function backgroundTraces() { // the query's residual (flux less its running median), as the scan searched it
+    if (!data.background) return [];
+    const k = scale(queryZ);
+    return [{ x: data.wave.map((w) => w * k), y: data.background.residual, type: "scatter", mode: "lines",
+      name: "query residual (flux − running median)", line: { width: 1, color: BACKGROUND_COLOUR }, opacity: 0.7,
+      connectgaps: false }];
   }
 
   function traces(range) {
@@ -72,17 +81,22 @@
       lastAt[level] = l.wave;
       l.level = level;
     });
+    const behind = Object.entries((data.background || {}).lines || {}) // observed Å, drawn in the query's frame
+      .map(([name, observed]) => ({ name, wave: observed * scale(queryZ) })).filter((l) => l.wave > lo && l.wave < hi);
     return {
       shapes: lines.map((l) => ({ type: "line", x0: l.wave, x1: l.wave, yref: "paper", y0: 0, y1: 1,
-        line: { width: 1, dash: "dot", color: LINE_COLOUR } })),
+        line: { width: 1, dash: "dot", color: LINE_COLOUR } })).concat(behind.map((l) => ({ type: "line",
+        x0: l.wave, x1: l.wave, yref: "paper", y0: 0, y1: 1, line: { width: 1.5, dash: "dash", color: BACKGROUND_COLOUR } }))),
       annotations: lines.map((l) => ({ x: l.wave, yref: "paper", y: 1 - 0.2 * (l.level % 4), text: l.name,
-        showarrow: false, textangle: -90, font: { size: 10, color: LINE_COLOUR }, xanchor: "right", yanchor: "top" })),
+        showarrow: false, textangle: -90, font: { size: 10, color: LINE_COLOUR }, xanchor: "right", yanchor: "top" }))
+        .concat(behind.map((l) => ({ x: l.wave, yref: "paper", y: 0.02, text: l.name, showarrow: false, textangle: -90,
+          font: { size: 10, color: BACKGROUND_COLOUR }, xanchor: "left", yanchor: "bottom" }))),
     };
   }
 
   function draw() {
     const range = xRange();
-    const drawn = traces(range);
+    const drawn = traces(range).concat(backgroundTraces());
     const yWindow = yRange(drawn, range);
     const marks = lineMarks(range);
     Plotly.react(plot, drawn, {

@@ -1,0 +1,18 @@
+"""Background emission lines of ingested spectra, scanned from the stored flux (``inference.background_lines``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from inference.background_lines import Background, background_scan
+from kb.models import Spectrum
+from kb.preprocess import PAPER, wave_grid
+from kb.selectors import spectrum_store
+
+
+def background_lines_get(*, spectra: Iterable[Spectrum]) -> list[Background]:
+    """Each spectrum's background-line candidate, from its stored flux and inverse variance on the grid."""
+    store = spectrum_store()
+    (flux, _), ivar = store.read(), store.read_ivar()
+    wave = wave_grid(PAPER)
+    return [background_scan(wave, flux[s.store_row], ivar[s.store_row], s.z) for s in spectra]

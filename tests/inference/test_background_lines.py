@@ -1,0 +1,54 @@
+"""The scan for a second galaxy's emission lines behind a target (BELLS-style), on spectra with known lines."""
+
+import numpy as np
+import pytest
+
+from inference.background_lines import C_KMS, SOURCE_LINES, Background, background_scan, detected
+from kb.preprocess import PAPER, wave_grid
+
+WAVE = wave_grid(PAPER)  # (3688,) observed vacuum Angstrom
+HOST_Z = 0.25
+
+
+def gaussian(centre, sigma_kms, amplitude):
+    sigma = centre * sigma_kms / C_KMS
+    return amplitude * np.exp(-0.5 * ((WAVE - centre) / sigma) ** 2)
+
+
+def spectrum(seed, *, z_source=None, amplitude=0.0, host_lines=3.0):
+    """A bending continuum with noise of 0.05 a pixel, the host's strong lines at HOST_Z, and (with
+    ``z_source``) a source's [O II], H-beta and [O III] of peak ``amplitude``."""
+    rng = np.random.default_rng(seed)
+    flux = 1 + 0.3 * np.sin(WAVE / 900) + rng.normal(0, 0.05, WAVE.size)
+    for rest in (3728.5, 4862.68, 5008.24, 6564.61, 6585.27):
+        flux += gaussian(rest * (1 + HOST_Z), 150, host_lines)
+    if z_source is not None:
+        for name in ("[O II] 3727", "H-beta", "[O III] 5007"):
+            for rest, share in SOURCE_LINES[name]:
+                flux += gaussian(rest * (1 + z_source), 60, amplitude * share)
+    return flux, np.full(WAVE.size, 1 / 0.05**2)
+
+
+def test_a_source_behind_the_target_is_found_at_its_redshift():
+    flux, ivar = spectrum(0, z_source=0.61, amplitude=0.4)
+    found = background_scan(WAVE, flux, ivar, HOST_Z)
+    assert found.z_source == pytest.approx(0.61, abs=5e-4)
+    assert found.snr > 10 and {"[O II] 3727", "H-beta", "[O III] 5007"} <= {n for n, s in found.lines.items() if s > 3}
+    assert detected(found, 8.0)
+
+
+def test_the_targets_own_lines_and_noise_alone_pass_no_rule():
+    passed = [detected(background_scan(WAVE, *spectrum(seed), HOST_Z), 8.0) for seed in range(20)]
+    assert sum(passed) <= 1  # strong host lines are masked, not taken for a source
+
+
+def test_one_line_alone_needs_to_be_oii_to_pass():
+    lone = Background(z_source=0.7, snr=9.0, lines={"H-beta": 9.0, "[O III] 5007": 0.5})
+    assert not detected(lone, 8.0)
+    assert detected(Background(z_source=0.7, snr=9.0, lines={"[O II] 3727": 9.0}), 8.0)
+    assert detected(Background(z_source=0.7, snr=9.0, lines={"H-beta": 6.0, "[O III] 5007": 6.7}), 8.0)
+
+
+def test_a_target_with_no_room_behind_it_on_the_grid_has_no_candidate():
+    flux, ivar = spectrum(0)
+    assert background_scan(WAVE, flux, ivar, 1.5) == Background(None, 0.0)
