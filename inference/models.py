@@ -118,6 +118,11 @@ class SearchJobResult(models.Model):
     trust = models.JSONField(
         default=dict, blank=True, help_text="How far to trust the answer (inference.trust.Trust): in_distribution, ..."
     )
+    background = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Lens tasks: the background-line scan (z_source, snr, lines, detected, threshold); null otherwise",
+    )
     error = models.TextField(blank=True)
 
     class Meta:

@@ -36,6 +36,9 @@ SURVEY_COLUMNS = [
     "distance_percentile",
     "reconstruction_percentile",
     "in_distribution",
+    "background_z",  # lens tasks: the background-line scan's z_source, its combined S/N, whether it passes the rule
+    "background_snr",
+    "background_detected",
     "mock",  # True for a spectrum of GalSpec's mock survey: its ids name no SDSS object
 ]
 
@@ -97,7 +100,7 @@ def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
 
     ``rows`` are dicts with position, query, specobjid, plate_mjd_fiber, ra, dec, z, mock, label, share, is_target,
     neighbours (a list of dicts with specobjid, label, distance, weight), trust (``inference.trust.Trust``
-    as a dict) and error; missing values are
+    as a dict), background (a lens task's background-line scan, or None) and error; missing values are
     masked (empty in CSV, null in VOTable). ``meta`` (task, KB version, checkpoint, date) goes in the header.
     """
     columns = [
@@ -160,6 +163,30 @@ def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
         ),
         _column("trust_reasons", ["; ".join(t.get("reasons") or []) or None for t in trust], str, "why not"),
     ]
+    if any(r.get("background") for r in rows):  # a lens task: the scan for a second galaxy's lines
+        background = [r.get("background") or {} for r in rows]
+        columns += [
+            _column(
+                "background_z",
+                [b.get("z_source") for b in background],
+                np.float64,
+                "redshift of the best background emission-line candidate",
+                ucd="src.redshift",
+            ),
+            _column(
+                "background_snr",
+                [b.get("snr") for b in background],
+                np.float64,
+                "its lines' matched-filter S/N in quadrature",
+                ucd="stat.snr",
+            ),
+            _column(
+                "background_detected",
+                [b.get("detected") if b else None for b in background],
+                bool,
+                "it passes the knowledge base's rule: a target whatever the vote",
+            ),
+        ]
     columns.append(_column("error", [r.get("error") or None for r in rows], str, "why the query has no answer"))
     return Table(columns, meta=dict(meta))
 

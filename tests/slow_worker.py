@@ -12,7 +12,7 @@ import time
 from celery.__main__ import main
 
 import inference.embed
-import inference.retrieval
+import inference.retriever
 
 
 def _slowed(function, delay: float):
@@ -23,9 +23,9 @@ def _slowed(function, delay: float):
     return slow
 
 
-# before inference.services.bulk and inference.services.embeddings bind the names
-inference.retrieval.neighbours_excluding = _slowed(
-    inference.retrieval.neighbours_excluding, float(os.environ.get("GALSPEC_TEST_SEARCH_DELAY", 0))
+# before inference.services.embeddings binds the name; every search goes through the Retriever's method
+inference.retriever.Retriever.neighbours = _slowed(
+    inference.retriever.Retriever.neighbours, float(os.environ.get("GALSPEC_TEST_SEARCH_DELAY", 0))
 )
 inference.embed.embed = _slowed(inference.embed.embed, float(os.environ.get("GALSPEC_TEST_EMBED_DELAY", 0)))
 

@@ -45,6 +45,7 @@ def search_job_rows(*, job: SearchJob) -> list[dict]:
             "is_target": r.is_target,
             "neighbours": r.neighbours,
             "trust": r.trust,
+            "background": r.background,
             "error": r.error or None,
         }
         for r in job.results.select_related("spectrum")

@@ -21,12 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.background_lines import detected
 from inference.retriever import Retriever, VotePolicy
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
+from inference.selectors.lines import background_lines_get
 from inference.services.embeddings import embedding_update
 from inference.services.search import load_retriever
 from inference.tables import SURVEY_COLUMNS
 from inference.trust import assess
+from kb.labellings import LABELLINGS
 from kb.models import KnowledgeBase, SearchTask, Spectrum
 from kb.selectors import knowledge_base_in_service
 
@@ -162,13 +165,14 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
     reconstruction = embedding_reconstruction(training_run=kb.training_run, store_rows=store_rows)
     neighbours = searcher.retriever.neighbours(vectors, searcher.policy.k, own_ids=ids)
     votes = searcher.retriever.vote_neighbours(neighbours, searcher.policy)
+    backgrounds = _backgrounds(kb, rows)
     descriptor, name = tempfile.mkstemp(dir=part.parent, prefix=part.stem + ".", suffix=".tmp")
     tmp = Path(name)  # a name of its own: two workers on one part, on any hosts, never share a file
     with os.fdopen(descriptor, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SURVEY_COLUMNS)
-        for (_, _, specobjid, plate, mjd, fiber, ra, dec, z, valid_fraction, mock), vote, nids, dists, chi2 in zip(
-            rows, votes, neighbours.ids, neighbours.distances, reconstruction
+        for (_, _, specobjid, plate, mjd, fiber, ra, dec, z, valid_fraction, mock), vote, nids, dists, chi2, b in zip(
+            rows, votes, neighbours.ids, neighbours.distances, reconstruction, backgrounds
         ):
             found_ids = " ".join(specobjid_of[n] for n in nids.tolist() if n >= 0)
             nearest = float(dists[0]) if nids[0] >= 0 else None
@@ -184,7 +188,7 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
                     f"{z:.6f}",
                     vote.label,
                     f"{vote.share:.4f}",
-                    vote.label in targets if targets else "",
+                    (vote.label in targets or b["detected"]) if targets else "",
                     found_ids,
                     " ".join(f"{d:.5f}" for d in dists.tolist()),
                     f"{valid_fraction:.4f}",
@@ -192,10 +196,27 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
                     _csv_float(trust.distance_percentile),
                     _csv_float(trust.reconstruction_percentile),
                     _csv_bool(trust.in_distribution),
+                    _csv_float(b["z_source"], 5),
+                    _csv_float(b["snr"], 2) if b["z_source"] is not None else "",
+                    _csv_bool(b["detected"] if b["z_source"] is not None else None),
                     mock,
                 ]
             )
     tmp.replace(part)
+
+
+def _backgrounds(kb: KnowledgeBase, rows: list[tuple]) -> list[dict]:
+    """Each spectrum's background-line scan where the task's targets show one (lenses), and whether it passes
+    the version's rule; no scan (z_source None, not detected) for any other task."""
+    labelling = LABELLINGS.get(kb.task.labelling)
+    if labelling is None or not labelling.background_lines:
+        return [{"z_source": None, "snr": None, "detected": False}] * len(rows)
+    threshold = (kb.background_rule or {}).get("threshold")
+    spectra = [Spectrum(pk=row[0], store_row=row[1], z=row[8]) for row in rows]
+    return [
+        {**found.as_dict(), "detected": threshold is not None and detected(found, threshold)}
+        for found in background_lines_get(spectra=spectra)
+    ]
 
 
 def _csv_bool(value: bool | None) -> str:

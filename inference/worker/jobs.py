@@ -38,6 +38,7 @@ def _answer_row(answer: Answer) -> dict:
         "share": answer.share,
         "is_target": answer.is_target,
         "trust": asdict(answer.trust),
+        "background": answer.background,
         "neighbours": [
             {
                 "specobjid": n.specobjid,

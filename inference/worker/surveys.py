@@ -162,12 +162,13 @@ def _candidates_record(survey: SurveySearch, lease: Lease) -> None:
     every 100,000 spectra); PostgreSQL lets everything else go on.
     """
     survey.candidates.all().delete()
-    counts, batch = Counter(), []
+    counts, batch, found = Counter(), [], 0
     wanted = set(survey.labels)
     for row in survey_rows(survey=survey):
         counts[row["label"]] += 1
-        if row["label"] in wanted:
+        if row["label"] in wanted or row.get("background_detected") == "True":  # voted, or its background lines
             batch.append(row)
+            found += 1
         if len(batch) == BATCH:
             _candidates_create(survey, batch)
             batch = []
@@ -176,7 +177,7 @@ def _candidates_record(survey: SurveySearch, lease: Lease) -> None:
         SurveySearch.Status.DONE,
         stage="done",
         label_counts=dict(counts.most_common()),
-        found=sum(counts[label] for label in wanted),
+        found=found,
     ):
         raise SurveySearchStopped()
 

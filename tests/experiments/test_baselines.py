@@ -6,6 +6,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from experiments import baselines, supervised
+from inference.retriever import VotePolicy
 from training.checkpoint import save_checkpoint
 from training.model import EncoderConfig, MaskedSpectrumModel
 
@@ -110,8 +111,14 @@ def test_tiny_classes_still_give_one_validation_spectrum_or_a_clear_error():
 
 def test_the_flux_vote_finds_each_training_spectrum_itself(labelled):
     flux, _, labels = labelled
-    assert baselines.flux_knn(flux, labels, flux, k=1) == labels
-    assert baselines.flux_knn(flux, labels, flux[:5], k=500) == labels[:5]  # more neighbours than spectra
+    assert baselines.flux_knn(flux, labels, flux, policy=VotePolicy(k=1)) == labels
+    few = 8  # more neighbours than spectra: all of them vote
+    assert (
+        baselines.flux_knn(
+            flux[:few], labels[:few], flux[:2], policy=VotePolicy(k=15, weighting="linear", temperature=0.01)
+        )
+        == labels[:2]
+    )
 
 
 def test_the_shortcut_vote_finds_a_label_that_only_the_catalog_carries():

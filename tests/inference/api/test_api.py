@@ -77,6 +77,19 @@ def test_an_answer_quotes_precision_only_under_the_policy_it_was_measured_with(s
     assert f"not at K = {other}" in asked["context"]["unscored_because"]
 
 
+def test_a_lens_answer_carries_its_background_line_scan_and_a_bpt_answer_none(searchable):
+    spectrum = _member(searchable)
+    lens = _client().post("/api/v1/search/", {"task": "lens", "identifier": spectrum.specobjid}).json()
+    background = lens["background"]
+    assert set(background) == {"z_source", "snr", "lines", "detected", "threshold"}
+    assert background["z_source"] is None or background["z_source"] > spectrum.z
+    assert "threshold" in searchable["lens"].background_rule  # chosen on validation at the build
+    assert background["threshold"] == searchable["lens"].background_rule["threshold"]
+    assert lens["is_target"] == (lens["label"] == "lens" or background["detected"])
+    bpt = _client().post("/api/v1/search/", {"task": "bpt3", "identifier": spectrum.specobjid}).json()
+    assert bpt["background"] is None
+
+
 def test_search_by_plate_mjd_fiber_and_by_position_find_the_same_spectrum(searchable):
     spectrum = _member(searchable)
     by_id = _client().post("/api/v1/search/", {"task": "bpt3", "identifier": spectrum.specobjid}).json()

@@ -76,6 +76,19 @@ def test_the_form_as_the_page_sets_it_votes_by_the_versions_policy_and_quotes_it
     assert 'id="scored-with"' not in asked and "No precision is quoted: its figures were measured at" in asked
 
 
+def test_a_lens_result_marks_the_background_lines_at_their_redshift_and_draws_the_residual(client, searchable):
+    spectrum = searchable["lens"].entries.filter(label="lens").first().spectrum
+    page = client.get("/search/result/", {"task": "lens", "identifier": spectrum.specobjid}).content.decode()
+    answer = search(task="lens", spectrum=spectrum)
+    z_source = answer.background["z_source"]
+    assert 'id="background"' in page and f"z = {z_source:.4f}" in page
+    plot = _json(page, "spectrum-data")["background"]
+    assert plot["z_source"] == z_source and len(plot["residual"]) == len(_json(page, "spectrum-data")["wave"])
+    assert plot["lines"][f"[O III] 5007 (z = {z_source:.4f})"] == pytest.approx(5008.24 * (1 + z_source))
+    bpt = client.get("/search/result/", {"task": "bpt3", "identifier": spectrum.specobjid}).content.decode()
+    assert 'id="background"' not in bpt and "background" not in _json(bpt, "spectrum-data")
+
+
 def test_the_bpt_diagrams_place_the_query_from_its_own_lines(client, searchable):
     spectrum = next(s for s in Spectrum.objects.all() if {"n2", "o3", "s2", "o1"} <= set(bpt_ratios(s.lines)))
     page = client.get(
