@@ -29,14 +29,14 @@ from experiments.seeds import headline, spread
 from experiments.trust_check import trust_figures
 from experiments.variants import encoder_pooled, pooled_embeddings, variants
 from inference import metrics
-from inference.retriever import knn_vote
-from inference.services.knowledge_bases import knowledge_base_build
+from inference.retriever import Retriever, knn_vote, policy_choose
+from inference.services.knowledge_bases import knowledge_base_build, knowledge_base_classes
 from inference.services.search import load_retriever, search
 from kb.bpt import FIVE_CLASSES, THREE_CLASSES, bpt_class_from_lines, bpt_consensus, bpt_three_class
 from kb.labellings import LABELLINGS
 from kb.mock import rules
 from kb.models import KnowledgeBase, SearchTask, Spectrum
-from kb.reserves import TEST
+from kb.reserves import TEST, VALIDATION
 from kb.selectors import task_labels
 from kb.spectra import read_spectrum
 from training.checkpoint import load_checkpoint
@@ -192,6 +192,18 @@ def _classification(data: Data, kb: KnowledgeBase, run, config: EvaluationConfig
             restframe.window_flux(test_flux, test_valid, test_z),
             **vote,
         ),
+        "raw_window_chosen": lambda: _chosen_vote(
+            data,
+            kb,
+            restframe.window_flux(train_flux, train_valid, train_z),
+            train_ids,
+            train_labels,
+            lambda ids: restframe.window_flux(
+                np.asarray(data.flux[data.rows(ids)]), np.asarray(data.valid[data.rows(ids)]), data.redshifts(ids)
+            ),
+            test_ids,
+            config,
+        ),
         "restframe_flux_knn": lambda: baselines.flux_knn(train_rest, train_labels, test_rest, **vote),
         "restframe_pca_knn": lambda: baselines.pca_knn(train_rest, train_labels, test_rest, seed=config.seed, **vote),
         "random_forest": lambda: baselines.random_forest(train_rest, train_labels, test_rest, seed=config.seed),
@@ -234,6 +246,24 @@ def _classification(data: Data, kb: KnowledgeBase, run, config: EvaluationConfig
         if name != "encoder_kb"
     }
     return results, {"train": len(train_ids), "test": len(test_ids)}
+
+
+def _chosen_vote(data: Data, kb: KnowledgeBase, train_vectors, train_ids, train_labels, vectors_of, test_ids, config):
+    """The served machinery on another representation: the vote policy and learned metric chosen on the
+    validation reserve (``inference.retriever.policy_choose``, as a knowledge base's build chooses them),
+    over ``train_vectors`` of the entries, with ``vectors_of(ids)`` giving any spectra's vectors. A win of
+    the encoder over this is the encoder's, not the metric's."""
+    validation = sorted(task_labels(labelling=kb.task.labelling, reserve=VALIDATION).items())
+    val_ids, val_truth = [i for i, _ in validation], [item.label for _, item in validation]
+    ids = np.arange(len(train_ids))
+    labels, fine = knowledge_base_classes(knowledge_base=kb)  # the classes the version's own metric learned from
+    class_of = dict(zip(kb.entries.order_by("pk").values_list("spectrum_id", flat=True), fine))
+    classes = [class_of[i] for i in train_ids]
+    choice = policy_choose(
+        train_vectors, ids, list(train_labels), classes, vectors_of(val_ids), val_truth, seed=config.seed
+    )
+    retriever = Retriever.fit(train_vectors, ids, list(train_labels), policy=choice.policy, metric=choice.metric)
+    return [v.label for v in retriever.votes(vectors_of(test_ids))]
 
 
 def _generic_pool_vote(data: Data, run, train_ids, train_labels, test_ids, config: EvaluationConfig) -> list[str]:

@@ -14,10 +14,12 @@ PAPER_SEARCH = {
     "outlier": {"precision": 0.9847, "recall": 0.8377, "f1": 0.9053},
 }
 METHODS = {
-    "encoder_kb": "GalSpecEncoder + KB (K-vote on line windows + peaks)",
+    "encoder_kb": "GalSpecEncoder + KB as served (line windows + peaks; policy and metric chosen on validation)",
     "encoder_generic_pool": "GalSpecEncoder + KB, the mean of all tokens (the paper's pooling read plainly)",
     "shortcut_knn": "the same K-vote on z, velocity dispersion and S/N alone (the shortcut check)",
     "raw_window_knn": "the same K-vote on raw flux in the encoder's line windows (same z, no encoder)",
+    "raw_window_chosen": "raw flux in the line windows with a vote policy and learned metric chosen on validation, "
+    "as the served knowledge base's are",
     "restframe_flux_knn": "the same K-vote on rest-frame flux",
     "restframe_pca_knn": "rest-frame PCA + the same K-vote",
     "random_forest": "random forest on rest-frame flux",

@@ -16,7 +16,9 @@ from experiments.baselines import shortcut_knn
 from experiments.data import Data, EvaluationConfig, config_policy
 from inference import index as vector_index
 from inference import metrics
+from inference.background_lines import detected
 from inference.retriever import WEIGHTINGS, Retriever, VotePolicy, knn_vote
+from inference.selectors.lines import background_lines_get
 from inference.services.search import load_retriever, query_embedding, read_query
 from kb.bpt import bpt_ratios
 from kb.composition import compose
@@ -49,8 +51,12 @@ def search_experiments(data: Data, kbs: dict[str, KnowledgeBase], config: Evalua
         "search": {name: searches[name].report(config) for name in SEARCH_TASKS},
         "search_base_rates": {},
         "search_baselines": {
-            "shortcut_knn": {name: shortcut(data, searches[name], mixed, config) for name in SEARCH_TASKS}
+            "shortcut_knn": {name: shortcut(data, searches[name], mixed, config) for name in SEARCH_TASKS},
+            "rule_only": {
+                name: searches[name].rule_only(config) for name in SEARCH_TASKS if searches[name].detected is not None
+            },
         },
+        "search_vote_only": {name: searches[name].vote_only(config) for name in SEARCH_TASKS},
         "outlier_recall_by_kind": recall_by_kind(searches["outlier"], mixed, config),
         "lens_recall_by_source_snr": recall_by_source_snr(searches["lens"], mixed, config),
     }
@@ -101,13 +107,15 @@ class Search:
     retriever: Retriever
     truth: np.ndarray  # (n,) bool: the test spectrum carries a target label
     found: vector_index.Neighbours
+    detected: np.ndarray | None = None  # (n,) bool: background lines pass the version's rule; None: no rule
 
     @classmethod
     def of(cls, data: Data, kb: KnowledgeBase, ids: list[int], max_k: int, reserve: str = TEST) -> Search:
         labels = task_labels(labelling=kb.task.labelling, reserve=reserve)
         truth = np.array([i in labels and labels[i].label in kb.task.target_labels for i in ids])
         retriever = load_retriever(kb)
-        return cls(kb, retriever, truth, retriever.neighbours(data.vectors[data.rows(ids)], max_k))
+        queries = data.vectors[data.rows(ids)]
+        return cls(kb, retriever, truth, retriever.neighbours(queries, max_k), served_rules(data, kb, ids, queries))
 
     @property
     def label_of(self) -> dict[int, str]:
@@ -127,9 +135,23 @@ class Search:
         return self.retriever.vote_neighbours(self.found, policy)
 
     def predicted(self, k=None, weight_function=None, temperature=None) -> np.ndarray:
-        """(n,) bool: the vote is a target label."""
+        """(n,) bool: the answer is a target: the vote is a target label, or (where the version has a rule)
+        the background lines pass it."""
         votes = self.votes(k, weight_function, temperature)
-        return np.array([v.label in self.kb.task.target_labels for v in votes])
+        voted = np.array([v.label in self.kb.task.target_labels for v in votes])
+        return voted if self.detected is None else voted | self.detected
+
+    def vote_only(self, config: EvaluationConfig) -> dict:
+        """The search's scores from the vote alone, without the background lines."""
+        voted = np.array([v.label in self.kb.task.target_labels for v in self.votes()])
+        return metrics.search_report(self.truth, voted, n_resamples=config.n_resamples, seed=config.seed)
+
+    def rule_only(self, config: EvaluationConfig) -> dict | None:
+        """The search's scores from the rule beside the vote alone (background lines, weirdness): the
+        baseline the vote must add to."""
+        if self.detected is None:
+            return None
+        return metrics.search_report(self.truth, self.detected, n_resamples=config.n_resamples, seed=config.seed)
 
     def report(
         self,
@@ -141,6 +163,22 @@ class Search:
     ) -> dict:
         predicted = self.predicted(k, weight_function, temperature)
         return metrics.search_report(self.truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
+
+
+def served_rules(data: Data, kb: KnowledgeBase, ids: list[int], queries: np.ndarray) -> np.ndarray | None:
+    """(n,) bool: spectra ``ids`` that the version's rule beside the vote makes targets (background lines for
+    lenses, weirdness for outliers), as its answers do; None where it has no rule."""
+    background, weird = kb.background_rule or {}, kb.weirdness_rule or {}
+    if background.get("threshold") is None and weird.get("threshold") is None:
+        return None
+    found = np.zeros(len(ids), dtype=bool)
+    if background.get("threshold") is not None:
+        scans = background_lines_get(spectra=[data.spectra[i] for i in ids])
+        found |= np.array([detected(b, background["threshold"]) for b in scans])
+    if weird.get("threshold") is not None:
+        scores = load_retriever(kb).weirdness(queries, frozenset(weird["ordinary"]), weird["k"], own_ids=ids)
+        found |= scores >= weird["threshold"]
+    return found
 
 
 def shortcut(data: Data, search: Search, ids: list[int], config: EvaluationConfig) -> dict:
@@ -181,12 +219,12 @@ def lens_lines_removed(kb: KnowledgeBase, config: EvaluationConfig) -> dict:
 
 
 def recall_by_kind(outliers: Search, ids: list[int], config: EvaluationConfig) -> dict:
-    votes = outliers.votes()
+    answered = outliers.predicted()  # as served: the vote, or the weirdness where the version has a rule
     labels = task_labels(labelling="outlier", reserve=TEST)
     by_kind: dict[str, list[bool]] = {}
-    for i, v in zip(ids, votes):
+    for i, hit in zip(ids, answered):
         if i in labels and labels[i].label == "outlier":
-            by_kind.setdefault(labels[i].details["kind"], []).append(v.label == "outlier")
+            by_kind.setdefault(labels[i].details["kind"], []).append(bool(hit))
     return {
         kind: {
             "recall": float(np.mean(hits)),
@@ -208,7 +246,10 @@ def undetectable_lenses(data: Data, kb: KnowledgeBase, config: EvaluationConfig)
     ]
     if not ids:
         return {"n": 0, "found": 0, "recall": None, "recall_ci": None}
-    voted = [v.label in kb.task.target_labels for v in load_retriever(kb).votes(data.vectors[data.rows(ids)])]
+    queries = data.vectors[data.rows(ids)]
+    voted = np.array([v.label in kb.task.target_labels for v in load_retriever(kb).votes(queries)])
+    rules = served_rules(data, kb, ids, queries)  # as served: the background lines count too
+    voted = voted if rules is None else voted | rules
     hits = int(sum(voted))
     return {
         "n": len(ids),
@@ -247,8 +288,8 @@ def recall_by_source_snr(lenses: Search, ids: list[int], config: EvaluationConfi
     """The lens search's recall for the mock lenses whose background galaxy's strongest line has an S/N in
     each of SOURCE_SNR_BINS: how faint a lensed galaxy the search still finds. Lenses not from a mock
     survey (no truth to draw again) are left out; empty when none is."""
-    votes = lenses.votes()
-    found = {i: v.label in lenses.kb.task.target_labels for i, v, target in zip(ids, votes, lenses.truth) if target}
+    answered = lenses.predicted()  # as served: the vote, or the background lines where the version has a rule
+    found = {i: bool(hit) for i, hit, target in zip(ids, answered, lenses.truth) if target}
     snr = {}
     for spectrum in Spectrum.objects.filter(pk__in=list(found)).only("pk", "specobjid", "source_file"):
         survey = Path(spectrum.source_file).parents[2]

@@ -16,8 +16,9 @@ def headline(results: dict) -> dict[str, float]:
     for key in CLASSIFICATIONS:
         for method, report in results[key].items():
             figures[f"{key}.{method}.macro_f1"] = report["macro_f1"]
-        for other in ("raw_window_knn", "restframe_pca_knn"):
-            figures[f"{key}.encoder_kb.versus_{other}"] = results[key]["encoder_kb"]["versus"][other]["difference"]
+        for other in ("raw_window_knn", "raw_window_chosen", "restframe_pca_knn"):
+            if other in results[key]["encoder_kb"]["versus"]:
+                figures[f"{key}.encoder_kb.versus_{other}"] = results[key]["encoder_kb"]["versus"][other]["difference"]
     for key, report in results.get("label_ceiling", {}).items():
         figures[f"label_ceiling.{key}.{'f1' if key == 'liner' else 'macro_f1'}"] = report.get(
             "macro_f1", report.get("f1")
@@ -29,8 +30,11 @@ def headline(results: dict) -> dict[str, float]:
         for measure in ("precision", "recall", "f1", "precision_at_base_rate"):
             if report.get(measure) is not None:
                 figures[f"search.{task}.{measure}"] = report[measure]
-    for task, report in results.get("search_baselines", {}).get("shortcut_knn", {}).items():
-        figures[f"search_baselines.shortcut_knn.{task}.f1"] = report["f1"]
+    for baseline, reports in results.get("search_baselines", {}).items():
+        for task, report in reports.items():
+            figures[f"search_baselines.{baseline}.{task}.f1"] = report["f1"]
+    for task, report in results.get("search_vote_only", {}).items():
+        figures[f"search_vote_only.{task}.f1"] = report["f1"]
     removed = results.get("lens_lines_removed") or {}
     if removed.get("voted_lens") is not None:
         figures["lens_lines_removed.voted_lens"] = removed["voted_lens"]

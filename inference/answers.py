@@ -66,6 +66,7 @@ class Answer:
     trust: Trust  # how far to trust it: is the query like what the knowledge base was checked on?
     context: Context  # what its own data say beside the vote, and how often such votes were right
     background: dict | None = None  # lens tasks: the background-line scan, {z_source, snr, lines, detected, threshold}
+    weirdness: dict | None = None  # outlier tasks: {score, k, threshold, false_positive_rate, flagged}
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -123,6 +123,11 @@ class SearchJobResult(models.Model):
         blank=True,
         help_text="Lens tasks: the background-line scan (z_source, snr, lines, detected, threshold); null otherwise",
     )
+    weirdness = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Outlier tasks: distance to the k-th nearest ordinary entry and whether it passes the rule",
+    )
     error = models.TextField(blank=True)
 
     class Meta:

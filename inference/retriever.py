@@ -36,6 +36,8 @@ CHOICE_KS = (1, 3, 5, 7, 11, 15)  # the K the validation reserve chooses among
 CHOICE_WEIGHTINGS = ("exp", "linear")  # the paper's exp(-d), and softmax(-d / T), which holds at any scale of d
 TEMPERATURE_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0)  # multiples of the typical spread of neighbours' scores
 POLICY_FILE, METRIC_FILE, LABELS_FILE = "retriever.json", "metric.npz", "labels.npz"
+WEIRD_K = 5  # weirdness: the distance to the 5th nearest ordinary entry, steadier than the nearest's
+WEIRD_REACH = 8  # ... found among the 8 x 5 nearest entries (targets are a few percent of a knowledge base)
 
 
 @dataclass(frozen=True)
@@ -147,9 +149,22 @@ class Retriever:
             for row_ids, row_distances in zip(ids, distances)
         ]
 
-    def save(self, folder: str | Path, sidecar: dict) -> None:
-        """Write the index, the policy, the metric and the labels into ``folder``, atomically: a reader finds
-        the old folder or the whole new one (``kb.store.folder_write``)."""
+    def weirdness(self, queries: np.ndarray, ordinary: frozenset[str], k: int = WEIRD_K, *, own_ids=None) -> np.ndarray:
+        """(n,) how unlike the ordinary each query (n, D) is: the L2 distance, in the metric's space, to its
+        ``k``-th nearest entry labelled one of ``ordinary`` (after Baron & Poznanski 2017, who ranked SDSS
+        galaxies by their distance to the rest); inf where fewer than ``k`` ordinary entries are near enough to
+        be found among the WEIRD_REACH x k nearest. A query is never its own neighbour (``own_ids``)."""
+        found = self.neighbours(queries, min(WEIRD_REACH * k, self.size), own_ids=own_ids)
+        is_ordinary = np.vectorize(lambda i: self.labels.get(int(i)) in ordinary, otypes=[bool])(found.ids)
+        is_ordinary &= found.ids >= 0
+        rank = np.cumsum(is_ordinary, axis=1)  # (n, reach): ordinary entries up to each neighbour
+        hit = is_ordinary & (rank == k)
+        return np.where(hit.any(axis=1), np.where(hit, found.distances, 0.0).sum(axis=1), np.inf)
+
+    def save(self, folder: str | Path, sidecar: dict, extra: Mapping[str, np.ndarray] | None = None) -> None:
+        """Write the index, the policy, the metric and the labels into ``folder``, with ``extra`` arrays by file
+        name (``NAME.npy``), atomically: a reader finds the old folder or the whole new one
+        (``kb.store.folder_write``)."""
         ids = np.fromiter(self.labels.keys(), dtype=np.int64, count=len(self.labels))
         names, codes = np.unique(np.array(list(self.labels.values()), dtype=str), return_inverse=True)
 
@@ -158,6 +173,8 @@ class Retriever:
             (tmp / POLICY_FILE).write_text(json.dumps(self.policy.as_dict(), indent=2))
             self.metric.save(tmp / METRIC_FILE)
             np.savez(tmp / LABELS_FILE, ids=ids, codes=codes.astype(np.int32), names=names)
+            for name, array in (extra or {}).items():
+                np.save(tmp / name, array)
 
         folder_write(folder, write)
 

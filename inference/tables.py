@@ -39,6 +39,8 @@ SURVEY_COLUMNS = [
     "background_z",  # lens tasks: the background-line scan's z_source, its combined S/N, whether it passes the rule
     "background_snr",
     "background_detected",
+    "weirdness",  # outlier tasks: L2 to the k-th nearest ordinary entry, and whether it passes the rule
+    "weirdness_flagged",
     "mock",  # True for a spectrum of GalSpec's mock survey: its ids name no SDSS object
 ]
 
@@ -185,6 +187,22 @@ def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
                 [b.get("detected") if b else None for b in background],
                 bool,
                 "it passes the knowledge base's rule: a target whatever the vote",
+            ),
+        ]
+    if any(r.get("weirdness") for r in rows):  # an outlier task: how far from every ordinary galaxy
+        weirdness = [r.get("weirdness") or {} for r in rows]
+        columns += [
+            _column(
+                "weirdness",
+                [w.get("score") for w in weirdness],
+                np.float64,
+                "L2 to the k-th nearest ordinary entry of the knowledge base (its metric)",
+            ),
+            _column(
+                "weirdness_flagged",
+                [w.get("flagged") if w else None for w in weirdness],
+                bool,
+                "past the threshold chosen on validation: a target whatever the vote",
             ),
         ]
     columns.append(_column("error", [r.get("error") or None for r in rows], str, "why the query has no answer"))

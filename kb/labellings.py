@@ -55,6 +55,7 @@ class Labelling:
     label: Callable[[CatalogLabels], Labelled | None]  # one spectrum's label, or None: not eligible
     own_lines: Callable[[dict], str] | None = None  # the label its own SPZLINE lines give ({name: {flux, ...}})
     background_lines: bool = False  # its targets show a second galaxy's lines (lenses): answers scan for them
+    weirdness: bool = False  # its targets are the unusual (outliers): answers say how far from ordinary entries
 
 
 def _bpt(catalog_labels: CatalogLabels) -> str | None:
@@ -110,6 +111,7 @@ LABELLINGS: dict[str, Labelling] = {
             ("baron2017", *BPT_CATALOGS),
             ("outlier", OTHER),
             rare_among_galaxies("outlier", "baron2017", lambda value, label: {"kind": label}),
+            weirdness=True,
         ),
         Labelling(
             "eplusa",

@@ -247,6 +247,13 @@ class KnowledgeBase(models.Model):
         "scan's candidate makes a spectrum a target beside the vote (inference.background_lines), chosen on the "
         "validation reserve, with the scores weighed; null threshold: the vote alone",
     )
+    weirdness_rule = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="For a task whose targets are the unusual (outliers): the weirdness (L2 to the k-th nearest "
+        "ordinary entry, inference.retriever.Retriever.weirdness) past which a spectrum is a target beside the vote, "
+        "chosen on the validation reserve at a stated false-positive rate; null threshold: the vote alone",
+    )
     calibration = models.JSONField(
         default=dict,
         blank=True,

@@ -77,6 +77,19 @@ class BackgroundSerializer(serializers.Serializer):
     )
 
 
+class WeirdnessSerializer(serializers.Serializer):
+    score = serializers.FloatField(
+        allow_null=True,
+        help_text="L2 distance, in the knowledge base's metric, to the k-th nearest ordinary entry; null: none near",
+    )
+    k = serializers.IntegerField()
+    threshold = serializers.FloatField(allow_null=True, help_text="Chosen on validation; null: the vote alone")
+    false_positive_rate = serializers.FloatField(
+        allow_null=True, help_text="Share of ordinary validation spectra the threshold flags"
+    )
+    flagged = serializers.BooleanField(help_text="Past the threshold: then the answer is a target")
+
+
 class ContextSerializer(serializers.Serializer):
     voters = serializers.IntegerField(help_text="Neighbours whose label won the vote")
     own_lines = serializers.CharField(
@@ -120,6 +133,9 @@ class AnswerSerializer(serializers.Serializer):
     context = ContextSerializer()
     background = BackgroundSerializer(
         allow_null=True, help_text="Lens tasks: the scan for a second galaxy's emission lines behind the target"
+    )
+    weirdness = WeirdnessSerializer(
+        allow_null=True, help_text="Outlier tasks: how far the query lies from every ordinary galaxy of the KB"
     )
 
 

@@ -46,6 +46,7 @@ def search_job_rows(*, job: SearchJob) -> list[dict]:
             "neighbours": r.neighbours,
             "trust": r.trust,
             "background": r.background,
+            "weirdness": r.weirdness,
             "error": r.error or None,
         }
         for r in job.results.select_related("spectrum")

@@ -166,13 +166,26 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
     neighbours = searcher.retriever.neighbours(vectors, searcher.policy.k, own_ids=ids)
     votes = searcher.retriever.vote_neighbours(neighbours, searcher.policy)
     backgrounds = _backgrounds(kb, rows)
+    weird = _weirdness(searcher, vectors, ids)
     descriptor, name = tempfile.mkstemp(dir=part.parent, prefix=part.stem + ".", suffix=".tmp")
     tmp = Path(name)  # a name of its own: two workers on one part, on any hosts, never share a file
     with os.fdopen(descriptor, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SURVEY_COLUMNS)
-        for (_, _, specobjid, plate, mjd, fiber, ra, dec, z, valid_fraction, mock), vote, nids, dists, chi2, b in zip(
-            rows, votes, neighbours.ids, neighbours.distances, reconstruction, backgrounds
+        for (
+            _,
+            _,
+            specobjid,
+            plate,
+            mjd,
+            fiber,
+            ra,
+            dec,
+            z,
+            valid_fraction,
+            mock,
+        ), vote, nids, dists, chi2, b, w in zip(
+            rows, votes, neighbours.ids, neighbours.distances, reconstruction, backgrounds, weird
         ):
             found_ids = " ".join(specobjid_of[n] for n in nids.tolist() if n >= 0)
             nearest = float(dists[0]) if nids[0] >= 0 else None
@@ -188,7 +201,7 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
                     f"{z:.6f}",
                     vote.label,
                     f"{vote.share:.4f}",
-                    (vote.label in targets or b["detected"]) if targets else "",
+                    (vote.label in targets or b["detected"] or w["flagged"]) if targets else "",
                     found_ids,
                     " ".join(f"{d:.5f}" for d in dists.tolist()),
                     f"{valid_fraction:.4f}",
@@ -199,6 +212,8 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
                     _csv_float(b["z_source"], 5),
                     _csv_float(b["snr"], 2) if b["z_source"] is not None else "",
                     _csv_bool(b["detected"] if b["z_source"] is not None else None),
+                    _csv_float(w["score"], 5),
+                    _csv_bool(w["flagged"] if w["score"] is not None else None),
                     mock,
                 ]
             )
@@ -216,6 +231,22 @@ def _backgrounds(kb: KnowledgeBase, rows: list[tuple]) -> list[dict]:
     return [
         {**found.as_dict(), "detected": threshold is not None and detected(found, threshold)}
         for found in background_lines_get(spectra=spectra)
+    ]
+
+
+def _weirdness(searcher: PartSearcher, vectors: np.ndarray, ids: np.ndarray) -> list[dict]:
+    """Each spectrum's weirdness where the task's targets are the unusual (outliers), and whether it passes
+    the version's rule; none (score None, not flagged) for any other task."""
+    kb = searcher.knowledge_base
+    labelling = LABELLINGS.get(kb.task.labelling)
+    rule = kb.weirdness_rule or {}
+    if labelling is None or not labelling.weirdness or not rule.get("ordinary"):
+        return [{"score": None, "flagged": False}] * len(ids)
+    scores = searcher.retriever.weirdness(vectors, frozenset(rule["ordinary"]), rule["k"], own_ids=ids)
+    threshold = rule.get("threshold")
+    return [
+        {"score": float(s) if np.isfinite(s) else None, "flagged": threshold is not None and s >= threshold}
+        for s in scores
     ]
 
 

@@ -14,7 +14,9 @@ from inference.background_lines import THRESHOLDS, detected
 from inference.metric import IDENTITY, LinearMetric
 from inference.models import ShareSweep
 from inference.retriever import (
+    NO_ID,
     PAPER_POLICY,
+    WEIRD_K,
     Choice,
     Retriever,
     VotePolicy,
@@ -124,7 +126,16 @@ def knowledge_base_index(
                 exact = vector_index.search(vector_index.build(mapped, ids), queries, 3)
                 spec, recall = vector_index.tune(retriever.index, spec, queries, exact, target=RECALL_TARGET)
                 KnowledgeBase.objects.filter(pk=kb.pk).update(index_params=vector_index.spec_dict(spec))
+        rule = knowledge_base_background_choose(knowledge_base=kb, retriever=retriever)
+        weird = knowledge_base_weirdness_choose(knowledge_base=kb, retriever=retriever)
+        evaluation = knowledge_base_evaluate(
+            knowledge_base=kb, retriever=retriever, background_rule=rule, weirdness_rule=weird
+        )
         folder = knowledge_base_folder(kb)
+        extra = {}
+        if weird:
+            scores = knowledge_base_weirdness_all(knowledge_base=kb, retriever=retriever, ordinary=weird["ordinary"])
+            extra[WEIRDNESS_FILE] = scores
         retriever.save(
             folder,
             {
@@ -137,9 +148,8 @@ def knowledge_base_index(
                 "recall_at_3": recall,
                 "params": vector_index.spec_dict(spec),
             },
+            extra=extra,
         )
-        rule = knowledge_base_background_choose(knowledge_base=kb, retriever=retriever)
-        evaluation = knowledge_base_evaluate(knowledge_base=kb, retriever=retriever, background_rule=rule)
         if kb.task.labelling == CATALOG:
             evaluation["cross_validation"] = knowledge_base_cross_validate(
                 knowledge_base=kb, vectors=vectors, policy=retriever.policy, classes=classes
@@ -158,6 +168,7 @@ def knowledge_base_index(
         policy=choice.policy.as_dict(),
         policy_validation={"score": choice.score, "candidates": choice.candidates},
         background_rule=rule,
+        weirdness_rule=weird,
         promote=promote,
     )
     if sweep:
@@ -230,17 +241,77 @@ def knowledge_base_background_choose(*, knowledge_base: KnowledgeBase, retriever
     return {"threshold": best[1], "f1": best[0], "validation": rows, "validation_spectra": len(ids)}
 
 
+WEIRD_FALSE_POSITIVES = (0.005, 0.01, 0.02, 0.05)  # shares of ordinary validation spectra a threshold may flag
+WEIRDNESS_FILE = "weirdness.npy"  # (store rows,) float32: every embedded spectrum's weirdness, for ranking
+
+
+def knowledge_base_weirdness_choose(*, knowledge_base: KnowledgeBase, retriever: Retriever) -> dict:
+    """For a task whose targets are the unusual (``Labelling.weirdness``): the weirdness threshold
+    (``Retriever.weirdness``) that, beside the vote (a target where either says so), gives the best F1 on the
+    validation reserve, among those flagging WEIRD_FALSE_POSITIVES of its ordinary spectra; ``threshold``
+    None where the vote alone does best, and empty for any other task. A kind of outlier the knowledge base
+    lacks is then still caught where it is far from every ordinary galaxy."""
+    kb, task = knowledge_base, knowledge_base.task
+    labelling = LABELLINGS.get(task.labelling)
+    if labelling is None or not labelling.weirdness or not task.target_labels:
+        return {}
+    ordinary = sorted(label for label in labelling.labels if label not in task.target_labels)
+    ids, truth = _scored(task, VALIDATION)
+    truth = np.array(truth, dtype=bool)
+    if not ids or not truth.any() or truth.all():
+        return {"threshold": None, "ordinary": ordinary, "validation": [], "validation_spectra": len(ids)}
+    queries = _vectors(kb.training_run, ids)
+    voted = np.array([v.label in task.target_labels for v in retriever.votes(queries)])
+    scores = retriever.weirdness(queries, frozenset(ordinary))
+    finite = scores[~truth][np.isfinite(scores[~truth])]
+    rows, best = [], {"f1": metrics.binary_scores(truth, voted)["f1"], "threshold": None, "false_positive_rate": None}
+    for rate in WEIRD_FALSE_POSITIVES:
+        threshold = float(np.quantile(finite, 1 - rate)) if len(finite) else float("inf")
+        flagged = scores >= threshold
+        row = {
+            "threshold": threshold,
+            "false_positive_rate": float(flagged[~truth].mean()),
+            "f1": metrics.binary_scores(truth, voted | flagged)["f1"],
+        }
+        rows.append(row)
+        if row["f1"] > best["f1"]:
+            best = row
+    return {**best, "k": WEIRD_K, "ordinary": ordinary, "validation": rows, "validation_spectra": len(ids)}
+
+
+def knowledge_base_weirdness_all(
+    *, knowledge_base: KnowledgeBase, retriever: Retriever, ordinary: list[str], chunk: int = 50_000
+) -> np.ndarray:
+    """(store rows,) float32: every embedded spectrum's weirdness against the version's ``ordinary`` entries,
+    a spectrum in the knowledge base not its own neighbour; kept with the index, for ranking a survey."""
+    pk_of = dict(Spectrum.objects.values_list("store_row", "pk"))
+    run = knowledge_base.training_run
+    rows = run.embedding_set.rows
+    out = np.full(rows, np.inf, dtype=np.float32)
+    for start in range(0, rows, chunk):
+        span = list(range(start, min(start + chunk, rows)))
+        own = [pk_of.get(row, NO_ID) for row in span]
+        vectors = embedding_vectors(training_run=run, store_rows=span)
+        out[start : start + len(span)] = retriever.weirdness(vectors, frozenset(ordinary), own_ids=own)
+    return out
+
+
 def _backgrounds(ids: list[int]) -> list:
     spectra = {s.pk: s for s in Spectrum.objects.filter(pk__in=ids).only("pk", "store_row", "z")}
     return background_lines_get(spectra=[spectra[i] for i in ids])
 
 
 def knowledge_base_evaluate(
-    *, knowledge_base: KnowledgeBase, retriever: Retriever, background_rule: dict | None = None, n_resamples: int = 200
+    *,
+    knowledge_base: KnowledgeBase,
+    retriever: Retriever,
+    background_rule: dict | None = None,
+    weirdness_rule: dict | None = None,
+    n_resamples: int = 200,
 ) -> dict:
-    """Scores of the knowledge base's answers, under its policy (and its ``background_rule``, where it has a
-    threshold: a target where the vote or the background lines say so), on the test reserve, which no
-    knowledge base holds; the vote's own scores beside them as ``vote_only``.
+    """Scores of the knowledge base's answers, under its policy (and its ``background_rule`` or
+    ``weirdness_rule``, where one has a threshold: a target where the vote or the rule says so), on the test
+    reserve, which no knowledge base holds; the vote's own scores beside them as ``vote_only``.
 
     A search task is scored on every held-out spectrum that some labelling labels (BPT classes, lenses,
     outliers together, as in the paper's Tables 3-4): precision, recall and F1 of finding its targets.
@@ -251,17 +322,21 @@ def knowledge_base_evaluate(
     ids, truth = _scored(task, TEST)
     if not ids:
         return {}
-    votes = retriever.votes(_vectors(kb.training_run, ids))
-    threshold = (background_rule or {}).get("threshold")
+    queries = _vectors(kb.training_run, ids)
+    votes = retriever.votes(queries)
+    background, weird = (rule or {} for rule in (background_rule, weirdness_rule))
     if task.target_labels:
         predicted = np.array([v.label in task.target_labels for v in votes])
         report = metrics.search_report(np.array(truth), predicted, n_resamples=n_resamples)
-        if threshold is not None:
-            found = np.array([detected(b, threshold) for b in _backgrounds(ids)])
+        found = np.zeros(len(ids), dtype=bool)
+        if background.get("threshold") is not None:
+            found |= np.array([detected(b, background["threshold"]) for b in _backgrounds(ids)])
+        if weird.get("threshold") is not None:
+            found |= retriever.weirdness(queries, frozenset(weird["ordinary"])) >= weird["threshold"]
+        if background.get("threshold") is not None or weird.get("threshold") is not None:
             vote_only = {key: report[key] for key in ("precision", "recall", "f1")}
             report = metrics.search_report(np.array(truth), predicted | found, n_resamples=n_resamples)
             report["vote_only"] = vote_only
-            report["background_threshold"] = threshold
     else:
         labels = sorted(set(truth) | set(kb.composition))
         report = metrics.classification_report(truth, [v.label for v in votes], labels, n_resamples=n_resamples)

@@ -24,7 +24,7 @@ from inference.answers import Answer, Context, Neighbour, Query
 from inference.background_lines import background_scan, detected
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
-from inference.retriever import NO_ID, POLICY_FILE, Retriever, VotePolicy
+from inference.retriever import NO_ID, POLICY_FILE, WEIRD_K, Retriever, VotePolicy
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.selectors.evidence import spectrum_query
 from inference.selectors.lines import background_lines_get
@@ -153,15 +153,28 @@ def search(
     entries = {e.spectrum_id: e for e in knowledge_base_entries(knowledge_base=kb).filter(spectrum_id__in=present)}
     targets = tuple(task.target_labels)
     background = _background(task, kb, spectrum, pixels, z)
+    weirdness = _weirdness(task, kb, retriever, vector, own)
     context = _context(task, kb, policy, result.label, [entries[i].label for i in present], *about)
     if background is not None:
         context.disagreements.extend(_background_doubts(background, result.label, result.label in targets))
+    if weirdness is not None and weirdness["flagged"] and result.label not in targets:
+        context.disagreements.append(
+            f"it lies far from every ordinary galaxy of the knowledge base (weirdness {weirdness['score']:.3g}, past "
+            f"the {weirdness['threshold']:.3g} that flags {weirdness['false_positive_rate']:.1%} of ordinary "
+            f"validation spectra), though its neighbours voted {result.label}"
+        )
     return Answer(
         task=task.name,
         label=result.label,
         share=result.share,
         shares=result.shares,
-        is_target=(result.label in targets or bool(background and background["detected"])) if targets else None,
+        is_target=(
+            result.label in targets
+            or bool(background and background["detected"])
+            or bool(weirdness and weirdness["flagged"])
+        )
+        if targets
+        else None,
         neighbours=[_neighbour(entries[i], d, w) for i, d, w in zip(present, distances, result.weights)],
         knowledge_base=kb.pk,
         kb_version=kb.version,
@@ -177,7 +190,28 @@ def search(
         ),
         context=context,
         background=background,
+        weirdness=weirdness,
     )
+
+
+def _weirdness(task: SearchTask, kb: KnowledgeBase, retriever: Retriever, vector: np.ndarray, own: int) -> dict | None:
+    """For a task whose targets are the unusual: how far the query lies from the version's ordinary entries
+    (``Retriever.weirdness``) and whether that passes its rule (``KnowledgeBase.weirdness_rule``); None for
+    any other task."""
+    labelling = LABELLINGS.get(task.labelling)
+    if labelling is None or not labelling.weirdness:
+        return None
+    rule = kb.weirdness_rule or {}
+    ordinary = rule.get("ordinary") or [label for label in labelling.labels if label not in task.target_labels]
+    score = float(retriever.weirdness(vector[None], frozenset(ordinary), rule.get("k", WEIRD_K), own_ids=[own])[0])
+    threshold = rule.get("threshold")
+    return {
+        "score": score if np.isfinite(score) else None,
+        "k": rule.get("k", WEIRD_K),
+        "threshold": threshold,
+        "false_positive_rate": rule.get("false_positive_rate"),
+        "flagged": threshold is not None and score >= threshold,
+    }
 
 
 def _background(task: SearchTask, kb: KnowledgeBase, spectrum: Spectrum | None, pixels, z: float) -> dict | None:

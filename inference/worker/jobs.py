@@ -39,6 +39,7 @@ def _answer_row(answer: Answer) -> dict:
         "is_target": answer.is_target,
         "trust": asdict(answer.trust),
         "background": answer.background,
+        "weirdness": answer.weirdness,
         "neighbours": [
             {
                 "specobjid": n.specobjid,

@@ -166,19 +166,14 @@ def _candidates_record(survey: SurveySearch, lease: Lease) -> None:
     wanted = set(survey.labels)
     for row in survey_rows(survey=survey):
         counts[row["label"]] += 1
-        if row["label"] in wanted or row.get("background_detected") == "True":  # voted, or its background lines
+        if row["label"] in wanted or "True" in (row.get("background_detected"), row.get("weirdness_flagged")):
             batch.append(row)
             found += 1
         if len(batch) == BATCH:
             _candidates_create(survey, batch)
             batch = []
     _candidates_create(survey, batch)
-    if not lease.finish(
-        SurveySearch.Status.DONE,
-        stage="done",
-        label_counts=dict(counts.most_common()),
-        found=found,
-    ):
+    if not lease.finish(SurveySearch.Status.DONE, stage="done", label_counts=dict(counts.most_common()), found=found):
         raise SurveySearchStopped()
 
 

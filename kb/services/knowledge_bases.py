@@ -71,6 +71,7 @@ def knowledge_base_finish(
     policy: dict | None = None,
     policy_validation: dict | None = None,
     background_rule: dict | None = None,
+    weirdness_rule: dict | None = None,
     promote: bool = True,
 ) -> KnowledgeBase:
     """Record a built index, its vote policy (and the validation scores it was chosen on), its scores on the
@@ -86,6 +87,7 @@ def knowledge_base_finish(
         policy=policy or {},
         policy_validation=policy_validation or {},
         background_rule=background_rule or {},
+        weirdness_rule=weirdness_rule or {},
         finished_at=timezone.now(),
     )
     knowledge_base.refresh_from_db()
