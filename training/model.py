@@ -101,6 +101,9 @@ PRESETS = {
     "paper": EncoderConfig(),
     # Pre-trains on two CPU cores in minutes (~0.9 s per batch of 32); same patching as the paper.
     "small": EncoderConfig(d_model=64, n_layers=3, n_heads=4),
+    # The paper's depth and heads at a quarter of its width, for one GPU in minutes (bench/gpu_pretrain.py);
+    # its checkpoint stays under 16 MB, so it can ship beside the small one.
+    "medium": EncoderConfig(d_model=192, n_layers=6, n_heads=6),
 }
 
 

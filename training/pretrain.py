@@ -66,6 +66,7 @@ SELECTED_BY = "val_median_spectrum_masked_chi2"  # the figure that chooses the b
 PRESET_DEFAULTS = {
     "paper": {},
     "small": dict(lr=2e-3, warmup_steps=20, max_steps=300, eval_every=50, max_val_spectra=256),
+    "medium": dict(lr=5e-4, warmup_steps=200, max_steps=3000, eval_every=250, max_val_spectra=512),
 }
 
 

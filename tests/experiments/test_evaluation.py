@@ -18,6 +18,7 @@ METHODS = {
     "encoder_generic_pool",
     "shortcut_knn",
     "raw_window_knn",
+    "raw_window_chosen",
     "restframe_flux_knn",
     "restframe_pca_knn",
     "random_forest",
