@@ -259,7 +259,7 @@ def knowledge_base_weirdness_choose(*, knowledge_base: KnowledgeBase, retriever:
     ids, truth = _scored(task, VALIDATION)
     truth = np.array(truth, dtype=bool)
     if not ids or not truth.any() or truth.all():
-        return {"threshold": None, "ordinary": ordinary, "validation": [], "validation_spectra": len(ids)}
+        return {"threshold": None, "k": WEIRD_K, "ordinary": ordinary, "validation": [], "validation_spectra": len(ids)}
     queries = _vectors(kb.training_run, ids)
     voted = np.array([v.label in task.target_labels for v in retriever.votes(queries)])
     scores = retriever.weirdness(queries, frozenset(ordinary))

@@ -90,6 +90,24 @@ def test_a_lens_answer_carries_its_background_line_scan_and_a_bpt_answer_none(se
     assert bpt["background"] is None
 
 
+def test_an_outlier_answer_says_how_far_it_lies_from_ordinary_galaxies(trained):
+    from pathlib import Path
+
+    from inference.services.knowledge_bases import knowledge_base_build
+
+    kb = knowledge_base_build(task=shipped_task("outlier"))
+    spectrum = kb.entries.select_related("spectrum").first().spectrum
+    body = _client().post("/api/v1/search/", {"task": "outlier", "identifier": spectrum.specobjid}).json()
+    weirdness = body["weirdness"]
+    assert set(weirdness) == {"score", "k", "threshold", "false_positive_rate", "flagged"}
+    assert kb.weirdness_rule["ordinary"] == ["other"] and weirdness["threshold"] == kb.weirdness_rule["threshold"]
+    stored = np.load(Path(kb.index_path) / "weirdness.npy")  # every embedded spectrum's, kept for ranking
+    assert stored.shape == (Spectrum.objects.count(),)
+    assert weirdness["score"] == pytest.approx(float(stored[spectrum.store_row]), rel=1e-5)
+    assert body["is_target"] == (body["label"] == "outlier" or weirdness["flagged"])
+    assert weirdness["score"] is not None and weirdness["k"] == kb.weirdness_rule["k"]
+
+
 def test_search_by_plate_mjd_fiber_and_by_position_find_the_same_spectrum(searchable):
     spectrum = _member(searchable)
     by_id = _client().post("/api/v1/search/", {"task": "bpt3", "identifier": spectrum.specobjid}).json()
