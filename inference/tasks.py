@@ -82,7 +82,7 @@ def operation_run_task(self, operation_id: int) -> str:
 
 
 @shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
-def bulk_search_task(self, task_id: int, out: str, chunk: int = 10_000, k: int = 3) -> dict:
+def bulk_search_task(self, task_id: int, out: str, chunk: int = 10_000, k: int | None = None) -> dict:
     """A whole-survey search on a worker; delivered again, it carries on from the first missing part."""
     return bulk_search(task=SearchTask.objects.get(pk=task_id), out=out, chunk=chunk, k=k, on_progress=_reporter(self))
 
