@@ -47,6 +47,7 @@ def main() -> None:
         args.size, args.train_minutes, args.tasks = 300, 0.05, ["bpt5", "lens"]
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ["GALSPEC_DATA_DIR"] = str(args.out / "site")
+    os.environ.pop("DATABASE_URL", None)  # its own SQLite site, never the database a caller's shell points at
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galspec_site.settings")
     import django
 

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_gpu_pretraining_script_runs_through_on_the_cpu_and_names_a_winner_on_validation(tmp_path):
     command = [sys.executable, "bench/gpu_pretrain.py", "--device", "cpu", "--smoke", "--presets", "small"]
-    subprocess.run([*command, "--out", str(tmp_path)], cwd=ROOT, check=True, capture_output=True, timeout=900)
+    done = subprocess.run([*command, "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     small = summary["presets"]["small"]
     assert summary["smoke"] and summary["winner"] == "small" and small["steps"] >= 10
