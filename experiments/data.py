@@ -10,6 +10,7 @@ import numpy as np
 from experiments import timing
 from experiments.baselines import SHORTCUT_FEATURES
 from inference import index as vector_index
+from inference.representation import represent
 from inference.retriever import VotePolicy
 from inference.selectors.embeddings import embedding_store, reconstruction_store
 from inference.services.embeddings import embedding_update
@@ -49,6 +50,22 @@ class Data:
     def redshifts(self, ids) -> np.ndarray:
         return np.array([self.spectra[i].z for i in ids], dtype=np.float32)
 
+    def vectors_of(self, ids) -> np.ndarray:
+        """(n, E) the embeddings of spectra ``ids``."""
+        return np.asarray(self.vectors[self.rows(ids)])
+
+    def served(self, kb: KnowledgeBase, ids) -> np.ndarray:
+        """(n, D) spectra ``ids`` in the representation the knowledge base votes in (``inference.representation``)."""
+        policy, rows = VotePolicy.from_dict(kb.policy), self.rows(ids)
+        return self.represented(policy, np.asarray(self.vectors[rows]), self.flux[rows], self.valid[rows], ids)
+
+    def represented(self, policy: VotePolicy, embedding, flux, valid, ids) -> np.ndarray:
+        """(n, D) spectra ``ids`` with these (n, E) embeddings and (n, L) flux and valid (perturbed, say) in the
+        representation ``policy`` names."""
+        z = self.redshifts(ids)
+        arrays = (embedding, np.asarray(flux), np.asarray(valid), z)
+        return represent(policy.representation, *arrays, window_scale=policy.window_scale)
+
     def features(self, ids) -> np.ndarray:
         """(n, 3) redshift, velocity dispersion (km/s) and median S/N: ``baselines.SHORTCUT_FEATURES``; NaN where
         the catalog has none."""
@@ -76,7 +93,7 @@ def kb_entries(kb: KnowledgeBase) -> list[tuple[int, str]]:
 
 def kb_neighbours(data: Data, kb: KnowledgeBase, ids: list[int], k: int) -> vector_index.Neighbours:
     """The ``k`` nearest entries of spectra ``ids``, found by the knowledge base's retriever (its metric)."""
-    return load_retriever(kb).neighbours(data.vectors[data.rows(ids)], k)
+    return load_retriever(kb).neighbours(data.served(kb, ids), k)
 
 
 def config_policy(config: EvaluationConfig) -> VotePolicy:

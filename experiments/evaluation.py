@@ -148,6 +148,7 @@ def _dataset(data: Data, kbs: dict, run, config: EvaluationConfig) -> dict:
                 "composition": kb.composition,
                 "seed": kb.seed,
                 "target_fraction": kb.target_fraction,
+                "policy": kb.policy,
                 "index": kb.index_kind,
             }
             for name, kb in kbs.items()
@@ -181,7 +182,10 @@ def _classification(data: Data, kb: KnowledgeBase, run, config: EvaluationConfig
     )
     vote = {"policy": config_policy(config)}
     methods = {
-        "encoder_kb": lambda: [v.label for v in load_retriever(kb).votes(data.vectors[data.rows(test_ids)])],
+        "encoder_kb": lambda: [v.label for v in load_retriever(kb).votes(data.served(kb, test_ids))],
+        "encoder_chosen": lambda: _chosen_vote(
+            data, kb, np.asarray(data.vectors[tr]), train_ids, train_labels, data.vectors_of, test_ids, config
+        ),
         "encoder_generic_pool": lambda: _generic_pool_vote(data, run, train_ids, train_labels, test_ids, config),
         "shortcut_knn": lambda: baselines.shortcut_knn(
             data.features(train_ids), train_labels, data.features(test_ids), **vote

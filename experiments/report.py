@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inference.retriever import VotePolicy
+
 # Tang et al. (2025), Table 4: precision, recall and F1 of the three searches on SDSS.
 PAPER_SEARCH = {
     "liner": {"precision": 0.8727, "recall": 0.9460, "f1": 0.9079},
@@ -14,10 +16,14 @@ PAPER_SEARCH = {
     "outlier": {"precision": 0.9847, "recall": 0.8377, "f1": 0.9053},
 }
 METHODS = {
-    "encoder_kb": "GalSpecEncoder + KB as served (line windows + peaks; policy and metric chosen on validation)",
+    "encoder_kb": "the knowledge base as served: representation (encoder, raw line windows, both, or the rest-frame "
+    "spectrum over its continuum), vote policy and learned metric chosen on validation",
+    "encoder_chosen": "GalSpecEncoder embeddings (line windows + peaks) with a vote policy and learned metric chosen "
+    "on validation, as the served knowledge base's are",
     "encoder_generic_pool": "GalSpecEncoder + KB, the mean of all tokens (the paper's pooling read plainly)",
     "shortcut_knn": "the same K-vote on z, velocity dispersion and S/N alone (the shortcut check)",
-    "raw_window_knn": "the same K-vote on raw flux in the encoder's line windows (same z, no encoder)",
+    "raw_window_knn": "the same K-vote on raw flux in the encoder's line windows, each over its own median (same z, "
+    "no encoder)",
     "raw_window_chosen": "raw flux in the line windows with a vote policy and learned metric chosen on validation, "
     "as the served knowledge base's are",
     "restframe_flux_knn": "the same K-vote on rest-frame flux",
@@ -147,7 +153,7 @@ def _data(results: dict, made: dict) -> list[str]:
         f"- Real SDSS spectra in the knowledge bases: {data['real_sdss_spectra_in_kbs']}.",
         "",
         *_table(
-            ["task", "KB version", "entries", "composition", "index"],
+            ["task", "KB version", "entries", "composition", "index", "served (chosen on validation)"],
             [
                 [
                     name,
@@ -155,6 +161,7 @@ def _data(results: dict, made: dict) -> list[str]:
                     kb["size"],
                     ", ".join(f"{k} {v}" for k, v in kb["composition"].items()),
                     kb["index"],
+                    VotePolicy.from_dict(kb.get("policy")).describe(),
                 ]
                 for name, kb in data["knowledge_bases"].items()
             ],

@@ -11,6 +11,7 @@ from experiments.perturb import PERTURBATIONS, perturbed
 from experiments.searches import SEARCH_TASKS, mixed_test_set
 from inference import metrics
 from inference.embed import embed
+from inference.retriever import VotePolicy
 from inference.services.search import load_retriever
 from kb.bpt import FIVE_CLASSES
 from kb.models import KnowledgeBase
@@ -33,13 +34,18 @@ def robustness(data: Data, kbs: dict[str, KnowledgeBase], run, config: Evaluatio
     for name in (UNCHANGED, *PERTURBATIONS):
         log(f"  {name}")
         changed = (flux, valid) if name == UNCHANGED else perturbed(name, flux, valid, ivar, z, config.seed)
-        out[name] = _scores(data, kbs, ids, embed(model, *changed, z), config)
+        out[name] = _scores(data, kbs, ids, embed(model, *changed, z), changed, config)
     return out
 
 
-def _scores(data: Data, kbs: dict, ids: list[int], queries: np.ndarray, config: EvaluationConfig) -> dict:
-    def vote(kb: KnowledgeBase, rows: list[int]) -> list[str]:
-        return [v.label for v in load_retriever(kb).votes(queries[rows])]  # as served: its policy and metric
+def _scores(data: Data, kbs: dict, ids: list[int], embedded: np.ndarray, changed, config: EvaluationConfig) -> dict:
+    """The scores of spectra ``ids`` whose (flux, valid) are ``changed`` and their embeddings ``embedded``."""
+    flux, valid = changed
+
+    def vote(kb: KnowledgeBase, rows: list[int]) -> list[str]:  # as served: its representation, policy and metric
+        policy = VotePolicy.from_dict(kb.policy)
+        queries = data.represented(policy, embedded[rows], flux[rows], valid[rows], [ids[row] for row in rows])
+        return [v.label for v in load_retriever(kb).votes(queries)]
 
     five = task_labels(labelling="bpt5", reserve=TEST)
     labelled = [row for row, i in enumerate(ids) if i in five]

@@ -19,7 +19,7 @@ from inference import metrics
 from inference.background_lines import detected
 from inference.retriever import WEIGHTINGS, Retriever, VotePolicy, knn_vote
 from inference.selectors.lines import background_lines_get
-from inference.services.search import load_retriever, query_embedding, read_query
+from inference.services.search import load_retriever, query_embedding, query_vector, read_query
 from kb.bpt import bpt_ratios
 from kb.composition import compose
 from kb.labellings import TASKS
@@ -114,7 +114,7 @@ class Search:
         labels = task_labels(labelling=kb.task.labelling, reserve=reserve)
         truth = np.array([i in labels and labels[i].label in kb.task.target_labels for i in ids])
         retriever = load_retriever(kb)
-        queries = data.vectors[data.rows(ids)]
+        queries = data.served(kb, ids)
         return cls(kb, retriever, truth, retriever.neighbours(queries, max_k), served_rules(data, kb, ids, queries))
 
     @property
@@ -197,7 +197,7 @@ def lens_lines_removed(kb: KnowledgeBase, config: EvaluationConfig) -> dict:
     voted in the lens knowledge base with its own entry left out. If the search finds lensing, few are
     voted 'lens'; if it finds the kind of galaxy lenses are, most still are."""
     lenses = Spectrum.objects.filter(catalog_labels__catalog="talbot2021").order_by("pk")
-    ids, vectors = [], []
+    ids, vectors, retriever = [], [], load_retriever(kb)
     with tempfile.TemporaryDirectory() as folder:
         for spectrum in lenses:
             survey = Path(spectrum.source_file).parents[2]
@@ -207,13 +207,13 @@ def lens_lines_removed(kb: KnowledgeBase, config: EvaluationConfig) -> dict:
             prepared = read_query(path)
             ids.append(spectrum.pk)
             grid = prepared.grid
-            vector, _ = query_embedding(
-                knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=prepared.spectrum.z
-            )
-            vectors.append(vector)
+            z = prepared.spectrum.z
+            vector, _ = query_embedding(knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
+            policy = retriever.policy
+            vectors.append(query_vector(policy=policy, embedding=vector, flux=grid.flux, valid=grid.valid, z=z))
     if not ids:
         return {"n": 0, "voted_lens": None}
-    votes = load_retriever(kb).votes(np.stack(vectors), own_ids=np.array(ids))
+    votes = retriever.votes(np.stack(vectors), own_ids=np.array(ids))
     voted = [v.label == "lens" for v in votes]
     return {"n": len(ids), "voted_lens": float(np.mean(voted)), "in_kb": kb.entries.filter(spectrum_id__in=ids).count()}
 
@@ -246,7 +246,7 @@ def undetectable_lenses(data: Data, kb: KnowledgeBase, config: EvaluationConfig)
     ]
     if not ids:
         return {"n": 0, "found": 0, "recall": None, "recall_ci": None}
-    queries = data.vectors[data.rows(ids)]
+    queries = data.served(kb, ids)
     voted = np.array([v.label in kb.task.target_labels for v in load_retriever(kb).votes(queries)])
     rules = served_rules(data, kb, ids, queries)  # as served: the background lines count too
     voted = voted if rules is None else voted | rules
@@ -313,7 +313,7 @@ def proportion_sweep(data: Data, lenses: Search, ids: list[int], config: Evaluat
     the lens knowledge base's policy in its metric's space."""
     truth, retriever = lenses.truth, lenses.retriever
     pool = {i: item.label for i, item in task_labels(labelling="lens", reserve=TRAIN).items()}
-    queries = data.vectors[data.rows(ids)]
+    queries = data.served(lenses.kb, ids)
     rows = []
     for fraction in config.proportions:
         try:
@@ -322,7 +322,7 @@ def proportion_sweep(data: Data, lenses: Search, ids: list[int], config: Evaluat
             continue  # too few lenses or others for this share
         labels = [pool[i] for i in chosen]
         votes = knn_vote(
-            data.vectors[data.rows(chosen)], labels, queries, policy=retriever.policy, metric=retriever.metric
+            data.served(lenses.kb, chosen), labels, queries, policy=retriever.policy, metric=retriever.metric
         )
         predicted = np.array([v.label == "lens" for v in votes])
         report = metrics.search_report(truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
@@ -339,7 +339,7 @@ def weight_functions(data: Data, searches: dict[str, Search], config: Evaluation
     rng = np.random.default_rng(config.seed)
     entry_ids = sorted(liner.label_of)
     sample = sorted(rng.choice(entry_ids, min(config.distance_sample, len(entry_ids)), replace=False).tolist())
-    distances = pdist(data.vectors[data.rows(sample)].astype(np.float64))
+    distances = pdist(liner.retriever.metric.transform(data.served(liner.kb, sample)).astype(np.float64))
     result = {
         "pairwise_distances": metrics.distribution_stats(distances),
         "neighbour_distances": metrics.distribution_stats(liner.found.distances[:, : liner.policy.k]),

@@ -16,9 +16,13 @@ def headline(results: dict) -> dict[str, float]:
     for key in CLASSIFICATIONS:
         for method, report in results[key].items():
             figures[f"{key}.{method}.macro_f1"] = report["macro_f1"]
-        for other in ("raw_window_knn", "raw_window_chosen", "restframe_pca_knn"):
+        for other in ("encoder_chosen", "raw_window_knn", "raw_window_chosen", "restframe_pca_knn"):
             if other in results[key]["encoder_kb"]["versus"]:
                 figures[f"{key}.encoder_kb.versus_{other}"] = results[key]["encoder_kb"]["versus"][other]["difference"]
+        if {"encoder_chosen", "raw_window_chosen"} <= set(results[key]):  # the representation alone, same machinery
+            figures[f"{key}.encoder_chosen.minus_raw_window_chosen"] = (
+                results[key]["encoder_chosen"]["macro_f1"] - results[key]["raw_window_chosen"]["macro_f1"]
+            )
     for key, report in results.get("label_ceiling", {}).items():
         figures[f"label_ceiling.{key}.{'f1' if key == 'liner' else 'macro_f1'}"] = report.get(
             "macro_f1", report.get("f1")
@@ -43,7 +47,8 @@ def headline(results: dict) -> dict[str, float]:
             low, high = row["source_snr"]
             figures[f"lens_recall_by_source_snr.{low:g}-{high:g}"] = row["recall"]
     for perturbation, report in results.get("robustness", {}).items():
-        figures[f"robustness.{perturbation}.classification_5class"] = report["classification_5class"]
+        for measure, value in report.items():
+            figures[f"robustness.{perturbation}.{measure}"] = value
     for key in ("flagged_share", "precision_flagged", "precision_unflagged"):
         if results.get("trust", {}).get(key) is not None:
             figures[f"trust.{key}"] = results["trust"][key]

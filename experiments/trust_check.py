@@ -54,7 +54,7 @@ def trust_figures(data: Data, kbs: dict[str, KnowledgeBase], config: EvaluationC
 def _answers(data: Data, kb: KnowledgeBase, ids: list[int], config: EvaluationConfig) -> tuple[list, np.ndarray]:
     """The K-votes for ``ids`` and whether each answer is flagged (in_distribution False)."""
     retriever = load_retriever(kb)
-    found = retriever.neighbours(data.vectors[data.rows(ids)])
+    found = retriever.neighbours(data.served(kb, ids))
     votes = retriever.vote_neighbours(found)
     flagged = np.array(
         [

@@ -26,6 +26,7 @@ from sklearn.metrics import f1_score
 from inference import index as vector_index
 from inference.index import IndexSpec, Neighbours
 from inference.metric import IDENTITY, METRICS, LinearMetric, metric_fit
+from inference.representation import BOTH, ENCODER, REPRESENTATIONS, RESTFRAME, WINDOW
 from inference.vote import WEIGHT_FUNCTIONS, Vote, vote
 from kb.store import folder_write
 
@@ -49,6 +50,8 @@ class VotePolicy:
     weighting: str = "exp"
     temperature: float = 1.0
     metric: str = "identity"
+    representation: str = ENCODER  # what the vectors are (``inference.representation``)
+    window_scale: float = 1.0  # the window part's weight beside the encoder's, in ``encoder+window``
 
     def __post_init__(self):
         if not 1 <= self.k <= MAX_K:
@@ -59,6 +62,10 @@ class VotePolicy:
             raise ValueError(f"the temperature must be positive, got {self.temperature}")
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"unknown representation {self.representation!r}; choose one of {', '.join(REPRESENTATIONS)}"
+            )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,8 +84,17 @@ class VotePolicy:
         return policy
 
     def describe(self) -> str:
-        metric = "L2 in the embedding" if self.metric == "identity" else f"L2 after the learned {self.metric} map"
-        return f"K = {self.k}, {self.weighting} weights at temperature {self.temperature:.3g}, {metric}"
+        space = {
+            ENCODER: "the embedding",
+            WINDOW: "the line windows' flux",
+            BOTH: "the embedding and windows' flux",
+            RESTFRAME: "the rest-frame spectrum over its continuum",
+        }
+        metric = "L2" if self.metric == "identity" else f"L2 after the learned {self.metric} map"
+        return (
+            f"K = {self.k}, {self.weighting} weights at temperature {self.temperature:.3g}, "
+            f"{metric} in {space[self.representation]}"
+        )
 
 
 PAPER_POLICY = VotePolicy()  # K = 3, exp(-d), softmax at temperature 1, plain L2 (paper section 2.2.3)
@@ -266,12 +282,14 @@ def policy_choose(
     metrics: tuple[str, ...] = METRICS,
     ks: tuple[int, ...] = CHOICE_KS,
     weightings: tuple[str, ...] = CHOICE_WEIGHTINGS,
+    base: VotePolicy = PAPER_POLICY,
     seed: int = 0,
 ) -> Choice:
     """The vote policy and metric for entries ``vectors`` (n, D) keyed ``ids``, labelled ``labels`` (the
     task's labels, which vote) and ``classes`` (finer ones, which a metric learns from: outlier kinds, the
     BPT class of "other"), chosen on validation ``queries`` (m, D) whose ``truth`` (m,) is a label, or for a
-    search task (``targets`` given) whether it is a target. A metric the entries cannot support is skipped.
+    search task (``targets`` given) whether it is a target; the rest of each policy (its representation) is
+    ``base``'s. A metric the entries cannot support is skipped.
     Candidates are weighed in order (identity first, fewer neighbours first), and a later one must score
     higher to win, so the simplest of equals is kept."""
     if not len(queries):
@@ -283,13 +301,13 @@ def policy_choose(
             metric = metric_fit(name, vectors, classes, seed=seed)
         except ValueError:
             continue
-        retriever = Retriever.fit(vectors, ids, labels, policy=VotePolicy(metric=name), metric=metric)
+        retriever = Retriever.fit(vectors, ids, labels, policy=replace(base, metric=name), metric=metric)
         found = retriever.neighbours(queries, min(max(ks), retriever.size))
         for k in (k for k in ks if k <= retriever.size):
             scored = []
             for weighting in weightings:
                 for temperature in _temperatures(found, k, weighting):
-                    policy = VotePolicy(k=k, weighting=weighting, temperature=temperature, metric=name)
+                    policy = replace(base, k=k, weighting=weighting, temperature=temperature, metric=name)
                     votes = retriever.vote_neighbours(found, policy)
                     scored.append((_brier(votes, truth, targets), _f1(votes, truth, targets), policy))
             brier, f1, policy = min(scored, key=lambda s: s[0])

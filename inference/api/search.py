@@ -20,7 +20,8 @@ class NeighbourSerializer(serializers.Serializer):
     z = serializers.FloatField()
     label = serializers.CharField()
     distance = serializers.FloatField(
-        help_text="L2 distance between embeddings, after the knowledge base's learned metric where it has one"
+        help_text="L2 distance between the vectors of the knowledge base's representation (policy.representation), "
+        "after its learned metric where it has one"
     )
     weight = serializers.FloatField(help_text="Share of the vote: softmax of the weight function of the distances")
     catalogs = serializers.ListField(child=serializers.CharField(), help_text="Catalogs the label came from")
@@ -63,6 +64,15 @@ class PolicySerializer(serializers.Serializer):
     weighting = serializers.CharField(help_text="exp, inverse, inverse_square or linear, of the distances")
     temperature = serializers.FloatField(help_text="The weights' scores are divided by it before the softmax")
     metric = serializers.CharField(help_text="identity (plain L2) or the learned map: whiten, lda or nca")
+    representation = serializers.CharField(
+        default="encoder",
+        help_text="What the vectors are, chosen on validation: encoder (the embedding), window (the flux in the "
+        "encoder's six line windows, each over its own median), encoder+window (both side by side) or restframe "
+        "(the rest-frame spectrum 3650-6800 A over its running-median continuum)",
+    )
+    window_scale = serializers.FloatField(
+        default=1.0, help_text="encoder+window: the window part's weight beside the embedding's"
+    )
 
 
 class BackgroundSerializer(serializers.Serializer):

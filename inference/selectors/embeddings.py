@@ -7,8 +7,10 @@ from collections import Counter
 import numpy as np
 
 from inference.models import EmbeddingSet
+from inference.representation import needs_embedding, needs_flux, represent
+from inference.retriever import VotePolicy
 from kb.models import Spectrum
-from kb.selectors import bpt_labels, label_counts, last_ingest
+from kb.selectors import bpt_labels, label_counts, last_ingest, spectrum_redshifts, spectrum_store
 from kb.store import RowStore
 from training.models import TrainingRun
 from training.selectors import training_run_in_service, training_run_list
@@ -30,6 +32,22 @@ def embedding_vectors(*, training_run: TrainingRun, store_rows) -> np.ndarray:
     must already be embedded (``inference.services.embeddings.embedding_update``)."""
     embedding_set, store_rows = _embedded(training_run, store_rows)
     return np.array(embedding_store(embedding_set).read()[store_rows], dtype=np.float32)
+
+
+def representation_vectors(*, training_run: TrainingRun, policy: VotePolicy, store_rows) -> np.ndarray:
+    """(n, D) float32 vectors of the spectra at ``store_rows`` (n,) in the representation a knowledge base
+    votes in (``policy.representation``, ``inference.representation``): their embeddings under
+    ``training_run``, the flux in the line windows at their redshifts, or both."""
+    store_rows = np.asarray(store_rows, dtype=np.int64)
+    name = policy.representation
+    embedding = embedding_vectors(training_run=training_run, store_rows=store_rows) if needs_embedding(name) else None
+    flux = valid = z = None
+    if needs_flux(name):
+        flux_all, valid_all = spectrum_store().read()
+        flux, valid = np.asarray(flux_all[store_rows]), np.asarray(valid_all[store_rows])
+        first = int(store_rows.min()) if len(store_rows) else 0
+        z = spectrum_redshifts(first, int(store_rows.max()) + 1 if len(store_rows) else 0)[store_rows - first]
+    return represent(name, embedding, flux, valid, z, window_scale=policy.window_scale)
 
 
 def embedding_reconstruction(*, training_run: TrainingRun, store_rows) -> np.ndarray:

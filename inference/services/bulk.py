@@ -23,7 +23,7 @@ import numpy as np
 
 from inference.background_lines import detected
 from inference.retriever import Retriever, VotePolicy
-from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
+from inference.selectors.embeddings import embedding_reconstruction, representation_vectors
 from inference.selectors.lines import background_lines_get
 from inference.services.embeddings import embedding_update
 from inference.services.search import load_retriever
@@ -161,7 +161,7 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
     kb, specobjid_of, targets = searcher.knowledge_base, searcher.specobjid_of, searcher.targets
     ids = np.array([row[0] for row in rows], dtype=np.int64)
     store_rows = [row[1] for row in rows]
-    vectors = embedding_vectors(training_run=kb.training_run, store_rows=store_rows)
+    vectors = representation_vectors(training_run=kb.training_run, policy=searcher.policy, store_rows=store_rows)
     reconstruction = embedding_reconstruction(training_run=kb.training_run, store_rows=store_rows)
     neighbours = searcher.retriever.neighbours(vectors, searcher.policy.k, own_ids=ids)
     votes = searcher.retriever.vote_neighbours(neighbours, searcher.policy)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from inference import metrics
 from inference.background_lines import THRESHOLDS, detected
 from inference.metric import IDENTITY, LinearMetric
 from inference.models import ShareSweep
+from inference.representation import BOTH, REPRESENTATIONS, WINDOW, window_scale_fit
 from inference.retriever import (
     NO_ID,
     PAPER_POLICY,
@@ -24,7 +26,7 @@ from inference.retriever import (
     knn_vote,
     policy_choose,
 )
-from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
+from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors, representation_vectors
 from inference.selectors.lines import background_lines_get
 from inference.services.embeddings import embedding_update
 from inference.services.leases import failure_sentence
@@ -112,15 +114,18 @@ def knowledge_base_index(
             kb.index_params = vector_index.spec_params(kb.index_kind)
             KnowledgeBase.objects.filter(pk=kb.pk).update(index_kind=kb.index_kind, index_params=kb.index_params)
         ids = np.array([pk for pk, _ in entries], dtype=np.int64)
-        vectors = embedding_vectors(training_run=run, store_rows=[row for _, row in entries])
+        entry_rows = [row for _, row in entries]
         labels, classes = knowledge_base_classes(knowledge_base=kb)
-        choice = knowledge_base_policy_choose(knowledge_base=kb, vectors=vectors, labels=labels, classes=classes)
+        choice = knowledge_base_policy_choose(knowledge_base=kb, store_rows=entry_rows, labels=labels, classes=classes)
+        vectors = representation_vectors(training_run=run, policy=choice.policy, store_rows=entry_rows)
         spec = vector_index.IndexSpec(**kb.index_params)
         retriever = Retriever.fit(vectors, ids, labels, policy=choice.policy, metric=choice.metric, spec=spec)
         recall = None
         if kb.index_kind != "flat":
             rows = spectrum_reserve_rows(VALIDATION)  # nprobe/efSearch is a choice: made on the validation reserve
-            queries = embedding_vectors(training_run=run, store_rows=rows[:RECALL_QUERIES].tolist())
+            queries = representation_vectors(
+                training_run=run, policy=choice.policy, store_rows=rows[:RECALL_QUERIES].tolist()
+            )
             if len(queries):
                 mapped, queries = choice.metric.transform(vectors), choice.metric.transform(queries)
                 exact = vector_index.search(vector_index.build(mapped, ids), queries, 3)
@@ -188,19 +193,37 @@ def knowledge_base_classes(*, knowledge_base: KnowledgeBase) -> tuple[list[str],
 
 
 def knowledge_base_policy_choose(
-    *, knowledge_base: KnowledgeBase, vectors: np.ndarray, labels: list[str], classes: list[str]
+    *, knowledge_base: KnowledgeBase, store_rows: list[int], labels: list[str], classes: list[str]
 ) -> Choice:
-    """The vote policy and learned metric of a version, chosen on the validation reserve
-    (``inference.retriever.policy_choose``); the paper's where the reserve holds none of the task's spectra."""
-    kb, task = knowledge_base, knowledge_base.task
+    """The representation, vote policy and learned metric of a version whose entries are at ``store_rows``,
+    chosen on the validation reserve: for each representation (``inference.representation``: the encoder's
+    embedding, the line windows' flux, both) the policy ``inference.retriever.policy_choose`` picks, and of
+    those the best scoring (the encoder's unless another scores higher). The paper's policy where the
+    reserve holds none of the task's spectra. Its candidates are every representation's."""
+    kb, task, run = knowledge_base, knowledge_base.task, knowledge_base.training_run
     ids, truth = _scored(task, VALIDATION)
     if not ids or len(set(map(str, truth))) < 2:
         return Choice(policy=PAPER_POLICY, metric=IDENTITY, score=None, candidates=[])
-    queries = _vectors(kb.training_run, ids)
-    keys = np.arange(len(labels))
-    return policy_choose(
-        vectors, keys, labels, classes, queries, truth, targets=tuple(task.target_labels), seed=kb.seed
-    )
+    query_rows = [spectrum_store_rows(ids)[i] for i in ids]
+    keys, best, candidates = np.arange(len(labels)), None, []
+    for name in REPRESENTATIONS:
+        base = VotePolicy(representation=name, window_scale=_window_scale(run, store_rows) if name == BOTH else 1.0)
+        vectors = representation_vectors(training_run=run, policy=base, store_rows=store_rows)
+        queries = representation_vectors(training_run=run, policy=base, store_rows=query_rows)
+        choice = policy_choose(
+            vectors, keys, labels, classes, queries, truth, targets=tuple(task.target_labels), base=base, seed=kb.seed
+        )
+        candidates += choice.candidates
+        if best is None or choice.score > best.score:
+            best = choice
+    return replace(best, candidates=candidates)
+
+
+def _window_scale(run: TrainingRun, store_rows: list[int]) -> float:
+    """The window part's weight beside the encoder's for these entries (``window_scale_fit``)."""
+    embedding = embedding_vectors(training_run=run, store_rows=store_rows)
+    windows = representation_vectors(training_run=run, policy=VotePolicy(representation=WINDOW), store_rows=store_rows)
+    return window_scale_fit(embedding, windows)
 
 
 def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, retriever: Retriever) -> dict:
@@ -209,7 +232,7 @@ def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, retriever: Retrie
     chi-squared, and the z range of the entries."""
     rows = spectrum_reserve_rows(VALIDATION)
     run = knowledge_base.training_run
-    queries = embedding_vectors(training_run=run, store_rows=rows.tolist())
+    queries = representation_vectors(training_run=run, policy=retriever.policy, store_rows=rows.tolist())
     nearest = retriever.neighbours(queries, 1).distances[:, 0] if len(rows) else np.empty(0)
     entry_z = np.fromiter(knowledge_base.entries.values_list("spectrum__z", flat=True), dtype=np.float64)
     reconstruction = embedding_reconstruction(training_run=run, store_rows=rows.tolist())
@@ -228,7 +251,8 @@ def knowledge_base_background_choose(*, knowledge_base: KnowledgeBase, retriever
     ids, truth = _scored(task, VALIDATION)
     if not ids or not any(truth):
         return {"threshold": None, "validation": [], "validation_spectra": len(ids)}
-    voted = np.array([v.label in task.target_labels for v in retriever.votes(_vectors(kb.training_run, ids))])
+    queries = _vectors(kb.training_run, retriever.policy, ids)
+    voted = np.array([v.label in task.target_labels for v in retriever.votes(queries)])
     scans = _backgrounds(ids)
     truth = np.array(truth)
     rows, best = [], (metrics.binary_scores(truth, voted)["f1"], None)
@@ -260,7 +284,7 @@ def knowledge_base_weirdness_choose(*, knowledge_base: KnowledgeBase, retriever:
     truth = np.array(truth, dtype=bool)
     if not ids or not truth.any() or truth.all():
         return {"threshold": None, "k": WEIRD_K, "ordinary": ordinary, "validation": [], "validation_spectra": len(ids)}
-    queries = _vectors(kb.training_run, ids)
+    queries = _vectors(kb.training_run, retriever.policy, ids)
     voted = np.array([v.label in task.target_labels for v in retriever.votes(queries)])
     scores = retriever.weirdness(queries, frozenset(ordinary))
     finite = scores[~truth][np.isfinite(scores[~truth])]
@@ -291,7 +315,7 @@ def knowledge_base_weirdness_all(
     for start in range(0, rows, chunk):
         span = list(range(start, min(start + chunk, rows)))
         own = [pk_of.get(row, NO_ID) for row in span]
-        vectors = embedding_vectors(training_run=run, store_rows=span)
+        vectors = representation_vectors(training_run=run, policy=retriever.policy, store_rows=span)
         out[start : start + len(span)] = retriever.weirdness(vectors, frozenset(ordinary), own_ids=own)
     return out
 
@@ -322,7 +346,7 @@ def knowledge_base_evaluate(
     ids, truth = _scored(task, TEST)
     if not ids:
         return {}
-    queries = _vectors(kb.training_run, ids)
+    queries = _vectors(kb.training_run, retriever.policy, ids)
     votes = retriever.votes(queries)
     background, weird = (rule or {} for rule in (background_rule, weirdness_rule))
     if task.target_labels:
@@ -395,9 +419,10 @@ def _scored(task: SearchTask, reserve: str) -> tuple[list[int], list]:
     return ids, [i in truth_of and truth_of[i].label in task.target_labels for i in ids]
 
 
-def _vectors(run: TrainingRun, ids: list[int]) -> np.ndarray:
+def _vectors(run: TrainingRun, policy: VotePolicy, ids: list[int]) -> np.ndarray:
+    """(n, D) the spectra ``ids`` (n,) in the representation ``policy`` votes in."""
     rows = spectrum_store_rows(ids)
-    return embedding_vectors(training_run=run, store_rows=[rows[i] for i in ids])
+    return representation_vectors(training_run=run, policy=policy, store_rows=[rows[i] for i in ids])
 
 
 SWEEP_SHARES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # target shares a task's page offers, beside the natural one
@@ -423,12 +448,12 @@ def share_sweep_update(
     labelled = task_labels_corrected(task=task)
     pool = {pk: item.label for pk, item in labelled.items()}
     targets = tuple(task.target_labels)
-    queries = _vectors(training_run, ids)
+    queries = _vectors(training_run, policy, ids)
     keys = sorted(pool)
     if len(keys) > SWEEP_MAX_SIZE:  # no swept knowledge base is larger: sample the pool once
         keys = sorted(np.random.default_rng(seed).choice(keys, SWEEP_MAX_SIZE, replace=False).tolist())
         pool = {pk: pool[pk] for pk in keys}
-    vectors = _vectors(training_run, keys)
+    vectors = _vectors(training_run, policy, keys)
     position = {pk: i for i, pk in enumerate(keys)}
     rows = []
     for share in (None, *SWEEP_SHARES):

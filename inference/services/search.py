@@ -24,6 +24,7 @@ from inference.answers import Answer, Context, Neighbour, Query
 from inference.background_lines import background_scan, detected
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
+from inference.representation import represent
 from inference.retriever import NO_ID, POLICY_FILE, WEIRD_K, Retriever, VotePolicy
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
 from inference.selectors.evidence import spectrum_query
@@ -99,6 +100,18 @@ def query_embedding(
     return embed(model.encoder, flux, valid, [z])[0], float(reconstruction_chi2(model, flux, valid, ivar)[0])
 
 
+def query_vector(
+    *, policy: VotePolicy, embedding: np.ndarray, spectrum: Spectrum | None = None, flux=None, valid=None, z=None
+) -> np.ndarray:
+    """(D,) the query in the representation ``policy`` votes in (``inference.representation``), from its (E,)
+    ``embedding`` and the flux of the ingested ``spectrum`` or ``flux`` and ``valid`` (L,) at redshift ``z``."""
+    if spectrum is not None:
+        flux_all, valid_all = spectrum_store().read()
+        flux, valid, z = flux_all[spectrum.store_row], valid_all[spectrum.store_row], spectrum.z
+    arrays = (np.asarray(a)[None] if a is not None else None for a in (embedding, flux, valid))
+    return represent(policy.representation, *arrays, None if z is None else [z], window_scale=policy.window_scale)[0]
+
+
 def read_query(path: str | Path, *, name: str | None = None) -> PreparedFile:
     """A spectrum file read and preprocessed as at ingest; ValueError naming the file (or ``name``,
     the name a user gave an upload) and what is wrong with it."""
@@ -137,11 +150,13 @@ def search(
         grid, z = prepared.grid, prepared.spectrum.z
         pixels = (grid.flux, grid.ivar)
         vector, chi2 = query_embedding(knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
+        vector = query_vector(policy=policy, embedding=vector, flux=grid.flux, valid=grid.valid, z=z)
         own, valid_fraction, mock = NO_ID, float(grid.valid.mean()), prepared.spectrum.mock
         about = (lines_as_dict(prepared.spectrum.lines), prepared.spectrum.sdss_class, prepared.spectrum.subclass)
     else:
         query = f"specobjid {spectrum.specobjid}"
         vector, chi2 = query_embedding(knowledge_base=kb, spectrum=spectrum)
+        vector = query_vector(policy=policy, embedding=vector, spectrum=spectrum)
         pixels = None
         own, z, valid_fraction, mock = spectrum.pk, spectrum.z, spectrum.valid_fraction, spectrum.mock
         about = (spectrum.lines, spectrum.sdss_class, spectrum.subclass)

@@ -15,6 +15,7 @@ from training.models import TrainingRun
 pytestmark = pytest.mark.django_db
 METHODS = {
     "encoder_kb",
+    "encoder_chosen",
     "encoder_generic_pool",
     "shortcut_knn",
     "raw_window_knn",

@@ -82,10 +82,12 @@ class Command(BaseCommand):
         five, ceiling = results["classification_5class"], results["label_ceiling"]["classification_5class"]
         self.stdout.write(
             self.style.SUCCESS(
-                "five-class macro-F1: encoder + KB {:.3f}, raw window flux K-vote {:.3f}, "
-                "rest-frame PCA K-vote {:.3f}, "
-                "CNN {:.3f}; label ceiling {:.3f}".format(
-                    *(five[m]["macro_f1"] for m in ("encoder_kb", "raw_window_knn", "restframe_pca_knn", "cnn")),
+                "five-class macro-F1: the served KB {:.3f}, encoder chosen {:.3f}, raw windows chosen {:.3f}, "
+                "rest-frame PCA K-vote {:.3f}, CNN {:.3f}; label ceiling {:.3f}".format(
+                    *(
+                        five[m]["macro_f1"]
+                        for m in ("encoder_kb", "encoder_chosen", "raw_window_chosen", "restframe_pca_knn", "cnn")
+                    ),
                     ceiling["macro_f1"],
                 )
             )

@@ -9,12 +9,16 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from inference import index as vector_index
+from inference.representation import REPRESENTATIONS, represent
+from inference.retriever import VotePolicy
 from inference.selectors.embeddings import embedding_vectors
+from inference.services import knowledge_bases
 from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.search import load_retriever, search
 from kb.bpt import bpt_class_from_lines, bpt_three_class
 from kb.models import KBEntry, KnowledgeBase, SearchTask, Spectrum
-from kb.selectors import task_labels
+from kb.reserves import TEST
+from kb.selectors import spectrum_store, task_labels
 
 pytestmark = pytest.mark.django_db
 
@@ -72,16 +76,52 @@ def test_a_search_answers_with_its_evidence(trained):
     assert len(answer.neighbours) == 3 and sum(n.weight for n in answer.neighbours) == pytest.approx(1.0)
     distances = [n.distance for n in answer.neighbours]
     assert distances == sorted(distances)
-    # the neighbours are the nearest KB embeddings, by direct computation
+    # the neighbours are the nearest KB entries in the version's representation and metric, computed directly
     entries = list(KBEntry.objects.filter(knowledge_base=kb).select_related("spectrum"))
-    vectors = embedding_vectors(training_run=trained, store_rows=[e.spectrum.store_row for e in entries])
-    q = embedding_vectors(training_run=trained, store_rows=[query.store_row])[0]
+    policy, metric = VotePolicy.from_dict(kb.policy), load_retriever(kb).metric
+    vectors = metric.transform(_served(trained, policy, [e.spectrum.store_row for e in entries]))
+    q = metric.transform(_served(trained, policy, [query.store_row]))[0]
     nearest = np.argsort(np.linalg.norm(vectors - q, axis=1))[:3]
     assert [n.spectrum_id for n in answer.neighbours] == [entries[i].spectrum_id for i in nearest]
+    np.testing.assert_allclose(distances, np.linalg.norm(vectors[nearest] - q, axis=1), rtol=1e-4)
     assert answer.shares[answer.label] == answer.share == max(answer.shares.values())
     for n in answer.neighbours:
         assert n.label == next(e.label for e in entries if e.spectrum_id == n.spectrum_id)
         assert n.catalogs == ["galspecextra", "emissionlinesport"]
+
+
+def _served(run, policy: VotePolicy, store_rows: list[int]) -> np.ndarray:
+    """Spectra at ``store_rows`` in ``policy``'s representation, straight from the stores (no selector)."""
+    flux, valid = spectrum_store().read()
+    z = [Spectrum.objects.get(store_row=row).z for row in store_rows]
+    embedding = embedding_vectors(training_run=run, store_rows=store_rows)
+    arrays = (embedding, flux[store_rows], valid[store_rows], np.array(z))
+    return represent(policy.representation, *arrays, window_scale=policy.window_scale)
+
+
+@pytest.mark.parametrize("representation", REPRESENTATIONS)
+def test_a_version_answers_in_the_representation_chosen_on_validation(trained, monkeypatch, representation):
+    scored = knowledge_bases._scored  # this small survey's validation reserve is too small: the test's stands in
+    monkeypatch.setattr(knowledge_bases, "_scored", lambda task, reserve: scored(task, TEST))
+    task = SearchTask.objects.get(name="bpt3")
+    kb = knowledge_base_build(task=task, seed=0)
+    weighed = {c["representation"] for c in kb.policy_validation["candidates"]}
+    assert weighed == set(REPRESENTATIONS)  # every representation was weighed on validation ...
+    best = max(kb.policy_validation["candidates"], key=lambda c: c["f1"])
+    assert kb.policy_validation["score"] == best["f1"]  # ... and the best of them serves
+    assert kb.policy["representation"] == best["representation"]
+    monkeypatch.setattr(knowledge_bases, "REPRESENTATIONS", (representation,))
+    kb = knowledge_base_build(task=task, seed=0)
+    assert kb.policy["representation"] == representation
+    query = Spectrum.objects.filter(held_out=True).first()
+    answer = search(task="bpt3", spectrum=query)
+    assert answer.policy == kb.policy
+    entries = {e.spectrum_id: e.spectrum.store_row for e in KBEntry.objects.filter(knowledge_base=kb)}
+    policy, metric = VotePolicy.from_dict(kb.policy), load_retriever(kb).metric
+    q = metric.transform(_served(trained, policy, [query.store_row]))[0]
+    rows = [entries[n.spectrum_id] for n in answer.neighbours]
+    expected = np.linalg.norm(metric.transform(_served(trained, policy, rows)) - q, axis=1)
+    np.testing.assert_allclose([n.distance for n in answer.neighbours], expected, rtol=1e-4)
 
 
 def test_an_answer_sets_the_querys_own_lines_and_class_beside_the_vote(trained):
