@@ -76,8 +76,10 @@ def test_a_helper_that_dies_loses_nothing_and_readers_see_only_parts_done_from_t
     monkeypatch.setattr(embeddings, "_part_embed", part_embed)
     embedding_update(training_run=trained, fan_out=fan_out, on_progress=progress)
     assert sent == [4]  # one helper for every part but the embedder's own
-    assert taken == [(0, 1), (16, 1), (32, 1), (48, 1), (64, 1), (16, 2)]
-    assert seen[:4] == [(16, 16, 16, 80), (32, 16, 16, 80), (48, 16, 16, 80), (64, 16, 16, 80)]
+    # part 2 is taken again once stale: after parts 3 to 5, or sooner on a machine slow enough to stale it first
+    assert taken[:2] == [(0, 1), (16, 1)] and sorted(taken[2:]) == [(16, 2), (32, 1), (48, 1), (64, 1)]
+    before_retake = seen[: taken.index((16, 2)) - 1]
+    assert before_retake and all(rows == stored == 16 and total == 80 for _, rows, stored, total in before_retake)
     _assert_as_one_worker_embeds(trained)
 
 
