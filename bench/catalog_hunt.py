@@ -119,9 +119,9 @@ def _standardised(features: np.ndarray) -> np.ndarray:
 
 
 def _scores(vectors, entry_rows, labels, held, truth) -> dict:
-    from inference.retrieval import knn_vote
+    from inference.retriever import PAPER_POLICY, knn_vote
 
-    votes = knn_vote(vectors[entry_rows], labels, vectors[held], k=3)
+    votes = knn_vote(vectors[entry_rows], labels, vectors[held], policy=PAPER_POLICY)  # the paper's K = 3 vote
     found = np.array([vote.label == "target" for vote in votes])
     hits = int((found & truth).sum())
     precision = hits / found.sum() if found.any() else 0.0

@@ -9,7 +9,7 @@ For each size and index kind: build time; recall@3 against the exact index on th
 approximate index first widens its search to recall 0.99, as ``build_kb`` does); the index written as
 ``build_kb`` writes it and loaded back as the site loads it, then the latency of one query, p50 and p99
 over ``--queries`` queries, through our path (``inference.index.search``: the tie-breaking by id, then
-``inference.retrieval.vote_all``: the labels and the weighted vote) and through the index's own
+``Retriever.vote_neighbours``: the labels and the weighted vote) and through the index's own
 ``search`` alone (raw faiss; for compressed, faiss plus the re-ranking); batched throughput (all queries in
 one call, queries/s); and the index's size in memory, ``index_bytes`` (what ``load`` reads into memory:
 the faiss file, and a compressed index's ids), beside ``disk_bytes`` (a compressed index's float vectors,
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import report  # noqa: E402
 from inference import index as vector_index  # noqa: E402
-from inference.retrieval import vote_all  # noqa: E402
+from inference.retriever import PAPER_POLICY, Retriever  # noqa: E402
 
 WIDTH, CLUSTERS, LABELS = 448, 1000, ("star-forming", "composite", "seyfert", "liner", "normal")
 
@@ -126,13 +126,14 @@ def measure(vectors: np.ndarray, queries: np.ndarray, kind: str, exact_found, la
         del index
         files = {path.name: path.stat().st_size for path in Path(folder).iterdir()}
         index = vector_index.load(folder)[0]
+        retriever = Retriever(index, labels, PAPER_POLICY)
         ours, raw = [], []
         for query in queries:
             q = query[None]
             t0 = time.perf_counter()
             index.search(q, 3)
             t1 = time.perf_counter()
-            vote_all(vector_index.search(index, q, 3), labels)
+            retriever.vote_neighbours(vector_index.search(index, q, 3))
             t2 = time.perf_counter()
             raw.append(t1 - t0)
             ours.append(t2 - t1)
