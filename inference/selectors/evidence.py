@@ -6,6 +6,7 @@ import numpy as np
 
 from inference.answers import Answer, Query
 from inference.background_lines import SOURCE_LINES, residual
+from inference.retriever import VotePolicy
 from kb.bpt import bpt_ratio_errors, bpt_ratios
 from kb.models import Spectrum
 from kb.plots import BPT_MIN_SNR, EMISSION_LINES, bpt_panels, spectrum_colour
@@ -73,6 +74,7 @@ def evidence_get(*, answer: Answer, query: Query, api_url: str) -> dict:
         "plot": plot,
         "snippet": _api_snippet(answer, query, api_url),
         "share_percent": 100 * answer.share,
+        "policy": VotePolicy.from_dict(answer.policy).describe(),  # the one wording of a policy, as the API's
         "bpt": bpt_panels(points).to_plotly_json() if placed else None,
         "unplaced": [p["name"] for p in points if p not in placed],
         "shares": [(label, 100 * share) for label, share in sorted(answer.shares.items(), key=lambda item: -item[1])],
