@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from inference.models import Operation, SearchJob, SurveyCandidate, SurveySearch
+from inference.retriever import VotePolicy
 from inference.selectors.embeddings import embeddings_in_service
 from inference.tables import SURVEY_COLUMNS, candidates_table, results_table, spreadsheet_safe
 from kb.labellings import CATALOG
@@ -62,6 +63,7 @@ def search_job_table(*, job: SearchJob) -> Table:
         "knowledge_base": kb.pk,
         "checkpoint": kb.training_run.checkpoint_name,
         "k": job.k,
+        "policy": VotePolicy.from_dict(kb.policy).asked(k=job.k).describe(),  # as the page and the API word it
         "job": str(job.public_id),
         "date": f"{job.finished_at or job.created_at:%Y-%m-%dT%H:%M:%SZ}",
     }
@@ -147,6 +149,7 @@ def _survey_meta(survey: SurveySearch) -> dict:
         "knowledge_base": kb.pk,
         "checkpoint": kb.training_run.checkpoint_name,
         "k": survey.k,
+        "policy": VotePolicy.from_dict(kb.policy).asked(k=survey.k).describe(),
         "labels": " ".join(survey.labels),
         "date": f"{survey.finished_at or survey.created_at:%Y-%m-%dT%H:%M:%SZ}",
     }

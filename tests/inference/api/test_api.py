@@ -282,6 +282,7 @@ def test_a_job_of_identifiers_positions_and_files(
     assert list(table["query"]) == [r["query"] for r in rows]
     assert table["neighbour1_distance"][0] == pytest.approx(expected.neighbours[0].distance, rel=1e-6)
     assert table.meta["task"] == "lens" and table.meta["checkpoint"] == expected.checkpoint and table.meta["date"]
+    assert table.meta["policy"] == VotePolicy.from_dict(expected.policy).asked(k=3).describe()  # as the page says
     assert table["ra"][0] == pytest.approx(spectra[0].ra) and table["z"][0] == pytest.approx(spectra[0].z)
     plain = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))  # any CSV reader
     assert [r["query"] for r in plain] == [r["query"] for r in rows]
