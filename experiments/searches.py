@@ -16,7 +16,7 @@ from experiments.baselines import shortcut_knn
 from experiments.data import Data, EvaluationConfig, config_policy
 from inference import index as vector_index
 from inference import metrics
-from inference.background_lines import detected
+from inference.background_lines import EITHER, detected, rule_target
 from inference.retriever import WEIGHTINGS, Retriever, VotePolicy, knn_vote
 from inference.selectors.lines import background_lines_get
 from inference.services.search import load_retriever, query_embedding, query_vector, read_query
@@ -139,7 +139,7 @@ class Search:
         the background lines pass it."""
         votes = self.votes(k, weight_function, temperature)
         voted = np.array([v.label in self.kb.task.target_labels for v in votes])
-        return voted if self.detected is None else voted | self.detected
+        return voted if self.detected is None else served_answer(self.kb, voted, self.detected)
 
     def vote_only(self, config: EvaluationConfig) -> dict:
         """The search's scores from the vote alone, without the background lines."""
@@ -166,8 +166,9 @@ class Search:
 
 
 def served_rules(data: Data, kb: KnowledgeBase, ids: list[int], queries: np.ndarray) -> np.ndarray | None:
-    """(n,) bool: spectra ``ids`` that the version's rule beside the vote makes targets (background lines for
-    lenses, weirdness for outliers), as its answers do; None where it has no rule."""
+    """(n,) bool: spectra ``ids`` that the version's rule beside the vote finds (background lines for lenses,
+    weirdness for outliers), as its answers do; None where it has no rule. ``served_answer`` joins it to the
+    vote."""
     background, weird = kb.background_rule or {}, kb.weirdness_rule or {}
     if background.get("threshold") is None and weird.get("threshold") is None:
         return None
@@ -179,6 +180,14 @@ def served_rules(data: Data, kb: KnowledgeBase, ids: list[int], queries: np.ndar
         scores = load_retriever(kb).weirdness(queries, frozenset(weird["ordinary"]), weird["k"], own_ids=ids)
         found |= scores >= weird["threshold"]
     return found
+
+
+def served_answer(kb: KnowledgeBase, voted: np.ndarray, found: np.ndarray | None) -> np.ndarray:
+    """(n,) bool: the answers' targets, the vote ``voted`` (n,) joined to what the rule ``found``
+    (``served_rules``) as the version joins them (``rule_target``; weirdness is always beside the vote)."""
+    if found is None:
+        return voted
+    return rule_target(voted, found, (kb.background_rule or {}).get("combine", EITHER))
 
 
 def shortcut(data: Data, search: Search, ids: list[int], config: EvaluationConfig) -> dict:
@@ -248,8 +257,7 @@ def undetectable_lenses(data: Data, kb: KnowledgeBase, config: EvaluationConfig)
         return {"n": 0, "found": 0, "recall": None, "recall_ci": None}
     queries = data.served(kb, ids)
     voted = np.array([v.label in kb.task.target_labels for v in load_retriever(kb).votes(queries)])
-    rules = served_rules(data, kb, ids, queries)  # as served: the background lines count too
-    voted = voted if rules is None else voted | rules
+    voted = served_answer(kb, voted, served_rules(data, kb, ids, queries))  # as served: the background lines count
     hits = int(sum(voted))
     return {
         "n": len(ids),

@@ -8,7 +8,8 @@ each of SOURCE_LINES (the [O II] and [O III] doublets at their fixed ratios, H-b
 together over source redshifts from the target's + MIN_SEPARATION to where [O II] leaves the grid. At
 each redshift each line gets the S/N of its best-fit amplitude; the lines' positive S/N are added in
 quadrature, and the redshift where that sum peaks is the candidate ``z_source``. ``detected`` applies the
-surveys' rule at a threshold chosen on validation. About 16 ms a spectrum on one core.
+surveys' rule at a threshold chosen on validation, and ``rule_target`` joins it to the vote as chosen
+there too. About 16 ms a spectrum on one core.
 
 Flux is the normalised flux on the model's grid (``kb.preprocess.wave_grid``: vacuum Angstrom, observed
 frame), ``ivar`` its inverse variance, ``z`` the target's redshift. Pure numpy/scipy; never imports Django.
@@ -29,6 +30,8 @@ MIN_SEPARATION = 0.05  # a source this far behind the target at least (below, it
 Z_STEP = 2e-4  # in ln(1 + z): 60 km/s, 0.6 of a filter width
 LINE_SNR = 3.0  # a line counted as seen, in the detection rule
 THRESHOLDS = tuple(np.arange(6.0, 14.5, 0.5).tolist())  # combined S/N the validation reserve chooses among
+EITHER, LINES = "either", "lines"  # how the rule joins the vote: a target where either says so, or where the lines do
+COMBINES = (EITHER, LINES)
 
 SOURCE_LINES: dict[str, tuple[tuple[float, float], ...]] = {  # name: ((vacuum rest Angstrom, share), ...)
     "[O II] 3727": ((3727.09, 0.45), (3729.88, 0.55)),
@@ -90,6 +93,15 @@ def detected(background: Background, threshold: float) -> bool:
     lines = background.lines
     two = sum(snr >= LINE_SNR for snr in lines.values()) >= 2
     return background.snr >= threshold and (two or lines.get("[O II] 3727", 0.0) >= threshold)
+
+
+def rule_target(voted, found, combine: str = EITHER):
+    """Whether a spectrum is a target, from whether its vote is (``voted``) and whether its background lines
+    pass the rule (``found``), bools or (n,) bool arrays: either, or (``LINES``) the lines alone, the vote
+    then only the evidence beside them. Which is chosen on validation with the threshold."""
+    if combine not in COMBINES:
+        raise ValueError(f"unknown way to join the vote and the lines {combine!r}; choose one of {', '.join(COMBINES)}")
+    return found if combine == LINES else voted | found
 
 
 def _source_redshifts(wave: np.ndarray, z: float) -> np.ndarray:

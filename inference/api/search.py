@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from galspec_site.api import validated
+from inference.background_lines import COMBINES
 from inference.retriever import MAX_K, WEIGHTINGS
 from inference.services.search import search_query
 from inference.trust import MAX_PERCENTILE
@@ -81,9 +82,14 @@ class BackgroundSerializer(serializers.Serializer):
     )
     snr = serializers.FloatField(help_text="Its lines' matched-filter S/N, positive parts added in quadrature")
     lines = serializers.DictField(child=serializers.FloatField(), help_text="Each line's S/N at z_source")
-    detected = serializers.BooleanField(help_text="It passes the knowledge base's rule: then the answer is a target")
+    detected = serializers.BooleanField(help_text="It passes the knowledge base's rule (S/N past threshold)")
     threshold = serializers.FloatField(
         allow_null=True, help_text="The combined S/N the rule asks, chosen on validation; null: the vote alone"
+    )
+    combine = serializers.ChoiceField(
+        choices=COMBINES,
+        help_text="How the rule joins the vote, chosen on validation with the threshold: 'either' (a target where "
+        "the vote or the lines say so) or 'lines' (where the lines do; the vote is the evidence beside them)",
     )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.background_lines import detected
+from inference.background_lines import EITHER, detected, rule_target
 from inference.retriever import Retriever, VotePolicy
 from inference.selectors.embeddings import embedding_reconstruction, representation_vectors
 from inference.selectors.lines import background_lines_get
@@ -201,7 +201,9 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
                     f"{z:.6f}",
                     vote.label,
                     f"{vote.share:.4f}",
-                    (vote.label in targets or b["detected"] or w["flagged"]) if targets else "",
+                    (rule_target(vote.label in targets, b["detected"], b["combine"]) or w["flagged"])
+                    if targets
+                    else "",
                     found_ids,
                     " ".join(f"{d:.5f}" for d in dists.tolist()),
                     f"{valid_fraction:.4f}",
@@ -225,11 +227,12 @@ def _backgrounds(kb: KnowledgeBase, rows: list[tuple]) -> list[dict]:
     the version's rule; no scan (z_source None, not detected) for any other task."""
     labelling = LABELLINGS.get(kb.task.labelling)
     if labelling is None or not labelling.background_lines:
-        return [{"z_source": None, "snr": None, "detected": False}] * len(rows)
-    threshold = (kb.background_rule or {}).get("threshold")
+        return [{"z_source": None, "snr": None, "detected": False, "combine": EITHER}] * len(rows)
+    rule = kb.background_rule or {}
+    threshold, combine = rule.get("threshold"), rule.get("combine", EITHER)
     spectra = [Spectrum(pk=row[0], store_row=row[1], z=row[8]) for row in rows]
     return [
-        {**found.as_dict(), "detected": threshold is not None and detected(found, threshold)}
+        {**found.as_dict(), "detected": threshold is not None and detected(found, threshold), "combine": combine}
         for found in background_lines_get(spectra=spectra)
     ]
 

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from inference import index as vector_index
 from inference import metrics
-from inference.background_lines import THRESHOLDS, detected
+from inference.background_lines import COMBINES, EITHER, THRESHOLDS, detected, rule_target
 from inference.metric import IDENTITY, LinearMetric
 from inference.models import ShareSweep
 from inference.representation import BOTH, REPRESENTATIONS, WINDOW, window_scale_fit
@@ -241,28 +241,37 @@ def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, retriever: Retrie
 
 def knowledge_base_background_choose(*, knowledge_base: KnowledgeBase, retriever: Retriever) -> dict:
     """For a task whose targets show a second galaxy's lines (``Labelling.background_lines``): the threshold
-    of combined background-line S/N (``inference.background_lines.detected``) that, beside the vote (a target
-    where either says so), gives the best F1 on the validation reserve; ``threshold`` None where the vote
-    alone does best, and empty for any other task. With every threshold's validation scores."""
+    of combined background-line S/N (``inference.background_lines.detected``) and the way it joins the vote
+    (``combine``: a target where either says so, or where the lines do, ``rule_target``) that give the best F1
+    on the validation reserve; ``threshold`` None where the vote alone does best, and empty for any other
+    task. With every candidate's validation scores."""
     kb, task = knowledge_base, knowledge_base.task
     labelling = LABELLINGS.get(task.labelling)
     if labelling is None or not labelling.background_lines or not task.target_labels:
         return {}
     ids, truth = _scored(task, VALIDATION)
     if not ids or not any(truth):
-        return {"threshold": None, "validation": [], "validation_spectra": len(ids)}
+        return {"threshold": None, "combine": EITHER, "validation": [], "validation_spectra": len(ids)}
     queries = _vectors(kb.training_run, retriever.policy, ids)
     voted = np.array([v.label in task.target_labels for v in retriever.votes(queries)])
     scans = _backgrounds(ids)
     truth = np.array(truth)
-    rows, best = [], (metrics.binary_scores(truth, voted)["f1"], None)
+    rows, best = [], {"f1": metrics.binary_scores(truth, voted)["f1"], "threshold": None, "combine": EITHER}
     for threshold in THRESHOLDS:
         found = np.array([detected(b, threshold) for b in scans])
-        scores = metrics.binary_scores(truth, voted | found)
-        rows.append({"threshold": threshold, "f1": scores["f1"], "false_positive_rate": float(found[~truth].mean())})
-        if scores["f1"] > best[0]:
-            best = (scores["f1"], threshold)
-    return {"threshold": best[1], "f1": best[0], "validation": rows, "validation_spectra": len(ids)}
+        for combine in COMBINES:  # either first: the lines alone must score higher to win
+            f1 = metrics.binary_scores(truth, rule_target(voted, found, combine))["f1"]
+            rows.append(
+                {
+                    "threshold": threshold,
+                    "combine": combine,
+                    "f1": f1,
+                    "false_positive_rate": float(found[~truth].mean()),
+                }
+            )
+            if f1 > best["f1"]:
+                best = {"f1": f1, "threshold": threshold, "combine": combine}
+    return {**best, "validation": rows, "validation_spectra": len(ids)}
 
 
 WEIRD_FALSE_POSITIVES = (0.005, 0.01, 0.02, 0.05)  # shares of ordinary validation spectra a threshold may flag
@@ -352,14 +361,15 @@ def knowledge_base_evaluate(
     if task.target_labels:
         predicted = np.array([v.label in task.target_labels for v in votes])
         report = metrics.search_report(np.array(truth), predicted, n_resamples=n_resamples)
-        found = np.zeros(len(ids), dtype=bool)
+        answered = predicted
         if background.get("threshold") is not None:
-            found |= np.array([detected(b, background["threshold"]) for b in _backgrounds(ids)])
+            found = np.array([detected(b, background["threshold"]) for b in _backgrounds(ids)])
+            answered = rule_target(answered, found, background.get("combine", EITHER))
         if weird.get("threshold") is not None:
-            found |= retriever.weirdness(queries, frozenset(weird["ordinary"])) >= weird["threshold"]
+            answered = answered | (retriever.weirdness(queries, frozenset(weird["ordinary"])) >= weird["threshold"])
         if background.get("threshold") is not None or weird.get("threshold") is not None:
             vote_only = {key: report[key] for key in ("precision", "recall", "f1")}
-            report = metrics.search_report(np.array(truth), predicted | found, n_resamples=n_resamples)
+            report = metrics.search_report(np.array(truth), answered, n_resamples=n_resamples)
             report["vote_only"] = vote_only
     else:
         labels = sorted(set(truth) | set(kb.composition))

@@ -21,7 +21,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.utils.text import get_valid_filename
 
 from inference.answers import Answer, Context, Neighbour, Query
-from inference.background_lines import background_scan, detected
+from inference.background_lines import EITHER, LINES, background_scan, detected, rule_target
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
 from inference.representation import represent
@@ -183,13 +183,7 @@ def search(
         label=result.label,
         share=result.share,
         shares=result.shares,
-        is_target=(
-            result.label in targets
-            or bool(background and background["detected"])
-            or bool(weirdness and weirdness["flagged"])
-        )
-        if targets
-        else None,
+        is_target=_is_target(result.label in targets, background, weirdness) if targets else None,
         neighbours=[_neighbour(entries[i], d, w) for i, d, w in zip(present, distances, result.weights)],
         knowledge_base=kb.pk,
         kb_version=kb.version,
@@ -229,6 +223,14 @@ def _weirdness(task: SearchTask, kb: KnowledgeBase, retriever: Retriever, vector
     }
 
 
+def _is_target(voted: bool, background: dict | None, weirdness: dict | None) -> bool:
+    """Whether an answer is a target: its vote, joined to its background lines as the version's rule says
+    (``rule_target``), or its weirdness past the threshold."""
+    if background is not None and background["threshold"] is not None:
+        voted = rule_target(voted, background["detected"], background["combine"])
+    return bool(voted or (weirdness and weirdness["flagged"]))
+
+
 def _background(task: SearchTask, kb: KnowledgeBase, spectrum: Spectrum | None, pixels, z: float) -> dict | None:
     """For a task whose targets show a second galaxy's lines: the query's background-line scan, and whether
     it passes the version's rule (``KnowledgeBase.background_rule``); None for any other task. ``pixels``
@@ -240,8 +242,14 @@ def _background(task: SearchTask, kb: KnowledgeBase, spectrum: Spectrum | None, 
         (found,) = background_lines_get(spectra=[spectrum])
     else:
         found = background_scan(wave_grid(PAPER), *pixels, z)
-    threshold = (kb.background_rule or {}).get("threshold")
-    return {**found.as_dict(), "detected": threshold is not None and detected(found, threshold), "threshold": threshold}
+    rule = kb.background_rule or {}
+    threshold = rule.get("threshold")
+    return {
+        **found.as_dict(),
+        "detected": threshold is not None and detected(found, threshold),
+        "threshold": threshold,
+        "combine": rule.get("combine", EITHER),
+    }
 
 
 def _background_doubts(background: dict, label: str, voted_target: bool) -> list[str]:
@@ -253,9 +261,11 @@ def _background_doubts(background: dict, label: str, voted_target: bool) -> list
             f"{lines}) make it a target, though its neighbours voted {label}"
         ]
     if voted_target and background["threshold"] is not None and not background["detected"]:
+        verdict = ", so it is not a target" if background["combine"] == LINES else ""
         return [
             f"no background emission lines pass the rule: the best candidate, at z = {background['z_source']}, has "
             f"combined S/N {background['snr']:.1f}, under the {background['threshold']:g} chosen on validation"
+            f"{verdict}, though its neighbours voted {label}"
         ]
     return []
 

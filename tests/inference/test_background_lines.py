@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from inference.background_lines import C_KMS, SOURCE_LINES, Background, background_scan, detected
+from inference.background_lines import (
+    C_KMS,
+    EITHER,
+    LINES,
+    SOURCE_LINES,
+    Background,
+    background_scan,
+    detected,
+    rule_target,
+)
 from kb.preprocess import PAPER, wave_grid
 
 WAVE = wave_grid(PAPER)  # (3688,) observed vacuum Angstrom
@@ -52,3 +61,11 @@ def test_one_line_alone_needs_to_be_oii_to_pass():
 def test_a_target_with_no_room_behind_it_on_the_grid_has_no_candidate():
     flux, ivar = spectrum(0)
     assert background_scan(WAVE, flux, ivar, 1.5) == Background(None, 0.0)
+
+
+def test_the_rule_joins_the_vote_as_chosen_either_or_the_lines_alone():
+    voted, found = np.array([True, True, False, False]), np.array([True, False, True, False])
+    assert rule_target(voted, found, EITHER).tolist() == [True, True, True, False]
+    assert rule_target(voted, found, LINES).tolist() == [True, False, True, False]  # a voted lens without lines is not
+    with pytest.raises(ValueError, match="either, lines"):
+        rule_target(voted, found, "both")

@@ -81,13 +81,36 @@ def test_a_lens_answer_carries_its_background_line_scan_and_a_bpt_answer_none(se
     spectrum = _member(searchable)
     lens = _client().post("/api/v1/search/", {"task": "lens", "identifier": spectrum.specobjid}).json()
     background = lens["background"]
-    assert set(background) == {"z_source", "snr", "lines", "detected", "threshold"}
+    assert set(background) == {"z_source", "snr", "lines", "detected", "threshold", "combine"}
     assert background["z_source"] is None or background["z_source"] > spectrum.z
     assert "threshold" in searchable["lens"].background_rule  # chosen on validation at the build
     assert background["threshold"] == searchable["lens"].background_rule["threshold"]
-    assert lens["is_target"] == (lens["label"] == "lens" or background["detected"])
+    assert background["combine"] == searchable["lens"].background_rule["combine"]
+    voted = lens["label"] == "lens"
+    assert lens["is_target"] == (
+        background["detected"] if background["combine"] == "lines" else voted or background["detected"]
+    )
     bpt = _client().post("/api/v1/search/", {"task": "bpt3", "identifier": spectrum.specobjid}).json()
     assert bpt["background"] is None
+
+
+def test_a_version_that_chose_the_lines_alone_answers_a_lens_vote_without_lines_as_no_target(searchable):
+    from kb.models import KnowledgeBase
+
+    kb = searchable["lens"]
+    lenses = kb.entries.filter(label="lens").select_related("spectrum")
+    for combine, expected in (("either", True), ("lines", False)):
+        # a threshold no spectrum reaches: whatever the scan finds, no lines pass
+        KnowledgeBase.objects.filter(pk=kb.pk).update(background_rule={"threshold": 1e6, "combine": combine})
+        answers = [
+            _client().post("/api/v1/search/", {"task": "lens", "identifier": e.spectrum.specobjid}).json()
+            for e in lenses[:10]
+        ]
+        voted = [a for a in answers if a["label"] == "lens"]
+        assert voted, "no lens entry of the fixture is voted lens by its neighbours"
+        assert all(a["is_target"] is expected and a["background"]["combine"] == combine for a in voted)
+        doubts = " ".join(d for a in voted for d in a["context"]["disagreements"])
+        assert ("so it is not a target" in doubts) is (combine == "lines")
 
 
 def test_an_outlier_answer_says_how_far_it_lies_from_ordinary_galaxies(trained):
