@@ -2,8 +2,8 @@
 
 Each perturbation takes one preprocessed spectrum on the model's grid (``kb.preprocess``): ``flux`` (L,)
 dimensionless (normalised by the median over rest 5300-5850 Angstrom), ``valid`` (L,) bool, ``ivar``
-(L,) in (normalised flux)^-2, and its redshift ``z``; it returns new (flux, valid), normalised again as
-ingest would, and draws its randomness from ``rng``. Pure numpy/scipy; never imports Django.
+(L,) in (normalised flux)^-2, and its redshift ``z``; it returns new (flux, valid, ivar), normalised again
+as ingest would, and draws its randomness from ``rng``. Pure numpy/scipy; never imports Django.
 """
 
 from __future__ import annotations
@@ -41,57 +41,70 @@ SKY_LINES = (
 )
 
 
-def continuum_tilt(flux, valid, ivar, z, rng) -> tuple[np.ndarray, np.ndarray]:
+Spectrum = tuple[np.ndarray, np.ndarray, np.ndarray]  # (flux, valid, ivar), each (L,)
+
+
+def continuum_tilt(flux, valid, ivar, z, rng) -> Spectrum:
     """A flux-calibration error: the spectrum times (lambda / 6000 A)^alpha, alpha uniform in +-0.3
     (about +-25% from end to end, beyond SDSS's few percent)."""
-    return _renormalised(flux * (WAVE / 6000.0) ** rng.uniform(-0.3, 0.3), valid, z)
+    return _scaled(flux, valid, ivar, z, (WAVE / 6000.0) ** rng.uniform(-0.3, 0.3))
 
 
-def extra_dust(flux, valid, ivar, z, rng) -> tuple[np.ndarray, np.ndarray]:
+def extra_dust(flux, valid, ivar, z, rng) -> Spectrum:
     """E(B-V) = 0.3 more dust in the galaxy (Calzetti et al. 2000, R_V 4.05, rest frame)."""
-    return _renormalised(flux * calzetti(WAVE / (1 + z), 0.3), valid, z)
+    return _scaled(flux, valid, ivar, z, calzetti(WAVE / (1 + z), 0.3))
 
 
-def lower_resolution(flux, valid, ivar, z, rng) -> tuple[np.ndarray, np.ndarray]:
+def lower_resolution(flux, valid, ivar, z, rng) -> Spectrum:
     """Half SDSS's resolving power: a Gaussian of sigma 1.7 pixels (about 120 km/s, so that 70 km/s of
-    instrument becomes 140), unobserved pixels left out of the average."""
+    instrument becomes 140), unobserved pixels left out of the average; each pixel's error kept (the
+    smoothing's correlated noise is not modelled)."""
     weight = valid.astype(np.float64)
     smoothed = gaussian_filter1d(flux * weight, 1.7) / np.maximum(gaussian_filter1d(weight, 1.7), 1e-6)
-    return _renormalised(np.where(valid, smoothed, 0.0), valid, z)
+    return _renormalised(np.where(valid, smoothed, 0.0), valid, ivar, z)
 
 
-def half_snr(flux, valid, ivar, z, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Twice the noise: Gaussian noise of sqrt(3) times each pixel's own sigma added."""
+def half_snr(flux, valid, ivar, z, rng) -> Spectrum:
+    """Twice the noise: Gaussian noise of sqrt(3) times each pixel's own sigma added, and the error doubled."""
     sigma = np.where(ivar > 0, 1 / np.sqrt(np.where(ivar > 0, ivar, 1.0)), 0.0)
-    return _renormalised(flux + np.sqrt(3) * sigma * rng.normal(0, 1, flux.shape), valid, z)
+    return _renormalised(flux + np.sqrt(3) * sigma * rng.normal(0, 1, flux.shape), valid, ivar / 4, z)
 
 
-def sky_residuals(flux, valid, ivar, z, rng) -> tuple[np.ndarray, np.ndarray]:
+def sky_residuals(flux, valid, ivar, z, rng) -> Spectrum:
     """Sky subtraction gone wrong at the bright sky lines: a residual of 3-10 times the pixel's sigma, of
-    either sign, at each line (Gaussian, sigma 1.6 Angstrom)."""
+    either sign, at each line (Gaussian, sigma 1.6 Angstrom), which the error does not know of."""
     sigma = np.where(ivar > 0, 1 / np.sqrt(np.where(ivar > 0, ivar, 1.0)), 0.0)
     residual = np.zeros_like(flux, dtype=np.float64)
     for line in SKY_LINES:
         residual += rng.choice([-1, 1]) * rng.uniform(3, 10) * np.exp(-0.5 * ((WAVE - line) / 1.6) ** 2)
-    return _renormalised(flux + residual * sigma, valid, z)
+    return _renormalised(flux + residual * sigma, valid, ivar, z)
 
 
-def bad_columns(flux, valid, ivar, z, rng) -> tuple[np.ndarray, np.ndarray]:
+def bad_columns(flux, valid, ivar, z, rng) -> Spectrum:
     """Five runs of 20 pixels with no data (a bad CCD column, a cosmic ray masked), at random places."""
     valid = valid.copy()
     for start in rng.integers(0, len(flux) - 20, 5):
         valid[start : start + 20] = False
-    return _renormalised(flux, valid, z)
+    return _renormalised(flux, valid, ivar, z)
 
 
-def _renormalised(flux: np.ndarray, valid: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
-    """The flux divided again by its median over the normalisation window, 0 where not valid; where that
-    window is gone, left as it is."""
+def _scaled(flux, valid, ivar, z, factor: np.ndarray) -> Spectrum:
+    """The spectrum times ``factor`` (L,), its error with it."""
+    return _renormalised(flux * factor, valid, ivar / factor**2, z)
+
+
+def _renormalised(flux: np.ndarray, valid: np.ndarray, ivar: np.ndarray, z: float) -> Spectrum:
+    """The flux divided again by its median over the normalisation window (its inverse variance times that
+    median squared), 0 where not valid; where that window is gone, left as it is."""
     try:
         norm = normalisation(flux, valid, z)
     except PreprocessError:
         norm = 1.0
-    return np.where(valid, flux / norm, 0.0).astype(np.float32), valid
+    return (
+        np.where(valid, flux / norm, 0.0).astype(np.float32),
+        valid,
+        np.where(valid, ivar * norm**2, 0.0).astype(np.float32),
+    )
 
 
 PERTURBATIONS: dict[str, Callable] = {
@@ -104,14 +117,14 @@ PERTURBATIONS: dict[str, Callable] = {
 }
 
 
-def perturbed(
-    name: str, flux: np.ndarray, valid: np.ndarray, ivar: np.ndarray, z: np.ndarray, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(N, L) flux, valid and ivar and (N,) z perturbed by PERTURBATIONS[name], each spectrum from its own
-    random stream (``seed``, its row), so the same seed gives the same spectra."""
+def perturbed(name: str, flux: np.ndarray, valid: np.ndarray, ivar: np.ndarray, z: np.ndarray, seed: int) -> Spectrum:
+    """(N, L) flux, valid and ivar and (N,) z perturbed by PERTURBATIONS[name]: (flux, valid, ivar), each
+    spectrum from its own random stream (``seed``, its row), so the same seed gives the same spectra."""
     change = PERTURBATIONS[name]
     out_flux, out_valid = np.empty_like(flux, dtype=np.float32), np.empty_like(valid, dtype=bool)
+    out_ivar = np.empty_like(flux, dtype=np.float32)
     for i in range(len(flux)):
         rng = np.random.default_rng([seed, i])
-        out_flux[i], out_valid[i] = change(flux[i].astype(np.float64), valid[i], ivar[i], float(z[i]), rng)
-    return out_flux, out_valid
+        spectrum = change(flux[i].astype(np.float64), valid[i], ivar[i].astype(np.float64), float(z[i]), rng)
+        out_flux[i], out_valid[i], out_ivar[i] = spectrum
+    return out_flux, out_valid, out_ivar

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from experiments.data import Data, EvaluationConfig
-from experiments.perturb import PERTURBATIONS, perturbed
-from experiments.searches import SEARCH_TASKS, mixed_test_set
+from experiments.perturb import PERTURBATIONS, WAVE, perturbed
+from experiments.searches import SEARCH_TASKS, mixed_test_set, served_answer, served_rules
 from inference import metrics
+from inference.background_lines import background_scan
 from inference.embed import embed
 from inference.retriever import VotePolicy
 from inference.services.search import load_retriever
@@ -23,7 +24,8 @@ UNCHANGED = "unchanged"
 
 
 def robustness(data: Data, kbs: dict[str, KnowledgeBase], run, config: EvaluationConfig, log) -> dict:
-    """{perturbation: {"classification_5class": macro-F1, "<task>_f1": F1 per search}} on the mixed test
+    """{perturbation: {"classification_5class": macro-F1, "<task>_f1": F1 per search, as served (the vote
+    joined to its rule: background lines, weirdness), "<task>_vote_f1": the vote's alone}} on the mixed test
     set, "unchanged" first (the test spectra as they are, embedded the same way)."""
     ids = mixed_test_set()
     rows = data.rows(ids)
@@ -33,31 +35,40 @@ def robustness(data: Data, kbs: dict[str, KnowledgeBase], run, config: Evaluatio
     out = {}
     for name in (UNCHANGED, *PERTURBATIONS):
         log(f"  {name}")
-        changed = (flux, valid) if name == UNCHANGED else perturbed(name, flux, valid, ivar, z, config.seed)
-        out[name] = _scores(data, kbs, ids, embed(model, *changed, z), changed, config)
+        changed = (flux, valid, ivar) if name == UNCHANGED else perturbed(name, flux, valid, ivar, z, config.seed)
+        out[name] = _scores(data, kbs, ids, embed(model, *changed[:2], z), changed, z)
     return out
 
 
-def _scores(data: Data, kbs: dict, ids: list[int], embedded: np.ndarray, changed, config: EvaluationConfig) -> dict:
-    """The scores of spectra ``ids`` whose (flux, valid) are ``changed`` and their embeddings ``embedded``."""
-    flux, valid = changed
+def _scores(data: Data, kbs: dict, ids: list[int], embedded: np.ndarray, changed, z: np.ndarray) -> dict:
+    """The scores of spectra ``ids`` whose (flux, valid, ivar) are ``changed``, their embeddings ``embedded``
+    and redshifts ``z``."""
+    flux, valid, ivar = changed
+    everyone = list(range(len(ids)))
 
-    def vote(kb: KnowledgeBase, rows: list[int]) -> list[str]:  # as served: its representation, policy and metric
+    def queries(kb: KnowledgeBase, rows: list[int]) -> np.ndarray:  # as served: its representation
         policy = VotePolicy.from_dict(kb.policy)
-        queries = data.represented(policy, embedded[rows], flux[rows], valid[rows], [ids[row] for row in rows])
-        return [v.label for v in load_retriever(kb).votes(queries)]
+        return data.represented(policy, embedded[rows], flux[rows], valid[rows], [ids[row] for row in rows])
 
     five = task_labels(labelling="bpt5", reserve=TEST)
     labelled = [row for row, i in enumerate(ids) if i in five]
+    voted_five = [v.label for v in load_retriever(kbs["bpt5"]).votes(queries(kbs["bpt5"], labelled))]
     scores = {
         "classification_5class": metrics.classification_scores(
-            [five[ids[row]].label for row in labelled], vote(kbs["bpt5"], labelled), FIVE_CLASSES
+            [five[ids[row]].label for row in labelled], voted_five, FIVE_CLASSES
         )["macro_f1"]
     }
+    scans = None
     for name in SEARCH_TASKS:
-        task = kbs[name].task
+        kb = kbs[name]
+        task = kb.task
         labels = task_labels(labelling=task.labelling, reserve=TEST)
         truth = np.array([i in labels and labels[i].label in task.target_labels for i in ids])
-        predicted = np.array([label in task.target_labels for label in vote(kbs[name], list(range(len(ids))))])
-        scores[f"{name}_f1"] = metrics.binary_scores(truth, predicted)["f1"]
+        vectors = queries(kb, everyone)
+        voted = np.array([v.label in task.target_labels for v in load_retriever(kb).votes(vectors)])
+        if (kb.background_rule or {}).get("threshold") is not None and scans is None:
+            scans = [background_scan(WAVE, flux[row], ivar[row], float(z[row])) for row in everyone]
+        answered = served_answer(kb, voted, served_rules(data, kb, ids, vectors, scans))
+        scores[f"{name}_f1"] = metrics.binary_scores(truth, answered)["f1"]
+        scores[f"{name}_vote_f1"] = metrics.binary_scores(truth, voted)["f1"]
     return scores

@@ -165,16 +165,19 @@ class Search:
         return metrics.search_report(self.truth, predicted, n_resamples=config.n_resamples, seed=config.seed)
 
 
-def served_rules(data: Data, kb: KnowledgeBase, ids: list[int], queries: np.ndarray) -> np.ndarray | None:
+def served_rules(
+    data: Data, kb: KnowledgeBase, ids: list[int], queries: np.ndarray, scans: list | None = None
+) -> np.ndarray | None:
     """(n,) bool: spectra ``ids`` that the version's rule beside the vote finds (background lines for lenses,
     weirdness for outliers), as its answers do; None where it has no rule. ``served_answer`` joins it to the
-    vote."""
+    vote. ``queries`` are their vectors as the version votes them, ``scans`` their background-line scans
+    (default: those of their stored spectra)."""
     background, weird = kb.background_rule or {}, kb.weirdness_rule or {}
     if background.get("threshold") is None and weird.get("threshold") is None:
         return None
     found = np.zeros(len(ids), dtype=bool)
     if background.get("threshold") is not None:
-        scans = background_lines_get(spectra=[data.spectra[i] for i in ids])
+        scans = scans or background_lines_get(spectra=[data.spectra[i] for i in ids])
         found |= np.array([detected(b, background["threshold"]) for b in scans])
     if weird.get("threshold") is not None:
         scores = load_retriever(kb).weirdness(queries, frozenset(weird["ordinary"]), weird["k"], own_ids=ids)

@@ -39,9 +39,9 @@ SOURCE_LINES: dict[str, tuple[tuple[float, float], ...]] = {  # name: ((vacuum r
     "[O III] 5007": ((4960.30, 0.25), (5008.24, 0.75)),
     "H-alpha": ((6564.61, 1.0),),
 }
-HOST_LINES = (  # vacuum rest Angstrom: the target's own lines, masked
-    3727.09, 3729.88, 3869.86, 4102.89, 4341.68, 4862.68, 4960.30, 5008.24, 6302.05, 6549.86, 6564.61,
-    6585.27, 6718.29, 6732.67,
+HOST_LINES = (  # vacuum rest Angstrom: the target's own lines, masked: the optical lines SDSS's pipeline fits (spZline)
+    3727.09, 3729.88, 3869.86, 3890.15, 3971.12, 4102.89, 4341.68, 4364.44, 4686.99, 4862.68, 4960.29, 5008.24,
+    5413.02, 5578.89, 6302.05, 6313.81, 6365.54, 6549.86, 6564.61, 6585.27, 6718.29, 6732.68, 7137.76,
 )  # fmt: skip
 
 
