@@ -243,9 +243,10 @@ class KnowledgeBase(models.Model):
     background_rule = models.JSONField(
         default=dict,
         blank=True,
-        help_text="For a task whose targets show background lines (lenses): the combined S/N threshold at which a "
-        "scan's candidate makes a spectrum a target beside the vote (inference.background_lines), chosen on the "
-        "validation reserve, with the scores weighed; null threshold: the vote alone",
+        help_text="For a task whose targets show background lines (lenses): the combined S/N threshold a scan's "
+        "candidate must pass (inference.background_lines) and how that joins the vote (combine: 'either' says so, "
+        "or the 'lines' alone), chosen on the validation reserve, with the scores weighed; null threshold: the vote "
+        "alone",
     )
     weirdness_rule = models.JSONField(
         default=dict,

@@ -163,10 +163,10 @@ def _candidates_record(survey: SurveySearch, lease: Lease) -> None:
     """
     survey.candidates.all().delete()
     counts, batch, found = Counter(), [], 0
-    wanted = set(survey.labels)
+    wanted, targets = set(survey.labels), set(survey.task.target_labels)
     for row in survey_rows(survey=survey):
         counts[row["label"]] += 1
-        if row["label"] in wanted or "True" in (row.get("background_detected"), row.get("weirdness_flagged")):
+        if _is_candidate(row, wanted, targets):
             batch.append(row)
             found += 1
         if len(batch) == BATCH:
@@ -175,6 +175,16 @@ def _candidates_record(survey: SurveySearch, lease: Lease) -> None:
     _candidates_create(survey, batch)
     if not lease.finish(SurveySearch.Status.DONE, stage="done", label_counts=dict(counts.most_common()), found=found):
         raise SurveySearchStopped()
+
+
+def _is_candidate(row: dict, wanted: set[str], targets: set[str]) -> bool:
+    """Whether a survey lists a spectrum: voted one of the ``wanted`` labels (one of the task's ``targets``
+    only where the answer is a target, as a version that answers lenses by their lines alone decides), or
+    made a target beside a vote for another label (background lines, weirdness)."""
+    answered = row["is_target"] == "True"
+    if row["label"] in wanted:
+        return answered or row["label"] not in targets
+    return answered and row["label"] not in targets
 
 
 def _candidates_create(survey: SurveySearch, rows: list[dict]) -> None:

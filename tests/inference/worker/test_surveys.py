@@ -21,7 +21,7 @@ from inference.services.surveys import survey_search_cancel, survey_search_start
 from inference.tasks import survey_searches_resume
 from inference.worker import surveys
 from inference.worker.surveys import survey_search_run
-from kb.models import CatalogLabel, Spectrum
+from kb.models import CatalogLabel, KnowledgeBase, Spectrum
 from kb.selectors import task_labelled
 from kb.services.catalog_tasks import catalog_task_create
 from tests.conftest import api_client, person, shipped_task, start_worker
@@ -71,7 +71,7 @@ def test_a_survey_search_finds_what_one_search_at_a_time_finds(searchable, small
     assert survey.status == "done" and len(list(Path(survey.folder).glob("part-*.csv"))) == 3
 
     answers = {spectrum.pk: search(task="lens", spectrum=spectrum) for spectrum in Spectrum.objects.all()}
-    expected = {pk for pk, answer in answers.items() if answer.label == "lens"}
+    expected = {pk for pk, answer in answers.items() if answer.is_target}
     assert expected, "the test survey has lens candidates"
     candidates = list(SurveyCandidate.objects.filter(survey=survey))
     assert {c.spectrum_id for c in candidates} == expected and survey.found == len(expected)
@@ -126,6 +126,18 @@ def test_a_survey_search_finds_what_one_search_at_a_time_finds(searchable, small
     assert params["task"] == "lens" and params["checkpoint"].startswith("run ") and params["date"]
     table = votable.to_table()
     assert len(table) == len(candidates) and list(table["known"]) == [c.known for c in page.context["candidates"]]
+
+
+def test_a_survey_lists_the_targets_its_version_answers_with_the_lines_alone(searchable, small_chunks):
+    kb = searchable["lens"]
+    voted = {s.pk for s in Spectrum.objects.all() if search(task="lens", spectrum=s).label == "lens"}
+    assert voted, "the test survey has spectra voted lens"
+    # the lines alone answer, and no scan reaches this threshold: nothing is a target, whatever the vote
+    KnowledgeBase.objects.filter(pk=kb.pk).update(background_rule={"threshold": 1e6, "combine": "lines"})
+    survey, _ = survey_search_start(user=person("alice"), task=shipped_task("lens"))
+    survey = survey_search_run(survey=survey)
+    assert survey.status == "done" and survey.label_counts.get("lens") == len(voted)
+    assert survey.found == 0 and not SurveyCandidate.objects.filter(survey=survey).exists()
 
 
 def test_a_classification_task_hunts_the_labels_it_is_given(searchable, small_chunks):
