@@ -16,7 +16,7 @@ from experiments.baselines import shortcut_knn
 from experiments.data import Data, EvaluationConfig, config_policy
 from inference import index as vector_index
 from inference import metrics
-from inference.background_lines import EITHER, detected, rule_target
+from inference.background_lines import BackgroundRule, quiet_host
 from inference.retriever import WEIGHTINGS, Retriever, VotePolicy, knn_vote
 from inference.selectors.lines import background_lines_get
 from inference.services.search import load_retriever, query_embedding, query_vector, read_query
@@ -172,13 +172,13 @@ def served_rules(
     weirdness for outliers), as its answers do; None where it has no rule. ``served_answer`` joins it to the
     vote. ``queries`` are their vectors as the version votes them, ``scans`` their background-line scans
     (default: those of their stored spectra)."""
-    background, weird = kb.background_rule or {}, kb.weirdness_rule or {}
-    if background.get("threshold") is None and weird.get("threshold") is None:
+    background, weird = BackgroundRule.from_dict(kb.background_rule), kb.weirdness_rule or {}
+    if background.threshold is None and weird.get("threshold") is None:
         return None
     found = np.zeros(len(ids), dtype=bool)
-    if background.get("threshold") is not None:
+    if background.threshold is not None:
         scans = scans or background_lines_get(spectra=[data.spectra[i] for i in ids])
-        found |= np.array([detected(b, background["threshold"]) for b in scans])
+        found |= np.array([background.finds(b, quiet_host(data.spectra[i].lines)) for b, i in zip(scans, ids)])
     if weird.get("threshold") is not None:
         scores = load_retriever(kb).weirdness(queries, frozenset(weird["ordinary"]), weird["k"], own_ids=ids)
         found |= scores >= weird["threshold"]
@@ -187,10 +187,12 @@ def served_rules(
 
 def served_answer(kb: KnowledgeBase, voted: np.ndarray, found: np.ndarray | None) -> np.ndarray:
     """(n,) bool: the answers' targets, the vote ``voted`` (n,) joined to what the rule ``found``
-    (``served_rules``) as the version joins them (``rule_target``; weirdness is always beside the vote)."""
+    (``served_rules``) as the version joins them (``BackgroundRule.target``; weirdness is always beside the
+    vote)."""
+    rule = BackgroundRule.from_dict(kb.background_rule)
     if found is None:
         return voted
-    return rule_target(voted, found, (kb.background_rule or {}).get("combine", EITHER))
+    return voted | found if rule.threshold is None else rule.target(voted, found)
 
 
 def shortcut(data: Data, search: Search, ids: list[int], config: EvaluationConfig) -> dict:

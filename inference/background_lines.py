@@ -8,8 +8,8 @@ each of SOURCE_LINES (the [O II] and [O III] doublets at their fixed ratios, H-b
 together over source redshifts from the target's + MIN_SEPARATION to where [O II] leaves the grid. At
 each redshift each line gets the S/N of its best-fit amplitude; the lines' positive S/N are added in
 quadrature, and the redshift where that sum peaks is the candidate ``z_source``. ``detected`` applies the
-surveys' rule at a threshold chosen on validation, and ``rule_target`` joins it to the vote as chosen
-there too. About 16 ms a spectrum on one core.
+surveys' rule at a threshold chosen on validation; ``BackgroundRule`` holds what a knowledge-base version
+chose there: the threshold, which hosts it scans and how the lines join the vote. About 16 ms a spectrum on one core.
 
 Flux is the normalised flux on the model's grid (``kb.preprocess.wave_grid``: vacuum Angstrom, observed
 frame), ``ivar`` its inverse variance, ``z`` the target's redshift. Pure numpy/scipy; never imports Django.
@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.ndimage import median_filter
 
+from kb.bpt import bpt_class_from_lines
+
 C_KMS = 299_792.458
 CONTINUUM_PIXELS = 31  # running median: wide beside a line (~2 pixels sigma), narrow beside the continuum's bends
 LINE_SIGMA_KMS = 100.0  # the filter's width: a source's ~60 km/s beside SDSS's ~70 km/s resolution
@@ -32,6 +34,8 @@ LINE_SNR = 3.0  # a line counted as seen, in the detection rule
 THRESHOLDS = tuple(np.arange(6.0, 14.5, 0.5).tolist())  # combined S/N the validation reserve chooses among
 EITHER, LINES = "either", "lines"  # how the rule joins the vote: a target where either says so, or where the lines do
 COMBINES = (EITHER, LINES)
+ANY, QUIET = "any", "quiet"  # which hosts the rule scans: every galaxy, or those with no emission lines of their own
+HOSTS = (ANY, QUIET)
 
 SOURCE_LINES: dict[str, tuple[tuple[float, float], ...]] = {  # name: ((vacuum rest Angstrom, share), ...)
     "[O II] 3727": ((3727.09, 0.45), (3729.88, 0.55)),
@@ -98,10 +102,50 @@ def detected(background: Background, threshold: float) -> bool:
 def rule_target(voted, found, combine: str = EITHER):
     """Whether a spectrum is a target, from whether its vote is (``voted``) and whether its background lines
     pass the rule (``found``), bools or (n,) bool arrays: either, or (``LINES``) the lines alone, the vote
-    then only the evidence beside them. Which is chosen on validation with the threshold."""
+    then only the evidence beside them."""
     if combine not in COMBINES:
         raise ValueError(f"unknown way to join the vote and the lines {combine!r}; choose one of {', '.join(COMBINES)}")
     return found if combine == LINES else voted | found
+
+
+def quiet_host(lines: dict | None) -> bool:
+    """Whether a galaxy shows no emission lines of its own to speak of: its own line measurements (SPZLINE)
+    place it nowhere on the BPT diagram (``kb.bpt.bpt_class_from_lines``: one of H-beta, [O III], H-alpha and
+    [N II] under S/N 3). Lens searches scan such galaxies (SLACS and BELLS chose early-type, absorption-line
+    hosts), whose own lines leave nothing for a background galaxy's to be mistaken for. A spectrum with no
+    line measurements counts as quiet: nothing says otherwise."""
+    return bpt_class_from_lines(lines or {}) == "normal"
+
+
+@dataclass(frozen=True)
+class BackgroundRule:
+    """How a knowledge-base version finds lenses by their background lines, chosen on its validation reserve:
+    a candidate passes at combined S/N ``threshold`` (``detected``; None: the vote alone), scanned in every
+    host or only in quiet ones (``hosts``, ``quiet_host``), and joins the vote as ``combine`` says
+    (``rule_target``)."""
+
+    threshold: float | None = None
+    combine: str = EITHER
+    hosts: str = ANY
+
+    def __post_init__(self):
+        if self.combine not in COMBINES:
+            raise ValueError(f"unknown way to join the vote {self.combine!r}; choose one of {', '.join(COMBINES)}")
+        if self.hosts not in HOSTS:
+            raise ValueError(f"unknown hosts {self.hosts!r}; choose one of {', '.join(HOSTS)}")
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> BackgroundRule:
+        """The rule a version stored (``KnowledgeBase.background_rule``, with its validation scores beside it)."""
+        return cls(**{key: value for key, value in (data or {}).items() if key in cls.__dataclass_fields__})
+
+    def finds(self, background: Background, quiet: bool) -> bool:
+        """Whether a spectrum's candidate ``background`` passes, its host ``quiet`` or not (``quiet_host``)."""
+        return self.threshold is not None and (quiet or self.hosts == ANY) and detected(background, self.threshold)
+
+    def target(self, voted, found):
+        """Whether spectra are targets, from their vote and what the rule ``found`` (bools or (n,) arrays)."""
+        return voted if self.threshold is None else rule_target(voted, found, self.combine)
 
 
 def _source_redshifts(wave: np.ndarray, z: float) -> np.ndarray:

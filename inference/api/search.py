@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from galspec_site.api import validated
-from inference.background_lines import COMBINES
+from inference.background_lines import COMBINES, HOSTS
 from inference.retriever import MAX_K, WEIGHTINGS
 from inference.services.search import search_query
 from inference.trust import MAX_PERCENTILE
@@ -90,6 +90,14 @@ class BackgroundSerializer(serializers.Serializer):
         choices=COMBINES,
         help_text="How the rule joins the vote, chosen on validation with the threshold: 'either' (a target where "
         "the vote or the lines say so) or 'lines' (where the lines do; the vote is the evidence beside them)",
+    )
+    hosts = serializers.ChoiceField(
+        choices=HOSTS,
+        help_text="Which galaxies the rule looks behind, chosen on validation: 'any', or 'quiet' (those without "
+        "emission lines of their own, as lens surveys chose early-type hosts)",
+    )
+    quiet_host = serializers.BooleanField(
+        help_text="The query shows no emission lines of its own (one of H-beta, [O III], H-alpha, [N II] under S/N 3)"
     )
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.background_lines import EITHER, detected, rule_target
+from inference.background_lines import BackgroundRule
 from inference.retriever import Retriever, VotePolicy
 from inference.selectors.embeddings import embedding_reconstruction, representation_vectors
-from inference.selectors.lines import background_lines_get
+from inference.selectors.lines import background_lines_get, spectrum_quiet_hosts
 from inference.services.embeddings import embedding_update
 from inference.services.search import load_retriever
 from inference.tables import SURVEY_COLUMNS
@@ -165,7 +165,7 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
     reconstruction = embedding_reconstruction(training_run=kb.training_run, store_rows=store_rows)
     neighbours = searcher.retriever.neighbours(vectors, searcher.policy.k, own_ids=ids)
     votes = searcher.retriever.vote_neighbours(neighbours, searcher.policy)
-    backgrounds = _backgrounds(kb, rows)
+    backgrounds, rule = _backgrounds(kb, rows), BackgroundRule.from_dict(kb.background_rule)
     weird = _weirdness(searcher, vectors, ids)
     descriptor, name = tempfile.mkstemp(dir=part.parent, prefix=part.stem + ".", suffix=".tmp")
     tmp = Path(name)  # a name of its own: two workers on one part, on any hosts, never share a file
@@ -201,9 +201,7 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
                     f"{z:.6f}",
                     vote.label,
                     f"{vote.share:.4f}",
-                    (rule_target(vote.label in targets, b["detected"], b["combine"]) or w["flagged"])
-                    if targets
-                    else "",
+                    (rule.target(vote.label in targets, b["detected"]) or w["flagged"]) if targets else "",
                     found_ids,
                     " ".join(f"{d:.5f}" for d in dists.tolist()),
                     f"{valid_fraction:.4f}",
@@ -224,16 +222,16 @@ def _search_chunk(rows: list[tuple], part: Path, searcher: PartSearcher) -> None
 
 def _backgrounds(kb: KnowledgeBase, rows: list[tuple]) -> list[dict]:
     """Each spectrum's background-line scan where the task's targets show one (lenses), and whether it passes
-    the version's rule; no scan (z_source None, not detected) for any other task."""
+    the version's rule (``BackgroundRule``); no scan (z_source None, not detected) for any other task."""
     labelling = LABELLINGS.get(kb.task.labelling)
     if labelling is None or not labelling.background_lines:
-        return [{"z_source": None, "snr": None, "detected": False, "combine": EITHER}] * len(rows)
-    rule = kb.background_rule or {}
-    threshold, combine = rule.get("threshold"), rule.get("combine", EITHER)
+        return [{"z_source": None, "snr": None, "detected": False}] * len(rows)
+    rule = BackgroundRule.from_dict(kb.background_rule)
     spectra = [Spectrum(pk=row[0], store_row=row[1], z=row[8]) for row in rows]
+    quiet = spectrum_quiet_hosts(ids=[row[0] for row in rows])
     return [
-        {**found.as_dict(), "detected": threshold is not None and detected(found, threshold), "combine": combine}
-        for found in background_lines_get(spectra=spectra)
+        {**found.as_dict(), "detected": rule.finds(found, quiet[row[0]])}
+        for found, row in zip(background_lines_get(spectra=spectra), rows)
     ]
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from django.conf import settings
 
 from inference import index as vector_index
 from inference import metrics
-from inference.background_lines import COMBINES, EITHER, THRESHOLDS, detected, rule_target
+from inference.background_lines import COMBINES, HOSTS, THRESHOLDS, BackgroundRule
 from inference.metric import IDENTITY, LinearMetric
 from inference.models import ShareSweep
 from inference.representation import BOTH, REPRESENTATIONS, WINDOW, window_scale_fit
@@ -27,7 +28,7 @@ from inference.retriever import (
     policy_choose,
 )
 from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors, representation_vectors
-from inference.selectors.lines import background_lines_get
+from inference.selectors.lines import background_lines_get, spectrum_quiet_hosts
 from inference.services.embeddings import embedding_update
 from inference.services.leases import failure_sentence
 from inference.trust import calibrate
@@ -240,37 +241,31 @@ def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, retriever: Retrie
 
 
 def knowledge_base_background_choose(*, knowledge_base: KnowledgeBase, retriever: Retriever) -> dict:
-    """For a task whose targets show a second galaxy's lines (``Labelling.background_lines``): the threshold
-    of combined background-line S/N (``inference.background_lines.detected``) and the way it joins the vote
-    (``combine``: a target where either says so, or where the lines do, ``rule_target``) that give the best F1
-    on the validation reserve; ``threshold`` None where the vote alone does best, and empty for any other
-    task. With every candidate's validation scores."""
+    """For a task whose targets show a second galaxy's lines (``Labelling.background_lines``): the
+    ``BackgroundRule`` (threshold of combined background-line S/N, the hosts scanned, how the lines join the
+    vote) that gives the best F1 on the validation reserve, candidates weighed simplest first (every host,
+    either says so) and a later one winning only by scoring higher; ``threshold`` None where the vote alone
+    does best, and empty for any other task. With every candidate's validation scores."""
     kb, task = knowledge_base, knowledge_base.task
     labelling = LABELLINGS.get(task.labelling)
     if labelling is None or not labelling.background_lines or not task.target_labels:
         return {}
     ids, truth = _scored(task, VALIDATION)
     if not ids or not any(truth):
-        return {"threshold": None, "combine": EITHER, "validation": [], "validation_spectra": len(ids)}
+        return {**asdict(BackgroundRule()), "validation": [], "validation_spectra": len(ids)}
     queries = _vectors(kb.training_run, retriever.policy, ids)
     voted = np.array([v.label in task.target_labels for v in retriever.votes(queries)])
-    scans = _backgrounds(ids)
+    scans, quiet = _backgrounds(ids)
     truth = np.array(truth)
-    rows, best = [], {"f1": metrics.binary_scores(truth, voted)["f1"], "threshold": None, "combine": EITHER}
-    for threshold in THRESHOLDS:
-        found = np.array([detected(b, threshold) for b in scans])
-        for combine in COMBINES:  # either first: the lines alone must score higher to win
-            f1 = metrics.binary_scores(truth, rule_target(voted, found, combine))["f1"]
-            rows.append(
-                {
-                    "threshold": threshold,
-                    "combine": combine,
-                    "f1": f1,
-                    "false_positive_rate": float(found[~truth].mean()),
-                }
-            )
+    rows, best = [], {"f1": metrics.binary_scores(truth, voted)["f1"], **asdict(BackgroundRule())}
+    for hosts, combine in itertools.product(HOSTS, COMBINES):
+        for threshold in THRESHOLDS:
+            rule = BackgroundRule(threshold=threshold, combine=combine, hosts=hosts)
+            found = np.array([rule.finds(b, q) for b, q in zip(scans, quiet)])
+            f1 = metrics.binary_scores(truth, rule.target(voted, found))["f1"]
+            rows.append({**asdict(rule), "f1": f1, "false_positive_rate": float(found[~truth].mean())})
             if f1 > best["f1"]:
-                best = {"f1": f1, "threshold": threshold, "combine": combine}
+                best = {"f1": f1, **asdict(rule)}
     return {**best, "validation": rows, "validation_spectra": len(ids)}
 
 
@@ -329,9 +324,11 @@ def knowledge_base_weirdness_all(
     return out
 
 
-def _backgrounds(ids: list[int]) -> list:
+def _backgrounds(ids: list[int]) -> tuple[list, list[bool]]:
+    """Each spectrum's background-line candidate, and whether its host is quiet (``quiet_host``)."""
     spectra = {s.pk: s for s in Spectrum.objects.filter(pk__in=ids).only("pk", "store_row", "z")}
-    return background_lines_get(spectra=[spectra[i] for i in ids])
+    quiet = spectrum_quiet_hosts(ids=ids)
+    return background_lines_get(spectra=[spectra[i] for i in ids]), [quiet[i] for i in ids]
 
 
 def knowledge_base_evaluate(
@@ -361,10 +358,10 @@ def knowledge_base_evaluate(
     if task.target_labels:
         predicted = np.array([v.label in task.target_labels for v in votes])
         report = metrics.search_report(np.array(truth), predicted, n_resamples=n_resamples)
-        answered = predicted
-        if background.get("threshold") is not None:
-            found = np.array([detected(b, background["threshold"]) for b in _backgrounds(ids)])
-            answered = rule_target(answered, found, background.get("combine", EITHER))
+        answered, rule = predicted, BackgroundRule.from_dict(background)
+        if rule.threshold is not None:
+            found = np.array([rule.finds(b, q) for b, q in zip(*_backgrounds(ids))])
+            answered = rule.target(answered, found)
         if weird.get("threshold") is not None:
             answered = answered | (retriever.weirdness(queries, frozenset(weird["ordinary"])) >= weird["threshold"])
         if background.get("threshold") is not None or weird.get("threshold") is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +22,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.utils.text import get_valid_filename
 
 from inference.answers import Answer, Context, Neighbour, Query
-from inference.background_lines import EITHER, LINES, background_scan, detected, rule_target
+from inference.background_lines import LINES, QUIET, BackgroundRule, background_scan, quiet_host
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
 from inference.representation import represent
@@ -167,7 +168,7 @@ def search(
     nearest = float(distances[0]) if present else None
     entries = {e.spectrum_id: e for e in knowledge_base_entries(knowledge_base=kb).filter(spectrum_id__in=present)}
     targets = tuple(task.target_labels)
-    background = _background(task, kb, spectrum, pixels, z)
+    background = _background(task, kb, spectrum, pixels, z, about[0])
     weirdness = _weirdness(task, kb, retriever, vector, own)
     context = _context(task, kb, policy, result.label, [entries[i].label for i in present], *about)
     if background is not None:
@@ -225,16 +226,19 @@ def _weirdness(task: SearchTask, kb: KnowledgeBase, retriever: Retriever, vector
 
 def _is_target(voted: bool, background: dict | None, weirdness: dict | None) -> bool:
     """Whether an answer is a target: its vote, joined to its background lines as the version's rule says
-    (``rule_target``), or its weirdness past the threshold."""
-    if background is not None and background["threshold"] is not None:
-        voted = rule_target(voted, background["detected"], background["combine"])
+    (``BackgroundRule.target``), or its weirdness past the threshold."""
+    if background is not None:
+        voted = BackgroundRule.from_dict(background).target(voted, background["detected"])
     return bool(voted or (weirdness and weirdness["flagged"]))
 
 
-def _background(task: SearchTask, kb: KnowledgeBase, spectrum: Spectrum | None, pixels, z: float) -> dict | None:
-    """For a task whose targets show a second galaxy's lines: the query's background-line scan, and whether
-    it passes the version's rule (``KnowledgeBase.background_rule``); None for any other task. ``pixels``
-    is (flux, ivar) on the grid for a file, None for an ingested ``spectrum`` (read from the store)."""
+def _background(
+    task: SearchTask, kb: KnowledgeBase, spectrum: Spectrum | None, pixels, z: float, lines: dict | None
+) -> dict | None:
+    """For a task whose targets show a second galaxy's lines: the query's background-line scan, whether its
+    host is quiet (``quiet_host``, from its own ``lines``) and whether it passes the version's rule
+    (``KnowledgeBase.background_rule``); None for any other task. ``pixels`` is (flux, ivar) on the grid
+    for a file, None for an ingested ``spectrum`` (read from the store)."""
     labelling = LABELLINGS.get(task.labelling)
     if labelling is None or not labelling.background_lines:
         return None
@@ -242,14 +246,8 @@ def _background(task: SearchTask, kb: KnowledgeBase, spectrum: Spectrum | None, 
         (found,) = background_lines_get(spectra=[spectrum])
     else:
         found = background_scan(wave_grid(PAPER), *pixels, z)
-    rule = kb.background_rule or {}
-    threshold = rule.get("threshold")
-    return {
-        **found.as_dict(),
-        "detected": threshold is not None and detected(found, threshold),
-        "threshold": threshold,
-        "combine": rule.get("combine", EITHER),
-    }
+    rule, quiet = BackgroundRule.from_dict(kb.background_rule), quiet_host(lines)
+    return {**found.as_dict(), "quiet_host": quiet, "detected": rule.finds(found, quiet), **asdict(rule)}
 
 
 def _background_doubts(background: dict, label: str, voted_target: bool) -> list[str]:
@@ -262,6 +260,11 @@ def _background_doubts(background: dict, label: str, voted_target: bool) -> list
         ]
     if voted_target and background["threshold"] is not None and not background["detected"]:
         verdict = ", so it is not a target" if background["combine"] == LINES else ""
+        if background["hosts"] == QUIET and not background["quiet_host"]:
+            return [
+                f"its own emission lines place it on the BPT diagram, and this knowledge base looks for background "
+                f"lines only behind galaxies without lines of their own{verdict}, though its neighbours voted {label}"
+            ]
         return [
             f"no background emission lines pass the rule: the best candidate, at z = {background['z_source']}, has "
             f"combined S/N {background['snr']:.1f}, under the {background['threshold']:g} chosen on validation"

@@ -7,10 +7,13 @@ from inference.background_lines import (
     C_KMS,
     EITHER,
     LINES,
+    QUIET,
     SOURCE_LINES,
     Background,
+    BackgroundRule,
     background_scan,
     detected,
+    quiet_host,
     rule_target,
 )
 from kb.preprocess import PAPER, wave_grid
@@ -69,3 +72,26 @@ def test_the_rule_joins_the_vote_as_chosen_either_or_the_lines_alone():
     assert rule_target(voted, found, LINES).tolist() == [True, False, True, False]  # a voted lens without lines is not
     with pytest.raises(ValueError, match="either, lines"):
         rule_target(voted, found, "both")
+
+
+def _line(flux, err):
+    return {"flux": flux, "flux_err": err}
+
+
+def test_a_host_is_quiet_where_its_own_lines_place_it_nowhere_on_the_bpt_diagram():
+    strong = {name: _line(10.0, 1.0) for name in ("H_beta", "[O_III] 5007", "H_alpha", "[N_II] 6583")}
+    assert not quiet_host(strong)  # all four lines seen: it has emission of its own
+    assert quiet_host({**strong, "H_beta": _line(1.0, 1.0)}) and quiet_host({}) and quiet_host(None)
+
+
+def test_a_rule_for_quiet_hosts_passes_no_candidate_behind_a_galaxy_with_lines_of_its_own():
+    candidate = Background(z_source=0.7, snr=12.0, lines={"[O II] 3727": 12.0})
+    assert BackgroundRule(threshold=9.0).finds(candidate, quiet=False)
+    assert not BackgroundRule(threshold=9.0, hosts=QUIET).finds(candidate, quiet=False)
+    assert BackgroundRule(threshold=9.0, hosts=QUIET).finds(candidate, quiet=True)
+    assert not BackgroundRule().finds(candidate, quiet=True)  # no threshold: the vote alone
+    rule = BackgroundRule.from_dict({"threshold": 9.0, "combine": LINES, "f1": 0.9, "validation": []})
+    assert rule == BackgroundRule(threshold=9.0, combine=LINES) and rule.target(True, False) is False
+    assert BackgroundRule().target(True, False) is True
+    with pytest.raises(ValueError, match="any, quiet"):
+        BackgroundRule(threshold=9.0, hosts="early")

@@ -81,7 +81,7 @@ def test_a_lens_answer_carries_its_background_line_scan_and_a_bpt_answer_none(se
     spectrum = _member(searchable)
     lens = _client().post("/api/v1/search/", {"task": "lens", "identifier": spectrum.specobjid}).json()
     background = lens["background"]
-    assert set(background) == {"z_source", "snr", "lines", "detected", "threshold", "combine"}
+    assert set(background) == {"z_source", "snr", "lines", "detected", "threshold", "combine", "hosts", "quiet_host"}
     assert background["z_source"] is None or background["z_source"] > spectrum.z
     assert "threshold" in searchable["lens"].background_rule  # chosen on validation at the build
     assert background["threshold"] == searchable["lens"].background_rule["threshold"]
@@ -111,6 +111,26 @@ def test_a_version_that_chose_the_lines_alone_answers_a_lens_vote_without_lines_
         assert all(a["is_target"] is expected and a["background"]["combine"] == combine for a in voted)
         doubts = " ".join(d for a in voted for d in a["context"]["disagreements"])
         assert ("so it is not a target" in doubts) is (combine == "lines")
+
+
+def test_a_version_that_looks_only_behind_quiet_hosts_counts_no_lines_behind_a_galaxy_with_its_own(searchable):
+    from inference.background_lines import Background, detected, quiet_host
+    from kb.models import KnowledgeBase
+
+    kb = searchable["lens"]
+    # every candidate with [O II] at S/N >= 0 or two lines at 3 passes this threshold, where it is looked for
+    KnowledgeBase.objects.filter(pk=kb.pk).update(background_rule={"threshold": 0.0, "hosts": "quiet"})
+    answers = {s.pk: search(task="lens", spectrum=s) for s in Spectrum.objects.all()}
+    seen = {"quiet": 0, "own lines": 0}
+    for pk, answer in answers.items():
+        b = answer.background
+        passes = detected(Background(b["z_source"], b["snr"], b["lines"]), 0.0)
+        assert b["quiet_host"] == quiet_host(Spectrum.objects.get(pk=pk).lines)
+        assert b["detected"] == (passes and b["quiet_host"])
+        if passes:
+            seen["quiet" if b["quiet_host"] else "own lines"] += 1
+            assert answer.is_target == (b["quiet_host"] or answer.label == "lens")
+    assert seen["quiet"] and seen["own lines"], f"the fixture has candidates behind both kinds of host: {seen}"
 
 
 def test_an_outlier_answer_says_how_far_it_lies_from_ordinary_galaxies(trained):

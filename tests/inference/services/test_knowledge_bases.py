@@ -286,3 +286,19 @@ def test_a_failed_or_abandoned_build_is_in_the_audit_trail(trained):
     assert events["knowledge_base_failed"].subject == f"knowledge base {first.pk}"
     assert events["knowledge_base_failed"].reason == "the index would not fit"
     assert events["knowledge_base_abandoned"].after == {"status": "failed"}
+
+
+def test_a_lens_version_chooses_its_background_rule_among_every_threshold_host_and_join(searchable, monkeypatch):
+    from inference.background_lines import COMBINES, HOSTS, THRESHOLDS, BackgroundRule
+
+    scored = knowledge_bases._scored  # this small survey's validation reserve is too small: the test's stands in
+    monkeypatch.setattr(knowledge_bases, "_scored", lambda task, reserve: scored(task, TEST))
+    kb = searchable["lens"]
+    rule = knowledge_bases.knowledge_base_background_choose(knowledge_base=kb, retriever=load_retriever(kb))
+    weighed = {(r["hosts"], r["combine"], r["threshold"]) for r in rule["validation"]}
+    assert weighed == {(h, c, t) for h in HOSTS for c in COMBINES for t in THRESHOLDS}
+    best = max(r["f1"] for r in rule["validation"])
+    assert rule["f1"] >= best  # the vote alone, or the best candidate
+    if rule["threshold"] is not None:  # the first candidate of that score: the simplest of equals
+        first = next(r for r in rule["validation"] if r["f1"] == rule["f1"])
+        assert BackgroundRule.from_dict(rule) == BackgroundRule.from_dict(first)
