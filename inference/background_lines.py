@@ -8,8 +8,9 @@ each of SOURCE_LINES (the [O II] and [O III] doublets at their fixed ratios, H-b
 together over source redshifts from the target's + MIN_SEPARATION to where [O II] leaves the grid. At
 each redshift each line gets the S/N of its best-fit amplitude; the lines' positive S/N are added in
 quadrature, and the redshift where that sum peaks is the candidate ``z_source``. ``detected`` applies the
-surveys' rule at a threshold chosen on validation; ``BackgroundRule`` holds what a knowledge-base version
-chose there: the threshold, which hosts it scans and how the lines join the vote. About 16 ms a spectrum on one core.
+surveys' rule at a threshold; ``BackgroundRule`` holds what a knowledge-base version chose on validation:
+the threshold, which hosts it looks behind and how the lines join the vote. About 16 ms a spectrum on one
+core.
 
 Flux is the normalised flux on the model's grid (``kb.preprocess.wave_grid``: vacuum Angstrom, observed
 frame), ``ivar`` its inverse variance, ``z`` the target's redshift. Pure numpy/scipy; never imports Django.
