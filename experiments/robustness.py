@@ -10,7 +10,7 @@ from experiments.data import Data, EvaluationConfig
 from experiments.perturb import PERTURBATIONS, WAVE, perturbed
 from experiments.searches import SEARCH_TASKS, mixed_test_set, served_answer, served_rules
 from inference import metrics
-from inference.background_lines import background_scan
+from inference.background_lines import BackgroundRule, background_scan
 from inference.embed import embed
 from inference.retriever import VotePolicy
 from inference.services.search import load_retriever
@@ -66,7 +66,7 @@ def _scores(data: Data, kbs: dict, ids: list[int], embedded: np.ndarray, changed
         truth = np.array([i in labels and labels[i].label in task.target_labels for i in ids])
         vectors = queries(kb, everyone)
         voted = np.array([v.label in task.target_labels for v in load_retriever(kb).votes(vectors)])
-        if (kb.background_rule or {}).get("threshold") is not None and scans is None:
+        if BackgroundRule.from_dict(kb.background_rule).threshold is not None and scans is None:
             scans = [background_scan(WAVE, flux[row], ivar[row], float(z[row])) for row in everyone]
         answered = served_answer(kb, voted, served_rules(data, kb, ids, vectors, scans))
         scores[f"{name}_f1"] = metrics.binary_scores(truth, answered)["f1"]

@@ -95,3 +95,9 @@ def test_a_rule_for_quiet_hosts_passes_no_candidate_behind_a_galaxy_with_lines_o
     assert BackgroundRule().target(True, False) is True
     with pytest.raises(ValueError, match="any, quiet"):
         BackgroundRule(threshold=9.0, hosts="early")
+
+
+def test_the_hosts_own_oi_6364_is_masked_not_taken_for_a_background_oii():
+    flux, ivar = spectrum(0, host_lines=0.0)
+    flux = flux + gaussian(6365.54 * (1 + HOST_Z), 150, 3.0)  # a strong [O I] 6364 of the host's own
+    assert not detected(background_scan(WAVE, flux, ivar, HOST_Z), 8.0)
