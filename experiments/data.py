@@ -40,6 +40,7 @@ class Data:
 
     flux: np.ndarray  # (n, L) normalised flux
     valid: np.ndarray  # (n, L) bool
+    ivar: np.ndarray  # (n, L) its inverse variance, (normalised flux)^-2
     vectors: np.ndarray  # (n, D) embeddings under the checkpoint in service
     spectra: dict[int, Spectrum]  # spectrum id -> row (store_row, z, lines, ...)
     reconstruction: np.ndarray  # (n,) the checkpoint's reconstruction chi-squared (inference.embed)
@@ -57,13 +58,14 @@ class Data:
     def served(self, kb: KnowledgeBase, ids) -> np.ndarray:
         """(n, D) spectra ``ids`` in the representation the knowledge base votes in (``inference.representation``)."""
         policy, rows = VotePolicy.from_dict(kb.policy), self.rows(ids)
-        return self.represented(policy, np.asarray(self.vectors[rows]), self.flux[rows], self.valid[rows], ids)
+        pixels = (self.flux[rows], self.valid[rows], self.ivar[rows])
+        return self.represented(policy, np.asarray(self.vectors[rows]), *pixels, ids)
 
-    def represented(self, policy: VotePolicy, embedding, flux, valid, ids) -> np.ndarray:
-        """(n, D) spectra ``ids`` with these (n, E) embeddings and (n, L) flux and valid (perturbed, say) in the
-        representation ``policy`` names."""
+    def represented(self, policy: VotePolicy, embedding, flux, valid, ivar, ids) -> np.ndarray:
+        """(n, D) spectra ``ids`` with these (n, E) embeddings and (n, L) flux, valid and ivar (perturbed, say)
+        in the representation ``policy`` names."""
         z = self.redshifts(ids)
-        arrays = (embedding, np.asarray(flux), np.asarray(valid), z)
+        arrays = (embedding, np.asarray(flux), np.asarray(valid), z, np.asarray(ivar))
         return represent(policy.representation, *arrays, window_scale=policy.window_scale)
 
     def features(self, ids) -> np.ndarray:
@@ -77,10 +79,12 @@ class Data:
 def data_load(run) -> Data:
     """Every ingested spectrum and its embedding under ``run``'s checkpoint (embedding what is not yet)."""
     embedding_set = embedding_update(training_run=run)
-    flux, valid = spectrum_store().read()
+    store = spectrum_store()
+    (flux, valid), ivar = store.read(), store.read_ivar()
     return Data(
         flux=flux,
         valid=valid,
+        ivar=ivar,
         vectors=embedding_store(embedding_set).read()[: embedding_set.rows],
         spectra={s.pk: s for s in Spectrum.objects.all()},
         reconstruction=reconstruction_store(embedding_set).read()[: embedding_set.rows, 0],

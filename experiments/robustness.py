@@ -17,7 +17,7 @@ from inference.services.search import load_retriever
 from kb.bpt import FIVE_CLASSES
 from kb.models import KnowledgeBase
 from kb.reserves import TEST
-from kb.selectors import spectrum_store, task_labels
+from kb.selectors import task_labels
 from training.checkpoint import load_checkpoint
 
 UNCHANGED = "unchanged"
@@ -30,7 +30,7 @@ def robustness(data: Data, kbs: dict[str, KnowledgeBase], run, config: Evaluatio
     ids = mixed_test_set()
     rows = data.rows(ids)
     flux, valid, z = np.asarray(data.flux[rows]), np.asarray(data.valid[rows]), data.redshifts(ids)
-    ivar = np.asarray(spectrum_store().read_ivar()[rows])
+    ivar = np.asarray(data.ivar[rows])
     model = load_checkpoint(run.checkpoint_path, device="cpu")
     out = {}
     for name in (UNCHANGED, *PERTURBATIONS):
@@ -48,7 +48,7 @@ def _scores(data: Data, kbs: dict, ids: list[int], embedded: np.ndarray, changed
 
     def queries(kb: KnowledgeBase, rows: list[int]) -> np.ndarray:  # as served: its representation
         policy = VotePolicy.from_dict(kb.policy)
-        return data.represented(policy, embedded[rows], flux[rows], valid[rows], [ids[row] for row in rows])
+        return data.represented(policy, embedded[rows], flux[rows], valid[rows], ivar[rows], [ids[row] for row in rows])
 
     five = task_labels(labelling="bpt5", reserve=TEST)
     labelled = [row for row, i in enumerate(ids) if i in five]

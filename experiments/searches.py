@@ -224,7 +224,9 @@ def lens_lines_removed(kb: KnowledgeBase, config: EvaluationConfig) -> dict:
             z = prepared.spectrum.z
             vector, _ = query_embedding(knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
             policy = retriever.policy
-            vectors.append(query_vector(policy=policy, embedding=vector, flux=grid.flux, valid=grid.valid, z=z))
+            vectors.append(
+                query_vector(policy=policy, embedding=vector, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
+            )
     if not ids:
         return {"n": 0, "voted_lens": None}
     votes = retriever.votes(np.stack(vectors), own_ids=np.array(ids))

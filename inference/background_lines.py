@@ -2,15 +2,16 @@
 
 A strong gravitational lens shows, in its fibre, the emission lines of the galaxy it lenses at a higher
 redshift than its own. The scan follows BELLS (Bolton et al. 2006; Brownstein et al. 2012) and eBOSS's
-search (Talbot et al. 2021): the continuum is taken away by a running median over CONTINUUM_PIXELS pixels,
-the target's own emission lines are masked (HOST_MASK_KMS either side), and a Gaussian matched filter for
-each of SOURCE_LINES (the [O II] and [O III] doublets at their fixed ratios, H-beta, H-alpha) is slid
-together over source redshifts from the target's + MIN_SEPARATION to where [O II] leaves the grid. At
-each redshift each line gets the S/N of its best-fit amplitude; the lines' positive S/N are added in
-quadrature, and the redshift where that sum peaks is the candidate ``z_source``. ``detected`` applies the
-surveys' rule at a threshold; ``BackgroundRule`` holds what a knowledge-base version chose on validation:
-the threshold, which hosts it looks behind and how the lines join the vote. About 16 ms a spectrum on one
-core.
+search (Talbot et al. 2021): the continuum is taken away by a running median over CONTINUUM_PIXELS pixels;
+the target's own emission lines are masked (HOST_MASK_KMS either side), and so are the bright night-sky
+lines (``inference.night_sky``), whose subtraction residuals would pass for a source's; and a Gaussian
+matched filter for each of SOURCE_LINES (the [O II] and [O III] doublets at their fixed ratios, H-beta,
+H-alpha) is slid together over source redshifts from the target's + MIN_SEPARATION to where [O II] leaves
+the grid. At each redshift each line gets the S/N of its best-fit amplitude; the lines' positive S/N are
+added in quadrature, and the redshift where that sum peaks is the candidate ``z_source``. ``detected``
+applies the surveys' rule at a threshold; ``BackgroundRule`` holds what a knowledge-base version chose on
+validation: the threshold, which hosts it looks behind and how the lines join the vote. About 16 ms a
+spectrum on one core.
 
 Flux is the normalised flux on the model's grid (``kb.preprocess.wave_grid``: vacuum Angstrom, observed
 frame), ``ivar`` its inverse variance, ``z`` the target's redshift. Pure numpy/scipy; never imports Django.
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.ndimage import median_filter
 
+from inference.night_sky import sky_pixels
 from kb.bpt import bpt_class_from_lines
 
 C_KMS = 299_792.458
@@ -74,6 +76,7 @@ def residual(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, z: float) -> 
     for rest in HOST_LINES:
         centre = rest * (1 + z)
         weight[np.abs(wave - centre) < centre * HOST_MASK_KMS / C_KMS] = 0.0
+    weight[sky_pixels(wave)] = 0.0
     return flux - median_filter(filled, CONTINUUM_PIXELS, mode="nearest"), weight
 
 

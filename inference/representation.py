@@ -1,5 +1,6 @@
 """What a knowledge base's vectors are: the encoder's embedding, the raw flux in the encoder's line windows,
-both, or the whole rest-frame spectrum over its continuum.
+the whole rest-frame spectrum over its continuum, the emission lines measured from the pixels
+(``inference.line_measures``), or the embedding with the windows or the lines beside it.
 
 The encoder reads its six line windows (``training.model.LINE_WINDOWS_REST``) at each spectrum's redshift;
 the raw flux sampled across the same windows carries the same knowledge of where the lines are, with no
@@ -14,7 +15,8 @@ band against the continuum under it, which more or less dust, a tilted flux cali
 normalisation of the whole spectrum leave as they were.
 
 Arrays in: the preprocessed flux (N, L) on the model's observed grid (``kb.preprocess``, dimensionless,
-0 where not observed), its ``valid`` mask (N, L) bool, redshifts ``z`` (N,), and embeddings (N, E) float32.
+0 where not observed), its ``valid`` mask (N, L) bool, its ``ivar`` (N, L) in (normalised flux)^-2 (the
+lines alone read it), redshifts ``z`` (N,), and embeddings (N, E) float32.
 Pure numpy; never imports Django.
 """
 
@@ -23,11 +25,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import median_filter
 
+from inference.line_measures import line_features
 from kb.preprocess import PAPER, wave_grid
 from training.model import LINE_WINDOWS_REST
 
 ENCODER, WINDOW, BOTH, RESTFRAME = "encoder", "window", "encoder+window", "restframe"
-REPRESENTATIONS = (ENCODER, WINDOW, BOTH, RESTFRAME)  # weighed in this order: a later one must score higher to win
+LINES, ENCODER_LINES = "lines", "encoder+lines"
+REPRESENTATIONS = (ENCODER, WINDOW, BOTH, RESTFRAME, LINES, ENCODER_LINES)  # weighed in order: a later one must win
+BESIDE_ENCODER = {BOTH: WINDOW, ENCODER_LINES: LINES}  # a pair: the embedding, and this part beside it
 OBSERVED = wave_grid(PAPER)  # (L,) Angstrom, observed
 WINDOW_STEP = 1.0  # Angstrom, rest: where the windows are sampled
 WINDOW_SPANS = [np.arange(lo, hi + WINDOW_STEP / 2, WINDOW_STEP) for lo, hi in LINE_WINDOWS_REST.values()]
@@ -38,38 +43,48 @@ CONTINUUM_WIDTH = 101  # samples (202 A): wider than any line or the Wolf-Rayet 
 
 
 def needs_embedding(representation: str) -> bool:
-    return representation in (ENCODER, BOTH)
+    return representation in (ENCODER, *BESIDE_ENCODER)
 
 
 def needs_flux(representation: str) -> bool:
-    return representation in (WINDOW, BOTH, RESTFRAME)
+    return representation != ENCODER
+
+
+def needs_ivar(representation: str) -> bool:
+    return LINES in (representation, BESIDE_ENCODER.get(representation))
 
 
 def represent(
-    representation: str, embedding=None, flux=None, valid=None, z=None, *, window_scale: float = 1.0
+    representation: str, embedding=None, flux=None, valid=None, z=None, ivar=None, *, window_scale: float = 1.0
 ) -> np.ndarray:
     """(N, D) float32 vectors in ``representation``: the ``embedding`` (N, E); the window flux of ``flux``,
-    ``valid`` and ``z`` (``window_flux``, N x F); or both side by side, the window part times ``window_scale``
-    (``window_scale_fit``) so that neither part drowns the other's distances."""
+    ``valid`` and ``z`` (``window_flux``, N x F); the rest-frame spectrum over its continuum; the lines
+    measured with the inverse variance ``ivar`` too (N, L; ``inference.line_measures``); or the embedding with
+    the window flux or the lines beside it, that part times ``window_scale`` (``window_scale_fit``) so that
+    neither part drowns the other's distances."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; choose one of {', '.join(REPRESENTATIONS)}")
     if needs_embedding(representation) and embedding is None:
         raise ValueError(f"the {representation} representation needs the embeddings")
     if needs_flux(representation) and any(a is None for a in (flux, valid, z)):
         raise ValueError(f"the {representation} representation needs the flux, its valid mask and the redshifts")
+    if needs_ivar(representation) and ivar is None:
+        raise ValueError(f"the {representation} representation needs the flux's inverse variance")
     if representation == ENCODER:
         return np.asarray(embedding, dtype=np.float32)
+    if representation in BESIDE_ENCODER:
+        part = represent(BESIDE_ENCODER[representation], None, flux, valid, z, ivar)
+        return np.hstack([np.asarray(embedding, dtype=np.float32), window_scale * part]).astype(np.float32)
     if representation == RESTFRAME:
         return restframe_lines(flux, valid, z)
-    windows = window_flux(flux, valid, z)
-    if representation == WINDOW:
-        return windows
-    return np.hstack([np.asarray(embedding, dtype=np.float32), window_scale * windows]).astype(np.float32)
+    if representation == LINES:
+        return line_features(flux, valid, z, ivar)
+    return window_flux(flux, valid, z)
 
 
 def window_scale_fit(embedding: np.ndarray, windows: np.ndarray) -> float:
-    """The weight of the window part beside the encoder's in ``BOTH``: the ratio of their median lengths over
-    a knowledge base's entries (N, E) and (N, F), so that each part spans distances of one size."""
+    """The weight of the part beside the encoder's in a pair (``BESIDE_ENCODER``): the ratio of their median
+    lengths over a knowledge base's entries (N, E) and (N, F), so that each part spans distances of one size."""
     window_norm = float(np.median(np.linalg.norm(windows, axis=1)))
     return float(np.median(np.linalg.norm(embedding, axis=1))) / window_norm if window_norm > 0 else 1.0
 

@@ -26,7 +26,7 @@ from sklearn.metrics import f1_score
 from inference import index as vector_index
 from inference.index import IndexSpec, Neighbours
 from inference.metric import IDENTITY, METRICS, LinearMetric, metric_fit
-from inference.representation import BOTH, ENCODER, REPRESENTATIONS, RESTFRAME, WINDOW
+from inference.representation import BOTH, ENCODER, ENCODER_LINES, LINES, REPRESENTATIONS, RESTFRAME, WINDOW
 from inference.vote import WEIGHT_FUNCTIONS, Vote, vote
 from kb.store import folder_write
 
@@ -51,7 +51,7 @@ class VotePolicy:
     temperature: float = 1.0
     metric: str = "identity"
     representation: str = ENCODER  # what the vectors are (``inference.representation``)
-    window_scale: float = 1.0  # the window part's weight beside the encoder's, in ``encoder+window``
+    window_scale: float = 1.0  # in a pair (encoder+window, encoder+lines): the part's weight beside the embedding
 
     def __post_init__(self):
         if not 1 <= self.k <= MAX_K:
@@ -89,6 +89,8 @@ class VotePolicy:
             WINDOW: "the line windows' flux",
             BOTH: "the embedding and windows' flux",
             RESTFRAME: "the rest-frame spectrum over its continuum",
+            LINES: "the emission lines' ratios and S/N measured from the pixels",
+            ENCODER_LINES: "the embedding and the measured lines",
         }
         metric = "L2" if self.metric == "identity" else f"L2 after the learned {self.metric} map"
         return (

@@ -69,10 +69,11 @@ class PolicySerializer(serializers.Serializer):
         default="encoder",
         help_text="What the vectors are, chosen on validation: encoder (the embedding), window (the flux in the "
         "encoder's six line windows, each over its own median), encoder+window (both side by side) or restframe "
-        "(the rest-frame spectrum 3650-6800 A over its running-median continuum)",
+        "(the rest-frame spectrum 3650-6800 A over its running-median continuum), lines (the emission lines' BPT "
+        "ratios, S/N and width, measured from the pixels) or encoder+lines",
     )
     window_scale = serializers.FloatField(
-        default=1.0, help_text="encoder+window: the window part's weight beside the embedding's"
+        default=1.0, help_text="encoder+window and encoder+lines: the part's weight beside the embedding's"
     )
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 
 from inference.models import EmbeddingSet
-from inference.representation import needs_embedding, needs_flux, represent
+from inference.representation import needs_embedding, needs_flux, needs_ivar, represent
 from inference.retriever import VotePolicy
 from kb.models import Spectrum
 from kb.selectors import bpt_labels, label_counts, last_ingest, spectrum_redshifts, spectrum_store
@@ -37,17 +37,20 @@ def embedding_vectors(*, training_run: TrainingRun, store_rows) -> np.ndarray:
 def representation_vectors(*, training_run: TrainingRun, policy: VotePolicy, store_rows) -> np.ndarray:
     """(n, D) float32 vectors of the spectra at ``store_rows`` (n,) in the representation a knowledge base
     votes in (``policy.representation``, ``inference.representation``): their embeddings under
-    ``training_run``, the flux in the line windows at their redshifts, or both."""
+    ``training_run``, what their flux shows at their redshifts (with its inverse variance, for the lines), or
+    both."""
     store_rows = np.asarray(store_rows, dtype=np.int64)
     name = policy.representation
     embedding = embedding_vectors(training_run=training_run, store_rows=store_rows) if needs_embedding(name) else None
-    flux = valid = z = None
+    flux = valid = z = ivar = None
     if needs_flux(name):
-        flux_all, valid_all = spectrum_store().read()
+        store = spectrum_store()
+        flux_all, valid_all = store.read()
         flux, valid = np.asarray(flux_all[store_rows]), np.asarray(valid_all[store_rows])
+        ivar = np.asarray(store.read_ivar()[store_rows]) if needs_ivar(name) else None
         first = int(store_rows.min()) if len(store_rows) else 0
         z = spectrum_redshifts(first, int(store_rows.max()) + 1 if len(store_rows) else 0)[store_rows - first]
-    return represent(name, embedding, flux, valid, z, window_scale=policy.window_scale)
+    return represent(name, embedding, flux, valid, z, ivar, window_scale=policy.window_scale)
 
 
 def embedding_reconstruction(*, training_run: TrainingRun, store_rows) -> np.ndarray:

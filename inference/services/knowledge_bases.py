@@ -15,7 +15,7 @@ from inference import metrics
 from inference.background_lines import COMBINES, HOSTS, THRESHOLDS, BackgroundRule
 from inference.metric import IDENTITY, LinearMetric
 from inference.models import ShareSweep
-from inference.representation import BOTH, REPRESENTATIONS, WINDOW, window_scale_fit
+from inference.representation import BESIDE_ENCODER, REPRESENTATIONS, window_scale_fit
 from inference.retriever import (
     NO_ID,
     PAPER_POLICY,
@@ -198,9 +198,10 @@ def knowledge_base_policy_choose(
 ) -> Choice:
     """The representation, vote policy and learned metric of a version whose entries are at ``store_rows``,
     chosen on the validation reserve: for each representation (``inference.representation``: the encoder's
-    embedding, the line windows' flux, both) the policy ``inference.retriever.policy_choose`` picks, and of
-    those the best scoring (the encoder's unless another scores higher). The paper's policy where the
-    reserve holds none of the task's spectra. Its candidates are every representation's."""
+    embedding, the line windows' flux, the rest-frame spectrum, the measured lines, or the embedding with a
+    part beside it) the policy ``inference.retriever.policy_choose`` picks, and of those the best scoring (the
+    encoder's unless another scores higher). The paper's policy where the reserve holds none of the task's
+    spectra. Its candidates are every representation's."""
     kb, task, run = knowledge_base, knowledge_base.task, knowledge_base.training_run
     ids, truth = _scored(task, VALIDATION)
     if not ids or len(set(map(str, truth))) < 2:
@@ -208,7 +209,8 @@ def knowledge_base_policy_choose(
     query_rows = [spectrum_store_rows(ids)[i] for i in ids]
     keys, best, candidates = np.arange(len(labels)), None, []
     for name in REPRESENTATIONS:
-        base = VotePolicy(representation=name, window_scale=_window_scale(run, store_rows) if name == BOTH else 1.0)
+        scale = _part_scale(run, store_rows, BESIDE_ENCODER[name]) if name in BESIDE_ENCODER else 1.0
+        base = VotePolicy(representation=name, window_scale=scale)
         vectors = representation_vectors(training_run=run, policy=base, store_rows=store_rows)
         queries = representation_vectors(training_run=run, policy=base, store_rows=query_rows)
         choice = policy_choose(
@@ -220,11 +222,11 @@ def knowledge_base_policy_choose(
     return replace(best, candidates=candidates)
 
 
-def _window_scale(run: TrainingRun, store_rows: list[int]) -> float:
-    """The window part's weight beside the encoder's for these entries (``window_scale_fit``)."""
+def _part_scale(run: TrainingRun, store_rows: list[int], part: str) -> float:
+    """The weight of ``part`` beside the encoder's embedding for these entries (``window_scale_fit``)."""
     embedding = embedding_vectors(training_run=run, store_rows=store_rows)
-    windows = representation_vectors(training_run=run, policy=VotePolicy(representation=WINDOW), store_rows=store_rows)
-    return window_scale_fit(embedding, windows)
+    vectors = representation_vectors(training_run=run, policy=VotePolicy(representation=part), store_rows=store_rows)
+    return window_scale_fit(embedding, vectors)
 
 
 def knowledge_base_calibrate(*, knowledge_base: KnowledgeBase, retriever: Retriever) -> dict:

@@ -102,15 +102,31 @@ def query_embedding(
 
 
 def query_vector(
-    *, policy: VotePolicy, embedding: np.ndarray, spectrum: Spectrum | None = None, flux=None, valid=None, z=None
+    *,
+    policy: VotePolicy,
+    embedding: np.ndarray,
+    spectrum: Spectrum | None = None,
+    flux=None,
+    valid=None,
+    ivar=None,
+    z=None,
 ) -> np.ndarray:
     """(D,) the query in the representation ``policy`` votes in (``inference.representation``), from its (E,)
-    ``embedding`` and the flux of the ingested ``spectrum`` or ``flux`` and ``valid`` (L,) at redshift ``z``."""
+    ``embedding`` and the flux of the ingested ``spectrum`` or ``flux``, ``valid`` and ``ivar`` (L,) at
+    redshift ``z``."""
     if spectrum is not None:
-        flux_all, valid_all = spectrum_store().read()
-        flux, valid, z = flux_all[spectrum.store_row], valid_all[spectrum.store_row], spectrum.z
+        store = spectrum_store()
+        (flux_all, valid_all), ivar_all = store.read(), store.read_ivar()
+        flux, valid, ivar, z = (
+            flux_all[spectrum.store_row],
+            valid_all[spectrum.store_row],
+            ivar_all[spectrum.store_row],
+            spectrum.z,
+        )
     arrays = (np.asarray(a)[None] if a is not None else None for a in (embedding, flux, valid))
-    return represent(policy.representation, *arrays, None if z is None else [z], window_scale=policy.window_scale)[0]
+    z = None if z is None else [z]
+    ivar = None if ivar is None else np.asarray(ivar)[None]
+    return represent(policy.representation, *arrays, z, ivar, window_scale=policy.window_scale)[0]
 
 
 def read_query(path: str | Path, *, name: str | None = None) -> PreparedFile:
@@ -151,7 +167,7 @@ def search(
         grid, z = prepared.grid, prepared.spectrum.z
         pixels = (grid.flux, grid.ivar)
         vector, chi2 = query_embedding(knowledge_base=kb, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
-        vector = query_vector(policy=policy, embedding=vector, flux=grid.flux, valid=grid.valid, z=z)
+        vector = query_vector(policy=policy, embedding=vector, flux=grid.flux, valid=grid.valid, ivar=grid.ivar, z=z)
         own, valid_fraction, mock = NO_ID, float(grid.valid.mean()), prepared.spectrum.mock
         about = (lines_as_dict(prepared.spectrum.lines), prepared.spectrum.sdss_class, prepared.spectrum.subclass)
     else:

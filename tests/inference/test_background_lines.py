@@ -101,3 +101,17 @@ def test_the_hosts_own_oi_6364_is_masked_not_taken_for_a_background_oii():
     flux, ivar = spectrum(0, host_lines=0.0)
     flux = flux + gaussian(6365.54 * (1 + HOST_Z), 150, 3.0)  # a strong [O I] 6364 of the host's own
     assert not detected(background_scan(WAVE, flux, ivar, HOST_Z), 8.0)
+
+
+def test_residuals_of_the_sky_subtraction_at_the_bright_sky_lines_pass_for_no_source(monkeypatch):
+    from inference import background_lines
+    from inference.night_sky import SKY_LINES
+
+    flux, ivar = spectrum(0, host_lines=0.0)
+    rng = np.random.default_rng(1)
+    for line in SKY_LINES:  # 3-10 sigma of either sign, as a sky subtraction gone wrong leaves
+        flux = flux + rng.choice([-1, 1]) * rng.uniform(3, 10) * 0.05 * np.exp(-0.5 * ((WAVE - line) / 1.6) ** 2)
+    flux = flux + 10 * 0.05 * np.exp(-0.5 * ((WAVE - SKY_LINES[0]) / 1.6) ** 2)  # one bright, as [O II] would be
+    assert not detected(background_scan(WAVE, flux, ivar, HOST_Z), 8.0)
+    monkeypatch.setattr(background_lines, "sky_pixels", lambda wave: np.zeros(len(wave), bool))
+    assert background_scan(WAVE, flux, ivar, HOST_Z).snr > 8.0  # unmasked, the residuals pass for lines

@@ -92,10 +92,10 @@ def test_a_search_answers_with_its_evidence(trained):
 
 def _served(run, policy: VotePolicy, store_rows: list[int]) -> np.ndarray:
     """Spectra at ``store_rows`` in ``policy``'s representation, straight from the stores (no selector)."""
-    flux, valid = spectrum_store().read()
+    (flux, valid), ivar = spectrum_store().read(), spectrum_store().read_ivar()
     z = [Spectrum.objects.get(store_row=row).z for row in store_rows]
     embedding = embedding_vectors(training_run=run, store_rows=store_rows)
-    arrays = (embedding, flux[store_rows], valid[store_rows], np.array(z))
+    arrays = (embedding, flux[store_rows], valid[store_rows], np.array(z), ivar[store_rows])
     return represent(policy.representation, *arrays, window_scale=policy.window_scale)
 
 
