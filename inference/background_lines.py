@@ -143,6 +143,14 @@ class BackgroundRule:
         """The rule a version stored (``KnowledgeBase.background_rule``, with its validation scores beside it)."""
         return cls(**{key: value for key, value in (data or {}).items() if key in cls.__dataclass_fields__})
 
+    def describe(self) -> str:
+        """The rule in words, for an export's header."""
+        if self.threshold is None:
+            return "the vote alone (no background-line rule)"
+        behind = "quiet hosts only" if self.hosts == QUIET else "every host"
+        join = "the lines alone decide, the vote beside them" if self.combine == LINES else "the vote or the lines"
+        return f"background lines at combined S/N >= {self.threshold:g}, behind {behind}; a target: {join}"
+
     def finds(self, background: Background, quiet: bool) -> bool:
         """Whether a spectrum's candidate ``background`` passes, its host ``quiet`` or not (``quiet_host``)."""
         return self.threshold is not None and (quiet or self.hosts == ANY) and detected(background, self.threshold)

@@ -186,7 +186,32 @@ def results_table(rows: Sequence[dict], *, k: int, meta: dict) -> Table:
                 "background_detected",
                 [b.get("detected") if b else None for b in background],
                 bool,
-                "it passes the knowledge base's rule: a target whatever the vote",
+                "it passes the knowledge base's rule",
+            ),
+            _column(
+                "background_quiet_host",
+                [b.get("quiet_host") if b else None for b in background],
+                bool,
+                "the galaxy shows no emission lines of its own (its SPZLINE lines place it nowhere on the BPT diagram)",
+            ),
+            _column(
+                "background_threshold",
+                [b.get("threshold") for b in background],
+                np.float64,
+                "the rule's combined S/N, chosen on validation (empty: the vote alone)",
+                ucd="stat.snr",
+            ),
+            _column(
+                "background_hosts",
+                [b.get("hosts") for b in background],
+                str,
+                "which galaxies the rule looks behind: any, or quiet ones only",
+            ),
+            _column(
+                "background_combine",
+                [b.get("combine") for b in background],
+                str,
+                "how the lines join the vote: either (a target where the vote or the lines say so) or lines alone",
             ),
         ]
     if any(r.get("weirdness") for r in rows):  # an outlier task: how far from every ordinary galaxy

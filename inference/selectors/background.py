@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from inference.background_lines import BackgroundRule
 from inference.models import Operation, SearchJob, SurveyCandidate, SurveySearch
 from inference.retriever import VotePolicy
 from inference.selectors.embeddings import embeddings_in_service
@@ -152,6 +153,7 @@ def _survey_meta(survey: SurveySearch) -> dict:
         "policy": VotePolicy.from_dict(kb.policy).asked(k=survey.k).describe(),
         "labels": " ".join(survey.labels),
         "date": f"{survey.finished_at or survey.created_at:%Y-%m-%dT%H:%M:%SZ}",
+        **({"background_rule": BackgroundRule.from_dict(kb.background_rule).describe()} if kb.background_rule else {}),
     }
 
 
@@ -170,7 +172,7 @@ def survey_csv(*, survey: SurveySearch, candidates_only: bool = False) -> Iterat
         f"# GalSpec survey search {survey.pk}: task {meta['task']}, KB v{meta['kb_version']} (id "
         f"{meta['knowledge_base']}), checkpoint {meta['checkpoint']}, K={survey.k}, labels of interest: "
         f"{meta['labels']}, finished {meta['date']}. ra and dec in degrees (J2000); known: already catalogued "
-        "with the label voted\n"
+        "with the label voted" + (f"; lenses: {meta['background_rule']}" if "background_rule" in meta else "") + "\n"
     )
     known = dict(survey.candidates.values_list("spectrum__specobjid", "known"))  # None: not recorded then
     named = None

@@ -96,3 +96,29 @@ def test_an_answer_table_round_trips_through_csv_and_votable():
     assert bool(parsed["share"].mask[1]) and parsed["error"][1] == "no ingested spectrum has ..."
     assert not parsed["in_distribution"][0] and bool(parsed["in_distribution"].mask[1])
     assert parsed["reconstruction_percentile"][0] == 42.5
+
+
+def test_a_lens_answer_table_carries_the_background_lines_and_the_rule_they_were_judged_by():
+    background = {
+        "z_source": 0.61234,
+        "snr": 11.2,
+        "lines": {"[O II] 3727": 9.0, "[O III] 5007": 6.1},
+        "quiet_host": True,
+        "detected": True,
+        "threshold": 8.5,
+        "combine": "lines",
+        "hosts": "quiet",
+    }
+    rows = [
+        {"position": 0, "query": "a", "label": "other", "share": 1.0, "is_target": True, "background": background},
+        {"position": 1, "query": "b", "label": "other", "share": 1.0, "is_target": False, "background": None},
+    ]
+    table = results_table(rows, k=1, meta={"task": "lens"})
+    parsed = parse_single_table(io.BytesIO(table_votable(table))).to_table()
+    assert parsed["background_z"][0] == pytest.approx(0.61234) and parsed["background_snr"][0] == pytest.approx(11.2)
+    assert bool(parsed["background_detected"][0]) and bool(parsed["background_quiet_host"][0])
+    assert parsed["background_threshold"][0] == 8.5
+    assert (parsed["background_hosts"][0], parsed["background_combine"][0]) == ("quiet", "lines")
+    assert bool(parsed["background_threshold"].mask[1])  # no scan: nothing said
+    again = Table.read(table_csv(table), format="ascii.ecsv")
+    assert again["background_combine"][0] == "lines" and again["background_hosts"][0] == "quiet"

@@ -159,7 +159,9 @@ def test_a_kb_member_is_not_its_own_neighbour(trained):
     assert member.pk not in [n.spectrum_id for n in answer.neighbours] and len(answer.neighbours) == 3
 
 
-def test_a_file_search_matches_the_search_of_the_same_ingested_spectrum(trained, survey):
+@pytest.mark.parametrize("representation", REPRESENTATIONS)
+def test_a_file_search_matches_the_search_of_the_same_ingested_spectrum(trained, survey, monkeypatch, representation):
+    monkeypatch.setattr(knowledge_bases, "REPRESENTATIONS", (representation,))  # the file's ivar too, for the lines
     knowledge_base_build(task=lens_task(), seed=1)
     query = Spectrum.objects.filter(held_out=True).first()
     by_file = search(task="lens", path=query.source_file)

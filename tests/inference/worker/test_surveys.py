@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from inference.models import SurveyCandidate, SurveyPart, SurveySearch
+from inference.selectors.background import survey_csv
 from inference.services.knowledge_bases import knowledge_base_build
 from inference.services.leases import part_claim
 from inference.services.search import search
@@ -138,6 +139,8 @@ def test_a_survey_lists_the_targets_its_version_answers_with_the_lines_alone(sea
     survey = survey_search_run(survey=survey)
     assert survey.status == "done" and survey.label_counts.get("lens") == len(voted)
     assert survey.found == 0 and not SurveyCandidate.objects.filter(survey=survey).exists()
+    header = next(iter(survey_csv(survey=survey)))
+    assert "lenses: background lines at combined S/N >= 1e+06, behind every host; a target: the lines alone" in header
 
 
 def test_a_classification_task_hunts_the_labels_it_is_given(searchable, small_chunks):
