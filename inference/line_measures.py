@@ -25,7 +25,7 @@ unobserved, its S/N and its ratios are 0.
 
 Arrays in: the preprocessed flux (N, L) on the model's observed grid (``kb.preprocess``, dimensionless), its
 ``valid`` mask (N, L) bool, its ``ivar`` (N, L) in (normalised flux)^-2 and the redshifts ``z`` (N,). About
-3 ms a spectrum. Pure numpy/scipy; no Django.
+4.4 ms a spectrum on one core. Pure numpy/scipy; no Django.
 """
 
 from __future__ import annotations
