@@ -80,7 +80,7 @@ FIT_REACH_KMS = 1500.0  # pixels this close to a line enter the fit
 CONTINUUM_PIXELS = 101  # ~140 Angstrom: wider than the H-alpha + [N II] complex once it is bridged
 RATIO_LIMIT = 2.5  # dex either way
 SNR_SCALE = 2.0
-LINE_NAMES = tuple(LINES)
+POSITION = {name: i for i, name in enumerate(LINES)}  # each line's place in the measured arrays
 BALMER = {"H-delta", "H-gamma", "H-beta", "H-alpha"}
 BALMER_REACH = 2.5  # a Balmer line's mask and fit reach this many times as far as other lines'
 ABSORPTION_KMS = 1000.0  # sigma of the stellar absorption trough fitted under each Balmer line
@@ -138,8 +138,8 @@ def measure_lines(
 
 
 def _offsets(centres: list[np.ndarray]) -> np.ndarray:
-    """(L,) each pixel's distance to the nearest line in units of that line's reach, times LINE_MASK_KMS: a
-    Balmer line reaches BALMER_REACH times as far, over its absorption trough."""
+    """(L,) each pixel's distance (km/s) to the nearest line, a Balmer line's divided by BALMER_REACH so that
+    its mask and its fit reach that many times as far, over its absorption trough."""
     reach = np.concatenate([np.full(len(c), BALMER_REACH if n in BALMER else 1.0) for c, n in zip(centres, LINES)])
     every = np.concatenate(centres)
     return (np.abs(WAVE[:, None] / every[None] - 1) * C_KMS / reach[None]).min(axis=1)
@@ -163,21 +163,20 @@ def _features(fluxes: np.ndarray, errors: np.ndarray, width: float) -> np.ndarra
     measured = errors > 0
     snr = np.where(measured, fluxes / np.where(measured, errors, 1.0), 0.0)
     at_least = np.where(measured, np.maximum(fluxes, errors), 0.0)  # a line not seen counts its error
-    position = {name: i for i, name in enumerate(LINE_NAMES)}
     ratios = []
     for top, bottom in RATIOS:
-        rows_top, rows_bottom = [position[n] for n in top], [position[n] for n in bottom]
+        rows_top, rows_bottom = [POSITION[n] for n in top], [POSITION[n] for n in bottom]
         if not (measured[rows_top].all() and measured[rows_bottom].all()):
             ratios.append(0.0)
             continue
         ratio = np.log10(at_least[rows_top].sum() / at_least[rows_bottom].sum())
         ratios.append(float(np.clip(ratio, -RATIO_LIMIT, RATIO_LIMIT)))
     strength = np.tanh(max(snr.max(), 0.0) / 5.0)  # a width fitted to noise says nothing
-    bpt_snr = min(snr[position[name]] for name in BPT_LINES)
+    bpt_snr = min(snr[POSITION[name]] for name in BPT_LINES)
     return np.array(
         [
             *ratios,
-            *_above_demarcations(ratios[0], ratios[1], measured[[position[n] for n in BPT_LINES]].all()),
+            *_above_demarcations(ratios[0], ratios[1], measured[[POSITION[n] for n in BPT_LINES]].all()),
             np.arcsinh(bpt_snr / SNR_SCALE),
             *np.arcsinh(snr / SNR_SCALE),
             strength * np.log10(width / 100.0),
