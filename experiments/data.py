@@ -10,9 +10,9 @@ import numpy as np
 from experiments import timing
 from experiments.baselines import SHORTCUT_FEATURES
 from inference import index as vector_index
-from inference.representation import represent
+from inference.representation import needs_ivar, represent
 from inference.retriever import VotePolicy
-from inference.selectors.embeddings import embedding_store, reconstruction_store
+from inference.selectors.embeddings import embedding_store, line_vectors, reconstruction_store
 from inference.services.embeddings import embedding_update
 from inference.services.search import load_retriever
 from kb.models import KnowledgeBase, Spectrum
@@ -59,14 +59,15 @@ class Data:
         """(n, D) spectra ``ids`` in the representation the knowledge base votes in (``inference.representation``)."""
         policy, rows = VotePolicy.from_dict(kb.policy), self.rows(ids)
         pixels = (self.flux[rows], self.valid[rows], self.ivar[rows])
-        return self.represented(policy, np.asarray(self.vectors[rows]), *pixels, ids)
+        lines = line_vectors(store_rows=rows) if needs_ivar(policy.representation) else None  # as kept
+        return self.represented(policy, np.asarray(self.vectors[rows]), *pixels, ids, lines=lines)
 
-    def represented(self, policy: VotePolicy, embedding, flux, valid, ivar, ids) -> np.ndarray:
+    def represented(self, policy: VotePolicy, embedding, flux, valid, ivar, ids, lines=None) -> np.ndarray:
         """(n, D) spectra ``ids`` with these (n, E) embeddings and (n, L) flux, valid and ivar (perturbed, say)
-        in the representation ``policy`` names."""
+        in the representation ``policy`` names; their lines measured afresh unless ``lines`` are given."""
         z = self.redshifts(ids)
         arrays = (embedding, np.asarray(flux), np.asarray(valid), z, np.asarray(ivar))
-        return represent(policy.representation, *arrays, window_scale=policy.window_scale)
+        return represent(policy.representation, *arrays, window_scale=policy.window_scale, lines=lines)
 
     def features(self, ids) -> np.ndarray:
         """(n, 3) redshift, velocity dispersion (km/s) and median S/N: ``baselines.SHORTCUT_FEATURES``; NaN where

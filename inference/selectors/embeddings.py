@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 
+from inference import line_measures, night_sky
 from inference.models import EmbeddingSet
 from inference.representation import needs_embedding, needs_flux, needs_ivar, represent
 from inference.retriever import VotePolicy
@@ -42,15 +46,85 @@ def representation_vectors(*, training_run: TrainingRun, policy: VotePolicy, sto
     store_rows = np.asarray(store_rows, dtype=np.int64)
     name = policy.representation
     embedding = embedding_vectors(training_run=training_run, store_rows=store_rows) if needs_embedding(name) else None
-    flux = valid = z = ivar = None
+    flux = valid = z = lines = None
     if needs_flux(name):
-        store = spectrum_store()
-        flux_all, valid_all = store.read()
+        flux_all, valid_all = spectrum_store().read()
         flux, valid = np.asarray(flux_all[store_rows]), np.asarray(valid_all[store_rows])
-        ivar = np.asarray(store.read_ivar()[store_rows]) if needs_ivar(name) else None
-        first = int(store_rows.min()) if len(store_rows) else 0
-        z = spectrum_redshifts(first, int(store_rows.max()) + 1 if len(store_rows) else 0)[store_rows - first]
-    return represent(name, embedding, flux, valid, z, ivar, window_scale=policy.window_scale)
+        z = _redshifts(store_rows)
+    if needs_ivar(name):
+        lines = line_vectors(store_rows=store_rows)
+    return represent(name, embedding, flux, valid, z, window_scale=policy.window_scale, lines=lines)
+
+
+def line_vectors(*, store_rows) -> np.ndarray:
+    """(n, len(line_measures.FEATURES)) float32: the lines of the spectra at ``store_rows`` (n,) measured from
+    their pixels (``inference.line_measures.line_features``), as kept beside the spectrum store.
+
+    Measuring takes milliseconds a spectrum and every knowledge-base build, calibration and evaluation reads
+    the lines of the whole survey, so each row's measurement is kept (``line_store``) with a checksum of the
+    pixels and redshift it was measured on, and measured again only where that no longer matches (a row
+    rewritten, the store rebuilt). The store's name carries a digest of the measuring code, so that changing
+    it measures every row afresh. A memo of a pure function: any process may fill it, and two filling the
+    same rows write the same values."""
+    store_rows = np.asarray(store_rows, dtype=np.int64)
+    out = np.zeros((len(store_rows), len(line_measures.FEATURES)), dtype=np.float32)
+    if not len(store_rows):
+        return out
+    spectra = spectrum_store()
+    (flux_all, valid_all), ivar_all = spectra.read(), spectra.read_ivar()
+    z = _redshifts(store_rows)
+    checksums = np.array(
+        [_checksum(flux_all[r], valid_all[r], ivar_all[r], z[i]) for i, r in enumerate(store_rows)], dtype=np.float64
+    )
+    kept = line_store()
+    known = kept.read()
+    inside = store_rows < len(known)
+    fresh = np.zeros(len(store_rows), dtype=bool)
+    fresh[inside] = known[store_rows[inside], 0] == checksums[inside]
+    out[fresh] = known[store_rows[fresh], 1:]
+    todo = np.flatnonzero(~fresh)
+    for start in range(0, len(todo), LINE_CHUNK):
+        part = todo[start : start + LINE_CHUNK]
+        rows = store_rows[part]
+        out[part] = line_measures.line_features(flux_all[rows], valid_all[rows], z[part], ivar_all[rows])
+        _line_keep(kept, rows, np.hstack([checksums[part, None], out[part]]))
+    return out
+
+
+LINE_CHUNK = 2000  # rows measured, then kept, at a time
+
+
+def line_store() -> RowStore:
+    """Where ``line_vectors`` keeps each store row's lines: (checksum, *features) float64 rows, named by a
+    digest of the measuring code (``inference.line_measures``, ``inference.night_sky``)."""
+    code = b"".join(Path(module.__file__).read_bytes() for module in (line_measures, night_sky))
+    digest = hashlib.blake2b(code, digest_size=6).hexdigest()
+    return RowStore(
+        settings.DATA_DIR / "lines", f"features-{digest}", width=len(line_measures.FEATURES) + 1, dtype="float64"
+    )
+
+
+def _line_keep(kept: RowStore, rows: np.ndarray, values: np.ndarray) -> None:
+    """Write ``values`` at store ``rows``, growing the store first (zeros, which no checksum matches) where
+    they lie past its end."""
+    if rows.max() >= kept.rows:
+        kept.write_rows(kept.rows, np.zeros((int(rows.max()) + 1 - kept.rows, kept.width)))
+    view = np.memmap(kept.data_path, dtype=kept.dtype, mode="r+", shape=(kept.rows, kept.width))
+    view[rows] = values
+    view.flush()
+
+
+def _checksum(flux, valid, ivar, z) -> float:
+    """A row's pixels and redshift, digested to a number a float64 holds exactly (never 0)."""
+    digest = hashlib.blake2b(digest_size=6)
+    for part in (flux, valid, ivar, np.float64(z)):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return float(int.from_bytes(digest.digest(), "little") | 1)
+
+
+def _redshifts(store_rows: np.ndarray) -> np.ndarray:
+    first = int(store_rows.min()) if len(store_rows) else 0
+    return spectrum_redshifts(first, int(store_rows.max()) + 1 if len(store_rows) else 0)[store_rows - first]
 
 
 def embedding_reconstruction(*, training_run: TrainingRun, store_rows) -> np.ndarray:
