@@ -75,7 +75,7 @@ def represent(
         raise ValueError(f"unknown representation {representation!r}; choose one of {', '.join(REPRESENTATIONS)}")
     if needs_embedding(representation) and embedding is None:
         raise ValueError(f"the {representation} representation needs the embeddings")
-    if needs_flux(representation) and any(a is None for a in (flux, valid, z)):
+    if needs_flux(representation) and lines is None and any(a is None for a in (flux, valid, z)):
         raise ValueError(f"the {representation} representation needs the flux, its valid mask and the redshifts")
     if needs_ivar(representation) and ivar is None and lines is None:
         raise ValueError(f"the {representation} representation needs the flux's inverse variance")

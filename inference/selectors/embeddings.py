@@ -47,13 +47,12 @@ def representation_vectors(*, training_run: TrainingRun, policy: VotePolicy, sto
     store_rows = np.asarray(store_rows, dtype=np.int64)
     name = policy.representation
     embedding = embedding_vectors(training_run=training_run, store_rows=store_rows) if needs_embedding(name) else None
-    flux = valid = z = lines = None
-    if needs_flux(name):
+    lines = line_vectors(store_rows=store_rows) if needs_ivar(name) else None  # as kept: no pixels needed
+    flux = valid = z = None
+    if needs_flux(name) and lines is None:
         flux_all, valid_all = spectrum_store().read()
         flux, valid = np.asarray(flux_all[store_rows]), np.asarray(valid_all[store_rows])
         z = _redshifts(store_rows)
-    if needs_ivar(name):
-        lines = line_vectors(store_rows=store_rows)
     return represent(name, embedding, flux, valid, z, window_scale=policy.window_scale, lines=lines)
 
 
