@@ -8,27 +8,34 @@ as these few numbers. This module measures the lines as the SDSS pipeline does, 
 inverse variance alone, so that an upload or a perturbed spectrum is measured exactly as a knowledge-base
 entry is:
 
-1. the continuum: the flux, with every line's pixels (LINE_MASK_KMS either side; BALMER_REACH times that for
-   the Balmer lines' absorption troughs) and the bright night-sky lines' (``inference.night_sky``) bridged,
-   under a running median of CONTINUUM_PIXELS;
+1. the continuum: the flux, with every feature's pixels (LINE_MASK_KMS either side, REACH times that for the
+   Balmer lines' absorption troughs and the bumps) and the bright night-sky lines' (``inference.night_sky``)
+   bridged, under a running median of CONTINUUM_PIXELS;
 2. the lines: Gaussian profiles at every line of LINES at the redshift, one intrinsic width for all (the one
-   of WIDTHS_KMS with the least chi-squared), and under each Balmer line a broad stellar absorption trough
-   (ABSORPTION_KMS), fitted together (H-alpha and [N II] share pixels) by linear least squares weighted by
-   the inverse variance, over the pixels within FIT_REACH_KMS of a line.
+   of WIDTHS_KMS with the least chi-squared), the broad Wolf-Rayet bumps (BUMPS: N III + He II 4686 and
+   C IV 5808 at BUMP_KMS; Brinchmann, Kunth & Durret 2008), and under each Balmer line a broad stellar
+   absorption trough (ABSORPTION_KMS), fitted together (H-alpha and [N II] share pixels) by linear least
+   squares weighted by the inverse variance, over the pixels within FIT_REACH_KMS of a line;
+3. the stars' absorption lines (STELLAR: Ca II K and H, the G band, Mg b, Fe 5270 and 5335, Na D) under the
+   same continuum, at one width for all (the one of STELLAR_WIDTHS_KMS with the least chi-squared): what the
+   catalogs' template fits read the velocity dispersion from, which sets the most massive galaxies apart.
 
 There is no stellar template, so the troughs stand in for the absorption the catalogs' template fits take
-away. The vector (FEATURES) holds the ratios in dex, how far above each demarcation of the [N II] BPT
-diagram the galaxy lies, each line's S/N as asinh(S/N / 2) (linear near the catalogs' S/N 2 and 3 cuts,
-logarithmic beyond), the least S/N of the four BPT lines, and the width. A ratio's lines count at least
-their error, so a line not seen gives an upper limit rather than noise; where a line is off the spectrum or
-unobserved, its S/N and its ratios are 0.
+away, and the absorption lines' width is a proxy for the dispersion, not a measurement of it. The vector
+(FEATURES) holds the ratios in dex, how far above each demarcation of the [N II] BPT diagram the galaxy lies,
+each feature's S/N as asinh(S/N / 2) (linear near the catalogs' S/N 2 and 3 cuts, logarithmic beyond), the
+least S/N of the four BPT lines, and the two widths, each faded towards 0 where what it is fitted to is not
+seen. A ratio's lines count at least their error, so a line not seen gives an upper limit rather than noise;
+where a line is off the spectrum or unobserved, its S/N and its ratios are 0.
 
 Arrays in: the preprocessed flux (N, L) on the model's observed grid (``kb.preprocess``, dimensionless), its
 ``valid`` mask (N, L) bool, its ``ivar`` (N, L) in (normalised flux)^-2 and the redshifts ``z`` (N,). About
-4.4 ms a spectrum on one core. Pure numpy/scipy; no Django.
+6 ms a spectrum on one core. Pure numpy/scipy; no Django.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from scipy.ndimage import median_filter
@@ -56,6 +63,20 @@ LINES: dict[str, tuple[float, ...]] = {  # name: vacuum rest Angstrom of its com
     "[S II] 6716": (6718.29,),
     "[S II] 6731": (6732.68,),
 }
+BUMPS: dict[str, tuple[float, ...]] = {  # name: vacuum rest Angstrom of a broad Wolf-Rayet blend's components
+    "Wolf-Rayet blue bump": (4650.0, 4686.0),
+    "Wolf-Rayet red bump": (5808.0,),
+}
+MEASURED = {**LINES, **BUMPS}  # every emission feature fitted, in the order of measure_lines' arrays
+STELLAR: dict[str, tuple[float, ...]] = {  # stellar absorption features: vacuum rest Angstrom of components
+    "Ca II K": (3934.78,),
+    "Ca II H": (3969.59,),
+    "G band": (4305.0,),
+    "Mg b": (5168.76, 5174.13, 5185.05),
+    "Fe 5270": (5271.0,),
+    "Fe 5335": (5336.0,),
+    "Na D": (5891.58, 5897.56),
+}
 RATIOS = (  # (numerator lines, denominator lines): log10 of their flux ratio
     (("[N II] 6583",), ("H-alpha",)),
     (("[O III] 5007",), ("H-beta",)),
@@ -70,8 +91,9 @@ FEATURES = (
     "above Kewley 2001",
     "above Schawinski 2007",
     "asinh(least S/N of the BPT lines / 2)",
-    *(f"asinh(S/N {name} / 2)" for name in LINES),
+    *(f"asinh(S/N {name} / 2)" for name in MEASURED),
     "log width / 100 km/s",
+    "log absorption-line width / 200 km/s",
 )
 INSTRUMENT_KMS = 70.0  # SDSS's resolution, sigma
 WIDTHS_KMS = np.geomspace(30.0, 600.0, 9)  # intrinsic line sigmas the fit tries
@@ -80,10 +102,28 @@ FIT_REACH_KMS = 1500.0  # pixels this close to a line enter the fit
 CONTINUUM_PIXELS = 101  # ~140 Angstrom: wider than the H-alpha + [N II] complex once it is bridged
 RATIO_LIMIT = 2.5  # dex either way
 SNR_SCALE = 2.0
-POSITION = {name: i for i, name in enumerate(LINES)}  # each line's place in the measured arrays
+POSITION = {name: i for i, name in enumerate(MEASURED)}  # each feature's place in the measured arrays
 BALMER = {"H-delta", "H-gamma", "H-beta", "H-alpha"}
-BALMER_REACH = 2.5  # a Balmer line's mask and fit reach this many times as far as other lines'
+REACH = {  # a line's mask and fit reach this many times as far as LINE_MASK_KMS and FIT_REACH_KMS
+    **{name: 2.5 for name in BALMER},  # over the Balmer lines' absorption troughs
+    **{name: 2.0 for name in BUMPS},
+}
 ABSORPTION_KMS = 1000.0  # sigma of the stellar absorption trough fitted under each Balmer line
+SEEN_SHARE = 0.5  # a line is measured where the fitted pixels hold at least this share of its profile
+BUMP_KMS = 800.0  # sigma of the Wolf-Rayet bumps (FWHM ~1,900 km/s)
+STELLAR_WIDTHS_KMS = np.geomspace(40.0, 640.0, 13)  # stellar dispersions the absorption fit tries
+STELLAR_REACH_KMS = 2000.0  # pixels this close to an absorption feature enter its fit
+
+
+class Measured(NamedTuple):
+    """One spectrum's measurements (``measure_lines``)."""
+
+    fluxes: np.ndarray  # (len(MEASURED),) normalised flux x Angstrom
+    errors: np.ndarray  # (len(MEASURED),) their errors; -1 where off the spectrum or unobserved
+    width: float  # km/s: the emission lines' intrinsic sigma
+    stellar_width: float  # km/s: the absorption lines' intrinsic sigma
+    stellar_snr: float  # how clearly the absorption lines are seen: sqrt of the chi-squared they take away
+    # beyond what fitting noise would
 
 
 def line_features(flux, valid, z, ivar) -> np.ndarray:
@@ -100,47 +140,82 @@ def line_features(flux, valid, z, ivar) -> np.ndarray:
     return np.stack([_features(*measure_lines(*spectrum)) for spectrum in zip(flux, valid, z, ivar)])
 
 
-def measure_lines(
-    flux: np.ndarray, valid: np.ndarray, z: float, ivar: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """One spectrum's (L,) flux, valid and ivar at redshift z -> (fluxes, errors, width): each of LINES' flux
-    (normalised flux x Angstrom) and its error (-1 where the line is off the spectrum or unobserved), both
-    (len(LINES),), and the intrinsic width fitted (km/s)."""
-    fluxes, errors = np.zeros(len(LINES)), np.full(len(LINES), -1.0)
-    centres = [np.array(rest) * (1 + z) for rest in LINES.values()]
-    offset = _offsets(centres)  # (L,) km/s to the nearest line, a Balmer line's counted at its wider reach
+def measure_lines(flux: np.ndarray, valid: np.ndarray, z: float, ivar: np.ndarray) -> Measured:
+    """One spectrum's (L,) flux, valid and ivar at redshift z -> its ``Measured`` emission features (LINES
+    and BUMPS, in MEASURED's order) and absorption-line width."""
+    fluxes, errors = np.zeros(len(MEASURED)), np.full(len(MEASURED), -1.0)
+    centres = [np.array(rest) * (1 + z) for rest in MEASURED.values()]
+    offset = _offsets(centres)  # (L,) km/s to the nearest line, counted at each one's REACH
     valid = valid & ~SKY & (ivar > 0)
     quiet = valid & (offset > LINE_MASK_KMS)
     near = valid & (offset < FIT_REACH_KMS)
     on = np.array([c.min() > WAVE[0] and c.max() < WAVE[-1] for c in centres])
     if quiet.sum() < CONTINUUM_PIXELS or not near.any() or not on.any():
-        return fluxes, errors, float(WIDTHS_KMS[0])
+        return Measured(fluxes, errors, float(WIDTHS_KMS[0]), float(STELLAR_WIDTHS_KMS[0]), 0.0)
     index = np.arange(len(WAVE))
-    continuum = median_filter(np.interp(index, index[quiet], flux[quiet]), CONTINUUM_PIXELS, mode="nearest")
+    smooth = median_filter(flux[quiet], CONTINUUM_PIXELS, mode="nearest")  # over quiet pixels: none bridged
+    continuum = np.interp(index, index[quiet], smooth)
     wave, root_w = WAVE[near], np.sqrt(ivar[near])
     target = (flux - continuum)[near] * root_w
-    used = [c for c, keep in zip(centres, on) if keep]
-    balmer = [c for c, keep, name in zip(centres, on, LINES) if keep and name in BALMER]
-    troughs = _profiles(wave, balmer, ABSORPTION_KMS)
+    kinds = [(c, name) for c, keep, name in zip(centres, on, MEASURED) if keep]
+    used = [c for c, name in kinds if name in LINES]
+    fixed = np.hstack(  # the bumps' profiles, then the Balmer lines' troughs: widths not fitted
+        [
+            _profiles(wave, [c for c, name in kinds if name in BUMPS], BUMP_KMS),
+            _profiles(wave, [c for c, name in kinds if name in BALMER], ABSORPTION_KMS),
+        ]
+    )
     best = (np.inf, WIDTHS_KMS[0], None, None)
     for width in WIDTHS_KMS:
-        design = np.hstack([_profiles(wave, used, width), troughs]) * root_w[:, None]  # (pixels, lines + troughs)
+        design = np.hstack([_profiles(wave, used, width), fixed]) * root_w[:, None]  # (pixels, features + troughs)
         coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
         chi2 = float(((target - design @ coefficients) ** 2).sum())
         if chi2 < best[0]:
             best = (chi2, width, design, coefficients)
     _, width, design, coefficients = best
-    seen = (design[:, : len(used)] ** 2).sum(axis=0) > 0
-    variance = np.diag(np.linalg.pinv(design.T @ design))[: len(used)]
-    fluxes[on] = np.where(seen, coefficients[: len(used)], 0.0)
+    covered = (design[:, : len(kinds)] / root_w[:, None]).sum(axis=0) * (WAVE[1] - WAVE[0])  # of a unit flux
+    seen = covered > SEEN_SHARE
+    variance = np.diag(np.linalg.pinv(design.T @ design))[: len(kinds)]
+    fluxes[on] = np.where(seen, coefficients[: len(kinds)], 0.0)
     errors[on] = np.where(seen, np.sqrt(np.clip(variance, 0, None)), -1.0)
-    return fluxes, errors, float(width)
+    return Measured(
+        fluxes, errors, float(width), *_stellar_width(flux, valid & (offset > LINE_MASK_KMS), continuum, ivar, z)
+    )
+
+
+def _stellar_width(flux, usable, continuum, ivar, z) -> tuple[float, float]:
+    """The absorption lines' intrinsic width (km/s; the STELLAR_WIDTHS_KMS with the least chi-squared) and
+    their S/N (the square root of the chi-squared they take away from the bare continuum beyond the number of
+    parameters fitted, which is what noise alone takes on average), fitted to the
+    flux over the emission lines' ``continuum`` at the ``usable`` pixels (no emission line, no sky)."""
+    centres = [np.array(rest) * (1 + z) for rest in STELLAR.values()]
+    centres = [c for c in centres if c.min() > WAVE[0] and c.max() < WAVE[-1]]
+    if not centres:
+        return float(STELLAR_WIDTHS_KMS[0]), 0.0
+    every = np.concatenate(centres)
+    near = usable & ((np.abs(WAVE[:, None] / every[None] - 1) * C_KMS).min(axis=1) < STELLAR_REACH_KMS)
+    if near.sum() < 2 * len(centres):
+        return float(STELLAR_WIDTHS_KMS[0]), 0.0
+    root_w = np.sqrt(ivar[near])
+    target = (flux[near] - continuum[near]) * root_w
+    chi2 = np.empty(len(STELLAR_WIDTHS_KMS))
+    for i, width in enumerate(STELLAR_WIDTHS_KMS):
+        design = _profiles(WAVE[near], centres, width) * root_w[:, None]
+        coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
+        chi2[i] = ((target - design @ coefficients) ** 2).sum()
+    i = int(np.argmin(chi2))
+    step = 0.0  # the parabola's minimum through the least chi-squared and its neighbours, in grid steps
+    if 0 < i < len(chi2) - 1 and (curvature := chi2[i - 1] - 2 * chi2[i] + chi2[i + 1]) > 0:
+        step = 0.5 * (chi2[i - 1] - chi2[i + 1]) / curvature
+    width = STELLAR_WIDTHS_KMS[i] * (STELLAR_WIDTHS_KMS[1] / STELLAR_WIDTHS_KMS[0]) ** step
+    taken = (target**2).sum() - chi2[i] - (len(centres) + 1)  # beyond what fitting noise takes on average
+    return float(width), float(np.sqrt(max(taken, 0.0)))
 
 
 def _offsets(centres: list[np.ndarray]) -> np.ndarray:
-    """(L,) each pixel's distance (km/s) to the nearest line, a Balmer line's divided by BALMER_REACH so that
-    its mask and its fit reach that many times as far, over its absorption trough."""
-    reach = np.concatenate([np.full(len(c), BALMER_REACH if n in BALMER else 1.0) for c, n in zip(centres, LINES)])
+    """(L,) each pixel's distance (km/s) to the nearest feature of MEASURED, divided by that feature's REACH
+    so that its mask and its fit reach that many times as far (over a Balmer trough, across a bump)."""
+    reach = np.concatenate([np.full(len(c), REACH.get(name, 1.0)) for c, name in zip(centres, MEASURED)])
     every = np.concatenate(centres)
     return (np.abs(WAVE[:, None] / every[None] - 1) * C_KMS / reach[None]).min(axis=1)
 
@@ -158,8 +233,8 @@ def _profiles(wave: np.ndarray, centres: list[np.ndarray], width_kms: float) -> 
     return shapes @ share
 
 
-def _features(fluxes: np.ndarray, errors: np.ndarray, width: float) -> np.ndarray:
-    """One spectrum's measured lines -> (len(FEATURES),) float32."""
+def _features(fluxes, errors, width: float, stellar_width: float, stellar_snr: float) -> np.ndarray:
+    """One spectrum's ``Measured`` lines -> (len(FEATURES),) float32."""
     measured = errors > 0
     snr = np.where(measured, fluxes / np.where(measured, errors, 1.0), 0.0)
     at_least = np.where(measured, np.maximum(fluxes, errors), 0.0)  # a line not seen counts its error
@@ -171,7 +246,7 @@ def _features(fluxes: np.ndarray, errors: np.ndarray, width: float) -> np.ndarra
             continue
         ratio = np.log10(at_least[rows_top].sum() / at_least[rows_bottom].sum())
         ratios.append(float(np.clip(ratio, -RATIO_LIMIT, RATIO_LIMIT)))
-    strength = np.tanh(max(snr.max(), 0.0) / 5.0)  # a width fitted to noise says nothing
+    strength = np.tanh(max(snr[: len(LINES)].max(), 0.0) / 5.0)  # a width fitted to noise says nothing
     bpt_snr = min(snr[POSITION[name]] for name in BPT_LINES)
     return np.array(
         [
@@ -180,6 +255,7 @@ def _features(fluxes: np.ndarray, errors: np.ndarray, width: float) -> np.ndarra
             np.arcsinh(bpt_snr / SNR_SCALE),
             *np.arcsinh(snr / SNR_SCALE),
             strength * np.log10(width / 100.0),
+            np.tanh((stellar_snr / 5.0) ** 2) * np.log10(stellar_width / 200.0),
         ],
         dtype=np.float32,
     )

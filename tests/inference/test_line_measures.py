@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from inference.line_measures import FEATURES, LINES, WAVE, line_features, measure_lines
+from inference.line_measures import BUMPS, FEATURES, LINES, STELLAR, WAVE, line_features, measure_lines
 from inference.representation import ENCODER_LINES, represent
 from inference.representation import LINES as LINE_REPRESENTATION
 
@@ -10,14 +10,36 @@ LINER = {"H-alpha": 20.0, "[N II] 6583": 30.0, "H-beta": 6.0, "[O III] 5007": 9.
 STAR_FORMING = {"H-alpha": 60.0, "[N II] 6583": 15.0, "H-beta": 20.0, "[O III] 5007": 10.0, "[S II] 6716": 8.0}
 
 
-def _spectrum(lines: dict[str, float], *, z: float = Z, noise: float = 0.03, seed: int = 0, sigma_kms=100.0):
-    """(L,) a tilted continuum near 1 with Gaussian ``lines`` ({name: flux, normalised flux x Angstrom})."""
+def _spectrum(
+    lines: dict[str, float],
+    *,
+    z: float = Z,
+    noise: float = 0.03,
+    seed: int = 0,
+    sigma_kms=100.0,
+    stars_kms=None,
+    bump: float = 0.0,
+):
+    """(L,) a tilted continuum near 1 with Gaussian ``lines`` ({name: flux, normalised flux x Angstrom}); with
+    ``stars_kms``, STELLAR's absorption lines (3 Angstrom each) that broad; with ``bump``, a Wolf-Rayet blue
+    bump of that flux."""
     flux = 1.2 - WAVE / 20000.0
     for name, total in lines.items():
-        centre = LINES[name][0] * (1 + z)
-        sigma = centre * np.hypot(sigma_kms, 70.0) / 299_792.458
-        flux = flux + total * np.exp(-0.5 * ((WAVE - centre) / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
+        flux = flux + _gaussians(LINES[name], total, z, np.hypot(sigma_kms, 70.0))
+    for rest in STELLAR.values() if stars_kms else ():
+        flux = flux - _gaussians(rest, 3.0, z, np.hypot(stars_kms, 70.0))
+    if bump:
+        flux = flux + _gaussians(BUMPS["Wolf-Rayet blue bump"], bump, z, np.hypot(800.0, 70.0))
     return flux + np.random.default_rng(seed).normal(0, noise, len(WAVE))
+
+
+def _gaussians(rest: tuple[float, ...], total: float, z: float, sigma_kms: float) -> np.ndarray:
+    """(L,) Gaussians at the ``rest`` wavelengths sharing flux ``total``."""
+    flux = np.zeros(len(WAVE))
+    for centre in np.array(rest) * (1 + z):
+        sigma = centre * sigma_kms / 299_792.458
+        flux += total / len(rest) * np.exp(-0.5 * ((WAVE - centre) / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
+    return flux
 
 
 def _ivar(n: int = 1, noise: float = 0.03) -> np.ndarray:
@@ -29,7 +51,7 @@ def _feature(row: np.ndarray, name: str) -> float:
 
 
 def test_the_lines_fluxes_and_errors_are_measured_from_the_pixels():
-    fluxes, errors, width = measure_lines(_spectrum(LINER), np.ones(len(WAVE), bool), Z, _ivar()[0])
+    fluxes, errors, width, *_ = measure_lines(_spectrum(LINER), np.ones(len(WAVE), bool), Z, _ivar()[0])
     measured = dict(zip(LINES, zip(fluxes, errors)))
     for name, total in LINER.items():
         flux, error = measured[name]
@@ -57,6 +79,31 @@ def test_a_line_not_seen_counts_its_error_so_a_quiet_galaxy_has_no_wild_ratios()
     quiet = line_features(flux, valid, np.array([Z]), _ivar(1, 0.05))[0]
     assert all(abs(_feature(quiet, name)) < 1.0 for name in FEATURES if name.startswith("log ["))
     assert all(abs(_feature(quiet, name)) < 2.5 for name in FEATURES if name.startswith("asinh"))
+
+
+def test_the_absorption_lines_width_follows_the_stars_dispersion():
+    valid, ivar = np.ones(len(WAVE), bool), _ivar()[0]
+    widths = [measure_lines(_spectrum({}, stars_kms=kms), valid, Z, ivar).stellar_width for kms in (100, 200, 400)]
+    assert widths == pytest.approx([100, 200, 400], rel=0.15)
+    assert measure_lines(_spectrum({}, stars_kms=200), valid, Z, ivar).stellar_snr > 20
+    assert measure_lines(_spectrum({}), valid, Z, ivar).stellar_snr < 5  # no stars' lines: nothing seen
+    quiet, massive = line_features(
+        np.stack([_spectrum({}), _spectrum({}, stars_kms=400)]), np.ones((2, len(WAVE)), bool), np.full(2, Z), _ivar(2)
+    )
+    name = "log absorption-line width / 200 km/s"
+    assert abs(_feature(quiet, name)) < 0.15 < _feature(massive, name)  # faded to 0 where no line is seen
+
+
+def test_a_wolf_rayet_bump_is_seen_where_it_is_and_only_there():
+    name = "asinh(S/N Wolf-Rayet blue bump / 2)"
+    flux = np.stack([_spectrum(STAR_FORMING, bump=10.0, seed=s) for s in range(3)])
+    plain = np.stack([_spectrum(STAR_FORMING, seed=s) for s in range(3)])
+    valid = np.ones((6, len(WAVE)), bool)
+    rows = line_features(np.vstack([flux, plain]), valid, np.full(6, Z), _ivar(6))
+    assert all(_feature(row, name) > 2.0 for row in rows[:3])  # S/N over 7
+    assert all(abs(_feature(row, name)) < 1.5 for row in rows[3:])  # S/N within 4 of nothing
+    measured = measure_lines(flux[0], valid[0], Z, _ivar()[0])
+    assert measured.fluxes[len(LINES)] == pytest.approx(10.0, rel=0.25)
 
 
 def test_a_line_off_the_grid_or_unobserved_has_no_snr_and_no_ratio():
