@@ -24,9 +24,10 @@ There is no stellar template, so the troughs stand in for the absorption the cat
 away, and the absorption lines' width is a proxy for the dispersion, not a measurement of it. The vector
 (FEATURES) holds the ratios in dex, how far above each demarcation of the [N II] BPT diagram the galaxy lies,
 each feature's S/N as asinh(S/N / 2) (linear near the catalogs' S/N 2 and 3 cuts, logarithmic beyond), the
-least S/N of the four BPT lines, and the two widths, each faded towards 0 where what it is fitted to is not
-seen. A ratio's lines count at least their error, so a line not seen gives an upper limit rather than noise;
-where a line is off the spectrum or unobserved, its S/N and its ratios are 0.
+least S/N of the four BPT lines, the two widths, each faded towards 0 where what it is fitted to is not seen,
+and the equivalent widths E+A catalogs select on (H-delta, [O II], H-alpha; ``kb.line_indices``). A ratio's lines
+count at least their error, so a line not seen gives an upper limit rather than noise; where a line is off the
+spectrum or unobserved, its S/N and its ratios are 0.
 
 Arrays in: the preprocessed flux (N, L) on the model's observed grid (``kb.preprocess``, dimensionless), its
 ``valid`` mask (N, L) bool, its ``ivar`` (N, L) in (normalised flux)^-2 and the redshifts ``z`` (N,). About
@@ -42,6 +43,7 @@ from scipy.ndimage import median_filter
 
 from inference.night_sky import sky_pixels
 from kb.bpt import kauffmann03, kewley01, schawinski07
+from kb.line_indices import INDEX_WINDOWS, index_ew
 from kb.preprocess import PAPER, wave_grid
 
 C_KMS = 299_792.458
@@ -63,6 +65,7 @@ LINES: dict[str, tuple[float, ...]] = {  # name: vacuum rest Angstrom of its com
     "[S II] 6716": (6718.29,),
     "[S II] 6731": (6732.68,),
 }
+BALMER = ("H-delta", "H-gamma", "H-beta", "H-alpha")
 BUMPS: dict[str, tuple[float, ...]] = {  # name: vacuum rest Angstrom of a broad Wolf-Rayet blend's components
     "Wolf-Rayet blue bump": (4650.0, 4686.0),
     "Wolf-Rayet red bump": (5808.0,),
@@ -94,6 +97,7 @@ FEATURES = (
     *(f"asinh(S/N {name} / 2)" for name in MEASURED),
     "log width / 100 km/s",
     "log absorption-line width / 200 km/s",
+    *(f"{index} index EW / 5 Angstrom" for index in INDEX_WINDOWS),
 )
 INSTRUMENT_KMS = 70.0  # SDSS's resolution, sigma
 WIDTHS_KMS = np.geomspace(30.0, 600.0, 9)  # intrinsic line sigmas the fit tries
@@ -103,7 +107,6 @@ CONTINUUM_PIXELS = 101  # ~140 Angstrom: wider than the H-alpha + [N II] complex
 RATIO_LIMIT = 2.5  # dex either way
 SNR_SCALE = 2.0
 POSITION = {name: i for i, name in enumerate(MEASURED)}  # each feature's place in the measured arrays
-BALMER = {"H-delta", "H-gamma", "H-beta", "H-alpha"}
 REACH = {  # a line's mask and fit reach this many times as far as LINE_MASK_KMS and FIT_REACH_KMS
     **{name: 2.5 for name in BALMER},  # over the Balmer lines' absorption troughs
     **{name: 2.0 for name in BUMPS},
@@ -137,7 +140,14 @@ def line_features(flux, valid, z, ivar) -> np.ndarray:
     ivar = np.asarray(ivar, np.float64)
     if ivar.shape != flux.shape:
         raise ValueError(f"need an (N, L) ivar like the flux {flux.shape}; got {ivar.shape}")
-    return np.stack([_features(*measure_lines(*spectrum)) for spectrum in zip(flux, valid, z, ivar)])
+    return np.stack(
+        [_features(measure_lines(*spectrum), _indices(*spectrum)) for spectrum in zip(flux, valid, z, ivar)]
+    )
+
+
+def _indices(flux, valid, z, ivar) -> list[float]:
+    """One spectrum's equivalent widths over Goto et al. (2003)'s windows (``kb.line_indices``), Angstrom."""
+    return [index_ew(WAVE, flux, np.where(valid, ivar, 0.0), z, index) for index in INDEX_WINDOWS]
 
 
 def measure_lines(flux: np.ndarray, valid: np.ndarray, z: float, ivar: np.ndarray) -> Measured:
@@ -178,9 +188,8 @@ def measure_lines(flux: np.ndarray, valid: np.ndarray, z: float, ivar: np.ndarra
     variance = np.diag(np.linalg.pinv(design.T @ design))[: len(kinds)]
     fluxes[on] = np.where(seen, coefficients[: len(kinds)], 0.0)
     errors[on] = np.where(seen, np.sqrt(np.clip(variance, 0, None)), -1.0)
-    return Measured(
-        fluxes, errors, float(width), *_stellar_width(flux, valid & (offset > LINE_MASK_KMS), continuum, ivar, z)
-    )
+    usable = valid & (offset > LINE_MASK_KMS)
+    return Measured(fluxes, errors, float(width), *_stellar_width(flux, usable, continuum, ivar, z))
 
 
 def _stellar_width(flux, usable, continuum, ivar, z) -> tuple[float, float]:
@@ -233,8 +242,10 @@ def _profiles(wave: np.ndarray, centres: list[np.ndarray], width_kms: float) -> 
     return shapes @ share
 
 
-def _features(fluxes, errors, width: float, stellar_width: float, stellar_snr: float) -> np.ndarray:
-    """One spectrum's ``Measured`` lines -> (len(FEATURES),) float32."""
+def _features(measured: Measured, indices: list[float]) -> np.ndarray:
+    """One spectrum's ``Measured`` lines and its Goto indices (Angstrom, NaN where not observed) ->
+    (len(FEATURES),) float32."""
+    fluxes, errors, width, stellar_width, stellar_snr = measured
     measured = errors > 0
     snr = np.where(measured, fluxes / np.where(measured, errors, 1.0), 0.0)
     at_least = np.where(measured, np.maximum(fluxes, errors), 0.0)  # a line not seen counts its error
@@ -256,6 +267,7 @@ def _features(fluxes, errors, width: float, stellar_width: float, stellar_snr: f
             *np.arcsinh(snr / SNR_SCALE),
             strength * np.log10(width / 100.0),
             np.tanh((stellar_snr / 5.0) ** 2) * np.log10(stellar_width / 200.0),
+            *np.clip(np.nan_to_num(np.array(indices) / 5.0), -RATIO_LIMIT, RATIO_LIMIT),
         ],
         dtype=np.float32,
     )

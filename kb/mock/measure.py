@@ -177,36 +177,6 @@ def velocity_dispersion(
 
 
 # Flux-summing windows after Goto (2003): line band, then blue and red continuum bands (Angstrom, rest).
-INDEX_WINDOWS = {
-    "H_delta": ((4082.0, 4122.0), (4030.0, 4082.0), (4122.0, 4170.0)),
-    "[O_II] 3727": ((3716.0, 3738.0), (3696.0, 3716.0), (3738.0, 3758.0)),
-    "H_alpha": ((6555.0, 6575.0), (6490.0, 6537.0), (6594.0, 6640.0)),
-}
-
-
-def index_ew(flux: np.ndarray, ivar: np.ndarray, z: float, index: str) -> float:
-    """A rest-frame equivalent width (Angstrom; absorption positive, emission negative) by flux summing
-    over INDEX_WINDOWS[index]: the continuum is the straight line through the two side bands' mean flux.
-    NaN where a band has no valid pixel."""
-    line, blue, red = INDEX_WINDOWS[index]
-    wave_rest = WAVE / (1 + z)
-    good = ivar > 0
-
-    def band(lo: float, hi: float) -> np.ndarray:
-        return good & (wave_rest >= lo) & (wave_rest < hi)
-
-    if not all(band(*b).any() for b in (line, blue, red)):
-        return float("nan")
-    centres = [np.mean(b) for b in (blue, red)]
-    levels = [float(flux[band(*b)].mean()) for b in (blue, red)]
-    inside = band(*line)
-    continuum = np.interp(wave_rest[inside], centres, levels)
-    step = np.gradient(wave_rest)[inside]  # Angstrom per pixel, rest
-    if np.any(continuum <= 0):
-        return float("nan")
-    return float(np.sum((1 - flux[inside] / continuum) * step) * (line[1] - line[0]) / step.sum())
-
-
 # The lines a strong-lens search looks for behind the foreground galaxy, each a kernel of relative
 # strengths (the [O II] doublet as one), and the width of the kernels (km/s), as BOSS searches use.
 LENS_KERNELS = {

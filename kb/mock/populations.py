@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kb.line_indices import INDEX_WINDOWS, index_ew
 from kb.mock import measure, physics, rules
 from kb.mock.physics import C_KMS, WAVE, Stars, noise, observe
 from kb.mock.v2 import HALPHA_EW, YOUNG_FRACTION, draw_redshift  # unchanged since v2
@@ -427,7 +428,7 @@ def record(galaxy: MockGalaxy, rng: np.random.Generator, *, background: bool = T
     detection = {}
     if galaxy.z_source is not None:
         detection = measure.background_line_snr(flux, ivar, observed["host"], galaxy.z_source)
-    ew = {index: measure.index_ew(flux, ivar, galaxy.z, index) for index in measure.INDEX_WINDOWS}
+    ew = {index: index_ew(WAVE, flux, ivar, galaxy.z, index) for index in INDEX_WINDOWS}
     catalog = dict(
         Z=galaxy.z,
         Z_ERR=2e-5 * (1 + galaxy.z),

@@ -52,7 +52,7 @@ def port_bpt(lines: dict[str, tuple[float, float]]) -> str:
 
 # Goto (2007, MNRAS 381, 187), an E+A catalog from SDSS DR5: H-delta absorption EW > 5.0 Angstrom, and
 # neither H-alpha (EW > -3.0) nor [O II] (EW > -2.5) in emission (emission EWs negative), on spectra
-# with S/N >= 10 per pixel; EWs by flux summing over Goto (2003)'s windows (``kb.mock.measure.index_ew``).
+# with S/N >= 10 per pixel; EWs by flux summing over Goto (2003)'s windows (``kb.line_indices.index_ew``).
 EPLUSA_HDELTA_EW = 5.0  # Angstrom, absorption
 EPLUSA_HALPHA_EW = -3.0  # Angstrom, emission negative
 EPLUSA_OII_EW = -2.5

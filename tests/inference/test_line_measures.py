@@ -4,6 +4,7 @@ import pytest
 from inference.line_measures import BUMPS, FEATURES, LINES, STELLAR, WAVE, line_features, measure_lines
 from inference.representation import ENCODER_LINES, represent
 from inference.representation import LINES as LINE_REPRESENTATION
+from kb.line_indices import index_ew
 
 Z = 0.1
 LINER = {"H-alpha": 20.0, "[N II] 6583": 30.0, "H-beta": 6.0, "[O III] 5007": 9.0, "[S II] 6716": 8.0}
@@ -92,6 +93,19 @@ def test_the_absorption_lines_width_follows_the_stars_dispersion():
     )
     name = "log absorption-line width / 200 km/s"
     assert abs(_feature(quiet, name)) < 0.15 < _feature(massive, name)  # faded to 0 where no line is seen
+
+
+def test_a_post_starbursts_deep_balmer_absorption_is_measured_as_the_e_plus_a_catalogs_do():
+    young = _spectrum({"H-beta": 2.0}, seed=1)
+    for name in ("H-delta", "H-gamma", "H-beta"):  # 6 Angstrom rest EW troughs, A stars' breadth
+        level = 1.2 - LINES[name][0] * (1 + Z) / 20000.0  # the continuum there
+        young -= _gaussians(LINES[name], 6.0 * (1 + Z) * level, Z, 900.0)
+    flux, valid = np.stack([young, _spectrum({"H-beta": 2.0}, seed=1)]), np.ones((2, len(WAVE)), bool)
+    rows = line_features(flux, valid, np.full(2, Z), _ivar(2))
+    deep, plain = rows[:, FEATURES.index("H_delta index EW / 5 Angstrom")]
+    assert deep == pytest.approx(index_ew(WAVE, young, _ivar()[0], Z, "H_delta") / 5, rel=1e-5)  # Goto's windows
+    assert deep > 0.8 > 0.1 > abs(plain)  # most of the 6 Angstrom falls in the 40 Angstrom band
+    assert _feature(rows[0], "asinh(S/N H-beta / 2)") > 2.0  # the emission on top of the trough is measured too
 
 
 def test_a_wolf_rayet_bump_is_seen_where_it_is_and_only_there():

@@ -11,7 +11,8 @@ from django.core.management import call_command
 from sklearn.metrics import f1_score
 
 from kb.bpt import bpt_consensus
-from kb.mock import generate_survey, measure, populations, rules
+from kb.line_indices import INDEX_WINDOWS, index_ew
+from kb.mock import generate_survey, measure, physics, populations, rules
 from kb.mock.survey import render_again
 from kb.spectra import read_spectrum
 
@@ -115,7 +116,7 @@ def test_the_eplusa_catalog_holds_what_gotos_criteria_select_from_the_pixels():
     for recorded in drawn.values():
         for galaxy, (observed, _, catalog) in recorded:
             flux, ivar = observed["flux"].astype(float), observed["ivar"].astype(float)
-            ew = {index: measure.index_ew(flux, ivar, galaxy.z, index) for index in measure.INDEX_WINDOWS}
+            ew = {index: index_ew(physics.WAVE, flux, ivar, galaxy.z, index) for index in INDEX_WINDOWS}
             assert catalog["hdelta_ew"] == pytest.approx(ew["H_delta"])
             assert catalog["eplusa_catalogued"] == rules.goto_eplusa(
                 hdelta_ew=ew["H_delta"], halpha_ew=ew["H_alpha"], oii_ew=ew["[O_II] 3727"], snr=catalog["SN_MEDIAN_ALL"]
