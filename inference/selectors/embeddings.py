@@ -13,7 +13,7 @@ from inference import line_measures, night_sky
 from inference.models import EmbeddingSet
 from inference.representation import needs_embedding, needs_flux, needs_ivar, represent
 from inference.retriever import VotePolicy
-from kb import bpt, preprocess
+from kb import bpt, line_indices, preprocess
 from kb.models import Spectrum
 from kb.selectors import bpt_labels, label_counts, last_ingest, spectrum_redshifts, spectrum_store
 from kb.store import RowStore
@@ -97,8 +97,9 @@ LINE_CHUNK = 2000  # rows measured, then kept, at a time
 def line_store() -> RowStore:
     """Where ``line_vectors`` keeps each store row's lines: (checksum, *features) float64 rows, named by a
     digest of the measuring code (``inference.line_measures``, ``inference.night_sky``, and the grid and BPT
-    demarcations it reads: ``kb.preprocess``, ``kb.bpt``)."""
-    code = b"".join(Path(module.__file__).read_bytes() for module in (line_measures, night_sky, preprocess, bpt))
+    demarcations and windows it reads: ``kb.preprocess``, ``kb.bpt``, ``kb.line_indices``)."""
+    modules = (line_measures, night_sky, preprocess, bpt, line_indices)
+    code = b"".join(Path(module.__file__).read_bytes() for module in modules)
     digest = hashlib.blake2b(code, digest_size=6).hexdigest()
     return RowStore(
         settings.DATA_DIR / "lines", f"features-{digest}", width=len(line_measures.FEATURES) + 1, dtype="float64"
