@@ -12,7 +12,7 @@ from experiments.baselines import SHORTCUT_FEATURES
 from inference import index as vector_index
 from inference.representation import needs_ivar, represent
 from inference.retriever import VotePolicy
-from inference.selectors.embeddings import embedding_store, line_vectors, reconstruction_store
+from inference.selectors.embeddings import embedding_store, line_continuum, line_vectors, reconstruction_store
 from inference.services.embeddings import embedding_update
 from inference.services.search import load_retriever
 from kb.models import KnowledgeBase, Spectrum
@@ -67,7 +67,8 @@ class Data:
         in the representation ``policy`` names; their lines measured afresh unless ``lines`` are given."""
         z = self.redshifts(ids)
         arrays = (embedding, np.asarray(flux), np.asarray(valid), z, np.asarray(ivar))
-        return represent(policy.representation, *arrays, window_scale=policy.window_scale, lines=lines)
+        eigen = line_continuum() if needs_ivar(policy.representation) and lines is None else None
+        return represent(policy.representation, *arrays, window_scale=policy.window_scale, lines=lines, eigen=eigen)
 
     def features(self, ids) -> np.ndarray:
         """(n, 3) redshift, velocity dispersion (km/s) and median S/N: ``baselines.SHORTCUT_FEATURES``; NaN where

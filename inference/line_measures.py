@@ -10,24 +10,27 @@ entry is:
 
 1. the continuum: the flux, with every feature's pixels (LINE_MASK_KMS either side, REACH times that for the
    Balmer lines' absorption troughs and the bumps) and the bright night-sky lines' (``inference.night_sky``)
-   bridged, under a running median of CONTINUUM_PIXELS;
+   bridged, under a running median of CONTINUUM_PIXELS; or, given the eigen-spectra of a survey's quiet
+   galaxies (``inference.continuum``), those fitted to the same pixels plus a running median of what they
+   leave, so that the stars' absorption under each line is read from the rest of the spectrum;
 2. the lines: Gaussian profiles at every line of LINES at the redshift, one intrinsic width for all (the one
-   of WIDTHS_KMS with the least chi-squared), the broad Wolf-Rayet bumps (BUMPS: N III + He II 4686 and
-   C IV 5808 at BUMP_KMS; Brinchmann, Kunth & Durret 2008), and under each Balmer line a broad stellar
-   absorption trough (ABSORPTION_KMS), fitted together (H-alpha and [N II] share pixels) by linear least
-   squares weighted by the inverse variance, over the pixels within FIT_REACH_KMS of a line;
+   of WIDTHS_KMS with the least chi-squared, refined between the grid's widths), the broad Wolf-Rayet bumps
+   (BUMPS: N III + He II 4686 and C IV 5808 at BUMP_KMS; Brinchmann, Kunth & Durret 2008), and under each
+   Balmer line a broad stellar absorption trough (ABSORPTION_KMS), fitted together (H-alpha and [N II] share
+   pixels) by linear least squares weighted by the inverse variance, over the pixels within FIT_REACH_KMS of a
+   line;
 3. the stars' absorption lines (STELLAR: Ca II K and H, the G band, Mg b, Fe 5270 and 5335, Na D) under the
    same continuum, at one width for all (the one of STELLAR_WIDTHS_KMS with the least chi-squared): what the
    catalogs' template fits read the velocity dispersion from, which sets the most massive galaxies apart.
 
-There is no stellar template, so the troughs stand in for the absorption the catalogs' template fits take
-away, and the absorption lines' width is a proxy for the dispersion, not a measurement of it. The vector
-(FEATURES) holds the ratios in dex, how far above each demarcation of the [N II] BPT diagram the galaxy lies,
-each feature's S/N as asinh(S/N / 2) (linear near the catalogs' S/N 2 and 3 cuts, logarithmic beyond), the
-least S/N of the four BPT lines, the two widths, each faded towards 0 where what it is fitted to is not seen,
-and the equivalent widths E+A catalogs select on (H-delta, [O II], H-alpha; ``kb.line_indices``). A ratio's lines
-count at least their error, so a line not seen gives an upper limit rather than noise; where a line is off the
-spectrum or unobserved, its S/N and its ratios are 0.
+The eigen-spectra stand in for the stellar templates the catalogs fit (without them, H-beta reads short by its
+absorption); the troughs take up what they leave. The absorption lines' width is a proxy for the dispersion,
+not a measurement of it. The vector (FEATURES) holds the ratios in dex, how far above each demarcation of the
+[N II] BPT diagram the galaxy lies, each feature's S/N as asinh(S/N / 2) (linear near the catalogs' S/N 2 and
+3 cuts, logarithmic beyond), the least S/N of the four BPT lines, the two widths, each faded towards 0 where
+what it is fitted to is not seen, and the equivalent widths E+A catalogs select on (H-delta, [O II], H-alpha;
+``kb.line_indices``). A ratio's lines count at least their error, so a line not seen gives an upper limit
+rather than noise; where a line is off the spectrum or unobserved, its S/N and its ratios are 0.
 
 Arrays in: the preprocessed flux (N, L) on the model's observed grid (``kb.preprocess``, dimensionless), its
 ``valid`` mask (N, L) bool, its ``ivar`` (N, L) in (normalised flux)^-2 and the redshifts ``z`` (N,). About
@@ -41,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.ndimage import median_filter
 
+from inference.continuum import EigenContinuum
 from inference.night_sky import sky_pixels
 from kb.bpt import kauffmann03, kewley01, schawinski07
 from kb.line_indices import INDEX_WINDOWS, index_ew
@@ -129,9 +133,9 @@ class Measured(NamedTuple):
     # beyond what fitting noise would
 
 
-def line_features(flux, valid, z, ivar) -> np.ndarray:
+def line_features(flux, valid, z, ivar, eigen: EigenContinuum | None = None) -> np.ndarray:
     """(N, L) flux, valid and ivar at redshifts (N,) -> (N, len(FEATURES)) float32, as the module docstring
-    says."""
+    says; the stars' light under the lines by the ``eigen`` continuum where one is given."""
     flux, valid, z = np.asarray(flux, np.float64), np.asarray(valid, bool), np.asarray(z, np.float64)
     if flux.shape != valid.shape or flux.ndim != 2 or z.shape != (len(flux),):
         raise ValueError(f"need (N, L) flux and valid and (N,) z; got {flux.shape}, {valid.shape} and {z.shape}")
@@ -141,7 +145,7 @@ def line_features(flux, valid, z, ivar) -> np.ndarray:
     if ivar.shape != flux.shape:
         raise ValueError(f"need an (N, L) ivar like the flux {flux.shape}; got {ivar.shape}")
     return np.stack(
-        [_features(measure_lines(*spectrum), _indices(*spectrum)) for spectrum in zip(flux, valid, z, ivar)]
+        [_features(measure_lines(*spectrum, eigen), _indices(*spectrum)) for spectrum in zip(flux, valid, z, ivar)]
     )
 
 
@@ -150,9 +154,13 @@ def _indices(flux, valid, z, ivar) -> list[float]:
     return [index_ew(WAVE, flux, np.where(valid, ivar, 0.0), z, index) for index in INDEX_WINDOWS]
 
 
-def measure_lines(flux: np.ndarray, valid: np.ndarray, z: float, ivar: np.ndarray) -> Measured:
+def measure_lines(
+    flux: np.ndarray, valid: np.ndarray, z: float, ivar: np.ndarray, eigen: EigenContinuum | None = None
+) -> Measured:
     """One spectrum's (L,) flux, valid and ivar at redshift z -> its ``Measured`` emission features (LINES
-    and BUMPS, in MEASURED's order) and absorption-line width."""
+    and BUMPS, in MEASURED's order) and absorption-line width. The continuum under the emission lines is the
+    ``eigen`` continuum's fit plus a running median of what it leaves, where one is given (and covers the
+    pixel); else the running median of the flux."""
     fluxes, errors = np.zeros(len(MEASURED)), np.full(len(MEASURED), -1.0)
     centres = [np.array(rest) * (1 + z) for rest in MEASURED.values()]
     offset = _offsets(centres)  # (L,) km/s to the nearest line, counted at each one's REACH
@@ -164,7 +172,12 @@ def measure_lines(flux: np.ndarray, valid: np.ndarray, z: float, ivar: np.ndarra
         return Measured(fluxes, errors, float(WIDTHS_KMS[0]), float(STELLAR_WIDTHS_KMS[0]), 0.0)
     index = np.arange(len(WAVE))
     smooth = median_filter(flux[quiet], CONTINUUM_PIXELS, mode="nearest")  # over quiet pixels: none bridged
-    continuum = np.interp(index, index[quiet], smooth)
+    plain = np.interp(index, index[quiet], smooth)
+    continuum = plain
+    if eigen is not None:
+        stars, inside = eigen.model(WAVE, flux, quiet, z, ivar)
+        left = median_filter((flux - stars)[quiet], CONTINUUM_PIXELS, mode="nearest")
+        continuum = np.where(inside, stars + np.interp(index, index[quiet], left), plain)
     wave, root_w = WAVE[near], np.sqrt(ivar[near])
     target = (flux - continuum)[near] * root_w
     kinds = [(c, name) for c, keep, name in zip(centres, on, MEASURED) if keep]
@@ -175,28 +188,29 @@ def measure_lines(flux: np.ndarray, valid: np.ndarray, z: float, ivar: np.ndarra
             _profiles(wave, [c for c, name in kinds if name in BALMER], ABSORPTION_KMS),
         ]
     )
-    best = (np.inf, WIDTHS_KMS[0], None, None)
-    for width in WIDTHS_KMS:
+
+    def fit(width: float) -> tuple[float, np.ndarray, np.ndarray]:
         design = np.hstack([_profiles(wave, used, width), fixed]) * root_w[:, None]  # (pixels, features + troughs)
         coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
-        chi2 = float(((target - design @ coefficients) ** 2).sum())
-        if chi2 < best[0]:
-            best = (chi2, width, design, coefficients)
-    _, width, design, coefficients = best
+        return float(((target - design @ coefficients) ** 2).sum()), design, coefficients
+
+    chi2 = np.array([fit(width)[0] for width in WIDTHS_KMS])
+    width = _least(chi2, WIDTHS_KMS)
+    _, design, coefficients = fit(width)
     covered = (design[:, : len(kinds)] / root_w[:, None]).sum(axis=0) * (WAVE[1] - WAVE[0])  # of a unit flux
     seen = covered > SEEN_SHARE
     variance = np.diag(np.linalg.pinv(design.T @ design))[: len(kinds)]
     fluxes[on] = np.where(seen, coefficients[: len(kinds)], 0.0)
     errors[on] = np.where(seen, np.sqrt(np.clip(variance, 0, None)), -1.0)
     usable = valid & (offset > LINE_MASK_KMS)
-    return Measured(fluxes, errors, float(width), *_stellar_width(flux, usable, continuum, ivar, z))
+    return Measured(fluxes, errors, float(width), *_stellar_width(flux, usable, plain, ivar, z))
 
 
 def _stellar_width(flux, usable, continuum, ivar, z) -> tuple[float, float]:
     """The absorption lines' intrinsic width (km/s; the STELLAR_WIDTHS_KMS with the least chi-squared) and
     their S/N (the square root of the chi-squared they take away from the bare continuum beyond the number of
-    parameters fitted, which is what noise alone takes on average), fitted to the
-    flux over the emission lines' ``continuum`` at the ``usable`` pixels (no emission line, no sky)."""
+    parameters fitted, which is what noise alone takes on average), fitted to the flux over its running
+    median ``continuum`` (which leaves them in) at the ``usable`` pixels (no emission line, no sky)."""
     centres = [np.array(rest) * (1 + z) for rest in STELLAR.values()]
     centres = [c for c in centres if c.min() > WAVE[0] and c.max() < WAVE[-1]]
     if not centres:
@@ -212,13 +226,18 @@ def _stellar_width(flux, usable, continuum, ivar, z) -> tuple[float, float]:
         design = _profiles(WAVE[near], centres, width) * root_w[:, None]
         coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
         chi2[i] = ((target - design @ coefficients) ** 2).sum()
+    taken = (target**2).sum() - chi2.min() - (len(centres) + 1)  # beyond what fitting noise takes on average
+    return _least(chi2, STELLAR_WIDTHS_KMS), float(np.sqrt(max(taken, 0.0)))
+
+
+def _least(chi2: np.ndarray, widths: np.ndarray) -> float:
+    """The width of least chi-squared on a geometric grid of ``widths``: the minimum of the parabola, in log
+    width, through the grid's least value and its neighbours (the grid's end where the least is there)."""
     i = int(np.argmin(chi2))
-    step = 0.0  # the parabola's minimum through the least chi-squared and its neighbours, in grid steps
+    step = 0.0  # in grid steps
     if 0 < i < len(chi2) - 1 and (curvature := chi2[i - 1] - 2 * chi2[i] + chi2[i + 1]) > 0:
-        step = 0.5 * (chi2[i - 1] - chi2[i + 1]) / curvature
-    width = STELLAR_WIDTHS_KMS[i] * (STELLAR_WIDTHS_KMS[1] / STELLAR_WIDTHS_KMS[0]) ** step
-    taken = (target**2).sum() - chi2[i] - (len(centres) + 1)  # beyond what fitting noise takes on average
-    return float(width), float(np.sqrt(max(taken, 0.0)))
+        step = float(np.clip(0.5 * (chi2[i - 1] - chi2[i + 1]) / curvature, -0.5, 0.5))
+    return float(widths[i] * (widths[1] / widths[0]) ** step)
 
 
 def _offsets(centres: list[np.ndarray]) -> np.ndarray:

@@ -64,13 +64,16 @@ def represent(
     *,
     window_scale: float = 1.0,
     lines=None,
+    eigen=None,
 ) -> np.ndarray:
     """(N, D) float32 vectors in ``representation``: the ``embedding`` (N, E); the window flux of ``flux``,
     ``valid`` and ``z`` (``window_flux``, N x F); the rest-frame spectrum over its continuum; the lines
     measured with the inverse variance ``ivar`` too (N, L; ``inference.line_measures``); or the embedding with
     the window flux or the lines beside it, that part times ``window_scale`` (``window_scale_fit``) so that
     neither part drowns the other's distances. ``lines`` (N, len(line_measures.FEATURES)): these spectra's
-    lines as ``line_features`` measured them already (a store's kept measurements), measured again if None."""
+    lines as ``line_features`` measured them already (a store's kept measurements), measured again if None,
+    under the ``eigen`` continuum (``inference.continuum``; the data folder's, so that they compare with what is
+    kept)."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; choose one of {', '.join(REPRESENTATIONS)}")
     if needs_embedding(representation) and embedding is None:
@@ -82,12 +85,12 @@ def represent(
     if representation == ENCODER:
         return np.asarray(embedding, dtype=np.float32)
     if representation in BESIDE_ENCODER:
-        part = represent(BESIDE_ENCODER[representation], None, flux, valid, z, ivar, lines=lines)
+        part = represent(BESIDE_ENCODER[representation], None, flux, valid, z, ivar, lines=lines, eigen=eigen)
         return np.hstack([np.asarray(embedding, dtype=np.float32), window_scale * part]).astype(np.float32)
     if representation == RESTFRAME:
         return restframe_lines(flux, valid, z)
     if representation == LINES:
-        return line_features(flux, valid, z, ivar) if lines is None else np.asarray(lines, dtype=np.float32)
+        return line_features(flux, valid, z, ivar, eigen) if lines is None else np.asarray(lines, dtype=np.float32)
     return window_flux(flux, valid, z)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 
-from inference import line_measures, night_sky
+from inference import continuum, line_measures, night_sky
+from inference.continuum import EigenContinuum, fit_eigen_continuum
 from inference.models import EmbeddingSet
 from inference.representation import needs_embedding, needs_flux, needs_ivar, represent
 from inference.retriever import VotePolicy
@@ -76,7 +78,7 @@ def line_vectors(*, store_rows) -> np.ndarray:
     checksums = np.array(
         [_checksum(flux_all[r], valid_all[r], ivar_all[r], z[i]) for i, r in enumerate(store_rows)], dtype=np.float64
     )
-    kept = line_store()
+    kept, eigen = line_store(), line_continuum()
     known = kept.read()
     inside = store_rows < len(known)
     fresh = np.zeros(len(store_rows), dtype=bool)
@@ -86,7 +88,7 @@ def line_vectors(*, store_rows) -> np.ndarray:
     for start in range(0, len(todo), LINE_CHUNK):
         part = todo[start : start + LINE_CHUNK]
         rows = store_rows[part]
-        out[part] = line_measures.line_features(flux_all[rows], valid_all[rows], z[part], ivar_all[rows])
+        out[part] = line_measures.line_features(flux_all[rows], valid_all[rows], z[part], ivar_all[rows], eigen)
         _line_keep(kept, rows, np.hstack([checksums[part, None], out[part]]))
     return out
 
@@ -96,14 +98,73 @@ LINE_CHUNK = 2000  # rows measured, then kept, at a time
 
 def line_store() -> RowStore:
     """Where ``line_vectors`` keeps each store row's lines: (checksum, *features) float64 rows, named by a
-    digest of the measuring code (``inference.line_measures``, ``inference.night_sky``, and the grid and BPT
-    demarcations and windows it reads: ``kb.preprocess``, ``kb.bpt``, ``kb.line_indices``)."""
-    modules = (line_measures, night_sky, preprocess, bpt, line_indices)
-    code = b"".join(Path(module.__file__).read_bytes() for module in modules)
-    digest = hashlib.blake2b(code, digest_size=6).hexdigest()
-    return RowStore(
-        settings.DATA_DIR / "lines", f"features-{digest}", width=len(line_measures.FEATURES) + 1, dtype="float64"
-    )
+    digest of the measuring code and of the eigen-continuum it measures under (``line_continuum``)."""
+    eigen = line_continuum()
+    name = f"features-{_code_digest()}-{eigen.digest if eigen else 'median'}"
+    return RowStore(settings.DATA_DIR / "lines", name, width=len(line_measures.FEATURES) + 1, dtype="float64")
+
+
+def line_continuum() -> EigenContinuum | None:
+    """The eigen-continuum every line measurement of this data folder is made under (``inference.continuum``):
+    fitted once, from the first CONTINUUM_CANDIDATES spectra of the training reserve by store row (never a
+    validation or test spectrum) whose own lines, measured over a running median, all have S/N under
+    QUIET_SNR, and kept beside the lines (a new measuring code fits it again). None where fewer than
+    ``continuum.MIN_SPECTRA`` are quiet: the lines are then measured over the running median alone."""
+    path = settings.DATA_DIR / "lines" / f"continuum-{_code_digest()}.npz"
+    if not path.exists():
+        _continuum_fit(path)
+    stamp = path.stat().st_mtime_ns
+    if _CONTINUUM.get(path, (None,))[0] != stamp:
+        with np.load(path) as kept:
+            _CONTINUUM[path] = (stamp, EigenContinuum(kept["basis"]) if kept["basis"].size else None)
+    return _CONTINUUM[path][1]
+
+
+CONTINUUM_CANDIDATES = 4000
+QUIET_SNR = 2.0  # every one of QUIET_LINES under this S/N: a spectrum the eigen-continuum is learnt from
+QUIET_LINES = ("[O II] 3727", "H-beta", "[O III] 5007", "H-alpha", "[N II] 6583")
+_CONTINUUM: dict[Path, tuple[int, EigenContinuum | None]] = {}  # path: (its mtime, what it holds), per process
+
+
+def _continuum_fit(path: Path) -> None:
+    """Fit ``line_continuum``'s eigen-spectra and write them to ``path`` (an empty basis: too few quiet
+    spectra), whole or not at all."""
+    rows, z = _quiet_training_spectra()
+    (flux, valid), ivar = spectrum_store().read(), spectrum_store().read_ivar()
+    try:
+        basis = fit_eigen_continuum(line_measures.WAVE, flux[rows], valid[rows] & (ivar[rows] > 0), z).basis
+    except ValueError:
+        basis = np.empty((0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial.npz")
+    np.savez(partial, basis=basis, store_rows=rows)
+    os.replace(partial, path)
+
+
+def _quiet_training_spectra() -> tuple[np.ndarray, np.ndarray]:
+    """(store rows, redshifts) of the training reserve's first CONTINUUM_CANDIDATES spectra whose QUIET_LINES,
+    measured over a running median, are all under QUIET_SNR."""
+    candidates = Spectrum.objects.filter(held_out=False, validation=False).order_by("store_row")
+    candidates = list(candidates.values_list("store_row", "z")[:CONTINUUM_CANDIDATES])
+    (flux, valid), ivar = spectrum_store().read(), spectrum_store().read_ivar()
+    where = [line_measures.POSITION[name] for name in QUIET_LINES]
+    quiet = []
+    for row, z in candidates:
+        measured = line_measures.measure_lines(flux[row], valid[row], z, ivar[row])
+        errors = measured.errors[where]
+        snr = np.where(errors > 0, measured.fluxes[where] / np.where(errors > 0, errors, 1.0), 0.0)
+        if snr.max() < QUIET_SNR:
+            quiet.append((row, z))
+    rows, z = (np.array(column) for column in zip(*quiet)) if quiet else (np.empty(0, int), np.empty(0))
+    return rows.astype(np.int64), z.astype(np.float64)
+
+
+def _code_digest() -> str:
+    """A digest of the measuring code: ``inference.line_measures``, ``inference.continuum``,
+    ``inference.night_sky``, and the grid, BPT demarcations and windows it reads (``kb.preprocess``,
+    ``kb.bpt``, ``kb.line_indices``)."""
+    modules = (line_measures, continuum, night_sky, preprocess, bpt, line_indices)
+    return hashlib.blake2b(b"".join(Path(m.__file__).read_bytes() for m in modules), digest_size=6).hexdigest()
 
 
 def _line_keep(kept: RowStore, rows: np.ndarray, values: np.ndarray) -> None:

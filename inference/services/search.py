@@ -25,9 +25,9 @@ from inference.answers import Answer, Context, Neighbour, Query
 from inference.background_lines import LINES, QUIET, BackgroundRule, background_scan, quiet_host
 from inference.embed import embed, reconstruction_chi2
 from inference.models import EmbeddingSet
-from inference.representation import represent
+from inference.representation import needs_ivar, represent
 from inference.retriever import NO_ID, POLICY_FILE, WEIRD_K, Retriever, VotePolicy
-from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors
+from inference.selectors.embeddings import embedding_reconstruction, embedding_vectors, line_continuum
 from inference.selectors.evidence import spectrum_query
 from inference.selectors.lines import background_lines_get
 from inference.trust import assess
@@ -126,7 +126,8 @@ def query_vector(
     arrays = (np.asarray(a)[None] if a is not None else None for a in (embedding, flux, valid))
     z = None if z is None else [z]
     ivar = None if ivar is None else np.asarray(ivar)[None]
-    return represent(policy.representation, *arrays, z, ivar, window_scale=policy.window_scale)[0]
+    eigen = line_continuum() if needs_ivar(policy.representation) else None
+    return represent(policy.representation, *arrays, z, ivar, window_scale=policy.window_scale, eigen=eigen)[0]
 
 
 def read_query(path: str | Path, *, name: str | None = None) -> PreparedFile:
