@@ -132,6 +132,12 @@ class Measured(NamedTuple):
     stellar_snr: float  # how clearly the absorption lines are seen: sqrt of the chi-squared they take away
     # beyond what fitting noise would
 
+    @property
+    def snr(self) -> np.ndarray:
+        """(len(MEASURED),) each feature's flux over its error; 0 where it was not measured."""
+        measured = self.errors > 0
+        return np.where(measured, self.fluxes / np.where(measured, self.errors, 1.0), 0.0)
+
 
 def line_features(flux, valid, z, ivar, eigen: EigenContinuum | None = None) -> np.ndarray:
     """(N, L) flux, valid and ivar at redshifts (N,) -> (N, len(FEATURES)) float32, as the module docstring
@@ -202,8 +208,7 @@ def measure_lines(
     variance = np.diag(np.linalg.pinv(design.T @ design))[: len(kinds)]
     fluxes[on] = np.where(seen, coefficients[: len(kinds)], 0.0)
     errors[on] = np.where(seen, np.sqrt(np.clip(variance, 0, None)), -1.0)
-    usable = valid & (offset > LINE_MASK_KMS)
-    return Measured(fluxes, errors, float(width), *_stellar_width(flux, usable, plain, ivar, z))
+    return Measured(fluxes, errors, float(width), *_stellar_width(flux, quiet, plain, ivar, z))
 
 
 def _stellar_width(flux, usable, continuum, ivar, z) -> tuple[float, float]:
@@ -261,12 +266,11 @@ def _profiles(wave: np.ndarray, centres: list[np.ndarray], width_kms: float) -> 
     return shapes @ share
 
 
-def _features(measured: Measured, indices: list[float]) -> np.ndarray:
+def _features(lines: Measured, indices: list[float]) -> np.ndarray:
     """One spectrum's ``Measured`` lines and its Goto indices (Angstrom, NaN where not observed) ->
     (len(FEATURES),) float32."""
-    fluxes, errors, width, stellar_width, stellar_snr = measured
-    measured = errors > 0
-    snr = np.where(measured, fluxes / np.where(measured, errors, 1.0), 0.0)
+    fluxes, errors, width, stellar_width, stellar_snr = lines
+    snr, measured = lines.snr, errors > 0
     at_least = np.where(measured, np.maximum(fluxes, errors), 0.0)  # a line not seen counts its error
     ratios = []
     for top, bottom in RATIOS:

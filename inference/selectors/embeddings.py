@@ -129,8 +129,8 @@ _CONTINUUM: dict[Path, tuple[int, EigenContinuum | None]] = {}  # path: (its mti
 def _continuum_fit(path: Path) -> None:
     """Fit ``line_continuum``'s eigen-spectra and write them to ``path`` (an empty basis: too few quiet
     spectra), whole or not at all."""
-    rows, z = _quiet_training_spectra()
     (flux, valid), ivar = spectrum_store().read(), spectrum_store().read_ivar()
+    rows, z = _quiet_training_spectra(flux, valid, ivar)
     try:
         basis = fit_eigen_continuum(line_measures.WAVE, flux[rows], valid[rows] & (ivar[rows] > 0), z).basis
     except ValueError:
@@ -141,19 +141,16 @@ def _continuum_fit(path: Path) -> None:
     os.replace(partial, path)
 
 
-def _quiet_training_spectra() -> tuple[np.ndarray, np.ndarray]:
+def _quiet_training_spectra(flux, valid, ivar) -> tuple[np.ndarray, np.ndarray]:
     """(store rows, redshifts) of the training reserve's first CONTINUUM_CANDIDATES spectra whose QUIET_LINES,
-    measured over a running median, are all under QUIET_SNR."""
+    measured over a running median from the store's ``flux``, ``valid`` and ``ivar``, are all under
+    QUIET_SNR."""
     candidates = Spectrum.objects.filter(held_out=False, validation=False).order_by("store_row")
     candidates = list(candidates.values_list("store_row", "z")[:CONTINUUM_CANDIDATES])
-    (flux, valid), ivar = spectrum_store().read(), spectrum_store().read_ivar()
     where = [line_measures.POSITION[name] for name in QUIET_LINES]
     quiet = []
     for row, z in candidates:
-        measured = line_measures.measure_lines(flux[row], valid[row], z, ivar[row])
-        errors = measured.errors[where]
-        snr = np.where(errors > 0, measured.fluxes[where] / np.where(errors > 0, errors, 1.0), 0.0)
-        if snr.max() < QUIET_SNR:
+        if line_measures.measure_lines(flux[row], valid[row], z, ivar[row]).snr[where].max() < QUIET_SNR:
             quiet.append((row, z))
     rows, z = (np.array(column) for column in zip(*quiet)) if quiet else (np.empty(0, int), np.empty(0))
     return rows.astype(np.int64), z.astype(np.float64)
